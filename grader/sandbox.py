@@ -1,0 +1,201 @@
+"""How a student's kernel is confined.
+
+The kernel runs under bubblewrap with no network, a private ``/tmp``, its own PID namespace, a
+read-only view of only the Python environment it needs (with this project's packages masked),
+a scratch folder as its only writable place, a minimal environment, and resource limits set by
+``prlimit``. When the grader runs as root, the kernel runs as ``nobody`` so that the process
+limit counts only the kernel's own processes.
+
+``none`` keeps the resource limits and the scratch folder but nothing else; it must be asked for.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import SandboxUnavailable
+from grader.rubric import Limits
+
+NOBODY = 65534
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/nsswitch.conf",
+              "/etc/localtime", "/etc/alternatives", "/etc/fonts")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A decided sandbox mode: ``bwrap`` or ``none``, and why where ``auto`` fell back."""
+
+    mode: str
+    note: str = ""
+
+    @property
+    def confined(self) -> bool:
+        return self.mode == "bwrap"
+
+    def kernel_argv(self, scratch: Path, limits: Limits) -> list[str]:
+        """The command that starts an IPython kernel confined to ``scratch``."""
+        kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
+        if self.mode == "none":
+            return _prlimit(limits) + kernel
+        # As root, bubblewrap sets up the mounts and `setpriv` inside it becomes `nobody`.
+        return _prlimit(limits) + _bwrap_args(scratch) + _drop_privileges() + kernel
+
+    def kernel_env(self, scratch: Path, threads: int = 1) -> dict[str, str]:
+        """The kernel's whole environment: nothing of the tutor's is passed on."""
+        n = str(threads)
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(scratch),
+            "TMPDIR": "/tmp" if self.confined else str(scratch / "tmp"),
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(scratch / ".mpl"),
+            "IPYTHONDIR": str(scratch / ".ipython"),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
+
+    def prepare(self, scratch: Path) -> None:
+        """Make the scratch folder the kernel's own (it may run as ``nobody``)."""
+        (scratch / "tmp").mkdir(exist_ok=True)
+        if self.confined and _drop_privileges():
+            for path in (scratch, scratch / "tmp"):
+                os.chown(path, NOBODY, NOBODY)
+            os.chmod(scratch, 0o700)
+
+
+def _drop_privileges() -> list[str]:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return []
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+def _prlimit(limits: Limits) -> list[str]:
+    if shutil.which("prlimit") is None:
+        return []
+    mb = 1024 * 1024
+    return ["prlimit",
+            f"--as={limits.memory_mb * mb}",
+            f"--cpu={limits.cpu_seconds}",
+            f"--fsize={limits.max_file_mb * mb}",
+            f"--nproc={limits.max_processes}",
+            "--nofile=1024", "--core=0", "--"]
+
+
+def _python_roots() -> list[Path]:
+    """The folders of the running Python that the kernel needs, read-only."""
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    for entry in sys.path:
+        p = Path(entry or ".").resolve()
+        if p.is_dir() and "-packages" in p.name:
+            roots.add(p)
+    keep = []
+    for root in sorted(roots, key=lambda p: len(p.parts)):
+        if any(root.is_relative_to(k) for k in keep) or root == Path("/"):
+            continue
+        if any(root.is_relative_to(s) for s in _SYSTEM_DIRS):
+            continue  # already visible through the system folders
+        keep.append(root)
+    return keep
+
+
+def _masked_paths(visible: list[Path]) -> list[Path]:
+    """This project's packages and source, wherever a visible folder would show them."""
+    masked = set()
+    for name in ("grader", "reference"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            masked.add(Path(spec.origin).resolve().parent)
+    masked.add(PROJECT_ROOT)
+    shown = [Path(s) for s in _SYSTEM_DIRS] + visible
+    return sorted(p for p in masked if p.is_dir() and any(p.is_relative_to(v) for v in shown))
+
+
+def _bwrap_args(scratch: Path) -> list[str]:
+    args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    if not _drop_privileges():
+        # Without root there is no setpriv step; a user namespace and no capabilities instead.
+        args[1:1] = ["--unshare-user", "--cap-drop", "ALL"]
+    for d in _SYSTEM_DIRS:
+        p = Path(d)
+        if p.is_symlink():
+            args += ["--symlink", os.readlink(p), d]
+        elif p.is_dir():
+            args += ["--ro-bind", d, d]
+    for f in _ETC_FILES:
+        if os.path.exists(f):
+            args += ["--ro-bind", f, f]
+    visible = _python_roots()
+    made: set[Path] = set()
+
+    def parents(path: Path) -> list[str]:
+        # bwrap copies a parent's mode (e.g. /root is 0700), which would lock `nobody` out.
+        out: list[str] = []
+        for parent in reversed(path.parents[:-1]):
+            if parent not in made and parent != Path("/tmp"):
+                made.add(parent)
+                out += ["--perms", "0755", "--dir", str(parent)]
+        return out
+
+    for root in visible:
+        args += parents(root) + ["--ro-bind", str(root), str(root)]
+    for hidden in _masked_paths(visible):
+        args += ["--tmpfs", str(hidden)]
+    # The same path inside and out, so the IPC sockets named in the connection file work both ways.
+    args += parents(scratch) + ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
+    # Inside the PID namespace the kernel's parent is PID 1, which ipykernel would read as
+    # "orphaned"; --die-with-parent already ends the kernel with the grader.
+    args += ["--hostname", "sandbox", "--setenv", "JPY_PARENT_PID", "1", "--"]
+    return args
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap_problem() -> str:
+    """Why bubblewrap cannot confine a kernel here, or ``''`` when it can."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed; on Debian/Ubuntu: apt-get install bubblewrap"
+    probe = ["bwrap", "--unshare-net", "--unshare-pid", "--die-with-parent",
+             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"] + _drop_privileges() + ["true"]
+    try:
+        run = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start ({exc})"
+    if run.returncode != 0:
+        return f"bubblewrap cannot create namespaces here ({run.stderr.strip()[:200]})"
+    return ""
+
+
+def choose_sandbox(mode: str = "auto") -> Sandbox:
+    """Decide how kernels are confined.
+
+    ``auto`` uses bubblewrap where it runs and otherwise returns ``none`` with a note that the
+    CLI prints and every report shows; ``bwrap`` fails where bubblewrap cannot run.
+    """
+    if mode == "none":
+        return Sandbox("none", "the sandbox was switched off (--sandbox none): student code ran "
+                               "with the grader's file system view and network")
+    problem = _bwrap_problem()
+    if mode == "bwrap":
+        if problem:
+            raise SandboxUnavailable(f"--sandbox bwrap was asked for, but {problem}. Install "
+                                     "bubblewrap or run with --sandbox none knowingly.")
+        return Sandbox("bwrap")
+    if mode != "auto":
+        raise SandboxUnavailable(f"unknown sandbox mode {mode!r}; allowed: auto, bwrap, none")
+    if problem:
+        return Sandbox("none", f"NOT SANDBOXED: {problem}. Student code ran without isolation.")
+    return Sandbox("bwrap")
