@@ -179,6 +179,32 @@ def test_solution_defines_every_function(solution):
         assert "not implemented yet\")" not in the_cell(solution, f"function-{name}").source
 
 
+def _assigned_names(source: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        for sub in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) else []:
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                names.add(sub.id)
+            elif isinstance(sub, ast.alias):
+                names.add((sub.asname or sub.name).split(".")[0])
+    return names
+
+
+def test_try_cells_do_not_clobber_reference_globals(solution):
+    """A later try-cell must not rebind a module-level name that the reference code uses."""
+    reference_names: set[str] = set()
+    for cell in solution.cells:
+        if any(t.startswith("function-") for t in tags(cell)):
+            reference_names |= _assigned_names(cell.source)
+    same = {"torch", "np", "F", "make_recall_data", "time"}  # bound to the same object
+    for cell in solution.cells:
+        if any(t.startswith("try-") for t in tags(cell)):
+            clash = (_assigned_names(cell.source) & reference_names) - same
+            assert not clash, (cell.id, clash)
+
+
 @pytest.mark.slow
 def test_solution_runs_and_matches_torch(monkeypatch, tmp_path):
     from nbclient import NotebookClient
