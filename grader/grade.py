@@ -186,7 +186,9 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
     answer = WrittenAnswer(markdown=located.source, words=checked.words, sentences=checked.sentences,
                            found_by=located.found_by, over_limit_at=checked.over_limit_at,
                            visible=checked.text.visible, notes=tuple(notes),
-                           concepts_found=found, concepts_missing=missing)
+                           concepts_found=found, concepts_missing=missing,
+                           attachments=dict(nb.cells[located.index].get("attachments", {}) or {})
+                           if located.index is not None else {})
     return QuestionResult(qid, q.title, 0.0, q.points, "pending", answer=answer), flags
 
 

@@ -30,6 +30,7 @@ class WrittenAnswer:
     notes: tuple[str, ...] = ()
     concepts_found: tuple[str, ...] = ()
     concepts_missing: tuple[str, ...] = ()
+    attachments: Mapping[str, Any] = field(default_factory=dict)  # images of the answer cell
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class QuestionResult:
                                "status": self.status}
         if self.cases or self.status == "auto":
             out["checks"] = [{"name": c.name, "passed": c.passed, "points": round(c.points, 4),
-                              "max_points": round(c.max_points, 4), "message": c.message}
+                              "max_points": round(c.max_points, 4), "message": c.message,
+                              "mistakes": list(c.mistakes)}
                              for c in self.cases]
         if self.answer is not None:
             out["words"] = self.answer.words
@@ -113,6 +115,7 @@ class SubmissionResult:
             "notebook": self.notebook_name,
             "other_files": list(self.other_files),
             "seconds": round(self.seconds, 2),
+            "folder": self.folder,
         }
         if self.status != "graded" or self.message:
             out["message"] = self.message

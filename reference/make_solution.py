@@ -86,21 +86,31 @@ def _is_docstring(node: ast.stmt) -> bool:
             and isinstance(node.value.value, str))
 
 
-def _top_level_names(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
+def _definitions(tree: ast.Module) -> dict[str, str]:
+    """Each top-level name of a module and a fingerprint of what it is bound to."""
+    found: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            found[node.name] = ast.dump(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
-                        names.add(n.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                        found[n.id] = ast.dump(node)
+        elif isinstance(node, ast.Import):
             for alias in node.names:
-                names.add((alias.asname or alias.name).split(".")[0])
-    return names
+                if alias.asname:
+                    found[alias.asname] = f"module {alias.name}"
+                else:
+                    top = alias.name.split(".")[0]
+                    found[top] = f"module {top}"
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                # `from torch.nn import functional as F` and `import torch.nn.functional as F`
+                # bind the same object.
+                found[alias.asname or alias.name] = f"module {node.module}.{alias.name}"
+    return found
 
 
 class _ModuleSource:
@@ -117,7 +127,8 @@ class _ModuleSource:
         self.needs: list[tuple[str, str]] = []
         self.deps: list[str] = []
         self.code = self._rewrite()
-        self.defines = _top_level_names(ast.parse(self.code))
+        self.definitions = _definitions(ast.parse(self.code))
+        self.defines = set(self.definitions)
 
     def _rewrite(self) -> str:
         lines = self.source.splitlines()
@@ -179,6 +190,8 @@ class _ModuleSource:
                 out.append(line.rstrip())
         text = "\n".join(out)
         text = re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
+        # one blank line between the docstring-turned-comment and the imports
+        text = re.sub(r"\A((?:#[^\n]*\n)+)\n+", r"\1\n", text)
         ast.parse(text)  # still valid Python
         return text
 
@@ -207,8 +220,20 @@ def function_cells(package: str = "reference") -> dict[str, str]:
             if owner is None or imported not in owner.defines:
                 raise SolutionError(
                     f"{package}.{name} imports {imported!r} from .{dep}, which no earlier cell defines")
+        # All modules share the notebook's one namespace: a name two modules bind differently
+        # would silently replace the first module's helper.
+        for other in emitted.values():
+            for shared in mod.defines & other.defines:
+                if mod.definitions[shared] != other.definitions[shared]:
+                    raise SolutionError(
+                        f"{package}.{name} and {package}.{other.name} both define {shared!r} "
+                        "differently; in the notebook's single namespace the second would replace "
+                        "the first (rename one, or import it from the other module)")
         emitted[name] = mod
         header = f"# Reference implementation: {package}/{name}.py"
+        if mod.needs:
+            used = ", ".join(f"{imported} ({dep}.py)" for dep, imported in mod.needs)
+            header += f"\n# Uses from earlier cells: {used}."
         parts.append(header + "\n" + mod.code)
         return parts
 

@@ -39,13 +39,12 @@ __all__ = [
 
 #: Settings that :func:`train_recall` uses by default and the accuracies they reached.
 CALIBRATION: dict[str, Any] = {
-    "seq_len": 70,
+    "seq_len": 60,
     "n_classes": 8,
     "hidden": 64,
     "batch": 64,
     "steps": 2000,
     "lr": 5e-3,
-    "lr_final_factor": 0.2,
     "grad_clip": 1.0,
     "forget_bias": 4.0,
     "heldout_n": 2000,
@@ -118,7 +117,7 @@ class RecallClassifier(nn.Module):
             self.rnn = nn.LSTM(n_classes, hidden)
             with torch.no_grad():
                 # A forget gate that starts near 1 keeps the first token in the cell for the
-                # whole sequence (sigmoid(4) ** 70 ~ 0.3), so the gradient finds it at once.
+                # whole sequence (sigmoid(4) ** 60 ~ 0.34), so the gradient finds it at once.
                 self.rnn.bias_ih_l0[hidden : 2 * hidden].fill_(forget_bias)
                 self.rnn.bias_hh_l0[hidden : 2 * hidden].zero_()
         else:
@@ -198,8 +197,8 @@ def train_recall(
     Notes
     -----
     Every step draws a fresh batch from :func:`make_recall_data`, so the model cannot memorise
-    the training set. Gradients are clipped at norm 1 and the learning rate drops to a fifth for
-    the last quarter of the steps, which keeps a solved LSTM from jumping off its solution.
+    the training set. Gradients are clipped at norm 1 (both cells, same recipe), which keeps the
+    occasional exploding RNN step from wrecking Adam's state.
     Global thread settings are left alone; callers choose them.
     """
     if cell not in ("rnn", "lstm"):
@@ -207,12 +206,8 @@ def train_recall(
     torch.manual_seed(seed)
     model = RecallClassifier(cell, n_classes, hidden, CALIBRATION["forget_bias"])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    decay_at = (3 * steps) // 4
     model.train()
     for step in range(steps):
-        if step == decay_at:
-            for group in opt.param_groups:
-                group["lr"] = lr * CALIBRATION["lr_final_factor"]
         x, y = make_recall_data(batch, seq_len, n_classes, _batch_seed(seed, step))
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)

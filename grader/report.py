@@ -1,0 +1,168 @@
+"""Reports: a self-contained ``report.html`` per submission and ``summary.html`` per batch.
+
+All HTML comes from Jinja templates with autoescape. A student's markdown is rendered with
+markdown-it and then sanitised with nh3; only images that are inline data of a raster type
+survive as pictures. Plots are drawn with matplotlib into inline SVG, so a report can be mailed.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any, Iterable, Mapping
+
+import nh3
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from grader.compare import CaseResult
+from grader.result import SubmissionResult
+
+_env = Environment(loader=PackageLoader("grader", "templates"),
+                   autoescape=select_autoescape(default=True, default_for_string=True))
+_md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_RASTER = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]+$")
+_TAGS = {"p", "br", "em", "strong", "code", "pre", "ul", "ol", "li", "blockquote", "h1", "h2",
+         "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "img", "hr",
+         "del", "sub", "sup", "span"}
+
+
+def _keep_attribute(element: str, attribute: str, value: str) -> str | None:
+    if element == "img" and attribute == "src":
+        return value if _RASTER.match(value) else None
+    if element == "a" and attribute == "href":
+        return value if value.startswith(("http://", "https://")) else None
+    return value
+
+
+def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -> Markup:
+    """A student's markdown as safe HTML: no script, no event handler, no javascript: link."""
+    text = source
+    for name, bundle in (attachments or {}).items():
+        for mime, data in (bundle or {}).items():
+            if isinstance(data, str) and mime in ("image/png", "image/jpeg", "image/gif"):
+                text = text.replace(f"attachment:{name}", f"data:{mime};base64,{data}")
+    html = _md.render(text)
+    clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href"}, "img": {"src", "alt"}},
+                      url_schemes={"http", "https", "data"}, attribute_filter=_keep_attribute,
+                      link_rel="noopener noreferrer nofollow")
+    return Markup(clean)
+
+
+def _svg(fig: Any) -> Markup:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    svg = buf.getvalue()
+    return Markup(svg[svg.find("<svg"):])
+
+
+def _figure(width: float = 5.5, height: float = 3.0) -> Any:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(width, height))
+
+
+def gradient_plot(cases: Iterable[CaseResult]) -> Markup | None:
+    """The student's gradient norms and bound against the reference's, on a log scale."""
+    series = {c.function: c for c in cases if c.series and c.index == 1}
+    if not series:
+        return None
+    fig, ax = _figure()
+    styles = {"hidden_grad_norms": ("norms ||dL/dh_t||", "tab:blue"), "gradient_bound": ("bound (1)", "tab:red")}
+    for function, case in series.items():
+        label, colour = styles[function]
+        t = range(1, len(case.series["expected"]) + 1)
+        ax.plot(t, case.series["expected"], color=colour, alpha=0.35, linewidth=4, label=f"reference {label}")
+        if len(case.series["got"]) == len(case.series["expected"]):
+            ax.plot(t, case.series["got"], color=colour, marker="o", markersize=3, linestyle="--",
+                    label=f"yours: {label}")
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_title("Hidden case 1: gradient norms and the bound")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def recall_plot(lstm: float | None, rnn: float | None, threshold: float) -> Markup | None:
+    if lstm is None and rnn is None:
+        return None
+    fig, ax = _figure(4.0, 2.6)
+    names, values = ["vanilla RNN", "LSTM"], [rnn or 0.0, lstm or 0.0]
+    ax.bar(names, values, color=["tab:gray", "tab:green"])
+    ax.axhline(threshold, color="tab:red", linestyle="--", label=f"needed: {threshold:.0%}")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out accuracy")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def histogram(points: list[float], max_points: float) -> Markup | None:
+    if not points:
+        return None
+    fig, ax = _figure(5.0, 2.6)
+    ax.hist(points, bins=[x * 0.5 for x in range(int(max_points * 2) + 2)], color="tab:blue", edgecolor="white")
+    ax.set_xlabel("points")
+    ax.set_ylabel("submissions")
+    return _svg(fig)
+
+
+def _marked(visible: str, at: int | None) -> tuple[str, str]:
+    if at is None:
+        return visible, ""
+    return visible[:at], visible[at:]
+
+
+def render_report(result: SubmissionResult) -> str:
+    """The student's report as one self-contained HTML page."""
+    cases = [c for q in result.questions.values() for c in q.cases]
+    answers = {}
+    for qid, q in result.questions.items():
+        if q.answer is not None:
+            within, beyond = _marked(q.answer.visible, q.answer.over_limit_at)
+            answers[qid] = {"html": render_markdown(q.answer.markdown, q.answer.attachments),
+                            "within": within, "beyond": beyond}
+    return _env.get_template("report.html.j2").render(
+        r=result, answers=answers,
+        gradient_plot=gradient_plot(cases),
+        recall_plot=recall_plot(result.recall.lstm_accuracy, result.recall.rnn_accuracy,
+                                result.recall.threshold) if result.recall else None,
+        flags_by_question=_flags_by_question(result))
+
+
+def _flags_by_question(result: SubmissionResult) -> dict[str | None, list[Any]]:
+    out: dict[str | None, list[Any]] = {}
+    for flag in result.flags:
+        out.setdefault(flag.question, []).append(flag)
+    return out
+
+
+def render_summary(results: list[Mapping[str, Any]], rubric_title: str, max_points: float,
+                   sandbox_note: str) -> str:
+    """The batch's page from the results' JSON: every submission, a histogram of totals, each
+    hidden case's pass rate and the mistakes recognised, so tutors see what the course got wrong."""
+    graded = [r for r in results if r["status"] == "graded"]
+    rates: dict[str, list[int]] = {}
+    mistakes: dict[str, int] = {}
+    for r in graded:
+        for q in r["questions"].values():
+            for c in q.get("checks", []):
+                key = c["name"].split(" (")[0]
+                rates.setdefault(key, [0, 0])
+                rates[key][0] += int(bool(c["passed"]))
+                rates[key][1] += 1
+                for m in c.get("mistakes", []):
+                    label = f"{key.split(',')[0]} {m}"
+                    mistakes[label] = mistakes.get(label, 0) + 1
+    flags: dict[str, int] = {}
+    for r in results:
+        for code in {f["code"] for f in r.get("flags", [])}:
+            flags[code] = flags.get(code, 0) + 1
+    return _env.get_template("summary.html.j2").render(
+        results=sorted(results, key=lambda r: r["submission"]), title=rubric_title, max_points=max_points,
+        histogram=histogram([r["points"] for r in graded], max_points),
+        rates=sorted(rates.items()), mistakes=sorted(mistakes.items(), key=lambda kv: -kv[1]),
+        flags=sorted(flags.items()), sandbox_note=sandbox_note,
+        question_ids=list(results[0]["questions"]) if results else [])
