@@ -25,7 +25,7 @@ def _setup(T: int, H: int, D: int, spec: float, seed: int, dtype=torch.float64):
 
 def _oracle_norms(x, h0, W, U, b, loss_fn, act) -> torch.Tensor:
     hs = []
-    h = h0
+    h = h0.clone().requires_grad_(True)
     for t in range(x.shape[0]):
         h = act(h @ W.T + x[t] @ U.T + b)
         h.retain_grad()

@@ -1,0 +1,103 @@
+"""Builders for test notebooks and submissions: start from the template or the solution and
+change one thing, so every fixture says what it is about."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import nbformat
+
+from grader.grade import Context
+from grader.rubric import load_rubric
+from grader.sandbox import choose_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "student_template" / "sheet11.ipynb"
+SOLUTION = ROOT / "reference" / "solution.ipynb"
+FILES = Path(__file__).resolve().parent / "files"
+GOOD_NAME = "Lovelace_2571234_Turing_2579876"
+
+
+def template() -> Any:
+    return nbformat.read(str(TEMPLATE), as_version=4)
+
+
+def solution(fast: bool = True) -> Any:
+    """The reference solution; ``fast`` drops the try-it cells and makes train_recall a stub
+    that fails at once, so a test that is about something else does not train models."""
+    nb = nbformat.read(str(SOLUTION), as_version=4)
+    if fast:
+        nb.cells = [c for c in nb.cells if not any(t.startswith("try-") for t in c.metadata.get("tags", []))]
+        set_function(nb, "train_recall",
+                     "def train_recall(cell, seq_len, n_classes, seed):\n"
+                     "    raise NotImplementedError('skipped in this test')\n")
+    return nb
+
+
+def cell_with_tag(nb: Any, tag: str) -> Any:
+    for cell in nb.cells:
+        if tag in cell.metadata.get("tags", []):
+            return cell
+    raise KeyError(tag)
+
+
+def set_function(nb: Any, name: str, source: str) -> Any:
+    """Replace the code cell of ``name`` (tag ``function-<name>``); add the definition after it,
+    so a solution whose module cell defines several functions keeps the others."""
+    cell = cell_with_tag(nb, f"function-{name}")
+    index = nb.cells.index(cell)
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def set_answer(nb: Any, qid: str, markdown: str) -> Any:
+    cell_with_tag(nb, f"answer-{qid}").source = markdown
+    return nb
+
+
+def set_group(nb: Any, members: Iterable[tuple[str, str, str]]) -> Any:
+    entries = ", ".join(f'{{"name": {n!r}, "student_id": {i!r}, "email": {e!r}}}' for n, i, e in members)
+    cell_with_tag(nb, "group").source = f"GROUP = [{entries}]"
+    return nb
+
+
+def add_code(nb: Any, source: str, index: int | None = None) -> Any:
+    cell = nbformat.v4.new_code_cell(source)
+    nb.cells.insert(len(nb.cells) if index is None else index, cell)
+    return nb
+
+
+def write_notebook(nb: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def notebook_bytes(nb: Any) -> bytes:
+    return nbformat.writes(nb).encode("utf-8")
+
+
+def write_zip(path: Path, entries: dict[str, bytes | str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def quick_context(sandbox: str = "auto", **limits: Any) -> Context:
+    """A grading context whose limits are shortened for tests (e.g. cell_timeout=5)."""
+    rubric = load_rubric()
+    if limits:
+        rubric = dataclasses.replace(rubric, limits=dataclasses.replace(rubric.limits, **limits))
+    return Context.create(rubric, choose_sandbox(sandbox))
+
+
+def copy_nb(nb: Any) -> Any:
+    return copy.deepcopy(nb)
