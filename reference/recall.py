@@ -6,14 +6,24 @@ whole sequence, which is exactly where a vanilla RNN's gradient vanishes and an 
 cell path (with the forget gate started open) does not.
 
 Calibration (``python -m reference.calibrate``; OMP_NUM_THREADS=1, torch 2.13 CPU, shared
-2-core machine, held-out set ``make_recall_data(2000, 70, 8, seed=20_240_201)``):
+2-core machine, held-out set ``make_recall_data(2000, 60, 8, seed=20_240_201)``):
 
-    seq_len 70, n_classes 8, hidden 64, batch 64, 2000 Adam steps, lr 5e-3 (x0.2 for the last
-    quarter), gradient clipping at norm 1, LSTM forget-gate bias 4.
+    seq_len 60, n_classes 8, hidden 64, batch 64, 2000 Adam steps, lr 5e-3, gradient clipping
+    at norm 1, LSTM forget-gate bias 4 (bias 2 left the LSTM on the plateau at seq_len 50).
 
     seed | LSTM acc | LSTM s | RNN acc | RNN s
     -----+----------+--------+---------+------
-    CALIBRATION_TABLE_PLACEHOLDER
+       0 |    1.000 |   10.7 |   0.263 |   8.1
+       1 |    1.000 |   13.4 |   0.185 |   8.6
+       2 |    1.000 |   11.0 |   0.262 |  11.5
+       3 |    0.638 |    8.8 |   0.911 |  13.5
+       4 |    1.000 |    9.2 |   0.345 |   9.0
+       5 |    1.000 |   10.1 |   0.124 |   8.0
+
+    Seeds 0-2 (the required ones) separate cleanly. Seed 3 is the exception both ways: its
+    LSTM is still on the plateau after 2000 steps (0.64) and its RNN happens to find the
+    solution (0.91); 1500 steps left seeds 3 and 5 of the LSTM unconverged. The vanilla RNN
+    otherwise stays far below 0.6 (chance is 0.125).
 
 The figures are copied into :data:`CALIBRATION`; seconds depend on the machine's load.
 """
@@ -49,7 +59,24 @@ CALIBRATION: dict[str, Any] = {
     "forget_bias": 4.0,
     "heldout_n": 2000,
     "heldout_seed": 20_240_201,
-    "results": {},
+    "results": {
+        "lstm": {
+            0: {"accuracy": 1.0, "seconds": 10.7},
+            1: {"accuracy": 1.0, "seconds": 13.4},
+            2: {"accuracy": 1.0, "seconds": 11.0},
+            3: {"accuracy": 0.638, "seconds": 8.8},
+            4: {"accuracy": 1.0, "seconds": 9.2},
+            5: {"accuracy": 1.0, "seconds": 10.1},
+        },
+        "rnn": {
+            0: {"accuracy": 0.263, "seconds": 8.1},
+            1: {"accuracy": 0.185, "seconds": 8.6},
+            2: {"accuracy": 0.2615, "seconds": 11.5},
+            3: {"accuracy": 0.911, "seconds": 13.5},
+            4: {"accuracy": 0.345, "seconds": 9.0},
+            5: {"accuracy": 0.1245, "seconds": 8.0},
+        },
+    },
 }
 
 
