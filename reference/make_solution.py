@@ -187,7 +187,7 @@ class _ModuleSource:
             if i in replace:
                 out.extend(replace[i])
             if i not in drop:
-                out.append(line.rstrip())
+                out.append(line)
         text = "\n".join(out)
         text = re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
         # one blank line between the docstring-turned-comment and the imports

@@ -1,0 +1,217 @@
+"""The function checks of 11.4 end to end: notebooks in, points and messages out.
+
+Fixtures (tests/files/styles, tests/files/mistakes) are made by tests/make_function_fixtures.py
+from the fast reference solution; ``test_fixtures_are_up_to_date`` fails when they are stale.
+
+- Correct solutions in other styles (numpy in and out, float64 inside, loops over batch and
+  time, einsum, autograd in several ways) get full points (contract section 3).
+- Each mistake students make gets less than full points and a message that names it, and the
+  questions that do not use the broken function keep their points.
+- A wrong shape, an int dtype, ``None`` and an exception each get a message that says what came
+  back and what was expected, without the grader's own traceback.
+
+Every notebook is graded once per test session (``graded``); the tests only read the results.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from builders import GOOD_NAME, quick_context
+from grader.compare import CaseResult
+from grader.grade import grade_submission
+from grader.mistakes import mistakes_for
+from grader.result import SubmissionResult
+from make_function_fixtures import MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
+
+AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
+FULL = {"11.4.a": 1.0, "11.4.b": 1.0, "11.4.c": 1.0, "11.4.d": 0.5}  # train_recall is a stub
+# Questions whose reference code calls a student's function from the kernel's globals: the
+# solution's tbptt_grads runs the notebook's rnn_forward, so a broken rnn_forward (other than in
+# its sigmoid branch) breaks 11.4.d as well.
+USED_BY = {"rnn_forward": {"11.4.d"}}
+RETURN_KINDS = {"rnn_wrong_shape", "grad_norms_int_dtype", "tree_returns_none", "lstm_raises"}
+NAMED = sorted(set(MISTAKES) - RETURN_KINDS)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    """name -> SubmissionResult; each fixture notebook is graded at most once."""
+    ctx = quick_context()
+    cache: dict[str, SubmissionResult] = {}
+
+    def grade(path: Path) -> SubmissionResult:
+        if path.stem not in cache:
+            folder = tmp_path_factory.mktemp(path.stem)
+            target = folder / f"{GOOD_NAME}.ipynb"
+            shutil.copyfile(path, target)
+            cache[path.stem] = grade_submission(target, ctx)
+        return cache[path.stem]
+
+    return grade
+
+
+def _cases(result: SubmissionResult, function: str) -> list[CaseResult]:
+    return [c for q in AUTO for c in result.questions[q].cases if c.function == function]
+
+
+def _explain(result: SubmissionResult) -> str:
+    lines = [f"status={result.status} message={result.message!r} flags={[f.code for f in result.flags]}"]
+    for q in AUTO:
+        lines.append(f"{q}: {result.questions[q].points}")
+        lines += [f"    {c.name}: {c.message}" for c in result.questions[q].cases if not c.passed]
+    return "\n".join(lines)
+
+
+def _assert_graded(result: SubmissionResult) -> None:
+    assert result.status == "graded", _explain(result) + "\n" + result.tutor_detail
+    assert not [f for f in result.flags if f.code == "function.missing"], _explain(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Correct solutions in other styles
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_other_styles_get_full_points(graded, style: str) -> None:
+    result = graded(STYLES_DIR / f"{style}.ipynb")
+    _assert_graded(result)
+    for qid, points in FULL.items():
+        assert result.questions[qid].points == pytest.approx(points), _explain(result)
+    recall = [c for c in result.questions["11.4.d"].cases if c.function == "train_recall"]
+    assert len(recall) == 1 and not recall[0].passed  # the stub, and nothing else, lost points
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Named mistakes
+
+
+def test_every_named_scenario_has_a_mistake_description() -> None:
+    """The phrases the tests look for are in grader/mistakes.py's wording."""
+    for name in NAMED:
+        scenario = MISTAKES[name]
+        descriptions = [m.description for m in mistakes_for(scenario.function)]
+        assert any(scenario.phrase in d for d in descriptions), (name, scenario.phrase)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMED)
+def test_mistake_is_named(graded, name: str) -> None:
+    scenario = MISTAKES[name]
+    result = graded(MISTAKES_DIR / f"{name}.ipynb")
+    _assert_graded(result)
+    question = result.questions[scenario.question]
+    assert question.points < FULL[scenario.question], _explain(result)
+
+    cases = _cases(result, scenario.function)
+    failed = [c for c in cases if not c.passed]
+    assert failed, _explain(result)
+    named = [c for c in failed if "your output matches" in c.message and scenario.phrase in c.message]
+    assert named, f"no failed case of {scenario.function} names {scenario.phrase!r}\n" + _explain(result)
+    for case in named:
+        assert f"`{scenario.function}`" in case.message
+        assert any(scenario.phrase in m for m in case.mistakes)
+
+    # Everything else in the notebook is the reference: its cases pass, its questions are full.
+    others = [c for q in AUTO for c in result.questions[q].cases
+              if c.function not in (scenario.function, "train_recall")
+              and q not in USED_BY.get(scenario.function, set())]
+    assert others and all(c.passed for c in others), _explain(result)
+    for qid in AUTO:
+        if qid != scenario.question and qid not in USED_BY.get(scenario.function, set()):
+            assert result.questions[qid].points == pytest.approx(FULL[qid]), _explain(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Wrong kinds of return value: the message says what came back and what was expected.
+
+
+def _no_grader_traceback(case: CaseResult) -> None:
+    assert "Traceback" not in case.message
+    assert "grader/" not in case.message and "bridge.py" not in case.message
+    assert 'File "' not in case.message
+
+
+def _failed_only(result: SubmissionResult, function: str) -> list[CaseResult]:
+    cases = _cases(result, function)
+    assert cases and all(not c.passed and c.points == 0 for c in cases), _explain(result)
+    return cases
+
+
+@pytest.mark.slow
+def test_wrong_shape_says_both_shapes(graded) -> None:
+    result = graded(MISTAKES_DIR / "rnn_wrong_shape.ipynb")
+    _assert_graded(result)
+    assert result.questions["11.4.a"].points == 0.0
+    cases = _failed_only(result, "rnn_forward")
+    for case in cases:
+        shapes = dict(re.findall(r"(\w+) \(([\d, ]+)\)", case.shapes))
+        T, B, _ = (int(s) for s in shapes["x"].split(","))
+        Hd = int(shapes["W"].split(",")[0])
+        assert case.message == f"returned shape {(T, Hd, B)}; expected {(T, B, Hd)}", case.message
+        _no_grader_traceback(case)
+    assert result.questions["11.4.b"].points == 1.0 and result.questions["11.4.c"].points == 1.0
+
+
+@pytest.mark.slow
+def test_int_dtype_says_dtype_and_expected_float(graded) -> None:
+    result = graded(MISTAKES_DIR / "grad_norms_int_dtype.ipynb")
+    _assert_graded(result)
+    assert result.questions["11.4.b"].points == pytest.approx(1.0 - 0.375)
+    for case in _failed_only(result, "hidden_grad_norms"):
+        assert "returned dtype torch.int64" in case.message, case.message
+        assert "expected a floating-point tensor" in case.message, case.message
+        _no_grader_traceback(case)
+    for qid in ("11.4.a", "11.4.c", "11.4.d"):
+        assert result.questions[qid].points == pytest.approx(FULL[qid])
+
+
+@pytest.mark.slow
+def test_none_says_none_and_expected_tensor(graded) -> None:
+    result = graded(MISTAKES_DIR / "tree_returns_none.ipynb")
+    _assert_graded(result)
+    assert result.questions["11.4.c"].points == pytest.approx(0.5)
+    for case in _failed_only(result, "tree_encode"):
+        d = int(re.search(r"W \((\d+), ", case.shapes).group(1))
+        assert case.message == f"returned None; expected a float32 tensor of shape ({d},)", case.message
+        _no_grader_traceback(case)
+    for qid in ("11.4.a", "11.4.b", "11.4.d"):
+        assert result.questions[qid].points == pytest.approx(FULL[qid])
+
+
+@pytest.mark.slow
+def test_exception_says_what_was_raised_and_expected(graded) -> None:
+    result = graded(MISTAKES_DIR / "lstm_raises.ipynb")
+    _assert_graded(result)
+    assert result.questions["11.4.c"].points == pytest.approx(0.5)
+    for case in _failed_only(result, "lstm_cell"):
+        assert case.message.startswith("`lstm_cell` raised RuntimeError: mat1 and mat2 shapes cannot be multiplied"), case.message
+        assert "expected a tuple (h_new, c_new) of two tensors of shape" in case.message, case.message
+        _no_grader_traceback(case)
+    for qid in ("11.4.a", "11.4.b", "11.4.d"):
+        assert result.questions[qid].points == pytest.approx(FULL[qid])
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. The committed fixtures are what the generator makes.
+
+
+def _normalised(text: str) -> dict:
+    nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:
+        cell.pop("id", None)
+    return nb
+
+
+def test_fixtures_are_up_to_date() -> None:
+    built = build_all()
+    on_disk = set(STYLES_DIR.glob("*.ipynb")) | set(MISTAKES_DIR.glob("*.ipynb"))
+    assert on_disk == set(built), "run: python tests/make_function_fixtures.py"
+    for path, nb in built.items():
+        assert _normalised(path.read_text(encoding="utf-8")) == _normalised(nbformat.writes(nb)), (
+            f"{path.name} is stale; run: python tests/make_function_fixtures.py")
