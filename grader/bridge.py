@@ -8,10 +8,12 @@ kernel does to this channel can only change the values it reports for itself.
 """
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,13 @@ import torch
 
 from grader.cases import LossSpec
 from grader.execute import CodeResult, KernelSession
-from grader.sandbox import NOBODY, _drop_privileges
+from grader.sandbox import give_to_kernel
 
 MAX_JSON_BYTES = 1_000_000
 MAX_ARRAY_BYTES = 200_000_000
+# All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
+# a kernel returning many huge arrays must not fill the grader's memory.
+MAX_RESULT_BYTES = 64_000_000
 
 # Runs inside the kernel. It imports under private names, so a student's `np = None` or a
 # patched `json` changes only what this kernel reports about itself.
@@ -132,18 +137,17 @@ class Bridge:
         self._ids = itertools.count(1)
 
     def _folder(self) -> Path:
-        folder = self.session.scratch / "calls" / str(next(self._ids))
-        folder.mkdir(parents=True)
-        if self.session.sandbox.confined and _drop_privileges():
-            for path in (folder.parent, folder):
-                os.chown(path, NOBODY, NOBODY)
-        return folder
+        # In the session's own `calls` folder, which the kernel cannot change (not in its
+        # scratch space, where it could have put a link in the way), under a name it cannot guess.
+        return Path(tempfile.mkdtemp(prefix=f"{next(self._ids)}-", dir=self.session.calls))
 
     def call(self, expr: str, args: dict[str, Any], timeout: float) -> Returned:
         """Evaluate ``expr`` (e.g. ``rnn_forward(**__args)``) in the kernel with ``args``."""
         folder = self._folder()
         spec = {"args": {k: _encode(v, folder, k) for k, v in args.items()}}
-        (folder / "call.json").write_text(json.dumps(spec))
+        _write_new(folder / "call.json", json.dumps(spec).encode())
+        if self.session.sandbox.confined:
+            give_to_kernel(folder)  # only now may the kernel write (its result) there
         # The helper is defined again with every call, so a student cannot have replaced it.
         code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r})"
         ran: CodeResult = self.session.run_code(code, timeout)
@@ -153,15 +157,25 @@ class Bridge:
             result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
             if not result.get("ok"):
                 return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds)
-            return Returned("ok", _decode(result["value"], folder), seconds=ran.seconds)
+            return Returned("ok", _decode(result["value"], folder, budget=[MAX_RESULT_BYTES]),
+                            seconds=ran.seconds)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return Returned("garbled", error=f"the kernel's answer could not be read ({type(exc).__name__})"
                             + (f"; the cell failed: {ran.error}" if ran.error else ""), seconds=ran.seconds)
 
 
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` afresh: never through a link, never over a file that is already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def _save(folder: Path, name: str, array: np.ndarray) -> str:
     fname = f"in_{name}.npy"
-    np.save(folder / fname, array, allow_pickle=False)
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    _write_new(folder / fname, buf.getvalue())
     return fname
 
 
@@ -195,7 +209,7 @@ def _read_plain(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def _decode(desc: Any, folder: Path, depth: int = 0) -> Any:
+def _decode(desc: Any, folder: Path, depth: int = 0, budget: list[int] | None = None) -> Any:
     if depth > 5 or not isinstance(desc, dict):
         raise ValueError("bad description")
     kind = desc["t"]
@@ -203,15 +217,17 @@ def _decode(desc: Any, folder: Path, depth: int = 0) -> Any:
         name = str(desc["file"])
         if "/" in name or not name.endswith(".npy"):
             raise ValueError("bad file name")
-        import io
-        array = np.load(io.BytesIO(_read_plain(folder / name, MAX_ARRAY_BYTES)), allow_pickle=False)
+        budget = [MAX_RESULT_BYTES] if budget is None else budget
+        data = _read_plain(folder / name, min(MAX_ARRAY_BYTES, budget[0]))
+        budget[0] -= len(data)
+        array = np.load(io.BytesIO(data), allow_pickle=False)
         if array.dtype != np.float64:
             raise ValueError("unexpected dtype")
         return ArrayInfo(array, str(desc.get("kind", "")), str(desc.get("dtype", "")))
     if kind == "scalar":
         return float(desc["value"])
     if kind == "seq":
-        return tuple(_decode(d, folder, depth + 1) for d in desc["items"])
+        return tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
     if kind == "dict":
-        return {str(k): _decode(v, folder, depth + 1) for k, v in desc["items"].items()}
+        return {str(k): _decode(v, folder, depth + 1, budget) for k, v in desc["items"].items()}
     return TypeInfo(str(desc.get("kind", "unknown"))[:100])

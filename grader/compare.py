@@ -144,7 +144,8 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         return CaseResult(**base, passed=False, points=0.0,
                           message=f"the kernel crashed while `{function}` ran on this case")
     if returned.status == "raised":
-        return CaseResult(**base, passed=False, points=0.0, message=f"`{function}` raised {returned.error}")
+        return CaseResult(**base, passed=False, points=0.0,
+                          message=f"`{function}` raised {returned.error}; expected {_expected_text(expected)}")
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)
     pairs, problem = _flatten(expected, returned.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -25,10 +27,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.rubric import Limits
-from grader.sandbox import NOBODY, Sandbox, _drop_privileges
+from grader.sandbox import Sandbox, reap_kernel_processes
 
 KERNEL_NAME = "sheet11-sandbox"
 MAX_RESTARTS = 4
+# The largest message the grader takes from a kernel, and how many it queues: a kernel that
+# prints gigabytes at once (ipykernel sends what was printed in 0.2 s as one message) or sends
+# raw messages of its own cannot make the grader's memory grow. Larger messages are dropped.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_QUEUED_MESSAGES = 64
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,18 @@ class KernelSession:
         self.scratch = self.base / "kernel"
         self.scratch.mkdir()
         self.sandbox.prepare(self.scratch)
+        # The grader's own folders beside the scratch, bound into the sandbox at the same path:
+        # the kernel can neither replace them nor plant links in them (the grader writes and
+        # reads there as root). `conn` holds the connection file, `calls` the bridge's calls.
+        self.conn = self.base / "conn"
+        self.calls = self.base / "calls"
+        for shared in (self.conn, self.calls):
+            shared.mkdir(mode=0o755)
+            os.chmod(shared, 0o755)
+        # The kernel's own stdout/stderr (os.write(1, ...), C libraries) never reach the
+        # tutor's terminal; stderr is kept, under the kernel's file size limit, for start errors.
+        self._stderr_path = self.base / "kernel-stderr.log"
+        self._stderr: Any = None
         self._specs = self.base / "kernels"
         self.client: _CappedClient | None = None
         self.nb: Any = None
@@ -134,6 +153,15 @@ class KernelSession:
         self._stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def _stderr_tail(self) -> str:
+        try:
+            with open(self._stderr_path, "rb") as f:
+                f.seek(max(0, self._stderr_path.stat().st_size - 600))
+                tail = f.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+        return f"; kernel stderr: ...{tail[-300:]}" if tail else ""
+
     def _stop(self) -> None:
         client, self.client = self.client, None
         if client is None:
@@ -148,11 +176,23 @@ class KernelSession:
                 run_sync(client.km.shutdown_kernel)(now=True)
         except Exception:  # noqa: BLE001
             pass
+        try:
+            if client.km is not None:
+                client.km.context.destroy(linger=0)
+        except Exception:  # noqa: BLE001
+            pass
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self.sandbox.confined:
+            # Forks and background processes of the old kernel must be gone before a new one
+            # starts under the same uid and process limit.
+            reap_kernel_processes()
 
     def _write_spec(self) -> None:
         spec_dir = self._specs / KERNEL_NAME
         spec_dir.mkdir(parents=True, exist_ok=True)
-        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits),
+        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls)),
                 "display_name": "Sheet 11 (sandboxed)", "language": "python",
                 # bwrap starts the kernel in a new session, out of reach of a signal to the
                 # launcher's group; an interrupt message reaches it.
@@ -169,10 +209,12 @@ class KernelSession:
         km = AsyncKernelManager(kernel_name=KERNEL_NAME,
                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
                            transport="ipc", ip=str(self.scratch / "ipc"),
-                           connection_file=str(self.scratch / "connection.json"))
+                           connection_file=str(self.conn / "connection.json"))
+        km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        km.context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
         km.write_connection_file()
-        if self.sandbox.confined and _drop_privileges():
-            os.chown(km.connection_file, NOBODY, NOBODY)
+        # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
+        os.chmod(km.connection_file, 0o644)
         client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
                                startup_timeout=int(self.limits.kernel_start_timeout),
                                allow_errors=True, interrupt_on_timeout=False,
@@ -180,12 +222,15 @@ class KernelSession:
         client.max_chars = self.limits.max_output_chars
         self.client = client
         try:
+            self._stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - closed in _stop
             client.start_new_kernel(env=self.sandbox.kernel_env(self.scratch, self.threads),
-                                    cwd=str(self.scratch))
+                                    cwd=str(self.scratch), stdout=subprocess.DEVNULL,
+                                    stderr=self._stderr)
             client.start_new_kernel_client()
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
+            detail = f"{type(exc).__name__}: {exc}"[:300] + self._stderr_tail()
             self._stop()
-            raise KernelStartError(f"{type(exc).__name__}: {exc}"[:300]) from None
+            raise KernelStartError(detail) from None
 
     def _execute(self, cell: Any, index: int, timeout: float) -> tuple[str, float]:
         """Run one cell: returns (status, seconds) with status ok | error | timeout | died."""

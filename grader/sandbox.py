@@ -3,8 +3,8 @@
 The kernel runs under bubblewrap with no network, a private ``/tmp``, its own PID namespace, a
 read-only view of only the Python environment it needs (with this project's packages masked),
 a scratch folder as its only writable place, a minimal environment, and resource limits set by
-``prlimit``. When the grader runs as root, the kernel runs as ``nobody`` so that the process
-limit counts only the kernel's own processes.
+``prlimit``. When the grader runs as root, the kernel runs under an unprivileged uid of its own so
+that the process limit counts only the kernel's own processes.
 
 ``none`` keeps the resource limits and the scratch folder but nothing else; it must be asked for.
 """
@@ -22,7 +22,61 @@ from pathlib import Path
 from grader.errors import SandboxUnavailable
 from grader.rubric import Limits
 
-NOBODY = 65534
+# Each kernel runs under its own unprivileged uid (when the grader is root), so the process
+# limit counts only that kernel's processes: a fork bomb in one submission cannot starve a
+# kernel graded beside it. The uid follows the grading process, which runs one kernel at a time.
+UID_BASE = 100_000
+
+
+def kernel_uid() -> int:
+    return UID_BASE + os.getpid()
+
+
+def give_to_kernel(path: Path | str) -> None:
+    """Hand a file or folder of the scratch space to the kernel's uid (root only).
+
+    Never through a link: the kernel may have planted one where the grader looks.
+    """
+    if _drop_privileges():
+        os.chown(path, kernel_uid(), kernel_uid(), follow_symlinks=False)
+
+
+def reap_kernel_processes(timeout: float = 10.0) -> int:
+    """Kill every process still running under this grading process's kernel uid; wait for them.
+
+    A kernel's forks, background processes and daemons end with its PID namespace, but not at
+    once; a restarted kernel under the same uid would find the process limit still used up by
+    them. The uid is this grading process's own, so nothing else is touched. Returns how many
+    were left when the time ran out (0: all gone). Does nothing unless the grader is root.
+    """
+    if not _drop_privileges():
+        return 0
+    import signal
+    import time
+    uid = kernel_uid()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/status", encoding="utf-8", errors="replace") as f:
+                    line = next((ln for ln in f if ln.startswith("Uid:")), "")
+                if line and int(line.split()[1]) == uid:
+                    left.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        if not left or time.monotonic() > deadline:
+            return len(left)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/nsswitch.conf",
@@ -40,14 +94,19 @@ class Sandbox:
     def confined(self) -> bool:
         return self.mode == "bwrap"
 
-    def kernel_argv(self, scratch: Path, limits: Limits) -> list[str]:
-        """The command that starts an IPython kernel confined to ``scratch``."""
+    def kernel_argv(self, scratch: Path, limits: Limits, shared: tuple[Path, ...] = ()) -> list[str]:
+        """The command that starts an IPython kernel confined to ``scratch``.
+
+        ``shared`` are further folders of the grader's (the connection file's, the call
+        channel's) bound at the same path; the grader owns them, so the kernel cannot put links
+        or other files in their place.
+        """
         kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
         if self.mode == "none":
             return _prlimit(limits) + kernel
         # As root, bubblewrap sets up the mounts and `setpriv` inside it becomes `nobody`.
-        return _prlimit(limits) + _bwrap_args(scratch) + _drop_privileges() + kernel
+        return _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges() + kernel
 
     def kernel_env(self, scratch: Path, threads: int = 1) -> dict[str, str]:
         """The kernel's whole environment: nothing of the tutor's is passed on."""
@@ -69,16 +128,17 @@ class Sandbox:
     def prepare(self, scratch: Path) -> None:
         """Make the scratch folder the kernel's own (it may run as ``nobody``)."""
         (scratch / "tmp").mkdir(exist_ok=True)
-        if self.confined and _drop_privileges():
+        if self.confined:
             for path in (scratch, scratch / "tmp"):
-                os.chown(path, NOBODY, NOBODY)
+                give_to_kernel(path)
             os.chmod(scratch, 0o700)
 
 
 def _drop_privileges() -> list[str]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return []
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+    uid = kernel_uid()
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
@@ -123,7 +183,7 @@ def _masked_paths(visible: list[Path]) -> list[Path]:
     return sorted(p for p in masked if p.is_dir() and any(p.is_relative_to(v) for v in shown))
 
 
-def _bwrap_args(scratch: Path) -> list[str]:
+def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = ()) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
@@ -157,6 +217,8 @@ def _bwrap_args(scratch: Path) -> list[str]:
         args += ["--tmpfs", str(hidden)]
     # The same path inside and out, so the IPC sockets named in the connection file work both ways.
     args += parents(scratch) + ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
+    for extra in shared:
+        args += parents(extra) + ["--bind", str(extra), str(extra)]
     # Inside the PID namespace the kernel's parent is PID 1, which ipykernel would read as
     # "orphaned"; --die-with-parent already ends the kernel with the grader.
     args += ["--hostname", "sandbox", "--setenv", "JPY_PARENT_PID", "1", "--"]

@@ -178,7 +178,7 @@ def test_none_says_none_and_expected_tensor(graded) -> None:
     assert result.questions["11.4.c"].points == pytest.approx(0.5)
     for case in _failed_only(result, "tree_encode"):
         d = int(re.search(r"W \((\d+), ", case.shapes).group(1))
-        assert case.message == f"returned None; expected a float32 tensor of shape ({d},)", case.message
+        assert case.message == f"returned None; expected a tensor of shape ({d},)", case.message
         _no_grader_traceback(case)
     for qid in ("11.4.a", "11.4.b", "11.4.d"):
         assert result.questions[qid].points == pytest.approx(FULL[qid])
