@@ -61,7 +61,7 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
     try:
         outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade)
     except GraderError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted. Finished submissions are kept; run the same command to go on.[/]")
