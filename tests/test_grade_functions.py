@@ -10,7 +10,7 @@ from the fast reference solution; ``test_fixtures_are_up_to_date`` fails when th
 - A wrong shape, an int dtype, ``None`` and an exception each get a message that says what came
   back and what was expected, without the grader's own traceback.
 
-Every notebook is graded once per test session (``graded``); the tests only read the results.
+Every notebook is graded once per test module (``graded``); the tests only read the results.
 """
 from __future__ import annotations
 
