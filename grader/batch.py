@@ -103,7 +103,7 @@ def grade_job(job: Job, out_dir: Path) -> dict[str, Any]:
     data = result.to_json()
     folder = out_dir / job.folder
     try:
-        html = render_report(result)
+        html = render_report(data)
     except Exception as exc:  # noqa: BLE001 - the result must not be lost over a report
         html = f"<!DOCTYPE html><title>report</title><p>The report could not be drawn ({type(exc).__name__}).</p>"
     write_atomic(folder / "report.html", html)

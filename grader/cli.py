@@ -113,5 +113,8 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     return outcome
 
 
+# Sub-commands that live in their own modules are registered below, one line each.
+
+
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from typing import Any
 
 import nbformat
 import zmq
+import zmq.asyncio
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -206,12 +207,15 @@ class KernelSession:
         self._write_spec()
         for stale in self.scratch.glob("ipc-*"):
             stale.unlink(missing_ok=True)
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME,
+        # One context for the manager and its client, with the size limits on every socket.
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+        km = AsyncKernelManager(context=context, kernel_name=KERNEL_NAME,
                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
                            transport="ipc", ip=str(self.scratch / "ipc"),
                            connection_file=str(self.conn / "connection.json"))
-        km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        km.context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+        km.client = lambda **kw: AsyncKernelManager.client(km, context=context, **kw)  # type: ignore[method-assign]
         km.write_connection_file()
         # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
         os.chmod(km.connection_file, 0o644)

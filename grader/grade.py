@@ -44,13 +44,14 @@ class Context:
     sandbox: Sandbox
     threads: int = 1
     template_answers: dict[str, str] = field(default_factory=dict)
+    public: bool = False  # True: the public examples (`grade check`), never the hidden cases
 
     @classmethod
-    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1) -> Context:
+    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False) -> Context:
         answers: dict[str, str] = {}
         if TEMPLATE.exists():
             answers = template_answers(nbformat.read(str(TEMPLATE), as_version=4))
-        return cls(rubric, sandbox, threads, answers)
+        return cls(rubric, sandbox, threads, answers, public)
 
 
 def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
@@ -147,8 +148,9 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             qid = rubric.question_of(check.function)
             if not defined.get(check.function):
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
-            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric)
-        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)))
+            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
+                                           ctx.public)
+        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public)
         if not defined.get(rubric.recall.function):
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
@@ -204,23 +206,26 @@ def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool]:
 REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for name in FUNCTIONS}
 
 
-def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric) -> list[CaseResult]:
+def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
+               public: bool = False) -> list[CaseResult]:
     out = []
-    for i, case in enumerate(check.cases, start=1):
+    cases = check.public_cases() if public else check.cases
+    share = check.points / len(cases)
+    for i, case in enumerate(cases, start=1):
         inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
         shapes = case_inputs.shapes_of(inputs)
         params = case.describe()
         if not defined:
-            out.append(missing_case(check.function, i, params, shapes, check.points_per_case))
+            out.append(missing_case(check.function, i, params, shapes, share))
             continue
         expected = to_numpy(REFERENCE[check.function](**inputs))
         returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
         out.append(compare_case(check.function, i, params, shapes, inputs, expected, returned,
-                                check.rtol, check.atol, check.points_per_case))
+                                check.rtol, check.atol, share))
     return out
 
 
-def _recall(bridge: Bridge, rubric: Rubric, defined: bool) -> tuple[Recall, CaseResult]:
+def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False) -> tuple[Recall, CaseResult]:
     spec = rubric.recall
     params = f"seq_len={spec.seq_len}, n_classes={spec.n_classes}, cell='lstm'"
     base = dict(function=spec.function, index=1, params=params,
@@ -229,7 +234,8 @@ def _recall(bridge: Bridge, rubric: Rubric, defined: bool) -> tuple[Recall, Case
     if not defined:
         return (Recall(None, None, None, None, spec.threshold, "not defined"),
                 missing_case(spec.function, 1, params, base["shapes"], spec.points))
-    x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, spec.heldout_seed)
+    seed = spec.public_heldout_seed if public else spec.heldout_seed
+    x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, seed)
     accuracy: dict[str, float | None] = {}
     seconds: dict[str, float | None] = {}
     problems: dict[str, str] = {}

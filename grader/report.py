@@ -15,8 +15,6 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from grader.compare import CaseResult
-from grader.result import SubmissionResult
 
 _env = Environment(loader=PackageLoader("grader", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
@@ -65,19 +63,19 @@ def _figure(width: float = 5.5, height: float = 3.0) -> Any:
     return plt.subplots(figsize=(width, height))
 
 
-def gradient_plot(cases: Iterable[CaseResult]) -> Markup | None:
+def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
     """The student's gradient norms and bound against the reference's, on a log scale."""
-    series = {c.function: c for c in cases if c.series and c.index == 1}
+    series = {c["function"]: c["series"] for c in checks if c.get("series") and c.get("case") == 1}
     if not series:
         return None
     fig, ax = _figure()
     styles = {"hidden_grad_norms": ("norms ||dL/dh_t||", "tab:blue"), "gradient_bound": ("bound (1)", "tab:red")}
-    for function, case in series.items():
+    for function, data in series.items():
         label, colour = styles[function]
-        t = range(1, len(case.series["expected"]) + 1)
-        ax.plot(t, case.series["expected"], color=colour, alpha=0.35, linewidth=4, label=f"reference {label}")
-        if len(case.series["got"]) == len(case.series["expected"]):
-            ax.plot(t, case.series["got"], color=colour, marker="o", markersize=3, linestyle="--",
+        t = range(1, len(data["expected"]) + 1)
+        ax.plot(t, data["expected"], color=colour, alpha=0.35, linewidth=4, label=f"reference {label}")
+        if len(data["got"]) == len(data["expected"]):
+            ax.plot(t, data["got"], color=colour, marker="o", markersize=3, linestyle="--",
                     label=f"yours: {label}")
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
@@ -115,28 +113,25 @@ def _marked(visible: str, at: int | None) -> tuple[str, str]:
     return visible[:at], visible[at:]
 
 
-def render_report(result: SubmissionResult) -> str:
-    """The student's report as one self-contained HTML page."""
-    cases = [c for q in result.questions.values() for c in q.cases]
+def render_report(data: Mapping[str, Any]) -> str:
+    """The student's report, as one self-contained HTML page, from a result's JSON."""
+    checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
     answers = {}
-    for qid, q in result.questions.items():
-        if q.answer is not None:
-            within, beyond = _marked(q.answer.visible, q.answer.over_limit_at)
-            answers[qid] = {"html": render_markdown(q.answer.markdown, q.answer.attachments),
+    for qid, q in data["questions"].items():
+        answer = q.get("answer")
+        if answer:
+            within, beyond = _marked(answer["visible"], answer["over_limit_at"])
+            answers[qid] = {"html": render_markdown(answer["markdown"], answer.get("attachments")),
                             "within": within, "beyond": beyond}
+    recall = data.get("recall")
+    flags: dict[str | None, list[Any]] = {}
+    for flag in data["flags"]:
+        flags.setdefault(flag["question"], []).append(flag)
     return _env.get_template("report.html.j2").render(
-        r=result, answers=answers,
-        gradient_plot=gradient_plot(cases),
-        recall_plot=recall_plot(result.recall.lstm_accuracy, result.recall.rnn_accuracy,
-                                result.recall.threshold) if result.recall else None,
-        flags_by_question=_flags_by_question(result))
-
-
-def _flags_by_question(result: SubmissionResult) -> dict[str | None, list[Any]]:
-    out: dict[str | None, list[Any]] = {}
-    for flag in result.flags:
-        out.setdefault(flag.question, []).append(flag)
-    return out
+        r=data, answers=answers, gradient_plot=gradient_plot(checks),
+        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"])
+        if recall else None,
+        flags_by_question=flags)
 
 
 def render_summary(results: list[Mapping[str, Any]], rubric_title: str, max_points: float,

@@ -45,21 +45,30 @@ class QuestionResult:
     comment: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"points": round(self.points, 4), "max_points": self.max_points,
-                               "status": self.status}
+        out: dict[str, Any] = {"title": self.title, "points": round(self.points, 4),
+                               "max_points": self.max_points, "status": self.status}
         if self.cases or self.status == "auto":
-            out["checks"] = [{"name": c.name, "passed": c.passed, "points": round(c.points, 4),
-                              "max_points": round(c.max_points, 4), "message": c.message,
-                              "mistakes": list(c.mistakes)}
-                             for c in self.cases]
+            out["checks"] = [_case_json(c) for c in self.cases]
         if self.answer is not None:
-            out["words"] = self.answer.words
-            out["sentences"] = self.answer.sentences
-            out["concepts_found"] = list(self.answer.concepts_found)
-            out["concepts_missing"] = list(self.answer.concepts_missing)
+            a = self.answer
+            out["words"] = a.words
+            out["sentences"] = a.sentences
+            out["concepts_found"] = list(a.concepts_found)
+            out["concepts_missing"] = list(a.concepts_missing)
+            out["answer"] = {"markdown": a.markdown, "found_by": a.found_by, "over_limit_at": a.over_limit_at,
+                             "visible": a.visible, "notes": list(a.notes), "attachments": dict(a.attachments)}
         if self.comment:
             out["comment"] = self.comment
         return out
+
+
+def _case_json(c: CaseResult) -> dict[str, Any]:
+    """A check as contract §6 names it, plus what a report needs to show the first failure."""
+    return {"name": c.name, "passed": c.passed, "points": round(c.points, 4),
+            "max_points": round(c.max_points, 4), "message": c.message, "mistakes": list(c.mistakes),
+            "function": c.function, "case": c.index, "params": c.params, "shapes": c.shapes,
+            "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
+            "series": {k: list(v) for k, v in c.series.items()}}
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class SubmissionResult:
             "other_files": list(self.other_files),
             "seconds": round(self.seconds, 2),
             "folder": self.folder,
+            "cells": [dict(c) for c in self.cells],
         }
         if self.status != "graded" or self.message:
             out["message"] = self.message
@@ -128,5 +138,5 @@ class SubmissionResult:
                              "rnn_accuracy": self.recall.rnn_accuracy,
                              "lstm_seconds": self.recall.lstm_seconds,
                              "rnn_seconds": self.recall.rnn_seconds,
-                             "threshold": self.recall.threshold}
+                             "threshold": self.recall.threshold, "message": self.recall.message}
         return out

@@ -66,6 +66,11 @@ class Check:
     def points_per_case(self) -> float:
         return self.points / len(self.cases)
 
+    def public_cases(self) -> tuple[Case, ...]:
+        """The examples students may see: public seeds on the hidden cases' shapes, in turn."""
+        return tuple(Case(seed, self.cases[i % len(self.cases)].params)
+                     for i, seed in enumerate(self.public_seeds))
+
 
 @dataclass(frozen=True)
 class Question:
@@ -98,6 +103,7 @@ class Recall:
     heldout_n: int
     threshold: float
     time_limit: float
+    public_heldout_seed: int
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         heldout_n=rr.get("heldout_n", int, positive=True),
         threshold=rr.get("threshold", float, positive=True),
         time_limit=rr.get("time_limit", float, positive=True),
+        public_heldout_seed=rr.get("public_heldout_seed", int),
     )
     rr.no_unknown()
 
@@ -379,6 +386,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
                 raise RubricError(name, f"questions.{q.id}.checks",
                                   f"points add up to {inner}, but the question is worth {q.points}")
     public = {s for c in (c for q in questions.values() for c in q.checks) for s in c.public_seeds}
+    public.add(recall.public_heldout_seed)
     hidden = {case.seed for q in questions.values() for c in q.checks for case in c.cases}
     hidden |= {recall.train_seed, recall.heldout_seed}
     clash = sorted(public & hidden)

@@ -52,7 +52,7 @@ def _result(**kw) -> SubmissionResult:
 
 
 def test_report_is_self_contained_and_escapes_student_text() -> None:
-    html = render_report(_result())
+    html = render_report(_result().to_json())
     assert "<script" not in html.lower()
     assert "&lt;b&gt;Eve&lt;/b&gt;" in html
     assert "onerror" not in html
@@ -65,13 +65,13 @@ def test_report_is_self_contained_and_escapes_student_text() -> None:
 
 def test_report_of_an_error_says_why_without_traceback() -> None:
     html = render_report(_result(status="error", message="the zip file is damaged",
-                                 tutor_detail="Traceback (most recent call last): secret"))
+                                 tutor_detail="Traceback (most recent call last): secret").to_json())
     assert "the zip file is damaged" in html
     assert "Traceback" not in html and "secret" not in html
 
 
 def test_unsandboxed_note_is_in_the_report() -> None:
-    assert "NOT SANDBOXED: because" in render_report(_result(sandbox_note="NOT SANDBOXED: because"))
+    assert "NOT SANDBOXED: because" in render_report(_result(sandbox_note="NOT SANDBOXED: because").to_json())
 
 
 def test_gradient_plot_needs_series() -> None:
