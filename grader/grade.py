@@ -19,7 +19,7 @@ import torch
 
 import reference
 from grader import cases as case_inputs
-from grader.bridge import ArrayInfo, Bridge
+from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
 from grader.execute import ExecutionResult, KernelSession
@@ -211,6 +211,7 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
     out = []
     cases = check.public_cases() if public else check.cases
     share = check.points / len(cases)
+    stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
     for i, case in enumerate(cases, start=1):
         inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
         shapes = case_inputs.shapes_of(inputs)
@@ -219,7 +220,13 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
             out.append(missing_case(check.function, i, params, shapes, share))
             continue
         expected = to_numpy(REFERENCE[check.function](**inputs))
-        returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
+        if stuck is not None:
+            returned = stuck
+        else:
+            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
+            if returned.status in ("died", "timeout"):
+                # Every further call would restart the kernel and run the notebook again.
+                stuck = returned
         out.append(compare_case(check.function, i, params, shapes, inputs, expected, returned,
                                 check.rtol, check.atol, share))
     return out

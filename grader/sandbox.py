@@ -26,6 +26,8 @@ from grader.rubric import Limits
 # limit counts only that kernel's processes: a fork bomb in one submission cannot starve a
 # kernel graded beside it. The uid follows the grading process, which runs one kernel at a time.
 UID_BASE = 100_000
+# The kernel's private /tmp lives in memory: cap it, or many files could fill the tutor's RAM.
+TMP_BYTES = 512 * 1024 * 1024
 
 
 def kernel_uid() -> int:
@@ -186,7 +188,7 @@ def _masked_paths(visible: list[Path]) -> list[Path]:
 def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = ()) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     if not _drop_privileges():
         # Without root there is no setpriv step; a user namespace and no capabilities instead.
         args[1:1] = ["--unshare-user", "--cap-drop", "ALL"]
