@@ -11,7 +11,8 @@ import json
 import os
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -30,6 +31,10 @@ class Job:
     path: Path
     folder: str
     sha256: str
+    # Late submissions (grader/late.py): ISO times, only when a deadline was given.
+    deadline: str | None = None
+    submitted: str | None = None
+    submitted_source: str = ""
 
 
 def expand_inputs(paths: Iterable[str]) -> list[Path]:
@@ -100,7 +105,7 @@ def grade_job(job: Job, out_dir: Path) -> dict[str, Any]:
     from grader.grade import grade_submission
     from grader.report import render_report
     result = replace(grade_submission(job.path, _worker["ctx"]), folder=job.folder)
-    data = result.to_json()
+    data = post_grade(result.to_json(), job, _worker["ctx"].rubric)
     folder = out_dir / job.folder
     try:
         html = render_report(data)
@@ -111,6 +116,20 @@ def grade_job(job: Job, out_dir: Path) -> dict[str, Any]:
     return data
 
 
+def post_grade(data: dict[str, Any], job: Job, rubric: Rubric) -> dict[str, Any]:
+    """Post-steps on a result's JSON: the notebook's code cells (for the copied-work check) and
+    the late policy. Idempotent, so a kept result can pass through it again."""
+    from datetime import datetime
+
+    from grader.late import apply_late
+    from grader.similarity import submission_code_cells
+    if "code_cells" not in data:
+        data = {**data, "code_cells": submission_code_cells(job.path, rubric)}
+    deadline = datetime.fromisoformat(job.deadline) if job.deadline else None
+    submitted = datetime.fromisoformat(job.submitted) if job.submitted else None
+    return apply_late(data, rubric.late, deadline, submitted, job.submitted_source)
+
+
 # -- the batch --------------------------------------------------------------------------------
 @dataclass
 class BatchOutcome:
@@ -119,27 +138,50 @@ class BatchOutcome:
     skipped: int
     out_dir: Path
     sandbox: Sandbox
+    # What a re-grade changed in automatic points: {folder, submission, old_points, new_points,
+    # questions: {qid: [old, new]}} per submission whose points moved.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = None, jobs: int = 1,
               sandbox_mode: str = "auto", regrade: bool = False,
               on_start: Callable[[int, int], None] | None = None,
-              on_result: Callable[[dict[str, Any], bool], None] | None = None) -> BatchOutcome:
-    """Grade every submission in ``paths`` into ``out_dir``; see the module docstring."""
+              on_result: Callable[[dict[str, Any], bool], None] | None = None,
+              deadline: datetime | None = None, manifest: Path | None = None) -> BatchOutcome:
+    """Grade every submission in ``paths`` into ``out_dir``; see the module docstring.
+
+    ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
+    policy. Tutors' manual scores in the gradebook are applied to every result, also after a
+    re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
+    from grader.late import read_manifest, submission_time
+    from grader.scores import apply_manual, save_result
+    from grader.similarity import write_similarity
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
     files = expand_inputs(paths)
+    times = read_manifest(manifest) if manifest else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     folders = assign_folders(files)
-    all_jobs = [Job(p, f, hashlib.sha256(p.read_bytes()).hexdigest()) for p, f in zip(files, folders)]
+    all_jobs = []
+    for p, f in zip(files, folders):
+        submitted, source = submission_time(p, times) if deadline else (None, "")
+        all_jobs.append(Job(p, f, hashlib.sha256(p.read_bytes()).hexdigest(),
+                            deadline.isoformat() if deadline else None,
+                            submitted.isoformat() if submitted else None, source))
     results: dict[str, dict[str, Any]] = {}
+    changes: list[dict[str, Any]] = []
     with Gradebook(out_dir / "gradebook.sqlite") as book:
         run_id = book.start_run(rubric.sha256, len(all_jobs))
+        manual = book.manual_scores()
         todo = []
         for job in all_jobs:
             done = None if regrade else _finished(out_dir, job, rubric)
             if done is not None:
-                results[job.folder] = done
+                # a kept result: the deadline or the tutors' scores may have changed since
+                final = apply_manual(post_grade(done, job, rubric), manual.get(job.folder, {}))
+                if final != done:
+                    save_result(out_dir, final)
+                results[job.folder] = final
             else:
                 todo.append(job)
         if on_start:
@@ -149,6 +191,13 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 on_result(data, True)
 
         def finished(data: dict[str, Any]) -> None:
+            change = _change(book.previous_points(data["folder"], run_id), data)
+            if change:
+                changes.append(change)
+            scores = manual.get(data["folder"])
+            if scores:  # a re-grade keeps the tutors' scores
+                data = apply_manual(data, scores)
+                save_result(out_dir, data)
             results[data["folder"]] = data
             book.record(run_id, data)
             if on_result:
@@ -160,9 +209,26 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 finished(grade_job(job, out_dir))
         else:
             _parallel(todo, out_dir, rubric_path, sandbox_mode, jobs, finished)
-    ordered = [results[j.folder] for j in all_jobs if j.folder in results]
+        ordered = [results[j.folder] for j in all_jobs if j.folder in results]
+        book.record_run(run_id, ordered)
+    write_similarity(ordered, out_dir)
     write_outputs(ordered, out_dir, rubric, sandbox.note)
-    return BatchOutcome(ordered, len(todo), len(all_jobs) - len(todo), out_dir, sandbox)
+    return BatchOutcome(ordered, len(todo), len(all_jobs) - len(todo), out_dir, sandbox, changes)
+
+
+def _change(before: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any] | None:
+    """What a new grading changed in the automatic points of a submission seen in a run before."""
+    if before is None:
+        return None
+    moved = {}
+    for qid, q in data["questions"].items():
+        old = before["questions"].get(qid)
+        if q.get("status") == "auto" and old is not None and round(float(old[0]), 4) != round(float(q["points"]), 4):
+            moved[qid] = [old[0], q["points"]]
+    if not moved and before["status"] == data["status"]:
+        return None
+    return {"folder": data["folder"], "submission": data["submission"], "old_status": before["status"],
+            "status": data["status"], "questions": moved}
 
 
 def _parallel(todo: list[Job], out_dir: Path, rubric_path: str | None, sandbox_mode: str, jobs: int,
@@ -219,6 +285,8 @@ def grades_csv(results: list[dict[str, Any]], question_ids: list[str]) -> str:
 
 def write_outputs(results: list[dict[str, Any]], out_dir: Path, rubric: Rubric, sandbox_note: str) -> None:
     from grader.report import render_summary
+    from grader.similarity import load_similarity
     qids = list(rubric.questions)
     write_atomic(out_dir / "grades.csv", grades_csv(results, qids))
-    write_atomic(out_dir / "summary.html", render_summary(results, rubric.title, rubric.max_points, sandbox_note))
+    write_atomic(out_dir / "summary.html", render_summary(results, rubric.title, rubric.max_points, sandbox_note,
+                                                          similarity=load_similarity(out_dir, results)))

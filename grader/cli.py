@@ -53,13 +53,23 @@ def main() -> None:
               type=click.Choice(["auto", "bwrap", "none"]),
               help="How student kernels are confined; `none` must be asked for knowingly.")
 @click.option("--regrade", is_flag=True, help="Grade again even what is finished and unchanged.")
+@click.option("--deadline", default=None, metavar="TIME",
+              help="ISO-8601 deadline (e.g. 2024-02-01T23:59, local time); the rubric's late policy applies.")
+@click.option("--manifest", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="CSV with the columns submission,time (ISO-8601); else a file's modification time counts.")
 def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: str | None,
-                sandbox_mode: str, regrade: bool) -> None:
+                sandbox_mode: str, regrade: bool, deadline: str | None, manifest: str | None) -> None:
     """Grade PATHS (.zip or .ipynb files, folders or globs) into OUTPUT."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     console = Console(stderr=True)
     try:
-        outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade)
+        if manifest and not deadline:
+            from grader.errors import UsageError
+            raise UsageError("--manifest needs --deadline: the times only matter against a deadline")
+        from grader.late import parse_time
+        when = parse_time(deadline, "--deadline") if deadline else None
+        outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
+                       when, Path(manifest) if manifest else None)
     except GraderError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
         sys.exit(EXIT_USAGE)
@@ -74,7 +84,7 @@ _COLOURS = {"graded": "green", "rejected": "yellow", "error": "red"}
 
 
 def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rubric_path: str | None,
-         sandbox_mode: str, regrade: bool) -> Any:
+         sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None) -> Any:
     from grader.batch import run_batch
     from grader.sandbox import choose_sandbox
     sandbox = choose_sandbox(sandbox_mode)
@@ -100,7 +110,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
 
     with progress:
         outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
-                            on_start=started, on_result=finished)
+                            on_start=started, on_result=finished, deadline=deadline, manifest=manifest)
     table = Table(title=f"{len(outcome.results)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)
@@ -108,12 +118,27 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
         table.add_row(r["submission"], f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
                       f"{r['points']:.2f}", ", ".join(dict.fromkeys(f["code"] for f in r["flags"])))
     Console().print(table)
+    for change in getattr(outcome, "changes", []):  # what a re-grade changed; tutors' scores are kept
+        moved = ", ".join(f"{q} {old:g} -> {new:g}" for q, (old, new) in change["questions"].items())
+        status = f"{change['old_status']} -> {change['status']}" if change["old_status"] != change["status"] else ""
+        console.print(f"[cyan]changed[/] {change['submission']}: " + "; ".join(x for x in (status, moved) if x),
+                      highlight=False)
     console.print(f"Reports: {out_dir}/<submission>/report.html   Gradebook CSV: {out_dir}/grades.csv   "
                   f"Summary: {out_dir}/summary.html")
     return outcome
 
 
 # Sub-commands that live in their own modules are registered below, one line each.
+from grader import tutor_cli as _tutor  # noqa: E402
+
+main.add_command(_tutor.review_command)
+main.add_command(_tutor.scores_command)
+main.add_command(_tutor.export_command)
+main.add_command(_tutor.similarity_command)
+from grader.student_cli import check_command, pack_command, release_command  # noqa: E402
+main.add_command(check_command, "check")
+main.add_command(pack_command, "pack")
+main.add_command(release_command, "release")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,39 @@ class ExecutionResult:
     started: bool = True
 
 
+# Runs in the kernel after it starts: what one execution prints is cut in the kernel already, so
+# that a print loop does not send the grader messages over MAX_MESSAGE_BYTES (which the grader
+# would drop, losing the rest of that kernel's output). A student who undoes this only slows
+# the grading of their own notebook down; the grader's memory stays bounded either way.
+_CAP_OUTPUT = r"""
+def __sheet11_cap_output(limit):
+    import ipykernel.iostream as _io
+    cls = _io.OutStream
+    if getattr(cls, "_sheet11_capped", False):
+        return
+    original = cls.write
+    used = {}
+    def write(self, string):
+        if not isinstance(string, str):
+            return original(self, string)
+        try:
+            key = (id(self), str(self.parent_header.get("msg_id")))
+        except Exception:
+            key = (id(self), "")
+        if key not in used and len(used) > 64:
+            used.clear()
+        room = limit - used.get(key, 0)
+        if room > 0:
+            used[key] = used.get(key, 0) + len(string)
+            original(self, string[:room])
+        return len(string)
+    cls.write = write
+    cls._sheet11_capped = True
+__sheet11_cap_output(%d)
+del __sheet11_cap_output
+"""
+
+
 class KernelStartError(Exception):
     """The kernel did not start or did not answer."""
 
@@ -136,6 +169,7 @@ class KernelSession:
         # tutor's terminal; stderr is kept, under the kernel's file size limit, for start errors.
         self._stderr_path = self.base / "kernel-stderr.log"
         self._stderr: Any = None
+        self._context: zmq.asyncio.Context | None = None
         self._specs = self.base / "kernels"
         self.client: _CappedClient | None = None
         self.nb: Any = None
@@ -166,6 +200,9 @@ class KernelSession:
     def _stop(self) -> None:
         client, self.client = self.client, None
         if client is None:
+            if self._context is not None:
+                self._context.destroy(linger=0)
+                self._context = None
             return
         try:
             if client.kc is not None:
@@ -177,11 +214,9 @@ class KernelSession:
                 run_sync(client.km.shutdown_kernel)(now=True)
         except Exception:  # noqa: BLE001
             pass
-        try:
-            if client.km is not None:
-                client.km.context.destroy(linger=0)
-        except Exception:  # noqa: BLE001
-            pass
+        context, self._context = self._context, None
+        if context is not None:
+            context.destroy(linger=0)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -208,7 +243,7 @@ class KernelSession:
         for stale in self.scratch.glob("ipc-*"):
             stale.unlink(missing_ok=True)
         # One context for the manager and its client, with the size limits on every socket.
-        context = zmq.asyncio.Context()
+        context = self._context = zmq.asyncio.Context()
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
         km = AsyncKernelManager(context=context, kernel_name=KERNEL_NAME,
@@ -231,6 +266,8 @@ class KernelSession:
                                     cwd=str(self.scratch), stdout=subprocess.DEVNULL,
                                     stderr=self._stderr)
             client.start_new_kernel_client()
+            if not self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20):
+                raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
             detail = f"{type(exc).__name__}: {exc}"[:300] + self._stderr_tail()
             self._stop()
@@ -251,6 +288,21 @@ class KernelSession:
             return "timeout-dead", time.monotonic() - t0
         seconds = time.monotonic() - t0
         return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _quiet(self, code: str, timeout: float) -> bool:
+        """Run grader code silently (no output, no history); True when the kernel answered."""
+        assert self.client is not None and self.client.kc is not None
+        kc = self.client.kc
+        msg_id = kc.execute(code, store_history=False, silent=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty: no answer in time
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"].get("status") == "ok"
+        return False
 
     def _interrupt(self) -> bool:
         """Interrupt the running cell; True when the kernel answers again within a few seconds."""

@@ -7,8 +7,10 @@ data or a suspicious compression ratio; ``archive.contents`` says what is wrong 
 from __future__ import annotations
 
 import hashlib
+import lzma
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -119,7 +121,8 @@ def _read_zip(path: Path, digest: str, data: bytes, limits: ArchiveLimits, max_n
     try:
         with zf.open(chosen) as f:
             content = f.read(max_nb + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError):  # damaged data (zlib/lzma), encrypted, unknown method
         return Intake(path, path.name, digest, None, chosen.filename, others, "archive.contents",
                       f"'{chosen.filename}' in the zip is damaged and cannot be read; pack it again")
     if len(content) > max_nb:

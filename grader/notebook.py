@@ -32,7 +32,9 @@ def parse_notebook(data: bytes) -> Any:
         nb = nbformat.from_dict(nb)
         nbformat.validate(nb)
     except (ValidationError, nbformat.reader.NotJSONError, KeyError, TypeError, ValueError,
-            AttributeError) as exc:
+            AttributeError, LookupError, NameError, RecursionError) as exc:
+        # NameError: nbformat's upgrade of an old-format notebook with an unknown cell type fails
+        # with UnboundLocalError; RecursionError: deeply nested JSON.
         raise NotebookInvalid(f"the notebook does not follow the Jupyter format ({str(exc).splitlines()[0][:160]}); "
                               "open it in Jupyter, save it again and resubmit") from None
     spec = nb.metadata.get("kernelspec", {}) or {}

@@ -49,7 +49,11 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
 
 def _svg(fig: Any) -> Markup:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib
+    # No date and fixed ids: the same result renders to the same bytes, so re-rendering a
+    # report (after a tutor's scores are imported) changes a file only where the content does.
+    with matplotlib.rc_context({"svg.hashsalt": "sheet11"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     import matplotlib.pyplot as plt
     plt.close(fig)
     svg = buf.getvalue()
@@ -135,7 +139,7 @@ def render_report(data: Mapping[str, Any]) -> str:
 
 
 def render_summary(results: list[Mapping[str, Any]], rubric_title: str, max_points: float,
-                   sandbox_note: str) -> str:
+                   sandbox_note: str, similarity: Mapping[str, Any] | None = None) -> str:
     """The batch's page from the results' JSON: every submission, a histogram of totals, each
     hidden case's pass rate and the mistakes recognised, so tutors see what the course got wrong."""
     graded = [r for r in results if r["status"] == "graded"]
@@ -160,4 +164,5 @@ def render_summary(results: list[Mapping[str, Any]], rubric_title: str, max_poin
         histogram=histogram([r["points"] for r in graded], max_points),
         rates=sorted(rates.items()), mistakes=sorted(mistakes.items(), key=lambda kv: -kv[1]),
         flags=sorted(flags.items()), sandbox_note=sandbox_note,
-        question_ids=list(results[0]["questions"]) if results else [])
+        question_ids=list(results[0]["questions"]) if results else [],
+        similarity=similarity or {})

@@ -152,6 +152,7 @@ GROUP = [{"name": "", "student_id": "", "email": ""}, {"name": "", "student_id":
             "group",
             ["group"],
         ),
+        code(CHECK_IMPORT, "check-import", ["check-import"]),
     ]
 
 
@@ -511,6 +512,39 @@ def make_recall_data(n, seq_len, n_classes, seed):
 '''
 
 
+CHECK_IMPORT = """
+# The self-check: `check("11.4.a")` runs the public examples of 11.4.a against your functions,
+# `check()` all of them. It needs sheet11_check.py, sheet11_public.json and sheet11_public.npz
+# (from the course's release bundle) in the same folder as this notebook.
+try:
+    from sheet11_check import check
+except ImportError:
+    def check(*what):
+        print("The self-check is not available: put sheet11_check.py, sheet11_public.json and "
+              "sheet11_public.npz (from the course's release bundle) next to this notebook, then "
+              "run the cell `from sheet11_check import check` again.")
+"""
+
+#: The question of each function, for the check cells.
+QUESTION_OF = {
+    "rnn_forward": "11.4.a", "activation_jacobian": "11.4.b", "hidden_grad_norms": "11.4.b",
+    "gradient_bound": "11.4.b", "lstm_cell": "11.4.c", "tree_encode": "11.4.c",
+    "tbptt_grads": "11.4.d", "train_recall": "11.4.d",
+}
+
+
+def check_source(name: str) -> str:
+    """The check cell after a function's try-it cell."""
+    qid = QUESTION_OF[name]
+    if sum(q == qid for q in QUESTION_OF.values()) == 1:
+        return f'check("{qid}")   # the public examples of {qid}; check() runs all of 11.4'
+    note = ""
+    if name == "train_recall":
+        note = "\n# For train_recall only the interface is checked, on a short run (a few seconds)."
+    return (f'check("{name}")   # the public examples of `{name}`; check("{qid}") runs all of '
+            f'{qid}, check() all of 11.4{note}')
+
+
 def try_sources(seeds: dict[str, list[int]], recall: dict) -> dict[str, str]:
     """The try-it cells, one per function, each built from the rubric's public seed."""
     return {
@@ -684,7 +718,12 @@ def practical_cells(rubric: dict) -> list[nbformat.NotebookNode]:
 Implement the functions below with **PyTorch** (numpy is fine too). Keep the names and parameters
 exactly as given; the grader runs your notebook and then calls the functions by name on hidden
 examples. Each function comes with a *try it* cell that runs a public example and, where possible,
-compares your result with PyTorch's own implementation.
+compares your result with PyTorch's own implementation, and a *check* cell that runs the grader's
+public examples (`check("11.4.a")`, `check("lstm_cell")`; `check()` runs everything) and says
+what to fix: the shape or dtype that came back, the first element that differs, or the known
+mistake your output matches. It needs `sheet11_check.py`, `sheet11_public.json` and
+`sheet11_public.npz` next to this notebook (see the cell `from sheet11_check import check` at
+the top).
 
 Conventions used throughout:
 
@@ -737,6 +776,7 @@ torch.set_num_threads(1)
             cells.append(code(MAKE_RECALL_DATA, "given-make_recall_data", ["given-make_recall_data"]))
         cells.append(code(STUBS[name], f"function-{name}", [f"function-{name}"]))
         cells.append(code(tries[name], f"try-{name}", [f"try-{name}"]))
+        cells.append(code(check_source(name), f"check-{name}", [f"check-{name}"]))
     return cells
 
 

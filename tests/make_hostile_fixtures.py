@@ -1,0 +1,445 @@
+"""Write the hostile-submission corpus into ``tests/files/hostile/`` (deterministically).
+
+    python tests/make_hostile_fixtures.py          # (re)write every fixture
+    python tests/make_hostile_fixtures.py --check  # exit 1 when a stored fixture differs
+
+Each fixture is the fast reference solution (``builders.solution(fast=True)``) with one hostile
+change, or a damaged/hostile archive around it. Every file is named like a real submission:
+``<Case>_<id>_Turing_<id>.ipynb|zip``, whose group cell lists "Ada <Case> Lovelace", so naming
+rules raise no flag and only the hostile part shows. ``FIXTURES`` says what each one is about;
+the tests read it (``fixture("infinite_loop")``). Kernel faults sit in a cell inserted after the
+11.4.b cells and before the 11.4.c ones, so functions defined before and after it are graded.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import struct
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import nbformat  # noqa: E402
+
+from builders import FILES, add_code, cell_with_tag, notebook_bytes, set_answer, set_group, solution  # noqa: E402
+
+HOSTILE = FILES / "hostile"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    key: str        # how tests name it
+    case: str       # the CamelCase part of the file name and of the first member's name
+    suffix: str     # .ipynb | .zip
+    about: str
+    build: Callable[["Fixture"], bytes]
+
+    @property
+    def number(self) -> int:
+        return list(FIXTURES).index(self.key) + 1
+
+    @property
+    def ids(self) -> tuple[str, str]:
+        return f"{2600000 + self.number}", f"{2700000 + self.number}"
+
+    @property
+    def filename(self) -> str:
+        a, b = self.ids
+        return f"{self.case}_{a}_Turing_{b}{self.suffix}"
+
+    @property
+    def path(self) -> Path:
+        return HOSTILE / self.filename
+
+
+# -- notebooks ----------------------------------------------------------------------------------
+def base_notebook(fx: Fixture) -> Any:
+    """The fast solution with this fixture's group (names matching the file name)."""
+    nb = solution(fast=True)
+    a, b = fx.ids
+    set_group(nb, [(f"Ada {fx.case} Lovelace", a, "ada@uni.example"), ("Alan Turing", b, "alan@uni.example")])
+    return nb
+
+
+def fault_index(nb: Any) -> int:
+    """Where a fault cell goes: after the 11.4.b cells, before `lstm_cell`'s cell."""
+    return nb.cells.index(cell_with_tag(nb, "function-lstm_cell"))
+
+
+def finish(nb: Any) -> bytes:
+    """Stable cell ids, so the generator writes the same bytes every time."""
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i:03d}"
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return notebook_bytes(nb)
+
+
+def with_fault(*sources: str) -> Callable[[Fixture], bytes]:
+    def build(fx: Fixture) -> bytes:
+        nb = base_notebook(fx)
+        at = fault_index(nb)
+        for k, source in enumerate(sources):
+            add_code(nb, source, at + k)
+        return finish(nb)
+    return build
+
+
+def plain(fx: Fixture) -> bytes:
+    return finish(base_notebook(fx))
+
+
+INFINITE_LOOP = "# hostile: an infinite loop\nwhile True:\n    pass\n"
+LONG_SLEEP = "# hostile: a long sleep\nimport time\ntime.sleep(10_000)\n"
+ASKS_INPUT = "# hostile: waits for keyboard input\nname = input('Your name? ')\n"
+SYS_EXIT = "# hostile: exits the interpreter\nimport sys\nsys.exit(3)\n"
+OS_EXIT = "# hostile: ends the kernel process at once\nimport os\nos._exit(1)\n"
+SEGFAULT = "# hostile: a segmentation fault\nimport ctypes\nctypes.string_at(0)\n"
+MEMORY_HUGE = "# hostile: asks for 50 GiB at once\nx = bytearray(50 * 2**30)\n"
+MEMORY_GROW = ("# hostile: memory that grows until something stops it\nhoard = []\nwhile True:\n"
+               "    hoard.append(bytearray(2**27))\n")
+FORK_BOMB = "# hostile: a fork bomb\nimport os\nwhile True:\n    os.fork()\n"
+SPAWN_BOMB = ("# hostile: spawns processes without end\nimport subprocess\nchildren = []\nwhile True:\n"
+              "    children.append(subprocess.Popen(['sleep', '10000']))\n")
+FILE_BOMB = ("# hostile: a file that grows without end\nwith open('grow.bin', 'wb') as f:\n"
+             "    while True:\n        f.write(b'x' * 2**20)\n")
+PRINT_FLOOD = "# hostile: prints gigabytes\nwhile True:\n    print('x' * 10000)\n"
+
+FORGED = '''# hostile: makes every comparison and every JSON answer "pass", then defines wrong functions
+import json, numpy, torch
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+numpy.allclose = lambda *a, **k: True
+numpy.testing.assert_allclose = lambda *a, **k: None
+_forged = '{"ok": true, "value": {"t": "scalar", "kind": "float", "value": 10.0}}'
+json.dumps = lambda *a, **k: _forged
+json.dump = lambda obj, fp, *a, **k: fp.write(_forged)
+print('{"points": 10.0, "max_points": 10.0, "status": "graded"}')
+
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    return torch.zeros(x.shape[0], x.shape[1], W.shape[0])
+
+def activation_jacobian(z, activation="tanh"):
+    return torch.eye(z.shape[0])
+
+def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+    return torch.ones(x.shape[0])
+
+def gradient_bound(x, h0, W, U, b, loss_fn, activation="tanh"):
+    return torch.ones(x.shape[0])
+
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    return h, c
+
+def tree_encode(tree, embed, W, b):
+    return torch.zeros(b.shape[0])
+
+def tbptt_grads(x, y, params, k):
+    return {name: torch.zeros_like(p) for name, p in params.items()}
+'''
+
+FAKE_OUTPUT = '''# hostile: prints what looks like the grader's own output, also past the kernel's streams
+import os, sys
+print('result.json: {"status": "graded", "points": 10.0, "max_points": 10.0}')
+print("points: 10")
+print('<div class="total">10 / 10 points</div><script>alert(1)</script>')
+sys.stderr.write("GRADER: all checks passed, points: 10\\n")
+os.write(1, b"\\nFAKE-FD1 grader: points: 10/10\\n")
+os.write(2, b"\\nFAKE-FD2 grader: points: 10/10\\n")
+'''
+
+BACKGROUND = '''# hostile: background threads and atexit hooks that rewrite files
+import atexit, glob, os, threading, time
+
+def scribble():
+    while True:
+        for pattern in ("*", "*/*", "/tmp/*", "/tmp/*/*", "/tmp/*/*/*"):
+            for name in glob.glob(pattern):
+                try:
+                    if os.path.isfile(name) and not name.endswith(".npy"):
+                        with open(name, "w") as f:
+                            f.write("forged by a background thread")
+                except OSError:
+                    pass
+        try:
+            with open("result.json", "w") as f:
+                f.write('{"points": 10}')
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+for _ in range(4):
+    threading.Thread(target=scribble, daemon=True).start()
+
+def at_exit():
+    for name in ("result.json", "report.html", "grades.csv", "../result.json", "/tmp/result.json"):
+        try:
+            with open(name, "w") as f:
+                f.write("forged at exit")
+        except OSError:
+            pass
+
+atexit.register(at_exit)
+'''
+
+SNOOP = r'''# hostile: tries to read what it must not, and to reach the network
+import glob, importlib, os, socket
+
+leaks = []
+for module in ("reference", "grader", "grader.rubric"):
+    try:
+        importlib.import_module(module)
+        leaks.append("import " + module)
+    except Exception:
+        pass
+for path in ("/work/main/reference/rnn.py", "/work/main/rubrics/sheet11.toml",
+             "/work/main/grader/sandbox.py", "/work/main/tests/files/hostile", "/root",
+             "/etc/shadow", "/etc/passwd", "/work", "/home"):
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb") as f:
+                f.read(100)
+        leaks.append("read " + path)
+    except OSError:
+        pass
+# Everything the kernel can see: nothing of the grader, the rubric or other submissions.
+cwd = os.getcwd()
+for root, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev", "/usr", cwd)]
+    for name in files:
+        if name in ("sheet11.toml", "rnn.py", "result.json", "report.html", "grades.csv", "solution.ipynb") \
+                or name.endswith((".zip", ".ipynb")):
+            leaks.append("found " + os.path.join(root, name))
+for host, port in (("1.1.1.1", 80), ("pypi.org", 443)):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        leaks.append(f"connected to {host}:{port}")
+    except OSError:
+        pass
+# The outcome, as an error the grader keeps in result.json (cells[].error):
+raise RuntimeError(("LEAKED: " + "; ".join(leaks)) if leaks else "SNOOP-DONE: nothing leaked")
+'''
+
+SYMLINKS = '''# hostile: plants links where a careless grader would write as root
+import os
+for name, target in (("calls", "/root"), ("connection.json", "/etc/passwd"),
+                     ("ipc-1", "/etc/passwd"), ("result.json", "/etc/passwd")):
+    try:
+        os.symlink(target, name)
+    except OSError:
+        pass
+os.mkfifo("fifo")
+'''
+
+
+def xss(fx: Fixture) -> bytes:
+    nb = base_notebook(fx)
+    payloads = {
+        "11.1.1": "<script>alert(1)</script> The RNN said positive because of the last words.",
+        "11.1.2": "<img src=x onerror=alert(1)> BPTT is truncated to save memory and time.",
+        "11.2.1": "[click me](javascript:alert(1)) CNNs share weights over space; RNNs over time. "
+                  "Sources: (Goodfellow et al., 2016)",
+        "11.2.2": '<a href="javascript:alert(1)">x</a> <svg onload=alert(1)></svg> '
+                  '<iframe src="javascript:alert(1)"></iframe> Gradients vanish. (Hochreiter, 1991)',
+        "11.3.3": '<div style="background:url(javascript:alert(1))" onclick="alert(1)">p = tanh(W[c1;c2] + b)</div>',
+    }
+    for qid, text in payloads.items():
+        set_answer(nb, qid, text)
+    return finish(nb)
+
+
+def big_image(fx: Fixture) -> bytes:
+    """A notebook whose stored output holds a 3 MB image (outputs are cleared before running)."""
+    nb = base_notebook(fx)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(3 * 2**20)
+    cell = nbformat.v4.new_code_cell("print('a plot')", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png).decode("ascii"),
+                                                     "text/plain": "<Figure>"})])
+    nb.cells.insert(fault_index(nb), cell)
+    return finish(nb)
+
+
+def r_kernel(fx: Fixture) -> bytes:
+    nb = base_notebook(fx)
+    nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    nb.metadata["language_info"] = {"name": "R"}
+    return finish(nb)
+
+
+def truncated_notebook(fx: Fixture) -> bytes:
+    data = plain(fx)
+    return data[: len(data) // 2]
+
+
+def not_json(fx: Fixture) -> bytes:
+    return b"%PDF-1.4\n% this is not a notebook\n" + bytes(range(256))
+
+
+# -- archives ---------------------------------------------------------------------------------
+def zip_of(entries: list[tuple[str, bytes]], *, symlinks: tuple[str, ...] = (),
+           method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = method
+            info.create_system = 3
+            info.external_attr = ((0o120777 if name in symlinks else 0o100644) << 16)
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def in_zip(*names: str, extra: tuple[tuple[str, bytes], ...] = ()) -> Callable[[Fixture], bytes]:
+    def build(fx: Fixture) -> bytes:
+        nb = plain(fx)
+        return zip_of([(n, nb) for n in names] + list(extra))
+    return build
+
+
+def zip_symlink(fx: Fixture) -> bytes:
+    return zip_of([("sheet11.ipynb", plain(fx)), ("secret", b"/etc/passwd")], symlinks=("secret",))
+
+
+def zip_bomb(fx: Fixture) -> bytes:
+    """50 MB of zeros in 50 kB: refused for its ratio, from the headers."""
+    return zip_of([("sheet11.ipynb", plain(fx)), ("data/zeros.bin", bytes(50 * 2**20))])
+
+
+def zip_huge_total(fx: Fixture) -> bytes:
+    """Headers that claim 3.9 GB uncompressed (the data are tiny): refused before reading."""
+    data = bytearray(zip_of([("sheet11.ipynb", plain(fx)), ("data/huge.bin", b"tiny")],
+                            method=zipfile.ZIP_STORED))
+    claim = struct.pack("<I", 0xF0000000)
+    # Patch the uncompressed size of huge.bin in its central directory entry.
+    at = data.rfind(b"data/huge.bin")
+    header = data.rfind(b"PK\x01\x02", 0, at)
+    data[header + 24: header + 28] = claim
+    return bytes(data)
+
+
+def zip_nested(fx: Fixture) -> bytes:
+    inner = zip_of([("sheet11.ipynb", plain(fx))])
+    return zip_of([("sheet11.ipynb", plain(fx)), ("more/inner.zip", inner)])
+
+
+def zip_non_utf8(fx: Fixture) -> bytes:
+    """An entry name in Latin-1 bytes (no UTF-8 flag) that is not valid UTF-8."""
+    data = bytearray(zip_of([("sheet11.ipynb", plain(fx)), ("notes-caf?.txt", b"notes")]))
+    # `?` stands for the byte 0xE9 (Latin-1 e-acute), in the local and the central header.
+    for _ in range(2):
+        at = data.find(b"notes-caf?.txt")
+        data[at + 9] = 0xE9
+    return bytes(data)
+
+
+def zip_truncated(fx: Fixture) -> bytes:
+    data = zip_of([("sheet11.ipynb", plain(fx)), ("report.pdf", b"%PDF-1.4\n" + bytes(4000))])
+    return data[: int(len(data) * 0.6)]
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+FIXTURES: dict[str, Fixture] = {f.key: f for f in [
+    # kernel faults
+    Fixture("infinite_loop", "InfiniteLoop", ".ipynb", "while True: pass -> cell.timeout", with_fault(INFINITE_LOOP)),
+    Fixture("long_sleep", "LongSleep", ".ipynb", "time.sleep(10000) -> cell.timeout", with_fault(LONG_SLEEP)),
+    Fixture("input", "AsksInput", ".ipynb", "input() -> an error at once", with_fault(ASKS_INPUT)),
+    Fixture("sys_exit", "SysExit", ".ipynb", "sys.exit(3) -> an error, the kernel lives", with_fault(SYS_EXIT)),
+    Fixture("os_exit", "OsExit", ".ipynb", "os._exit(1) -> kernel.died, restarted", with_fault(OS_EXIT)),
+    Fixture("segfault", "Segfault", ".ipynb", "ctypes.string_at(0) -> kernel.died", with_fault(SEGFAULT)),
+    Fixture("memory_bomb", "MemoryBomb", ".ipynb", "50 GiB at once and a growing list -> MemoryError",
+            with_fault(MEMORY_HUGE, MEMORY_GROW)),
+    Fixture("fork_bomb", "ForkBomb", ".ipynb", "os.fork() in a loop -> the process limit", with_fault(FORK_BOMB)),
+    Fixture("spawn_bomb", "SpawnBomb", ".ipynb", "subprocess.Popen in a loop -> the process limit",
+            with_fault(SPAWN_BOMB)),
+    Fixture("file_bomb", "FileBomb", ".ipynb", "a file that grows -> RLIMIT_FSIZE", with_fault(FILE_BOMB)),
+    Fixture("print_flood", "PrintFlood", ".ipynb", "prints without end -> cell.timeout, output capped",
+            with_fault(PRINT_FLOOD)),
+    Fixture("forged_checks", "ForgedChecks", ".ipynb", "patched allclose/json + wrong functions -> 0 auto points",
+            with_fault(FORGED)),
+    Fixture("fake_output", "FakeOutput", ".ipynb", "prints fake grader output -> nothing changes",
+            with_fault(FAKE_OUTPUT)),
+    Fixture("background", "Background", ".ipynb", "threads and atexit hooks rewrite files -> nothing changes",
+            with_fault(BACKGROUND)),
+    Fixture("snoop", "Snoop", ".ipynb", "reads the reference, rubric, /root, network -> all fail",
+            with_fault(SNOOP)),
+    Fixture("symlinks", "Symlinks", ".ipynb", "plants links and a FIFO in its folder -> the grader never follows",
+            with_fault(SYMLINKS)),
+    # bad notebooks
+    Fixture("truncated_notebook", "TruncatedNotebook", ".ipynb", "half a notebook -> notebook.invalid",
+            truncated_notebook),
+    Fixture("not_json", "NotJson", ".ipynb", "not JSON at all -> notebook.invalid", not_json),
+    Fixture("r_kernel", "RKernel", ".ipynb", "an R kernelspec -> notebook.invalid", r_kernel),
+    Fixture("big_image", "BigImage", ".ipynb", "a 3 MB stored image output -> cleared; report small", big_image),
+    Fixture("xss", "Xss", ".ipynb", "answers carrying script, onerror, javascript: -> inert in the report", xss),
+    # archives
+    Fixture("zip_dotdot", "ZipDotdot", ".zip", "an entry '../sheet11.ipynb' -> archive.unsafe",
+            in_zip("sheet11.ipynb", extra=(("../evil.py", b"print(1)"),))),
+    Fixture("zip_absolute", "ZipAbsolute", ".zip", "an entry '/tmp/evil.py' -> archive.unsafe",
+            in_zip("sheet11.ipynb", extra=(("/tmp/evil.py", b"print(1)"),))),
+    Fixture("zip_symlink", "ZipSymlink", ".zip", "a symbolic link entry -> archive.unsafe", zip_symlink),
+    Fixture("zip_bomb", "ZipBomb", ".zip", "50 MB of zeros -> archive.unsafe (ratio)", zip_bomb),
+    Fixture("zip_huge_total", "ZipHugeTotal", ".zip", "headers claim 3.9 GB -> archive.unsafe", zip_huge_total),
+    Fixture("zip_nested", "ZipNested", ".zip", "a zip inside -> archive.unsafe", zip_nested),
+    Fixture("zip_non_utf8", "ZipNonUtf", ".zip", "a Latin-1 entry name -> archive.unsafe", zip_non_utf8),
+    Fixture("zip_truncated", "ZipTruncated", ".zip", "the last 40% cut off -> archive.contents", zip_truncated),
+    Fixture("zip_two_notebooks", "ZipTwoNotebooks", ".zip", "two notebooks, none sheet11.ipynb -> archive.contents",
+            in_zip("part1.ipynb", "part2.ipynb")),
+    Fixture("zip_two_with_template", "ZipTwoWithTemplate", ".zip",
+            "sheet11.ipynb and a copy -> graded, archive.contents note", in_zip("work/sheet11.ipynb", "old/copy.ipynb")),
+    Fixture("zip_macosx", "ZipMacosx", ".zip", "__MACOSX/ and checkpoints -> ignored",
+            in_zip("sheet11.ipynb", extra=(("__MACOSX/._sheet11.ipynb", b"\x00\x05\x16\x07mac"),
+                                           (".ipynb_checkpoints/sheet11-checkpoint.ipynb", b"{}")))),
+    Fixture("zip_with_pdf", "ZipWithPdf", ".zip", "a PDF beside the notebook -> listed in other_files",
+            in_zip("Lovelace_Turing/sheet11.ipynb", extra=(("Lovelace_Turing/answers.pdf", PDF),))),
+]}
+
+KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
+                 "fork_bomb", "spawn_bomb", "file_bomb", "print_flood", "forged_checks", "fake_output",
+                 "background", "snoop", "symlinks")
+
+
+def fixture(key: str) -> Path:
+    return FIXTURES[key].path
+
+
+def build_all() -> dict[Path, bytes]:
+    return {fx.path: fx.build(fx) for fx in FIXTURES.values()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the stored files; write nothing")
+    args = parser.parse_args()
+    built = build_all()
+    stale = [p for p, data in built.items() if not p.exists() or p.read_bytes() != data]
+    extra = sorted(set(HOSTILE.glob("*")) - set(built) - {HOSTILE / "README.md"}) if HOSTILE.exists() else []
+    if args.check:
+        for p in stale:
+            print(f"differs: {p.name}")
+        for p in extra:
+            print(f"not generated: {p.name}")
+        return 1 if stale or extra else 0
+    HOSTILE.mkdir(parents=True, exist_ok=True)
+    for p in extra:
+        p.unlink()
+    for p, data in built.items():
+        p.write_bytes(data)
+    index = ["# Hostile submissions", "", "Written by `tests/make_hostile_fixtures.py`; do not edit by hand.", "",
+             "| file | what it does -> expected |", "|---|---|"]
+    index += [f"| `{fx.filename}` | {fx.about} |" for fx in FIXTURES.values()]
+    (HOSTILE / "README.md").write_text("\n".join(index) + "\n")
+    print(f"wrote {len(built)} fixtures to {HOSTILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Hostile notebooks: every fault is contained, flagged, and costs nothing but its own points.
+
+Each fixture in ``tests/files/hostile/`` (see ``tests/make_hostile_fixtures.py``) is the fast
+reference solution (3.5 automatic points: 11.4.a-c full, tbptt_grads; train_recall is a stub)
+with one hostile cell placed after the 11.4.b functions and before ``lstm_cell``: the functions
+defined before *and* after the fault must still earn their points. Limits are short here
+(cell_timeout 5 s); every test also bounds its own time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from builders import ROOT, add_code, quick_context, set_group, solution, write_notebook
+from grader.grade import grade_submission
+from grader.rubric import DEFAULT_RUBRIC
+from make_hostile_fixtures import FIXTURES, fixture
+
+pytestmark = pytest.mark.slow
+
+FULL = 3.5            # what the fast solution earns
+AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
+
+
+def auto_points(result) -> dict[str, float]:
+    return {q: result.questions[q].points for q in AUTO}
+
+
+SOLUTION_POINTS = {"11.4.a": 1.0, "11.4.b": 1.0, "11.4.c": 1.0, "11.4.d": 0.5}
+
+
+def memory_kb(field: str = "VmHWM") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path, monkeypatch):
+    """Scratch folders go to a private temp dir, which must be empty again after each test."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    yield tmp
+    assert sorted(p.name for p in tmp.iterdir()) == [], "a scratch folder was left behind"
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return quick_context(cell_timeout=5, notebook_timeout=60, memory_mb=3072, max_file_mb=64)
+
+
+def grade(key: str, ctx, limit: float):
+    path = fixture(key)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    t0 = time.monotonic()
+    result = grade_submission(path, ctx)
+    seconds = time.monotonic() - t0
+    assert seconds < limit, f"{key} took {seconds:.1f} s"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the submission was changed"
+    assert result.status == "graded", (result.message, result.tutor_detail)
+    return result
+
+
+def codes(result) -> list[str]:
+    return [f.code for f in result.flags]
+
+
+def fault_cell(result):
+    """The outcome of the hostile cell (the first cell whose status is not ok, or the one named)."""
+    return next(c for c in result.cells if c["status"] != "ok")
+
+
+# -- kernel faults: flag, time, points ----------------------------------------------------------
+@pytest.mark.parametrize("key, flag, limit", [
+    ("infinite_loop", "cell.timeout", 30),
+    ("long_sleep", "cell.timeout", 30),
+    ("print_flood", "cell.timeout", 30),
+])
+def test_runaway_cell_is_stopped_and_the_next_cells_run(key, flag, limit, ctx):
+    result = grade(key, ctx, limit)
+    assert codes(result) == [flag]
+    assert fault_cell(result)["status"] == "timeout"
+    assert auto_points(result) == SOLUTION_POINTS
+    assert all(c["status"] == "ok" for c in result.cells if c is not fault_cell(result))
+
+
+def test_input_is_an_error_not_a_hang(ctx):
+    result = grade("input", ctx, 20)
+    assert codes(result) == []
+    assert "StdinNotImplementedError" in fault_cell(result)["error"]
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_sys_exit_leaves_the_kernel_running(ctx):
+    result = grade("sys_exit", ctx, 20)
+    assert codes(result) == []
+    assert fault_cell(result)["error"].startswith("SystemExit")
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+@pytest.mark.parametrize("key", ["os_exit", "segfault"])
+def test_dead_kernel_is_restarted_and_functions_before_and_after_are_graded(key, ctx):
+    result = grade(key, ctx, 40)
+    assert codes(result) == ["kernel.died"]
+    assert "restarted" in result.flags[0].message
+    assert fault_cell(result)["status"] == "died"
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_memory_bomb_is_stopped_by_the_address_space_limit(ctx):
+    hwm = memory_kb()
+    result = grade("memory_bomb", ctx, 40)
+    bad = [c for c in result.cells if c["status"] != "ok"]
+    assert len(bad) == 2
+    assert bad[0]["error"].startswith("MemoryError")           # 50 GiB at once
+    assert bad[1]["error"].startswith("MemoryError") or bad[1]["status"] == "died"
+    assert set(codes(result)) <= {"kernel.died"}
+    assert auto_points(result) == SOLUTION_POINTS
+    assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
+
+
+@pytest.mark.parametrize("key", ["fork_bomb", "spawn_bomb"])
+def test_process_bomb_is_stopped_by_the_process_limit(key, ctx):
+    result = grade(key, ctx, 60)
+    cell = fault_cell(result)
+    assert cell["status"] in ("timeout", "died") or "BlockingIOError" in cell["error"] \
+        or "Resource temporarily unavailable" in cell["error"]
+    assert set(codes(result)) <= {"cell.timeout", "kernel.died"}
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_file_bomb_is_stopped_by_the_file_size_limit(ctx):
+    result = grade("file_bomb", ctx, 30)
+    assert codes(result) == []
+    assert "File too large" in fault_cell(result)["error"]
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_print_flood_keeps_grader_memory_and_report_small(ctx):
+    from grader.report import render_report
+    hwm = memory_kb()
+    result = grade("print_flood", ctx, 30)
+    assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
+    assert len(render_report(result)) < 400_000
+    assert len(json.dumps(result.to_json())) < 100_000
+
+
+def test_forged_comparisons_get_the_points_of_the_wrong_functions(ctx):
+    result = grade("forged_checks", ctx, 40)
+    assert result.points == 0.0
+    assert auto_points(result) == {q: 0.0 for q in AUTO}
+    assert not any(c.passed for q in AUTO for c in result.questions[q].cases)
+
+
+def test_fake_grader_output_changes_nothing(ctx, capfd):
+    from grader.report import render_report
+    result = grade("fake_output", ctx, 20)
+    assert auto_points(result) == SOLUTION_POINTS and result.points == FULL
+    captured = capfd.readouterr()
+    assert "FAKE-FD" not in captured.out + captured.err       # nothing on the tutor's terminal
+    html = render_report(result)
+    assert '<div class="total">10 / 10' not in html and "<script>alert" not in html
+
+
+def test_background_threads_and_atexit_change_only_their_own_kernel(ctx, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    result = grade("background", ctx, 40)
+    assert auto_points(result) == SOLUTION_POINTS
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p in before} == before
+
+
+def test_snooping_finds_nothing(ctx):
+    result = grade("snoop", ctx, 40)
+    error = fault_cell(result)["error"]
+    assert "SNOOP-DONE: nothing leaked" in error, error
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_planted_links_are_never_followed(ctx):
+    watched = [Path("/etc/passwd"), Path("/root")]
+    before = [(p.stat().st_uid, p.stat().st_mode, p.stat().st_mtime_ns) for p in watched]
+    result = grade("symlinks", ctx, 30)
+    assert auto_points(result) == SOLUTION_POINTS
+    assert [(p.stat().st_uid, p.stat().st_mode, p.stat().st_mtime_ns) for p in watched] == before
+
+
+def test_result_too_large_is_refused_not_loaded(ctx, tmp_path):
+    nb = solution()
+    add_code(nb, "import torch\n_huge = torch.zeros(1, dtype=torch.float64).expand(4_000_000)\n"
+                 "def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):\n    return tuple([_huge] * 16)\n")
+    path = write_notebook(nb, tmp_path / "subs" / "Lovelace_2571234_Turing_2579876.ipynb")
+    hwm = memory_kb()
+    t0 = time.monotonic()
+    result = grade_submission(path, ctx)
+    assert time.monotonic() - t0 < 60
+    assert result.status == "graded"
+    assert result.questions["11.4.c"].points == 0.5          # tree_encode only
+    assert memory_kb() - hwm < 300_000
+
+
+# -- batches ---------------------------------------------------------------------------------------
+def short_rubric(path: Path) -> Path:
+    text = Path(DEFAULT_RUBRIC).read_text(encoding="utf-8")
+    for key, value in (("cell_timeout", 5), ("notebook_timeout", 60), ("memory_mb", 3072), ("max_file_mb", 64)):
+        text, n = re.subn(rf"(?m)^{key}\s*=\s*\d+", f"{key} = {value}", text)
+        assert n == 1, key
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = ["GoodA", "GoodB", "GoodC", "GoodD", "GoodE"]
+
+
+def good_submissions(folder: Path) -> list[Path]:
+    """Five good submissions with their own groups and small differences."""
+    paths = []
+    for k, case in enumerate(GOOD):
+        nb = solution()
+        a, b = f"{2580000 + k}", f"{2590000 + k}"
+        set_group(nb, [(f"Ada {case} Lovelace", a, f"ada{k}@uni.example"), ("Alan Turing", b, "alan@uni.example")])
+        if k == 1:
+            add_code(nb, "print('hello from B')")
+        if k == 2:
+            add_code(nb, "def tree_encode(tree, embed, W, b):\n    return b * 0\n")   # fewer points
+        if k == 3:
+            add_code(nb, "import numpy as np\nnp.random.seed(0)\n", 3)
+        paths.append(write_notebook(nb, folder / f"{case}_{a}_Turing_{b}.ipynb"))
+    return paths
+
+
+def tree_snapshot(root: Path, skip: Path) -> dict[str, tuple[int, str]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p == skip or skip in p.parents or not p.is_file():
+            continue
+        out[str(p.relative_to(root))] = (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tmp, monkeypatch):
+    from grader.batch import run_batch
+    rubric = short_rubric(tmp_path / "rubric.toml")
+    subs = tmp_path / "subs"
+    good = good_submissions(subs)
+    hostile = []
+    for key in ("os_exit", "infinite_loop", "print_flood", "snoop", "memory_bomb"):
+        hostile.append(subs / FIXTURES[key].filename)
+        hostile[-1].write_bytes(fixture(key).read_bytes())
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    alone = run_batch([str(p) for p in good], tmp_path / "alone", str(rubric))
+    before = tree_snapshot(tmp_path, tmp_path / "mixed")
+    t0 = time.monotonic()
+    mixed = run_batch([str(subs)], tmp_path / "mixed", str(rubric))
+    seconds = time.monotonic() - t0
+    assert seconds < 150
+    # The submissions, and everything outside the output folder, are unchanged.
+    assert tree_snapshot(tmp_path, tmp_path / "mixed") == before
+    assert list(cwd.iterdir()) == []
+    by_name = {r["submission"]: r for r in mixed.results}
+    assert len(by_name) == 10
+    for r in alone.results:
+        other = by_name[r["submission"]]
+        assert other["status"] == r["status"] == "graded"
+        assert other["points"] == r["points"]
+        assert {q: v["points"] for q, v in other["questions"].items()} == \
+               {q: v["points"] for q, v in r["questions"].items()}
+        assert other["flags"] == r["flags"]
+    assert [r["points"] for r in alone.results] == [FULL, FULL, FULL - 0.5, FULL, FULL]
+    for key in ("os_exit", "infinite_loop", "print_flood", "snoop", "memory_bomb"):
+        r = by_name[FIXTURES[key].filename]
+        assert r["status"] == "graded" and r["points"] == FULL, (key, r["flags"])
+        saved = json.loads((tmp_path / "mixed" / Path(r["submission"]).stem / "result.json").read_text())
+        assert saved["points"] == FULL
+    snoop = by_name[FIXTURES["snoop"].filename]
+    assert snoop["flags"] == []
+    csv = (tmp_path / "mixed" / "grades.csv").read_text()
+    assert csv.count("\n") == 1 + 2 * 10
+
+
+def cli(subs: Path, out: Path, rubric: Path, **kw) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "grader.cli", "run", str(subs), "-o", str(out),
+                             "--rubric", str(rubric)], cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, **kw)
+
+
+def test_killed_batch_resumes_where_it_stopped(tmp_path):
+    rubric = short_rubric(tmp_path / "rubric.toml")
+    subs = tmp_path / "subs"
+    good_submissions(subs)
+    (subs / FIXTURES["os_exit"].filename).write_bytes(fixture("os_exit").read_bytes())
+    hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in subs.iterdir()}
+
+    reference_run = cli(subs, tmp_path / "whole", rubric)
+    assert reference_run.wait(timeout=240) == 0
+
+    out = tmp_path / "out"
+    first = cli(subs, out, rubric)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/result.json")):
+        assert first.poll() is None, "the batch ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    done = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*/result.json")}
+    assert 1 <= len(done) < 6
+
+    second = cli(subs, out, rubric)
+    assert second.wait(timeout=240) == 0
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in done} == done, "finished ones were graded again"
+    assert len(list(out.glob("*/result.json"))) == 6
+
+    def rows(path: Path) -> list[str]:
+        return sorted(path.read_text().splitlines())
+    assert rows(out / "grades.csv") == rows(tmp_path / "whole" / "grades.csv")
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in subs.iterdir()} == hashes
+    # Nothing was written beside the output folders.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "rubric.toml", "subs", "tmpdir", "whole"]
+
+
+def test_parallel_batch_with_a_fork_bomb(tmp_path):
+    """Two kernels at once: a fork bomb in one must not starve the other of processes."""
+    from grader.batch import run_batch
+    rubric = short_rubric(tmp_path / "rubric.toml")
+    subs = tmp_path / "subs"
+    good = good_submissions(subs)[:2]
+    (subs / FIXTURES["fork_bomb"].filename).write_bytes(fixture("fork_bomb").read_bytes())
+    t0 = time.monotonic()
+    outcome = run_batch([str(subs / FIXTURES["fork_bomb"].filename)] + [str(p) for p in good],
+                        tmp_path / "out", str(rubric), jobs=2)
+    assert time.monotonic() - t0 < 120
+    points = {r["submission"]: r["points"] for r in outcome.results}
+    assert points[good[0].name] == FULL and points[good[1].name] == FULL
+    assert points[FIXTURES["fork_bomb"].filename] == FULL

@@ -1,0 +1,57 @@
+"""Review pages and the scoring sheet."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from grader.errors import UsageError
+from grader.review import suggested_score, write_review
+from grader.rubric import WRITTEN_IDS
+from test_scores import MEMBERS, fake_output, fake_result
+
+
+def _out(tmp_path: Path) -> Path:
+    one = fake_result("Lovelace_2571234_Turing_2579876", MEMBERS[0],
+                      answer="<img src=x onerror=alert(1)> A CNN uses local filters.")
+    two = fake_result("Hopper_2570001_Dijkstra_2570002", MEMBERS[1])
+    two["flags"] = [{"code": "words.over_limit", "question": "11.2.1", "message": "112 words (limit 100)"}]
+    three = fake_result("Noether_2570003_Goedel_2570004", MEMBERS[2], status="rejected")
+    return fake_output(tmp_path / "out", [one, two, three])
+
+
+def test_suggested_score_rounds_to_a_quarter() -> None:
+    assert suggested_score(0.75, 1, 3) == 0.25
+    assert suggested_score(0.75, 2, 3) == 0.5
+    assert suggested_score(0.5, 5, 6) == 0.5
+    assert suggested_score(0.75, 5, 5) == 0.75
+    assert suggested_score(0.75, 0, 0) is None
+
+
+def test_pages_and_sheet(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    outcome = write_review(out)
+    assert [p.name for p in outcome.pages] == [f"{q}.html" for q in WRITTEN_IDS]
+    rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
+    assert outcome.sheet.name == "scores.csv" and len(rows) == 2 * len(WRITTEN_IDS)  # the rejected one is left out
+    assert list(rows[0]) == ["folder", "submission", "question", "max_points", "suggested", "points", "comment"]
+    row = next(r for r in rows if r["question"] == "11.2.1" and r["folder"].startswith("Hopper"))
+    assert row["max_points"] == "0.75" and row["suggested"] == "0.25" and row["points"] == "" and row["comment"] == ""
+    page = (out / "review" / "11.2.1.html").read_text()
+    assert "112 words (limit 100)" in page and "Model answer" in page and "suggested 0.25" in page
+    assert "Lovelace_2571234_Turing_2579876.ipynb" in page and "Hopper_2570001_Dijkstra_2570002.ipynb" in page
+    assert "onerror" not in page and "Not listed" in page
+
+
+def test_split_by_question_and_group(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    outcome = write_review(out, questions=["11.2.1"], groups=["Hopper_2570001_Dijkstra_2570002"])
+    rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
+    assert [(r["folder"], r["question"]) for r in rows] == [("Hopper_2570001_Dijkstra_2570002", "11.2.1")]
+    assert outcome.sheet.name == "scores_11.2.1_Hopper_2570001_Dijkstra_2570002.csv"
+    with pytest.raises(UsageError, match="unknown written question"):
+        write_review(out, questions=["11.4.a"])
+    with pytest.raises(UsageError, match="unknown group folder"):
+        write_review(out, groups=["Nobody"])
