@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
