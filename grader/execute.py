@@ -153,7 +153,9 @@ class KernelSession:
 
     def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1) -> None:
         self.sandbox, self.limits, self.threads = sandbox, limits, threads
-        self.base = Path(tempfile.mkdtemp(prefix="sheet11-run-"))
+        root = _run_root()
+        _sweep_stale_runs(root)
+        self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
         self.scratch = self.base / "kernel"
         self.scratch.mkdir()
         self.sandbox.prepare(self.scratch)
@@ -407,6 +409,30 @@ class KernelSession:
                 self.client = None
             return CodeResult("died" if status == "died" else "timeout", seconds)
         return CodeResult(status, seconds, _describe_error(cell), stdout[-2000:])
+
+
+def _run_root() -> str:
+    """Where sessions keep their folders: the temp dir, unless its path is so long that the
+    kernel's IPC socket paths (``<root>/sheet11-run-<pid>-<x>/kernel/ipc-<n>``) would pass the
+    107-byte limit of a Unix socket's name; then ``/tmp``."""
+    root = tempfile.gettempdir()
+    if len(os.fsencode(root)) > 60 and os.path.isdir("/tmp"):
+        return "/tmp"
+    return root
+
+
+def _sweep_stale_runs(root: str) -> None:
+    """Remove the scratch folders of grading processes that were killed (SIGKILL, power loss)
+    before they could clean up: their names carry the pid, which no longer runs."""
+    for stale in Path(root).glob("sheet11-run-*-*"):
+        pid = stale.name.split("-")[2]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        try:
+            if stale.stat().st_uid == os.geteuid():
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _timeout_message(limits: Limits, seconds: float) -> str:

@@ -189,7 +189,14 @@ atexit.register(at_exit)
 '''
 
 SNOOP = r'''# hostile: tries to read what it must not, and to reach the network
-import glob, importlib, os, socket
+import glob, importlib, os, socket, sys
+
+# The Python installation is visible (read-only), and so are the folders above it, which show
+# nothing but the way down to it.
+python = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
+def shown_for_python(path):
+    path = os.path.realpath(path)
+    return any(path == p or path.startswith(p + "/") or p.startswith(path.rstrip("/") + "/") for p in python)
 
 leaks = []
 for module in ("reference", "grader", "grader.rubric"):
@@ -203,17 +210,21 @@ for path in ("/work/main/reference/rnn.py", "/work/main/rubrics/sheet11.toml",
              "/etc/shadow", "/etc/passwd", "/work", "/home"):
     try:
         if os.path.isdir(path):
-            os.listdir(path)
+            extra = [n for n in os.listdir(path) if not shown_for_python(os.path.join(path, n))]
+            if extra:
+                leaks.append("listed " + path + ": " + ", ".join(extra[:5]))
         else:
             with open(path, "rb") as f:
                 f.read(100)
-        leaks.append("read " + path)
+            leaks.append("read " + path)
     except OSError:
         pass
-# Everything the kernel can see: nothing of the grader, the rubric or other submissions.
+# Everything else the kernel can see: nothing of the grader, the rubric or other submissions.
 cwd = os.getcwd()
 for root, dirs, files in os.walk("/"):
-    dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev", "/usr", cwd)]
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev", "/usr", cwd)
+               and not (shown_for_python(os.path.join(root, d)) and any(
+                   os.path.realpath(os.path.join(root, d)).startswith(p) for p in python))]
     for name in files:
         if name in ("sheet11.toml", "rnn.py", "result.json", "report.html", "grades.csv", "solution.ipynb") \
                 or name.endswith((".zip", ".ipynb")):

@@ -245,3 +245,16 @@ def test_kernel_that_never_starts_is_an_error_and_the_batch_goes_on(monkeypatch,
     assert any(f["code"] == "kernel.died" for f in first["flags"])
     assert second["status"] == "graded" and second["points"] > 0
     assert (tmp_path / "out" / "grades.csv").exists()
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_long_temp_dir_still_starts_kernels(tmp_path, monkeypatch):
+    """IPC socket names are limited to 107 bytes; a long TMPDIR must not break every kernel."""
+    import tempfile
+    long_dir = tmp_path / ("x" * 60) / ("y" * 60)
+    long_dir.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(long_dir))
+    outs, errors, session = run_cells("print('alive')")
+    assert outs[0] == "alive\n", errors
+    assert not session.base.exists()
