@@ -2,11 +2,10 @@
 
 All HTML comes from Jinja templates with autoescape. A student's markdown is rendered with
 markdown-it and then sanitised with nh3; only images that are inline data of a raster type
-survive as pictures. Plots are drawn with matplotlib into inline SVG, so a report can be mailed.
+survive as pictures. Plots are inline SVG (grader/charts.py), so a report can be mailed.
 """
 from __future__ import annotations
 
-import io
 import re
 from typing import Any, Iterable, Mapping
 
@@ -14,6 +13,8 @@ import nh3
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+
+from grader.charts import Bar, Line, bar_chart, line_chart
 
 
 _env = Environment(loader=PackageLoader("grader", "templates"),
@@ -47,68 +48,38 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
     return Markup(clean)
 
 
-def _svg(fig: Any) -> Markup:
-    buf = io.StringIO()
-    import matplotlib
-    # No date and fixed ids: the same result renders to the same bytes, so re-rendering a
-    # report (after a tutor's scores are imported) changes a file only where the content does.
-    with matplotlib.rc_context({"svg.hashsalt": "sheet11"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    svg = buf.getvalue()
-    return Markup(svg[svg.find("<svg"):])
-
-
-def _figure(width: float = 5.5, height: float = 3.0) -> Any:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt.subplots(figsize=(width, height))
-
-
 def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
     """The student's gradient norms and bound against the reference's, on a log scale."""
     series = {c["function"]: c["series"] for c in checks if c.get("series") and c.get("case") == 1}
-    if not series:
-        return None
-    fig, ax = _figure()
-    styles = {"hidden_grad_norms": ("norms ||dL/dh_t||", "tab:blue"), "gradient_bound": ("bound (1)", "tab:red")}
+    styles = {"hidden_grad_norms": ("norms ||dL/dh_t||", "#1f6feb"), "gradient_bound": ("bound (1)", "#cf222e")}
+    lines = []
     for function, data in series.items():
         label, colour = styles[function]
-        t = range(1, len(data["expected"]) + 1)
-        ax.plot(t, data["expected"], color=colour, alpha=0.35, linewidth=4, label=f"reference {label}")
+        lines.append(Line(f"reference {label}", data["expected"], colour, faint=True))
         if len(data["got"]) == len(data["expected"]):
-            ax.plot(t, data["got"], color=colour, marker="o", markersize=3, linestyle="--",
-                    label=f"yours: {label}")
-    ax.set_yscale("log")
-    ax.set_xlabel("time step t")
-    ax.set_title("Hidden case 1: gradient norms and the bound")
-    ax.legend(fontsize=7)
-    return _svg(fig)
+            lines.append(Line(f"yours: {label}", data["got"], colour, dashed=True))
+    if not lines:
+        return None
+    return line_chart(_env, lines, "Hidden case 1: gradient norms and the bound", "time step t",
+                      "norm (log scale)")
 
 
 def recall_plot(lstm: float | None, rnn: float | None, threshold: float) -> Markup | None:
     if lstm is None and rnn is None:
         return None
-    fig, ax = _figure(4.0, 2.6)
-    names, values = ["vanilla RNN", "LSTM"], [rnn or 0.0, lstm or 0.0]
-    ax.bar(names, values, color=["tab:gray", "tab:green"])
-    ax.axhline(threshold, color="tab:red", linestyle="--", label=f"needed: {threshold:.0%}")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("held-out accuracy")
-    ax.legend(fontsize=7)
-    return _svg(fig)
+    return bar_chart(_env, [Bar("vanilla RNN", rnn or 0.0, "#8c959f"), Bar("LSTM", lstm or 0.0, "#1a7f37")],
+                     "Held-out accuracy of your models", "", "accuracy", 1.0,
+                     (threshold, f"needed: {threshold:.0%}"))
 
 
 def histogram(points: list[float], max_points: float) -> Markup | None:
     if not points:
         return None
-    fig, ax = _figure(5.0, 2.6)
-    ax.hist(points, bins=[x * 0.5 for x in range(int(max_points * 2) + 2)], color="tab:blue", edgecolor="white")
-    ax.set_xlabel("points")
-    ax.set_ylabel("submissions")
-    return _svg(fig)
+    edges = [x * 0.5 for x in range(int(max_points * 2) + 1)]
+    counts = [sum(1 for p in points if lo <= p < lo + 0.5 or (lo == edges[-1] and p >= lo)) for lo in edges]
+    bars = [Bar(f"{lo:g}", n) for lo, n in zip(edges, counts)]
+    return bar_chart(_env, bars, "Points of graded submissions", "points (from)", "submissions",
+                     float(max(counts) or 1))
 
 
 def _marked(visible: str, at: int | None) -> tuple[str, str]:

@@ -87,3 +87,19 @@ def test_summary_counts_pass_rates_and_mistakes() -> None:
     assert "in reverse order" in html
     assert 'href="A_1_B_2/report.html"' in html
     assert "1 graded" in " ".join(html.split())
+
+
+def test_charts_are_inline_svg_and_deterministic() -> None:
+    from grader.report import histogram, recall_plot
+    checks = [{"function": "hidden_grad_norms", "case": 1,
+               "series": {"got": [1e-4, 1e-2, 1.0], "expected": [1e-4, 1e-2, 1.0]}}]
+    a, b = gradient_plot(checks), gradient_plot(checks)
+    assert a == b and str(a).startswith("<svg") and "yours: norms" in str(a)
+    assert "needed: 90%" in str(recall_plot(0.95, None, 0.9))
+    assert str(histogram([0.0, 4.0, 4.0], 10.0)).count("<rect") > 10
+
+
+def test_chart_survives_zeros_and_nans() -> None:
+    checks = [{"function": "gradient_bound", "case": 1,
+               "series": {"got": [0.0, float("nan"), 2.0], "expected": [1.0, 1.5, 2.0]}}]
+    assert "<path" in str(gradient_plot(checks))
