@@ -28,7 +28,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.rubric import Limits
-from grader.sandbox import Sandbox, reap_kernel_processes
+from grader.sandbox import KernelCgroup, Sandbox, reap_kernel_processes
 
 KERNEL_NAME = "sheet11-sandbox"
 MAX_RESTARTS = 4
@@ -156,6 +156,8 @@ class KernelSession:
         root = _run_root()
         _sweep_stale_runs(root)
         self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
+        # One cgroup per session caps the kernel and all it starts, across restarts.
+        self.cgroup = KernelCgroup.create(self.base.name, limits) if sandbox.confined else None
         self.scratch = self.base / "kernel"
         self.scratch.mkdir()
         self.sandbox.prepare(self.scratch)
@@ -188,6 +190,8 @@ class KernelSession:
 
     def close(self) -> None:
         self._stop()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def _stderr_tail(self) -> str:
@@ -230,7 +234,8 @@ class KernelSession:
     def _write_spec(self) -> None:
         spec_dir = self._specs / KERNEL_NAME
         spec_dir.mkdir(parents=True, exist_ok=True)
-        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls)),
+        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls),
+                                                 self.cgroup),
                 "display_name": "Sheet 11 (sandboxed)", "language": "python",
                 # bwrap starts the kernel in a new session, out of reach of a signal to the
                 # launcher's group; an interrupt message reaches it.

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,8 @@ class Sandbox:
     def confined(self) -> bool:
         return self.mode == "bwrap"
 
-    def kernel_argv(self, scratch: Path, limits: Limits, shared: tuple[Path, ...] = ()) -> list[str]:
+    def kernel_argv(self, scratch: Path, limits: Limits, shared: tuple[Path, ...] = (),
+                    cgroup: KernelCgroup | None = None) -> list[str]:
         """The command that starts an IPython kernel confined to ``scratch``.
 
         ``shared`` are further folders of the grader's (the connection file's, the call
@@ -105,10 +107,11 @@ class Sandbox:
         """
         kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
+        join = cgroup.argv() if cgroup is not None else []
         if self.mode == "none":
-            return _prlimit(limits) + kernel
-        # As root, bubblewrap sets up the mounts and `setpriv` inside it becomes `nobody`.
-        return _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges() + kernel
+            return join + _prlimit(limits) + kernel
+        # As root, bubblewrap sets up the mounts and `setpriv` inside it drops to the kernel's uid.
+        return join + _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges() + kernel
 
     def kernel_env(self, scratch: Path, threads: int = 1) -> dict[str, str]:
         """The kernel's whole environment: nothing of the tutor's is passed on."""
@@ -134,6 +137,109 @@ class Sandbox:
             for path in (scratch, scratch / "tmp"):
                 give_to_kernel(path)
             os.chmod(scratch, 0o700)
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class KernelCgroup:
+    """A cap on the memory and the processes of one kernel and everything it starts.
+
+    ``prlimit`` limits each process; a kernel that forks ten memory-hungry children would still
+    exhaust the machine. A cgroup (v2, or v1's memory and pids controllers) counts them all. The
+    grader joins the kernel to it before exec, so nothing the kernel starts escapes it.
+    """
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> KernelCgroup | None:
+        layout = _cgroup_layout()
+        if not layout:
+            return None
+        memory = str(limits.memory_mb * 1024 * 1024)
+        made: list[Path] = []
+        try:
+            if layout == "v2":
+                d = CGROUP_ROOT / name
+                d.mkdir()
+                made.append(d)
+                (d / "memory.max").write_text(memory)
+                (d / "memory.swap.max").write_text("0") if (d / "memory.swap.max").exists() else None
+                (d / "pids.max").write_text(str(limits.max_processes))
+            else:
+                mem, pids = CGROUP_ROOT / "memory" / name, CGROUP_ROOT / "pids" / name
+                for d in (mem, pids):
+                    d.mkdir()
+                    made.append(d)
+                (mem / "memory.limit_in_bytes").write_text(memory)
+                if (mem / "memory.memsw.limit_in_bytes").exists():
+                    (mem / "memory.memsw.limit_in_bytes").write_text(memory)
+                (pids / "pids.max").write_text(str(limits.max_processes))
+        except OSError:
+            cls(made).remove()
+            return None
+        return cls(made)
+
+    def argv(self) -> list[str]:
+        """A prefix that moves the starting process into the cgroup, then execs the rest."""
+        script = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
+        return ["sh", "-c", script, "sh", *[str(d / "cgroup.procs") for d in self.dirs], "--"]
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            for _ in range(50):  # the kernel's processes may take a moment to be reaped
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_layout() -> str:
+    """``v2`` or ``v1`` where this process may create cgroups with memory and pids limits, else ``''``."""
+    if os.geteuid() != 0:
+        return ""
+    probe = f"sheet11-probe-{os.getpid()}"
+    controllers = CGROUP_ROOT / "cgroup.subtree_control"
+    candidates: list[tuple[str, list[Path]]] = []
+    if controllers.exists():
+        try:
+            enabled = controllers.read_text().split()
+        except OSError:
+            enabled = []
+        if "memory" in enabled and "pids" in enabled:
+            candidates.append(("v2", [CGROUP_ROOT / probe]))
+    if (CGROUP_ROOT / "memory" / "memory.limit_in_bytes").exists() and (CGROUP_ROOT / "pids").is_dir():
+        candidates.append(("v1", [CGROUP_ROOT / "memory" / probe, CGROUP_ROOT / "pids" / probe]))
+    for layout, dirs in candidates:
+        made = []
+        try:
+            for d in dirs:
+                d.mkdir()
+                made.append(d)
+            return layout
+        except OSError:
+            continue
+        finally:
+            for d in made:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+    return ""
+
+
+def cgroup_note() -> str:
+    """What a tutor should know when kernels cannot be put into a cgroup here."""
+    if _cgroup_layout():
+        return ""
+    return ("memory and process limits apply per process only (no writable cgroup here; run the "
+            "grader as root on a machine with cgroups to cap each kernel as a whole)")
 
 
 def _drop_privileges() -> list[str]:
@@ -257,9 +363,9 @@ def choose_sandbox(mode: str = "auto") -> Sandbox:
         if problem:
             raise SandboxUnavailable(f"--sandbox bwrap was asked for, but {problem}. Install "
                                      "bubblewrap or run with --sandbox none knowingly.")
-        return Sandbox("bwrap")
+        return Sandbox("bwrap", cgroup_note())
     if mode != "auto":
         raise SandboxUnavailable(f"unknown sandbox mode {mode!r}; allowed: auto, bwrap, none")
     if problem:
         return Sandbox("none", f"NOT SANDBOXED: {problem}. Student code ran without isolation.")
-    return Sandbox("bwrap")
+    return Sandbox("bwrap", cgroup_note())

@@ -138,6 +138,34 @@ print("PROBE " + json.dumps({k: resource.getrlimit(getattr(resource, "RLIMIT_" +
 
 @pytest.mark.slow
 @needs_bwrap
+@pytest.mark.skipif(not sandbox_mod._cgroup_layout(), reason="no writable cgroup here")
+def test_forks_share_one_memory_cap():
+    """Each fork stays under the per-process limit, but together they pass the kernel's cap:
+    the cgroup kills them, and the tutor's machine keeps its memory."""
+    outs, errors, session = run_cells("""
+import os, time
+kids = []
+for i in range(6):
+    pid = os.fork()
+    if pid == 0:
+        x = bytearray(900 * 2**20)
+        for j in range(0, len(x), 4096):
+            x[j] = 1
+        time.sleep(30)
+        os._exit(0)
+    kids.append(pid)
+time.sleep(5)
+killed = sum(1 for pid in kids if os.waitpid(pid, os.WNOHANG) == (pid, 9))
+print('killed', killed)
+""", memory_mb=2048, cell_timeout=40)
+    assert session.cgroup is not None
+    killed = int(outs[0].split()[-1]) if outs[0].strip().startswith("killed") else -1
+    assert killed >= 3, (outs, errors)  # 6 x 900 MB cannot fit in 2 GB
+    assert not any(d.exists() for d in session.cgroup.dirs)
+
+
+@pytest.mark.slow
+@needs_bwrap
 def test_scratch_and_processes_are_gone_after_the_session():
     outs, errors, session = run_cells("import subprocess\np = subprocess.Popen(['sleep', '1000'])\nprint('started')")
     assert outs[0].strip() == "started"
