@@ -177,7 +177,9 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
                       max_rel=float(np.nanmax(rel)) if rel.size else 0.0, series=series)
 
 
-def missing_case(function: str, index: int, params: str, shapes: str, points: float) -> CaseResult:
+def missing_case(function: str, index: int, params: str, shapes: str, points: float,
+                 why: str = "") -> CaseResult:
+    """A case that could not be run: the function is missing, or ``why`` it could not be called."""
     return CaseResult(function=function, index=index, params=params, shapes=shapes, passed=False,
                       points=0.0, max_points=points,
-                      message=f"no function named `{function}` was defined after the notebook ran")
+                      message=why or f"no function named `{function}` was defined after the notebook ran")

@@ -142,16 +142,21 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
                             "the notebook could not be run because its kernel did not start; "
                             "a tutor will look at it", flags, group, detail, **extra)
         bridge = Bridge(session)
-        defined = _defined(bridge, rubric)
+        found = _defined(bridge, rubric)
+        why = ""
+        if found is None:
+            why = "the kernel did not answer after the notebook ran, so no function could be called"
+            flags.append(Flag("kernel.died", None, why))
+        defined = found or {}
         by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
         for check in rubric.checks():
             qid = rubric.question_of(check.function)
-            if not defined.get(check.function):
+            if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                           ctx.public)
-        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public)
-        if not defined.get(rubric.recall.function):
+                                           ctx.public, why)
+        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
+        if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
         by_question[rubric.recall.question].append(recall_case)
@@ -194,12 +199,13 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
     return QuestionResult(qid, q.title, 0.0, q.points, "pending", answer=answer), flags
 
 
-def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool]:
+def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool] | None:
+    """Which contract functions the kernel holds; ``None`` when the kernel did not answer."""
     names = ",".join(FUNCTIONS)
     got = bridge.call("{n: float(callable(globals().get(n))) for n in __args['names'].split(',')}",
                       {"names": names}, rubric.limits.call_timeout)
     if got.status != "ok" or not isinstance(got.value, dict):
-        return {}
+        return None
     return {k: v == 1.0 for k, v in got.value.items() if isinstance(v, float)}
 
 
@@ -207,7 +213,7 @@ REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for n
 
 
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
-               public: bool = False) -> list[CaseResult]:
+               public: bool = False, why: str = "") -> list[CaseResult]:
     out = []
     cases = check.public_cases() if public else check.cases
     share = check.points / len(cases)
@@ -217,7 +223,7 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
         shapes = case_inputs.shapes_of(inputs)
         params = case.describe()
         if not defined:
-            out.append(missing_case(check.function, i, params, shapes, share))
+            out.append(missing_case(check.function, i, params, shapes, share, why))
             continue
         expected = to_numpy(REFERENCE[check.function](**inputs))
         if stuck is not None:
@@ -232,7 +238,8 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
     return out
 
 
-def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False) -> tuple[Recall, CaseResult]:
+def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
+            why: str = "") -> tuple[Recall, CaseResult]:
     spec = rubric.recall
     params = f"seq_len={spec.seq_len}, n_classes={spec.n_classes}, cell='lstm'"
     base = dict(function=spec.function, index=1, params=params,
@@ -240,7 +247,7 @@ def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False)
                 max_points=spec.points)
     if not defined:
         return (Recall(None, None, None, None, spec.threshold, "not defined"),
-                missing_case(spec.function, 1, params, base["shapes"], spec.points))
+                missing_case(spec.function, 1, params, base["shapes"], spec.points, why))
     seed = spec.public_heldout_seed if public else spec.heldout_seed
     x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, seed)
     accuracy: dict[str, float | None] = {}

@@ -111,3 +111,13 @@ def test_submission_is_not_changed(tmp_path: Path) -> None:
     before = path.read_bytes()
     grade_submission(path, quick_context())
     assert path.read_bytes() == before
+
+
+def test_kernel_that_stops_answering_is_said_not_called_missing(tmp_path: Path, monkeypatch) -> None:
+    import grader.grade as grade_mod
+    monkeypatch.setattr(grade_mod, "_defined", lambda bridge, rubric: None)
+    result = _grade(tmp_path, "passes_all.zip", f"{GOOD_NAME}.zip")
+    codes = [f.code for f in result.flags]
+    assert "kernel.died" in codes and "function.missing" not in codes
+    case = result.questions["11.4.a"].cases[0]
+    assert not case.passed and "did not answer" in case.message
