@@ -98,7 +98,8 @@ def test_scalar_rnn_meets_bound_with_equality(T: int, name: str, w: float, seed:
     W = torch.tensor([[w]], dtype=torch.float64)
     g = hidden_grad_norms(x, h0, W, U, b, _loss, activation=name)
     r = gradient_bound(x, h0, W, U, b, _loss, activation=name)
-    torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-300)
+    # Equal up to float64 rounding, which accumulates over the T - t steps of both products.
+    torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-300)
 
 
 def test_regimes() -> None:
