@@ -18,7 +18,7 @@ from rich.text import Text
 
 from grader.errors import GraderError
 
-_STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yellow", "TODO"),
+_STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yellow", "OPEN"),
           "advice": ("cyan", "advice"), "info": ("dim", "info")}
 
 
@@ -65,7 +65,7 @@ def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str) -> 
                   "The grader also runs hidden examples of the same sizes; tutors grade the written answers.",
                   highlight=False)
     else:
-        out.print(f"[red]Not ready yet:[/] {summary}. Fix the rows marked FIX and TODO, then run "
+        out.print(f"[red]Not ready yet:[/] {summary}. Fix the rows marked FIX and OPEN, then run "
                   "`grade check` again.", highlight=False)
     sys.exit(report.exit_code)
 

@@ -415,7 +415,7 @@ def test_grade_check_on_the_solution_exits_0_and_draws_only_public_seeds(monkeyp
     result = CliRunner().invoke(main, ["check", str(SOLUTION)], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "Everything that can be checked automatically is in order" in result.output
-    assert "FIX" not in result.output and "TODO" not in result.output
+    assert "FIX" not in result.output and "OPEN" not in result.output
     for fn in FUNCTIONS:
         assert fn in result.output
     assert "Lovelace_2571234_Turing_2579876" in result.output  # the file-name advice
@@ -430,9 +430,9 @@ def test_grade_check_on_the_blank_template_lists_what_is_missing(tmp_path):
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     for qid in WRITTEN_IDS:
-        assert any(qid in line and "TODO" in line and "no answer yet" in line for line in lines), qid
+        assert any(qid in line and "OPEN" in line and "no answer yet" in line for line in lines), qid
     for fn in FUNCTIONS:
-        assert any(f"`{fn}` is not implemented yet" in line and "TODO" in line for line in lines), fn
+        assert any(f"`{fn}` is not implemented yet" in line and "OPEN" in line for line in lines), fn
     assert any("group.missing" in line and "FIX" in line for line in lines)
     assert "Not ready yet" in result.output
 
