@@ -327,7 +327,7 @@ class KernelSession:
             return False
         return False
 
-    def _restart(self, result: ExecutionResult) -> None:
+    def _restart(self) -> None:
         """A fresh kernel with the good cells run again (quietly, outputs kept from before)."""
         self.restarts += 1
         self.start(self.nb)
@@ -385,7 +385,7 @@ class KernelSession:
                 result.cells += [CellOutcome(i, "not_run") for i in left]
                 break
             try:
-                self._restart(result)
+                self._restart()
             except KernelStartError as exc:
                 result.flags.append(RunFlag("kernel.died", f"the kernel could not be restarted: {exc}"))
                 result.cells += [CellOutcome(i, "not_run") for i in code_cells[pos + 1:]]
@@ -409,7 +409,7 @@ class KernelSession:
         stdout = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         if status in ("died", "timeout-dead"):
             try:
-                self._restart(ExecutionResult())
+                self._restart()
             except KernelStartError:
                 self.client = None
             return CodeResult("died" if status == "died" else "timeout", seconds)

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import nbformat
 import numpy as np
-import torch
 
 import reference
 from grader import cases as case_inputs
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
-from grader.execute import ExecutionResult, KernelSession
+from grader.execute import KernelSession
 from grader.intake import read_submission
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
@@ -76,12 +75,8 @@ def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
         result = _stopped(ctx, path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
                           [], detail="".join(traceback.format_exception(exc))[-4000:])
-    return _with_seconds(result, time.monotonic() - t0)
+    return replace(result, seconds=time.monotonic() - t0)
 
-
-def _with_seconds(result: SubmissionResult, seconds: float) -> SubmissionResult:
-    from dataclasses import replace
-    return replace(result, seconds=seconds)
 
 
 def _grade(path: Path, ctx: Context) -> SubmissionResult:

@@ -102,7 +102,6 @@ class SubmissionResult:
     seconds: float = 0.0
     folder: str = ""
     rubric_sha256: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def points(self) -> float:

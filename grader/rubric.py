@@ -62,10 +62,6 @@ class Check:
     cases: tuple[Case, ...]
     public_seeds: tuple[int, ...]
 
-    @property
-    def points_per_case(self) -> float:
-        return self.points / len(self.cases)
-
     def public_cases(self) -> tuple[Case, ...]:
         """The examples students may see: public seeds on the hidden cases' shapes, in turn."""
         return tuple(Case(seed, self.cases[i % len(self.cases)].params)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import struct
 import sys
 import zipfile

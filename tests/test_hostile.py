@@ -8,7 +8,6 @@ defined before *and* after the fault must still earn their points. Limits are sh
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os

@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
