@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 import psutil
 
 from grader import interrupt
-from grader.errors import UsageError
+from grader.errors import OutputFolderError, UsageError
 from grader.grades import suspicious, visible
 from grader.late import apply_late, read_manifest, submission_time
 from grader.outdir import OutDir, assign_folders, safe_report
@@ -331,7 +331,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     continue
                 # a kept result: the deadline or the tutors' scores may have changed since
                 final = post_grade(kept, job, rubric)
-                out.write_submission(final)
+                out.write_submission(final)  # only where it changed
                 results[job.folder] = final
             if on_start:
                 on_start(len(all_jobs), len(all_jobs) - len(todo))
@@ -343,7 +343,11 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 change = _change(book.previous_points(result.folder, run_id), result)
                 if change:
                     changes.append(change)
-                out.write_submission(result, html)
+                try:
+                    out.write_submission(result, html)
+                except OutputFolderError as exc:  # e.g. a link planted where its folder goes
+                    result = stopped_result(rubric, _job_of(all_jobs, result.folder),
+                                            "its result could not be written; a tutor will look at it", str(exc))
                 results[result.folder] = result
                 book.record(run_id, result)
                 if on_result:
@@ -369,6 +373,10 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
             out.write_batch(ordered, rubric, sandbox.note, similarity=similarity)
     return BatchOutcome([r.to_json() for r in ordered], len(todo), len(all_jobs) - len(todo), out_dir,
                         sandbox, changes, ordered)
+
+
+def _job_of(jobs: list[Job], folder: str) -> Job:
+    return next(j for j in jobs if j.folder == folder)
 
 
 def _sha256(path: Path) -> str:
@@ -494,8 +502,8 @@ def _finished(out: OutDir, job: Job, rubric: Rubric) -> SubmissionResult | None:
     """The kept result of ``job`` when it was graded from the same file with the same rubric."""
     try:
         result = out.read_result(job.folder)
-    except (OSError, ValueError, RecursionError):
-        return None
+    except (OSError, ValueError, RecursionError, OutputFolderError):
+        return None  # graded again; a link in the way is reported when the result is written
     if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256 and out.has_report(job.folder):
         return result
     return None

@@ -202,7 +202,10 @@ class OutDir:
         found: dict[str, SubmissionResult] = {}
         unreadable: list[str] = []
         for entry in sorted(self.root.iterdir()):
-            if entry.is_symlink() or not entry.is_dir() or not (entry / RESULT).exists():
+            if entry.is_symlink() and (entry / RESULT).exists():
+                unreadable.append(f"{entry.name}: a symbolic link, not a folder the grader wrote")
+                continue
+            if not entry.is_dir() or not (entry / RESULT).exists():
                 continue
             try:
                 found[entry.name] = self.read_result(entry.name)
