@@ -29,6 +29,7 @@ from grader.result import Flag, QuestionResult, Recall, SubmissionResult, Writte
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
+from grader.similarity import notebook_code_cells
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "student_template" / "sheet11.ipynb"
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -71,6 +72,8 @@ def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
     t0 = time.monotonic()
     try:
         result = _grade(path, ctx)
+    except MemoryError:
+        raise  # over the grader's memory budget: grader/batch.py reports it as such
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = _stopped(ctx, path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
@@ -95,6 +98,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
+    extra["code_cells"] = tuple(notebook_code_cells(nb))  # for the copied-work check, read once
 
     # Group cell and file name (contract §4).
     members: tuple[Member, ...] = ()

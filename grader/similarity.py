@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -305,21 +304,6 @@ def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- in the batch ------------------------------------------------------------------------------
-def write_similarity(results: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
-    from grader.batch import write_atomic
-    data = analyse(result_document(r) for r in results)
-    write_atomic(out_dir / "similarity.json", json.dumps(data, indent=1, ensure_ascii=False))
-    return data
-
-
-def load_similarity(out_dir: Path, results: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """What ``summary.html`` shows: the stored ranking (pairs of this batch only) and the ids
-    found in two groups."""
-    folders = {r["folder"] for r in results}
-    data: dict[str, Any] = {}
-    try:
-        data = json.loads((out_dir / "similarity.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    pairs = [p for p in data.get("pairs", []) if p["a"] in folders and p["b"] in folders]
-    return {**data, "pairs": pairs, "duplicates": duplicate_ids(results)}
+def batch_similarity(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every pair of the results' JSON compared, in memory (grader/outdir.py stores it)."""
+    return analyse(result_document(r) for r in results)

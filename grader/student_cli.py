@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from grader.cli_common import fail
 from grader.errors import GraderError
 
 _STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yellow", "OPEN"),
@@ -23,8 +24,7 @@ _STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yell
 
 
 def _fail(console: Console, exc: GraderError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    sys.exit(exc.exit_code)
+    fail(exc, console)  # the one printer (grader/cli_common.py): markup escaped
 
 
 @click.command("check")

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from builders import set_answer, set_group, solution, write_notebook, write_zip, notebook_bytes
-from grader.batch import run_batch, write_atomic, write_outputs
+from grader.batch import run_batch
 from grader.gradebook import Gradebook
-from grader.report import render_report
+from grader.outdir import OutDir
+from grader.result import SubmissionResult
 from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
-from grader.scores import SheetError, import_sheet, load_results
+from grader.scores import SheetError, import_sheet
 from grader.review import write_review
 
 MEMBERS = [[("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2579876", "alan@uni.example")],
@@ -49,11 +50,12 @@ def fake_result(folder: str, members: list[tuple[str, str, str]], answer: str = 
 
 
 def fake_output(out: Path, results: list[dict]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    for data in results:
-        write_atomic(out / data["folder"] / "result.json", json.dumps(data, indent=2, ensure_ascii=False))
-        write_atomic(out / data["folder"] / "report.html", render_report(data))
-    write_outputs(results, out, load_rubric(), "")
+    """An output folder as a batch leaves it, written through the folder's one owner."""
+    folder = OutDir(out, create=True)
+    typed = [SubmissionResult.from_json(data) for data in results]
+    for result in typed:
+        folder.write_submission(result)
+    folder.write_batch(typed, load_rubric(), "")
     return out
 
 
@@ -228,4 +230,4 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
         assert moved["Hopper_2570001_Dijkstra_2570002"]["11.4.a"] == [1.0, data["questions"]["11.4.a"]["points"]]
     with sqlite3.connect(out / "gradebook.sqlite") as db:
         assert db.execute("SELECT COUNT(DISTINCT run_id) FROM run_results").fetchone()[0] == 2
-    assert [r["folder"] for r in load_results(out)] == [r["folder"] for r in again.results]
+    assert [r.folder for r in OutDir(out).results()] == [r["folder"] for r in again.results]
