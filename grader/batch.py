@@ -42,6 +42,7 @@ from grader.outdir import OutDir, assign_folders, safe_report
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, choose_sandbox
+from grader.schedule import longest_first, read_history
 from grader.scores import apply_manual
 from grader.similarity import batch_similarity
 
@@ -152,8 +153,18 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
     import torch
 
     from grader.grade import Context
+    from grader.kernelpool import KernelPool
     torch.set_num_threads(1)
     ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
+    # The next submission's kernel starts while this one is graded (grader/kernelpool.py).
+    pool = KernelPool(ctx.sandbox, ctx.rubric.limits, 1)
+    ctx = replace(ctx, kernels=pool)
+    pool.prime()
+    with pool:
+        _serve(jobs_fd, replies_fd, ctx, pool, memory_mb)
+
+
+def _serve(jobs_fd: int, replies_fd: int, ctx: Any, pool: Any, memory_mb: int) -> None:
     reader = os.fdopen(jobs_fd, "rb")
     writer = os.fdopen(replies_fd, "wb")
     writer.write(b'{"ready": true}\n')
@@ -162,6 +173,7 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
         raw = json.loads(line)
         job = Job(Path(raw["path"]), raw["folder"], raw["sha256"], raw["deadline"], raw["submitted"],
                   raw["submitted_source"], raw["manual"])
+        pool.more = bool(raw.get("more", True))
         try:
             result, html = grade_job(job, ctx)
             reply = {"result": result.to_json(), "html": html}
@@ -208,10 +220,12 @@ class Worker:
     def fds(self) -> list[int]:
         return [self.jobs, self.replies]
 
-    def send(self, job: Job, seconds: float) -> None:
+    def send(self, job: Job, seconds: float, more: bool = True) -> None:
+        """``more``: another job will likely follow, so the worker starts its kernel ahead."""
         line = json.dumps({"path": str(job.path), "folder": job.folder, "sha256": job.sha256,
                            "deadline": job.deadline, "submitted": job.submitted,
-                           "submitted_source": job.submitted_source, "manual": job.manual}).encode() + b"\n"
+                           "submitted_source": job.submitted_source, "manual": job.manual,
+                           "more": more}).encode() + b"\n"
         self.job = job
         self.started = time.monotonic()
         self.deadline = self.started + seconds
@@ -353,6 +367,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 if on_result:
                     on_result(result.to_json(), False)
 
+            todo = longest_first(todo, read_history(book.db))
             _grade_all(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
         except KeyboardInterrupt:
             with interrupt.shielded():
@@ -420,7 +435,8 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
             for w in list(workers):
                 if w.ready and w.job is None:
                     if queue:
-                        w.send(queue.popleft(), budget.seconds)
+                        # More to come for this worker when every worker can still get one.
+                        w.send(queue.popleft(), budget.seconds, more=len(queue) >= jobs)
                     else:
                         workers.remove(w)
                         w.kill()

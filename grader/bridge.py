@@ -147,7 +147,7 @@ class Bridge:
         spec = {"args": {k: _encode(v, folder, k) for k, v in args.items()}}
         _write_new(folder / "call.json", json.dumps(spec).encode())
         if self.session.sandbox.confined:
-            give_to_kernel(folder)  # only now may the kernel write (its result) there
+            give_to_kernel(folder, self.session.uid)  # only now may the kernel write (its result) there
         # The helper is defined again with every call, so a student cannot have replaced it.
         code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r})"
         ran: CodeResult = self.session.run_code(code, timeout)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import nbformat
 import zmq
@@ -28,7 +28,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.rubric import Limits
-from grader.sandbox import KernelCgroup, Sandbox, reap_kernel_processes
+from grader.sandbox import KernelCgroup, Sandbox, kernel_uid, reap_kernel_processes
 
 KERNEL_NAME = "sheet11-sandbox"
 MAX_RESTARTS = 4
@@ -107,6 +107,14 @@ del __sheet11_cap_output
 """
 
 
+# Every kernel imports numpy and torch while it boots, before any cell runs (IPython's
+# exec_lines; the names are deleted again, so a notebook that forgets `import torch` still
+# fails). A kernel started ahead (grader/kernelpool.py) thus does that work while the grader is
+# busy with the submission before; a kernel started on demand does the same work as the
+# notebook's first cell would. Every kernel is the same either way.
+PREIMPORT = "import numpy as _sheet11_np, torch as _sheet11_torch; del _sheet11_np, _sheet11_torch"
+
+
 class KernelStartError(Exception):
     """The kernel did not start or did not answer."""
 
@@ -151,8 +159,12 @@ class KernelSession:
     channel for plain-data files between kernel and grader) is removed on exit.
     """
 
-    def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1) -> None:
+    def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1, slot: int = 0) -> None:
         self.sandbox, self.limits, self.threads = sandbox, limits, threads
+        # The kernel's uid: one per slot, so a kernel started ahead in the same grading process
+        # (grader/kernelpool.py) never shares a uid with the one being graded.
+        self.uid = kernel_uid(slot)
+        self._launched = False  # True: started ahead by launch(), not yet connected
         root = _run_root()
         _sweep_stale_runs(root)
         self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
@@ -160,7 +172,7 @@ class KernelSession:
         self.cgroup = KernelCgroup.create(self.base.name, limits) if sandbox.confined else None
         self.scratch = self.base / "kernel"
         self.scratch.mkdir()
-        self.sandbox.prepare(self.scratch)
+        self.sandbox.prepare(self.scratch, self.uid)
         # The grader's own folders beside the scratch, bound into the sandbox at the same path:
         # the kernel can neither replace them nor plant links in them (the grader writes and
         # reads there as root). `conn` holds the connection file, `calls` the bridge's calls.
@@ -204,6 +216,7 @@ class KernelSession:
         return f"; kernel stderr: ...{tail[-300:]}" if tail else ""
 
     def _stop(self) -> None:
+        self._launched = False
         client, self.client = self.client, None
         if client is None:
             if self._context is not None:
@@ -229,21 +242,49 @@ class KernelSession:
         if self.sandbox.confined:
             # Forks and background processes of the old kernel must be gone before a new one
             # starts under the same uid and process limit.
-            reap_kernel_processes()
+            reap_kernel_processes(uid=self.uid)
 
     def _write_spec(self) -> None:
         spec_dir = self._specs / KERNEL_NAME
         spec_dir.mkdir(parents=True, exist_ok=True)
         spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls),
-                                                 self.cgroup),
+                                                 self.cgroup, self.uid),
                 "display_name": "Sheet 11 (sandboxed)", "language": "python",
                 # bwrap starts the kernel in a new session, out of reach of a signal to the
                 # launcher's group; an interrupt message reaches it.
                 "interrupt_mode": "message"}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
+    def launch(self) -> None:
+        """Start the kernel process now, without waiting for it: it boots and imports numpy and
+        torch while the grader works on something else; :meth:`start` then only connects.
+
+        Used by grader/kernelpool.py for the next submission's kernel. The kernel is the same as
+        one started by :meth:`start` (same command, sandbox, uid slot, limits, cgroup); it has run
+        no code but its own start-up.
+        """
+        self._launch(nbformat.v4.new_notebook())
+        self._launched = True
+
     def start(self, nb: Any) -> None:
-        """Start a fresh kernel for ``nb`` (the notebook object nbclient fills with outputs)."""
+        """Start a fresh kernel for ``nb`` (the notebook object nbclient fills with outputs).
+
+        A kernel this session launched ahead and never used is connected to instead; should it
+        not answer, a fresh one is started as if there had been none."""
+        if self._launched:
+            self._launched = False
+            assert self.client is not None
+            self.nb = self.client.nb = nb
+            try:
+                self._connect()
+                return
+            except KernelStartError:
+                pass  # nothing of the student's ran in it: start afresh, as without a pool
+        self._launch(nb)
+        self._connect()
+
+    def _launch(self, nb: Any) -> None:
+        """Spawn the kernel process; returns at once (the kernel boots on its own)."""
         self._stop()
         self.nb = nb
         self._write_spec()
@@ -264,7 +305,8 @@ class KernelSession:
         client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
                                startup_timeout=int(self.limits.kernel_start_timeout),
                                allow_errors=True, interrupt_on_timeout=False,
-                               iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False)
+                               iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False,
+                               extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"])
         client.max_chars = self.limits.max_output_chars
         self.client = client
         try:
@@ -272,13 +314,23 @@ class KernelSession:
             client.start_new_kernel(env=self.sandbox.kernel_env(self.scratch, self.threads),
                                     cwd=str(self.scratch), stdout=subprocess.DEVNULL,
                                     stderr=self._stderr)
-            client.start_new_kernel_client()
+        except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
+            self._start_failed(exc)
+
+    def _connect(self) -> None:
+        """Wait for the launched kernel to answer, then cap its output."""
+        assert self.client is not None
+        try:
+            self.client.start_new_kernel_client()
             if not self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
-            detail = f"{type(exc).__name__}: {exc}"[:300] + self._stderr_tail()
-            self._stop()
-            raise KernelStartError(detail) from None
+            self._start_failed(exc)
+
+    def _start_failed(self, exc: Exception) -> NoReturn:
+        detail = f"{type(exc).__name__}: {exc}"[:300] + self._stderr_tail()
+        self._stop()
+        raise KernelStartError(detail) from None
 
     def _execute(self, cell: Any, index: int, timeout: float) -> tuple[str, float]:
         """Run one cell: returns (status, seconds) with status ok | error | timeout | died."""

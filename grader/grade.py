@@ -23,6 +23,7 @@ from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
 from grader.execute import KernelSession
 from grader.intake import read_submission
+from grader.kernelpool import KernelPool
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
@@ -45,6 +46,8 @@ class Context:
     threads: int = 1
     template_answers: dict[str, str] = field(default_factory=dict)
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
+    # Kernels started ahead (grader/kernelpool.py) in a batch's grading process; else one on demand.
+    kernels: KernelPool | None = None
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False) -> Context:
@@ -132,7 +135,8 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         questions[qid], answer_flags = _written(qid, nb, ctx)
         flags += answer_flags
 
-    with KernelSession(ctx.sandbox, rubric.limits, ctx.threads) as session:
+    with (ctx.kernels.session() if ctx.kernels else KernelSession(ctx.sandbox, rubric.limits, ctx.threads)) \
+            as session:
         run = session.run_notebook(nb)
         flags += [Flag(f.code, None, _cell_message(f.message, f.cell)) for f in run.flags]
         if not run.started:

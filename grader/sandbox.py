@@ -27,24 +27,29 @@ from grader.rubric import Limits
 # limit counts only that kernel's processes: a fork bomb in one submission cannot starve a
 # kernel graded beside it. The uid follows the grading process, which runs one kernel at a time.
 UID_BASE = 100_000
+# A grading process may hold a second kernel, started ahead for its next submission
+# (grader/kernelpool.py), beside the one it grades: each slot is a uid of its own, so the two
+# never share a process limit, signals or a reap. The stride is above Linux's largest pid.
+UID_SLOT_STRIDE = 1 << 22
 # The kernel's private /tmp lives in memory: cap it, or many files could fill the tutor's RAM.
 TMP_BYTES = 512 * 1024 * 1024
 
 
-def kernel_uid() -> int:
-    return UID_BASE + os.getpid()
+def kernel_uid(slot: int = 0) -> int:
+    return UID_BASE + slot * UID_SLOT_STRIDE + os.getpid()
 
 
-def give_to_kernel(path: Path | str) -> None:
+def give_to_kernel(path: Path | str, uid: int | None = None) -> None:
     """Hand a file or folder of the scratch space to the kernel's uid (root only).
 
     Never through a link: the kernel may have planted one where the grader looks.
     """
     if _drop_privileges():
-        os.chown(path, kernel_uid(), kernel_uid(), follow_symlinks=False)
+        uid = kernel_uid() if uid is None else uid
+        os.chown(path, uid, uid, follow_symlinks=False)
 
 
-def reap_kernel_processes(timeout: float = 10.0) -> int:
+def reap_kernel_processes(timeout: float = 10.0, uid: int | None = None) -> int:
     """Kill every process still running under this grading process's kernel uid; wait for them.
 
     A kernel's forks, background processes and daemons end with its PID namespace, but not at
@@ -56,7 +61,7 @@ def reap_kernel_processes(timeout: float = 10.0) -> int:
         return 0
     import signal
     import time
-    uid = kernel_uid()
+    uid = kernel_uid() if uid is None else uid
     deadline = time.monotonic() + timeout
     while True:
         left = []
@@ -98,7 +103,7 @@ class Sandbox:
         return self.mode == "bwrap"
 
     def kernel_argv(self, scratch: Path, limits: Limits, shared: tuple[Path, ...] = (),
-                    cgroup: KernelCgroup | None = None) -> list[str]:
+                    cgroup: KernelCgroup | None = None, uid: int | None = None) -> list[str]:
         """The command that starts an IPython kernel confined to ``scratch``.
 
         ``shared`` are further folders of the grader's (the connection file's, the call
@@ -111,7 +116,7 @@ class Sandbox:
         if self.mode == "none":
             return join + _prlimit(limits) + kernel
         # As root, bubblewrap sets up the mounts and `setpriv` inside it drops to the kernel's uid.
-        return join + _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges() + kernel
+        return join + _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges(uid) + kernel
 
     def kernel_env(self, scratch: Path, threads: int = 1) -> dict[str, str]:
         """The kernel's whole environment: nothing of the tutor's is passed on."""
@@ -130,12 +135,12 @@ class Sandbox:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
 
-    def prepare(self, scratch: Path) -> None:
+    def prepare(self, scratch: Path, uid: int | None = None) -> None:
         """Make the scratch folder the kernel's own (it may run as ``nobody``)."""
         (scratch / "tmp").mkdir(exist_ok=True)
         if self.confined:
             for path in (scratch, scratch / "tmp"):
-                give_to_kernel(path)
+                give_to_kernel(path, uid)
             os.chmod(scratch, 0o700)
 
 
@@ -242,10 +247,10 @@ def cgroup_note() -> str:
             "grader as root on a machine with cgroups to cap each kernel as a whole)")
 
 
-def _drop_privileges() -> list[str]:
+def _drop_privileges(uid: int | None = None) -> list[str]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return []
-    uid = kernel_uid()
+    uid = kernel_uid() if uid is None else uid
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
