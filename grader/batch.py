@@ -314,14 +314,21 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
               sandbox_mode: str = "auto", regrade: bool = False,
               on_start: Callable[[int, int], None] | None = None,
               on_result: Callable[[dict[str, Any], bool], None] | None = None,
-              deadline: datetime | None = None, manifest: Path | None = None) -> BatchOutcome:
+              deadline: datetime | None = None, manifest: Path | None = None,
+              cluster: str | None = None, connect_timeout: float | None = None) -> BatchOutcome:
     """Grade every submission in ``paths`` into ``out_dir``; see the module docstring.
+
+    ``cluster`` (``local:N`` or ``tcp://HOST:PORT``) grades on Dask workers instead of ``jobs``
+    local processes (grader/cluster.py); everything else is the same.
 
     ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
     policy. Tutors' manual scores in the gradebook are applied to every result, also after a
     re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
+    if cluster:
+        from grader.cluster import parse_address
+        parse_address(cluster)  # a bad address is refused before anything is done
     files = expand_inputs(paths)
     times = read_manifest(manifest) if manifest else {}
     out = OutDir(out_dir, create=True)
@@ -368,7 +375,13 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     on_result(result.to_json(), False)
 
             todo = longest_first(todo, read_history(book.db))
-            _grade_all(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
+            if cluster and todo:
+                from grader.cluster import CONNECT_TIMEOUT, grade_on_cluster
+                grade_on_cluster(todo, rubric, rubric_path, sandbox_mode, cluster, finished,
+                                 lambda job, message, detail: stopped_result(rubric, job, message, detail),
+                                 connect_timeout or CONNECT_TIMEOUT)
+            else:
+                _grade_all(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
         except KeyboardInterrupt:
             with interrupt.shielded():
                 done = [results[j.folder] for j in all_jobs if j.folder in results]

@@ -63,12 +63,17 @@ _KEPT = "Finished submissions are kept; run the same command to go on."
 @rubric_option()
 @sandbox_option()
 @click.option("--regrade", is_flag=True, help="Grade again even what is finished and unchanged.")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Grade on Dask workers: local:N (N processes here) or tcp://HOST:8786 (needs the cluster extra).")
+@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
+              help="Seconds to reach the --cluster scheduler before giving up (exit 2).")
 @click.option("--deadline", default=None, metavar="TIME",
               help="ISO-8601 deadline (e.g. 2024-02-01T23:59, local time); the rubric's late policy applies.")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False, exists=True),
               help="CSV with the columns submission,time (ISO-8601); else a file's modification time counts.")
 def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: str | None,
-                sandbox_mode: str, regrade: bool, deadline: str | None, manifest: str | None) -> None:
+                sandbox_mode: str, regrade: bool, deadline: str | None, manifest: str | None,
+                cluster: str | None = None, connect_timeout: float = 10.0) -> None:
     """Grade PATHS (.zip or .ipynb files, folders or globs) into OUTPUT."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     console = Console(stderr=True)
@@ -77,8 +82,10 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
             raise UsageError("--manifest needs --deadline: the times only matter against a deadline")
         from grader.late import parse_time
         when = parse_time(deadline, "--deadline") if deadline else None
+        if cluster and jobs != 1:
+            raise UsageError("-j does not apply with --cluster: the cluster's workers grade one submission each")
         outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
-                       when, Path(manifest) if manifest else None)
+                       when, Path(manifest) if manifest else None, cluster, connect_timeout)
         late_signal = interrupt.pending()  # came while the last files were written: they are complete
     if late_signal:
         interrupted_exit(late_signal, console, "The batch had finished; its outputs are complete.")
@@ -90,7 +97,8 @@ _COLOURS = {"graded": "green", "rejected": "yellow", "error": "red"}
 
 
 def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rubric_path: str | None,
-         sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None) -> Any:
+         sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None,
+         cluster: str | None = None, connect_timeout: float = 10.0) -> Any:
     from grader.batch import run_batch
     from grader.sandbox import choose_sandbox
     sandbox = choose_sandbox(sandbox_mode)
@@ -117,7 +125,8 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
 
     with progress:
         outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
-                            on_start=started, on_result=finished, deadline=deadline, manifest=manifest)
+                            on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
+                            cluster=cluster, connect_timeout=connect_timeout)
     table = Table(title=f"{len(outcome.results)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)
@@ -147,6 +156,9 @@ from grader.student_cli import check_command, pack_command, release_command  # n
 main.add_command(check_command, "check")
 main.add_command(pack_command, "pack")
 main.add_command(release_command, "release")
+from grader.cluster_cli import worker_command  # noqa: E402
+
+main.add_command(worker_command, "worker")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ class SandboxUnavailable(GraderError):
     """`--sandbox bwrap` was asked for but bubblewrap cannot run here."""
 
 
+class ClusterError(GraderError):
+    """``--cluster``: the scheduler cannot be reached, it has no workers, or a worker's grading
+    setup (project version, rubric, torch, sandbox) differs; the message names the worker."""
+
+
 class OutputFolderError(GraderError):
     """A path in the output folder was refused (a link, or a name that would leave the folder),
     or result files in it cannot be read; the message names each."""

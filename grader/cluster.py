@@ -1,0 +1,315 @@
+"""Grade a batch on a Dask distributed cluster: ``grade PATH... --cluster tcp://HOST:8786`` or
+``--cluster local:N``.
+
+The coordinator (the ``grade`` command) keeps everything that touches the output folder: it
+skips what is finished, orders the rest longest first, and writes each result, report, the
+gradebook rows, ``grades.csv``, ``summary.html`` and the similarity as results arrive, exactly
+as ``-j N`` does (grader/batch.py). A worker only grades:
+
+- a task carries the submission as bytes with its file name and sha256 (workers need no shared
+  file system), the job's plain data (deadline, tutors' scores) and the coordinator's
+  *fingerprint*: project version, rubric sha256, torch version and whether kernels are sandboxed;
+- the worker compares that with its own and refuses the task (:class:`WorkerMismatch`) when
+  any differs; the coordinator stops and names the worker and what differs;
+- otherwise it writes the bytes into a private temporary folder and grades them with the
+  batch's own machinery (``batch._grade_all`` with one grading process: the same sandbox,
+  limits, rubric, budget, one kernel per task) and returns the ``result.json`` data as a JSON
+  string. Nothing of the grader's is unpickled on the coordinator beyond Dask's own call.
+
+Faults: a worker that dies mid-task (SIGKILL, a lost machine) makes the scheduler run the task
+on another worker (Dask reschedules tasks of lost workers, up to
+``distributed.scheduler.allowed-failures`` times, then the submission gets an ``error`` result);
+the submission is recorded once, when its result arrives. A coordinator that is killed loses
+nothing that was written: the same command resumes. A scheduler that cannot be reached within
+the connect timeout is a :class:`~grader.errors.ClusterError` (exit 2).
+
+Dask is an optional extra (``pip install "sheet11-grader[cluster]"``); without it ``--cluster``
+says how to install it and ``-j N`` works as always.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from grader.errors import ClusterError, UsageError
+from grader.result import SubmissionResult
+from grader.rubric import Rubric, load_rubric
+from grader.sandbox import choose_sandbox
+
+# The environment a worker grades with: set by `grade worker` and by `--cluster local:N` for the
+# worker processes it starts, read by the task on the worker.
+ENV_RUBRIC = "SHEET11_RUBRIC"
+ENV_SANDBOX = "SHEET11_SANDBOX"
+
+CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --connect-timeout
+# Submissions in flight at once per worker thread: enough to keep every worker busy while the
+# next result is written, few enough that the coordinator never holds a whole course in memory.
+IN_FLIGHT_PER_WORKER = 2
+_LOCAL = re.compile(r"local:(\d{1,3})")
+_TCP = re.compile(r"(tcp|tls)://[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
+
+INSTALL_HINT = ('the cluster mode needs Dask distributed, an optional extra: '
+                'pip install "sheet11-grader[cluster]" (or pip install "dask[distributed]")')
+
+
+class WorkerMismatch(Exception):
+    """Raised on a worker that refuses a task; the message is JSON (worker, differences)."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What must be the same on the coordinator and every worker for results to be the same."""
+
+    version: str
+    rubric_sha256: str
+    torch: str
+    sandboxed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "rubric_sha256": self.rubric_sha256, "torch": self.torch,
+                "sandboxed": self.sandboxed}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        return cls(str(data["version"]), str(data["rubric_sha256"]), str(data["torch"]), bool(data["sandboxed"]))
+
+
+def project_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sheet11-grader")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fingerprint(rubric: Rubric, sandboxed: bool) -> Fingerprint:
+    import torch
+    return Fingerprint(project_version(), rubric.sha256, str(torch.__version__), sandboxed)
+
+
+def differences(coordinator: Fingerprint, worker: Fingerprint) -> list[str]:
+    """What differs, in words: ``project version 0.1.0 here, 0.2.0 on the worker``."""
+    out = []
+    if worker.version != coordinator.version:
+        out.append(f"project version: coordinator {coordinator.version}, worker {worker.version}")
+    if worker.rubric_sha256 != coordinator.rubric_sha256:
+        out.append(f"rubric sha256: coordinator {coordinator.rubric_sha256[:12]}, worker {worker.rubric_sha256[:12]}")
+    if worker.torch != coordinator.torch:
+        out.append(f"torch version: coordinator {coordinator.torch}, worker {worker.torch}")
+    if coordinator.sandboxed and not worker.sandboxed:
+        out.append("sandbox: the coordinator's kernels are sandboxed, the worker's are not")
+    return out
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``("local", N)`` for ``local:N``, ``("remote", 0)`` for ``tcp://HOST:PORT``; else a UsageError."""
+    local = _LOCAL.fullmatch(address)
+    if local:
+        n = int(local.group(1))
+        if not 1 <= n <= 64:
+            raise UsageError(f"--cluster {address}: local:N needs 1 <= N <= 64 worker processes")
+        return "local", n
+    if _TCP.fullmatch(address):
+        return "remote", 0
+    raise UsageError(f"--cluster {address!r} is not understood; give local:N (N worker processes on this "
+                     "machine) or the scheduler's address, e.g. tcp://scheduler.example:8786")
+
+
+# -- the worker side --------------------------------------------------------------------------
+_worker_state: dict[str, Any] = {}
+
+
+def _worker_setup() -> tuple[Rubric, str, str | None]:
+    """The rubric and sandbox this worker grades with (from its environment), loaded once."""
+    if "rubric" not in _worker_state:
+        rubric_path = os.environ.get(ENV_RUBRIC) or None
+        mode = os.environ.get(ENV_SANDBOX) or "auto"
+        rubric = load_rubric(rubric_path)
+        sandbox = choose_sandbox(mode)
+        _worker_state.update(rubric=rubric, rubric_path=rubric_path, mode=mode,
+                             fingerprint=fingerprint(rubric, sandbox.confined))
+    return _worker_state["rubric"], _worker_state["mode"], _worker_state["rubric_path"]
+
+
+def worker_fingerprint() -> dict[str, Any]:
+    """This worker's fingerprint as plain data (``client.run`` calls it on every worker)."""
+    _worker_setup()
+    return dict(_worker_state["fingerprint"].to_json())
+
+
+def _this_worker() -> str:
+    try:
+        from distributed import get_worker
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"pid {os.getpid()}"
+
+
+def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
+    """The task a worker runs for one submission; returns the result's JSON as a string."""
+    from grader.batch import Job, _grade_all
+    rubric, mode, rubric_path = _worker_setup()
+    mine: Fingerprint = _worker_state["fingerprint"]
+    differ = differences(Fingerprint.from_json(expected), mine)
+    if differ:
+        raise WorkerMismatch(json.dumps({"worker": _this_worker(), "differences": differ}))
+    # Checked here too: what arrived is what the coordinator hashed, and the name is a plain file
+    # name (the coordinator sends Path.name), never a path into the worker's file system.
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{name}: the bytes that arrived do not have the sha256 that was sent")
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"not a plain file name: {name!r}")
+    folder = tempfile.mkdtemp(prefix="sheet11-task-")
+    try:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        grading = Job(path, str(job["folder"]), sha256, job.get("deadline"), job.get("submitted"),
+                      str(job.get("submitted_source", "")), job.get("manual") or {})
+        got: list[SubmissionResult] = []
+        _grade_all([grading], rubric, rubric_path, mode, 1, lambda result, html: got.append(result))
+        if len(got) != 1:
+            raise RuntimeError(f"grading {name} gave {len(got)} results")
+        return json.dumps(got[0].to_json(), ensure_ascii=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- the coordinator side ---------------------------------------------------------------------
+def _dask() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return distributed
+
+
+@contextmanager
+def connect(address: str, rubric_path: str | None, sandbox_mode: str,
+            connect_timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
+    """A Dask client for ``address``; ``local:N`` starts (and afterwards stops) a LocalCluster of
+    N single-threaded worker processes grading with this rubric and sandbox mode."""
+    kind, n = parse_address(address)
+    distributed = _dask()
+    cluster = None
+    try:
+        if kind == "local":
+            env = {ENV_RUBRIC: str(Path(rubric_path).resolve()) if rubric_path else "",
+                   ENV_SANDBOX: sandbox_mode, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "OPENBLAS_NUM_THREADS": "1"}
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, env=env, silence_logs=50)
+            client = distributed.Client(cluster, timeout=connect_timeout)
+        else:
+            client = distributed.Client(address, timeout=connect_timeout)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ClusterError(f"the Dask scheduler at {address} could not be reached within "
+                           f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Check the address and "
+                           "that `dask scheduler` runs there and its port is open") from None
+    try:
+        yield client
+    finally:
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def check_workers(client: Any, mine: Fingerprint) -> int:
+    """Every connected worker's fingerprint against the coordinator's; returns how many workers.
+
+    Raises :class:`ClusterError` naming each worker that differs and what differs."""
+    prints = client.run(worker_fingerprint)
+    if not prints:
+        raise ClusterError("the Dask cluster has no workers; start some with `grade worker tcp://HOST:8786`")
+    bad = []
+    for worker, data in sorted(prints.items()):
+        differ = differences(mine, Fingerprint.from_json(data))
+        if differ:
+            bad.append(f"{worker}: " + "; ".join(differ))
+    if bad:
+        raise ClusterError("worker(s) refused: their grading setup differs from this coordinator's, so "
+                           "their results would not be comparable:\n  " + "\n  ".join(bad)
+                           + "\nInstall the same project version, rubric and torch on every worker.")
+    return len(prints)
+
+
+def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str,
+                     address: str, finished: Callable[[SubmissionResult, str | None], None],
+                     failed: Callable[[Any, str, str], SubmissionResult],
+                     connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    """Grade ``todo`` (batch Jobs, in order) on the cluster; ``finished`` gets each result as it
+    arrives (in this process); ``failed(job, message, detail)`` makes the result of a submission
+    the cluster could not grade."""
+    distributed = _dask()
+    mine = fingerprint(rubric, choose_sandbox(sandbox_mode).confined)
+    expected = mine.to_json()
+    with connect(address, rubric_path, sandbox_mode, connect_timeout) as client:
+        workers = check_workers(client, mine)
+        window = max(2, IN_FLIGHT_PER_WORKER * workers)
+        queue = list(reversed(todo))  # pop() takes the next in order
+        jobs_of: dict[Any, Any] = {}
+        arriving = distributed.as_completed()
+
+        def submit() -> None:
+            job = queue.pop()
+            data = job.path.read_bytes()
+            meta = {"folder": job.folder, "deadline": job.deadline, "submitted": job.submitted,
+                    "submitted_source": job.submitted_source, "manual": dict(job.manual)}
+            future = client.submit(grade_remote, job.path.name, data, job.sha256, meta, expected,
+                                   key=f"grade-{job.sha256[:16]}-{len(jobs_of)}", pure=False)
+            jobs_of[future] = job
+            arriving.add(future)
+
+        try:
+            while queue and len(jobs_of) < window:
+                submit()
+            for future in arriving:
+                job = jobs_of.pop(future)
+                result = _collect(future, job, failed, distributed)
+                if queue:
+                    submit()
+                finished(replace(result, folder=job.folder), None)
+        except BaseException:
+            for future in list(jobs_of):
+                future.cancel()
+            raise
+
+
+def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], SubmissionResult],
+             distributed: Any) -> SubmissionResult:
+    """The result of one finished task (an ``error`` result where the cluster failed it)."""
+    try:
+        text = future.result()
+    except WorkerMismatch as exc:
+        try:
+            info = json.loads(str(exc.args[0]))
+            who, what = info["worker"], "; ".join(info["differences"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            who, what = "a worker", str(exc)
+        raise ClusterError(f"worker {who} refused {job.path.name}: {what}. Install the same project "
+                           "version, rubric and torch on every worker; finished results are kept.") from None
+    except distributed.KilledWorker as exc:
+        return failed(job, "the grading machines failed on this submission repeatedly; a tutor will look at it",
+                      f"Dask KilledWorker: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
+        return failed(job, "the grader could not grade this submission; a tutor will look at it",
+                      f"{type(exc).__name__}: {exc}"[:4000])
+    try:
+        data = json.loads(text)
+        result = SubmissionResult.from_json(data)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        return failed(job, "the grader could not read its own result for this submission; a tutor will look at it",
+                      f"{type(exc).__name__}: {exc}")
+    return result
