@@ -313,7 +313,7 @@ def test_the_sheet_of_grade_review_round_trips_a_comment(tmp_path: Path, comment
     again = write_review(out).sheet
     text = again.read_text(encoding="utf-8")
     for row in csv.reader(io.StringIO(text, newline="")):
-        assert all(not c or c[0] not in "=+-@\t\r" or c.replace(".", "").isdigit() for c in row), row
+        assert all(not c or c[0] not in "=+-@\t\r" or re.fullmatch(r"[+-]?[\d.]+", c) for c in row), row
     assert import_sheet(again, out, tutor="bob").changed == []
     with Gradebook(out / "gradebook.sqlite") as book:
         assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["comment"] == comment
@@ -355,7 +355,7 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_run(tmp_path: Path, mo
     with pytest.raises(OSError):
         import_sheet(sheet, out, tutor="ada")
     with Gradebook(out / "gradebook.sqlite") as book:  # committed ...
-        assert book.manual_scores(GOOD["folder"])["11.2.1"]["points"] == 0.5
+        assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["points"] == 0.5
     assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "pending"
     monkeypatch.setattr(OutDir, "write_submission", real)
     again = import_sheet(sheet, out, tutor="ada")  # ... and the next import writes what is missing
