@@ -91,7 +91,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:
-        nb = parse_notebook(intake.notebook)
+        nb = parse_notebook(intake.notebook, rubric.limits)
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
