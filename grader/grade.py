@@ -157,6 +157,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         by_question[rubric.recall.question].append(recall_case)
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
                        "error": c.error} for c in run.cells)
+        flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     for qid in AUTO_IDS:
         q = rubric.questions[qid]
         got = tuple(by_question[qid])
