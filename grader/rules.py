@@ -787,7 +787,7 @@ def check_answer(
     if is_blank_answer(markdown, template_markdown):
         return AnswerCheck(question_id, 0, 0,
                            (RuleFlag("answer.missing", "no answer was given"),),
-                           (), None, a.text)
+                           (cut_note,) if cut_note else (), None, a.text)
 
     flags: list[RuleFlag] = []
     notes: list[str] = [cut_note] if cut_note else []
