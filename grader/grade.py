@@ -97,7 +97,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:
-        nb = parse_notebook(intake.notebook)
+        nb = parse_notebook(intake.notebook, rubric.limits)
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
@@ -165,6 +165,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         by_question[rubric.recall.question].append(recall_case)
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
                        "error": c.error} for c in run.cells)
+        flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     for qid in AUTO_IDS:
         q = rubric.questions[qid]
         got = tuple(by_question[qid])

@@ -52,9 +52,10 @@ def restore(text: str) -> str:
 
 
 def safe_csv(rows: Iterable[Iterable[object]]) -> str:
-    """Rows as CSV text (``\\n`` line ends), every text cell neutralised."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    """Rows as CSV text (RFC 4180: CRLF line ends, so a CR inside a cell is quoted too), every
+    text cell neutralised."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\r\n")
     for row in rows:
         writer.writerow([neutralise(c) if isinstance(c, str) else c for c in row])
     return buf.getvalue()

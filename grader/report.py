@@ -40,7 +40,9 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
     for name, bundle in (attachments or {}).items():
         for mime, data in (bundle or {}).items():
             if isinstance(data, str) and mime in ("image/png", "image/jpeg", "image/gif"):
-                text = text.replace(f"attachment:{name}", f"data:{mime};base64,{data}")
+                # Once: a drawing referred to a hundred times is inlined once (the later
+                # references show nothing), so a report stays as small as the notebook.
+                text = text.replace(f"attachment:{name}", f"data:{mime};base64,{data}", 1)
     html = _md.render(text)
     clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href"}, "img": {"src", "alt"}},
                       url_schemes={"http", "https", "data"}, attribute_filter=_keep_attribute,

@@ -123,6 +123,7 @@ def parse_sheet(sheet: Path) -> list[list[str]]:
         sniffed.doublequote = True  # spreadsheets double a quote inside a cell; never a backslash
         sniffed.escapechar = None
         sniffed.quotechar = '"'
+        sniffed.skipinitialspace = False  # a comment's leading space is the tutor's
         candidates.append(sniffed)
     except csv.Error:
         pass

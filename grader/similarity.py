@@ -57,8 +57,10 @@ def submission_code_cells(path: Path, rubric: Any) -> list[str]:
         intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
         if intake.notebook is None:
             return []
-        return notebook_code_cells(parse_notebook(intake.notebook))
-    except (NotebookInvalid, OSError, ValueError):
+        return notebook_code_cells(parse_notebook(intake.notebook, rubric.limits))
+    except (NotebookInvalid, OSError, ValueError, RecursionError, MemoryError):
+        # Grading already reported why this notebook cannot be read; the batch comparison goes
+        # on without it (parse_notebook refuses deep nesting, so RecursionError is a last guard).
         return []
 
 
