@@ -124,13 +124,38 @@ def parse_address(address: str) -> tuple[str, int]:
                      "machine) or the scheduler's address, e.g. tcp://scheduler.example:8786")
 
 
+def local_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
+    """The environment of a grading worker process: the rubric and sandbox mode its tasks use,
+    one torch/OpenMP thread."""
+    return {ENV_RUBRIC: str(Path(rubric_path).resolve()) if rubric_path else "", ENV_SANDBOX: sandbox_mode,
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
 # -- the worker side --------------------------------------------------------------------------
 _worker_state: dict[str, Any] = {}
+
+
+def _die_with_parent() -> None:
+    """In a process forked by a task (the batch's grading process): end with the Dask worker.
+
+    A worker killed mid-task (SIGKILL, its machine's OOM killer) would otherwise leave its
+    grading process and kernel running for nothing while the task is graded again elsewhere."""
+    import ctypes
+    import signal
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the orphan ends when it writes its reply to the closed pipe
+    if os.getppid() != parent:  # the worker died between fork and prctl
+        os._exit(1)
 
 
 def _worker_setup() -> tuple[Rubric, str, str | None]:
     """The rubric and sandbox this worker grades with (from its environment), loaded once."""
     if "rubric" not in _worker_state:
+        if _in_dask_worker():
+            os.register_at_fork(after_in_child=_die_with_parent)
         rubric_path = os.environ.get(ENV_RUBRIC) or None
         mode = os.environ.get(ENV_SANDBOX) or "auto"
         rubric = load_rubric(rubric_path)
@@ -146,6 +171,15 @@ def worker_fingerprint() -> dict[str, Any]:
     return dict(_worker_state["fingerprint"].to_json())
 
 
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
 def _this_worker() -> str:
     try:
         from distributed import get_worker
@@ -157,17 +191,17 @@ def _this_worker() -> str:
 def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
     """The task a worker runs for one submission; returns the result's JSON as a string."""
     from grader.batch import Job, _grade_all
+    # What arrived is what the coordinator hashed, and the name is a plain file name (the
+    # coordinator sends Path.name), never a path into the worker's file system.
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{name}: the bytes that arrived do not have the sha256 that was sent")
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"not a plain file name: {name!r}")
     rubric, mode, rubric_path = _worker_setup()
     mine: Fingerprint = _worker_state["fingerprint"]
     differ = differences(Fingerprint.from_json(expected), mine)
     if differ:
         raise WorkerMismatch(json.dumps({"worker": _this_worker(), "differences": differ}))
-    # Checked here too: what arrived is what the coordinator hashed, and the name is a plain file
-    # name (the coordinator sends Path.name), never a path into the worker's file system.
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{name}: the bytes that arrived do not have the sha256 that was sent")
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise ValueError(f"not a plain file name: {name!r}")
     folder = tempfile.mkdtemp(prefix="sheet11-task-")
     try:
         path = Path(folder) / name
@@ -202,11 +236,9 @@ def connect(address: str, rubric_path: str | None, sandbox_mode: str,
     cluster = None
     try:
         if kind == "local":
-            env = {ENV_RUBRIC: str(Path(rubric_path).resolve()) if rubric_path else "",
-                   ENV_SANDBOX: sandbox_mode, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                   "OPENBLAS_NUM_THREADS": "1"}
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, env=env, silence_logs=50)
+                                               dashboard_address=None, env=local_env(rubric_path, sandbox_mode),
+                                               silence_logs=50)
             client = distributed.Client(cluster, timeout=connect_timeout)
         else:
             client = distributed.Client(address, timeout=connect_timeout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -35,7 +34,7 @@ def worker_command(scheduler: str, nworkers: int, rubric_path: str | None, sandb
         argv = worker_argv(scheduler, nworkers, rubric_path, sandbox_mode, name)
         env = worker_env(rubric_path, sandbox_mode)
         console.print(f"grading worker(s): {nworkers} process(es), sandbox {sandbox_mode}, "
-                      f"rubric {env['SHEET11_RUBRIC'] or 'rubrics/sheet11.toml'}; connecting to {scheduler}",
+                      f"rubric {rubric_path or 'rubrics/sheet11.toml'}; connecting to {scheduler}",
                       highlight=False)
         sys.stderr.flush()
         os.execve(argv[0], argv, env)  # becomes `dask worker`; Ctrl-C stops it as usual
@@ -64,8 +63,5 @@ def worker_argv(scheduler: str, nworkers: int, rubric_path: str | None, sandbox_
 
 def worker_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
     """This environment with the grading settings the tasks read (grader/cluster.py)."""
-    env = dict(os.environ)
-    env.update({"SHEET11_RUBRIC": str(Path(rubric_path).resolve()) if rubric_path else "",
-                "SHEET11_SANDBOX": sandbox_mode, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1"})
-    return env
+    from grader.cluster import local_env
+    return {**os.environ, **local_env(rubric_path, sandbox_mode)}

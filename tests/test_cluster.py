@@ -1,0 +1,201 @@
+"""`grade --cluster` on Dask distributed (grader/cluster.py): the same results as -j 2, a worker
+killed mid-task, a worker whose setup differs, a scheduler that cannot be reached."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from builders import GOOD_NAME, ROOT, set_group, solution, write_notebook
+from grader.batch import run_batch
+from grader.cluster import (Fingerprint, WorkerMismatch, differences, fingerprint, grade_remote, local_env,
+                            parse_address)
+from grader.errors import ClusterError, UsageError
+from grader.rubric import load_rubric
+from test_batch import _batch_inputs
+
+
+def strip(r: dict[str, Any]) -> dict[str, Any]:
+    """A result without its timings, which differ from run to run."""
+    r = {k: v for k, v in r.items() if k != "seconds"}
+    r["cells"] = [{k: v for k, v in c.items() if k != "seconds"} for c in r.get("cells", [])]
+    if "recall" in r:
+        r["recall"] = {k: v for k, v in r["recall"].items() if not k.endswith("seconds")}
+    return r
+
+
+# -- without a cluster ----------------------------------------------------------------------------
+def test_addresses_are_local_n_or_a_scheduler_and_nothing_else() -> None:
+    assert parse_address("local:2") == ("local", 2)
+    assert parse_address("tcp://scheduler.example:8786") == ("remote", 0)
+    assert parse_address("tcp://10.0.0.5:8786") == ("remote", 0)
+    for bad in ("local:0", "local:x", "8786", "http://h:8786", "tcp://h", "local:2; rm -rf /"):
+        with pytest.raises(UsageError, match="--cluster"):
+            parse_address(bad)
+
+
+def test_every_difference_is_named_with_both_sides() -> None:
+    mine = Fingerprint("0.1.0", "a" * 64, "2.13.0", True)
+    assert differences(mine, mine) == []
+    theirs = Fingerprint("0.2.0", "b" * 64, "2.12.1", False)
+    found = differences(mine, theirs)
+    assert len(found) == 4
+    assert "project version: coordinator 0.1.0, worker 0.2.0" in found
+    assert any("rubric sha256" in d and "aaaa" in d and "bbbb" in d for d in found)
+    assert "torch version: coordinator 2.13.0, worker 2.12.1" in found
+    # a sandboxed worker under an unsandboxed coordinator is no difference that matters
+    assert differences(Fingerprint("0.1.0", "a" * 64, "2.13.0", False), mine) == []
+
+
+def test_cluster_and_jobs_together_are_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from grader.cli import EXIT_USAGE, main
+    sub = tmp_path / f"{GOOD_NAME}.ipynb"
+    sub.write_text("{}")
+    result = CliRunner().invoke(main, [str(sub), "--cluster", "local:2", "-j", "2", "-o", str(tmp_path / "o")])
+    assert result.exit_code == EXIT_USAGE
+    assert "-j does not apply with --cluster" in result.output
+
+
+def test_a_task_refuses_a_file_name_that_is_a_path_and_bytes_that_do_not_match(monkeypatch: pytest.MonkeyPatch,
+                                                                                tmp_path: Path) -> None:
+    monkeypatch.setenv("SHEET11_SANDBOX", "none")
+    rubric = load_rubric()
+    expected = fingerprint(rubric, False).to_json()
+    import hashlib
+    data = b"{}"
+    with pytest.raises(ValueError, match="sha256"):
+        grade_remote("A_1_B_2.ipynb", data, "0" * 64, {"folder": "A_1_B_2"}, expected)
+    for name in ("../../etc/x.ipynb", "..", "a/b.ipynb"):
+        with pytest.raises(ValueError, match="plain file name"):
+            grade_remote(name, data, hashlib.sha256(data).hexdigest(), {"folder": "x"}, expected)
+
+
+# -- with a cluster -------------------------------------------------------------------------------
+@pytest.fixture
+def cluster_of_two() -> Any:
+    """A scheduler with two single-threaded grading workers (as `grade worker` starts them)."""
+    from distributed import Client, LocalCluster
+    env = local_env(None, "auto")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env=env, silence_logs=50) as cluster, Client(cluster) as client:
+        yield cluster, client
+
+
+@pytest.mark.slow
+def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path) -> None:
+    inputs = _batch_inputs(tmp_path)
+    local = run_batch(inputs, tmp_path / "j2", jobs=2)
+    remote = run_batch(inputs, tmp_path / "cluster", cluster="local:2")
+    assert remote.graded_now == 3
+    assert [strip(r) for r in remote.results] == [strip(r) for r in local.results]
+    for r in remote.results:  # the files on the coordinator say the same
+        written = json.loads((tmp_path / "cluster" / r["folder"] / "result.json").read_text())
+        assert strip(written) == strip(r)
+        assert (tmp_path / "cluster" / r["folder"] / "report.html").stat().st_size > 0
+    assert (tmp_path / "j2" / "grades.csv").read_text() == (tmp_path / "cluster" / "grades.csv").read_text()
+    # resumed like -j N: nothing is graded again, so no cluster is even needed
+    again = run_batch(inputs, tmp_path / "cluster", cluster="local:2")
+    assert again.graded_now == 0 and again.skipped == 3
+
+
+def _slow_submissions(tmp_path: Path, n: int, sleep: float) -> list[Path]:
+    paths = []
+    for i in range(n):
+        a, b = f"{2_600_000 + 2 * i}", f"{2_600_001 + 2 * i}"
+        nb = set_group(solution(fast=True), [(f"Kim{i} Alpha", a, f"a{i}@uni.example"),
+                                             (f"Lee{i} Beta", b, f"b{i}@uni.example")])
+        nb.cells.append(nbformat.v4.new_code_cell(f"import time\ntime.sleep({sleep})"))
+        paths.append(write_notebook(nb, tmp_path / "in" / f"Alpha_{a}_Beta_{b}.ipynb"))
+    return paths
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_once(
+        tmp_path: Path, cluster_of_two: Any) -> None:
+    cluster, client = cluster_of_two
+    paths = _slow_submissions(tmp_path, 3, sleep=20)
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy:
+                time.sleep(8)  # well inside the task: its kernel runs the notebook
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.5)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    out = tmp_path / "out"
+    try:
+        outcome = run_batch([str(p) for p in paths], out, cluster=cluster.scheduler_address)
+    finally:
+        killer.join()
+    assert killed, "no worker was busy to be killed"
+    assert sorted(r["submission"] for r in outcome.results) == sorted(p.name for p in paths)
+    assert all(r["status"] == "graded" for r in outcome.results), [r.get("message") for r in outcome.results]
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    rows = db.execute("SELECT folder, COUNT(*) FROM results GROUP BY folder").fetchall()
+    run_rows = db.execute("SELECT folder, COUNT(*) FROM run_results GROUP BY folder").fetchall()
+    db.close()
+    assert sorted(rows) == sorted(run_rows) == sorted((p.stem, 1) for p in paths)
+    # the killed worker's grading process and kernel ended with it
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-P", str(killed[0])], capture_output=True, text=True).stdout.split()
+    assert left == []
+
+
+@pytest.mark.slow
+def test_a_worker_with_another_rubric_is_refused_with_its_name_and_what_differs(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+    other = tmp_path / "other.toml"
+    text = (ROOT / "rubrics" / "sheet11.toml").read_text()
+    other.write_text(text.replace("threshold = 0.9", "threshold = 0.8", 1))
+    assert other.read_text() != text
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env=local_env(str(other), "auto"), silence_logs=50) as cluster, Client(cluster) as client:
+        worker = next(iter(client.scheduler_info()["workers"]))
+        paths = _slow_submissions(tmp_path, 1, sleep=0)
+        with pytest.raises(ClusterError) as refused:
+            run_batch([str(p) for p in paths], tmp_path / "out", cluster=cluster.scheduler_address)
+        message = str(refused.value)
+        assert worker in message and "rubric sha256" in message
+        assert "torch" not in message and "project version" not in message
+        # a worker that joins later refuses the task itself
+        expected = fingerprint(load_rubric(), True).to_json()
+        data = paths[0].read_bytes()
+        import hashlib
+        future = client.submit(grade_remote, paths[0].name, data, hashlib.sha256(data).hexdigest(),
+                               {"folder": paths[0].stem}, expected, pure=False)
+        with pytest.raises(WorkerMismatch, match="rubric sha256"):
+            future.result()
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    sub = tmp_path / f"{GOOD_NAME}.ipynb"
+    shutil.copyfile(ROOT / "tests" / "files" / "outdir" / f"{GOOD_NAME}.ipynb", sub)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-m", "grader.cli", str(sub), "-o", str(tmp_path / "o"),
+                          "--cluster", "tcp://127.0.0.1:9", "--connect-timeout", "3"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "could not be reached within 3 s" in run.stderr
+    assert "Traceback" not in run.stderr
