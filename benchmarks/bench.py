@@ -130,7 +130,7 @@ def plain_run(paths: list[Path]) -> float:
 
 
 def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = None,
-               history_from: Path | None = None) -> float:
+               history_from: Path | None = None) -> tuple[float, list[dict]]:
     """One ``run_batch``; with ``history_from`` a re-grade of a copy of that folder."""
     shutil.rmtree(out, ignore_errors=True)
     if history_from is not None:
@@ -142,7 +142,7 @@ def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = No
     bad = [r["submission"] for r in outcome.results if r["status"] != "graded"]
     if bad:
         raise SystemExit(f"benchmark invalid: not graded: {', '.join(bad)}")
-    return seconds
+    return seconds, outcome.results
 
 
 def main() -> None:
@@ -162,12 +162,12 @@ def main() -> None:
         paths = make_batch(work / "in", n, real)
         times["floor"] = plain_run(paths)
         print(f"floor done: {times['floor']:.1f} s", flush=True)
-        times["j1"] = grader_run(paths, work / "j1", 1)
+        times["j1"], results = grader_run(paths, work / "j1", 1)
         print(f"-j 1 done: {times['j1']:.1f} s", flush=True)
-        times["j2"] = grader_run(paths, work / "j2", 2, history_from=work / "j1")
+        times["j2"], _ = grader_run(paths, work / "j2", 2, history_from=work / "j1")
         print(f"-j 2 done: {times['j2']:.1f} s", flush=True)
         if args.cluster:
-            times["c2"] = grader_run(paths, work / "c2", 2, cluster="local:2", history_from=work / "j1")
+            times["c2"], _ = grader_run(paths, work / "c2", 2, cluster="local:2", history_from=work / "j1")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mode = "real training at the rubric's recall settings" if real else "train_recall stubbed"
@@ -181,6 +181,14 @@ def main() -> None:
     print(f"(b) speed-up: -j 1 / -j 2          : {times['j1'] / times['j2']:5.2f}   (goal >= 1.85)")
     if "c2" in times:
         print(f"(c) engine:   cluster / -j 2       : {times['c2'] / times['j2']:5.2f}   (goal <= 1.05)")
+    if real:
+        # The grader's seconds per submission (-j 1) by training budget: the calibrated budget
+        # (2000 steps) is what a course's correct submission costs; the basis of a capacity plan.
+        by_budget: dict[int, list[float]] = {}
+        for i, r in enumerate(sorted(results, key=lambda r: r["submission"])):
+            by_budget.setdefault(BUDGETS[i % len(BUDGETS)], []).append(float(r["seconds"]))
+        print("seconds per submission (-j 1) by train_recall budget: " + ", ".join(
+            f"{steps} steps {sum(s) / len(s):.1f} s" for steps, s in sorted(by_budget.items())))
 
 
 if __name__ == "__main__":
