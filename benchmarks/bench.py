@@ -110,11 +110,25 @@ def _call_cell() -> str:
                 lines.append(f"tbptt_grads(_r({T},{B},{D}), torch.randint(0,{C},({B},)), {{'W': _r({H},{H}), 'U': _r({H},{D}), "
                              f"'b': _r({H}), 'V': _r({C},{H}), 'c': _r({C})}}, {p['k']})")
     spec = rubric.recall
-    # Both trainings at the rubric's settings, then the held-out data through each model.
+    # The recall experiment as the grader runs it: up to `tries` LSTM trainings (seeds
+    # train_seed, train_seed + 1, ...) until one reaches the threshold on the held-out data, then
+    # the vanilla RNN once unless the rubric switches it off. (Rubrics before the `tries` and
+    # `compare_rnn` keys: one LSTM training and the RNN.)
+    tries = int(getattr(spec, "tries", 1))
+    rnn = bool(getattr(spec, "compare_rnn", True))
     lines.append(f"_x, _y = make_recall_data({spec.heldout_n}, {spec.seq_len}, {spec.n_classes}, {spec.heldout_seed})")
-    for cell in ("lstm", "rnn"):
-        lines.append(f"try:\n    _m = {spec.function}({cell!r}, {spec.seq_len}, {spec.n_classes}, {spec.train_seed})\n"
-                     "    _m.eval()\n    with torch.no_grad():\n        _m(_x)\nexcept NotImplementedError:\n    pass")
+    lines.append(
+        "def _score(cell, seed):\n"
+        f"    _m = {spec.function}(cell, {spec.seq_len}, {spec.n_classes}, seed)\n"
+        "    _m.eval()\n"
+        "    with torch.no_grad():\n"
+        "        return (torch.as_tensor(_m(_x)).argmax(1) == _y).float().mean().item()\n"
+        "try:\n"
+        f"    for _seed in range({spec.train_seed}, {spec.train_seed + tries}):\n"
+        f"        if _score('lstm', _seed) >= {spec.threshold}:\n"
+        "            break\n"
+        + (f"    _score('rnn', {spec.train_seed})\n" if rnn else "")
+        + "except NotImplementedError:\n    pass")
     return "\n".join(lines)
 
 
@@ -179,6 +193,9 @@ def main() -> None:
         print(f"grader --cluster local:2 (re-grade): {times['c2']:7.1f} s")
     print(f"(a) overhead: -j 1 / floor         : {times['j1'] / times['floor']:5.2f}   (goal <= 1.05)")
     print(f"(b) speed-up: -j 1 / -j 2          : {times['j1'] / times['j2']:5.2f}   (goal >= 1.85)")
+    # -j 1 already uses a second core for the kernel it starts ahead; against the one-core
+    # floor, the speed-up of -j 2 shows what two grading processes give over plain execution.
+    print(f"(b') speed-up: floor / -j 2        : {times['floor'] / times['j2']:5.2f}")
     if "c2" in times:
         print(f"(c) engine:   cluster / -j 2       : {times['c2'] / times['j2']:5.2f}   (goal <= 1.05)")
     if real:
