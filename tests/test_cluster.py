@@ -200,3 +200,20 @@ def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -
     assert run.returncode == 2, run.stderr
     assert "could not be reached within 3 s" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_grade_worker_is_dask_worker_with_one_thread_and_refuses_without_a_sandbox(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import grader.sandbox
+    from grader.cluster_cli import worker_argv, worker_env
+    from grader.errors import SandboxUnavailable
+    argv = worker_argv("tcp://sched.example:8786", 4, None, "none")
+    assert argv[1:] == ["-m", "distributed.cli.dask_worker", "tcp://sched.example:8786", "--nthreads", "1",
+                        "--nworkers", "4"]
+    env = worker_env(None, "none")
+    assert env["OMP_NUM_THREADS"] == "1" and env["SHEET11_SANDBOX"] == "none"
+    with pytest.raises(UsageError, match="scheduler's address"):
+        worker_argv("local:2", 1, None, "none")
+    monkeypatch.setattr(grader.sandbox, "_bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        worker_argv("tcp://sched.example:8786", 1, None, "bwrap")
