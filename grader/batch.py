@@ -340,6 +340,10 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     on_result(r.to_json(), True)
 
             def finished(result: SubmissionResult, html: str | None) -> None:
+                with interrupt.shielded():  # a result is written and recorded whole
+                    _finish(result, html)
+
+            def _finish(result: SubmissionResult, html: str | None) -> None:
                 change = _change(book.previous_points(result.folder, run_id), result)
                 if change:
                     changes.append(change)
@@ -395,8 +399,9 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
     budget = rubric.budget
 
     def spawn() -> None:
-        workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
-                              [fd for w in workers for fd in w.fds()]))
+        with interrupt.shielded():  # a worker forked is a worker listed, so it is always stopped
+            workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
+                                  [fd for w in workers for fd in w.fds()]))
 
     def fail(worker: Worker, message: str, detail: str) -> None:
         workers.remove(worker)

@@ -73,6 +73,10 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _state["raise"] = was
+    if was and _state["pending"]:  # a signal held during a short step: raised now, after it
+        signum, _state["pending"] = _state["pending"], 0
+        _state["raise"] = False
+        raise Interrupted(signum)
 
 
 def pending() -> int:
