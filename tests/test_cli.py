@@ -4,9 +4,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import FILES, GOOD_NAME
 from click.testing import CliRunner
 
-from builders import FILES, GOOD_NAME
 from grader.cli import EXIT_NOT_ALL_GRADED, EXIT_OK, EXIT_USAGE, main
 
 

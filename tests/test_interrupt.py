@@ -23,7 +23,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from builders import FILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +84,9 @@ def _interrupt_once(src: Path, out: Path, signum: int, moment: float) -> bool:
     sent = time.monotonic()
     try:
         _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         proc.kill()
-        raise AssertionError(f"no exit 60 s after {signal.Signals(signum).name} at {moment:.2f} s")
+        raise AssertionError(f"no exit 60 s after {signal.Signals(signum).name} at {moment:.2f} s") from exc
     took = time.monotonic() - sent
     text = stderr.decode(errors="replace")
     where = f"{signal.Signals(signum).name} at {moment:.2f} s"
