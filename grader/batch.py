@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import torch
 
 from grader import interrupt
 from grader.errors import OutputFolderError, UsageError
+from grader.grade import Context, grade_submission
 from grader.grades import suspicious, visible
 from grader.late import apply_late, read_manifest, submission_time
 from grader.outdir import OutDir, assign_folders, safe_report
@@ -126,9 +128,8 @@ def post_grade(result: SubmissionResult, job: Job, rubric: Rubric) -> Submission
     return apply_manual(result, job.manual)
 
 
-def grade_job(job: Job, ctx: Any) -> tuple[SubmissionResult, str]:
+def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, str]:
     """Grade one submission and draw its report; every failure becomes an ``error`` result."""
-    from grader.grade import grade_submission
     result = grade_submission(job.path, ctx)
     try:
         result = post_grade(result, job, ctx.rubric)
@@ -150,9 +151,6 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = have + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    import torch
-
-    from grader.grade import Context
     torch.set_num_threads(1)
     ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
     reader = os.fdopen(jobs_fd, "rb")
