@@ -17,6 +17,7 @@ Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
 """
 from __future__ import annotations
 
+import ctypes
 import glob
 import hashlib
 import json
@@ -173,17 +174,33 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
 
 
 # -- the workers (in the batch's process) -------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it ends."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 class Worker:
     """A forked grading process with a job pipe and a reply pipe."""
 
     def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int]) -> None:
         job_r, job_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker; it never returns into the caller's code
             code = 0
             try:
                 os.setsid()  # its own session: Ctrl-C at the terminal reaches only the batch
+                # ... and it dies with the batch, even one killed with SIGKILL (its kernels follow:
+                # bwrap's --die-with-parent, ipykernel's parent poller).
+                _die_with_parent()
+                if os.getppid() != parent:
+                    return
                 for fd in (job_w, rep_r, *close):
                     try:
                         os.close(fd)
