@@ -5,7 +5,7 @@ under the grader's budget, and write each result the moment it is ready; then ``
 Every submission is graded in a worker process of our own (also with ``-j 1``), forked from this
 one, in a session of its own so that Ctrl-C reaches only this process. A worker grades one
 submission at a time under the rubric's ``[budget]``: its address space may grow by
-``memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``seconds`` (kernel runs
+``grader_memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``grader_seconds`` (kernel runs
 and restarts included) has its worker and everything the worker started killed; it is reported
 as over the grader's budget and a new worker takes the next submission. Whatever goes wrong with
 one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
