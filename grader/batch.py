@@ -5,7 +5,7 @@ under the grader's budget, and write each result the moment it is ready; then ``
 Every submission is graded in a worker process of our own (also with ``-j 1``), forked from this
 one, in a session of its own so that Ctrl-C reaches only this process. A worker grades one
 submission at a time under the rubric's ``[budget]``: its address space may grow by
-``memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``seconds`` (kernel runs
+``grader_memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``grader_seconds`` (kernel runs
 and restarts included) has its worker and everything the worker started killed; it is reported
 as over the grader's budget and a new worker takes the next submission. Whatever goes wrong with
 one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
@@ -17,6 +17,7 @@ Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
 """
 from __future__ import annotations
 
+import ctypes
 import glob
 import hashlib
 import json
@@ -27,15 +28,19 @@ import signal
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import psutil
+import torch
 
 from grader import interrupt
 from grader.errors import OutputFolderError, UsageError
+from grader.grade import Context, grade_submission
+from grader.kernelpool import KernelPool
 from grader.grades import suspicious, visible
 from grader.late import apply_late, read_manifest, submission_time
 from grader.outdir import OutDir, assign_folders, safe_report
@@ -126,9 +131,8 @@ def post_grade(result: SubmissionResult, job: Job, rubric: Rubric) -> Submission
     return apply_manual(result, job.manual)
 
 
-def grade_job(job: Job, ctx: Any) -> tuple[SubmissionResult, str]:
+def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, str]:
     """Grade one submission and draw its report; every failure becomes an ``error`` result."""
-    from grader.grade import grade_submission
     result = grade_submission(job.path, ctx)
     try:
         result = post_grade(result, job, ctx.rubric)
@@ -150,10 +154,6 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = have + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    import torch
-
-    from grader.grade import Context
-    from grader.kernelpool import KernelPool
     torch.set_num_threads(1)
     ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
     # The next submission's kernel starts while this one is graded (grader/kernelpool.py).
@@ -186,17 +186,33 @@ def _serve(jobs_fd: int, replies_fd: int, ctx: Any, pool: Any, memory_mb: int) -
 
 
 # -- the workers (in the batch's process) -------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it ends."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 class Worker:
     """A forked grading process with a job pipe and a reply pipe."""
 
     def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int]) -> None:
         job_r, job_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker; it never returns into the caller's code
             code = 0
             try:
                 os.setsid()  # its own session: Ctrl-C at the terminal reaches only the batch
+                # ... and it dies with the batch, even one killed with SIGKILL (its kernels follow:
+                # bwrap's --die-with-parent, ipykernel's parent poller).
+                _die_with_parent()
+                if os.getppid() != parent:
+                    return
                 for fd in (job_w, rep_r, *close):
                     try:
                         os.close(fd)
@@ -361,6 +377,10 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     on_result(r.to_json(), True)
 
             def finished(result: SubmissionResult, html: str | None) -> None:
+                with interrupt.shielded():  # a result is written and recorded whole
+                    _finish(result, html)
+
+            def _finish(result: SubmissionResult, html: str | None) -> None:
                 change = _change(book.previous_points(result.folder, run_id), result)
                 if change:
                     changes.append(change)
@@ -423,8 +443,9 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
     budget = rubric.budget
 
     def spawn() -> None:
-        workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
-                              [fd for w in workers for fd in w.fds()]))
+        with interrupt.shielded():  # a worker forked is a worker listed, so it is always stopped
+            workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
+                                  [fd for w in workers for fd in w.fds()]))
 
     def fail(worker: Worker, message: str, detail: str) -> None:
         workers.remove(worker)

@@ -26,8 +26,17 @@ from rich.markup import escape  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from grader.cli_common import (EXIT_INTERRUPTED, EXIT_NOT_ALL_GRADED, EXIT_OK, EXIT_USAGE,  # noqa: E402,F401
-                               boundary, interrupted_exit, output_option, rubric_option, sandbox_option)
+from grader.cli_common import (  # noqa: E402,F401
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_GRADED,
+    EXIT_OK,
+    EXIT_USAGE,
+    boundary,
+    interrupted_exit,
+    output_option,
+    rubric_option,
+    sandbox_option,
+)
 from grader.errors import UsageError  # noqa: E402
 
 
@@ -153,6 +162,7 @@ main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
 main.add_command(_tutor.confirm_command)
 from grader.student_cli import check_command, pack_command, release_command  # noqa: E402
+
 main.add_command(check_command, "check")
 main.add_command(pack_command, "pack")
 main.add_command(release_command, "release")

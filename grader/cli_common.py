@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console

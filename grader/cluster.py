@@ -19,7 +19,8 @@ as ``-j N`` does (grader/batch.py). A worker only grades:
 Faults: a worker that dies mid-task (SIGKILL, a lost machine) makes the scheduler run the task
 on another worker (Dask reschedules tasks of lost workers, up to
 ``distributed.scheduler.allowed-failures`` times, then the submission gets an ``error`` result);
-the submission is recorded once, when its result arrives. A coordinator that is killed loses
+the submission is recorded once, when its result arrives; the task's grading process (and its
+kernel) dies with the worker (batch.py's PR_SET_PDEATHSIG). A coordinator that is killed loses
 nothing that was written: the same command resumes. A scheduler that cannot be reached within
 the connect timeout is a :class:`~grader.errors.ClusterError` (exit 2).
 
@@ -135,27 +136,9 @@ def local_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
 _worker_state: dict[str, Any] = {}
 
 
-def _die_with_parent() -> None:
-    """In a process forked by a task (the batch's grading process): end with the Dask worker.
-
-    A worker killed mid-task (SIGKILL, its machine's OOM killer) would otherwise leave its
-    grading process and kernel running for nothing while the task is graded again elsewhere."""
-    import ctypes
-    import signal
-    parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return  # not Linux: the orphan ends when it writes its reply to the closed pipe
-    if os.getppid() != parent:  # the worker died between fork and prctl
-        os._exit(1)
-
-
 def _worker_setup() -> tuple[Rubric, str, str | None]:
     """The rubric and sandbox this worker grades with (from its environment), loaded once."""
     if "rubric" not in _worker_state:
-        if _in_dask_worker():
-            os.register_at_fork(after_in_child=_die_with_parent)
         rubric_path = os.environ.get(ENV_RUBRIC) or None
         mode = os.environ.get(ENV_SANDBOX) or "auto"
         rubric = load_rubric(rubric_path)
@@ -169,15 +152,6 @@ def worker_fingerprint() -> dict[str, Any]:
     """This worker's fingerprint as plain data (``client.run`` calls it on every worker)."""
     _worker_setup()
     return dict(_worker_state["fingerprint"].to_json())
-
-
-def _in_dask_worker() -> bool:
-    try:
-        from distributed import get_worker
-        get_worker()
-    except (ImportError, ValueError):
-        return False
-    return True
 
 
 def _this_worker() -> str:

@@ -26,7 +26,7 @@ from grader.intake import read_submission
 from grader.kernelpool import KernelPool
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
-from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
+from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
@@ -62,7 +62,7 @@ def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
             for q in rubric.questions.values()}
 
 
-def _stopped(ctx: Context, submission: str, sha: str, status: str, message: str, flags: list[Flag],
+def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, message: str, flags: list[Flag],
              group: tuple = (), detail: str = "", **kw: Any) -> SubmissionResult:
     return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
                             questions=_empty_questions(ctx.rubric), flags=tuple(flags),
@@ -93,7 +93,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     if intake.note:
         flags.append(Flag("archive.contents", None, intake.note))
     if intake.notebook is None:
-        status = "rejected" if intake.problem_code == "archive.unsafe" else "error"
+        status: SubmissionStatus = "rejected" if intake.problem_code == "archive.unsafe" else "error"
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:

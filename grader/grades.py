@@ -16,8 +16,8 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from grader.naming import parse_filename
 from grader.result import SubmissionResult

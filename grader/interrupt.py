@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator
 
 from grader.errors import Interrupted
 
@@ -73,6 +73,10 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _state["raise"] = was
+    if was and _state["pending"]:  # a signal held during a short step: raised now, after it
+        signum, _state["pending"] = _state["pending"], 0
+        _state["raise"] = False
+        raise Interrupted(signum)
 
 
 def pending() -> int:

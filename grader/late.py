@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 from grader.errors import UsageError
 from grader.result import Flag, LateNote, SubmissionResult
@@ -63,7 +63,7 @@ def submission_time(path: Path, manifest: Mapping[str, datetime] | None) -> tupl
         for key in (path.name, path.stem):
             if key in manifest:
                 return manifest[key], "manifest"
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone(), "mtime"
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).astimezone(), "mtime"
 
 
 def _duration(seconds: float) -> str:
@@ -95,7 +95,8 @@ def apply_late(result: SubmissionResult, policy: Late, deadline: datetime | None
     days = math.ceil(seconds / DAY)
     if policy.policy == "per_day":
         deduction = round(days * policy.per_day, 4)
-        consequence = f"{deduction:g} point{'s' if deduction != 1 else ''} deducted ({policy.per_day:g} per started day)"
+        consequence = (f"{deduction:g} point{'s' if deduction != 1 else ''} deducted "
+                       f"({policy.per_day:g} per started day)")
     elif policy.policy == "zero":
         deduction = float(out.max_points)
         consequence = "no points are given for a late submission"

@@ -18,15 +18,16 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
 from grader.errors import OutputFolderError, ResultFormatError, UsageError
-from grader.grades import grades_csv, unconfirmed, visible
 from grader.gradebook import Gradebook
+from grader.grades import grades_csv, unconfirmed, visible
 from grader.report import render_report, render_summary
 from grader.result import SubmissionResult
 from grader.rubric import Rubric
@@ -226,7 +227,8 @@ class OutDir:
         if loaded.unreadable:
             raise OutputFolderError(f"{len(loaded.unreadable)} result file(s) in {self.given} cannot be read: "
                                     + "; ".join(loaded.unreadable)
-                                    + ". Grade those submissions again (`grade ... --regrade`) or remove their folders.")
+                                    + ". Grade those submissions again (`grade ... --regrade`) "
+                                      "or remove their folders.")
         if not loaded.results:
             raise UsageError(f"'{self.given}' holds no graded submissions (no <folder>/{RESULT}); run `grade` first")
         return loaded.results
@@ -253,7 +255,7 @@ class OutDir:
             confirmed = book.confirmed_members()
         qids = list(rubric.questions)
         self.write((GRADES,), grades_csv(results, qids, confirmed, waiting))
-        data = [r.to_json() for r in results]
+        data: list[Mapping[str, Any]] = [r.to_json() for r in results]
         folders = {r.folder for r in results}
         sim = dict(similarity if similarity is not None else self.read_similarity())
         sim["pairs"] = [p for p in sim.get("pairs", []) if p.get("a") in folders and p.get("b") in folders]
@@ -266,7 +268,8 @@ class OutDir:
         for r, m in unconfirmed(results, confirmed):
             notices.append(f"Unconfirmed: {visible(m.name)} ({visible(m.student_id)}) is in the group cell of "
                            f"{visible(r.submission)} but not in its file name, so grades.csv gives them no points. "
-                           f"If they belong to the group: grade confirm -o {self.given} {r.folder} {visible(m.student_id)}")
+                           f"If they belong to the group: "
+                           f"grade confirm -o {self.given} {r.folder} {visible(m.student_id)}")
         try:
             html = render_summary(data, rubric.title, rubric.max_points, sandbox_note, similarity=sim,
                                   notices=notices)

@@ -9,8 +9,9 @@ never by editing its JSON. :meth:`SubmissionResult.from_json` reads back what
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from grader.compare import CaseResult
 from grader.errors import ResultFormatError

@@ -16,9 +16,10 @@ work; each split writes its own sheet (``scores_<question>_<folder>.csv``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from grader.errors import UsageError
 from grader.grades import safe_csv

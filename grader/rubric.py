@@ -393,7 +393,8 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     budget = Budget(2700.0, 4096)
     if "budget" in data:
         br = top.sub("budget")
-        budget = Budget(br.get("seconds", float, positive=True), br.get("memory_mb", int, positive=True))
+        budget = Budget(br.get("grader_seconds", float, positive=True),
+                        br.get("grader_memory_mb", int, positive=True))
         br.no_unknown()
     top.no_unknown()
 

@@ -25,9 +25,10 @@ import getpass
 import io
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from grader.errors import SheetError, UsageError
 from grader.grades import restore
@@ -224,11 +225,11 @@ def read_sheet(sheet: Path, results: list[SubmissionResult]) -> list[Score]:
             problems.append(f"{where}: '{result.submission}' was not graded (status {result.status}); "
                             "it gets 0 points and cannot be scored")
             continue
-        key = (result.folder, qid)
-        if key in seen:
-            problems.append(f"{where}: {qid} of '{result.submission}' is scored again (first in row {seen[key]})")
+        scored = (result.folder, qid)
+        if scored in seen:
+            problems.append(f"{where}: {qid} of '{result.submission}' is scored again (first in row {seen[scored]})")
             continue
-        seen[key] = number
+        seen[scored] = number
         scores.append(Score(number, result.folder, result.submission, qid, points, comment))
     if problems:
         raise SheetError(str(sheet), problems)

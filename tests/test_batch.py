@@ -6,19 +6,17 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 import psutil
+import pytest
+from builders import FILES, GOOD_NAME
 
 import grader.batch
-from builders import FILES, GOOD_NAME
 from grader.batch import assign_folders, expand_inputs, run_batch
 from grader.errors import UsageError
 from grader.gradebook import Gradebook
 from grader.grades import grades_csv
 from grader.result import SubmissionResult
 from grader.rubric import QUESTION_IDS
-from test_scores import fake_result
 
 
 def test_folders_keep_the_extension_only_where_stems_clash() -> None:
@@ -165,7 +163,8 @@ def test_a_symlink_planted_in_the_output_folder_is_refused(tmp_path: Path) -> No
 # -- the grader's budget per submission ---------------------------------------------------------
 def _budget_rubric(tmp_path: Path, seconds: float, memory_mb: int) -> str:
     text = (Path(__file__).resolve().parent.parent / "rubrics" / "sheet11.toml").read_text()
-    changed = text.replace("seconds = 2700 ", f"seconds = {seconds} ").replace("memory_mb = 4096 ", f"memory_mb = {memory_mb} ")
+    changed = text.replace("grader_seconds = 2700 ", f"grader_seconds = {seconds} ")
+    changed = changed.replace("grader_memory_mb = 4096 ", f"grader_memory_mb = {memory_mb} ")
     assert changed != text
     path = tmp_path / "budget.toml"
     path.write_text(changed)

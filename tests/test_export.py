@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from test_scores import GOOD, MEMBERS, _standard, _write_sheet
 
 from grader.cli import main
-from test_scores import GOOD, MEMBERS, _standard, _write_sheet
 
 
 def test_export_csv_and_json_after_scores(tmp_path: Path) -> None:
@@ -45,13 +45,14 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from test_scores import fake_output, fake_result  # noqa: E402
 
 from grader.grades import TRIGGERS, neutralise, restore, safe_csv, suspicious, visible  # noqa: E402
-from test_scores import fake_output, fake_result  # noqa: E402
 
 CELLS = st.one_of(st.text(), st.sampled_from(["=1+2", "+1", "-1", "-x", "@SUM(A1)", "\t=1", "\r=1", "'=1", "''=1",
                                               "0.5", "-0.25", "1e5", "=", "'", "''", "-", "+-1"]),
-                  st.lists(st.sampled_from(["=", "+", "-", "@", "'", "\t", "\r", "1", ".", "a"]), max_size=5).map("".join))
+                  st.lists(st.sampled_from(["=", "+", "-", "@", "'", "\t", "\r", "1", ".", "a"]),
+                           max_size=5).map("".join))
 PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -108,7 +109,8 @@ def test_a_member_absent_from_the_file_name_gets_no_points_until_confirmed(tmp_p
     runner = CliRunner()
     bad = runner.invoke(main, ["confirm", "-o", str(out), "Lovelace_2571234_Turing_2579876", "9999999"])
     assert bad.exit_code == 2 and "9999999 is not in the group cell" in bad.output
-    ok = runner.invoke(main, ["confirm", "-o", str(out), "Lovelace_2571234_Turing_2579876", "2570001", "--tutor", "ada"])
+    ok = runner.invoke(main, ["confirm", "-o", str(out), "Lovelace_2571234_Turing_2579876", "2570001",
+                              "--tutor", "ada"])
     assert ok.exit_code == 0, ok.output
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
     assert rows["2570001"]["status"] == "graded" and rows["2570001"]["points"] == rows["2571234"]["points"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from test_scores import MEMBERS, fake_result
+
 from grader.gradebook import Gradebook
 from grader.result import SubmissionResult
-from test_scores import MEMBERS, fake_result
 
 
 def _typed(folder: str = "Lovelace_2571234_Turing_2579876") -> SubmissionResult:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_scores import MEMBERS, fake_output, fake_result
 
 import grader.outdir
 from grader.errors import OutputFolderError, UsageError
 from grader.outdir import MAX_NAME, OutDir, folder_name, safe_report, write_atomic
 from grader.result import SubmissionResult
-from test_scores import MEMBERS, fake_output, fake_result
 
 
 @settings(max_examples=500, deadline=None)

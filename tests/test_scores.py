@@ -11,22 +11,21 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from builders import notebook_bytes, set_answer, set_group, solution, write_notebook, write_zip
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
 import grader.outdir
-
-from builders import set_answer, set_group, solution, write_notebook, write_zip, notebook_bytes
 from grader.batch import run_batch
 from grader.errors import OutputFolderError, ResultFormatError
 from grader.gradebook import Gradebook
 from grader.grades import restore
 from grader.outdir import OutDir
 from grader.result import SubmissionResult
+from grader.review import write_review
 from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
 from grader.scores import SheetError, import_sheet
-from grader.review import write_review
 
 MEMBERS = [[("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2579876", "alan@uni.example")],
            [("Grace Hopper", "2570001", "grace@uni.example"), ("Edsger Dijkstra", "2570002", "ed@uni.example")],
@@ -265,6 +264,7 @@ COMMENTS = st.lists(st.one_of(_TRICKY, st.text(st.characters(blacklist_categorie
 
 
 _ROUND_TRIP: dict[str, Path] = {}
+SHEET = ("folder", "submission", "question", "max_points", "suggested", "points", "comment")
 
 
 @settings(max_examples=25, deadline=None)
@@ -292,7 +292,7 @@ def test_a_comment_round_trips_exactly(tmp_path_factory, comment: str, writer: s
 def test_an_apostrophe_before_a_formula_character_is_the_sheets_escape(tmp_path: Path) -> None:
     out = _standard(tmp_path)
     sheet = tmp_path / "s.csv"
-    sheet.write_bytes(_sheet_bytes([["folder", "submission", "question", "max_points", "suggested", "points", "comment"],
+    sheet.write_bytes(_sheet_bytes([list(SHEET),
                                     [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", "'=1+2"],
                                     [GOOD["folder"], "", "11.1.1", "0.5", "", "0.5", "'plain"]], "python"))
     import_sheet(sheet, out, tutor="ada")
@@ -307,7 +307,7 @@ def test_the_sheet_of_grade_review_round_trips_a_comment(tmp_path: Path, comment
     """`grade review` neutralises cells for spreadsheets; importing its sheet restores them."""
     out = _standard(tmp_path)
     sheet = tmp_path / "s.csv"
-    sheet.write_bytes(_sheet_bytes([["folder", "submission", "question", "max_points", "suggested", "points", "comment"],
+    sheet.write_bytes(_sheet_bytes([list(SHEET),
                                     [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", comment]], "python"))
     import_sheet(sheet, out, tutor="ada")
     again = write_review(out).sheet
