@@ -447,11 +447,20 @@ class KernelSession:
         except DeadKernelError:
             return "died", time.monotonic() - t0
         except CellTimeoutError:
+            if not self._alive():
+                return "died", time.monotonic() - t0  # no interrupt to wait for
             if self._interrupt():
                 return "timeout", time.monotonic() - t0
             return "timeout-dead", time.monotonic() - t0
         seconds = time.monotonic() - t0
         return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self.client is not None and self.client.km is not None
+                        and run_sync(self.client.km.is_alive)())
+        except Exception:  # noqa: BLE001 - a manager that cannot tell is treated as dead
+            return False
 
     def _quiet(self, code: str, timeout: float) -> bool:
         """Run grader code silently (no output, no history); True when the kernel answered."""
