@@ -341,11 +341,11 @@ METADATA_FLOOD = ("# hostile: 600 displays with 2 MB of metadata each\n"
 
 
 def output_flood(fx: Fixture) -> bytes:
-    """600 cells that each print 20 KB (12 MB): the notebook-wide output cap."""
+    """600 cells that each print 19 KB (just under the per-cell cap; 11 MB): the notebook-wide cap."""
     nb = base_notebook(fx)
     at = fault_index(nb)
     for k in range(600):
-        add_code(nb, f"# hostile: output flood {k}\nprint('y' * 20000)\n", at + k)
+        add_code(nb, f"# hostile: output flood {k}\nprint('y' * 19000)\n", at + k)
     return finish(nb)
 
 
@@ -536,7 +536,7 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
             "a 1 MB image referenced 100 times, an HTML attachment -> inlined once, HTML dropped", attachment_flood),
     Fixture("metadata_flood", "MetadataFlood", ".ipynb",
             "600 displays with 2 MB metadata -> cut, grader memory bounded", with_fault(METADATA_FLOOD)),
-    Fixture("output_flood", "OutputFlood", ".ipynb", "600 cells printing 20 KB -> notebook-wide output cap",
+    Fixture("output_flood", "OutputFlood", ".ipynb", "600 cells printing 19 KB -> notebook-wide output cap",
             output_flood),
     Fixture("cell_flood", "CellFlood", ".ipynb", "3,000 cells -> notebook.invalid (cell cap)", cell_flood),
     Fixture("death_loop", "DeathLoop", ".ipynb", "the kernel dies on every later call -> kernel.died, bounded",

@@ -407,7 +407,7 @@ def test_metadata_counts_against_the_output_cap(ctx):
 
 
 def test_outputs_of_many_cells_are_capped_for_the_whole_notebook(private_tmp):
-    """600 cells printing 20 KB each: only max_outputs_mb is kept, then one note per cell."""
+    """600 cells printing 19 KB each: only max_outputs_mb is kept, then one note per cell."""
     from grader.execute import KernelSession
     from grader.notebook import parse_notebook
     context = quick_context(cell_timeout=5, notebook_timeout=120, max_outputs_mb=1.0)
