@@ -222,6 +222,7 @@ class _PinnedSockets:
                 if not stat.S_ISSOCK(info.st_mode) or info.st_uid != self.owner:
                     what = "a link" if stat.S_ISLNK(info.st_mode) else (
                         "not a socket" if not stat.S_ISSOCK(info.st_mode) else f"owned by uid {info.st_uid}")
+                    self.close()
                     raise KernelStartError(f"the kernel's {channel} socket is {what}; nothing was "
                                            "connected to it")
         finally:
@@ -445,6 +446,11 @@ class KernelSession:
         try:
             self.client.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
+            return "died", time.monotonic() - t0
+        except (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError):
+            # A message the grader cannot read (a kernel can write raw ZeroMQ messages, e.g.
+            # JSON nested 100,000 deep): that kernel is done with; it is stopped like a dead one.
+            self._stop()
             return "died", time.monotonic() - t0
         except CellTimeoutError:
             if not self._alive():
