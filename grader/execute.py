@@ -567,8 +567,9 @@ class KernelSession:
             # died, or a timeout the kernel did not come back from
             if status == "died":
                 result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
-                                            "(a crash, os._exit, or the memory limit); it was "
-                                            "restarted and this cell skipped", index))
+                                            "(a crash, os._exit, the memory limit, or a message "
+                                            "the grader could not read); it was restarted and "
+                                            "this cell skipped", index))
                 result.cells.append(CellOutcome(index, "died", seconds))
             else:
                 result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)

@@ -395,6 +395,20 @@ SOCKET_LINKS = (
     "            \"_plant([a for a in sys.argv if a.endswith('.json')][-1])\\n\")\n"
     "os._exit(1)\n")
 
+# A raw ZeroMQ message whose content is JSON nested 100,000 deep, signed with the kernel's key:
+# the grader's JSON decoder would recurse on it.
+RAW_DEEP_MESSAGE = '''# hostile: a raw iopub message holding JSON nested 100,000 deep
+_k = get_ipython().kernel
+_s = _k.session
+_parent = _k.get_parent("shell")
+_msg = _s.msg("stream", content={"name": "stdout", "text": "x"}, parent=_parent)
+_deep = b'{"name": "stdout", "text": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+_parts = [_s.pack(_msg["header"]), _s.pack(_msg["parent_header"]), _s.pack(_msg["metadata"]), _deep]
+_k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", _s.sign(_parts)] + _parts)
+import time
+time.sleep(1)
+'''
+
 TINY_NORMS = '''# hostile: gradient norms of 5e-324 (subnormal), which once broke the report's chart
 import torch
 def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
@@ -545,12 +559,15 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
             "replaces its sockets with links to a host socket, then exits -> never connected", with_fault(SOCKET_LINKS)),
     Fixture("tiny_norms", "TinyNorms", ".ipynb", "hidden_grad_norms returns 5e-324 -> the chart is drawn",
             tiny_norms),
+    Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
+            "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
+            with_fault(RAW_DEEP_MESSAGE)),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
                  "fork_bomb", "spawn_bomb", "file_bomb", "print_flood", "forged_checks", "fake_output",
                  "background", "snoop", "symlinks", "metadata_flood", "output_flood", "death_loop",
-                 "socket_links", "tiny_norms")
+                 "socket_links", "tiny_norms", "raw_deep_message")
 
 
 def fixture(key: str) -> Path:

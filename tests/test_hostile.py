@@ -493,3 +493,10 @@ def test_subnormal_gradient_norms_are_drawn(ctx):
     html = render_report(result.to_json())
     assert "could not be drawn" not in html
     assert "Hidden case 1: gradient norms" in html and "1e-324" in html
+
+
+def test_a_raw_message_nested_100000_deep_stops_only_that_kernel(ctx):
+    result = grade("raw_deep_message", ctx, 60)
+    assert codes(result) == ["kernel.died"]
+    assert fault_cell(result)["status"] == "died"
+    assert auto_points(result) == SOLUTION_POINTS
