@@ -230,6 +230,7 @@ class _PinnedSockets:
                 if not stat.S_ISSOCK(info.st_mode) or info.st_uid != self.owner:
                     what = "a link" if stat.S_ISLNK(info.st_mode) else (
                         "not a socket" if not stat.S_ISSOCK(info.st_mode) else f"owned by uid {info.st_uid}")
+                    self.close()
                     raise KernelStartError(f"the kernel's {channel} socket is {what}; nothing was "
                                            "connected to it")
         finally:
@@ -499,12 +500,26 @@ class KernelSession:
             self.client.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
             return "died", time.monotonic() - t0
+        except (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError):
+            # A message the grader cannot read (a kernel can write raw ZeroMQ messages, e.g.
+            # JSON nested 100,000 deep): that kernel is done with; it is stopped like a dead one.
+            self._stop()
+            return "died", time.monotonic() - t0
         except CellTimeoutError:
+            if not self._alive():
+                return "died", time.monotonic() - t0  # no interrupt to wait for
             if self._interrupt():
                 return "timeout", time.monotonic() - t0
             return "timeout-dead", time.monotonic() - t0
         seconds = time.monotonic() - t0
         return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self.client is not None and self.client.km is not None
+                        and run_sync(self.client.km.is_alive)())
+        except Exception:  # noqa: BLE001 - a manager that cannot tell is treated as dead
+            return False
 
     def _quiet(self, code: str, timeout: float) -> bool:
         """Run grader code silently (no output, no history); True when the kernel answered."""
@@ -605,8 +620,9 @@ class KernelSession:
             # died, or a timeout the kernel did not come back from
             if status == "died":
                 result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
-                                            "(a crash, os._exit, or the memory limit); it was "
-                                            "restarted and this cell skipped", index))
+                                            "(a crash, os._exit, the memory limit, or a message "
+                                            "the grader could not read); it was restarted and "
+                                            "this cell skipped", index))
                 result.cells.append(CellOutcome(index, "died", seconds))
             else:
                 result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)

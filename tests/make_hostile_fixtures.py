@@ -341,11 +341,11 @@ METADATA_FLOOD = ("# hostile: 600 displays with 2 MB of metadata each\n"
 
 
 def output_flood(fx: Fixture) -> bytes:
-    """600 cells that each print 20 KB (12 MB): the notebook-wide output cap."""
+    """600 cells that each print 19 KB (just under the per-cell cap; 11 MB): the notebook-wide cap."""
     nb = base_notebook(fx)
     at = fault_index(nb)
     for k in range(600):
-        add_code(nb, f"# hostile: output flood {k}\nprint('y' * 20000)\n", at + k)
+        add_code(nb, f"# hostile: output flood {k}\nprint('y' * 19000)\n", at + k)
     return finish(nb)
 
 
@@ -394,6 +394,20 @@ SOCKET_LINKS = (
     "    f.write('TARGET = %r\\n' % TARGET + PLANT + '\\nimport sys\\n'\n"
     "            \"_plant([a for a in sys.argv if a.endswith('.json')][-1])\\n\")\n"
     "os._exit(1)\n")
+
+# A raw ZeroMQ message whose content is JSON nested 100,000 deep, signed with the kernel's key:
+# the grader's JSON decoder would recurse on it.
+RAW_DEEP_MESSAGE = '''# hostile: a raw iopub message holding JSON nested 100,000 deep
+_k = get_ipython().kernel
+_s = _k.session
+_parent = _k.get_parent("shell")
+_msg = _s.msg("stream", content={"name": "stdout", "text": "x"}, parent=_parent)
+_deep = b'{"name": "stdout", "text": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+_parts = [_s.pack(_msg["header"]), _s.pack(_msg["parent_header"]), _s.pack(_msg["metadata"]), _deep]
+_k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", _s.sign(_parts)] + _parts)
+import time
+time.sleep(1)
+'''
 
 TINY_NORMS = '''# hostile: gradient norms of 5e-324 (subnormal), which once broke the report's chart
 import torch
@@ -536,7 +550,7 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
             "a 1 MB image referenced 100 times, an HTML attachment -> inlined once, HTML dropped", attachment_flood),
     Fixture("metadata_flood", "MetadataFlood", ".ipynb",
             "600 displays with 2 MB metadata -> cut, grader memory bounded", with_fault(METADATA_FLOOD)),
-    Fixture("output_flood", "OutputFlood", ".ipynb", "600 cells printing 20 KB -> notebook-wide output cap",
+    Fixture("output_flood", "OutputFlood", ".ipynb", "600 cells printing 19 KB -> notebook-wide output cap",
             output_flood),
     Fixture("cell_flood", "CellFlood", ".ipynb", "3,000 cells -> notebook.invalid (cell cap)", cell_flood),
     Fixture("death_loop", "DeathLoop", ".ipynb", "the kernel dies on every later call -> kernel.died, bounded",
@@ -545,12 +559,15 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
             "replaces its sockets with links to a host socket, then exits -> never connected", with_fault(SOCKET_LINKS)),
     Fixture("tiny_norms", "TinyNorms", ".ipynb", "hidden_grad_norms returns 5e-324 -> the chart is drawn",
             tiny_norms),
+    Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
+            "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
+            with_fault(RAW_DEEP_MESSAGE)),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
                  "fork_bomb", "spawn_bomb", "file_bomb", "print_flood", "forged_checks", "fake_output",
                  "background", "snoop", "symlinks", "metadata_flood", "output_flood", "death_loop",
-                 "socket_links", "tiny_norms")
+                 "socket_links", "tiny_norms", "raw_deep_message")
 
 
 def fixture(key: str) -> Path:

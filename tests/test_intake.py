@@ -384,3 +384,17 @@ def test_bar_chart_takes_nan_inf_and_negative_values():
 def _context():
     from builders import quick_context
     return quick_context()
+
+
+def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tmp_path, monkeypatch):
+    big = tmp_path / f"{GOOD_NAME}.ipynb"
+    with open(big, "wb") as f:
+        f.truncate(30 * 1024 * 1024)  # sparse: 30 MB of zeros over the 25 MB limit
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the file was read whole"))
+    intake = read_submission(big, RUBRIC.archive, RUBRIC.limits.max_notebook_mb)
+    assert intake.problem_code == "notebook.invalid" and "limit" in intake.problem
+    archive = tmp_path / f"{GOOD_NAME}.zip"
+    with open(archive, "wb") as f:
+        f.truncate(int(RUBRIC.archive.max_total_mb * 1024 * 1024) + 1)
+    intake = read_submission(archive, RUBRIC.archive, RUBRIC.limits.max_notebook_mb)
+    assert intake.problem_code == "archive.unsafe"
