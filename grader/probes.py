@@ -48,10 +48,10 @@ __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Probe", "ProbeRun", "probes_for", "
 MAX_PROBES = 6
 
 # A gate "held open": its weights zero and its pre-activation this large, split over b_ih and
-# b_hh. sigmoid(20) and tanh(20) are both 1 in float32, so an open gate reads 1 whichever
+# b_hh. sigmoid(20) and tanh(20) are both 1 in float32 (so is half of it), so an open gate reads 1 whichever
 # activation (or block order) a student uses, and a student who drops one of the two biases
 # still holds it open. Only the live gate's own terms can then change the output.
-_OPEN = 20.0
+_OPEN = 40.0
 
 Inputs = dict[str, Any]
 Draw = Callable[..., Inputs]  # draw(**overrides): fresh inputs on the base shape, params overridden
@@ -255,7 +255,7 @@ PROBES: tuple[Probe, ...] = (
     _p(_J, "as_drawn", "a fresh z", lambda i, d: i, "d diag"),
     _p(_J, "other_activation", "the other activation", lambda i, d: _other_activation(i), "d_other diag"),
     # ---- hidden_grad_norms (squared loss: it sees h_T's value) --------------------------------
-    _p(_G, "one_step", "T = 1", lambda i, d: _squared(d, T=1), "loss act"),
+    _p(_G, "one_step", "T = 1", lambda i, d: _squared(d, T=1), "loss act chain"),  # h_1 = act(W h0 + ...)
     _p(_G, "no_recurrence", "`W = 0` (then dL/dh_t = 0 for t < T)",
        lambda i, d: _zero(_squared(d), "W"), "loss act only_last order"),
     _p(_G, "as_drawn", "a fresh input", lambda i, d: _squared(d), "loss act chain only_last order"),
