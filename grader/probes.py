@@ -65,7 +65,7 @@ class Caller(Protocol):
 class Probe:
     function: str
     name: str  # short id, unique per function
-    setting: str  # the input in words, shown to students, e.g. "`W = 0`"
+    setting: str  # the input in words, shown to students, e.g. "`W = 0`"; {other}: the other activation
     build: Callable[[Inputs, Draw], Inputs]  # (base inputs, draw) -> the probe's inputs
     covers: frozenset[str]  # the terms of TERMS[function] a mistake in which shows on this input
     part: tuple[str, ...] = ()  # compare only these outputs (h_new/c_new, gradient keys)
@@ -80,13 +80,14 @@ class ProbeRun:
     detail: str = ""
     evidence: tuple[Evidence, ...] = ()
 
-    def to_json(self, terms: Mapping[str, str]) -> dict[str, str]:
+    def to_json(self, terms: Mapping[str, str], activation: str | None) -> dict[str, str]:
         words = {"matches": "matches the reference", "differs": "differs from the reference",
                  "raised": "raised an error", "stopped": "did not finish (probing stopped)"}
-        return {"probe": self.probe.name, "setting": self.probe.setting,
-                "exercises": "; ".join(terms[t] for t in sorted(self.probe.covers)),
+        setting = _setting(self.probe, activation)
+        return {"probe": self.probe.name, "setting": setting,
+                "exercises": "; ".join(terms[t] for t in terms if t in self.probe.covers),
                 "outcome": self.outcome,
-                "text": f"with {self.probe.setting} your output {words[self.outcome]}"
+                "text": f"with {setting} your output {words[self.outcome]}"
                         + (f" ({self.detail})" if self.detail else "")}
 
 
@@ -248,18 +249,18 @@ PROBES: tuple[Probe, ...] = (
     _p(_R, "first_step", "`U = 0, b = 0` and T = 1", lambda i, d: _zero(d(T=1), "U", "b"),
        "act recur h0 out"),
     _p(_R, "zero_start", "`h0 = 0`", lambda i, d: _zero(i, "h0"), "act input bias recur update out"),
-    _p(_R, "other_activation", "the other activation", lambda i, d: _other_activation(i),
+    _p(_R, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(i),
        "act_other input bias recur h0 update out"),
     # ---- activation_jacobian ------------------------------------------------------------------
     _p(_J, "one_unit", "a single unit (H = 1)", lambda i, d: d(H=1), "d"),
     _p(_J, "as_drawn", "a fresh z", lambda i, d: i, "d diag"),
-    _p(_J, "other_activation", "the other activation", lambda i, d: _other_activation(i), "d_other diag"),
+    _p(_J, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(i), "d_other diag"),
     # ---- hidden_grad_norms (squared loss: it sees h_T's value) --------------------------------
     _p(_G, "one_step", "T = 1", lambda i, d: _squared(d, T=1), "loss act chain"),  # h_1 = act(W h0 + ...)
     _p(_G, "no_recurrence", "`W = 0` (then dL/dh_t = 0 for t < T)",
        lambda i, d: _zero(_squared(d), "W"), "loss act only_last order"),
     _p(_G, "as_drawn", "a fresh input", lambda i, d: _squared(d), "loss act chain only_last order"),
-    _p(_G, "other_activation", "the other activation", lambda i, d: _other_activation(_squared(d)),
+    _p(_G, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "loss act_other chain only_last order"),
     # ---- gradient_bound -----------------------------------------------------------------------
     _p(_B, "one_step", "T = 1 (then r = [||dL/dh_T||])", lambda i, d: _squared(d, T=1),
@@ -272,7 +273,7 @@ PROBES: tuple[Probe, ...] = (
        lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm"),
     _p(_B, "as_drawn", "a fresh input", lambda i, d: _squared(d),
        "gT act wnorm exponent jprod jnorm"),
-    _p(_B, "other_activation", "the other activation", lambda i, d: _other_activation(_squared(d)),
+    _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "gT act_other wnorm exponent jprod jnorm"),
     # ---- lstm_cell: one gate live at a time, the others held open -----------------------------
     _p(_L, "only_i", "only the input gate i live (the other gates held open)", _lstm_live("i"),
@@ -312,10 +313,17 @@ def probes_for(function: str) -> tuple[Probe, ...]:
 # Running the probes and reading them.
 
 
-def _terms(function: str, activation: str | None) -> dict[str, str]:
+def _activations(activation: str | None) -> dict[str, str]:
     act = activation or "tanh"
-    other = "sigmoid" if act == "tanh" else "tanh"
-    return {k: v.format(act=act, other=other) for k, v in TERMS[function].items()}
+    return {"act": act, "other": "sigmoid" if act == "tanh" else "tanh"}
+
+
+def _terms(function: str, activation: str | None) -> dict[str, str]:
+    return {k: v.format(**_activations(activation)) for k, v in TERMS[function].items()}
+
+
+def _setting(probe: Probe, activation: str | None) -> str:
+    return probe.setting.format(**_activations(activation))
 
 
 def run_probes(function: str, base_params: Mapping[str, Any], seed: int, bridge: Caller,
@@ -346,8 +354,8 @@ def run_probes(function: str, base_params: Mapping[str, Any], seed: int, bridge:
     return runs
 
 
-def _settings(runs: Sequence[ProbeRun]) -> str:
-    names = [r.probe.setting for r in runs]
+def _settings(runs: Sequence[ProbeRun], activation: str | None) -> str:
+    names = [_setting(r.probe, activation) for r in runs]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -369,10 +377,11 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
     order = list(TERMS[function])
     keys = tuple(sorted(found, key=order.index))
     if match:
-        lead = (f"With {_settings(match)} your output matches the reference; with "
-                f"{_settings(differ)} it does not")
+        lead = (f"With {_settings(match, activation)} your output matches the reference; with "
+                f"{_settings(differ, activation)} it does not")
     else:
-        lead = f"With every probe ({_settings(differ)}) your output differs from the reference"
+        lead = (f"With every probe ({_settings(differ, activation)}) your output differs from "
+                "the reference")
     if not keys:
         return (f"{lead}: the probes cannot isolate one term, so the error lies in how the "
                 "terms combine."), ()
@@ -424,6 +433,6 @@ def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout:
         sentences.append(f"Your output is consistent with {len(keys)} known mistakes: `{check.function}` "
                          + "; or ".join(describe(check.function, k) for k in keys) + ".")
     terms = _terms(check.function, activation)
-    probes_json = tuple(r.to_json(terms) for r in runs)
+    probes_json = tuple(r.to_json(terms, activation) for r in runs)
     return [r if r.passed else with_attribution(r, keys, " ".join(sentences), probes_json)
             for r in results]
