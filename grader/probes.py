@@ -29,7 +29,8 @@ Rules, each for a reason:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import combinations
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
@@ -52,6 +53,9 @@ MAX_PROBES = 6
 # activation (or block order) a student uses, and a student who drops one of the two biases
 # still holds it open. Only the live gate's own terms can then change the output.
 _OPEN = 40.0
+
+# A pre-activation at which tanh' and sigmoid' are 0 to float32 precision (tanh'(40) ~ 1e-34).
+_SATURATE = 40.0
 
 Inputs = dict[str, Any]
 Draw = Callable[..., Inputs]  # draw(**overrides): fresh inputs on the base shape, params overridden
@@ -117,6 +121,17 @@ def _rank_one_W(inputs: Inputs) -> Inputs:
         outer = torch.ones_like(W)
     scale = torch.linalg.matrix_norm(W.double(), ord=2) / torch.linalg.matrix_norm(outer.double(), ord=2)
     return {**inputs, "W": (outer.double() * scale).float()}
+
+
+def _one_live_unit(inputs: Inputs) -> Inputs:
+    """Every hidden unit but the first held saturated by a large bias, so each J_{k+1} has one
+    nonzero entry and its Frobenius norm equals its spectral norm, while `W` keeps both apart.
+
+    |W h_{t-1} + U x_t| stays far below the bias at the rubric's scales (||W||_2 <= a few,
+    |h| <= 1, small x), so the saturated units' act' underflows to about 0 in float32."""
+    b = inputs["b"].clone()
+    b[1:] = _SATURATE
+    return {**inputs, "b": b}
 
 
 def _unit_spectral_W(inputs: Inputs) -> Inputs:
@@ -271,8 +286,9 @@ PROBES: tuple[Probe, ...] = (
        lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm"),
     _p(_B, "rank_one_W", "a rank-1 `W` (its spectral and Frobenius norms agree)",
        lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm"),
-    _p(_B, "as_drawn", "a fresh input", lambda i, d: _squared(d),
-       "gT act wnorm exponent jprod jnorm"),
+    _p(_B, "one_live_unit", "all hidden units but one saturated (each J_{{k+1}} has one nonzero "
+       "entry, so its norms agree)", lambda i, d: _one_live_unit(_squared(d)),
+       "gT act wnorm exponent jprod"),
     _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "gT act_other wnorm exponent jprod jnorm"),
     # ---- lstm_cell: one gate live at a time, the others held open -----------------------------
@@ -362,9 +378,11 @@ def _settings(runs: Sequence[ProbeRun], activation: str | None) -> str:
 def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = None) -> tuple[str, tuple[str, ...]]:
     """The probes' finding in words, and the keys of the terms it names ("" and () if none).
 
-    The wrong term is exercised by every probe that differs and by none that matches; where no
-    single term is (two terms wrong, or one whose mistake shows only in some of its probes), the
-    terms exercised by some differing probe and by no matching one are named.
+    Terms exercised by a probe that matched are cleared. The wrong terms are the fewest that
+    explain every differing probe (each differing probe exercises one of them): one term when a
+    single bug shows, several when one term cannot explain all (two terms wrong). Where several
+    equally small explanations exist, all their terms are named as "one of these". A differing
+    probe that exercises only cleared terms means the error lies in how the terms combine.
     """
     terms = _terms(function, activation)
     differ = [r for r in runs if r.outcome in ("differs", "raised")]
@@ -372,22 +390,33 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
     if not differ:
         return "", ()
     cleared = frozenset().union(*(r.probe.covers for r in match))
-    common = frozenset.intersection(*(r.probe.covers for r in differ)) - cleared
-    found = common or frozenset().union(*(r.probe.covers for r in differ)) - cleared
+    remaining = [r.probe.covers - cleared for r in differ]
     order = list(TERMS[function])
-    keys = tuple(sorted(found, key=order.index))
+    candidates = sorted(frozenset().union(*remaining), key=order.index)
+    explanations: list[tuple[str, ...]] = []
+    if all(remaining):
+        for size in range(1, len(candidates) + 1):  # at most 2^len(TERMS[function]) subsets
+            explanations = [c for c in combinations(candidates, size) if all(rem & set(c) for rem in remaining)]
+            if explanations:
+                break
+    keys = tuple(t for t in order if any(t in e for e in explanations))
     if match:
         lead = (f"With {_settings(match, activation)} your output matches the reference; with "
                 f"{_settings(differ, activation)} it does not")
     else:
         lead = (f"With every probe ({_settings(differ, activation)}) your output differs from "
                 "the reference")
+    named = "; ".join(terms[k] for k in keys)
     if not keys:
         return (f"{lead}: the probes cannot isolate one term, so the error lies in how the "
                 "terms combine."), ()
     if len(keys) == 1:
         return f"{lead}: {terms[keys[0]]} is wrong.", keys
-    return f"{lead}: one of these is wrong: " + "; ".join(terms[k] for k in keys) + ".", keys
+    if len(explanations[0]) == 1:
+        return f"{lead}: one of these is wrong: {named}.", keys
+    if len(explanations) == 1:
+        return f"{lead}: more than one term is wrong: {named}.", keys
+    return f"{lead}: more than one term is wrong, among: {named}.", keys
 
 
 def _case_evidence(check: Check, result: CaseResult, public: bool) -> tuple[Evidence, ...]:
@@ -397,6 +426,21 @@ def _case_evidence(check: Check, result: CaseResult, public: bool) -> tuple[Evid
     inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
     expected = to_numpy(getattr(reference, check.function)(**inputs))
     return mistake_evidence(check.function, inputs, expected, None, check.rtol, check.atol)
+
+
+def _keys(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseResult],
+          runs: Sequence[ProbeRun], public: bool) -> tuple[str, ...]:
+    """The catalogued mistakes that explain every case and every probe (see compare.attribute)."""
+    observations = [(r.evidence, True) for r in failing]
+    observations += [(_case_evidence(check, r, public), False) for r in results if r.passed]
+    observations += [(r.evidence, r.outcome == "differs") for r in runs if r.evidence]
+    return attribute(observations)
+
+
+def _attributed(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseResult],
+                runs: Sequence[ProbeRun], public: bool) -> list[CaseResult]:
+    keys = _keys(check, results, failing, runs, public)
+    return [r if r.passed else with_attribution(r, keys) for r in results]
 
 
 def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout: float,
@@ -417,12 +461,17 @@ def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout:
     base_params = cases[failing[0].index - 1].params
     runs: list[ProbeRun] = []
     if check.public_seeds:  # the base is drawn from a public seed only (public-safe inputs)
-        runs = run_probes(check.function, base_params, check.public_seeds[0], bridge, timeout,
-                          check.rtol, check.atol)
-    observations = [(r.evidence, True) for r in failing]
-    observations += [(_case_evidence(check, r, public), False) for r in results if r.passed]
-    observations += [(r.evidence, r.outcome == "differs") for r in runs if r.evidence]
-    keys = attribute(observations)
+        try:
+            runs = run_probes(check.function, base_params, check.public_seeds[0], bridge, timeout,
+                              check.rtol, check.atol)
+        except Exception as exc:  # noqa: BLE001 - feedback must never cost a submission its grade
+            # A probe the grader itself cannot build or compute is the grader's bug: the points
+            # stand, the cases' own attribution stands, and result.json says why there are no
+            # probes (for the tutor; the report shows nothing).
+            failure = f"probing failed in the grader: {type(exc).__name__}: {exc}"[:300]
+            return [r if r.passed else replace(r, probes=({"outcome": "grader_error", "text": failure},))
+                    for r in _attributed(check, results, failing, [], public)]
+    keys = _keys(check, results, failing, runs, public)
     activation = base_params.get("activation")
     finding, _ = verdict(check.function, runs, activation)
     sentences = [finding] if finding else []

@@ -633,6 +633,25 @@ def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
 ''', about="raises: W_ih @ x with x of shape (B, D)"),
 }
 
+# Mistakes that the cases cannot tell apart from another catalogued one: the report must say
+# "consistent with A or B" (tests/test_probes.py), never name one of them flatly.
+EITHER: dict[str, Scenario] = {
+    # x read as (B, T, D): runs only where B = 1 (the other cases raise), and there it equals
+    # "every step computed from h0"
+    "rnn_time_batch_swapped": Scenario("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    B, T, D = x.shape          # the axes read the wrong way round
+    h = h0
+    H = []
+    for t in range(T):
+        h = act(h @ W.T + x[:, t] @ U.T + b)
+        H.append(h)
+    return torch.stack(H, dim=1)
+''', about="time and batch axes swapped"),
+}
+
+
 # ------------------------------------------------------------------------------------------------
 # Twelve typical single-bug notebooks over all seven functions (tests/test_probes.py): some bugs
 # are catalogued in grader/mistakes.py, others are found only by the probes of grader/probes.py.
@@ -822,7 +841,7 @@ def build_all() -> dict[Path, Any]:
     out: dict[Path, Any] = {}
     for name, functions in STYLES.items():
         out[STYLES_DIR / f"{name}.ipynb"] = style_notebook(functions)
-    for name, scenario in MISTAKES.items():
+    for name, scenario in {**MISTAKES, **EITHER}.items():
         out[MISTAKES_DIR / f"{name}.ipynb"] = mistake_notebook(scenario)
     return out
 

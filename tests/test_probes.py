@@ -25,7 +25,8 @@ from grader.grade import grade_submission
 from grader.mistakes import MISTAKES
 from grader.report import render_report
 from grader.rubric import load_rubric
-from make_function_fixtures import SINGLE_BUG_DIR, SINGLE_BUGS, SingleBug, build_single_bugs
+from make_function_fixtures import (EITHER, MISTAKES_DIR, SINGLE_BUG_DIR, SINGLE_BUGS, SingleBug,
+                                    build_single_bugs)
 
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
              "lstm_cell", "tree_encode", "tbptt_grads")
@@ -143,10 +144,16 @@ def test_every_term_can_be_isolated(function: str) -> None:
         assert any(term in p.covers for p in probes), (function, term)
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_probe_inputs_are_valid_deterministic_and_leave_the_base_alone(function: str) -> None:
+SHAPES = [(c.function, i, case.params) for c in RUBRIC.checks()
+          for i, case in enumerate(c.cases + c.public_cases())]
+
+
+@pytest.mark.parametrize("function,i,params", SHAPES, ids=[f"{f}-{i}" for f, i, _ in SHAPES])
+def test_probe_inputs_are_valid_deterministic_and_leave_the_base_alone(function: str, i: int,
+                                                                         params: dict) -> None:
+    """On every shape of the rubric (any case may be the first to fail) the reference runs on
+    every probe, gives finite values, and the same values when drawn again."""
     check = CHECKS[function]
-    params = check.cases[0].params
     seed = check.public_seeds[0]
 
     def draw(**over):
@@ -240,12 +247,39 @@ def test_probe_verdicts_name_the_term(function: str, key: str, term: str) -> Non
     assert f": {expected} is wrong." in failed[0].diagnosis, failed[0].diagnosis
 
 
-def test_two_terms_are_named_as_one_of() -> None:
+def test_two_wrong_terms_are_both_named() -> None:
     # gates read as i, f, o, g: g and o both change; the probes say so, and no more
     results, _ = _grade("lstm_cell", _mistake("lstm_cell", "gates_ifog"))
     diagnosis = [r for r in results if not r.passed][0].diagnosis
     t = _terms("lstm_cell")
-    assert f"one of these is wrong: {t['g']}; {t['o']}." in diagnosis, diagnosis
+    assert f"more than one term is wrong: {t['g']}; {t['o']}." in diagnosis, diagnosis
+    # torch.norm for both norms of the bound: neither the W norm nor the J norm alone explains it
+    results, _ = _grade("gradient_bound", _mistake("gradient_bound", "all_frobenius"))
+    diagnosis = [r for r in results if not r.passed][0].diagnosis
+    t = _terms("gradient_bound")
+    assert f"more than one term is wrong: {t['wnorm']}; {t['jnorm']}." in diagnosis, diagnosis
+
+
+def _run(name: str, outcome: str) -> P.ProbeRun:
+    (probe,) = [p for p in P.probes_for("rnn_forward") if p.name == name]
+    return P.ProbeRun(probe, outcome)
+
+
+def test_verdict_set_algebra() -> None:
+    t = _terms("rnn_forward")
+    assert P.verdict("rnn_forward", [_run("input_path", "matches")]) == ("", ())
+    text, keys = P.verdict("rnn_forward", [_run("input_path", "matches"), _run("recurrence", "differs"),
+                                           _run("first_step", "matches")])
+    assert keys == ("update",) and text.endswith(f": {t['update']} is wrong.")
+    # one differing probe, nothing cleared: every term it exercises may be the one
+    text, keys = P.verdict("rnn_forward", [_run("bias_only", "differs")])
+    assert keys == ("act", "bias", "out") and "one of these is wrong" in text
+    assert text.startswith("With every probe (`W = 0, U = 0`) your output differs")
+    # a differing probe whose every term was cleared elsewhere: the terms combine wrongly
+    text, keys = P.verdict("rnn_forward", [_run("zero_start", "matches"), _run("input_path", "differs")])
+    assert keys == () and "how the terms combine" in text
+    # a raise counts as a difference
+    assert P.verdict("rnn_forward", [_run("bias_only", "raised"), _run("input_path", "matches")])[1] == ()
 
 
 def test_probes_give_no_points_and_leave_passing_cases_alone() -> None:
@@ -403,10 +437,12 @@ def test_single_bug_fixtures_are_up_to_date() -> None:
 def graded_bugs(tmp_path_factory: pytest.TempPathFactory):
     ctx = quick_context()
     out = {}
-    for name in SINGLE_BUGS:
+    paths = {**{n: SINGLE_BUG_DIR / f"{n}.ipynb" for n in SINGLE_BUGS},
+             **{n: MISTAKES_DIR / f"{n}.ipynb" for n in EITHER}}
+    for name, path in paths.items():
         folder = tmp_path_factory.mktemp(name)
         target = folder / f"{GOOD_NAME}.ipynb"
-        shutil.copyfile(SINGLE_BUG_DIR / f"{name}.ipynb", target)
+        shutil.copyfile(path, target)
         out[name] = grade_submission(target, ctx)
     return out
 
@@ -443,3 +479,32 @@ def test_probe_findings_reach_result_json_and_the_report(graded_bugs) -> None:
     assert "What the probes found" in html
     assert "the input term <code>U x_t</code> is wrong" in html or "the input term `U x_t` is wrong" in html
     assert "<script" not in html
+
+
+def test_a_grader_error_while_probing_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in a probe")
+
+    monkeypatch.setattr(P, "run_probes", broken)
+    results, _ = _grade("rnn_forward", _mistake("rnn_forward", "no_recurrence"))
+    failed = [r for r in results if not r.passed]
+    assert failed and all(r.points == 0 for r in failed) and all(r.diagnosis == "" for r in failed)
+    assert failed[0].probes == ({"outcome": "grader_error",
+                                 "text": "probing failed in the grader: ZeroDivisionError: a bug in a probe"},)
+    # the cases' own attribution still holds
+    assert all(r.mistakes == (describe("rnn_forward", "no_recurrence"),) for r in failed)
+
+
+@pytest.mark.slow
+def test_swapped_axes_notebook_is_reported_as_either(graded_bugs) -> None:
+    result = graded_bugs["rnn_time_batch_swapped"]
+    assert result.status == "graded", result.tutor_detail
+    cases = [c for c in result.questions["11.4.a"].cases if c.function == "rnn_forward"]
+    b1 = [c for c in cases if "B=1" in c.params]
+    assert b1 and all(not c.passed and c.mistakes == () for c in b1)
+    both = {describe("rnn_forward", "state_not_updated"), describe("rnn_forward", "time_batch_swapped")}
+    assert all(set(c.consistent_with) == both for c in b1), [c.message for c in b1]
+    assert all(c.message.startswith("your output is consistent with 2 known mistakes") for c in b1)
+    t = _terms("rnn_forward")
+    assert f": {t['update']} is wrong." in b1[0].diagnosis, b1[0].diagnosis
+    assert all("raised" in c.message for c in cases if "B=1" not in c.params)
