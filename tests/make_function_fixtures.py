@@ -535,7 +535,7 @@ def rnn_forward(x, h0, W, U, b, activation="tanh"):
     "grad_norms_loss_every_state": Scenario("hidden_grad_norms", "11.4.b", '''\
 def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
     act = torch.tanh if activation == "tanh" else torch.sigmoid
-    h = h0
+    h = h0.clone().requires_grad_(True)
     hs = []
     for t in range(x.shape[0]):
         h = act(h @ W.T + x[t] @ U.T + b)
