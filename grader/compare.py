@@ -12,8 +12,9 @@ or B" rather than picking one (a missing recurrence and "h0 is ignored" coincide
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,8 @@ def _flatten(expected: Any, got: Any) -> tuple[list[tuple[str, np.ndarray, Array
             return [], f"returned {_describe(got)}; expected {_expected_text(expected)}"
         missing = [k for k in expected if k not in got]
         if missing:
-            return [], f"the returned dict has no {', '.join(map(repr, missing))}; expected the keys {', '.join(GRAD_KEYS)}"
+            return [], (f"the returned dict has no {', '.join(map(repr, missing))}; "
+                        f"expected the keys {', '.join(GRAD_KEYS)}")
         pairs = [(k, expected[k], got[k]) for k in expected]
     for label, exp, g in pairs:
         where = f"{label}: " if label else ""
@@ -299,8 +301,8 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
                  expected: Any, returned: Returned, rtol: float, atol: float,
                  points: float) -> CaseResult:
     """Score one case; ``expected`` is the reference's output as numpy (see :func:`to_numpy`)."""
-    base = dict(function=function, index=index, params=params, shapes=shapes, max_points=points,
-                call_status=returned.status)
+    base: dict[str, Any] = dict(function=function, index=index, params=params, shapes=shapes,
+                                max_points=points, call_status=returned.status)
     if returned.status == "timeout":
         return CaseResult(**base, passed=False, points=0.0,
                           message=f"`{function}` did not finish in time on this case and was stopped")
@@ -329,7 +331,8 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
     diff = np.abs(got - exp)
     rel = diff / np.maximum(np.abs(exp), atol)
     first = np.unravel_index(int(np.argmax(~np.isclose(got, exp, rtol=rtol, atol=atol))), exp.shape) if exp.ndim else ()
-    window = tuple(slice(i, i + 1) for i in first[:-1]) + ((slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
+    window = tuple(slice(i, i + 1) for i in first[:-1]) + (
+        (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
     where = f" in {label}" if label else ""
     plain = _values_message(where, tuple(int(i) for i in first))
     if not np.all(np.isfinite(got)):

@@ -14,9 +14,10 @@ so a report should name every match, not only the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -217,7 +218,7 @@ def _tbptt(x, y, params, k, *, window=lambda k: k, chunked=False, restart=False,
             h = h.detach()
         # loss_every_step: the label y used as the target of every step (many-to-many), summed
         seen = states if loss_every_step else [h]
-        loss = 0
+        loss = torch.zeros(())
         for s in seen:
             logits = s @ Vm + p["c"]
             if softmax_first:
@@ -279,7 +280,9 @@ def _k_lt_T(i) -> bool:
 
 
 MISTAKES: tuple[Mistake, ...] = tuple(
-    Mistake(fn, key, desc, partial(_CORRECT[fn], **switches), applies)
+    # The rows mix types, so mypy sees `object`; each row's shape is checked by the tests.
+    Mistake(fn, key, desc, partial(_CORRECT[fn], **cast(dict[str, Any], switches)),
+            cast(Callable[[Mapping[str, Any]], bool], applies))
     for fn, key, desc, applies, switches in [
         # ---- rnn_forward ---------------------------------------------------------------
         ("rnn_forward", "activation_ignored",  # the argument is there but `torch.tanh` hard-coded

@@ -29,17 +29,28 @@ Rules, each for a reason:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 
 import reference
 from grader import cases as case_inputs
 from grader.bridge import Returned
-from grader.compare import (CaseResult, Evidence, _flatten, attribute, describe, mistake_evidence,
-                            same, select, to_numpy, with_attribution)
+from grader.compare import (
+    CaseResult,
+    Evidence,
+    _flatten,
+    attribute,
+    describe,
+    mistake_evidence,
+    same,
+    select,
+    to_numpy,
+    with_attribution,
+)
 from grader.rubric import Check
 
 __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Probe", "ProbeRun", "probes_for", "review",

@@ -9,8 +9,18 @@ import torch
 import reference
 from grader.bridge import ArrayInfo, Returned
 from grader.cases import make_inputs
-from grader.compare import (Evidence, attribute, compare_case, describe, mistake_evidence,
-                            mistake_message, same, select, to_numpy, with_attribution)
+from grader.compare import (
+    Evidence,
+    attribute,
+    compare_case,
+    describe,
+    mistake_evidence,
+    mistake_message,
+    same,
+    select,
+    to_numpy,
+    with_attribution,
+)
 from grader.mistakes import MISTAKES
 from grader.result import QuestionResult
 

@@ -7,16 +7,17 @@ arrays. The slow tests grade the fixture notebooks end to end, in the sandboxed 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import nbformat
 import numpy as np
 import pytest
 import torch
+from builders import GOOD_NAME, quick_context
+from make_function_fixtures import EITHER, MISTAKES_DIR, SINGLE_BUG_DIR, SINGLE_BUGS, SingleBug, build_single_bugs
 
 import reference
-from builders import GOOD_NAME, quick_context
 from grader import probes as P
 from grader.bridge import ArrayInfo, Returned
 from grader.cases import make_inputs
@@ -25,8 +26,6 @@ from grader.grade import grade_submission
 from grader.mistakes import MISTAKES
 from grader.report import render_report
 from grader.rubric import load_rubric
-from make_function_fixtures import (EITHER, MISTAKES_DIR, SINGLE_BUG_DIR, SINGLE_BUGS, SingleBug,
-                                    build_single_bugs)
 
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
              "lstm_cell", "tree_encode", "tbptt_grads")
