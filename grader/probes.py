@@ -21,9 +21,12 @@ Rules, each for a reason:
   inputs may be shown to a student.
 - Computed in the grader: the reference runs here on the same tensors; the student's function is
   called through the Bridge (npy/JSON, no pickle) with the rubric's call timeout.
-- Bounded: at most :data:`MAX_PROBES` calls per function; a probe that crashes the kernel or runs
-  out of time ends the probing of that function (a further call would restart the kernel and
-  run the whole notebook again), as `_run_check` does for the hidden cases.
+- Bounded: at most :data:`MAX_PROBES` calls per function, each with the rubric's call timeout,
+  and no new probe once the function's probes have used that timeout in total (so probing costs
+  at most about two call timeouts per failing function, however slow the function is); a probe
+  that crashes the kernel or runs out of time ends the probing of that function (a further call
+  would restart the kernel and run the whole notebook again), as `_run_check` does for the
+  hidden cases.
 - Probes are also observations for naming mistakes: every catalogued mistake is evaluated on
   them too (grader/compare.py), so a named mistake is consistent with what the probes found.
 """
@@ -88,7 +91,7 @@ class Probe:
 
 @dataclass(frozen=True)
 class ProbeRun:
-    """One probe as it ran: ``outcome`` is matches | differs | raised | stopped."""
+    """One probe as it ran: ``outcome`` is matches | differs | raised | stopped | skipped."""
 
     probe: Probe
     outcome: str
@@ -97,7 +100,8 @@ class ProbeRun:
 
     def to_json(self, terms: Mapping[str, str], activation: str | None) -> dict[str, str]:
         words = {"matches": "matches the reference", "differs": "differs from the reference",
-                 "raised": "raised an error", "stopped": "did not finish (probing stopped)"}
+                 "raised": "raised an error", "stopped": "did not finish (probing stopped)",
+                 "skipped": "was not tried (the probes' time budget was used up)"}
         setting = _setting(self.probe, activation)
         return {"probe": self.probe.name, "setting": setting,
                 "exercises": "; ".join(terms[t] for t in terms if t in self.probe.covers),
@@ -361,10 +365,15 @@ def run_probes(function: str, base_params: Mapping[str, Any], seed: int, bridge:
 
     base = draw()
     runs: list[ProbeRun] = []
+    spent = 0.0  # the function's own time on the probes so far, as the kernel measured it
     for probe in probes_for(function)[:MAX_PROBES]:
+        if spent >= timeout:
+            runs.append(ProbeRun(probe, "skipped"))
+            continue
         inputs = probe.build(base, draw)
         expected = to_numpy(getattr(reference, function)(**inputs))
         returned = bridge.call(f"{function}(**__args)", inputs, timeout)
+        spent += returned.seconds
         if returned.status in ("died", "timeout"):
             runs.append(ProbeRun(probe, "stopped"))
             break  # a further call would restart the kernel and run the notebook again

@@ -55,19 +55,21 @@ def _fresh(v: Any) -> Any:
 
 
 class FakeBridge:
-    """Calls ``fn`` in this process; ``stop_after`` calls later every call times out."""
+    """Calls ``fn`` in this process; ``stop_after`` calls later every call times out; each call
+    reports ``seconds`` as the kernel's time."""
 
-    def __init__(self, fn: Callable[..., Any], stop_after: int | None = None) -> None:
-        self.fn, self.stop_after, self.calls = fn, stop_after, []
+    def __init__(self, fn: Callable[..., Any], stop_after: int | None = None, seconds: float = 0.01) -> None:
+        self.fn, self.stop_after, self.seconds, self.calls = fn, stop_after, seconds, []
 
     def call(self, expr: str, args: dict[str, Any], timeout: float) -> Returned:
         self.calls.append((expr, timeout))
         if self.stop_after is not None and len(self.calls) > self.stop_after:
-            return Returned("timeout")
+            return Returned("timeout", seconds=timeout)
         try:
-            return Returned("ok", _kernel_value(self.fn(**{k: _fresh(v) for k, v in args.items()})))
+            value = _kernel_value(self.fn(**{k: _fresh(v) for k, v in args.items()}))
+            return Returned("ok", value, seconds=self.seconds)
         except Exception as exc:  # noqa: BLE001 - as the kernel reports a student's exception
-            return Returned("raised", error=f"{type(exc).__name__}: {exc}")
+            return Returned("raised", error=f"{type(exc).__name__}: {exc}", seconds=self.seconds)
 
 
 def _grade(function: str, fn: Callable[..., Any], bridge: FakeBridge | None = None):
@@ -512,3 +514,14 @@ def test_swapped_axes_notebook_is_reported_as_either(graded_bugs) -> None:
     assert f": {t['update']} is wrong." in b1[0].diagnosis, b1[0].diagnosis
     others = [c for c in cases if "B=1" not in c.params]  # they raise or return a wrong shape
     assert others and all(not c.passed and not c.wrong_values for c in others), [c.message for c in others]
+
+
+def test_a_slow_function_is_probed_within_one_call_timeout_in_total() -> None:
+    timeout = RUBRIC.limits.call_timeout
+    fn = _mistake("rnn_forward", "no_recurrence")
+    n = len(CHECKS["rnn_forward"].cases)
+    results, bridge = _grade("rnn_forward", fn, FakeBridge(fn, seconds=0.4 * timeout))
+    probes = [r for r in results if not r.passed][0].probes
+    assert len(bridge.calls) == n + 3  # 0.4 + 0.4 < 1 <= 1.2: the fourth probe is not tried
+    assert [p["outcome"] for p in probes].count("skipped") == len(P.probes_for("rnn_forward")) - 3
+    assert all(p["outcome"] != "skipped" for p in probes[:3])
