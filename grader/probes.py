@@ -54,7 +54,7 @@ from grader.compare import (
     to_numpy,
     with_attribution,
 )
-from grader.rubric import Check
+from grader.rubric import Case, Check
 
 __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Probe", "ProbeRun", "probes_for", "review",
            "run_probes", "verdict"]
@@ -439,10 +439,18 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
     return f"{lead}: more than one term is wrong, among: {named}.", keys
 
 
-def _case_evidence(check: Check, result: CaseResult, public: bool) -> tuple[Evidence, ...]:
-    """The catalogued mistakes on a case the student passed (its output equals the reference's)."""
+def _case_of(check: Check, result: CaseResult, public: bool) -> Case | None:
+    """The rubric case ``result`` reports on, or None when it is not one of them (a result added
+    by another step of grading, e.g. a rule check, is not an observation of the function)."""
     cases = check.public_cases() if public else check.cases
+    if result.function != check.function or not 1 <= result.index <= len(cases):
+        return None
     case = cases[result.index - 1]
+    return case if case.describe() == result.params else None
+
+
+def _case_evidence(check: Check, case: Case) -> tuple[Evidence, ...]:
+    """The catalogued mistakes on a case the student passed (its output equals the reference's)."""
     inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
     expected = to_numpy(getattr(reference, check.function)(**inputs))
     return mistake_evidence(check.function, inputs, expected, None, check.rtol, check.atol)
@@ -452,15 +460,10 @@ def _keys(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseRes
           runs: Sequence[ProbeRun], public: bool) -> tuple[str, ...]:
     """The catalogued mistakes that explain every case and every probe (see compare.attribute)."""
     observations = [(r.evidence, True) for r in failing]
-    observations += [(_case_evidence(check, r, public), False) for r in results if r.passed]
+    passed = [_case_of(check, r, public) for r in results if r.passed]
+    observations += [(_case_evidence(check, case), False) for case in passed if case is not None]
     observations += [(r.evidence, r.outcome == "differs") for r in runs if r.evidence]
     return attribute(observations)
-
-
-def _attributed(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseResult],
-                runs: Sequence[ProbeRun], public: bool) -> list[CaseResult]:
-    keys = _keys(check, results, failing, runs, public)
-    return [r if r.passed else with_attribution(r, keys) for r in results]
 
 
 def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout: float,
@@ -471,28 +474,32 @@ def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout:
     right kind (a probe would only show the same shape or error again), or when a call crashed
     or hung (a further call would restart the kernel). Otherwise every failed case carries the
     probes and the diagnosis, and names a catalogued mistake only as grader/compare.py's
-    :func:`~grader.compare.attribute` allows over all cases and probes.
+    :func:`~grader.compare.attribute` allows over all cases and probes. Never raises: feedback
+    must never cost a submission its grade, so a failure of the grader's own probing leaves the
+    results as they were, with the reason in result.json for the tutor (the report shows none).
     """
     results = list(results)
-    failing = [r for r in results if r.wrong_values]
+    try:
+        return _review(check, results, bridge, timeout, public)
+    except Exception as exc:  # noqa: BLE001 - see above: the points stand whatever happens here
+        failure = f"probing failed in the grader: {type(exc).__name__}: {exc}"[:300]
+        return [r if r.passed else replace(r, probes=({"outcome": "grader_error", "text": failure},))
+                for r in results]
+
+
+def _review(check: Check, results: list[CaseResult], bridge: Caller, timeout: float,
+            public: bool) -> list[CaseResult]:
+    failing = [r for r in results if r.wrong_values and _case_of(check, r, public) is not None]
     if not failing or any(r.call_status in ("died", "timeout") for r in results):
         return results
-    cases = check.public_cases() if public else check.cases
-    base_params = cases[failing[0].index - 1].params
+    base = _case_of(check, failing[0], public)
+    assert base is not None  # filtered above
     runs: list[ProbeRun] = []
     if check.public_seeds:  # the base is drawn from a public seed only (public-safe inputs)
-        try:
-            runs = run_probes(check.function, base_params, check.public_seeds[0], bridge, timeout,
-                              check.rtol, check.atol)
-        except Exception as exc:  # noqa: BLE001 - feedback must never cost a submission its grade
-            # A probe the grader itself cannot build or compute is the grader's bug: the points
-            # stand, the cases' own attribution stands, and result.json says why there are no
-            # probes (for the tutor; the report shows nothing).
-            failure = f"probing failed in the grader: {type(exc).__name__}: {exc}"[:300]
-            return [r if r.passed else replace(r, probes=({"outcome": "grader_error", "text": failure},))
-                    for r in _attributed(check, results, failing, [], public)]
+        runs = run_probes(check.function, base.params, check.public_seeds[0], bridge, timeout,
+                          check.rtol, check.atol)
     keys = _keys(check, results, failing, runs, public)
-    activation = base_params.get("activation")
+    activation = base.params.get("activation")
     finding, _ = verdict(check.function, runs, activation)
     sentences = [finding] if finding else []
     if len(keys) == 1:
