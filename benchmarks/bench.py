@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbformat  # noqa: E402
+from builders import set_function, set_group, solution, write_notebook  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-from builders import set_function, set_group, solution, write_notebook  # noqa: E402
 from grader.batch import run_batch  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 
@@ -91,24 +91,27 @@ def _call_cell() -> str:
             p = case.params
             f = check.function
             if f == "rnn_forward":
-                lines.append(f"rnn_forward(_r({p['T']},{p['B']},{p['D']}), _r({p['B']},{p['H']}), _r({p['H']},{p['H']}), "
-                             f"_r({p['H']},{p['D']}), _r({p['H']}), {p['activation']!r})")
+                lines.append(f"rnn_forward(_r({p['T']},{p['B']},{p['D']}), _r({p['B']},{p['H']}), "
+                             f"_r({p['H']},{p['H']}), _r({p['H']},{p['D']}), _r({p['H']}), {p['activation']!r})")
             elif f == "activation_jacobian":
                 lines.append(f"activation_jacobian(_r({p['H']}), {p['activation']!r})")
             elif f in ("hidden_grad_norms", "gradient_bound"):
-                lines.append(f"{f}(_r({p['T']},1,{p['D']}), _r(1,{p['H']}), _r({p['H']},{p['H']}), _r({p['H']},{p['D']}), "
-                             f"_r({p['H']}), lambda h: h.sum(), {p['activation']!r})")
+                lines.append(f"{f}(_r({p['T']},1,{p['D']}), _r(1,{p['H']}), _r({p['H']},{p['H']}), "
+                             f"_r({p['H']},{p['D']}), _r({p['H']}), lambda h: h.sum(), {p['activation']!r})")
             elif f == "lstm_cell":
                 B, D, H = p["B"], p["D"], p["H"]
-                lines.append(f"lstm_cell(_r({B},{D}), _r({B},{H}), _r({B},{H}), _r({4*H},{D}), _r({4*H},{H}), _r({4*H}), _r({4*H}))")
+                lines.append(f"lstm_cell(_r({B},{D}), _r({B},{H}), _r({B},{H}), _r({4*H},{D}), _r({4*H},{H}), "
+                             f"_r({4*H}), _r({4*H}))")
             elif f == "tree_encode":
                 d = p["d"]
-                lines.append("_t = 'w0'\nfor _i in range(1, %d): _t = (_t, 'w%%d' %% (_i %% 3))" % p["leaves"])
-                lines.append(f"tree_encode(_t, {{'w0': _r({d}), 'w1': _r({d}), 'w2': _r({d})}}, _r({d},{2*d}), _r({d}))")
+                lines.append(f"_t = 'w0'\nfor _i in range(1, {p['leaves']}): _t = (_t, 'w%d' % (_i % 3))")
+                lines.append(f"tree_encode(_t, {{'w0': _r({d}), 'w1': _r({d}), 'w2': _r({d})}}, "
+                             f"_r({d},{2*d}), _r({d}))")
             elif f == "tbptt_grads":
                 T, B, D, H, C = p["T"], p["B"], p["D"], p["H"], p["C"]
-                lines.append(f"tbptt_grads(_r({T},{B},{D}), torch.randint(0,{C},({B},)), {{'W': _r({H},{H}), 'U': _r({H},{D}), "
-                             f"'b': _r({H}), 'V': _r({C},{H}), 'c': _r({C})}}, {p['k']})")
+                lines.append(f"tbptt_grads(_r({T},{B},{D}), torch.randint(0,{C},({B},)), "
+                             f"{{'W': _r({H},{H}), 'U': _r({H},{D}), 'b': _r({H}), 'V': _r({C},{H}), 'c': _r({C})}}, "
+                             f"{p['k']})")
     spec = rubric.recall
     # The recall experiment as the grader runs it: up to `tries` LSTM trainings (seeds
     # train_seed, train_seed + 1, ...) until one reaches the threshold on the held-out data, then

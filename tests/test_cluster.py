@@ -16,14 +16,13 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from builders import GOOD_NAME, ROOT, set_group, solution, write_notebook
+from test_batch import _batch_inputs
+
 from grader.batch import run_batch
-from grader.cluster import (Fingerprint, WorkerMismatch, differences, fingerprint, grade_remote, local_env,
-                            parse_address)
+from grader.cluster import Fingerprint, WorkerMismatch, differences, fingerprint, grade_remote, local_env, parse_address
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
-from test_batch import _batch_inputs
 
 
 def strip(r: dict[str, Any]) -> dict[str, Any]:

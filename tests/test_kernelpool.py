@@ -9,8 +9,8 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from builders import quick_context
+
 from grader.execute import KERNEL_NAME, KernelSession
 from grader.kernelpool import KernelPool
 from grader.sandbox import choose_sandbox, kernel_uid

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from builders import FILES, GOOD_NAME
 
 import grader.batch
-from builders import FILES, GOOD_NAME
 from grader.batch import run_batch
 from grader.gradebook import Gradebook
 from grader.schedule import SIZE_FACTOR_MAX, History, longest_first, read_history
