@@ -171,3 +171,30 @@ def test_a_kernel_started_ahead_that_died_before_its_turn_is_replaced_by_a_fresh
             assert session.client is not None and session.client.km is not dead_km
         assert run.started and not run.flags
         assert "ran" in str(session.nb.cells[0].outputs)
+
+
+@pytest.mark.slow
+def test_grading_with_kernels_started_ahead_gives_the_same_results_as_without(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from builders import set_function, set_group, solution, write_notebook
+    from test_cluster import strip
+
+    from grader.grade import grade_submission
+    paths = []
+    for i, wrong in enumerate((False, True, False)):
+        nb = set_group(solution(fast=True), [(f"Kim{i} Alpha", f"{2_500_000 + i}", f"a{i}@uni.example"),
+                                             (f"Lee{i} Beta", f"{2_510_000 + i}", f"b{i}@uni.example")])
+        if wrong:  # a wrong function, so mistake matching runs in both
+            set_function(nb, "lstm_cell", "def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):\n    return h, c\n")
+        if i == 2:  # a kernel that dies: the restart must work the same from a pooled session
+            nb.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+        paths.append(write_notebook(nb, tmp_path / f"Alpha_{2_500_000 + i}_Beta_{2_510_000 + i}.ipynb"))
+    ctx = quick_context()
+    alone = [grade_submission(p, ctx).to_json() for p in paths]
+    with KernelPool(ctx.sandbox, ctx.rubric.limits) as pool:
+        pooled_ctx = replace(ctx, kernels=pool)
+        pooled = [grade_submission(p, pooled_ctx).to_json() for p in paths]
+        assert pool.handed_out == 3 and pool.launched >= 2
+    assert [strip(r) for r in pooled] == [strip(r) for r in alone]
+    assert any(f["code"] == "kernel.died" for f in pooled[2]["flags"])
