@@ -12,9 +12,11 @@ as ``-j N`` does (grader/batch.py). A worker only grades:
 - the worker compares that with its own and refuses the task (:class:`WorkerMismatch`) when
   any differs; the coordinator stops and names the worker and what differs;
 - otherwise it writes the bytes into a private temporary folder and grades them with the
-  batch's own machinery (``batch._grade_all`` with one grading process: the same sandbox,
-  limits, rubric, budget, one kernel per task) and returns the ``result.json`` data as a JSON
-  string. Nothing of the grader's is unpickled on the coordinator beyond Dask's own call.
+  batch's own machinery: a grading process as ``-j N`` uses (``batch.Worker``: the same sandbox,
+  limits, rubric, grader budget, one fresh kernel per task), kept by the Dask worker across tasks
+  so that the next task's kernel is started ahead (grader/kernelpool.py); it returns the
+  ``result.json`` data as a JSON string. Nothing of the grader's is unpickled on the
+  coordinator beyond Dask's own call.
 
 Faults: a worker that dies mid-task (SIGKILL, a lost machine) makes the scheduler run the task
 on another worker (Dask reschedules tasks of lost workers, up to
@@ -29,12 +31,15 @@ says how to install it and ``-j N`` works as always.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import re
+import select
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -164,7 +169,7 @@ def _this_worker() -> str:
 
 def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
     """The task a worker runs for one submission; returns the result's JSON as a string."""
-    from grader.batch import Job, _grade_all
+    from grader.batch import Job
     # What arrived is what the coordinator hashed, and the name is a plain file name (the
     # coordinator sends Path.name), never a path into the worker's file system.
     if hashlib.sha256(data).hexdigest() != sha256:
@@ -182,13 +187,74 @@ def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expec
         path.write_bytes(data)
         grading = Job(path, str(job["folder"]), sha256, job.get("deadline"), job.get("submitted"),
                       str(job.get("submitted_source", "")), job.get("manual") or {})
-        got: list[SubmissionResult] = []
-        _grade_all([grading], rubric, rubric_path, mode, 1, lambda result, html: got.append(result))
-        if len(got) != 1:
-            raise RuntimeError(f"grading {name} gave {len(got)} results")
-        return json.dumps(got[0].to_json(), ensure_ascii=False)
+        result = _grade_here(grading, rubric, rubric_path, mode)
+        return json.dumps(result.to_json(), ensure_ascii=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) -> SubmissionResult:
+    """Grade ``job`` in this Dask worker's grading process: a ``batch.Worker`` (the process a
+    ``-j N`` batch grades in, with its budget, kernel pool and failure handling), kept across
+    tasks so that it starts the next task's kernel ahead while it grades this one."""
+    from grader import batch
+    got: list[SubmissionResult] = []
+
+    def finished(result: SubmissionResult, html: str | None) -> None:
+        got.append(result)
+
+    def fail(worker: Any, message: str, detail: str) -> None:
+        # As batch._grade_all does: the process is ended, the submission gets an error result,
+        # and the next task starts a fresh grading process.
+        _worker_state.pop("grader", None)
+        worker.kill()
+        if worker.job is None:
+            message = "the grader could not start a worker for this submission; a tutor will look at it"
+        finished(batch.stopped_result(rubric, job, message, detail), None)
+
+    worker = _worker_state.get("grader")
+    if worker is None:
+        worker = _worker_state["grader"] = batch.Worker(rubric_path, mode, rubric.budget.memory_mb, [])
+        atexit.register(_close_grader, worker)
+    sent = False
+    while not got:
+        if worker.ready and not sent:
+            worker.send(job, rubric.budget.seconds, more=True)  # more: the next task finds its kernel
+            sent = True
+        wait = max(0.0, worker.deadline - time.monotonic())
+        readable, _, _ = select.select([worker.replies], [], [], min(wait, 5.0))
+        if readable:
+            try:
+                reply = worker.read()
+            except (EOFError, OSError):
+                fail(worker, "the grader's worker stopped while grading this submission; a tutor will look at it",
+                     f"worker {worker.pid} ended{worker.exit_note()}")
+                break
+            except (ValueError, RecursionError) as exc:
+                fail(worker, "the grader could not read its own result for this submission; a tutor will look "
+                     "at it", f"{type(exc).__name__}: {exc}")
+                break
+            if reply is not None:
+                batch._handle(worker, reply, rubric, finished, fail)
+        if not got and worker.deadline < time.monotonic():
+            if worker.job is None:
+                fail(worker, "", f"a worker did not start within {batch.STARTUP_SECONDS:g} s")
+            else:
+                fail(worker, f"{batch.OVER_BUDGET}: grading took longer than {rubric.budget.seconds:g} s and was "
+                     "stopped; a tutor will look at it", f"stopped after {time.monotonic() - worker.started:.0f} s")
+    return got[0]
+
+
+def _close_grader(worker: Any) -> None:
+    """When the Dask worker process ends: let the grading process stop its kernels and go."""
+    try:
+        os.close(worker.jobs)  # end of jobs: it closes its kernel pool and exits
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.waitpid(worker.pid, os.WNOHANG)[0] == 0:
+            time.sleep(0.1)
+    except (OSError, ChildProcessError):
+        pass
+    worker.kill()
 
 
 # -- the coordinator side ---------------------------------------------------------------------

@@ -30,7 +30,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.rubric import Limits
-from grader.sandbox import KernelCgroup, Sandbox, give_to_kernel, kernel_uid, reap_kernel_processes, runs_as_kernel_uid
+from grader.sandbox import (
+    KernelCgroup,
+    Sandbox,
+    give_to_kernel,
+    kernel_uid,
+    reap_kernel_processes,
+    runs_as_kernel_uid,
+    sweep_stale_cgroups,
+)
 
 KERNEL_NAME = "sheet11-sandbox"
 # The kernel's ZeroMQ sockets (ipykernel binds them, the grader connects). Each is checked to
@@ -699,6 +707,7 @@ def _sweep_stale_runs(root: str) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
         except OSError:
             pass
+    sweep_stale_cgroups()
 
 
 def _timeout_message(limits: Limits, seconds: float) -> str:

@@ -213,6 +213,27 @@ class KernelCgroup:
                     time.sleep(0.05)
 
 
+def sweep_stale_cgroups(prefix: str = "sheet11-run-") -> None:
+    """Remove the (empty) cgroups of grading processes that were killed before they could remove
+    them (a worker stopped over budget, a killed batch or cluster worker, a kernel started ahead
+    for a submission that never came): their names carry the dead pid. ``rmdir`` only removes an
+    empty cgroup, so a cgroup with a process still in it is never touched."""
+    if not _cgroup_layout():
+        return
+    for parent in (CGROUP_ROOT, CGROUP_ROOT / "memory", CGROUP_ROOT / "pids"):
+        try:
+            stale = [d for d in parent.glob(f"{prefix}*-*") if d.is_dir()]
+        except OSError:
+            continue
+        for d in stale:
+            pid = d.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+
 @functools.lru_cache(maxsize=1)
 def _cgroup_layout() -> str:
     """``v2`` or ``v1`` where this process may create cgroups with memory and pids limits, else ``''``."""

@@ -198,3 +198,33 @@ def test_grading_with_kernels_started_ahead_gives_the_same_results_as_without(tm
         assert pool.handed_out == 3 and pool.launched >= 2
     assert [strip(r) for r in pooled] == [strip(r) for r in alone]
     assert any(f["code"] == "kernel.died" for f in pooled[2]["flags"])
+
+
+def test_cgroups_of_killed_grading_processes_are_swept_and_live_ones_kept() -> None:
+    """A grading process killed with a kernel started ahead (over budget, end of a batch, a
+    killed cluster worker) cannot remove that kernel's cgroup; the next session sweeps it."""
+    import os
+    import subprocess
+
+    from grader.sandbox import CGROUP_ROOT, _cgroup_layout, sweep_stale_cgroups
+    layout = _cgroup_layout()
+    if not layout:
+        pytest.skip("no writable cgroup here (needs root and cgroup v2 or v1 memory+pids)")
+    parents = [CGROUP_ROOT] if layout == "v2" else [CGROUP_ROOT / "memory", CGROUP_ROOT / "pids"]
+    gone = subprocess.Popen(["true"])  # a pid that surely ended
+    gone.wait()
+    dead = gone.pid
+    made = []
+    for parent in parents:
+        for pid in (dead, os.getpid()):
+            d = parent / f"sheet11-run-{pid}-sweeptest"
+            d.mkdir()
+            made.append(d)
+    try:
+        sweep_stale_cgroups()
+        assert all(not d.exists() for d in made if f"-{dead}-" in d.name)
+        assert all(d.exists() for d in made if f"-{os.getpid()}-" in d.name)
+    finally:
+        for d in made:
+            if d.exists():
+                d.rmdir()
