@@ -245,8 +245,21 @@ def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) ->
     return got[0]
 
 
+def release_grader() -> bool:
+    """End this Dask worker's grading process, its kernels (the one started ahead) included;
+    the coordinator calls it on every worker when a batch is done (``client.run``)."""
+    worker = _worker_state.pop("grader", None)
+    if worker is None:
+        return False
+    _close_grader(worker)
+    return True
+
+
 def _close_grader(worker: Any) -> None:
-    """When the Dask worker process ends: let the grading process stop its kernels and go."""
+    """Let the grading process stop its kernels (and remove their folders and cgroups) and go."""
+    if getattr(worker, "closed", False):
+        return
+    worker.closed = True
     try:
         os.close(worker.jobs)  # end of jobs: it closes its kernel pool and exits
         deadline = time.monotonic() + 10
@@ -357,6 +370,12 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
             for future in list(jobs_of):
                 future.cancel()
             raise
+        finally:
+            # The kernels the workers started ahead for a next task that will not come.
+            try:
+                client.run(release_grader, wait=True)
+            except Exception:  # noqa: BLE001 - a worker that is gone has nothing left to release
+                pass
 
 
 def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], SubmissionResult],
