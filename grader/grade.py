@@ -18,6 +18,7 @@ import numpy as np
 
 import reference
 from grader import cases as case_inputs
+from grader import probes, resources
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
@@ -31,7 +32,7 @@ from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
 from grader.similarity import notebook_code_cells
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "student_template" / "sheet11.ipynb"
+TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
              "lstm_cell", "tree_encode", "tbptt_grads", "train_recall")
 
@@ -152,8 +153,11 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             qid = rubric.question_of(check.function)
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
-            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                           ctx.public, why)
+            checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
+                                 ctx.public, why)
+            # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
+            by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
+                                              ctx.public)
         recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
