@@ -145,7 +145,10 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       max_points=float(data.get("max_points", 0.0)), message=str(data.get("message", "")),
                       mistakes=tuple(data.get("mistakes") or ()), expected=data.get("expected", ""),
                       got=data.get("got", ""), max_abs=data.get("max_abs"), max_rel=data.get("max_rel"),
-                      series={k: tuple(v) for k, v in (data.get("series") or {}).items()})
+                      series={k: tuple(v) for k, v in (data.get("series") or {}).items()},
+                      consistent_with=tuple(data.get("consistent_with") or ()),
+                      diagnosis=str(data.get("diagnosis", "")),
+                      probes=tuple(dict(p) for p in data.get("probes") or ()))
 
 
 @dataclass(frozen=True)

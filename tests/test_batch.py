@@ -79,6 +79,7 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
         assert (out / folder / "report.html").stat().st_size > 0
         data = json.loads((out / folder / "result.json").read_text())
         assert set(data["questions"]) == set(QUESTION_IDS)
+        assert SubmissionResult.from_json(data).to_json() == data  # typed end to end, nothing lost
     assert (out / "summary.html").exists() and (out / "gradebook.sqlite").exists()
     csv_before = (out / "grades.csv").read_text()
     mtime = (out / GOOD_NAME / "result.json").stat().st_mtime_ns

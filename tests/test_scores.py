@@ -386,3 +386,14 @@ def test_typed_results_round_trip_through_json() -> None:
         bad = json.loads(json.dumps(data))
         bad["questions"]["11.1.1"]["points"] = "lots"
         SubmissionResult.from_json(bad)
+
+
+def test_a_checks_findings_survive_the_round_trip() -> None:
+    data = fake_result("Lovelace_2571234_Turing_2579876", MEMBERS[0])
+    data["questions"]["11.4.a"]["checks"] = [{
+        "name": "rnn_forward, case 1 (T=3)", "passed": False, "points": 0.0, "max_points": 0.25, "message": "m",
+        "mistakes": [], "function": "rnn_forward", "case": 1, "params": "T=3", "shapes": "x (3, 2)",
+        "expected": "e", "got": "g", "max_abs": 0.5, "max_rel": None, "series": {"a": [1.0, 2.0]},
+        "consistent_with": ["no_recurrence", "ignores_h0"], "diagnosis": "the recurrence is missing",
+        "probes": [{"setting": "U = 0", "isolates": "recurrence", "outcome": "differs", "text": "t"}]}]
+    assert SubmissionResult.from_json(data).to_json()["questions"]["11.4.a"] == data["questions"]["11.4.a"]
