@@ -43,18 +43,20 @@ HIGHLIGHT_CSS = Markup(_style_defs())
 
 @dataclass(frozen=True)
 class CodeCell:
-    """One code cell that defines some of a question's functions."""
+    """A definition of one of a question's functions, as the student's cell holds it."""
 
-    number: int  # 1-based position among the notebook's code cells
-    names: tuple[str, ...]  # the functions it defines, in order
-    lines: tuple[int, ...]  # 1-based lines of those definitions (to highlight)
+    name: str
+    first: int  # 1-based lines of the definition in its cell (decorators included)
+    last: int
     html: Markup
-    cut: bool  # the cell was longer than the report shows
+    cut: bool  # longer than a report shows
+    whole_cell: bool  # the cell did not parse: all of it is shown, the `def` line marked
 
 
-def _definitions(source: str, wanted: frozenset[str]) -> list[tuple[str, int, int]]:
+def _definitions(source: str, wanted: frozenset[str]) -> tuple[list[tuple[str, int, int]], bool]:
     """``(name, first_line, last_line)`` of every definition of a wanted name at the cell's top
-    level (also inside ``if``/``try``/``with`` blocks, not inside other functions or classes)."""
+    level (also inside ``if``/``try``/``with`` blocks, not inside other functions or classes),
+    and whether the cell parsed (else only ``def`` lines were found: first == last)."""
     if len(source) <= MAX_PARSE_CHARS:
         try:
             tree = ast.parse(source)
@@ -67,7 +69,8 @@ def _definitions(source: str, wanted: frozenset[str]) -> list[tuple[str, int, in
                 node = stack.pop()
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if node.name in wanted:
-                        found.append((node.name, node.lineno, node.end_lineno or node.lineno))
+                        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                        found.append((node.name, first, node.end_lineno or node.lineno))
                     continue
                 if isinstance(node, ast.ClassDef):
                     continue
@@ -78,41 +81,47 @@ def _definitions(source: str, wanted: frozenset[str]) -> list[tuple[str, int, in
                     children += handler.body
                 stack.extend(reversed([c for c in children if isinstance(c, ast.stmt)]))
             found.sort(key=lambda d: d[1])
-            return found
+            return found, True
     # Does not parse (or too long to parse): a `def name(` at the start of a line still counts.
     found = []
     for number, line in enumerate(source.splitlines()[:MAX_SHOWN_LINES * 10], start=1):
         match = re.match(r"\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", line)
         if match and match.group(1) in wanted:
             found.append((match.group(1), number, number))
-    return found
+    return found, False
 
 
-def highlight_python(source: str, lines: Iterable[int] = ()) -> tuple[Markup, bool]:
-    """``source`` as highlighted HTML with ``lines`` marked; True when it had to be cut."""
+def highlight_python(source: str, lines: Iterable[int] = (), start: int = 1) -> tuple[Markup, bool]:
+    """``source`` as highlighted HTML, numbered from ``start``, with ``lines`` (numbers as shown)
+    marked; True when it had to be cut."""
     shown = source.splitlines()
     cut = len(shown) > MAX_SHOWN_LINES or len(source) > MAX_SHOWN_CHARS
     text = "\n".join(shown[:MAX_SHOWN_LINES])[:MAX_SHOWN_CHARS]
-    keep = sorted({n for n in lines if 1 <= n <= MAX_SHOWN_LINES})
-    formatter = HtmlFormatter(**_FORMATTER_OPTIONS, hl_lines=keep)
+    keep = sorted({n - start + 1 for n in lines if 1 <= n - start + 1 <= MAX_SHOWN_LINES})
+    formatter = HtmlFormatter(**_FORMATTER_OPTIONS, hl_lines=keep, linenostart=start)
     # Pygments escapes every character of the source (&, <, >, quotes): the result is markup.
     return Markup(highlight(text + "\n", PythonLexer(), formatter)), cut
 
 
 def defining_cells(code_cells: Sequence[str], functions: Iterable[str]) -> list[CodeCell]:
-    """The cells (in notebook order) that define any of ``functions``, highlighted, the lines of
-    the definitions marked. A function defined in several cells appears in each: the last one
-    is what ran."""
+    """Every definition of one of ``functions`` in the notebook's code cells, in notebook order,
+    highlighted. A function defined twice appears twice: the last definition is the one that ran."""
     wanted = frozenset(functions)
-    out = []
-    for number, source in enumerate(code_cells[:MAX_CELLS], start=1):
+    out: list[CodeCell] = []
+    shown_chars = 0
+    for source in code_cells[:MAX_CELLS]:
         if not isinstance(source, str) or "def" not in source:
             continue
-        found = _definitions(source, wanted)
-        if not found:
-            continue
-        marked = tuple(n for _, first, last in found for n in range(first, last + 1))
-        html, cut = highlight_python(source, marked)
-        out.append(CodeCell(number, tuple(dict.fromkeys(name for name, _, _ in found)),
-                            tuple(first for _, first, _ in found), html, cut))
+        found, parsed = _definitions(source, wanted)
+        for name, first, last in found:
+            if shown_chars > MAX_SHOWN_CHARS * 4:  # a notebook defining the same function hundreds of times
+                return out
+            if parsed:
+                segment = "\n".join(source.splitlines()[first - 1:last])
+                html, cut = highlight_python(segment, (), start=first)
+            else:
+                html, cut = highlight_python(source, (first,))
+            shown_chars += min(len(segment if parsed else source), MAX_SHOWN_CHARS)
+            out.append(CodeCell(name, first, last, html, cut, not parsed))
     return out
+
