@@ -34,7 +34,8 @@ _FORMATTER_OPTIONS = {"cssclass": _CSS_CLASS, "linenos": "inline", "wrapcode": T
 def _style_defs() -> str:
     # Only the rules scoped to our class: Pygments also emits global `pre {...}` rules.
     rules = HtmlFormatter(**_FORMATTER_OPTIONS).get_style_defs(f".{_CSS_CLASS}").splitlines()
-    scoped = [r for r in rules if r.startswith(f".{_CSS_CLASS}")]
+    # Pygments' comments name token types ("Generic.Traceback"): dropped, the page stays plain.
+    scoped = [re.sub(r"\s*/\*.*?\*/", "", r) for r in rules if r.startswith(f".{_CSS_CLASS}")]
     return "\n".join(scoped + [f".{_CSS_CLASS} .linenos {{ color: #8c959f; padding-right: .8em; user-select: none; }}"])
 
 

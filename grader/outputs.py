@@ -17,7 +17,7 @@ __all__ = ["cell_outputs", "notebook_outputs", "safe_image"]
 MAX_TEXT_CHARS = 3_000  # per output
 MAX_CELL_OUTPUTS = 20
 MAX_IMAGE_CHARS = 700_000  # base64 characters of one image (~500 kB)
-MAX_NOTEBOOK_CHARS = 3_000_000  # all outputs of a notebook together
+MAX_NOTEBOOK_CHARS = 1_000_000  # all outputs of a notebook together (a cell keeps <= max_output_chars)
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
