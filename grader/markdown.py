@@ -31,6 +31,7 @@ __all__ = ["render_markdown", "render_inline", "latex_to_mathml", "MATHML_TAGS"]
 MAX_MARKDOWN_CHARS = 200_000
 MAX_FORMULA_CHARS = 2_000  # latex2mathml takes ~0.1 s for 2000 chars of dense formula
 MAX_FORMULAS = 400  # per rendered text; further formulas are shown as their source
+MAX_MATH_CHARS = 20_000  # LaTeX converted per rendered text (~0.3 s); the rest is shown as source
 MAX_IMAGE_CHARS = 2_800_000  # base64 of a ~2 MB drawing (11.3.2 allows a photo of a sketch)
 
 _MATHML_NS = "{http://www.w3.org/1998/Math/MathML}"
@@ -148,11 +149,14 @@ def _source(latex: str, display: bool) -> str:
 
 
 def _math_rules(md: MarkdownIt) -> None:
-    """Render dollarmath's tokens as MathML (or the source as code), at most MAX_FORMULAS each."""
+    """Render dollarmath's tokens as MathML (or the source as code), within MAX_FORMULAS and
+    MAX_MATH_CHARS per text: the grader's time per report stays bounded."""
 
     def formula(latex: str, display: bool, env: dict[str, Any]) -> str:
         env["formulas"] = env.get("formulas", 0) + 1
-        mathml = latex_to_mathml(latex, display) if env["formulas"] <= MAX_FORMULAS else None
+        env["math_chars"] = env.get("math_chars", 0) + len(latex)
+        within = env["formulas"] <= MAX_FORMULAS and env["math_chars"] <= MAX_MATH_CHARS
+        mathml = latex_to_mathml(latex, display) if within else None
         if mathml is None:
             return _source(latex, display)
         if display:
