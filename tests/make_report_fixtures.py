@@ -48,7 +48,6 @@ def _good(data: dict[str, Any]) -> dict[str, Any]:
     q.update(status="manual", points=0.5, scored_by="ada",
              comment="Right idea; the bias is missing: $p = \\tanh(W [c_1; c_2] + b)$ with "
                      "$W \\in \\mathbb{R}^{d \\times 2d}$.")
-    data["points"] = round(data["points"] + 0.5, 4)
     return data
 
 
@@ -97,6 +96,16 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _recount(data: dict[str, Any]) -> dict[str, Any]:
+    """Points as the grader sums them, after the edits above."""
+    for q in data["questions"].values():
+        if q.get("checks"):
+            q["points"] = round(sum(c["points"] for c in q["checks"]), 4)
+    if data["status"] == "graded":
+        data["points"] = round(sum(q["points"] for q in data["questions"].values()), 4)
+    return data
+
+
 def main(graded: Path) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     for name, folder in SOURCES.items():
@@ -105,6 +114,7 @@ def main(graded: Path) -> None:
             data = _good(data)
         if name == "hostile":
             data = _hostile(data)
+        data = _recount(data)
         (HERE / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
         print(f"wrote {HERE / name}.json")
