@@ -45,6 +45,7 @@ def _stable(data: dict[str, Any]) -> dict[str, Any]:
 
 def _good(data: dict[str, Any]) -> dict[str, Any]:
     q = data["questions"]["11.3.3"]
+    data["points"] = round(data["points"] + 0.5, 4)
     q.update(status="manual", points=0.5, scored_by="ada",
              comment="Right idea; the bias is missing: $p = \\tanh(W [c_1; c_2] + b)$ with "
                      "$W \\in \\mathbb{R}^{d \\times 2d}$.")
@@ -63,6 +64,9 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
     data["tutor_detail"] = f"Traceback {XSS}"
     data["sandbox"] = f"NOT SANDBOXED {ONERROR}"
     checks = data["questions"]["11.4.a"]["checks"]
+    lost = checks[0]["points"]  # the first check now fails: its question and the total lose its points
+    data["questions"]["11.4.a"]["points"] = round(data["questions"]["11.4.a"]["points"] - lost, 4)
+    data["points"] = round(data["points"] - lost, 4)
     checks[0].update(passed=False, points=0.0, message=f"`{XSS}` came back {ONERROR} $\\href{{javascript:alert(1)}}{{x}}$",
                      expected=f"</code>{XSS}", got=f"[1.0]</code>{ONERROR}", shapes=f"x (3, 1, 2) {TRACKER}",
                      mistakes=[], max_abs=1.0, max_rel=1.0)
@@ -96,16 +100,6 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _recount(data: dict[str, Any]) -> dict[str, Any]:
-    """Points as the grader sums them, after the edits above."""
-    for q in data["questions"].values():
-        if q.get("checks"):
-            q["points"] = round(sum(c["points"] for c in q["checks"]), 4)
-    if data["status"] == "graded":
-        data["points"] = round(sum(q["points"] for q in data["questions"].values()), 4)
-    return data
-
-
 def main(graded: Path) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     for name, folder in SOURCES.items():
@@ -114,7 +108,6 @@ def main(graded: Path) -> None:
             data = _good(data)
         if name == "hostile":
             data = _hostile(data)
-        data = _recount(data)
         (HERE / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
         print(f"wrote {HERE / name}.json")
