@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from markupsafe import Markup
 from pygments import highlight
@@ -75,12 +75,11 @@ def _definitions(source: str, wanted: frozenset[str]) -> tuple[list[tuple[str, i
                     continue
                 if isinstance(node, ast.ClassDef):
                     continue
-                children: list[ast.stmt] = []
-                for attr in ("body", "orelse", "finalbody", "handlers"):
-                    children += [c for c in getattr(node, attr, []) or [] if isinstance(c, (ast.stmt, ast.excepthandler))]
-                for handler in (c for c in children if isinstance(c, ast.excepthandler)):
-                    children += handler.body
-                stack.extend(reversed([c for c in children if isinstance(c, ast.stmt)]))
+                # The blocks of if/for/while/with/try/match: a definition there still runs.
+                blocks = [getattr(node, attr, None) or [] for attr in ("body", "orelse", "finalbody")]
+                blocks += [h.body for h in getattr(node, "handlers", None) or []]
+                blocks += [c.body for c in getattr(node, "cases", None) or []]
+                stack.extend(c for block in blocks for c in block if isinstance(c, ast.stmt))
             found.sort(key=lambda d: d[1])
             return found, True
     # Does not parse (or too long to parse): a `def name(` at the start of a line still counts.

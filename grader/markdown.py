@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import nh3
 from latex2mathml.converter import convert as _latex2mathml
@@ -24,7 +25,7 @@ from markdown_it.token import Token
 from markupsafe import Markup, escape
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-__all__ = ["render_markdown", "render_inline", "latex_to_mathml", "MATHML_TAGS"]
+__all__ = ["render_markdown", "render_comment", "render_inline", "latex_to_mathml", "MATHML_TAGS"]
 
 # Bounds on the grader's work per page: a written answer is a few hundred words, so these are far
 # above anything real and only stop a submission that pastes megabytes into a cell.
@@ -180,7 +181,7 @@ def _math_rules(md: MarkdownIt) -> None:
 
 def _image_rule(md: MarkdownIt) -> None:
     """`attachment:NAME` images point at the cell's own attachment (a raster data URI) or nowhere."""
-    default = md.renderer.rules.get("image")
+    default = md.renderer.rules.get("image")  # type: ignore[attr-defined]  # RendererHTML's rules
 
     def image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
         token = tokens[idx]
@@ -234,6 +235,13 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
     text, note = _capped(source if isinstance(source, str) else "")
     html = _BLOCK.render(text, {"attachments": attachments or {}})
     return Markup(_clean(html + note))
+
+
+def render_comment(source: str) -> Markup:
+    """A tutor's comment: markdown and math like an answer, but HTML in it is shown as text (a
+    comment comes from a spreadsheet cell, where `<b>` is more likely meant literally)."""
+    text, note = _capped(source if isinstance(source, str) else "")
+    return Markup(_clean(_MESSAGE.render(text, {}) + note))
 
 
 def render_inline(text: str) -> Markup:

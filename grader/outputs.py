@@ -9,7 +9,8 @@ checks the images again when it draws them (:func:`safe_image`).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["cell_outputs", "notebook_outputs", "safe_image"]
 

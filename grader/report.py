@@ -13,14 +13,15 @@ suggested scores, ``tutor_detail``, the grader's technical detail); ``tutor.html
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader.charts import Bar, Line, bar_chart, line_chart
 from grader.highlight import HIGHLIGHT_CSS, defining_cells
-from grader.markdown import render_inline, render_markdown
+from grader.markdown import render_comment, render_inline, render_markdown
 from grader.outputs import safe_image
 
 __all__ = ["render_report", "render_tutor_report", "render_pages", "render_summary",
@@ -35,6 +36,7 @@ _env = Environment(loader=PackageLoader("grader", "templates"),
                    keep_trailing_newline=True)
 _env.filters["md"] = render_markdown
 _env.filters["inline"] = render_inline
+_env.filters["comment"] = render_comment
 _env.globals["highlight_css"] = HIGHLIGHT_CSS
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from grader.errors import UsageError
 from grader.scores import SHEET_COLUMNS, is_written, load_results
@@ -54,7 +55,7 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def review_index_context(results: list[Mapping[str, Any]], written: Iterable[str],
+def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable[str],
                          pages: Iterable[str] = ()) -> dict[str, Any]:
     """What the review index shows: per written question, of the graded submissions, how many a
     tutor has scored and how many are still to score; ``pages`` are the questions whose page exists."""

@@ -67,7 +67,8 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
     lost = checks[0]["points"]  # the first check now fails: its question and the total lose its points
     data["questions"]["11.4.a"]["points"] = round(data["questions"]["11.4.a"]["points"] - lost, 4)
     data["points"] = round(data["points"] - lost, 4)
-    checks[0].update(passed=False, points=0.0, message=f"`{XSS}` came back {ONERROR} $\\href{{javascript:alert(1)}}{{x}}$",
+    checks[0].update(passed=False, points=0.0,
+                     message=f"`{XSS}` came back {ONERROR} $\\href{{javascript:alert(1)}}{{x}}$",
                      expected=f"</code>{XSS}", got=f"[1.0]</code>{ONERROR}", shapes=f"x (3, 1, 2) {TRACKER}",
                      mistakes=[], max_abs=1.0, max_rel=1.0)
     data["code_cells"] = list(data.get("code_cells") or []) + [
@@ -87,9 +88,11 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
         f" <meta http-equiv=refresh content=\"0;url=https://evil.example\"> <form action=https://evil.example><button>go</button></form>"
         f" <span style=\"background:url(https://evil.example/bg.png)\">styled</span> <object data=https://evil.example/o></object>")
     answers["11.1.2"]["answer"]["markdown"] += (
-        "\n\nMath attacks: $\\href{javascript:alert(1)}{click}$ and $\\style{background:url(https://evil.example/m.png)}{x}$ "
+        "\n\nMath attacks: $\\href{javascript:alert(1)}{click}$ and "
+        "$\\style{background:url(https://evil.example/m.png)}{x}$ "
         "and <math><mrow href=\"javascript:alert(1)\" style=\"background:url(https://evil.example/m2.png)\">"
-        "<mi xlink:href=\"javascript:alert(1)\">x</mi><maction actiontype=\"statusline\"><mi>y</mi><mtext>z</mtext></maction>"
+        "<mi xlink:href=\"javascript:alert(1)\">x</mi>"
+        "<maction actiontype=\"statusline\"><mi>y</mi><mtext>z</mtext></maction>"
         f"</mrow><annotation-xml encoding=\"text/html\">{XSS}</annotation-xml></math>"
         "\n\n![a](attachment:evil.svg) ![b](attachment:missing.png) ![c](data:image/svg+xml;base64,PHN2Zz4=)")
     answers["11.1.2"]["answer"]["attachments"] = {"evil.svg": {"image/svg+xml": "<svg onload=alert(1)>"}}

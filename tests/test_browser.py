@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -110,9 +111,11 @@ def _check_page(v: Visit, name: str) -> None:
     assert v.eval("document.title") != "XSS", f"{name}: a script ran"
     live = v.eval("""() => ({
         scripts: document.querySelectorAll('script').length,
-        handlers: [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
-        jsLinks: [...document.querySelectorAll('[href],[src],[action]')].filter(e =>
-            /^\\s*(javascript|vbscript|https?):/i.test(e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action') || '')).length
+        handlers: [...document.querySelectorAll('*')]
+            .filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
+        jsLinks: [...document.querySelectorAll('[href],[src],[action]')]
+            .map(e => e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action') || '')
+            .filter(u => /^\\s*(javascript|vbscript|https?):/i.test(u)).length
     })""")
     assert live == {"scripts": 0, "handlers": 0, "jsLinks": 0}, f"{name}: {live}"
     widths = v.eval("""() => {
@@ -162,8 +165,8 @@ def test_summary_fits_1300_px(browser: Any, site: Path) -> None:
         _check_page(v, "summary")
         scroll = v.eval("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert scroll[0] <= scroll[1], f"the summary scrolls sideways: {scroll}"
-        points = v.eval("""() => { const th = [...document.querySelectorAll('table.submissions th')].find(t => t.textContent === 'Points');
-            return th.getBoundingClientRect().right; }""")
+        points = v.eval("""() => [...document.querySelectorAll('table.submissions th')]
+            .find(t => t.textContent === 'Points').getBoundingClientRect().right""")
         assert points <= WIDTH
     finally:
         v.close()

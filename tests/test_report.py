@@ -15,8 +15,15 @@ from grader.concepts import model_answers
 from grader.highlight import defining_cells
 from grader.markdown import MAX_FORMULA_CHARS, latex_to_mathml, render_inline
 from grader.outputs import MAX_IMAGE_CHARS, MAX_TEXT_CHARS, cell_outputs, notebook_outputs
-from grader.report import (PAGES, gradient_plot, render_markdown, render_pages, render_report, render_summary,
-                           render_tutor_report)
+from grader.report import (
+    PAGES,
+    gradient_plot,
+    render_markdown,
+    render_pages,
+    render_report,
+    render_summary,
+    render_tutor_report,
+)
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
 from grader.rubric import load_rubric
 
@@ -209,7 +216,8 @@ def test_student_report_names_no_concept_and_no_hint(kind: str) -> None:
 def test_each_automatic_question_shows_the_students_definitions() -> None:
     html = render_report(fixture("failing"))
     section = html[html.index('id="q-11-4-a"'):html.index('id="q-11-4-b"')]
-    assert 'class="hl"' in section and re.search(r"Your (last |earlier )?definition of <code>rnn_forward</code>", section)
+    assert 'class="hl"' in section
+    assert re.search(r"Your (last |earlier )?definition of <code>rnn_forward</code>", section)
     assert '<span class="nf">rnn_forward</span>' in section  # highlighted by Pygments
     assert "lstm_cell" not in section  # only this question's functions
 
@@ -284,7 +292,8 @@ def test_outputs_are_collapsed_sanitised_and_capped() -> None:
     assert [o["kind"] for o in kept] == ["text", "note", "note", "note", "error", "text"]
     assert len(kept[0]["text"]) < MAX_TEXT_CHARS + 100 and kept[4]["text"] == "ValueError: red"
     assert kept[5]["text"] == "ab"
-    many = notebook_outputs([{"cell_type": "code", "outputs": [{"output_type": "stream", "text": "y" * 2999}] * 20}] * 40)
+    flood = {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "y" * 2999}] * 20}
+    many = notebook_outputs([flood] * 40)
     assert sum(len(o.get("text", "")) for v in many.values() for o in v) <= 1_000_000
 
 
@@ -377,3 +386,10 @@ def test_math_work_is_bounded_per_text() -> None:
     # Only the first MAX_MATH_CHARS of LaTeX are converted; the rest is shown as its source.
     assert html.count("<math") == MAX_MATH_CHARS // len(formula)
     assert html.count("math-source") == 1500 - MAX_MATH_CHARS // len(formula)
+
+
+def test_tutor_comments_render_markdown_and_math_but_show_html_as_text() -> None:
+    from grader.markdown import render_comment
+    html = str(render_comment("**Good**: $h_t = f(h_{t-1}, x_t)$, but <b>bias</b> [x](javascript:alert(1))"))
+    assert "<strong>Good</strong>" in html and "<math" in html and "&lt;b&gt;bias&lt;/b&gt;" in html
+    assert "href" not in html

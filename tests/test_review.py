@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
-import io
 from pathlib import Path
 
 import pytest
+from test_scores import MEMBERS, fake_output, fake_result
 
 from grader.errors import UsageError
 from grader.review import suggested_score, write_review
 from grader.rubric import WRITTEN_IDS
-from test_scores import MEMBERS, fake_output, fake_result
 
 
 def _out(tmp_path: Path) -> Path:
