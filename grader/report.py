@@ -13,7 +13,7 @@ suggested scores, ``tutor_detail``, the grader's technical detail); ``tutor.html
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -171,7 +171,7 @@ def render_pages(data: Mapping[str, Any]) -> dict[str, str]:
     return {PAGES["student"]: render_report(data), PAGES["tutor"]: render_tutor_report(data)}
 
 
-def render_summary(results: list[Mapping[str, Any]], rubric_title: str, max_points: float,
+def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_points: float,
                    sandbox_note: str, similarity: Mapping[str, Any] | None = None) -> str:
     """The batch's page from the results' JSON: every submission, a histogram of totals, each
     hidden case's pass rate and the mistakes recognised, so tutors see what the course got wrong."""
