@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader.charts import Bar, Line, bar_chart, line_chart
-from grader.highlight import HIGHLIGHT_CSS, defining_cells
+from grader.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells
 from grader.markdown import render_comment, render_inline, render_markdown
 from grader.outputs import safe_image
 
@@ -116,6 +116,17 @@ def _outputs(cells: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return shown
 
 
+def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, Any]]:
+    """Per function (in the rubric's order): the definition that ran (the notebook's last) and the
+    earlier ones, which the report folds away."""
+    out = []
+    for name in functions:
+        mine = [d for d in found if d.name == name]
+        if mine:
+            out.append({"name": name, "last": mine[-1], "earlier": mine[:-1]})
+    return out
+
+
 def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
     from grader.review import suggestion_for  # review imports this module's renderers
     graded = data.get("status") == "graded"
@@ -134,8 +145,9 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
         if auto:
             q_checks = list(q.get("checks", []))
             functions = list(dict.fromkeys(c["function"] for c in q_checks if c.get("function")))
-            entry.update(first=_first_failure(q_checks), functions=functions,
-                         code=defining_cells(code_cells, functions) if graded else [])
+            found = defining_cells(code_cells, functions) if graded else []
+            entry.update(first=_first_failure(q_checks), functions=functions, code=_by_function(found, functions),
+                         undefined=[f for f in functions if graded and f not in {d.name for d in found}])
         else:
             answer = q.get("answer") or {}
             within, beyond = _marked(answer.get("visible", ""), answer.get("over_limit_at"))

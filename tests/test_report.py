@@ -263,6 +263,8 @@ def test_a_function_that_raised_says_what_happened_instead_of_an_empty_box() -> 
     html = render_report(data)
     section = html[html.index('id="q-11-4-c"'):html.index('id="q-11-4-d"')]
     assert "no value came back" in section and "<code>lstm_cell</code> raised RuntimeError" in section
+    assert "Your last definition of <code>lstm_cell</code>, the one that ran" in section
+    assert '<details class="earlier">' in section  # the reference-like first version, folded away
     assert '<code class="values"></code>' not in html
 
 
@@ -276,7 +278,8 @@ def test_an_ungradable_submission_says_so_once_and_grades_nothing() -> None:
 
 def test_outputs_are_collapsed_sanitised_and_capped() -> None:
     html = render_report(fixture("hostile"))
-    details = html[html.index('<details class="outputs">'):html.index("</details>")]
+    start = html.index('<details class="outputs">')
+    details = html[start:html.index("</details>", start)]
     assert "open" not in details.split(">")[0]
     assert "data:image/png;base64," in details
     for bad in ("svg", "javascript:", "evil.example", "<script"):
