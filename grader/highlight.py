@@ -24,6 +24,7 @@ __all__ = ["CodeCell", "defining_cells", "highlight_python", "HIGHLIGHT_CSS"]
 # dozen lines; these only stop a pasted megabyte from costing seconds or filling the page.
 MAX_CELLS = 300  # cells searched
 MAX_PARSE_CHARS = 100_000  # a longer cell is searched line by line, not parsed
+MAX_TOTAL_PARSE_CHARS = 1_000_000  # per notebook: past it, cells are searched line by line
 MAX_SHOWN_LINES = 400  # lines of one cell shown in a report
 MAX_SHOWN_CHARS = 40_000
 
@@ -54,11 +55,11 @@ class CodeCell:
     whole_cell: bool  # the cell did not parse: all of it is shown, the `def` line marked
 
 
-def _definitions(source: str, wanted: frozenset[str]) -> tuple[list[tuple[str, int, int]], bool]:
+def _definitions(source: str, wanted: frozenset[str], parse: bool = True) -> tuple[list[tuple[str, int, int]], bool]:
     """``(name, first_line, last_line)`` of every definition of a wanted name at the cell's top
     level (also inside ``if``/``try``/``with`` blocks, not inside other functions or classes),
     and whether the cell parsed (else only ``def`` lines were found: first == last)."""
-    if len(source) <= MAX_PARSE_CHARS:
+    if parse and len(source) <= MAX_PARSE_CHARS:
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -108,11 +109,12 @@ def defining_cells(code_cells: Sequence[str], functions: Iterable[str]) -> list[
     highlighted. A function defined twice appears twice: the last definition is the one that ran."""
     wanted = frozenset(functions)
     out: list[CodeCell] = []
-    shown_chars = 0
+    shown_chars = parsed_chars = 0
     for source in code_cells[:MAX_CELLS]:
         if not isinstance(source, str) or "def" not in source:
             continue
-        found, parsed = _definitions(source, wanted)
+        parsed_chars += len(source)
+        found, parsed = _definitions(source, wanted, parse=parsed_chars <= MAX_TOTAL_PARSE_CHARS)
         for name, first, last in found:
             if shown_chars > MAX_SHOWN_CHARS * 4:  # a notebook defining the same function hundreds of times
                 return out

@@ -133,6 +133,9 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
     said = str(data.get("message") or "")
     checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
     code_cells = [c for c in data.get("code_cells") or [] if isinstance(c, str)]
+    # Every automatic question's functions, found in one pass over the cells (each parsed once).
+    all_functions = list(dict.fromkeys(c["function"] for c in checks if isinstance(c.get("function"), str)))
+    defined = defining_cells(code_cells, all_functions) if graded else []
     flags: dict[str | None, list[Any]] = {}
     for flag in data.get("flags", []):
         if not graded and _said_already(flag.get("message", ""), said):
@@ -145,7 +148,7 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
         if auto:
             q_checks = list(q.get("checks", []))
             functions = list(dict.fromkeys(c["function"] for c in q_checks if c.get("function")))
-            found = defining_cells(code_cells, functions) if graded else []
+            found = [d for d in defined if d.name in functions]
             entry.update(first=_first_failure(q_checks), functions=functions, code=_by_function(found, functions),
                          undefined=[f for f in functions if graded and f not in {d.name for d in found}])
         else:

@@ -396,3 +396,13 @@ def test_tutor_comments_render_markdown_and_math_but_show_html_as_text() -> None
     html = str(render_comment("**Good**: $h_t = f(h_{t-1}, x_t)$, but <b>bias</b> [x](javascript:alert(1))"))
     assert "<strong>Good</strong>" in html and "<math" in html and "&lt;b&gt;bias&lt;/b&gt;" in html
     assert "href" not in html
+
+
+def test_definitions_in_blocks_and_past_the_parse_budget() -> None:
+    from grader.highlight import MAX_TOTAL_PARSE_CHARS
+    block = "match mode:\n    case 'a':\n        def rnn_forward(x):\n            return x\n"
+    assert [(c.first, c.last, c.whole_cell) for c in defining_cells([block], ["rnn_forward"])] == [(3, 4, False)]
+    filler = "x = 1\n# def\n" * (MAX_TOTAL_PARSE_CHARS // 12 // 10)
+    cells = [filler] * 11 + ["def rnn_forward(x):\n    return x\n"]
+    found = defining_cells(cells, ["rnn_forward"])
+    assert [(c.first, c.whole_cell) for c in found] == [(1, True)]  # found line by line, still shown
