@@ -71,6 +71,24 @@ def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable
             "skipped": [r for r in results if r["status"] != "graded"]}
 
 
+def refresh_review_index(out_dir: Path, results: Sequence[Mapping[str, Any]]) -> bool:
+    """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
+    import the progress changes); the pages and the sheet, which a tutor may be filling in, are
+    left alone. True if the index changed."""
+    from grader.batch import write_atomic
+    from grader.report import render_review_index
+    index = out_dir / "review" / "index.html"
+    if not index.exists() or not results:
+        return False
+    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    existing = [qid for qid in written if (index.parent / f"{qid}.html").exists()]
+    html = render_review_index(review_index_context(results, written, existing))
+    if index.read_text(encoding="utf-8") == html:
+        return False
+    write_atomic(index, html)
+    return True
+
+
 def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
                  to: Path | None = None) -> ReviewOutcome:
     """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``

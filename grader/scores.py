@@ -131,6 +131,8 @@ def sync_outputs(out_dir: Path, rubric_path: str | None = None) -> list[str]:
         final.append(new)
     note = next((r.get("sandbox", "") for r in final if r.get("sandbox")), "")
     write_outputs(final, out_dir, rubric, note)
+    from grader.review import refresh_review_index
+    refresh_review_index(out_dir, final)  # the review index's progress (scored / to score)
     return rewritten
 
 

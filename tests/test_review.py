@@ -92,3 +92,20 @@ def test_model_answers_render_their_math(tmp_path: Path) -> None:
     page = (out / "review" / "11.3.4a.html").read_text()
     model = page[page.index('<div class="model">'):page.index("</div>", page.index('<div class="model">'))]
     assert model.count("<math") >= 3 and "math-source" not in model and "<em>" not in model
+
+
+def test_an_import_refreshes_the_review_index(tmp_path: Path) -> None:
+    from test_scores import _write_sheet
+
+    from grader.scores import import_sheet
+    out = _out(tmp_path)
+    outcome = write_review(out)
+    rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
+    row = next(r for r in rows if r["question"] == "11.3.3" and r["folder"].startswith("Hopper"))
+    sheet = _write_sheet(tmp_path / "filled.csv", [dict(row, points="0.5")])
+    before = (out / "review" / "index.html").read_text()
+    import_sheet(sheet, out, tutor="ada")
+    after = (out / "review" / "index.html").read_text()
+    assert before != after and re.search(r'11\.3\.3</a></td>\s*<td>[^<]*</td><td class="num">[\d.]+</td>\s*'
+                                         r'<td class="num">1</td>', after)
+    assert outcome.sheet.read_text().count("\n") == len(rows) + 1  # the tutor's sheet is not rewritten
