@@ -406,3 +406,16 @@ def test_definitions_in_blocks_and_past_the_parse_budget() -> None:
     cells = [filler] * 11 + ["def rnn_forward(x):\n    return x\n"]
     found = defining_cells(cells, ["rnn_forward"])
     assert [(c.first, c.whole_cell) for c in found] == [(1, True)]  # found line by line, still shown
+
+
+@pytest.mark.parametrize("payload", [
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<math><mi><style><img src=x onerror=alert(1)></style></mi></math>",
+    "<svg></p><style><a id=\"</style><img src=1 onerror=alert(1)>\">",
+    "<math><mtext><h1><a href=\"javascript:alert(1)\">x</a></h1></mtext></math>",
+    "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">",
+])
+def test_namespace_confusion_payloads_stay_inert(payload: str) -> None:
+    html = f"<!DOCTYPE html><html><body>{render_markdown(payload)}</body></html>"
+    assert_inert(html)
+    assert "onerror" not in html  # not even as text: nh3 drops the attribute, the tags re-serialise
