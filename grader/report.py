@@ -24,7 +24,7 @@ from grader.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells
 from grader.markdown import render_comment, render_inline, render_markdown
 from grader.outputs import safe_image
 
-__all__ = ["render_report", "render_tutor_report", "render_pages", "render_summary",
+__all__ = ["environment", "render_report", "render_tutor_report", "render_pages", "render_summary",
            "render_review_page", "render_review_index", "render_markdown", "render_inline",
            "gradient_plot", "recall_plot", "histogram", "PAGES"]
 
@@ -38,6 +38,12 @@ _env.filters["md"] = render_markdown
 _env.filters["inline"] = render_inline
 _env.filters["comment"] = render_comment
 _env.globals["highlight_css"] = HIGHLIGHT_CSS
+
+
+def environment() -> Environment:
+    """The Jinja environment of these pages (autoescape; filters ``md``, ``comment``, ``inline``;
+    ``_style.css.j2`` and ``highlight_css`` to include), for other pages that should look alike."""
+    return _env
 
 
 def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
