@@ -181,8 +181,9 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
             if done is not None:
                 # a kept result: the deadline or the tutors' scores may have changed since
                 final = apply_manual(post_grade(done, job, rubric), manual.get(job.folder, {}))
-                if final != done:
-                    save_result(out_dir, final)
+                # Writes only files whose content changes: also pages a newer template draws
+                # differently, and a tutor.html that an older run did not write.
+                save_result(out_dir, final)
                 results[job.folder] = final
             else:
                 todo.append(job)
