@@ -18,7 +18,7 @@ import numpy as np
 
 import reference
 from grader import cases as case_inputs
-from grader import resources
+from grader import probes, resources
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
@@ -150,8 +150,11 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             qid = rubric.question_of(check.function)
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
-            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                           ctx.public, why)
+            checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
+                                 ctx.public, why)
+            # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
+            by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
+                                              ctx.public)
         recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
