@@ -419,3 +419,19 @@ def test_namespace_confusion_payloads_stay_inert(payload: str) -> None:
     html = f"<!DOCTYPE html><html><body>{render_markdown(payload)}</body></html>"
     assert_inert(html)
     assert "onerror" not in html  # not even as text: nh3 drops the attribute, the tags re-serialise
+
+
+def test_probe_findings_render_beside_the_code_as_inline_markdown() -> None:
+    data = fixture("failing")
+    check = data["questions"]["11.4.a"]["checks"][0]
+    check.update(diagnosis="with `W = 0` your output matches; the recurrence term `W h_{t-1}` is wrong <b>",
+                 probes=[{"probe": "no_recurrence", "setting": "`W = 0`", "exercises": "the input path",
+                          "outcome": "matches"},
+                         {"probe": "x", "setting": "`U = 0`", "exercises": "the recurrence",
+                          "outcome": "grader_error"}])
+    html = render_report(data)
+    section = html[html.index('id="q-11-4-a"'):html.index('id="q-11-4-b"')]
+    assert section.count('<div class="diagnosis">') == 1  # once per function, not per case
+    assert "<code>W = 0</code>" in section and "&lt;b&gt;" in section and "matches the reference" in section
+    assert "not tried" in section and section.index('class="diagnosis"') < section.index('class="code"')
+    assert_inert(html)
