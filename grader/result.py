@@ -190,14 +190,17 @@ class LateNote:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "days": self.days, "deduction": self.deduction, "policy": self.policy,
-                "deadline": self.deadline, "submitted": self.submitted, "source": self.source,
-                "message": self.message}
+        out: dict[str, Any] = {"seconds": self.seconds, "days": self.days, "deduction": self.deduction}
+        for key in ("policy", "deadline", "submitted", "source"):  # what older results may lack
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        out["message"] = self.message
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LateNote:
         return cls(int(data["seconds"]), int(data["days"]), _float(data["deduction"], "late.deduction"),
-                   str(data["policy"]), str(data["deadline"]), str(data["submitted"]),
+                   str(data.get("policy", "")), str(data.get("deadline", "")), str(data.get("submitted", "")),
                    str(data.get("source", "")), str(data.get("message", "")))
 
 
