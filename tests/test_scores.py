@@ -19,8 +19,8 @@ import grader.outdir
 from grader.batch import run_batch
 from grader.errors import OutputFolderError, ResultFormatError
 from grader.gradebook import Gradebook
-from grader.markdown import render_comment
 from grader.grades import restore
+from grader.markdown import render_comment
 from grader.outdir import OutDir
 from grader.result import SubmissionResult
 from grader.review import write_review
