@@ -43,7 +43,7 @@ from grader.grade import Context, grade_submission
 from grader.kernelpool import KernelPool
 from grader.grades import suspicious, visible
 from grader.late import apply_late, read_manifest, submission_time
-from grader.outdir import OutDir, assign_folders, safe_report
+from grader.outdir import OutDir, assign_folders, safe_pages
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, choose_sandbox
@@ -131,8 +131,8 @@ def post_grade(result: SubmissionResult, job: Job, rubric: Rubric) -> Submission
     return apply_manual(result, job.manual)
 
 
-def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, str]:
-    """Grade one submission and draw its report; every failure becomes an ``error`` result."""
+def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, dict[str, str]]:
+    """Grade one submission and draw its pages; every failure becomes an ``error`` result."""
     result = grade_submission(job.path, ctx)
     try:
         result = post_grade(result, job, ctx.rubric)
@@ -141,7 +141,7 @@ def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, str]:
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = stopped_result(ctx.rubric, job, "the grader could not finish this submission; a tutor will "
                                 "look at it", "".join(traceback.format_exception(exc)), result.submission)
-    return result, safe_report(result.to_json())
+    return result, safe_pages(result.to_json())
 
 
 def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox_mode: str,
@@ -174,9 +174,10 @@ def _serve(jobs_fd: int, replies_fd: int, ctx: Any, pool: Any, memory_mb: int) -
         job = Job(Path(raw["path"]), raw["folder"], raw["sha256"], raw["deadline"], raw["submitted"],
                   raw["submitted_source"], raw["manual"])
         pool.more = bool(raw.get("more", True))
+        reply: dict[str, Any]
         try:
-            result, html = grade_job(job, ctx)
-            reply = {"result": result.to_json(), "html": html}
+            result, pages = grade_job(job, ctx)
+            reply = {"result": result.to_json(), "pages": pages}
         except MemoryError:
             reply = {"over_budget": f"it needed more than the grader's {memory_mb} MB of memory"}
         writer.write(json.dumps(reply, ensure_ascii=True).encode("ascii") + b"\n")
@@ -368,7 +369,9 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     continue
                 # a kept result: the deadline or the tutors' scores may have changed since
                 final = post_grade(kept, job, rubric)
-                out.write_submission(final)  # only where it changed
+                # Only files whose content changes are written: also pages a newer template draws
+                # differently, and a tutor.html that an older run did not write.
+                out.write_submission(final, redraw=True)
                 results[job.folder] = final
             if on_start:
                 on_start(len(all_jobs), len(all_jobs) - len(todo))
@@ -376,16 +379,16 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 if on_result:
                     on_result(r.to_json(), True)
 
-            def finished(result: SubmissionResult, html: str | None) -> None:
+            def finished(result: SubmissionResult, pages: dict[str, str] | None) -> None:
                 with interrupt.shielded():  # a result is written and recorded whole
-                    _finish(result, html)
+                    _finish(result, pages)
 
-            def _finish(result: SubmissionResult, html: str | None) -> None:
+            def _finish(result: SubmissionResult, pages: dict[str, str] | None) -> None:
                 change = _change(book.previous_points(result.folder, run_id), result)
                 if change:
                     changes.append(change)
                 try:
-                    out.write_submission(result, html)
+                    out.write_submission(result, pages)
                 except OutputFolderError as exc:  # e.g. a link planted where its folder goes
                     result = stopped_result(rubric, _job_of(all_jobs, result.folder),
                                             "its result could not be written; a tutor will look at it", str(exc))
@@ -436,7 +439,7 @@ def _sha256(path: Path) -> str:
 
 
 def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
-               finished: Callable[[SubmissionResult, str | None], None]) -> None:
+               finished: Callable[[SubmissionResult, dict[str, str] | None], None]) -> None:
     """Grade ``todo`` with ``jobs`` workers; calls ``finished`` in this process for each."""
     queue = deque(todo)
     workers: list[Worker] = []
@@ -507,7 +510,7 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
 
 
 def _handle(w: Worker, reply: dict[str, Any], rubric: Rubric,
-            finished: Callable[[SubmissionResult, str | None], None],
+            finished: Callable[[SubmissionResult, dict[str, str] | None], None],
             fail: Callable[[Worker, str, str], None]) -> None:
     if reply.get("ready"):
         w.ready = True
@@ -522,14 +525,14 @@ def _handle(w: Worker, reply: dict[str, Any], rubric: Rubric,
         return
     try:
         result = SubmissionResult.from_json(reply["result"])
-        html = str(reply["html"])
+        pages = {str(k): str(v) for k, v in reply["pages"].items()}
     except (KeyError, ValueError, TypeError) as exc:
         w.job = None
         finished(stopped_result(rubric, job, "the grader could not read its own result for this submission; "
                                 "a tutor will look at it", f"{type(exc).__name__}: {exc}"), None)
     else:
         w.job = None
-        finished(replace(result, folder=job.folder), html)
+        finished(replace(result, folder=job.folder), pages)
     w.deadline = float("inf")
 
 
@@ -554,7 +557,7 @@ def _finished(out: OutDir, job: Job, rubric: Rubric) -> SubmissionResult | None:
         result = out.read_result(job.folder)
     except (OSError, ValueError, RecursionError, OutputFolderError):
         return None  # graded again; a link in the way is reported when the result is written
-    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256 and out.has_report(job.folder):
+    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256 and out.has_pages(job.folder):
         return result
     return None
 

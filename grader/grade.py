@@ -27,6 +27,7 @@ from grader.intake import read_submission
 from grader.kernelpool import KernelPool
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.outputs import notebook_outputs
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
@@ -167,8 +168,9 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
         by_question[rubric.recall.question].append(recall_case)
+        shown = notebook_outputs(nb.cells)  # capped, text and raster images only, for the report
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
-                       "error": c.error} for c in run.cells)
+                       "error": c.error, "outputs": shown.get(c.index, [])} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     for qid in AUTO_IDS:
         q = rubric.questions[qid]

@@ -18,17 +18,25 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from grader.naming import parse_filename
 from grader.result import SubmissionResult
 
 CSV_FIXED = ("student_id", "name", "email", "submission", "status")
+# The tutors' scoring sheet (grade review writes it, grade scores reads it).
+SHEET_COLUMNS = ("folder", "submission", "question", "max_points", "suggested", "points", "comment")
 CSV_TAIL = ("points", "max_points", "flags")
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # A plain decimal number (what the grader writes for points, or an id); never a formula.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 UNCONFIRMED = "unconfirmed"  # the row status of a member not in the file name, until confirmed
 NOT_GRADED = "not graded"    # the row status of a submission a stopped batch did not reach
+
+
+def is_written(question: Mapping[str, Any]) -> bool:
+    """A question of a result's JSON that a tutor scores (not checked automatically)."""
+    return question.get("status") != "auto" and not question.get("checks")
 
 
 def _needs(text: str) -> bool:

@@ -1,6 +1,7 @@
 """The output folder (``-o``): the one module that reads and writes it.
 
-Layout: ``<folder>/result.json`` and ``<folder>/report.html`` per submission, ``grades.csv``,
+Layout: ``<folder>/result.json``, ``<folder>/report.html`` (the student's) and
+``<folder>/tutor.html`` per submission, ``grades.csv``,
 ``summary.html``, ``similarity.json`` and ``gradebook.sqlite`` for the batch, ``review/`` for the
 tutors' pages and sheets, ``export.<format>`` for exports.
 
@@ -28,13 +29,13 @@ from jinja2 import Environment, select_autoescape
 from grader.errors import OutputFolderError, ResultFormatError, UsageError
 from grader.gradebook import Gradebook
 from grader.grades import grades_csv, unconfirmed, visible
-from grader.report import render_report, render_summary
+from grader.report import PAGES, render_pages, render_summary
 from grader.result import SubmissionResult
 from grader.rubric import Rubric
 from grader.similarity import duplicate_ids
 
 MAX_NAME = 120  # characters of a submission folder's name (file systems allow 255 bytes)
-RESULT, REPORT = "result.json", "report.html"
+RESULT = "result.json"
 GRADES, SUMMARY, SIMILARITY, GRADEBOOK = "grades.csv", "summary.html", "similarity.json", "gradebook.sqlite"
 RESERVED = {"review", GRADES, SUMMARY, SIMILARITY, GRADEBOOK}
 
@@ -97,13 +98,15 @@ _fallback = Environment(autoescape=select_autoescape(default=True, default_for_s
     "{{ where }} holds them.</p></html>")
 
 
-def safe_report(data: Mapping[str, Any]) -> str:
-    """The report of ``data``, or a short page saying it could not be drawn: a report that
-    fails must not lose the result or stop a batch, an import or a re-run."""
+def safe_pages(data: Mapping[str, Any]) -> dict[str, str]:
+    """The pages of a result's folder (``report.html`` for the student, ``tutor.html``), or for
+    each a short page saying it could not be drawn: a page that fails must not lose the result or
+    stop a batch, an import or a re-run."""
     try:
-        return render_report(data)
+        return render_pages(data)
     except Exception as exc:  # noqa: BLE001 - any failure of drawing is reported in the page
-        return _fallback.render(title="The report", why=type(exc).__name__, where="result.json")
+        html = _fallback.render(title="The report", why=type(exc).__name__, where="result.json")
+        return {name: html for name in PAGES.values()}
 
 
 @dataclass
@@ -173,16 +176,20 @@ class OutDir:
         return Gradebook(self.gradebook_path)
 
     # -- one submission -------------------------------------------------------------------------
-    def write_submission(self, result: SubmissionResult, html: str | None = None) -> bool:
-        """``result.json`` and ``report.html`` of ``result`` where they change; True if either did.
-        ``html`` is the report when it was rendered already (e.g. in the grading worker)."""
+    def write_submission(self, result: SubmissionResult, pages: Mapping[str, str] | None = None,
+                         redraw: bool = False) -> bool:
+        """``result.json`` and the pages of ``result`` where they change; True if any did.
+        ``pages`` are the pages when they were drawn already (in the grading worker); else they
+        are drawn when the result changed, a page is missing or ``redraw`` asks for it (a kept
+        result: a newer template may draw it differently)."""
         data = result.to_json()
         text = json.dumps(data, indent=2, ensure_ascii=False)
         changed = self.write_if_changed((result.folder, RESULT), text)
-        # The report is drawn from what is written: a result that did not change keeps its report.
-        if changed or not self.path(result.folder, REPORT).exists():
-            self.write((result.folder, REPORT), html if html is not None else safe_report(data))
-            return True
+        missing = any(not self.path(result.folder, name).exists() for name in PAGES.values())
+        if pages is None and (changed or missing or redraw):
+            pages = safe_pages(data)
+        for name, html in (pages or {}).items():
+            changed = self.write_if_changed((result.folder, name), html) or changed
         return changed
 
     def read_result(self, folder: str) -> SubmissionResult:
@@ -194,8 +201,8 @@ class OutDir:
         result = SubmissionResult.from_json(data)
         return result if result.folder == folder else SubmissionResult.from_json({**data, "folder": folder})
 
-    def has_report(self, folder: str) -> bool:
-        return self.path(folder, REPORT).exists()
+    def has_pages(self, folder: str) -> bool:
+        return all(self.path(folder, name).exists() for name in PAGES.values())
 
     def load_results(self) -> Loaded:
         """Every result of the folder, in the order of its latest grading run; a ``result.json``

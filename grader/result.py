@@ -145,7 +145,10 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       max_points=float(data.get("max_points", 0.0)), message=str(data.get("message", "")),
                       mistakes=tuple(data.get("mistakes") or ()), expected=data.get("expected", ""),
                       got=data.get("got", ""), max_abs=data.get("max_abs"), max_rel=data.get("max_rel"),
-                      series={k: tuple(v) for k, v in (data.get("series") or {}).items()})
+                      series={k: tuple(v) for k, v in (data.get("series") or {}).items()},
+                      consistent_with=tuple(data.get("consistent_with") or ()),
+                      diagnosis=str(data.get("diagnosis", "")),
+                      probes=tuple(dict(p) for p in data.get("probes") or ()))
 
 
 @dataclass(frozen=True)
@@ -187,14 +190,17 @@ class LateNote:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "days": self.days, "deduction": self.deduction, "policy": self.policy,
-                "deadline": self.deadline, "submitted": self.submitted, "source": self.source,
-                "message": self.message}
+        out: dict[str, Any] = {"seconds": self.seconds, "days": self.days, "deduction": self.deduction}
+        for key in ("policy", "deadline", "submitted", "source"):  # what older results may lack
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        out["message"] = self.message
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LateNote:
         return cls(int(data["seconds"]), int(data["days"]), _float(data["deduction"], "late.deduction"),
-                   str(data["policy"]), str(data["deadline"]), str(data["submitted"]),
+                   str(data.get("policy", "")), str(data.get("deadline", "")), str(data.get("submitted", "")),
                    str(data.get("source", "")), str(data.get("message", "")))
 
 

@@ -31,15 +31,29 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import SheetError, UsageError
-from grader.grades import restore
-from grader.outdir import OutDir, safe_report
+from grader.grades import SHEET_COLUMNS, is_written, restore
+from grader.outdir import GRADEBOOK, OutDir
 from grader.result import SubmissionResult
+from grader.review import refresh_review_index
 from grader.rubric import load_rubric
 
-SHEET_COLUMNS = ("folder", "submission", "question", "max_points", "suggested", "points", "comment")
 MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
 
-__all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "import_sheet", "read_sheet", "sync_outputs"]
+__all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "gradebook_path", "import_sheet", "is_written",
+           "load_results", "read_sheet", "sync_outputs"]
+
+
+# -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
+def load_results(out_dir: Path | OutDir) -> list[dict[str, Any]]:
+    """The JSON of every result of ``out_dir`` in the latest run's order; an unreadable
+    ``result.json`` is an error naming it (never left out)."""
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    return [r.to_json() for r in out.results()]
+
+
+def gradebook_path(out_dir: Path | OutDir) -> Path:
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    return out.path(GRADEBOOK)
 
 
 # -- applying scores to a result --------------------------------------------------------------
@@ -69,9 +83,10 @@ def sync_outputs(out_dir: Path | OutDir, rubric_path: str | None = None) -> list
 
 def _write_all(out: OutDir, final: list[SubmissionResult], rubric_path: str | None, rubric: Any = None) -> list[str]:
     rubric = rubric or load_rubric(rubric_path)
-    rewritten = [r.folder for r in final if out.write_submission(r, safe_report(r.to_json()))]
+    rewritten = [r.folder for r in final if out.write_submission(r, redraw=True)]
     note = next((r.sandbox_note for r in final if r.sandbox_note), "")
     out.write_batch(final, rubric, note)
+    refresh_review_index(out, [r.to_json() for r in final])  # the review index's progress
     return rewritten
 
 

@@ -77,8 +77,10 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
                         "Broken_1111111_Zip_2222222.zip": "error"}
     for folder in (GOOD_NAME, "Hopper_2571234_Turing_2579876", "Broken_1111111_Zip_2222222"):
         assert (out / folder / "report.html").stat().st_size > 0
+        assert (out / folder / "tutor.html").stat().st_size > 0
         data = json.loads((out / folder / "result.json").read_text())
         assert set(data["questions"]) == set(QUESTION_IDS)
+        assert SubmissionResult.from_json(data).to_json() == data  # typed end to end, nothing lost
     assert (out / "summary.html").exists() and (out / "gradebook.sqlite").exists()
     csv_before = (out / "grades.csv").read_text()
     mtime = (out / GOOD_NAME / "result.json").stat().st_mtime_ns
@@ -87,6 +89,10 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
     assert again.graded_now == 0 and again.skipped == 3
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
     assert (out / "grades.csv").read_text() == csv_before
+    (out / GOOD_NAME / "tutor.html").unlink()  # a folder from before tutor.html existed
+    run_batch([str(tmp_path / "in" / "*")], out)
+    assert (out / GOOD_NAME / "tutor.html").exists()
+    assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
 
 
 @pytest.mark.slow
@@ -250,3 +256,57 @@ def test_a_submission_over_the_memory_budget_is_stopped_and_the_batch_goes_on(tm
     outcome = run_batch([str(_two_broken(tmp_path))], out, rubric_path=_budget_rubric(tmp_path, 600, 300))
     _check_batch_went_on(out, outcome, victim, "over the grader's budget")
     assert hoard == []  # the allocation happened in the worker, never here
+
+
+@pytest.mark.slow
+def test_a_kernel_over_the_time_budget_is_killed_with_its_worker(tmp_path: Path) -> None:
+    """A real notebook that sleeps in a cell: the budget (not the 120 s cell timeout) stops it,
+    and the kernel goes with its worker: no process of the batch is left."""
+    import threading
+    import time
+
+    from builders import add_code, solution, write_notebook
+    src = tmp_path / "in"
+    nb = solution(fast=True)
+    add_code(nb, "import time\ntime.sleep(600)\n")
+    write_notebook(nb, src / "Lovelace_2571234_Turing_2579876.ipynb")
+    shutil.copyfile(FILES / "outdir" / "Lovelace_2571234_Turing_2579876.ipynb",
+                    src / "Hopper_2570001_Dijkstra_2570002.ipynb")
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:  # every process the batch starts (worker, kernel, bwrap)
+        while not stop.is_set():
+            for p in psutil.Process().children(recursive=True):
+                try:
+                    seen.setdefault(p.pid, p.create_time())
+                except psutil.Error:
+                    pass
+            time.sleep(0.1)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    t0 = time.monotonic()
+    try:
+        outcome = run_batch([str(src)], tmp_path / "out", rubric_path=_budget_rubric(tmp_path, 40, 4096))
+    finally:
+        stop.set()
+        watcher.join()
+    assert time.monotonic() - t0 < 300
+    by_name = {r["submission"]: r for r in outcome.results}
+    slow = by_name["Lovelace_2571234_Turing_2579876.ipynb"]
+    assert slow["status"] == "error" and "over the grader's budget" in slow["message"]
+    assert by_name["Hopper_2570001_Dijkstra_2570002.ipynb"]["status"] == "error"
+    assert len(seen) > 1, "no kernel was seen"  # the worker and at least its kernel
+    deadline = time.monotonic() + 10
+    alive = [1]
+    while alive and time.monotonic() < deadline:
+        alive = []
+        for pid, created in seen.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {' '.join(p.cmdline())[:100]}")
+            except psutil.Error:
+                pass
+        time.sleep(0.2)
+    assert not alive, alive

@@ -13,7 +13,7 @@ from test_scores import MEMBERS, fake_output, fake_result
 
 import grader.outdir
 from grader.errors import OutputFolderError, UsageError
-from grader.outdir import MAX_NAME, OutDir, folder_name, safe_report, write_atomic
+from grader.outdir import MAX_NAME, OutDir, folder_name, safe_pages, write_atomic
 from grader.result import SubmissionResult
 
 
@@ -81,9 +81,10 @@ def test_results_read_back_typed_and_unreadable_ones_are_named(tmp_path: Path) -
 def test_a_report_that_cannot_be_drawn_becomes_a_short_page(monkeypatch) -> None:
     def broken(data):
         raise ValueError("math domain error")
-    monkeypatch.setattr(grader.outdir, "render_report", broken)
-    html = safe_report(fake_result("A_1_B_2", MEMBERS[0]))
-    assert "could not be drawn (ValueError)" in html and "result.json" in html
+    monkeypatch.setattr(grader.outdir, "render_pages", broken)
+    pages = safe_pages(fake_result("A_1_B_2", MEMBERS[0]))
+    assert set(pages) == {"report.html", "tutor.html"}
+    assert all("could not be drawn (ValueError)" in html and "result.json" in html for html in pages.values())
 
 
 def test_a_result_is_written_once_and_only_when_it_changes(tmp_path: Path) -> None:
