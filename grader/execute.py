@@ -578,9 +578,11 @@ class KernelSession:
             raise KernelStartError("no time was left in the submission's budget of "
                                    f"{self.limits.submission_timeout:g} s to restart it")
         self.restarts += 1
+        # Re-runs get at most one notebook_timeout, also when a grader call killed the kernel.
+        rerun_end = time.monotonic() + self.limits.notebook_timeout
         self.start(self.nb)
         for index in self.good_cells:
-            left = self.remaining()
+            left = min(self.remaining(), rerun_end - time.monotonic())
             if left <= 0:
                 raise KernelStartError("the time ran out while the cells before the crash were "
                                        "run again")
