@@ -49,6 +49,7 @@ def safe_image(mime: Any, data: Any) -> str | None:
 def cell_outputs(outputs: Iterable[Any]) -> list[dict[str, str]]:
     """One cell's outputs as ``{"kind": "text"|"error"|"image"|"note", ...}``, capped."""
     kept: list[dict[str, str]] = []
+    stream = None  # the stream the last kept text came from
     for out in list(outputs)[:MAX_CELL_OUTPUTS * 5]:
         if len(kept) >= MAX_CELL_OUTPUTS:
             kept.append({"kind": "note", "text": "further outputs left out"})
@@ -58,9 +59,16 @@ def cell_outputs(outputs: Iterable[Any]) -> list[dict[str, str]]:
         kind = out.get("output_type")
         if kind == "stream":
             text = _text(out.get("text"))
-            if text:
+            if text and stream == out.get("name") and kept and kept[-1]["kind"] == "text":
+                # One print may arrive in several messages, split wherever the kernel flushed
+                # (differently from run to run): a reader sees one text, and so does the result.
+                kept[-1]["text"] = _text(kept[-1]["text"] + text)
+            elif text:
                 kept.append({"kind": "text", "text": text})
-        elif kind == "error":
+                stream = out.get("name")
+            continue
+        stream = None
+        if kind == "error":
             kept.append({"kind": "error", "text": _text(f"{out.get('ename', '')}: {out.get('evalue', '')}")})
         elif kind in ("execute_result", "display_data"):
             data = out.get("data")
