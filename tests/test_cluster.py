@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ from grader.batch import run_batch
 from grader.cluster import Fingerprint, WorkerMismatch, differences, fingerprint, grade_remote, local_env, parse_address
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_resource_tracker_left() -> Iterator[None]:
+    """A LocalCluster starts multiprocessing's resource tracker in this (the test) process; it
+    is stopped after this module, so later tests that count this process's children find none
+    of these tests' processes."""
+    yield
+    from multiprocessing import resource_tracker
+    resource_tracker._resource_tracker._stop()
 
 
 def strip(r: dict[str, Any]) -> dict[str, Any]:
