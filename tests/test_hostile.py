@@ -400,7 +400,7 @@ def test_one_attachment_referenced_100_times_is_inlined_once(ctx):
 
 def test_metadata_counts_against_the_output_cap(ctx):
     hwm = memory_kb()
-    result = grade("metadata_flood", ctx, 90)
+    result = grade("metadata_flood", ctx, 300)  # 1.2 GB pass through ZeroMQ: generous on a loaded machine
     assert memory_kb() - hwm < 400_000, "the grader's own memory grew"
     assert len(json.dumps(result.to_json())) < 200_000
     assert auto_points(result) == SOLUTION_POINTS
