@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from builders import ROOT, add_code, quick_context, set_group, solution, write_notebook
+from make_hostile_fixtures import FIXTURES, fixture
+
 from grader.grade import grade_submission
 from grader.rubric import DEFAULT_RUBRIC
-from make_hostile_fixtures import FIXTURES, fixture
 
 pytestmark = pytest.mark.slow
 
