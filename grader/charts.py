@@ -6,8 +6,8 @@ The module only computes geometry; the markup lives in ``templates/chart.svg.j2`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from jinja2 import Environment
 from markupsafe import Markup

@@ -198,6 +198,9 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
     notes = list(checked.notes)
     if located.found_by == "heading":
         notes.append("the answer cell had lost its tag; it was found after the question's heading")
+    if located.index is not None:  # attachments dropped by parse_notebook (not an image, over the cap)
+        notes += [n for n in nb.metadata.get("sheet11_attachment_notes", [])
+                  if n.startswith(f"cell {located.index + 1}:")]
     found, missing = match_concepts(qid, checked.text.visible) if not any(
         f.code == "answer.missing" for f in checked.flags) else ((), ())
     answer = WrittenAnswer(markdown=located.source, words=checked.words, sentences=checked.sentences,

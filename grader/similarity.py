@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -18,14 +18,14 @@ import io
 import struct
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nbformat  # noqa: E402
-
 from builders import FILES, add_code, cell_with_tag, notebook_bytes, set_answer, set_group, solution  # noqa: E402
 
 HOSTILE = FILES / "hostile"
@@ -38,7 +38,7 @@ class Fixture:
     case: str       # the CamelCase part of the file name and of the first member's name
     suffix: str     # .ipynb | .zip
     about: str
-    build: Callable[["Fixture"], bytes]
+    build: Callable[[Fixture], bytes]
 
     @property
     def number(self) -> int:
@@ -556,7 +556,8 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("death_loop", "DeathLoop", ".ipynb", "the kernel dies on every later call -> kernel.died, bounded",
             with_fault(DEATH_LOOP)),
     Fixture("socket_links", "SocketLinks", ".ipynb",
-            "replaces its sockets with links to a host socket, then exits -> never connected", with_fault(SOCKET_LINKS)),
+            "replaces its sockets with links to a host socket, then exits -> never connected",
+            with_fault(SOCKET_LINKS)),
     Fixture("tiny_norms", "TinyNorms", ".ipynb", "hidden_grad_norms returns 5e-324 -> the chart is drawn",
             tiny_norms),
     Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from builders import ROOT, add_code, quick_context, set_group, solution, write_notebook
+from make_hostile_fixtures import FIXTURES, fixture
+
 from grader.grade import grade_submission
 from grader.rubric import DEFAULT_RUBRIC
-from make_hostile_fixtures import FIXTURES, fixture
 
 pytestmark = pytest.mark.slow
 
@@ -394,13 +394,15 @@ def test_one_attachment_referenced_100_times_is_inlined_once(ctx):
     html = render_report(result.to_json())
     assert html.count("data:image/png;base64,") == 1
     assert len(html) < 3_000_000
-    assert "page.html" not in json.dumps(result.to_json()["questions"]["11.3.2"]["answer"]["attachments"])
+    answer = result.to_json()["questions"]["11.3.2"]["answer"]
+    assert "page.html" not in json.dumps(answer["attachments"])
+    assert any("page.html" in n and "not a PNG" in n for n in answer["notes"])
     assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
 
 
 def test_metadata_counts_against_the_output_cap(ctx):
     hwm = memory_kb()
-    result = grade("metadata_flood", ctx, 90)
+    result = grade("metadata_flood", ctx, 300)  # 1.2 GB pass through ZeroMQ: generous on a loaded machine
     assert memory_kb() - hwm < 400_000, "the grader's own memory grew"
     assert len(json.dumps(result.to_json())) < 200_000
     assert auto_points(result) == SOLUTION_POINTS

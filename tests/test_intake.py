@@ -17,13 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from builders import GOOD_NAME, notebook_bytes, solution, write_zip
+from make_hostile_fixtures import FIXTURES, fixture
+
 from grader.grade import grade_submission
 from grader.intake import read_submission
 from grader.notebook import NotebookInvalid, parse_notebook
 from grader.rubric import load_rubric
-from make_hostile_fixtures import FIXTURES, fixture
 
 RUBRIC = load_rubric()
 
@@ -166,6 +166,7 @@ def test_invalid_notebook(key, words):
 @pytest.mark.parametrize("key", ["truncated_notebook", "not_json", "r_kernel"])
 def test_invalid_notebook_is_graded_as_error_without_a_kernel(key, monkeypatch):
     from builders import quick_context
+
     from grader import execute
     monkeypatch.setattr(execute.KernelSession, "run_notebook",
                         lambda *a: pytest.fail("no kernel may start for an invalid notebook"))

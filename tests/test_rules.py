@@ -437,7 +437,7 @@ def test_chunks_are_bounded_and_lose_nothing() -> None:
 
 
 def test_chunks_prefer_sentence_ends() -> None:
-    from grader.rules import _CHUNK, _chunks
+    from grader.rules import _chunks
     text = "This is a sentence of some length here. " * 200
     pieces = _chunks(text)
     assert len(pieces) > 1 and all(p.endswith(". ") for p in pieces[:-1])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from builders import GOOD_NAME, quick_context, solution, write_notebook
+
 from grader import sandbox as sandbox_mod
 from grader.errors import SandboxUnavailable
 from grader.execute import KernelSession

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import nbformat
-
 from builders import SOLUTION, TEMPLATE, cell_with_tag, copy_nb, template
+from make_function_fixtures import STYLES
+
 from grader.report import render_summary
 from grader.similarity import THRESHOLD, analyse, duplicate_ids, notebook_document
-from make_function_fixtures import STYLES
 
 ANSWERS = {
     "numpy": "A CNN slides small shared filters over a grid such as an image, so it captures local spatial "
@@ -126,7 +126,8 @@ def test_one_groups_work_is_capped():
 
 
 def test_deeply_nested_notebook_is_left_out_of_the_comparison():
+    from make_hostile_fixtures import fixture
+
     from grader.rubric import load_rubric
     from grader.similarity import submission_code_cells
-    from make_hostile_fixtures import fixture
     assert submission_code_cells(fixture("deep_nesting"), load_rubric()) == []
