@@ -557,7 +557,7 @@ def _finished(out: OutDir, job: Job, rubric: Rubric) -> SubmissionResult | None:
         result = out.read_result(job.folder)
     except (OSError, ValueError, RecursionError, OutputFolderError):
         return None  # graded again; a link in the way is reported when the result is written
-    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256 and out.has_pages(job.folder):
-        return result
+    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256:
+        return result  # its pages are drawn again where missing or changed (OutDir.write_submission)
     return None
 

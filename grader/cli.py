@@ -95,7 +95,8 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
             raise UsageError("-j does not apply with --cluster: the cluster's workers grade one submission each")
         outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
                        when, Path(manifest) if manifest else None, cluster, connect_timeout)
-        late_signal = interrupt.pending()  # came while the last files were written: they are complete
+        interrupt.hold()  # the outputs are complete: a signal from here on only sets the exit code
+        late_signal = interrupt.pending()
     if late_signal:
         interrupted_exit(late_signal, console, "The batch had finished; its outputs are complete.")
     not_graded = [r for r in outcome.results if r["status"] != "graded"]

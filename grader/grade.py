@@ -32,7 +32,7 @@ from grader.result import Flag, QuestionResult, Recall, SubmissionResult, Submis
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
-from grader.similarity import notebook_code_cells
+from grader.similarity import capped_code_cells
 
 TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -103,7 +103,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
-    extra["code_cells"] = tuple(notebook_code_cells(nb))  # for the copied-work check, read once
+    extra["code_cells"] = tuple(capped_code_cells(nb))  # for the copied-work check, read once
 
     # Group cell and file name (contract §4).
     members: tuple[Member, ...] = ()

@@ -79,6 +79,12 @@ def shielded() -> Iterator[None]:
         raise Interrupted(signum)
 
 
+def hold() -> None:
+    """From now on a signal is only remembered (see :func:`pending`): the work is done and what
+    remains (printing, exiting) must not end in an uncaught exception."""
+    _state["raise"] = False
+
+
 def pending() -> int:
     """The signal that came while signals were held (0: none)."""
     return int(_state["pending"])

@@ -161,9 +161,9 @@ class OutDir:
     def write_if_changed(self, parts: Sequence[str], text: str) -> bool:
         path = self.path(*parts)
         try:
-            if path.read_text(encoding="utf-8") == text:
+            if path.read_bytes() == text.encode("utf-8"):  # bytes: a CR in the text counts too
                 return False
-        except (OSError, UnicodeDecodeError):
+        except OSError:
             pass
         write_atomic(path, text)
         return True
@@ -200,9 +200,6 @@ class OutDir:
             raise ResultFormatError("the file does not hold a JSON object")
         result = SubmissionResult.from_json(data)
         return result if result.folder == folder else SubmissionResult.from_json({**data, "folder": folder})
-
-    def has_pages(self, folder: str) -> bool:
-        return all(self.path(folder, name).exists() for name in PAGES.values())
 
     def load_results(self) -> Loaded:
         """Every result of the folder, in the order of its latest grading run; a ``result.json``

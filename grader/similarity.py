@@ -56,6 +56,11 @@ def notebook_code_cells(nb: Any) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code" and "group" not in tags(c)]
 
 
+def capped_code_cells(nb: Any) -> list[str]:
+    """What grading carries on its result for the comparison: the code cells, capped."""
+    return _capped(notebook_code_cells(nb))
+
+
 def submission_code_cells(path: Path, rubric: Any) -> list[str]:
     """The code cells of a submission file ([] where it cannot be read as a notebook)."""
     from grader.intake import read_submission

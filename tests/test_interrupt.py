@@ -6,7 +6,8 @@ then completes the batch.
 The batch is small on purpose so that 20 + 5 interrupted runs stay within a few minutes: one
 notebook that runs in a kernel (the stage where kernels could be left behind) and two broken ones
 (graded without a kernel). A moment is drawn from when the command's signal handling is in place
-(0.8 s after start; before that Python's default applies) to a little past a typical run.
+(the first lines of grader/cli.py; before that, about 0.1 s, Python's default applies) to a little
+past a typical run.
 """
 from __future__ import annotations
 
@@ -68,10 +69,25 @@ def _left_behind(seen: dict[int, float]) -> list[str]:
     return alive
 
 
+def _handles_sigterm(pid: int) -> bool:
+    """The command has put its handlers in place (Python itself catches only SIGINT at start)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
 def _interrupt_once(src: Path, out: Path, signum: int, moment: float) -> bool:
-    """One run stopped at ``moment``; True if the signal came before the run had ended."""
+    """One run stopped ``moment`` seconds after its handlers are in place; True if the signal came
+    before the run had ended."""
     proc = _start(src, out)
     seen: dict[int, float] = {}
+    ready = time.monotonic() + 60
+    while not _handles_sigterm(proc.pid) and proc.poll() is None:
+        assert time.monotonic() < ready, "the command did not start within 60 s"
+        time.sleep(0.01)
     t0 = time.monotonic()
     while time.monotonic() - t0 < moment and proc.poll() is None:
         _descendants(proc, seen)  # every worker and kernel the run starts, to check they end
@@ -119,7 +135,7 @@ def _interrupts(tmp_path: Path, signum: int, count: int, seed: int) -> None:
     for i in range(count):
         if i % 4 == 0:  # from scratch, else resuming what the runs before kept
             shutil.rmtree(out, ignore_errors=True)
-        stopped += _interrupt_once(src, out, signum, rng.uniform(0.8, 9.0))
+        stopped += _interrupt_once(src, out, signum, rng.uniform(0.0, 8.0))
     assert stopped >= count // 2, f"only {stopped} of {count} runs were still going when the signal came"
     done = _start(src, out)  # the same command completes the batch
     _, stderr = done.communicate(timeout=600)
