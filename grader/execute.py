@@ -120,11 +120,11 @@ del __sheet11_cap_output
 """
 
 
-# Every kernel imports numpy and torch while it boots, before any cell runs (IPython's
-# exec_lines; the names are deleted again, so a notebook that forgets `import torch` still
-# fails). A kernel started ahead (grader/kernelpool.py) thus does that work while the grader is
-# busy with the submission before; a kernel started on demand does the same work as the
-# notebook's first cell would. Every kernel is the same either way.
+# What a kernel of the batch's pool (grader/kernelpool.py) runs while it boots, before any cell:
+# numpy and torch are imported (IPython's exec_lines; the names are deleted again, so a notebook
+# that forgets `import torch` still fails), so a kernel started ahead has done that work while
+# the grader was busy with the submission before. The sheet's notebooks import both in their
+# first cells anyway. Kernels started on demand (`grade check`, tests) do not preload.
 PREIMPORT = "import numpy as _sheet11_np, torch as _sheet11_torch; del _sheet11_np, _sheet11_torch"
 
 
@@ -284,12 +284,14 @@ class KernelSession:
     channel for plain-data files between kernel and grader) is removed on exit.
     """
 
-    def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1, slot: int = 0) -> None:
+    def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1, slot: int = 0,
+                 preimport: bool = False) -> None:
         self.sandbox, self.limits, self.threads = sandbox, limits, threads
         # The kernel's uid: one per slot, so a kernel started ahead in the same grading process
         # (grader/kernelpool.py) never shares a uid with the one being graded.
         self.uid = kernel_uid(slot)
         self._launched = False  # True: started ahead by launch(), not yet connected
+        self.preimport = preimport  # every start of this session (restarts too) preloads PREIMPORT
         root = _run_root()
         _sweep_stale_runs(root)
         self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
@@ -471,7 +473,7 @@ class KernelSession:
                                startup_timeout=int(self.limits.kernel_start_timeout),
                                allow_errors=True, interrupt_on_timeout=False,
                                iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False,
-                               extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"])
+                               extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else [])
         client.max_chars = self.limits.max_output_chars
         client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
         client._total = self._stored_total  # the notebook-wide cap holds across restarts

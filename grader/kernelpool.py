@@ -14,8 +14,9 @@ Isolation is the same as without the pool:
 - the kernel started ahead runs beside the current one under a uid of its own (a *slot* of
   grader/sandbox.py), so the two never share a process limit, signals or the reap that ends a
   kernel's leftover processes; a slot is used again only after its previous session is closed;
-- a kernel started ahead has run nothing but its own start-up (and the import of numpy and
-  torch, which every kernel does; grader/execute.py ``PREIMPORT``).
+- a kernel started ahead has run nothing but its own start-up and the import of numpy and
+  torch (grader/execute.py ``PREIMPORT``; every kernel of the pool does it, restarts included,
+  so all submissions of a batch meet the same kernel).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class PooledSession(KernelSession):
     """A :class:`KernelSession` that gives its uid slot back to its pool when it is closed."""
 
     def __init__(self, pool: KernelPool, slot: int) -> None:
-        super().__init__(pool.sandbox, pool.limits, pool.threads, slot)
+        super().__init__(pool.sandbox, pool.limits, pool.threads, slot, preimport=True)
         self.slot = slot
         self._pool: KernelPool | None = pool
 
