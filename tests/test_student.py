@@ -24,6 +24,7 @@ from grader.errors import UsageError
 from grader.grade import grade_submission
 from grader.naming import check_naming
 from grader.rubric import WRITTEN_IDS, load_rubric
+from grader.secret import load_secret
 from grader.student import PackRefused, pack, public_data, release
 
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -68,9 +69,9 @@ def _record_seeds(monkeypatch) -> list[int]:
     seen: list[int] = []
     make_inputs, make_recall = case_inputs.make_inputs, reference.make_recall_data
 
-    def inputs(function, seed, params):
+    def inputs(function, seed, params, secret=None):
         seen.append(seed)
-        return make_inputs(function, seed, params)
+        return make_inputs(function, seed, params, secret)
 
     def recall(n, seq_len, n_classes, seed):
         seen.append(seed)
@@ -176,9 +177,10 @@ def test_bundle_holds_no_model_answer(bundle):
 
 def test_bundle_holds_no_hidden_input_or_expected_value(bundle, rubric):
     hidden: list[np.ndarray] = []
+    secret = load_secret()  # the tests' own (tests/conftest.py)
     for check in rubric.checks():
         for case in check.cases:
-            inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
+            inputs = case_inputs.make_inputs(check.function, case.seed, case.params, secret)
             out = to_numpy(getattr(reference, check.function)(**inputs))
             stack = [out, *inputs.values()]
             while stack:
@@ -243,10 +245,12 @@ def test_check_module_passes_the_solution_quickly(bundle, monkeypatch):
     ns = _solution_namespace()
     start = time.perf_counter()
     results = module.run_checks(*[f for f in FUNCTIONS if f != "train_recall"], namespace=ns)
-    assert time.perf_counter() - start < 2
-    assert len(results) == 8 and all(r.passed for r in results), results
+    assert time.perf_counter() - start < 10  # generous: a loaded machine
+    public = sum(len(c.public_cases()) for c in load_rubric().checks())
+    assert len(results) == public and all(r.passed for r in results), results
     by_question = module.run_checks("11.4.b", namespace=ns)
-    assert [r.function for r in by_question] == ["activation_jacobian", "hidden_grad_norms", "gradient_bound"]
+    assert list(dict.fromkeys(r.function for r in by_question)) == [
+        "activation_jacobian", "hidden_grad_norms", "gradient_bound"]
 
 
 def test_check_module_messages(bundle, monkeypatch):
@@ -280,7 +284,9 @@ def tree_encode(tree, embed, W, b):
     raise NotImplementedError("tree_encode: not implemented yet")
 ''', ns)
     del ns["train_recall"]
-    results = {r.function: r for r in module.run_checks(namespace=ns)}
+    results: dict = {}
+    for r in module.run_checks(namespace=ns):
+        results.setdefault(r.function, r)  # the first example of each function
     assert "matches `rnn_forward` with `W` transposed" in results["rnn_forward"].message
     assert "i, f, o, g" in results["lstm_cell"].message
     assert "shape (6, 1)" in results["activation_jacobian"].message
@@ -289,6 +295,7 @@ def tree_encode(tree, embed, W, b):
     msg = results["gradient_bound"].message
     assert "first at index (3,)" in msg and "got" in msg and "expected" in msg
     assert "no 'U', 'b', 'V', 'c'" in results["tbptt_grads"].message
+    assert "`params['W']` was changed in place (values)" in results["tbptt_grads"].message
     assert results["tree_encode"].status == "todo"
     assert results["train_recall"].status == "missing"
 
@@ -299,7 +306,8 @@ def test_check_prints_a_report(bundle, monkeypatch, capsys):
     monkeypatch.setattr(module, "_namespace", lambda: _solution_namespace(W_TRANSPOSED))
     module.check("11.4.a")
     out = capsys.readouterr().out
-    assert "FAIL" in out and "`W` transposed" in out and "0 of 2 public check(s) pass" in out
+    n = len(next(c for c in load_rubric().checks() if c.function == "rnn_forward").public_cases())
+    assert "FAIL" in out and "`W` transposed" in out and f"0 of {n} public check(s) pass" in out
     module.check("nothing")
     assert "unknown question or function" in capsys.readouterr().out
 
