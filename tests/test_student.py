@@ -16,7 +16,8 @@ import torch
 from click.testing import CliRunner
 
 import reference
-from builders import ROOT, SOLUTION, TEMPLATE, cell_with_tag, quick_context, set_group, solution, write_notebook
+from builders import (ROOT, SOLUTION, TEMPLATE, cell_with_tag, quick_context, set_function, set_group,
+                      solution, write_notebook)
 from grader import cases as case_inputs
 from grader.cli import main
 from grader.compare import to_numpy
@@ -310,6 +311,125 @@ def test_check_prints_a_report(bundle, monkeypatch, capsys):
     assert "FAIL" in out and "`W` transposed" in out and f"0 of {n} public check(s) pass" in out
     module.check("nothing")
     assert "unknown question or function" in capsys.readouterr().out
+
+
+ACTIVATION_IGNORED = '''
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        h = torch.tanh(h @ W.T + x[t] @ U.T + b)   # activation is ignored
+        out.append(h)
+    return torch.stack(out)
+'''
+
+TBPTT_REQUIRES_GRAD = '''
+def tbptt_grads(x, y, params, k):
+    for p in params.values():
+        p.requires_grad_(True)                     # on the caller's tensors
+    h = torch.zeros(x.shape[1], params["W"].shape[0])
+    for t in range(x.shape[0]):
+        if t == x.shape[0] - k:
+            h = h.detach()
+        h = torch.tanh(h @ params["W"].T + x[t] @ params["U"].T + params["b"])
+    torch.nn.functional.cross_entropy(h @ params["V"].T + params["c"], y).backward()
+    return {n: p.grad for n, p in params.items()}
+'''
+
+TBPTT_ZEROES = '''
+_tbptt_right = tbptt_grads
+def tbptt_grads(x, y, params, k):
+    grads = _tbptt_right(x, y, params, k)
+    for p in params.values():
+        p.zero_()                                  # wipes the caller's parameters
+    return grads
+'''
+
+TBPTT_OWN_CLONES = '''
+_tbptt_right = tbptt_grads
+def tbptt_grads(x, y, params, k):
+    own = {n: p.detach().clone().double() for n, p in params.items()}
+    own["W"].mul_(1.0)                             # in place, but on its own copy
+    return {n: g.numpy() for n, g in _tbptt_right(x.double(), y, own, k).items()}
+'''
+
+
+def test_check_module_fails_an_rnn_forward_that_ignores_activation(bundle, monkeypatch):
+    """Issue 9, section 3: the public examples show sigmoid, so check() catches it."""
+    monkeypatch.chdir(bundle)
+    module = _load_check_module(bundle)
+    results = module.run_checks("rnn_forward", namespace=_solution_namespace(ACTIVATION_IGNORED))
+    failed = [r for r in results if r.status == "fail"]
+    assert failed and all("sigmoid" in r.example for r in failed), results
+    assert any("the `activation` argument is ignored" in r.message for r in failed), failed
+    assert any(r.passed for r in results)  # the tanh examples still pass
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    (TBPTT_REQUIRES_GRAD, ("`requires_grad` of `params['W']` was switched on", "`.grad` of `params['W']` was set")),
+    (TBPTT_ZEROES, ("`params['W']` was changed in place (values)",)),
+])
+def test_check_module_names_the_contract_rule(bundle, monkeypatch, overrides, said):
+    monkeypatch.chdir(bundle)
+    module = _load_check_module(bundle)
+    results = module.run_checks("tbptt_grads", namespace=_solution_namespace(overrides))
+    assert results and all(r.status == "fail" for r in results), results
+    for r in results:
+        assert 'breaks the rule "a function leaves its arguments as it found them"' in r.message, r
+        for phrase in said:
+            assert phrase in r.message, r.message
+
+
+def test_check_module_names_a_second_call_that_differs(bundle, monkeypatch):
+    monkeypatch.chdir(bundle)
+    module = _load_check_module(bundle)
+    ns = _solution_namespace("""
+_calls = [0]
+_lstm_right = lstm_cell
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    _calls[0] += 1
+    h_new, c_new = _lstm_right(x, h, c, W_ih, W_hh, b_ih, b_hh)
+    return h_new * _calls[0] ** 0, c_new + (_calls[0] % 2 == 0)
+""")
+    results = module.run_checks("lstm_cell", namespace=ns)
+    assert all(r.status == "fail" and "a second call with fresh copies of the same inputs returned "
+               "different values" in r.message for r in results), results
+
+
+def test_check_module_passes_a_correct_function_in_an_unusual_style(bundle, monkeypatch):
+    monkeypatch.chdir(bundle)
+    module = _load_check_module(bundle)
+    results = module.run_checks("tbptt_grads", namespace=_solution_namespace(TBPTT_OWN_CLONES))
+    assert results and all(r.passed for r in results), results
+
+
+def test_release_ships_every_public_setting(bundle, rubric):
+    """The bundle holds each public case with its own parameters (sigmoid, k >= T, ...), and the
+    outputs of the known mistakes that tell apart on them."""
+    import json
+    spec = json.loads((bundle / "sheet11_public.json").read_text(encoding="utf-8"))
+    for check in rubric.checks():
+        shipped = [c["params"] for c in spec["functions"][check.function]["cases"]]
+        assert shipped == [c.describe() for c in check.public_cases()]
+    rnn = spec["functions"]["rnn_forward"]["cases"]
+    assert any("activation=sigmoid" in c["params"] and any("the `activation` argument is ignored" in m["description"]
+                                                           for m in c["mistakes"]) for c in rnn)
+    tb = [c["params"] for c in spec["functions"]["tbptt_grads"]["cases"]]
+    assert any("k=1" in p for p in tb) and any("T=5" in p and "k=9" in p for p in tb)
+
+
+@pytest.mark.slow
+def test_grade_check_fails_an_rnn_forward_that_ignores_activation_and_a_mutating_tbptt(tmp_path):
+    nb = solution(fast=True)
+    set_function(nb, "rnn_forward", ACTIVATION_IGNORED)
+    set_function(nb, "tbptt_grads", TBPTT_ZEROES)
+    path = write_notebook(nb, tmp_path / "sheet11.ipynb")
+    result = CliRunner().invoke(main, ["check", str(path)], env=WIDE)
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert any("rnn_forward" in line and "sigmoid" in line and "FIX" in line for line in lines), result.output
+    assert "the `activation` argument is ignored" in result.output
+    assert 'breaks the rule "a function leaves its arguments as it found them"' in result.output
+    assert "`params['W']` was changed in place (values)" in result.output
 
 
 # ============================================================================ pack
