@@ -313,6 +313,8 @@ def test_check_prints_a_report(bundle, monkeypatch, capsys):
     assert "unknown question or function" in capsys.readouterr().out
 
 
+RULE_INPUTS_TEXT = 'breaks the rule "a function leaves its arguments as it found them"'
+
 ACTIVATION_IGNORED = '''
 def rnn_forward(x, h0, W, U, b, activation="tanh"):
     h, out = h0, []
@@ -419,17 +421,20 @@ def test_release_ships_every_public_setting(bundle, rubric):
 
 @pytest.mark.slow
 def test_grade_check_fails_an_rnn_forward_that_ignores_activation_and_a_mutating_tbptt(tmp_path):
+    """`grade check` (check_notebook, what the command prints row by row) in a real kernel."""
+    from grader.student import check_notebook
     nb = solution(fast=True)
     set_function(nb, "rnn_forward", ACTIVATION_IGNORED)
     set_function(nb, "tbptt_grads", TBPTT_ZEROES)
-    path = write_notebook(nb, tmp_path / "sheet11.ipynb")
-    result = CliRunner().invoke(main, ["check", str(path)], env=WIDE)
-    assert result.exit_code == 1, result.output
-    lines = result.output.splitlines()
-    assert any("rnn_forward" in line and "sigmoid" in line and "FIX" in line for line in lines), result.output
-    assert "the `activation` argument is ignored" in result.output
-    assert 'breaks the rule "a function leaves its arguments as it found them"' in result.output
-    assert "`params['W']` was changed in place (values)" in result.output
+    report = check_notebook(write_notebook(nb, tmp_path / "sheet11.ipynb"))
+    assert report.exit_code == 1
+    rnn = [r for r in report.rows if r.item.startswith("rnn_forward")]
+    assert {r.status for r in rnn if "sigmoid" in r.item} == {"fail"}
+    assert {r.status for r in rnn if "tanh" in r.item} == {"pass"}
+    assert all("the `activation` argument is ignored" in r.message for r in rnn if r.status == "fail")
+    tb = [r for r in report.rows if r.item.startswith("tbptt_grads")]
+    assert tb and all(r.status == "fail" and RULE_INPUTS_TEXT in r.message
+                      and "`params['W']` was changed in place (values)" in r.message for r in tb), tb
 
 
 # ============================================================================ pack
