@@ -30,6 +30,10 @@ MAX_ARRAY_BYTES = 200_000_000
 # All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
 # a kernel returning many huge arrays must not fill the grader's memory.
 MAX_RESULT_BYTES = 64_000_000
+# Inputs (and a dict's keys) reported after a verified call; the kernel code below uses the same
+# number. Far above any rubric's inputs (tree_encode's vocabulary is the largest), and a bound on
+# what the grader reads.
+MAX_INPUT_ENTRIES = 4096
 
 # Runs inside the kernel. It imports under private names, so a student's `np = None` or a
 # patched `json` changes only what this kernel reports about itself.
@@ -116,12 +120,12 @@ def __sheet11_call(folder, expr, verify=False):
         return {"t": "other", "kind": type(v).__name__}
     def state(track):
         out = []
-        for path, kind, original, getter in track[:256]:
+        for path, kind, original, getter in track[:4096]:
             try:
                 now = getter()
                 entry = {"path": path, "same": now is original, "present": now is not track}
                 if kind == "dict":
-                    entry["keys"] = [str(k) for k in list(now)[:64]] if isinstance(now, dict) else None
+                    entry["keys"] = [str(k) for k in list(now)[:4096]] if isinstance(now, dict) else None
                 elif isinstance(now, _torch.Tensor):
                     entry["value"] = dump(now)
                     entry["requires_grad"] = bool(now.requires_grad)
@@ -259,7 +263,7 @@ def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | Non
 def _read_inputs(result: Any, folder: Path, budget: list[int]) -> tuple[InputState, ...] | None:
     try:
         raw = result["inputs"]
-        if not isinstance(raw, list) or len(raw) > 256:
+        if not isinstance(raw, list) or len(raw) > MAX_INPUT_ENTRIES:
             return None
         out = []
         for entry in raw:
@@ -273,7 +277,7 @@ def _read_inputs(result: Any, folder: Path, budget: list[int]) -> tuple[InputSta
                 value=_decode(entry["value"], folder, budget=budget) if "value" in entry else None,
                 requires_grad=entry.get("requires_grad") is True,
                 grad=None if grad is None else _decode(grad, folder, budget=budget),
-                keys=None if keys is None else tuple(str(k)[:200] for k in keys[:64])))
+                keys=None if keys is None else tuple(str(k)[:200] for k in keys[:MAX_INPUT_ENTRIES])))
         return tuple(out)
     except _READ_ERRORS:
         return None

@@ -289,3 +289,19 @@ def test_hidden_cases_refuse_to_run_without_a_secret(tmp_path):
     from grader.errors import SecretError
     with pytest.raises(SecretError):
         _run_check(_bridge(tmp_path), _check("lstm_cell"), True, load_rubric(), public=False, secret=None)
+
+
+def test_a_large_embedding_table_is_verified_whole(tmp_path):
+    """Hundreds of words (more than any cap on a dict's keys could cut short): no false alarm,
+    and a change to the last word is still seen."""
+    inputs = case_inputs.make_inputs("tree_encode", 4, dict(d=2, leaves=600, shape="random"))
+    assert len(inputs["embed"]) == 400
+    got = _bridge(tmp_path).call("tree_encode(**__args)", inputs, 60, verify=True)
+    assert violations(inputs, got, 1e-4, 1e-5) == []
+
+    def touches_last(tree, embed, W, b):
+        out = reference.tree_encode(tree, embed, W, b)
+        embed[list(embed)[-1]].add_(1.0)
+        return out
+    got = _bridge(tmp_path, tree_encode=touches_last).call("tree_encode(**__args)", inputs, 60, verify=True)
+    assert "`embed['w399']` was changed in place (values)" in " ".join(violations(inputs, got, 1e-4, 1e-5))
