@@ -15,7 +15,8 @@ Two ways to draw, one generator (numpy's PCG64 under a :class:`numpy.random.Seed
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ def squared_loss(target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
     return lambda h: 0.5 * ((h - target.to(h.dtype)) ** 2).sum()
 
 
-def _rnn_inputs(g: torch.Generator, T: int, B: int, D: int, H: int) -> dict[str, torch.Tensor]:
+def _rnn_inputs(g: Rng, T: int, B: int, D: int, H: int) -> dict[str, torch.Tensor]:
     return {"x": _randn(g, T, B, D), "h0": _randn(g, B, H, scale=0.5),
             "W": _randn(g, H, H, scale=0.6 / H ** 0.5 * 2), "U": _randn(g, H, D, scale=1 / D ** 0.5),
             "b": _randn(g, H, scale=0.3)}
@@ -68,7 +69,7 @@ def activation_jacobian(g: Rng, p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _gradient_inputs(g: Rng, p: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = _rnn_inputs(g, p["T"], 1, p["D"], p["H"])
+    inputs: dict[str, Any] = _rnn_inputs(g, p["T"], 1, p["D"], p["H"])
     inputs["W"] = _with_spectral_norm(inputs["W"], p["spectral_norm"])
     # Small inputs keep tanh near its linear region, so an exploding W really explodes.
     inputs["x"] = inputs["x"] * 0.3

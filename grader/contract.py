@@ -22,7 +22,8 @@ Why a hostile kernel gains nothing here:
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch

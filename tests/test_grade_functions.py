@@ -22,16 +22,16 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from builders import GOOD_NAME, quick_context
+from make_function_fixtures import FUNCTIONS, MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
 
 import reference
-from builders import GOOD_NAME, quick_context
 from grader.cases import make_inputs
 from grader.compare import CaseResult, to_numpy
 from grader.grade import grade_submission
 from grader.mistakes import mistakes_for
 from grader.result import SubmissionResult
 from grader.rubric import load_rubric
-from make_function_fixtures import FUNCTIONS, MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
 
 AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
 FULL = {"11.4.a": 1.0, "11.4.b": 1.0, "11.4.c": 1.0, "11.4.d": 0.5}  # train_recall is a stub
@@ -275,6 +275,7 @@ def _in_process(path: Path, tmp_path: Path) -> dict[str, list[CaseResult]]:
     """Fast: the fixture's code cells run in this process, the grader's hidden cases go through the
     real bridge code (files, JSON, .npy) into them; function -> its case results."""
     from test_bridge import SECRET, FakeSession
+
     from grader.bridge import Bridge
     from grader.grade import _run_check
     nb = nbformat.read(str(path), as_version=4)

@@ -13,11 +13,20 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from builders import (
+    ROOT,
+    SOLUTION,
+    TEMPLATE,
+    cell_with_tag,
+    quick_context,
+    set_function,
+    set_group,
+    solution,
+    write_notebook,
+)
 from click.testing import CliRunner
 
 import reference
-from builders import (ROOT, SOLUTION, TEMPLATE, cell_with_tag, quick_context, set_function, set_group,
-                      solution, write_notebook)
 from grader import cases as case_inputs
 from grader.cli import main
 from grader.compare import to_numpy
