@@ -171,3 +171,39 @@ def test_public_check_context_never_reads_the_secret(monkeypatch, tmp_path: Path
     ctx = Context.create(load_rubric(), choose_sandbox("none"), public=True)
     assert ctx.secret is None
     assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.slow
+def test_the_sandboxed_kernel_cannot_read_the_secret(_course_secret: Path, tmp_path: Path):
+    """The secret file (here the tests' own, in the grader's /tmp) and its default place under the
+    grader's home are outside the kernel's view, and its path is not in the kernel's environment."""
+    import json
+
+    import nbformat
+
+    from builders import quick_context
+    from grader import sandbox as sandbox_mod
+    from grader.execute import KernelSession
+    if sandbox_mod._bwrap_problem():
+        pytest.skip("bubblewrap cannot run here")
+    ctx = quick_context("bwrap", cell_timeout=20, notebook_timeout=60)
+    paths = [str(_course_secret), str(default_path())]
+    source = f"""
+import json, os
+found = {{}}
+for p in {paths!r}:
+    try:
+        with open(p, "rb") as f:
+            found[p] = f.read(8).hex()
+    except OSError as e:
+        found[p] = None
+print("PROBE " + json.dumps({{"found": found, "env": os.environ.get({ENV_VAR!r})}}))
+"""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    with KernelSession(ctx.sandbox, ctx.rubric.limits) as session:
+        session.run_notebook(nb)
+    out = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("output_type") == "stream")
+    line = next(ln for ln in out.splitlines() if ln.startswith("PROBE "))
+    probe = json.loads(line[len("PROBE "):])
+    assert probe["env"] is None
+    assert all(v is None for v in probe["found"].values()), probe
