@@ -321,7 +321,7 @@ def _check_coverage(r: _Reader, function: str, cases: tuple[Case, ...],
         for key, value in case_settings(function, case.params).items():
             if value not in shown.get(key, set()):
                 have = ", ".join(sorted(shown.get(key, set()))) or "none"
-                raise r.fail("public", f"has no example with {value}, which hidden case cases[{i}] "
+                raise r.fail("public", f"has no `{function}` example with {value}, which hidden case cases[{i}] "
                                        f"(seed {case.seed}) uses (key `{key}`); the public examples "
                                        f"show: {have}. Add a public example with {value}")
 

@@ -136,7 +136,7 @@ def test_public_examples_must_cover_every_hidden_setting(tmp_path: Path, change:
         load_rubric(path)
     message = str(err.value)
     assert f"{path}: {where}:" in message
-    assert f"has no example with {setting}," in message
+    assert re.search(rf"has no `\w+` example with {re.escape(setting)},", message), message
     assert "hidden case cases[" in message and "Add a public example with" in message
 
 
