@@ -44,6 +44,8 @@ def _expected_inputs(inputs: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def _walk(path: str, value: Any) -> Iterator[tuple[str, Any]]:
+    # Strings, numbers and tuples (tree_encode's `tree`, nested to any depth) cannot be changed
+    # in place, so only tensors and dicts (params, embed) need checking.
     if isinstance(value, torch.Tensor):
         yield path, value
     elif isinstance(value, LossSpec):

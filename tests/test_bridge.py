@@ -305,3 +305,28 @@ def test_a_large_embedding_table_is_verified_whole(tmp_path):
         return out
     got = _bridge(tmp_path, tree_encode=touches_last).call("tree_encode(**__args)", inputs, 60, verify=True)
     assert "`embed['w399']` was changed in place (values)" in " ".join(violations(inputs, got, 1e-4, 1e-5))
+
+
+def test_a_kernel_that_hides_the_evidence_loses_the_case(tmp_path, monkeypatch):
+    """The student's code patches json.dump (shared with the harness in the kernel) to drop the
+    evidence and zeroes its inputs: the value is right, the rules cannot be verified, the case
+    fails. Hiding the evidence is no way to keep the points of a rule-breaking function."""
+    import json
+    monkeypatch.setattr(json, "dump", json.dump)  # restored after the test: the 'kernel' is us
+
+    def hides(x, y, params, k):
+        real = json.dump.__wrapped__ if hasattr(json.dump, "__wrapped__") else json.dump
+
+        def dump(obj, fp, *a, **kw):
+            if isinstance(obj, dict):
+                obj = {key: v for key, v in obj.items() if key not in ("inputs", "second")}
+            return real(obj, fp, *a, **kw)
+        dump.__wrapped__ = real  # type: ignore[attr-defined]
+        json.dump = dump
+        return tbptt_zeroes_params(x, y, params, k)
+
+    rubric = load_rubric()
+    check = _check("tbptt_grads")
+    got = _run_check(_bridge(tmp_path, tbptt_grads=hides), check, True, rubric, public=False, secret=SECRET)
+    assert all(not c.passed and c.points == 0.0 for c in got)
+    assert all("could not be verified" in c.message for c in got), [c.message for c in got]
