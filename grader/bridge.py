@@ -46,7 +46,7 @@ MAX_INPUT_ENTRIES = 4096
 # forges it can at best look like a function that keeps the rules, which earns nothing the
 # returned values do not earn anyway.
 _KERNEL_CODE = r"""
-def __sheet11_call(folder, expr, verify=False):
+def __sheet11_call(folder, expr, verify=False, limit=0):
     import json as _json, os as _os, traceback as _tb
     import numpy as _np, torch as _torch
     with open(_os.path.join(folder, "call.json")) as _f:
@@ -88,6 +88,7 @@ def __sheet11_call(folder, expr, verify=False):
         with _torch.no_grad():
             return model(x)
     counter = [0]
+    written = [0]
     def dump(v, depth=0):
         if depth > 4:
             return {"t": "other", "kind": "nested too deep"}
@@ -110,6 +111,7 @@ def __sheet11_call(folder, expr, verify=False):
             counter[0] += 1
             name = "out%d.npy" % counter[0]
             _np.save(_os.path.join(folder, name), arr, allow_pickle=False)
+            written[0] += arr.nbytes
             return {"t": "array", "file": name, "kind": kind, "dtype": dtype, "shape": shape}
         if isinstance(v, (bool, int, float)):
             return {"t": "scalar", "kind": type(v).__name__, "value": float(v)}
@@ -148,7 +150,9 @@ def __sheet11_call(folder, expr, verify=False):
             result["inputs"] = state(track)
     except BaseException as e:
         result = failed(e)
-    if verify and result["ok"]:
+    # A first answer larger than the grader reads is refused whatever follows: no second call
+    # (a hostile return value must not cost the grader twice the time and disk).
+    if verify and result["ok"] and written[0] <= limit:
         try:
             again = eval(expr, globals(), {"__args": build_all([]), "__logits": logits})
             result["second"] = {"ok": True, "value": dump(again)}
@@ -225,7 +229,7 @@ class Bridge:
         if self.session.sandbox.confined:
             give_to_kernel(folder)  # only now may the kernel write (its result) there
         # The helper is defined again with every call, so a student cannot have replaced it.
-        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r})"
+        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r}, {MAX_RESULT_BYTES})"
         ran: CodeResult = self.session.run_code(code, 2 * timeout if verify else timeout)
         if ran.status in ("timeout", "died"):
             return Returned(ran.status, seconds=ran.seconds)

@@ -330,3 +330,17 @@ def test_a_kernel_that_hides_the_evidence_loses_the_case(tmp_path, monkeypatch):
     got = _run_check(_bridge(tmp_path, tbptt_grads=hides), check, True, rubric, public=False, secret=SECRET)
     assert all(not c.passed and c.points == 0.0 for c in got)
     assert all("could not be verified" in c.message for c in got), [c.message for c in got]
+
+
+def test_an_answer_too_large_to_read_is_not_asked_for_twice(tmp_path):
+    from grader.bridge import MAX_RESULT_BYTES
+    calls = []
+
+    def huge(z, activation="tanh"):
+        calls.append(1)
+        return torch.zeros(MAX_RESULT_BYTES // 8 + 1, dtype=torch.float64)
+
+    inputs = case_inputs.make_inputs("activation_jacobian", 1, dict(H=3, activation="tanh"))
+    got = _bridge(tmp_path, activation_jacobian=huge).call("activation_jacobian(**__args)", inputs, 30,
+                                                           verify=True)
+    assert got.status == "garbled" and calls == [1]
