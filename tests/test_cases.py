@@ -180,8 +180,8 @@ def test_the_sandboxed_kernel_cannot_read_the_secret(_course_secret: Path, tmp_p
     import json
 
     import nbformat
-
     from builders import quick_context
+
     from grader import sandbox as sandbox_mod
     from grader.execute import KernelSession
     if sandbox_mod._bwrap_problem():
