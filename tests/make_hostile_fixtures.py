@@ -226,8 +226,10 @@ for module in ("reference", "grader", "grader.rubric"):
         leaks.append("import " + module)
     except Exception:
         pass
-for path in ("/work/main/reference/rnn.py", "/work/main/rubrics/sheet11.toml",
-             "/work/main/grader/sandbox.py", "/work/main/tests/files/hostile", "/root",
+# __CHECKOUT__ is the grader's checkout, written in by the test that grades this notebook
+# (tests/test_hostile.py), so the probe looks where the grader really is on that machine.
+for path in ("__CHECKOUT__/reference/rnn.py", "__CHECKOUT__/rubrics/sheet11.toml",
+             "__CHECKOUT__/grader/sandbox.py", "__CHECKOUT__/tests/files/hostile", "__CHECKOUT__", "/root",
              "/etc/shadow", "/etc/passwd", "/work", "/home"):
     try:
         if os.path.isdir(path):

@@ -48,14 +48,18 @@ def test_grades_csv_has_one_row_per_student() -> None:
                {"name": "Alan Turing", "student_id": "2579876", "email": "alan@uni.example"}]
     text = grades_csv([_result("L_2571234_T_2579876.zip", "graded", members, ["late", "late", "words.over_limit"]),
                        _result("Broken_1_Zip_2.zip", "error", [], ["archive.contents"])], list(QUESTION_IDS))
-    rows = list(csv.DictReader(io.StringIO(text)))
+    reader = csv.DictReader(io.StringIO(text))
+    # contract §6's columns, checked on the header itself before any row is read by them
+    header = list(reader.fieldnames or [])
+    for column in ("student_id", "name", "email", "submission", "status", *QUESTION_IDS, "points", "max_points",
+                   "flags"):
+        assert column in header, f"grades.csv lacks the column {column!r}: {header}"
+    rows = list(reader)
     assert [r["student_id"] for r in rows] == ["2571234", "2579876", "1", "2"]
     assert rows[0]["flags"] == "late;words.over_limit"
     assert rows[0]["11.1.1"] == "" and rows[0]["11.4.a"] == "0.5"
     assert rows[0]["points"] == f"{sum(0.5 for q in QUESTION_IDS if q.startswith('11.4')):g}"
     assert rows[2]["name"] == "Broken" and rows[2]["status"] == "error" and rows[2]["11.1.1"] == "0"
-    for column in ("student_id", "name", "email", "submission", "status", "points", "max_points", "flags"):
-        assert column in rows[0]
 
 
 def _batch_inputs(tmp_path: Path) -> list[str]:

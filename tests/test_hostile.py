@@ -65,13 +65,20 @@ def ctx():
     return quick_context(cell_timeout=5, notebook_timeout=60, memory_mb=3072, max_file_mb=64)
 
 
-def grade(key: str, ctx, limit: float):
-    path = fixture(key)
+def _slowness() -> float:
+    """How much slower than a quiet machine this one runs now: the wall-clock bounds below are for
+    a quiet machine and stretch with the load, so the tests hold while other work runs."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def grade(key: str, ctx, limit: float, path: Path | None = None):
+    path = path or fixture(key)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     t0 = time.monotonic()
     result = grade_submission(path, ctx)
     seconds = time.monotonic() - t0
-    assert seconds < limit, f"{key} took {seconds:.1f} s"
+    allowed = limit * _slowness()
+    assert seconds < allowed, f"{key} took {seconds:.1f} s (bound {allowed:.0f} s at this load)"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the submission was changed"
     assert result.status == "graded", (result.message, result.tutor_detail)
     return result
@@ -188,8 +195,14 @@ def test_background_threads_and_atexit_change_only_their_own_kernel(ctx, tmp_pat
     assert tree_snapshot(tmp_path, tmp_path / "none") == before
 
 
-def test_snooping_finds_nothing(ctx):
-    result = grade("snoop", ctx, 40)
+def test_snooping_finds_nothing(ctx, tmp_path):
+    # The stored notebook probes "__CHECKOUT__"; this checkout's own path is written in here, so the
+    # probe looks where the grader is on this machine, wherever it was cloned.
+    here = tmp_path / fixture("snoop").name
+    here.write_text(fixture("snoop").read_text(encoding="utf-8").replace("__CHECKOUT__", str(ROOT)),
+                    encoding="utf-8")
+    assert str(ROOT) in here.read_text(encoding="utf-8")
+    result = grade("snoop", ctx, 40, here)
     error = fault_cell(result)["error"]
     assert "SNOOP-DONE: nothing leaked" in error, error
     assert auto_points(result) == SOLUTION_POINTS
