@@ -81,6 +81,9 @@ class Recall:
     rnn_seconds: float | None
     threshold: float
     message: str = ""
+    tries: int = 1            # LSTM trainings run (the first that passed counts)
+    rnn_run: bool = True      # False: the rubric switched the vanilla-RNN comparison off
+    cpu_measured: bool = True  # False: the kernel's CPU time was unreadable; seconds are wall clock
 
 
 @dataclass(frozen=True)
@@ -137,5 +140,7 @@ class SubmissionResult:
                              "rnn_accuracy": self.recall.rnn_accuracy,
                              "lstm_seconds": self.recall.lstm_seconds,
                              "rnn_seconds": self.recall.rnn_seconds,
-                             "threshold": self.recall.threshold, "message": self.recall.message}
+                             "threshold": self.recall.threshold, "message": self.recall.message,
+                             "tries": self.recall.tries, "rnn_run": self.recall.rnn_run,
+                             "seconds_are": "cpu" if self.recall.cpu_measured else "wall"}
         return out

@@ -90,6 +90,13 @@ def with_fault(*sources: str) -> Callable[[Fixture], bytes]:
     return build
 
 
+def recall_cheat(fx: Fixture) -> bytes:
+    from make_recall_fixtures import CHEAT, replace_stub
+    nb = base_notebook(fx)
+    replace_stub(nb, CHEAT)
+    return finish(nb)
+
+
 def plain(fx: Fixture) -> bytes:
     return finish(base_notebook(fx))
 
@@ -410,6 +417,9 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
                                            (".ipynb_checkpoints/sheet11-checkpoint.ipynb", b"{}")))),
     Fixture("zip_with_pdf", "ZipWithPdf", ".zip", "a PDF beside the notebook -> listed in other_files",
             in_zip("Lovelace_Turing/sheet11.ipynb", extra=(("Lovelace_Turing/answers.pdf", PDF),))),
+    # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
+    Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
+            recall_cheat),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
