@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,9 @@ class _TorchModel(nn.Module):
         out, _ = self.rnn(torch.as_tensor(x).float())
         return self.head(out[-1])
 
+    def lstm_bias_hh(self) -> torch.Tensor:
+        return self.rnn.get_parameter("bias_hh_l0")
+
 
 def train_nn_lstm(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Module:
     """``nn.LSTM`` as in the PyTorch tutorials, forget gate opened on ``bias_hh`` only.
@@ -68,7 +72,7 @@ def train_nn_lstm(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Modu
     model = _TorchModel(cell, n_classes, 32)
     if cell == "lstm":
         with torch.no_grad():
-            model.rnn.bias_hh_l0[32:64] = 5.0
+            model.lstm_bias_hh()[32:64] = 5.0
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(3000):
         x, y = make_recall_data(32, seq_len, n_classes, seed * 100_000 + step)
@@ -99,7 +103,8 @@ def train_no_forget_bias(cell: str, seq_len: int, n_classes: int, seed: int) -> 
     return model.eval()
 
 
-def _lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):  # type: ignore[no-untyped-def]
+def _lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor, W_hh: torch.Tensor,
+               b_ih: torch.Tensor, b_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # The student's 11.4.c lstm_cell, gates i, f, g, o as in nn.LSTMCell.
     gates = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
     i, f, g, o = gates.chunk(4, dim=1)
@@ -179,7 +184,7 @@ CORRECT = ("reference", "nn_lstm", "cell_loop")
 
 
 def measure_one(impl: str, cell: str, seed: int, seq_len: int, n_classes: int,
-                x: torch.Tensor, y: torch.Tensor) -> dict[str, object]:
+                x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     """Train one (implementation, cell, seed) and return accuracy, CPU and wall seconds."""
     c0, w0 = time.process_time(), time.perf_counter()
     model = IMPLEMENTATIONS[impl](cell, seq_len, n_classes, seed)
@@ -195,7 +200,7 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def summarise(runs: list[dict[str, object]], threshold: float) -> str:
+def summarise(runs: list[dict[str, Any]], threshold: float) -> str:
     """A plain-text table per implementation from logged runs.
 
     Parameters
@@ -222,20 +227,20 @@ def summarise(runs: list[dict[str, object]], threshold: float) -> str:
         rnn = [r for r in runs if r["impl"] == impl and r["cell"] == "rnn"]
         if not lstm:
             continue
-        fails = sum(1 for r in lstm if float(r["accuracy"]) < threshold)  # type: ignore[arg-type]
-        passes = sum(1 for r in rnn if float(r["accuracy"]) >= threshold)  # type: ignore[arg-type]
+        fails = sum(1 for r in lstm if float(r["accuracy"]) < threshold)
+        passes = sum(1 for r in rnn if float(r["accuracy"]) >= threshold)
         ub = failure_upper_bound(fails, len(lstm))
         k = tries_needed(fails, len(lstm), 0.01)
-        lc = [float(r["cpu_s"]) for r in lstm]  # type: ignore[arg-type]
-        lw = [float(r["wall_s"]) for r in lstm]  # type: ignore[arg-type]
-        rc = [float(r["cpu_s"]) for r in rnn] or [math.nan]  # type: ignore[arg-type]
+        lc = [float(r["cpu_s"]) for r in lstm]
+        lw = [float(r["wall_s"]) for r in lstm]
+        rc = [float(r["cpu_s"]) for r in rnn] or [math.nan]
         lines.append(
             f"{impl:13s} | {fails:2d}/{len(lstm):<3d}  | {ub:6.3f} | {k} | {passes:2d}/{len(rnn):<3d}  | "
             f"{statistics.median(lc):6.1f} / {_quantile(lc, 0.95):6.1f} | "
             f"{statistics.median(lw):6.1f} / {_quantile(lw, 0.95):6.1f}  | "
             f"{statistics.median(rc):5.1f} / {_quantile(rc, 0.95):5.1f}")
-        low = sorted(float(r["accuracy"]) for r in lstm)[:3]  # type: ignore[arg-type]
-        high = sorted((float(r["accuracy"]) for r in rnn), reverse=True)[:3]  # type: ignore[arg-type]
+        low = sorted(float(r["accuracy"]) for r in lstm)[:3]
+        high = sorted((float(r["accuracy"]) for r in rnn), reverse=True)[:3]
         lines.append(f"{'':13s}   lowest LSTM acc {low}, highest RNN acc {high}")
     return "\n".join(lines)
 
@@ -252,22 +257,23 @@ def main(argv: list[str] | None = None) -> int:
                         default=list(CORRECT))
     parser.add_argument("--cells", nargs="+", choices=("lstm", "rnn"), default=["lstm", "rnn"])
     parser.add_argument("--log", type=Path, default=Path("benchmarks/out/recall_calibration.jsonl"))
-    parser.add_argument("--summarise", type=Path, default=None, metavar="LOG",
-                        help="only print the summary of an existing log")
+    parser.add_argument("--summarise", type=Path, nargs="+", default=None, metavar="LOG",
+                        help="only print the summary of existing logs")
     args = parser.parse_args(argv)
     rubric = load_rubric(args.rubric).recall
 
     if args.summarise is not None:
-        runs = [json.loads(line) for line in args.summarise.read_text().splitlines() if line.strip()]
-        runs = [r for r in runs if r["seq_len"] == rubric.seq_len and r["n_classes"] == rubric.n_classes]
-        print(summarise(runs, rubric.threshold))
+        logged = [json.loads(line) for log in args.summarise for line in log.read_text().splitlines()
+                  if line.strip()]
+        print(summarise([r for r in logged if r["seq_len"] == rubric.seq_len
+                         and r["n_classes"] == rubric.n_classes], rubric.threshold))
         return 0
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, seq_len {rubric.seq_len}, "
           f"n_classes {rubric.n_classes}, threshold {rubric.threshold}", flush=True)
     x, y = make_recall_data(rubric.heldout_n, rubric.seq_len, rubric.n_classes, rubric.heldout_seed)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    runs: list[dict[str, object]] = []
+    runs: list[dict[str, Any]] = []
     with args.log.open("a") as log:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for impl in args.impl:

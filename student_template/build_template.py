@@ -471,6 +471,8 @@ def train_recall_stub(recall: dict) -> str:
     """The ``train_recall`` stub; every number in its docstring is the rubric's."""
     tries = recall["tries"]
     seeds = ", ".join(str(recall["train_seed"] + i) for i in range(tries))
+    sl, nc, cpu = recall["seq_len"], recall["n_classes"], recall["cpu_time_limit"]
+    plural = "s" if tries != 1 else ""
     return f'''
 def train_recall(cell, seq_len, n_classes, seed):
     """Train a sequence classifier on the recall task of ``make_recall_data``.
@@ -479,10 +481,10 @@ def train_recall(cell, seq_len, n_classes, seed):
     remember the first input for ``seq_len`` steps. Keep it fast and reproducible: use ``seed``
     for everything random.
 
-    How it is graded: the grader calls ``train_recall("lstm", seq_len={recall["seq_len"]}, n_classes={recall["n_classes"]}, seed=...)``
+    How it is graded: the grader calls ``train_recall("lstm", seq_len={sl}, n_classes={nc}, seed=...)``
     in your notebook's kernel (one CPU thread) and measures the returned model's accuracy on
     held-out sequences it draws itself. It needs at least {recall["threshold"]:.0%} accuracy within
-    {recall["cpu_time_limit"]:g} CPU seconds of training; up to {tries} seed{"s" if tries != 1 else ""} ({seeds}) are tried
+    {cpu:g} CPU seconds of training; up to {tries} seed{plural} ({seeds}) are tried
     and the first success counts.
     The vanilla RNN (``cell="rnn"``) is trained once beside it for comparison, without points.
 
@@ -570,6 +572,7 @@ def check_source(name: str) -> str:
 
 def try_sources(seeds: dict[str, list[int]], recall: dict) -> dict[str, str]:
     """The try-it cells, one per function, each built from the rubric's public seed."""
+    short, sl, nc = recall["check_seq_len"], recall["seq_len"], recall["n_classes"]
     return {
         "rnn_forward": f'''
 # Try it: compare with torch.nn.RNN on a public example.
@@ -707,16 +710,16 @@ except NotImplementedError:
     print("tbptt_grads is not implemented yet")
 ''',
         "train_recall": f'''
-# Try it at a short length (seq_len {recall["check_seq_len"]}) so it stays fast. The grader trains the LSTM
-# with seq_len={recall["seq_len"]}, n_classes={recall["n_classes"]} and needs a held-out accuracy of at least
-# {recall["threshold"]} within {recall["cpu_time_limit"]:g} CPU seconds (see the docstring). Try seq_len={recall["seq_len"]}
+# Try it at a short length (seq_len {short}) so it stays fast. The grader trains the LSTM
+# with seq_len={sl}, n_classes={nc} and needs a held-out accuracy of at least
+# {recall["threshold"]} within {recall["cpu_time_limit"]:g} CPU seconds (see the docstring). Try seq_len={sl}
 # here too: does the RNN keep up? (`grade check --full` runs the grader's experiment.)
 import time
-x_test, y_test = make_recall_data(500, {recall["check_seq_len"]}, {recall["n_classes"]}, seed={recall["public_heldout_seed"]})
+x_test, y_test = make_recall_data(500, {short}, {nc}, seed={recall["public_heldout_seed"]})
 for cell in ["lstm", "rnn"]:
     try:
         start = time.process_time()
-        model = train_recall(cell, seq_len={recall["check_seq_len"]}, n_classes={recall["n_classes"]}, seed={recall["train_seed"]})
+        model = train_recall(cell, seq_len={short}, n_classes={nc}, seed={recall["train_seed"]})
         seconds = time.process_time() - start
     except NotImplementedError:
         print("train_recall is not implemented yet")
@@ -725,7 +728,7 @@ for cell in ["lstm", "rnn"]:
     with torch.no_grad():
         logits = torch.as_tensor(model(x_test))
     acc = (logits.argmax(dim=1) == y_test).float().mean().item()
-    print(f"{{cell}}: held-out accuracy {{acc:.3f}} at seq_len {recall["check_seq_len"]} ({{seconds:.1f}} CPU s)")
+    print(f"{{cell}}: held-out accuracy {{acc:.3f}} at seq_len {short} ({{seconds:.1f}} CPU s)")
 ''',
     }
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from builders import ROOT
 
 import reference
-from builders import ROOT
 from grader import recall as R
 from grader.errors import RubricError
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
