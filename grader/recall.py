@@ -51,6 +51,7 @@ __all__ = [
     "process_tree_cpu_seconds",
     "run_recall",
     "should_retry",
+    "wall_budget_spent",
     "train_seeds",
     "tries_needed",
 ]
@@ -97,6 +98,16 @@ def should_retry(attempt: Attempt, threshold: float, cpu_limit: float) -> bool:
     repeat and cost the grader another full limit.
     """
     return attempt.status == "ok" and attempt.in_time(cpu_limit) and not attempt.passed(threshold, cpu_limit)
+
+
+def wall_budget_spent(attempts: list[Attempt], wall_limit: float) -> bool:
+    """No further try once the tries together took the wall-clock safety net's time.
+
+    The safety net bounds the grader's time per submission (at most about twice
+    ``wall_time_limit`` for the LSTM, whatever a submission does, e.g. sleep); correct training
+    stays far below it (README, calibration).
+    """
+    return sum(a.wall_seconds for a in attempts) >= wall_limit
 
 
 def decide(attempts: list[Attempt], threshold: float, cpu_limit: float) -> tuple[bool, Attempt | None]:
@@ -395,6 +406,8 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
                    spec.public_heldout_seed if public else spec.heldout_seed, perm)
     attempts: list[Attempt] = []
     for seed in train_seeds(spec.train_seed, spec.tries):
+        if wall_budget_spent(attempts, spec.wall_time_limit):
+            break
         attempt = _attempt(bridge, rubric, "lstm", seed, perm, x, y)
         attempts.append(attempt)
         if attempt.passed(spec.threshold, spec.cpu_time_limit) or not should_retry(
@@ -404,6 +417,11 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
     assert deciding is not None  # tries >= 1 (rubric)
     rnn = _attempt(bridge, rubric, "rnn", spec.train_seed, perm, x, y) if spec.compare_rnn else None
 
+    if (not passed and len(attempts) < spec.tries and should_retry(deciding, spec.threshold, spec.cpu_time_limit)):
+        skipped = (f"no further try: the tries took {sum(a.wall_seconds for a in attempts):.0f} s of wall "
+                   f"clock together, the safety net is {spec.wall_time_limit:g} s")
+    else:
+        skipped = ""
     tried = "; ".join(
         f"seed {a.seed}: " + (f"{a.accuracy:.1%} in {_seconds_text(a)}" if a.accuracy is not None
                               else a.problem) for a in attempts)
@@ -425,7 +443,7 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
         rnn_text = f"vanilla RNN: {rnn.accuracy:.1%} ({_seconds_text(rnn)})"
     else:
         rnn_text = f"vanilla RNN: {rnn.problem}"
-    parts = [p for p in (message, f"LSTM tries: {tried}", rnn_text) if p]
+    parts = [p for p in (message, f"LSTM tries: {tried}", skipped, rnn_text) if p]
     got = "" if deciding.accuracy is None else f"{deciding.accuracy:.1%}"
     case = CaseResult(function=spec.function, index=1, params=params, shapes=shapes,
                       max_points=spec.points, passed=passed, points=spec.points if passed else 0.0,

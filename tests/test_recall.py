@@ -246,6 +246,28 @@ def test_cgroup_cpu_seconds_v2_and_v1(tmp_path: Path) -> None:
     assert KernelCgroup([mem]).cpu_seconds() is None
 
 
+def test_a_real_cgroup_counts_the_cpu_of_everything_that_ran_in_it() -> None:
+    from grader.sandbox import KernelCgroup, _cgroup_layout
+    if not _cgroup_layout():
+        pytest.skip("no writable cgroup here (needs root and cgroup memory/pids controllers)")
+    cgroup = KernelCgroup.create(f"sheet11-recall-test-{os.getpid()}", load_rubric().limits)
+    assert cgroup is not None
+    try:
+        before = cgroup.cpu_seconds()
+        if before is None:
+            pytest.skip("this cgroup layout has no CPU accounting; the grader falls back to /proc")
+        burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+        # A child that burns and ends: a process tree would need its parent to reap it; the
+        # cgroup counts it regardless.
+        subprocess.run([*cgroup.argv(), sys.executable, "-c",
+                        f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {burn!r}]).wait()"],
+                       check=True, timeout=120)
+        after = cgroup.cpu_seconds()
+        assert after is not None and after - before >= 0.35
+    finally:
+        cgroup.remove()
+
+
 class _Session:
     def __init__(self, cgroup: object, pid: int | None) -> None:
         self.cgroup, self._pid = cgroup, pid
@@ -410,6 +432,19 @@ def test_experiment_does_not_retry_a_crash(monkeypatch: pytest.MonkeyPatch) -> N
     _, case = R.run_recall(None, rubric, defined=True)  # type: ignore[arg-type]
     assert not case.passed and [c[0] for c in calls] == ["lstm", "rnn"]
     assert case.message.startswith("`train_recall('lstm', ...)` raised X")
+
+
+def test_tries_stop_when_the_wall_clock_safety_net_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission that sleeps and then returns a bad model cannot hold the grader for
+    tries x wall_time_limit: no try starts once the tries took the safety net's time."""
+    rubric = load_rubric()
+    wall = rubric.recall.wall_time_limit
+    slow = [R.Attempt("lstm", s, "ok", 0.1, 1.0, wall * 0.6) for s in range(rubric.recall.tries)]
+    calls = fake_attempts(monkeypatch, {"lstm": slow, "rnn": [R.Attempt("rnn", 0, "ok", 0.2, 5.0, 5.0)]})
+    recall, case = R.run_recall(None, rubric, defined=True)  # type: ignore[arg-type]
+    assert [c[0] for c in calls] == ["lstm", "lstm", "rnn"] and recall.tries == 2
+    assert not case.passed and "no further try" in case.message
+    assert R.wall_budget_spent([ok(0.1, wall=wall)], wall) and not R.wall_budget_spent([], wall)
 
 
 def test_compare_rnn_off_skips_the_rnn_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
