@@ -162,14 +162,15 @@ def failure_upper_bound(failures: int, runs: int, confidence: float = 0.95) -> f
     return hi
 
 
-def tries_needed(failures: int, runs: int, target: float = 0.01, confidence: float = 0.95,
+def tries_needed(failures: int, runs: int, target: float = 0.01, confidence: float | None = 0.95,
                  most: int = 10) -> int:
-    """The fewest tries k with ``upper_bound ** k <= target``, assuming independent seeds.
+    """The fewest tries k with ``p ** k <= target``, assuming the seeds fail independently.
 
-    Returns 0 where even ``most`` tries would not reach the target (the implementation fails too
-    often for any number of tries to help).
+    ``p`` is the one-sided Clopper-Pearson upper bound at ``confidence``, or the observed rate
+    ``failures / runs`` with ``confidence=None``. Returns 0 where even ``most`` tries would not
+    reach the target (the implementation fails too often for any number of tries to help).
     """
-    p = failure_upper_bound(failures, runs, confidence)
+    p = failures / runs if confidence is None else failure_upper_bound(failures, runs, confidence)
     for k in range(1, most + 1):
         if p**k <= target:
             return k

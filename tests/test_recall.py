@@ -108,6 +108,9 @@ def test_tries_needed_from_the_bound() -> None:
     assert R.tries_needed(3, 30) == 4        # 0.239 ** 3 = 0.014, ** 4 = 0.003
     assert R.tries_needed(30, 30) == 0       # no number of tries helps
     assert R.tries_needed(0, 300) == 1       # 0.00994
+    # From the observed rate instead of the bound: 1 in 3 fails, 3 ** -5 = 0.004 but 3 ** -4 = 0.012.
+    assert R.tries_needed(10, 30, confidence=None) == 5
+    assert R.tries_needed(0, 30, confidence=None) == 1
 
 
 # ================================================================================ relabelling
