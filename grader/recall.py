@@ -172,7 +172,7 @@ def tries_needed(failures: int, runs: int, target: float = 0.01, confidence: flo
     """
     p = failures / runs if confidence is None else failure_upper_bound(failures, runs, confidence)
     for k in range(1, most + 1):
-        if p**k <= target:
+        if p**k <= target * (1 + 1e-9):  # 0.1 ** 2 is 0.010000000000000002 in floats
             return k
     return 0
 

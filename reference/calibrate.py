@@ -248,6 +248,33 @@ def summarise(runs: list[dict[str, Any]], threshold: float) -> str:
     return "\n".join(lines)
 
 
+def markdown(runs: list[dict[str, Any]], threshold: float) -> str:
+    """The calibration table for the README (and, commented, the rubric)."""
+    from grader.recall import failure_upper_bound, tries_needed
+
+    rows = ["| implementation | LSTM under threshold | per-seed rate (95 % upper bound) | tries for <= 1 % "
+            "(observed / bound) | LSTM CPU s median / p95 | LSTM wall s median / p95 | RNN over threshold | "
+            "RNN CPU s median |",
+            "|---|---|---|---|---|---|---|---|"]
+    for impl in IMPLEMENTATIONS:
+        lstm = [r for r in runs if r["impl"] == impl and r["cell"] == "lstm"]
+        rnn = [r for r in runs if r["impl"] == impl and r["cell"] == "rnn"]
+        if not lstm:
+            continue
+        n, fails = len(lstm), sum(1 for r in lstm if float(r["accuracy"]) < threshold)
+        k_obs = tries_needed(fails, n, 0.01, confidence=None)
+        k_ub = tries_needed(fails, n, 0.01)
+        lc = [float(r["cpu_s"]) for r in lstm]
+        lw = [float(r["wall_s"]) for r in lstm]
+        passes = sum(1 for r in rnn if float(r["accuracy"]) >= threshold)
+        rnn_text = f"{passes}/{len(rnn)}" if rnn else "not measured"
+        rnn_cpu = f"{statistics.median(float(r['cpu_s']) for r in rnn):.1f}" if rnn else "-"
+        rows.append(f"| {impl} | {fails}/{n} | {fails / n:.2f} ({failure_upper_bound(fails, n):.2f}) | "
+                    f"{k_obs or '>10'} / {k_ub or '>10'} | {statistics.median(lc):.1f} / {_quantile(lc, 0.95):.1f} | "
+                    f"{statistics.median(lw):.0f} / {_quantile(lw, 0.95):.0f} | {rnn_text} | {rnn_cpu} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     from grader.rubric import load_rubric
@@ -268,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise is not None:
         logged = [json.loads(line) for log in args.summarise for line in log.read_text().splitlines()
                   if line.strip()]
-        print(summarise([r for r in logged if r["seq_len"] == rubric.seq_len
-                         and r["n_classes"] == rubric.n_classes], rubric.threshold))
+        mine = [r for r in logged if r["seq_len"] == rubric.seq_len and r["n_classes"] == rubric.n_classes]
+        print(summarise(mine, rubric.threshold))
+        print()
+        print(markdown(mine, rubric.threshold))
         return 0
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, seq_len {rubric.seq_len}, "

@@ -574,3 +574,18 @@ def test_correct_implementation_with_its_own_random_stream_passes(tmp_path: Path
     assert "comparison not run" in case.message
     # Timed by the kernel's CPU time (cgroup or /proc), not by the wall clock.
     assert data["seconds_are"] == "cpu" and 0 < data["lstm_seconds"] <= rubric.recall.cpu_time_limit
+
+
+def test_calibration_summary_from_fake_runs() -> None:
+    """reference.calibrate's table on made-up runs: counts, rates, tries and the RNN column."""
+    from reference.calibrate import markdown, summarise
+
+    runs = [{"impl": "reference", "cell": "lstm", "seed": s, "accuracy": 0.5 if s < 3 else 1.0,
+             "cpu_s": 10.0 + s, "wall_s": 20.0 + s} for s in range(30)]
+    runs += [{"impl": "reference", "cell": "rnn", "seed": s, "accuracy": 0.95 if s == 0 else 0.2,
+              "cpu_s": 5.0, "wall_s": 6.0} for s in range(30)]
+    table = markdown(runs, 0.9)
+    row = next(line for line in table.splitlines() if line.startswith("| reference"))
+    assert "| 3/30 |" in row and "0.10 (0.24)" in row and "| 2 / 4 |" in row and "| 1/30 |" in row
+    assert "| 24.5 / 38.0 |" in row  # CPU median of 10..39 and the nearest-rank p95 (29th of 30)
+    assert "3/30" in summarise(runs, 0.9)
