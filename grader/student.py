@@ -228,6 +228,25 @@ def _hidden_tokens(rubric: Rubric) -> set[str]:
     return {str(s) for s in rubric.hidden_seeds() if s >= 1000}
 
 
+def _template_text(rubric_path: str | Path | None) -> str:
+    """The student notebook built for this rubric, so the numbers it states (train_recall's
+    seq_len, threshold, CPU limit, tries) are the rubric's; the committed template where the
+    build script is not there (an installed grader without the sources)."""
+    build = TEMPLATE_DIR / "build_template.py"
+    if not build.is_file():
+        return TEMPLATE.read_text(encoding="utf-8")
+    import importlib.util
+
+    import nbformat
+    spec = importlib.util.spec_from_file_location("sheet11_release_build_template", build)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nb = module.build_notebook(Path(rubric_path)) if rubric_path is not None else module.build_notebook()
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"  # as nbformat.write stores it
+
+
 def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[Path]:
     """Write the student bundle into ``out_dir``; returns the files written."""
     rubric = load_rubric(rubric_path)
@@ -248,7 +267,7 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
         rnn_note="A vanilla RNN is trained once beside it for comparison, without points."
         if spec.compare_rnn else "")
     texts = {
-        NOTEBOOK_NAME: TEMPLATE.read_text(encoding="utf-8"),
+        NOTEBOOK_NAME: _template_text(rubric_path),
         CHECK_MODULE.name: CHECK_MODULE.read_text(encoding="utf-8"),
         f"{DATA_STEM}.json": json.dumps(description, indent=1, ensure_ascii=False) + "\n",
         "README.md": readme,

@@ -332,6 +332,13 @@ OTHER = {"seq_len": 45, "threshold": 0.85, "cpu_time_limit": 77, "wall_time_limi
          "tries": 2, "check_seq_len": 4, "n_classes": 6}
 
 
+def test_release_ships_the_committed_template_for_the_default_rubric(tmp_path: Path) -> None:
+    from grader import student
+    student.release(tmp_path / "bundle")
+    shipped = (tmp_path / "bundle" / "sheet11.ipynb").read_bytes()
+    assert shipped == (ROOT / "student_template" / "sheet11.ipynb").read_bytes()
+
+
 def test_template_release_and_self_check_follow_the_rubric(tmp_path: Path) -> None:
     from grader import student
     build_template = load_private("recall_build_template", ROOT / "student_template" / "build_template.py")
@@ -350,12 +357,14 @@ def test_template_release_and_self_check_follow_the_rubric(tmp_path: Path) -> No
     assert "77 CPU seconds" in intro
     assert "seq_len 4" in trycell and "seq_len=45" in trycell and ", 6, seed=" in trycell
 
-    # The release README.
-    monkey_template = tmp_path / "sheet11.ipynb"
-    monkey_template.write_text(json.dumps(nb), encoding="utf-8")
+    # The release: its README and the notebook it ships are built for this rubric.
     written = student.release(tmp_path / "bundle", path)
     readme = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8")
     assert any(p.name == "README.md" for p in written)
+    shipped = json.loads((tmp_path / "bundle" / "sheet11.ipynb").read_text(encoding="utf-8"))
+    shipped_stub = next("".join(c["source"]) for c in shipped["cells"]
+                        if "function-train_recall" in c["metadata"].get("tags", []))
+    assert shipped_stub == stub
     assert '"lstm", 45, 6, seed' in readme and "85%" in readme and "77 CPU seconds" in readme
     assert "Up to 2 seeds (0, 1)" in readme and "seq_len 4" in readme
 
