@@ -28,15 +28,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from grader import resources
 from grader.errors import GraderError, UsageError
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
 from grader.notebook import NotebookInvalid, find_group_source, parse_notebook, template_answers
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Rubric, load_rubric
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = ROOT / "student_template"
-TEMPLATE = TEMPLATE_DIR / "sheet11.ipynb"
-CHECK_MODULE = TEMPLATE_DIR / "sheet11_check.py"
+TEMPLATE = resources.template_notebook()
+CHECK_MODULE = resources.check_module()
 NOTEBOOK_NAME = "sheet11.ipynb"
 DATA_STEM = "sheet11_public"
 #: Sequences in the self-check's short train_recall run (its length is the rubric's check_seq_len).
@@ -232,7 +231,7 @@ def _template_text(rubric_path: str | Path | None) -> str:
     """The student notebook built for this rubric, so the numbers it states (train_recall's
     seq_len, threshold, CPU limit, tries) are the rubric's; the committed template where the
     build script is not there (an installed grader without the sources)."""
-    build = TEMPLATE_DIR / "build_template.py"
+    build = TEMPLATE.parent / "build_template.py"
     if not build.is_file():
         return TEMPLATE.read_text(encoding="utf-8")
     import importlib.util
