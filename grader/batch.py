@@ -160,6 +160,8 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     from grader.similarity import write_similarity
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
+    from grader.secret import load_secret
+    load_secret()  # made or refused here, with its message, before any worker starts
     files = expand_inputs(paths)
     times = read_manifest(manifest) if manifest else {}
     out_dir.mkdir(parents=True, exist_ok=True)

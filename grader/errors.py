@@ -29,3 +29,7 @@ class UsageError(GraderError):
 
 class SandboxUnavailable(GraderError):
     """`--sandbox bwrap` was asked for but bubblewrap cannot run here."""
+
+
+class SecretError(GraderError):
+    """The course secret that hidden inputs are drawn from cannot be read, made or trusted."""
