@@ -29,11 +29,12 @@ from grader.naming import GroupCellError, Member, check_naming, parse_filename, 
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.outputs import notebook_outputs
 from grader.recall import run_recall
-from grader.result import Flag, QuestionResult, SubmissionResult, WrittenAnswer
+from grader.result import Flag, QuestionResult, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
 from grader.secret import load_secret
+from grader.similarity import capped_code_cells
 
 TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -73,7 +74,7 @@ def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
             for q in rubric.questions.values()}
 
 
-def _stopped(ctx: Context, submission: str, sha: str, status: str, message: str, flags: list[Flag],
+def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, message: str, flags: list[Flag],
              group: tuple = (), detail: str = "", **kw: Any) -> SubmissionResult:
     return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
                             questions=_empty_questions(ctx.rubric), flags=tuple(flags),
@@ -86,6 +87,8 @@ def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
     t0 = time.monotonic()
     try:
         result = _grade(path, ctx)
+    except MemoryError:
+        raise  # over the grader's memory budget: grader/batch.py reports it as such
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = _stopped(ctx, path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
@@ -102,7 +105,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     if intake.note:
         flags.append(Flag("archive.contents", None, intake.note))
     if intake.notebook is None:
-        status = "rejected" if intake.problem_code == "archive.unsafe" else "error"
+        status: SubmissionStatus = "rejected" if intake.problem_code == "archive.unsafe" else "error"
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:
@@ -110,6 +113,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
+    extra["code_cells"] = tuple(capped_code_cells(nb))  # for the copied-work check, read once
 
     # Group cell and file name (contract §4).
     members: tuple[Member, ...] = ()

@@ -189,6 +189,15 @@ class ArchiveLimits:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """The grader's own budget per submission (grader/batch.py): wall time for all of it
+    (kernel runs and restarts included) and address space beyond what the grader had loaded."""
+
+    seconds: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
 class Late:
     policy: str
     per_day: float
@@ -206,6 +215,7 @@ class Rubric:
     limits: Limits
     archive: ArchiveLimits
     late: Late = field(default_factory=lambda: Late("flag", 0.0))
+    budget: Budget = field(default_factory=lambda: Budget(2700.0, 4096))
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -488,6 +498,12 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         tr = top.sub("late")
         late = Late(tr.get("policy", str, choices=LATE_POLICIES), tr.get("per_day", float, default=0.0))
         tr.no_unknown()
+    budget = Budget(2700.0, 4096)
+    if "budget" in data:
+        br = top.sub("budget")
+        budget = Budget(br.get("grader_seconds", float, positive=True),
+                        br.get("grader_memory_mb", int, positive=True))
+        br.no_unknown()
     top.no_unknown()
 
     total = sum(q.points for q in questions.values())
@@ -512,4 +528,4 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
-                  limits=limits, archive=archive, late=late)
+                  limits=limits, archive=archive, late=late, budget=budget)
