@@ -598,3 +598,13 @@ def test_calibration_summary_from_fake_runs() -> None:
     assert "| 3/30 |" in row and "0.10 (0.24)" in row and "| 2 / 4 |" in row and "| 1/30 |" in row
     assert "| 24.5 / 38.0 |" in row  # CPU median of 10..39 and the nearest-rank p95 (29th of 30)
     assert "3/30" in summarise(runs, 0.9)
+
+
+def test_recall_json_round_trip_keeps_the_verdicts_facts() -> None:
+    from grader.result import Recall
+    r = Recall(0.95, None, 21.0, None, 0.9, "", tries=3, rnn_run=False, cpu_measured=True)
+    data = r.to_json()
+    assert data["tries"] == 3 and data["rnn_run"] is False and data["seconds_are"] == "cpu"
+    assert Recall.from_json(data) == r
+    old = Recall.from_json({"lstm_accuracy": 1.0, "rnn_accuracy": 0.2, "threshold": 0.9})
+    assert (old.tries, old.rnn_run, old.cpu_measured) == (1, True, False)
