@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader.charts import Bar, Line, bar_chart, line_chart
+from grader.concepts import suggestion_for
 from grader.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells
 from grader.markdown import render_comment, render_inline, render_markdown
 from grader.outputs import safe_image
@@ -136,7 +137,6 @@ def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, 
 
 
 def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
-    from grader.review import suggestion_for  # review imports this module's renderers
     graded = data.get("status") == "graded"
     said = str(data.get("message") or "")
     checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
