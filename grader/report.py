@@ -65,10 +65,12 @@ def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
                       "norm (log scale)")
 
 
-def recall_plot(lstm: float | None, rnn: float | None, threshold: float) -> Markup | None:
+def recall_plot(lstm: float | None, rnn: float | None, threshold: float, rnn_run: bool = True) -> Markup | None:
     if lstm is None and rnn is None:
         return None
-    return bar_chart(_env, [Bar("vanilla RNN", rnn or 0.0, "#8c959f"), Bar("LSTM", lstm or 0.0, "#1a7f37")],
+    # Without the comparison run (rubric: compare_rnn = false) there is no RNN bar, not a 0 %.
+    bars = ([Bar("vanilla RNN", rnn or 0.0, "#8c959f")] if rnn_run else []) + [Bar("LSTM", lstm or 0.0, "#1a7f37")]
+    return bar_chart(_env, bars,
                      "Held-out accuracy of your models", "", "accuracy", 1.0,
                      (threshold, f"needed: {threshold:.0%}"))
 
@@ -170,7 +172,8 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
         r=data, tutor=tutor, graded=graded, questions=questions, general_flags=flags.get(None, []),
         pending=sum(1 for q in data["questions"].values() if q.get("status") == "pending"),
         gradient_plot=gradient_plot(checks) if graded else None,
-        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"])
+        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"],
+                                recall.get("rnn_run", True))
         if recall and graded else None,
         outputs=_outputs(list(data.get("cells") or [])),
         broken=[c for c in data.get("cells") or [] if c.get("error")])

@@ -100,6 +100,13 @@ def forged_checks(fx: Fixture) -> bytes:
     return finish(nb)
 
 
+def recall_cheat(fx: Fixture) -> bytes:
+    from make_recall_fixtures import CHEAT, replace_stub
+    nb = base_notebook(fx)
+    replace_stub(nb, CHEAT)
+    return finish(nb)
+
+
 def plain(fx: Fixture) -> bytes:
     return finish(base_notebook(fx))
 
@@ -587,6 +594,9 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
             "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
             with_fault(RAW_DEEP_MESSAGE)),
+    # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
+    Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
+            recall_cheat),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
