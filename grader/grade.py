@@ -102,7 +102,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     rubric = ctx.rubric
     intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
     flags: list[Flag] = []
-    extra = {"other_files": intake.other_files, "notebook_name": intake.notebook_name}
+    extra: dict[str, Any] = {"other_files": intake.other_files, "notebook_name": intake.notebook_name}
     if intake.note:
         flags.append(Flag("archive.contents", None, intake.note))
     if intake.notebook is None:

@@ -255,14 +255,15 @@ class _Reader:
             if default is ...:
                 raise self.fail(key, f"missing; expected {_kind_name(kind)}")
             return default
-        value = self.table[key]
+        value: Any = self.table[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.fail(key, f"is {value!r}; expected {_kind_name(kind)}")
         if choices is not None and value not in choices:
             raise self.fail(key, f"is {value!r}; allowed: {', '.join(map(repr, choices))}")
-        if positive and value <= 0:
+        number: Any = value  # isinstance(value, kind) narrowed it to object; positive is for numbers
+        if positive and number <= 0:
             raise self.fail(key, f"is {value!r}; expected a number > 0")
         return value
 

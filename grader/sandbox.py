@@ -300,7 +300,7 @@ def _python_roots() -> list[Path]:
         p = Path(entry or ".").resolve()
         if p.is_dir() and "-packages" in p.name:
             roots.add(p)
-    keep = []
+    keep: list[Path] = []
     for root in sorted(roots, key=lambda p: len(p.parts)):
         if any(root.is_relative_to(k) for k in keep) or root == Path("/"):
             continue

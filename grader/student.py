@@ -290,7 +290,7 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)  # plain arrays, uncompressed; np.load(allow_pickle=False) reads them
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds typed as bool; plain arrays, uncompressed; np.load(allow_pickle=False) reads them
     (out / f"{DATA_STEM}.npz").write_bytes(buf.getvalue())
     written.append(out / f"{DATA_STEM}.npz")
     return written
