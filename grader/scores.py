@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import copy
 import csv
+import fcntl
 import getpass
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from grader.errors import GraderError, UsageError
 from grader.gradebook import Gradebook
@@ -119,18 +121,19 @@ def sync_outputs(out_dir: Path, rubric_path: str | None = None) -> list[str]:
     from grader.batch import write_outputs
     from grader.rubric import load_rubric
     rubric = load_rubric(rubric_path)
-    results = load_results(out_dir)
-    with Gradebook(gradebook_path(out_dir)) as book:
-        manual = book.manual_scores()
-    rewritten = []
-    final = []
-    for data in results:
-        new = apply_manual(data, manual.get(data["folder"], {}))
-        if save_result(out_dir, new):
-            rewritten.append(new["folder"])
-        final.append(new)
-    note = next((r.get("sandbox", "") for r in final if r.get("sandbox")), "")
-    write_outputs(final, out_dir, rubric, note)
+    with render_lock(out_dir):  # the scores read below are written, not a stale copy (grade serve)
+        results = load_results(out_dir)
+        with Gradebook(gradebook_path(out_dir)) as book:
+            manual = book.manual_scores()
+        rewritten = []
+        final = []
+        for data in results:
+            new = apply_manual(data, manual.get(data["folder"], {}))
+            if save_result(out_dir, new):
+                rewritten.append(new["folder"])
+            final.append(new)
+        note = next((r.get("sandbox", "") for r in final if r.get("sandbox")), "")
+        write_outputs(final, out_dir, rubric, note)
     return rewritten
 
 
@@ -161,6 +164,33 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def check_score(result: Mapping[str, Any], qid: str, raw_points: str,
+                comment: str) -> tuple[float | None, str | None]:
+    """The checks of one score, shared by the sheet and ``grade serve``: ``(points, None)``,
+    ``(None, problem)``, or ``(None, None)`` where neither points nor a comment are given."""
+    questions = result["questions"]
+    if qid not in questions:
+        return None, (f"unknown question '{qid}' (the written questions are "
+                      f"{', '.join(q for q, v in questions.items() if is_written(v))})")
+    if not is_written(questions[qid]):
+        return None, f"question {qid} is graded automatically; the sheet scores only written answers"
+    raw_points = raw_points.strip()
+    if not raw_points:
+        return None, (f"a comment but no points for {qid} of '{result['submission']}'" if comment.strip() else None)
+    points = _number(raw_points)
+    maximum = float(questions[qid].get("max_points", 0.0))
+    if points is None:
+        return None, f"points '{raw_points}' is not a number"
+    if points < 0:
+        return None, f"points {raw_points} is negative"
+    if points > maximum + 1e-9:
+        return None, f"points {raw_points} is above the maximum {maximum:g} of {qid}"
+    if result["status"] != "graded":
+        return None, (f"'{result['submission']}' was not graded (status {result['status']}); "
+                      "it gets 0 points and cannot be scored")
+    return points, None
 
 
 def read_sheet(sheet: Path, results: list[dict[str, Any]]) -> list[Score]:
@@ -216,33 +246,12 @@ def read_sheet(sheet: Path, results: list[dict[str, Any]]) -> list[Score]:
         else:
             problems.append(f"{where}: neither a folder nor a submission is given")
             continue
-        questions = result["questions"]
-        if qid not in questions:
-            problems.append(f"{where}: unknown question '{qid}' (the written questions are "
-                            f"{', '.join(q for q, v in questions.items() if is_written(v))})")
+        comment = row.get("comment", "")
+        points, problem = check_score(result, qid, row.get("points", ""), comment)
+        if problem:
+            problems.append(f"{where}: {problem}")
             continue
-        if not is_written(questions[qid]):
-            problems.append(f"{where}: question {qid} is graded automatically; the sheet scores only written answers")
-            continue
-        raw_points, comment = row.get("points", ""), row.get("comment", "")
-        if not raw_points:
-            if comment:
-                problems.append(f"{where}: a comment but no points for {qid} of '{result['submission']}'")
-            continue
-        points = _number(raw_points)
-        maximum = float(questions[qid].get("max_points", 0.0))
         if points is None:
-            problems.append(f"{where}: points '{raw_points}' is not a number")
-            continue
-        if points < 0:
-            problems.append(f"{where}: points {raw_points} is negative")
-            continue
-        if points > maximum + 1e-9:
-            problems.append(f"{where}: points {raw_points} is above the maximum {maximum:g} of {qid}")
-            continue
-        if result["status"] != "graded":
-            problems.append(f"{where}: '{result['submission']}' was not graded (status {result['status']}); "
-                            "it gets 0 points and cannot be scored")
             continue
         key = (result["folder"], qid)
         if key in seen:
@@ -278,3 +287,91 @@ def default_tutor() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name (e.g. a container): still record something
         return "unknown"
+
+
+# -- one score at a time (grade serve) ------------------------------------------------------------
+class ScoreRefused(GraderError):
+    """A single score failed the sheet's checks; nothing was stored."""
+
+
+class ScoreConflict(GraderError):
+    """The answer's score changed since the tutor's form was loaded; nothing was stored."""
+
+    def __init__(self, folder: str, question: str, change: Mapping[str, Any], version: int) -> None:
+        self.change, self.version = dict(change), version
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(change["changed_at"]))
+        super().__init__(f"{question} of {folder} was changed by {change['tutor']} at {when} "
+                         f"(to {change['new_points']:g} points) after you opened it; your entry was not saved. "
+                         "Look at the new score and save again if yours should replace it.")
+
+
+@dataclass(frozen=True)
+class SavedScore:
+    changed: bool
+    version: int
+    points: float
+    comment: str
+    tutor: str
+
+
+@contextmanager
+def render_lock(out_dir: Path) -> Iterator[None]:
+    """One writer of results at a time, across processes: whoever renders reads the scores after
+    taking the lock, so the last file written always holds every committed score."""
+    with open(out_dir / "gradebook.render-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def score_version(book: Gradebook, folder: str, question: str) -> int:
+    """The id of the latest change of this answer's score (0: never scored): a form's version."""
+    row = book.db.execute("SELECT MAX(id) FROM score_history WHERE folder=? AND question=?",
+                          (folder, question)).fetchone()
+    return int(row[0] or 0)
+
+
+def save_score(out_dir: Path, result: Mapping[str, Any], question: str, raw_points: str, comment: str,
+               tutor: str, based_on: int | None, source: str = "grade serve") -> SavedScore:
+    """Check one score as a sheet row is checked, store it with its history in one short
+    transaction, and render the submission's result.json and report.html again.
+
+    ``based_on`` is the version the tutor's form showed; if the answer was scored since (by
+    another tutor, a sheet, another tab), :class:`ScoreConflict` says by whom and when, unless
+    the stored score already equals this one."""
+    points, problem = check_score(result, question, raw_points, comment)
+    if problem is None and points is None:
+        problem = f"enter the points for {question} (0 to {float(result['questions'][question]['max_points']):g})"
+    if problem is not None or points is None:
+        raise ScoreRefused(problem or "no points")
+    comment = comment.strip()
+    folder = result["folder"]
+    with Gradebook(gradebook_path(out_dir)) as book:
+        with book.transaction():
+            current = score_version(book, folder, question)
+            if based_on is not None and current != based_on:
+                now_stored = book.manual_scores(folder).get(folder, {}).get(question)
+                if not (now_stored and float(now_stored["points"]) == points and now_stored["comment"] == comment):
+                    last = book.db.execute("SELECT tutor, changed_at, new_points FROM score_history WHERE id=?",
+                                           (current,)).fetchone()
+                    raise ScoreConflict(folder, question,
+                                        {"tutor": last[0], "changed_at": last[1], "new_points": last[2]}, current)
+            changed = book.set_manual_score(folder, question, result["submission"], points, comment, tutor,
+                                            source, time.time())
+            version = score_version(book, folder, question)
+    render_folder(out_dir, folder)
+    return SavedScore(changed, version, points, comment, tutor)
+
+
+def render_folder(out_dir: Path, folder: str) -> dict[str, Any]:
+    """Apply the stored scores to one submission's result.json and report.html; the new result."""
+    with render_lock(out_dir):
+        data = json.loads((out_dir / folder / "result.json").read_text(encoding="utf-8"))
+        data.setdefault("folder", folder)
+        with Gradebook(gradebook_path(out_dir)) as book:
+            manual = book.manual_scores(folder).get(folder, {})
+        new = apply_manual(data, manual)
+        save_result(out_dir, new)
+    return new

@@ -64,19 +64,57 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
 
 @click.command("export")
 @_OUT
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--to", "to", default=None, help="File to write (default OUTPUT/export.<format>; '-' for stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "moodle", "canvas"]), default="csv",
+              show_default=True, help="csv/json: the grades; moodle/canvas: fill the platform's file given with --into.")
+@click.option("--to", "to", default=None,
+              help="File to write (csv/json: default OUTPUT/export.<format>, '-' for stdout; moodle/canvas: default "
+                   "<into>-graded.csv beside it; the --into file itself to replace it in place, atomically).")
+@click.option("--into", "into", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="moodle: the downloaded offline grading worksheet; canvas: the gradebook export (CSV).")
+@click.option("--column", "column", default=None, metavar="NAME",
+              help="canvas: the assignment column to fill, e.g. 'Sheet 11 (4711)' (needed when there are several).")
+@click.option("--require-complete", is_flag=True,
+              help="Exit with 1 and write nothing while submissions are not graded or answers not scored.")
 @click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
               help="Rubric file (default: rubrics/sheet11.toml).")
-def export_command(out_dir: str, fmt: str, to: str | None, rubric_path: str | None) -> None:
-    """Per-student grades (with the tutors' scores) as CSV or JSON."""
-    from grader.export import export
+def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, column: str | None,
+                   require_complete: bool, rubric_path: str | None) -> None:
+    """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
+    from grader.errors import UsageError
+    from grader.export import export, export_platform, incomplete
+    from grader.scores import load_results
+    err = Console(stderr=True)
     try:
-        path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
+        if fmt in ("moodle", "canvas") and not into:
+            raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from "
+                             + ("Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"))
+        if into and fmt not in ("moodle", "canvas"):
+            raise UsageError("--into is for --format moodle or canvas")
+        missing = incomplete(load_results(Path(out_dir)))
+        if missing:
+            err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
+            for line in missing:
+                err.print(f"  {rich_escape(line)}", highlight=False, soft_wrap=True)
+            if require_complete:
+                err.print("Nothing was written (--require-complete).", highlight=False)
+                sys.exit(1)
+        if fmt in ("moodle", "canvas"):
+            assert into is not None
+            outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column)
+        else:
+            path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
     except GraderError as exc:
         _fail(exc)
         return
-    if path is None:
+    if fmt in ("moodle", "canvas"):
+        click.echo(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; written to {outcome.path}")
+        if outcome.not_in_grades:
+            click.echo(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
+            for line in outcome.not_in_grades:
+                click.echo(f"  {line}")
+        click.echo(f"Upload {outcome.path} to " + ("Moodle (Grading action: Upload grading worksheet)."
+                                                   if fmt == "moodle" else "Canvas (Grades > Import)."))
+    elif path is None:
         click.echo(text, nl=False)
     else:
         click.echo(f"Grades written to {path}")
