@@ -133,6 +133,7 @@ from grader import tutor_cli as _tutor  # noqa: E402
 
 main.add_command(_tutor.review_command)
 main.add_command(_tutor.scores_command)
+main.add_command(_tutor.serve_command)
 main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
 from grader.student_cli import check_command, pack_command, release_command  # noqa: E402

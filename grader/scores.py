@@ -312,6 +312,7 @@ class SavedScore:
     points: float
     comment: str
     tutor: str
+    result: dict[str, Any]   # the submission's result as written again
 
 
 @contextmanager
@@ -361,8 +362,7 @@ def save_score(out_dir: Path, result: Mapping[str, Any], question: str, raw_poin
             changed = book.set_manual_score(folder, question, result["submission"], points, comment, tutor,
                                             source, time.time())
             version = score_version(book, folder, question)
-    render_folder(out_dir, folder)
-    return SavedScore(changed, version, points, comment, tutor)
+    return SavedScore(changed, version, points, comment, tutor, render_folder(out_dir, folder))
 
 
 def render_folder(out_dir: Path, folder: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The tutors' commands: ``grade review``, ``grade scores``, ``grade export``, ``grade similarity``.
+"""The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
+``grade similarity``.
 
 Thin click wrappers around grader.review, grader.scores, grader.export and grader.similarity;
 they are registered on the ``grade`` group at the end of grader/cli.py.
@@ -118,6 +119,25 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         click.echo(text, nl=False)
     else:
         click.echo(f"Grades written to {path}")
+
+
+@click.command("serve")
+@_OUT
+@click.option("--port", default=8011, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--tutor", default=None, help="Who scores (default: the login name); each browser can set its own.")
+def serve_command(out_dir: str, port: int, tutor: str | None) -> None:
+    """Score the written answers in the browser (a local web app on 127.0.0.1)."""
+    from grader.scores import default_tutor
+    from grader.serve import clean_tutor, serve
+    try:
+        name = clean_tutor(tutor) if tutor is not None else default_tutor()
+        if name is None:
+            from grader.errors import UsageError
+            raise UsageError("--tutor: a name of 1 to 60 printable characters, please")
+        serve(Path(out_dir), port, name, click.echo)
+    except GraderError as exc:
+        _fail(exc)
 
 
 @click.command("similarity")
