@@ -278,9 +278,10 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
             found = e_rows if len(e_rows) > 1 else i_rows
             problems.append(f"{who} matches several rows ({', '.join(describe(rows[k]) for k in found)})")
             continue
-        if e_rows and i_rows and e_rows[0] not in i_rows:
+        others = [k for k in i_rows if e_rows and k != e_rows[0]]
+        if others:
             problems.append(f"{who}: the e-mail address matches {describe(rows[e_rows[0]])} but the student id "
-                            f"matches {describe(rows[i_rows[0]])}")
+                            f"(also) matches {', '.join(describe(rows[k]) for k in others)}")
             continue
         row = e_rows[0] if e_rows else i_rows[0] if i_rows else None
         if row is None:

@@ -18,6 +18,7 @@ import copy
 import csv
 import fcntl
 import getpass
+import io
 import json
 import math
 import time
@@ -200,12 +201,15 @@ def read_sheet(sheet: Path, results: list[dict[str, Any]]) -> list[Score]:
         text = sheet.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the scoring sheet {sheet}: {exc}") from None
-    lines = text.splitlines()
+    first = text.split("\n", 1)[0]
     try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t") if lines else csv.excel
+        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t").delimiter if first else ","
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(lines, dialect)
+        delimiter = ","
+    # Only the delimiter is sniffed: from a header without quotes the sniffer guesses
+    # doublequote=False, which cut a comment such as `Cite "Elman, 1990"` at its comma. And the
+    # text, not its lines: a quoted comment may hold a line break.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader, [])]
     missing = [c for c in ("question", "points") if c not in header]
     if missing or not ({"folder", "submission"} & set(header)):
