@@ -351,7 +351,7 @@ def save_score(out_dir: Path, result: Mapping[str, Any], question: str, raw_poin
         problem = f"enter the points for {question} (0 to {float(result['questions'][question]['max_points']):g})"
     if problem is not None or points is None:
         raise ScoreRefused(problem or "no points")
-    comment = comment.strip()
+    comment = comment.replace("\r\n", "\n").replace("\r", "\n").strip()  # browsers send CRLF
     folder = result["folder"]
     with Gradebook(gradebook_path(out_dir)) as book:
         with book.transaction():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import socket
 import time
@@ -145,7 +146,7 @@ class Guard(BaseHTTPMiddleware):
 def _secure(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make form POSTs say Origin: null
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     return response
@@ -270,7 +271,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None) -> Starlette
             return _page("message.html.j2", 409, title="The list of answers changed",
                          message="The answers were graded again since this page was loaded; nothing was saved. "
                                  f"Open {qid} again from the start page.", **common(request))
-        if not typed["version"].isdigit():
+        if not re.fullmatch(r"[0-9]{1,15}", typed["version"]):
             return answer_page(request, qid, n, 400, "The form lost its version; reload the page.", typed)
         if len(typed["comment"]) > MAX_COMMENT:
             return answer_page(request, qid, n, 400, f"A comment of at most {MAX_COMMENT} characters, please; "
