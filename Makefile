@@ -1,17 +1,29 @@
-# The two commands of the README. Each sets the machine up first, so a clean clone needs nothing else.
-PY ?= python3
+# The two commands of the README (`make demo`, `make test`), plus the habits: `make lint`, `make fast`.
+# Every target runs from the project's virtual environment .venv, which `scripts/setup` makes (and
+# leaves alone when nothing changed), so a stock Debian's own python3 works (PEP 668).
+VENV ?= .venv
+PY := $(VENV)/bin/python
 export OMP_NUM_THREADS = 1
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test fast lint bench
 setup:
 	./scripts/setup
 
 demo: setup
-	grade examples/submissions/* -o graded-demo -j 2 || test $$? -eq 1
+	$(VENV)/bin/grade examples/submissions/* -o graded-demo -j 2 || test $$? -eq 1
 	@echo "Open graded-demo/summary.html and graded-demo/<submission>/report.html in a browser."
 
+# The whole suite: fast unit tests and the slow ones that start kernels, train models or a browser.
 test: setup
 	$(PY) -m pytest -q
+
+# Unit tests only (no kernel, no training, no browser): under a minute.
+fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) benchmarks/bench.py
