@@ -29,9 +29,10 @@ import html
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from grader.errors import GraderError, UsageError
 
@@ -169,7 +170,8 @@ def read_sheet(path: Path, what: str) -> Sheet:
         raise UsageError(f"cannot read the {what} {path}: {exc.strerror}; give the file downloaded from the "
                          "platform with --into") from None
     if size > MAX_BYTES:
-        raise UsageError(f"{path} has {size} bytes, more than a {what} of {MAX_BYTES // 2**20} MiB; is it the right file?")
+        raise UsageError(f"{path} has {size} bytes, more than a {what} of {MAX_BYTES // 2**20} MiB; "
+                         "is it the right file?")
     raw = path.read_bytes()  # bytes, not read_text: universal newlines would change the line endings
     bom = raw.startswith(b"\xef\xbb\xbf")
     try:
@@ -231,9 +233,8 @@ def students_of(results: Iterable[Mapping[str, Any]]) -> tuple[list[Student], li
             s = Student(str(m.get("name", "")), str(m.get("student_id", "")).strip(),
                         str(m.get("email", "")).strip(), r["folder"], r["submission"], r["status"],
                         float(r["points"]), float(r["max_points"]), feedback_for(r))
-            for key in (f"id {s.student_id}" if s.student_id else "", f"e-mail {s.email.casefold()}" if s.email else ""):
-                if not key:
-                    continue
+            keys = [f"id {s.student_id}" if s.student_id else "", f"e-mail {s.email.casefold()}" if s.email else ""]
+            for key in filter(None, keys):
                 if key in seen and seen[key] != s.folder:
                     problems.append(f"{s.name} ({key}) is a member of two groups, {seen[key]} and {s.folder}: "
                                     "which grade counts is for you to decide; remove one of the results")
@@ -328,7 +329,7 @@ def _finish(sheet: Sheet, changes: list[tuple[Field, str]], to: Path | None) -> 
     return outcome
 
 
-def fill_moodle(path: Path, results: list[Mapping[str, Any]], to: Path | None) -> FillOutcome:
+def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None) -> FillOutcome:
     """Fill "Grade" and "Feedback comments" of Moodle's offline grading worksheet ``path``.
 
     Writes ``to`` (atomically) unless it is None; raises :class:`PlatformError` listing every
@@ -397,7 +398,7 @@ def canvas_assignments(sheet: Sheet) -> list[int]:
     return out
 
 
-def fill_canvas(path: Path, results: list[Mapping[str, Any]], to: Path | None,
+def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None,
                 column: str | None = None) -> FillOutcome:
     """Fill one assignment column of a Canvas gradebook export ``path`` with the points.
 
@@ -428,8 +429,9 @@ def fill_canvas(path: Path, results: list[Mapping[str, Any]], to: Path | None,
         chosen = candidates[0]
     else:
         raise PlatformError(str(path), [
-            "the export has " + (f"{len(candidates)} assignment columns ({', '.join(sheet.header[i] for i in candidates)})"
-                                 if candidates else "no assignment column (\"Name (id)\")")
+            "the export has "
+            + (f"{len(candidates)} assignment columns ({', '.join(sheet.header[i] for i in candidates)})"
+               if candidates else "no assignment column (\"Name (id)\")")
             + "; name the one to fill with --column, e.g. --column "
             + repr(sheet.header[candidates[0]] if candidates else "Sheet 11 (4711)")
             + ("" if candidates else "; create the assignment in Canvas first and export the gradebook again")])
@@ -451,8 +453,8 @@ def fill_canvas(path: Path, results: list[Mapping[str, Any]], to: Path | None,
         top = _number(possible.value(chosen))
         if top is None or abs(top - students[0].max_points) > 1e-9:
             problems.append(f"line {possible.line}: {header} has {possible.value(chosen)!r} points possible but the "
-                            f"sheet has {points_text(students[0].max_points)}; set the assignment's points in Canvas to "
-                            f"{points_text(students[0].max_points)} and export again")
+                            f"sheet has {points_text(students[0].max_points)}; set the assignment's points in "
+                            f"Canvas to {points_text(students[0].max_points)} and export again")
     changes: list[tuple[Field, str]] = []
     for k, s in matched.items():
         rec = rows[k]

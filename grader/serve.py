@@ -30,10 +30,11 @@ import secrets
 import socket
 import time
 import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -45,8 +46,16 @@ from starlette.routing import Route
 
 from grader.errors import UsageError
 from grader.gradebook import Gradebook
-from grader.scores import (ScoreConflict, ScoreRefused, gradebook_path, is_written, load_results, save_score,
-                           score_version, sync_outputs)
+from grader.scores import (
+    ScoreConflict,
+    ScoreRefused,
+    gradebook_path,
+    is_written,
+    load_results,
+    save_score,
+    score_version,
+    sync_outputs,
+)
 
 HOST = "127.0.0.1"  # never another interface: the app has no accounts, only the token
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")

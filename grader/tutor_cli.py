@@ -66,7 +66,8 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
 @click.command("export")
 @_OUT
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "moodle", "canvas"]), default="csv",
-              show_default=True, help="csv/json: the grades; moodle/canvas: fill the platform's file given with --into.")
+              show_default=True,
+              help="csv/json: the grades; moodle/canvas: fill the platform's file given with --into.")
 @click.option("--to", "to", default=None,
               help="File to write (csv/json: default OUTPUT/export.<format>, '-' for stdout; moodle/canvas: default "
                    "<into>-graded.csv beside it; the --into file itself to replace it in place, atomically).")
@@ -87,8 +88,8 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
     err = Console(stderr=True)
     try:
         if fmt in ("moodle", "canvas") and not into:
-            raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from "
-                             + ("Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"))
+            where = "Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"
+            raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from {where}")
         if into and fmt not in ("moodle", "canvas"):
             raise UsageError("--into is for --format moodle or canvas")
         missing = incomplete(load_results(Path(out_dir)))
@@ -108,7 +109,8 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         _fail(exc)
         return
     if fmt in ("moodle", "canvas"):
-        click.echo(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; written to {outcome.path}")
+        click.echo(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
+                   f"written to {outcome.path}")
         if outcome.not_in_grades:
             click.echo(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
             for line in outcome.not_in_grades:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
+from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
 from grader.cli import main
 from grader.errors import UsageError
@@ -24,7 +25,6 @@ from grader.gradebook import Gradebook
 from grader.rubric import WRITTEN_IDS
 from grader.scores import import_sheet
 from grader.serve import create_app, free_port
-from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
 TOKEN = "test-token-0123456789"
 BASE = "http://127.0.0.1:8011"

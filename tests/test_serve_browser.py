@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from test_serve import ADA, GRACE, TOKEN, _out
 
 from grader.gradebook import Gradebook
 from grader.serve import HOST, create_app, free_port
-from test_serve import ADA, GRACE, TOKEN, _out
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
