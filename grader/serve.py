@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import socket
@@ -44,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from grader.errors import UsageError
+from grader.errors import GraderError, UsageError
 from grader.gradebook import Gradebook
 from grader.scores import (
     ScoreConflict,
@@ -57,6 +58,7 @@ from grader.scores import (
     sync_outputs,
 )
 
+log = logging.getLogger(__name__)
 HOST = "127.0.0.1"  # never another interface: the app has no accounts, only the token
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 POINT_STEP = 0.25   # the points the number keys offer; the same step as grade review's suggestion
@@ -181,7 +183,7 @@ async def read_form(request: Request, state: ServeState) -> dict[str, str] | Res
     return fields
 
 
-def create_app(out_dir: Path, tutor: str, token: str | None = None) -> Starlette:
+def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None) -> Starlette:
     """The app over ``out_dir``; ``token`` (default: a new random one) is what the URL must carry."""
     st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32))
     st.reload()
@@ -314,7 +316,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None) -> Starlette
         form = await read_form(request, st)
         if isinstance(form, Response):
             return form
-        rewritten = await run_in_threadpool(sync_outputs, out_dir)
+        rewritten = await run_in_threadpool(sync_outputs, out_dir, rubric_path)
         return RedirectResponse("/?" + urlencode({"notice": f"grades.csv and summary.html written; "
                                                             f"{len(rewritten)} report(s) rendered again."}), 303)
 
@@ -346,7 +348,11 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None) -> Starlette
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        sync_outputs(out_dir)  # the batch files follow the scores when the server stops
+        try:  # the batch files follow the scores when the server stops
+            sync_outputs(out_dir, rubric_path)
+        except GraderError as exc:
+            log.warning("grades.csv and summary.html were not written: %s; run `grade scores` or "
+                        "`grade serve` again to write them", exc)
 
     app = Starlette(routes=[
         Route("/", index),
@@ -374,11 +380,11 @@ def free_port(port: int) -> int:
         return int(s.getsockname()[1])
 
 
-def serve(out_dir: Path, port: int, tutor: str, echo: Callable[[str], None]) -> None:
+def serve(out_dir: Path, port: int, tutor: str, echo: Callable[[str], None], rubric_path: str | None = None) -> None:
     """Run the app until Ctrl-C; ``echo`` prints the address with the token."""
     import uvicorn
     token = secrets.token_urlsafe(32)
-    app = create_app(out_dir, tutor, token)  # refuses a folder without results before listening
+    app = create_app(out_dir, tutor, token, rubric_path)  # refuses a folder without results before listening
     port = free_port(port)
     echo(f"Scoring {out_dir} as {tutor}. Open in your browser (only on this machine):")
     echo(f"    http://{HOST}:{port}/?token={token}")

@@ -128,7 +128,9 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
 @click.option("--port", default=8011, show_default=True, type=click.IntRange(0, 65535),
               help="Port on 127.0.0.1 (0: any free one).")
 @click.option("--tutor", default=None, help="Who scores (default: the login name); each browser can set its own.")
-def serve_command(out_dir: str, port: int, tutor: str | None) -> None:
+@click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
+              help="Rubric file (default: rubrics/sheet11.toml).")
+def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str | None) -> None:
     """Score the written answers in the browser (a local web app on 127.0.0.1)."""
     from grader.scores import default_tutor
     from grader.serve import clean_tutor, serve
@@ -137,7 +139,7 @@ def serve_command(out_dir: str, port: int, tutor: str | None) -> None:
         if name is None:
             from grader.errors import UsageError
             raise UsageError("--tutor: a name of 1 to 60 printable characters, please")
-        serve(Path(out_dir), port, name, click.echo)
+        serve(Path(out_dir), port, name, click.echo, rubric_path)
     except GraderError as exc:
         _fail(exc)
 

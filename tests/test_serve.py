@@ -185,6 +185,16 @@ def test_a_save_goes_into_the_gradebook_with_history_and_renders_the_report(app:
     assert next(g for g in grades if g["student_id"] == "2571234")["11.2.1"] == "0.5"
 
 
+def test_stopping_the_server_writes_the_batch_files(out: Path) -> None:
+    before = (out / "grades.csv").read_text()
+    with TestClient(create_app(out, "ada", TOKEN), base_url=BASE) as client:  # `with`: start and stop
+        client.get(f"/?token={TOKEN}")
+        _score(client, "11.3.3", 1, "0.5")
+        assert (out / "grades.csv").read_text() == before  # per save: result.json and report.html only
+    grades = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
+    assert sorted(g["11.3.3"] for g in grades)[-2:] == ["0.5", "0.5"]
+
+
 @pytest.mark.parametrize("points, says", [("-0.25", "negative"), ("lots", "'lots' is not a number"),
                                           ("0.8", "above the maximum 0.75"), ("nan", "not a number"),
                                           ("", "a comment but no points"), ("inf", "not a number")])
