@@ -95,6 +95,11 @@ class ServeState:
         first = next((r for r in results if r["status"] == "graded"), results[0])
         self.written = [qid for qid, q in first["questions"].items() if is_written(q)]
 
+    def report_key(self, folder: str) -> str:
+        """The report's address: a digest of the folder name, so no name (with its '%', '#', '?' or
+        '..') is ever read back from a URL and turned into a path."""
+        return hashlib.sha256(folder.encode()).hexdigest()[:20]
+
     def graded(self) -> list[dict[str, Any]]:
         return [r for r in self.results.values() if r["status"] == "graded"]
 
@@ -261,7 +266,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             suggested=_suggestion(q, flags), stored=stored,
             stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
             version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
-            progress=progress(manual)[qid], saved=request.query_params.get("saved", ""), **common(request))
+            report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid], saved=request.query_params.get("saved", ""), **common(request))
 
     async def answer(request: Request) -> Response:
         qid, n = request.path_params["qid"], request.path_params["n"]
@@ -321,9 +326,10 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
                                                             f"{len(rewritten)} report(s) rendered again."}), 303)
 
     async def report(request: Request) -> Response:
-        folder = request.path_params["folder"]
-        # Only a folder the app listed itself; the name never becomes a path otherwise.
-        if folder not in st.results:
+        key = request.path_params["key"]
+        # Only a folder the app listed itself, found by its digest; a URL never becomes a path.
+        folder = next((f for f in st.results if st.report_key(f) == key), None)
+        if folder is None:
             return _page("message.html.j2", 404, title="No such report", message="There is no such submission.",
                          **common(request))
         path = out_dir / folder / "report.html"
@@ -361,7 +367,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         Route("/q/{qid}/{n:int}", save, methods=["POST"]),
         Route("/tutor", set_tutor, methods=["POST"]),
         Route("/publish", publish, methods=["POST"]),
-        Route("/report/{folder}", report),
+        Route("/report/{key}", report),
         Route("/static/{name}", static),
     ], lifespan=lifespan)
     app.add_middleware(Guard, state=st)

@@ -5,6 +5,7 @@ once from two threads, and that nothing outside the folder's own data is served.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
@@ -53,6 +54,10 @@ def _form(html: str) -> dict[str, str]:
             for name in ("csrf", "folder", "version")}
 
 
+def _key(folder: str) -> str:
+    return hashlib.sha256(folder.encode()).hexdigest()[:20]
+
+
 def _table(out: Path, table: str) -> list[tuple]:
     with sqlite3.connect(out / "gradebook.sqlite") as db:
         return db.execute(f"SELECT * FROM {table}").fetchall()
@@ -85,7 +90,7 @@ def app(out: Path) -> Any:
 # -- the token, the cookie, the Host ---------------------------------------------------------------
 def test_every_page_needs_the_token_once_then_the_cookie(app: Any) -> None:
     client = _client(app, login=False)
-    for path in ("/", "/q/11.2.1/1", f"/report/{ADA}", "/static/app.js"):
+    for path in ("/", "/q/11.2.1/1", f"/report/{_key(ADA)}", "/static/app.js"):
         denied = client.get(path)
         assert denied.status_code == 403 and "?token=" in denied.text, path
     assert client.get("/?token=wrong").status_code == 403
@@ -134,13 +139,14 @@ def test_security_headers_and_sanitised_student_html(app: Any) -> None:
     answer = page.text.split('id="answer"')[1].split("</section>")[0]
     assert "onerror" not in answer and "<script" not in answer and "A CNN uses local filters" in answer
     assert page.text.count("<script") == 1 and '<script src="/static/app.js" defer>' in page.text
-    report = client.get(f"/report/{ADA}")
+    assert f'href="/report/{_key(ADA)}"' in page.text
+    report = client.get(f"/report/{_key(ADA)}")
     assert report.status_code == 200 and "script-src" not in report.headers["content-security-policy"]
     assert "onerror" not in report.text
 
 
 @pytest.mark.parametrize("path", ["/report/..%2F..%2Fetc%2Fpasswd", "/report/gradebook.sqlite",
-                                  "/report/Nobody_1_Else_2", "/static/..%2Fserve.py", "/static/_style.css.j2",
+                                  "/report/Nobody_1_Else_2", f"/report/{ADA}", "/static/..%2Fserve.py", "/static/_style.css.j2",
                                   "/q/..%2F..%2Fetc/1", "/q/11.4.a/1", "/q/11.2.1/99", "/q/11.2.1/0",
                                   "/review/11.2.1.html", "/grades.csv"])
 def test_nothing_but_the_folders_data_is_served(app: Any, path: str) -> None:
@@ -154,7 +160,7 @@ def test_a_report_that_became_a_link_is_not_followed(app: Any, out: Path, tmp_pa
     secret.write_text("tutor's secret")
     (out / GRACE / "report.html").unlink()
     (out / GRACE / "report.html").symlink_to(secret)
-    response = _client(app).get(f"/report/{GRACE}")
+    response = _client(app).get(f"/report/{_key(GRACE)}")
     assert response.status_code == 404 and "secret" not in response.text
 
 
@@ -350,3 +356,14 @@ def test_serve_refuses_a_folder_without_results_and_a_busy_port(tmp_path: Path) 
             free_port(busy.getsockname()[1])
     result = CliRunner().invoke(main, ["serve", "-o", str(tmp_path), "--tutor", " "])
     assert result.exit_code == 2 and "--tutor" in result.output
+
+
+def test_an_odd_folder_name_links_to_its_own_report(tmp_path: Path) -> None:
+    odd = "Odd #1 %20 ?name"  # a badly named submission is flagged, not rejected: its folder keeps the name
+    out = fake_output(tmp_path / "out", [fake_result(odd, MEMBERS[0]), fake_result(GRACE, MEMBERS[1])])
+    client = _client(create_app(out, "ada", TOKEN))
+    page = next(client.get(f"/q/11.2.1/{n}").text for n in (1, 2) if odd in client.get(f"/q/11.2.1/{n}").text)
+    link = re.search(r'<a href="(/report/[^"]+)"', page)[1]  # type: ignore[index]
+    assert re.fullmatch(r"/report/[0-9a-f]{20}", link)
+    report = client.get(link)
+    assert report.status_code == 200 and "Odd #1 %20 ?name.ipynb" in html.unescape(report.text)
