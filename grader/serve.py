@@ -266,7 +266,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             suggested=_suggestion(q, flags), stored=stored,
             stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
             version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
-            report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid], saved=request.query_params.get("saved", ""), **common(request))
+            report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
+            saved=request.query_params.get("saved", ""), **common(request))
 
     async def answer(request: Request) -> Response:
         qid, n = request.path_params["qid"], request.path_params["n"]

@@ -146,7 +146,8 @@ def test_security_headers_and_sanitised_student_html(app: Any) -> None:
 
 
 @pytest.mark.parametrize("path", ["/report/..%2F..%2Fetc%2Fpasswd", "/report/gradebook.sqlite",
-                                  "/report/Nobody_1_Else_2", f"/report/{ADA}", "/static/..%2Fserve.py", "/static/_style.css.j2",
+                                  "/report/Nobody_1_Else_2", f"/report/{ADA}", "/static/..%2Fserve.py",
+                                  "/static/_style.css.j2",
                                   "/q/..%2F..%2Fetc/1", "/q/11.4.a/1", "/q/11.2.1/99", "/q/11.2.1/0",
                                   "/review/11.2.1.html", "/grades.csv"])
 def test_nothing_but_the_folders_data_is_served(app: Any, path: str) -> None:
