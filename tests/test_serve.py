@@ -299,7 +299,8 @@ def test_the_csv_round_trip_writes_the_same_tables_and_conflicts_with_an_open_fo
 def test_two_tutors_scoring_at_once_lose_nothing(app: Any, out: Path) -> None:
     """Two browsers, two threads: ada scores every answer of the first half of the questions, bob
     of the second half, and both score 11.3.3 (the same answers) at the same time."""
-    clients = {"ada": _client(app), "bob": _client(app)}
+    # bob on a second server over the same folder, as a second tutor's `grade serve` would be
+    clients = {"ada": _client(app), "bob": _client(create_app(out, "bob", TOKEN))}
     for name, client in clients.items():
         client.post("/tutor", data={"csrf": _form(client.get("/q/11.1.1/1").text)["csrf"], "tutor": name})
     half = len(WRITTEN_IDS) // 2

@@ -62,6 +62,7 @@ def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_re
                                                                                      browser: Any) -> None:
     base, out = server
     page = browser.new_page()
+    page.set_default_timeout(120_000)  # a loaded machine: generous, never a timing assertion
     dialogs: list[str] = []
     console: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
