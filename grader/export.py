@@ -84,7 +84,9 @@ def export_platform(out_dir: Path, fmt: str, into: Path, to: Path | None = None,
     if fmt not in PLATFORMS:
         raise UsageError(f"unknown platform '{fmt}'; use one of {', '.join(PLATFORMS)}")
     results = load_results(out_dir)
-    target = to or into.with_name(f"{into.stem}-graded{into.suffix or '.csv'}")
+    target: Path | None = to or into.with_name(f"{into.stem}-graded{into.suffix or '.csv'}")
+    if to is not None and str(to) == "-":
+        target = None  # the caller prints the text
     if fmt == "moodle":
         return fill_moodle(into, results, target)
     return fill_canvas(into, results, target, column)

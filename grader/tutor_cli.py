@@ -109,14 +109,19 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         _fail(exc)
         return
     if fmt in ("moodle", "canvas"):
-        click.echo(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
-                   f"written to {outcome.path}")
+        to_stdout = outcome.path is None
+        if to_stdout:
+            sys.stdout.buffer.write(outcome.text)
+            sys.stdout.flush()
+        say = (lambda text: click.echo(text, err=True)) if to_stdout else click.echo
+        say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
+            f"written to {outcome.path or 'standard output'}")
         if outcome.not_in_grades:
-            click.echo(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
+            say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
             for line in outcome.not_in_grades:
-                click.echo(f"  {line}")
-        click.echo(f"Upload {outcome.path} to " + ("Moodle (Grading action: Upload grading worksheet)."
-                                                   if fmt == "moodle" else "Canvas (Grades > Import)."))
+                say(f"  {line}")
+        say(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
+                                                    if fmt == "moodle" else "Canvas (Grades > Import)."))
     elif path is None:
         click.echo(text, nl=False)
     else:

@@ -223,6 +223,9 @@ def test_export_into_moodle_warns_when_incomplete_and_require_complete_writes_no
     assert "grading is not complete" in loose.output and "6 student(s) filled in" in loose.output
     assert "line 6 (Participant 105)" in loose.output
     assert (tmp_path / "moodle_worksheet-graded.csv").exists()
+    piped = runner.invoke(main, ["export", "-o", str(out), "--format", "moodle", "--into", str(sheet), "--to", "-"])
+    assert piped.exit_code == 0 and piped.stdout_bytes == (tmp_path / "moodle_worksheet-graded.csv").read_bytes()
+    assert not (tmp_path / "-").exists()
     assert runner.invoke(main, ["export", "-o", str(out), "--format", "moodle"]).exit_code == 2
     assert runner.invoke(main, ["export", "-o", str(out), "--format", "csv", "--into", str(sheet)]).exit_code == 2
     bad = runner.invoke(main, ["export", "-o", str(out), "--format", "canvas", "--into",
