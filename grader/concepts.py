@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-ANSWERS = Path(__file__).resolve().parent.parent / "reference" / "answers.toml"
+from grader import resources
+
+ANSWERS = resources.model_answers()
 
 
 @dataclass(frozen=True)

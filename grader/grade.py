@@ -18,6 +18,7 @@ import numpy as np
 
 import reference
 from grader import cases as case_inputs
+from grader import resources
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
@@ -30,7 +31,7 @@ from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "student_template" / "sheet11.ipynb"
+TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
              "lstm_cell", "tree_encode", "tbptt_grads", "train_recall")
 

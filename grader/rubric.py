@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from grader import resources
 from grader.errors import RubricError
 
-DEFAULT_RUBRIC = Path(__file__).resolve().parent.parent / "rubrics" / "sheet11.toml"
+DEFAULT_RUBRIC = resources.default_rubric()
 
 WRITTEN_IDS = ("11.1.1", "11.1.2", "11.2.1", "11.2.2", "11.3.1", "11.3.2", "11.3.3",
                "11.3.4a", "11.3.4b")

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import resources
 from grader.errors import SandboxUnavailable
 from grader.rubric import Limits
 
@@ -80,7 +81,7 @@ def reap_kernel_processes(timeout: float = 10.0) -> int:
         time.sleep(0.05)
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = resources.checkout_root()
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/nsswitch.conf",
               "/etc/localtime", "/etc/alternatives", "/etc/fonts")
@@ -286,7 +287,8 @@ def _masked_paths(visible: list[Path]) -> list[Path]:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
             masked.add(Path(spec.origin).resolve().parent)
-    masked.add(PROJECT_ROOT)
+    if PROJECT_ROOT is not None:  # a wheel install has no checkout; site-packages stays visible
+        masked.add(PROJECT_ROOT)
     shown = [Path(s) for s in _SYSTEM_DIRS] + visible
     return sorted(p for p in masked if p.is_dir() and any(p.is_relative_to(v) for v in shown))
 

@@ -32,6 +32,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from grader import resources
+
 THRESHOLD = 0.5
 CODE_K, CODE_WINDOW = 25, 6      # copydetect's defaults: noise threshold 25, guarantee threshold 30
 TEXT_K, TEXT_WINDOW = 40, 8      # about seven words: shorter runs are common phrases
@@ -40,7 +42,7 @@ TOP = 10                         # pairs shown with their passages (besides ever
 MAX_SHOWN = 40                   # at most this many pairs are stored
 CONTEXT_LINES = 2
 MAX_PASSAGE_CHARS = 6000
-TEMPLATE = Path(__file__).resolve().parent.parent / "student_template" / "sheet11.ipynb"
+TEMPLATE = resources.template_notebook()
 
 
 # -- sources -----------------------------------------------------------------------------------

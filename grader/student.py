@@ -28,15 +28,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from grader import resources
 from grader.errors import GraderError, UsageError
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
 from grader.notebook import NotebookInvalid, find_group_source, parse_notebook, template_answers
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Rubric, load_rubric
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = ROOT / "student_template"
-TEMPLATE = TEMPLATE_DIR / "sheet11.ipynb"
-CHECK_MODULE = TEMPLATE_DIR / "sheet11_check.py"
+TEMPLATE = resources.template_notebook()
+CHECK_MODULE = resources.check_module()
 NOTEBOOK_NAME = "sheet11.ipynb"
 DATA_STEM = "sheet11_public"
 #: train_recall is checked in the notebook on this short length only (the interface, not learning).

@@ -5,7 +5,7 @@ here with the ``nbformat.v4`` builders so that it can be reviewed as code; the w
 committed. Output is deterministic (fixed cell ids, no outputs), so a test can rebuild it and
 compare it with the committed file.
 
-Cells are found by ``metadata.tags`` (see ``/work/shared/CONTRACT.md`` §2). Tags beyond the
+Cells are found by ``metadata.tags`` (see ``docs/contract.md`` §2). Tags beyond the
 contract: ``exercise-<n>``, ``question-<id>``, ``imports``, ``function-<name>``, ``try-<name>``,
 ``given-make_recall_data`` and ``intro-11.4``.
 

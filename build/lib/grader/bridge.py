@@ -1,0 +1,237 @@
+"""The channel between the grader and a student's kernel: plain arrays and JSON, never pickles.
+
+The grader writes a call's inputs as ``.npy`` files and a JSON description into a fresh folder of
+the kernel's scratch space, runs a short, fixed piece of code in the kernel that loads them,
+calls the student's function and writes what came back the same way. The grader then reads the
+files with ``allow_pickle=False``, without following links, under a size cap. Whatever the
+kernel does to this channel can only change the values it reports for itself.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.cases import LossSpec
+from grader.execute import CodeResult, KernelSession
+from grader.sandbox import give_to_kernel
+
+MAX_JSON_BYTES = 1_000_000
+MAX_ARRAY_BYTES = 200_000_000
+# All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
+# a kernel returning many huge arrays must not fill the grader's memory.
+MAX_RESULT_BYTES = 64_000_000
+
+# Runs inside the kernel. It imports under private names, so a student's `np = None` or a
+# patched `json` changes only what this kernel reports about itself.
+_KERNEL_CODE = r'''
+def __sheet11_call(folder, expr):
+    import json as _json, os as _os, traceback as _tb
+    import numpy as _np, torch as _torch
+    with open(_os.path.join(folder, "call.json")) as _f:
+        spec = _json.load(_f)
+    def load(name):
+        return _torch.from_numpy(_np.load(_os.path.join(folder, name), allow_pickle=False))
+    def build(d):
+        kind = d["t"]
+        if kind == "array":
+            return load(d["file"])
+        if kind == "dict":
+            return {k: build(v) for k, v in d["items"].items()}
+        if kind == "tree":
+            def tup(t):
+                return t if isinstance(t, str) else tuple(tup(s) for s in t)
+            return tup(d["value"])
+        if kind == "loss":
+            vec = load(d["file"])
+            if d["kind"] == "linear":
+                return lambda h: (h * vec.to(h.dtype)).sum()
+            return lambda h: 0.5 * ((h - vec.to(h.dtype)) ** 2).sum()
+        return d["value"]
+    def logits(model, x):
+        if hasattr(model, "eval"):
+            model.eval()
+        with _torch.no_grad():
+            return model(x)
+    counter = [0]
+    def dump(v, depth=0):
+        if depth > 4:
+            return {"t": "other", "kind": "nested too deep"}
+        if isinstance(v, _torch.Tensor) or isinstance(v, _np.ndarray):
+            kind = "tensor" if isinstance(v, _torch.Tensor) else "ndarray"
+            dtype = str(v.dtype)
+            shape = list(v.shape)
+            try:
+                if kind == "tensor":
+                    arr = v.detach().cpu()
+                    arr = (arr.float() if arr.dtype == _torch.bfloat16 else arr).numpy()
+                else:
+                    arr = _np.asarray(v)
+                if arr.dtype.kind in "biuf":
+                    arr = arr.astype(_np.float64)
+                else:
+                    return {"t": "other", "kind": kind + " of " + dtype}
+            except Exception as e:
+                return {"t": "other", "kind": kind + " (" + type(e).__name__ + ")"}
+            counter[0] += 1
+            name = "out%d.npy" % counter[0]
+            _np.save(_os.path.join(folder, name), arr, allow_pickle=False)
+            return {"t": "array", "file": name, "kind": kind, "dtype": dtype, "shape": shape}
+        if isinstance(v, (bool, int, float)):
+            return {"t": "scalar", "kind": type(v).__name__, "value": float(v)}
+        if isinstance(v, (tuple, list)):
+            return {"t": "seq", "kind": type(v).__name__, "items": [dump(x, depth + 1) for x in v[:16]], "len": len(v)}
+        if isinstance(v, dict):
+            return {"t": "dict", "kind": "dict", "items": {str(k): dump(x, depth + 1) for k, x in list(v.items())[:16]}}
+        return {"t": "other", "kind": type(v).__name__}
+    try:
+        args = {k: build(d) for k, d in spec["args"].items()}
+        value = eval(expr, globals(), {"__args": args, "__logits": logits})
+        result = {"ok": True, "value": dump(value)}
+    except BaseException as e:
+        lines = _tb.format_exception_only(type(e), e)
+        result = {"ok": False, "error": "".join(lines).strip()[-800:]}
+    with open(_os.path.join(folder, "result.json"), "w") as _f:
+        _json.dump(result, _f)
+'''
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What a call gave back: a value in plain data, or the error it raised, or why nothing came."""
+
+    status: str  # ok | raised | timeout | died | garbled
+    value: Any = None  # numpy arrays, tuples, dicts, floats, or a TypeInfo
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """A returned object that is not data: only its kind is known."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    array: np.ndarray
+    kind: str   # tensor | ndarray
+    dtype: str  # as the kernel named it, e.g. torch.float32
+
+
+class Bridge:
+    """Calls functions in a :class:`KernelSession` with plain-data inputs and outputs."""
+
+    def __init__(self, session: KernelSession) -> None:
+        self.session = session
+        self._ids = itertools.count(1)
+
+    def _folder(self) -> Path:
+        # In the session's own `calls` folder, which the kernel cannot change (not in its
+        # scratch space, where it could have put a link in the way), under a name it cannot guess.
+        return Path(tempfile.mkdtemp(prefix=f"{next(self._ids)}-", dir=self.session.calls))
+
+    def call(self, expr: str, args: dict[str, Any], timeout: float) -> Returned:
+        """Evaluate ``expr`` (e.g. ``rnn_forward(**__args)``) in the kernel with ``args``."""
+        folder = self._folder()
+        spec = {"args": {k: _encode(v, folder, k) for k, v in args.items()}}
+        _write_new(folder / "call.json", json.dumps(spec).encode())
+        if self.session.sandbox.confined:
+            give_to_kernel(folder)  # only now may the kernel write (its result) there
+        # The helper is defined again with every call, so a student cannot have replaced it.
+        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r})"
+        ran: CodeResult = self.session.run_code(code, timeout)
+        if ran.status in ("timeout", "died"):
+            return Returned(ran.status, seconds=ran.seconds)
+        try:
+            result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
+            if not result.get("ok"):
+                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds)
+            return Returned("ok", _decode(result["value"], folder, budget=[MAX_RESULT_BYTES]),
+                            seconds=ran.seconds)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Returned("garbled", error=f"the kernel's answer could not be read ({type(exc).__name__})"
+                            + (f"; the cell failed: {ran.error}" if ran.error else ""), seconds=ran.seconds)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` afresh: never through a link, never over a file that is already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _save(folder: Path, name: str, array: np.ndarray) -> str:
+    fname = f"in_{name}.npy"
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    _write_new(folder / fname, buf.getvalue())
+    return fname
+
+
+def _encode(value: Any, folder: Path, name: str) -> dict[str, Any]:
+    if isinstance(value, torch.Tensor):
+        return {"t": "array", "file": _save(folder, name, value.detach().cpu().numpy())}
+    if isinstance(value, LossSpec):
+        return {"t": "loss", "kind": value.kind, "file": _save(folder, name, value.vector.numpy())}
+    if isinstance(value, dict):
+        return {"t": "dict", "items": {k: _encode(v, folder, f"{name}_{i}")
+                                       for i, (k, v) in enumerate(value.items())}}
+    if isinstance(value, tuple):
+        return {"t": "tree", "value": value}
+    if isinstance(value, (str, int, float)):
+        return {"t": "plain", "value": value}
+    raise TypeError(f"cannot send {type(value).__name__} to the kernel")
+
+
+def _read_plain(path: Path, limit: int) -> bytes:
+    """Read a regular file the kernel wrote, never through a link, at most ``limit`` bytes."""
+    # O_NONBLOCK: a FIFO in the file's place must not stall the grader in open().
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError("too large")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("too large")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _decode(desc: Any, folder: Path, depth: int = 0, budget: list[int] | None = None) -> Any:
+    if depth > 5 or not isinstance(desc, dict):
+        raise ValueError("bad description")
+    kind = desc["t"]
+    if kind == "array":
+        name = str(desc["file"])
+        if "/" in name or not name.endswith(".npy"):
+            raise ValueError("bad file name")
+        budget = [MAX_RESULT_BYTES] if budget is None else budget
+        data = _read_plain(folder / name, min(MAX_ARRAY_BYTES, budget[0]))
+        budget[0] -= len(data)
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+        if array.dtype != np.float64:
+            raise ValueError("unexpected dtype")
+        return ArrayInfo(array, str(desc.get("kind", "")), str(desc.get("dtype", "")))
+    if kind == "scalar":
+        return float(desc["value"])
+    if kind == "seq":
+        return tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+    if kind == "dict":
+        return {str(k): _decode(v, folder, depth + 1, budget) for k, v in desc["items"].items()}
+    return TypeInfo(str(desc.get("kind", "unknown"))[:100])

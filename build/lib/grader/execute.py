@@ -1,0 +1,444 @@
+"""Run a notebook in a fresh, confined kernel and keep that kernel for the grader's calls.
+
+One failing cell never stops the rest (``allow_errors``). A cell over the rubric's time is
+interrupted (``cell.timeout``) and the next cell runs; a kernel that dies (``kernel.died``) is
+started again, the cells before the fatal one are run again, the fatal one is skipped, and
+execution goes on, so that functions defined before a crash can still be graded. Input requests
+fail at once (``allow_stdin`` is off). Outputs are capped while they arrive, not afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import zmq
+import zmq.asyncio
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from grader.rubric import Limits
+from grader.sandbox import KernelCgroup, Sandbox, reap_kernel_processes
+
+KERNEL_NAME = "sheet11-sandbox"
+MAX_RESTARTS = 4
+# The largest message the grader takes from a kernel, and how many it queues: a kernel that
+# prints gigabytes at once (ipykernel sends what was printed in 0.2 s as one message) or sends
+# raw messages of its own cannot make the grader's memory grow. Larger messages are dropped.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_QUEUED_MESSAGES = 64
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What happened to one code cell."""
+
+    index: int
+    status: str  # ok | error | timeout | died | skipped | not_run
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RunFlag:
+    code: str
+    message: str
+    cell: int | None = None
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    """The outcome of code the grader ran in the kernel."""
+
+    status: str  # ok | error | timeout | died
+    seconds: float
+    error: str = ""
+    stdout: str = ""
+
+
+@dataclass
+class ExecutionResult:
+    cells: list[CellOutcome] = field(default_factory=list)
+    flags: list[RunFlag] = field(default_factory=list)
+    seconds: float = 0.0
+    started: bool = True
+
+
+# Runs in the kernel after it starts: what one execution prints is cut in the kernel already, so
+# that a print loop does not send the grader messages over MAX_MESSAGE_BYTES (which the grader
+# would drop, losing the rest of that kernel's output). A student who undoes this only slows
+# the grading of their own notebook down; the grader's memory stays bounded either way.
+_CAP_OUTPUT = r"""
+def __sheet11_cap_output(limit):
+    import ipykernel.iostream as _io
+    cls = _io.OutStream
+    if getattr(cls, "_sheet11_capped", False):
+        return
+    original = cls.write
+    used = {}
+    def write(self, string):
+        if not isinstance(string, str):
+            return original(self, string)
+        try:
+            key = (id(self), str(self.parent_header.get("msg_id")))
+        except Exception:
+            key = (id(self), "")
+        if key not in used and len(used) > 64:
+            used.clear()
+        room = limit - used.get(key, 0)
+        if room > 0:
+            used[key] = used.get(key, 0) + len(string)
+            original(self, string[:room])
+        return len(string)
+    cls.write = write
+    cls._sheet11_capped = True
+__sheet11_cap_output(%d)
+del __sheet11_cap_output
+"""
+
+
+class KernelStartError(Exception):
+    """The kernel did not start or did not answer."""
+
+
+class _CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most ``max_chars`` of output per cell, as it arrives."""
+
+    max_chars: int = 20000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: dict[int, int] = {}
+
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(
+            len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values()
+        ) + len("".join(content.get("traceback", [])))
+        kept = self._kept.get(cell_index, 0)
+        if kept + size > self.max_chars:
+            if kept <= self.max_chars:
+                self._kept[cell_index] = self.max_chars + 1
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr",
+                    text=f"\n[output cut: this cell printed more than {self.max_chars} characters]\n"))
+            return None
+        self._kept[cell_index] = kept + size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _describe_error(cell: Any) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"[:500]
+    return ""
+
+
+class KernelSession:
+    """A confined kernel that runs a notebook and then the grader's own calls.
+
+    Use as a context manager; the scratch folder (the kernel's only writable place, and the
+    channel for plain-data files between kernel and grader) is removed on exit.
+    """
+
+    def __init__(self, sandbox: Sandbox, limits: Limits, threads: int = 1) -> None:
+        self.sandbox, self.limits, self.threads = sandbox, limits, threads
+        root = _run_root()
+        _sweep_stale_runs(root)
+        self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
+        # One cgroup per session caps the kernel and all it starts, across restarts.
+        self.cgroup = KernelCgroup.create(self.base.name, limits) if sandbox.confined else None
+        self.scratch = self.base / "kernel"
+        self.scratch.mkdir()
+        self.sandbox.prepare(self.scratch)
+        # The grader's own folders beside the scratch, bound into the sandbox at the same path:
+        # the kernel can neither replace them nor plant links in them (the grader writes and
+        # reads there as root). `conn` holds the connection file, `calls` the bridge's calls.
+        self.conn = self.base / "conn"
+        self.calls = self.base / "calls"
+        for shared in (self.conn, self.calls):
+            shared.mkdir(mode=0o755)
+            os.chmod(shared, 0o755)
+        # The kernel's own stdout/stderr (os.write(1, ...), C libraries) never reach the
+        # tutor's terminal; stderr is kept, under the kernel's file size limit, for start errors.
+        self._stderr_path = self.base / "kernel-stderr.log"
+        self._stderr: Any = None
+        self._context: zmq.asyncio.Context | None = None
+        self._specs = self.base / "kernels"
+        self.client: _CappedClient | None = None
+        self.nb: Any = None
+        self.good_cells: list[int] = []  # cells to run again after a restart
+        self.skip: set[int] = set()
+        self.restarts = 0
+
+    # -- kernel lifetime -------------------------------------------------------------------
+    def __enter__(self) -> KernelSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _stderr_tail(self) -> str:
+        try:
+            with open(self._stderr_path, "rb") as f:
+                f.seek(max(0, self._stderr_path.stat().st_size - 600))
+                tail = f.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+        return f"; kernel stderr: ...{tail[-300:]}" if tail else ""
+
+    def _stop(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            if self._context is not None:
+                self._context.destroy(linger=0)
+                self._context = None
+            return
+        try:
+            if client.kc is not None:
+                client.kc.stop_channels()
+        except Exception:  # noqa: BLE001 - a dead kernel's channels may already be gone
+            pass
+        try:
+            if client.km is not None and client.km.has_kernel:
+                run_sync(client.km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001
+            pass
+        context, self._context = self._context, None
+        if context is not None:
+            context.destroy(linger=0)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self.sandbox.confined:
+            # Forks and background processes of the old kernel must be gone before a new one
+            # starts under the same uid and process limit.
+            reap_kernel_processes()
+
+    def _write_spec(self) -> None:
+        spec_dir = self._specs / KERNEL_NAME
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls),
+                                                 self.cgroup),
+                "display_name": "Sheet 11 (sandboxed)", "language": "python",
+                # bwrap starts the kernel in a new session, out of reach of a signal to the
+                # launcher's group; an interrupt message reaches it.
+                "interrupt_mode": "message"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+    def start(self, nb: Any) -> None:
+        """Start a fresh kernel for ``nb`` (the notebook object nbclient fills with outputs)."""
+        self._stop()
+        self.nb = nb
+        self._write_spec()
+        for stale in self.scratch.glob("ipc-*"):
+            stale.unlink(missing_ok=True)
+        # One context for the manager and its client, with the size limits on every socket.
+        context = self._context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+        km = AsyncKernelManager(context=context, kernel_name=KERNEL_NAME,
+                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
+                           transport="ipc", ip=str(self.scratch / "ipc"),
+                           connection_file=str(self.conn / "connection.json"))
+        km.client = lambda **kw: AsyncKernelManager.client(km, context=context, **kw)  # type: ignore[method-assign]
+        km.write_connection_file()
+        # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
+        os.chmod(km.connection_file, 0o644)
+        client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
+                               startup_timeout=int(self.limits.kernel_start_timeout),
+                               allow_errors=True, interrupt_on_timeout=False,
+                               iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False)
+        client.max_chars = self.limits.max_output_chars
+        self.client = client
+        try:
+            self._stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - closed in _stop
+            client.start_new_kernel(env=self.sandbox.kernel_env(self.scratch, self.threads),
+                                    cwd=str(self.scratch), stdout=subprocess.DEVNULL,
+                                    stderr=self._stderr)
+            client.start_new_kernel_client()
+            if not self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20):
+                raise RuntimeError("the kernel did not answer its first request")
+        except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
+            detail = f"{type(exc).__name__}: {exc}"[:300] + self._stderr_tail()
+            self._stop()
+            raise KernelStartError(detail) from None
+
+    def _execute(self, cell: Any, index: int, timeout: float) -> tuple[str, float]:
+        """Run one cell: returns (status, seconds) with status ok | error | timeout | died."""
+        assert self.client is not None
+        self.client.timeout = max(1, int(timeout))
+        t0 = time.monotonic()
+        try:
+            self.client.execute_cell(cell, index, store_history=True)
+        except DeadKernelError:
+            return "died", time.monotonic() - t0
+        except CellTimeoutError:
+            if self._interrupt():
+                return "timeout", time.monotonic() - t0
+            return "timeout-dead", time.monotonic() - t0
+        seconds = time.monotonic() - t0
+        return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _quiet(self, code: str, timeout: float) -> bool:
+        """Run grader code silently (no output, no history); True when the kernel answered."""
+        assert self.client is not None and self.client.kc is not None
+        kc = self.client.kc
+        msg_id = kc.execute(code, store_history=False, silent=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty: no answer in time
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"].get("status") == "ok"
+        return False
+
+    def _interrupt(self) -> bool:
+        """Interrupt the running cell; True when the kernel answers again within a few seconds."""
+        assert self.client is not None and self.client.km is not None
+        try:
+            run_sync(self.client.km.interrupt_kernel)()
+            kc = self.client.kc
+            msg_id = kc.execute("pass", store_history=False, silent=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return True
+        except Exception:  # noqa: BLE001 - no answer means the kernel is stuck or gone
+            return False
+        return False
+
+    def _restart(self) -> None:
+        """A fresh kernel with the good cells run again (quietly, outputs kept from before)."""
+        self.restarts += 1
+        self.start(self.nb)
+        for index in self.good_cells:
+            cell = nbformat.from_dict(self.nb.cells[index])
+            self._execute(cell, index, self.limits.cell_timeout)
+
+    # -- the notebook ----------------------------------------------------------------------
+    def run_notebook(self, nb: Any) -> ExecutionResult:
+        """Run every code cell of ``nb`` in order, within the rubric's limits."""
+        result = ExecutionResult()
+        t_start = time.monotonic()
+        deadline = t_start + self.limits.notebook_timeout
+        try:
+            self.start(nb)
+        except KernelStartError as exc:
+            result.started = False
+            result.flags.append(RunFlag("kernel.died", f"the kernel did not start: {exc}"))
+            return result
+        code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+        for pos, index in enumerate(code_cells):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                left = code_cells[pos:]
+                result.flags.append(RunFlag(
+                    "notebook.timeout",
+                    f"the notebook ran longer than {self.limits.notebook_timeout:g} s; "
+                    f"{len(left)} cell(s) were not run", left[0]))
+                result.cells += [CellOutcome(i, "not_run") for i in left]
+                break
+            cell = nb.cells[index]
+            status, seconds = self._execute(cell, index, min(self.limits.cell_timeout, remaining))
+            if status == "ok" or status == "error":
+                self.good_cells.append(index)
+                result.cells.append(CellOutcome(index, status, seconds, _describe_error(cell)))
+                continue
+            if status == "timeout":
+                self.good_cells.append(index)  # interrupted, but what it defined before stays
+                result.cells.append(CellOutcome(index, "timeout", seconds))
+                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds), index))
+                continue
+            # died, or a timeout the kernel did not come back from
+            if status == "died":
+                result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
+                                            "(a crash, os._exit, or the memory limit); it was "
+                                            "restarted and this cell skipped", index))
+                result.cells.append(CellOutcome(index, "died", seconds))
+            else:
+                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)
+                                            + "; the kernel did not respond and was restarted", index))
+                result.cells.append(CellOutcome(index, "timeout", seconds))
+            self.skip.add(index)
+            if self.restarts >= MAX_RESTARTS:
+                left = code_cells[pos + 1:]
+                result.cells += [CellOutcome(i, "not_run") for i in left]
+                break
+            try:
+                self._restart()
+            except KernelStartError as exc:
+                result.flags.append(RunFlag("kernel.died", f"the kernel could not be restarted: {exc}"))
+                result.cells += [CellOutcome(i, "not_run") for i in code_cells[pos + 1:]]
+                break
+        result.seconds = time.monotonic() - t_start
+        return result
+
+    # -- the grader's calls ----------------------------------------------------------------
+    def run_code(self, source: str, timeout: float) -> CodeResult:
+        """Run grader code in the kernel; a dead kernel is restarted for the next call."""
+        if self.client is None:
+            return CodeResult("died", 0.0, "the kernel is not running")
+        cell = nbformat.v4.new_code_cell(source)
+        # nbclient stores an executed cell back into its notebook by index: give it a scratch one.
+        notebook, self.client.nb = self.client.nb, nbformat.v4.new_notebook(cells=[cell])
+        try:
+            status, seconds = self._execute(cell, 0, timeout)
+        finally:
+            if self.client is not None:
+                self.client.nb = notebook
+        stdout = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        if status in ("died", "timeout-dead"):
+            try:
+                self._restart()
+            except KernelStartError:
+                self.client = None
+            return CodeResult("died" if status == "died" else "timeout", seconds)
+        return CodeResult(status, seconds, _describe_error(cell), stdout[-2000:])
+
+
+def _run_root() -> str:
+    """Where sessions keep their folders: the temp dir, unless its path is so long that the
+    kernel's IPC socket paths (``<root>/sheet11-run-<pid>-<x>/kernel/ipc-<n>``) would pass the
+    107-byte limit of a Unix socket's name; then ``/tmp``."""
+    root = tempfile.gettempdir()
+    if len(os.fsencode(root)) > 60 and os.path.isdir("/tmp"):
+        return "/tmp"
+    return root
+
+
+def _sweep_stale_runs(root: str) -> None:
+    """Remove the scratch folders of grading processes that were killed (SIGKILL, power loss)
+    before they could clean up: their names carry the pid, which no longer runs."""
+    for stale in Path(root).glob("sheet11-run-*-*"):
+        pid = stale.name.split("-")[2]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        try:
+            if stale.stat().st_uid == os.geteuid():
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _timeout_message(limits: Limits, seconds: float) -> str:
+    return f"this cell ran longer than {limits.cell_timeout:g} s and was stopped"

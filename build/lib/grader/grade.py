@@ -1,0 +1,292 @@
+"""Grade one submission: a pipeline of small steps over immutable findings.
+
+intake -> notebook -> group and naming -> written answers -> run -> function checks -> recall
+-> one :class:`~grader.result.SubmissionResult`. Any step may end the pipeline early with status
+``rejected`` (a rule said so) or ``error`` (it could not be graded); the result still lists every
+question with 0 points, a student-safe message, and the technical detail for the tutor.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+import numpy as np
+
+import reference
+from grader import cases as case_inputs
+from grader import resources
+from grader.bridge import ArrayInfo, Bridge, Returned
+from grader.compare import CaseResult, compare_case, missing_case, to_numpy
+from grader.concepts import match_concepts
+from grader.execute import KernelSession
+from grader.intake import read_submission
+from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
+from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
+from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
+from grader.rules import AnswerRule, check_answer
+from grader.sandbox import Sandbox
+
+TEMPLATE = resources.template_notebook()
+FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
+             "lstm_cell", "tree_encode", "tbptt_grads", "train_recall")
+
+
+@dataclass
+class Context:
+    """What every submission of a batch is graded with."""
+
+    rubric: Rubric
+    sandbox: Sandbox
+    threads: int = 1
+    template_answers: dict[str, str] = field(default_factory=dict)
+    public: bool = False  # True: the public examples (`grade check`), never the hidden cases
+
+    @classmethod
+    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False) -> Context:
+        answers: dict[str, str] = {}
+        if TEMPLATE.exists():
+            answers = template_answers(nbformat.read(str(TEMPLATE), as_version=4))
+        return cls(rubric, sandbox, threads, answers, public)
+
+
+def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
+    return {q.id: QuestionResult(q.id, q.title, 0.0, q.points, "auto" if q.automatic else "pending")
+            for q in rubric.questions.values()}
+
+
+def _stopped(ctx: Context, submission: str, sha: str, status: str, message: str, flags: list[Flag],
+             group: tuple = (), detail: str = "", **kw: Any) -> SubmissionResult:
+    return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
+                            questions=_empty_questions(ctx.rubric), flags=tuple(flags),
+                            max_points=ctx.rubric.max_points, message=message, tutor_detail=detail,
+                            sandbox_note=ctx.sandbox.note, rubric_sha256=ctx.rubric.sha256, **kw)
+
+
+def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
+    """Grade one file; never raises for anything a submission can contain."""
+    t0 = time.monotonic()
+    try:
+        result = _grade(path, ctx)
+    except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
+        result = _stopped(ctx, path.name, "", "error",
+                          "the grader could not grade this submission; a tutor will look at it",
+                          [], detail="".join(traceback.format_exception(exc))[-4000:])
+    return replace(result, seconds=time.monotonic() - t0)
+
+
+
+def _grade(path: Path, ctx: Context) -> SubmissionResult:
+    rubric = ctx.rubric
+    intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
+    flags: list[Flag] = []
+    extra = {"other_files": intake.other_files, "notebook_name": intake.notebook_name}
+    if intake.note:
+        flags.append(Flag("archive.contents", None, intake.note))
+    if intake.notebook is None:
+        status = "rejected" if intake.problem_code == "archive.unsafe" else "error"
+        flags.append(Flag(intake.problem_code, None, intake.problem))
+        return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
+    try:
+        nb = parse_notebook(intake.notebook)
+    except NotebookInvalid as exc:
+        flags.append(Flag("notebook.invalid", None, str(exc)))
+        return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
+
+    # Group cell and file name (contract §4).
+    members: tuple[Member, ...] = ()
+    source, found_by = find_group_source(nb)
+    if not source:
+        flags.append(Flag("group.missing", None, "no cell tagged `group` with GROUP = [...] was found"))
+    else:
+        try:
+            members = read_group(source)
+            if found_by != "tag":
+                flags.append(Flag("group.missing", None, "the group cell had lost its `group` tag; "
+                                                         "it was found by its GROUP = [...] line"))
+        except GroupCellError as exc:
+            flags.append(Flag("group.missing", None, str(exc)))
+    if members:
+        for finding in check_naming(intake.filename, members, rubric.naming.group_size):
+            flags.append(Flag(finding.code, None, finding.message))
+    else:
+        parsed = parse_filename(intake.filename)
+        if not parsed.ok:
+            flags.append(Flag("naming.pattern", None, parsed.problem))
+    group = tuple({"name": m.name, "student_id": m.student_id, "email": m.email} for m in members)
+    rejected = [f for f in flags if rubric.naming.policy(f.code) == "reject"
+                and f.code.startswith(("naming.", "group."))]
+    if rejected:
+        message = "rejected: " + "; ".join(f.message for f in rejected)
+        return _stopped(ctx, intake.filename, intake.sha256, "rejected", message, flags, group, **extra)
+
+    questions = _empty_questions(rubric)
+    for qid in WRITTEN_IDS:
+        questions[qid], answer_flags = _written(qid, nb, ctx)
+        flags += answer_flags
+
+    with KernelSession(ctx.sandbox, rubric.limits, ctx.threads) as session:
+        run = session.run_notebook(nb)
+        flags += [Flag(f.code, None, _cell_message(f.message, f.cell)) for f in run.flags]
+        if not run.started:
+            detail = "; ".join(f.message for f in run.flags)
+            return _stopped(ctx, intake.filename, intake.sha256, "error",
+                            "the notebook could not be run because its kernel did not start; "
+                            "a tutor will look at it", flags, group, detail, **extra)
+        bridge = Bridge(session)
+        found = _defined(bridge, rubric)
+        why = ""
+        if found is None:
+            why = "the kernel did not answer after the notebook ran, so no function could be called"
+            flags.append(Flag("kernel.died", None, why))
+        defined = found or {}
+        by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
+        for check in rubric.checks():
+            qid = rubric.question_of(check.function)
+            if not defined.get(check.function) and not why:
+                flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
+            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
+                                           ctx.public, why)
+        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
+        if not defined.get(rubric.recall.function) and not why:
+            flags.append(Flag("function.missing", rubric.recall.question,
+                              f"`{rubric.recall.function}` is not defined after the notebook ran"))
+        by_question[rubric.recall.question].append(recall_case)
+        cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
+                       "error": c.error} for c in run.cells)
+    for qid in AUTO_IDS:
+        q = rubric.questions[qid]
+        got = tuple(by_question[qid])
+        questions[qid] = QuestionResult(qid, q.title, round(sum(c.points for c in got), 4), q.points, "auto", got)
+    return SubmissionResult(submission=intake.filename, sha256=intake.sha256, status="graded", group=group,
+                            questions=questions, flags=tuple(flags), max_points=rubric.max_points,
+                            sandbox_note=ctx.sandbox.note, recall=recall, cells=cells,
+                            rubric_sha256=rubric.sha256, **extra)
+
+
+def _cell_message(message: str, cell: int | None) -> str:
+    return message if cell is None else f"cell {cell + 1}: {message}"
+
+
+def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag]]:
+    q = ctx.rubric.questions[qid]
+    located = find_answer(nb, qid)
+    rule = AnswerRule(max_words=q.max_words, require_citation=q.require_citation,
+                      min_sentences=q.min_sentences, max_sentences=q.max_sentences,
+                      max_sentences_per_item=q.max_sentences_per_item, expected_items=q.expected_items,
+                      fallback_max_sentences=q.fallback_max_sentences)
+    checked = check_answer(qid, located.source, rule, ctx.template_answers.get(qid))
+    flags = [Flag(f.code, qid, f.message) for f in checked.flags]
+    notes = list(checked.notes)
+    if located.found_by == "heading":
+        notes.append("the answer cell had lost its tag; it was found after the question's heading")
+    found, missing = match_concepts(qid, checked.text.visible) if not any(
+        f.code == "answer.missing" for f in checked.flags) else ((), ())
+    answer = WrittenAnswer(markdown=located.source, words=checked.words, sentences=checked.sentences,
+                           found_by=located.found_by, over_limit_at=checked.over_limit_at,
+                           visible=checked.text.visible, notes=tuple(notes),
+                           concepts_found=found, concepts_missing=missing,
+                           attachments=dict(nb.cells[located.index].get("attachments", {}) or {})
+                           if located.index is not None else {})
+    return QuestionResult(qid, q.title, 0.0, q.points, "pending", answer=answer), flags
+
+
+def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool] | None:
+    """Which contract functions the kernel holds; ``None`` when the kernel did not answer."""
+    names = ",".join(FUNCTIONS)
+    got = bridge.call("{n: float(callable(globals().get(n))) for n in __args['names'].split(',')}",
+                      {"names": names}, rubric.limits.call_timeout)
+    if got.status != "ok" or not isinstance(got.value, dict):
+        return None
+    return {k: v == 1.0 for k, v in got.value.items() if isinstance(v, float)}
+
+
+REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for name in FUNCTIONS}
+
+
+def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
+               public: bool = False, why: str = "") -> list[CaseResult]:
+    out = []
+    cases = check.public_cases() if public else check.cases
+    share = check.points / len(cases)
+    stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
+    for i, case in enumerate(cases, start=1):
+        inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
+        shapes = case_inputs.shapes_of(inputs)
+        params = case.describe()
+        if not defined:
+            out.append(missing_case(check.function, i, params, shapes, share, why))
+            continue
+        expected = to_numpy(REFERENCE[check.function](**inputs))
+        if stuck is not None:
+            returned = stuck
+        else:
+            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
+            if returned.status in ("died", "timeout"):
+                # Every further call would restart the kernel and run the notebook again.
+                stuck = returned
+        out.append(compare_case(check.function, i, params, shapes, inputs, expected, returned,
+                                check.rtol, check.atol, share))
+    return out
+
+
+def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
+            why: str = "") -> tuple[Recall, CaseResult]:
+    spec = rubric.recall
+    params = f"seq_len={spec.seq_len}, n_classes={spec.n_classes}, cell='lstm'"
+    base = dict(function=spec.function, index=1, params=params,
+                shapes=f"held-out x ({spec.seq_len}, {spec.heldout_n}, {spec.n_classes})",
+                max_points=spec.points)
+    if not defined:
+        return (Recall(None, None, None, None, spec.threshold, "not defined"),
+                missing_case(spec.function, 1, params, base["shapes"], spec.points, why))
+    seed = spec.public_heldout_seed if public else spec.heldout_seed
+    x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, seed)
+    accuracy: dict[str, float | None] = {}
+    seconds: dict[str, float | None] = {}
+    problems: dict[str, str] = {}
+    for cell in ("lstm", "rnn"):
+        trained = bridge.call(
+            f"globals().__setitem__('_sheet11_model_{cell}', "
+            f"{spec.function}({cell!r}, {spec.seq_len}, {spec.n_classes}, {spec.train_seed}))",
+            {}, spec.time_limit + 5)
+        seconds[cell] = trained.seconds
+        accuracy[cell] = None
+        if trained.status != "ok":
+            problems[cell] = {"timeout": f"training took longer than {spec.time_limit:g} s and was stopped",
+                              "died": "the kernel crashed during training",
+                              "raised": f"`{spec.function}('{cell}', ...)` raised {trained.error}"}.get(
+                trained.status, trained.error)
+            continue
+        scored = bridge.call(f"__logits(globals()['_sheet11_model_{cell}'], __args['x'])",
+                             {"x": x}, rubric.limits.call_timeout)
+        value = scored.value
+        if scored.status != "ok":
+            problems[cell] = f"calling the trained model failed: {scored.error or scored.status}"
+        elif not isinstance(value, ArrayInfo) or value.array.shape != (spec.heldout_n, spec.n_classes):
+            shape = tuple(value.array.shape) if isinstance(value, ArrayInfo) else type(value).__name__
+            problems[cell] = (f"the model returned {shape} for x of shape {tuple(x.shape)}; "
+                              f"expected logits of shape ({spec.heldout_n}, {spec.n_classes})")
+        else:
+            accuracy[cell] = float(np.mean(np.argmax(value.array, axis=1) == y.numpy()))
+    lstm = accuracy["lstm"]
+    in_time = seconds["lstm"] is not None and seconds["lstm"] <= spec.time_limit
+    passed = lstm is not None and lstm >= spec.threshold and in_time
+    if "lstm" in problems:
+        message = problems["lstm"]
+    elif not passed and lstm is not None and not in_time:
+        message = f"training took {seconds['lstm']:.0f} s; the limit is {spec.time_limit:g} s"
+    elif not passed:
+        message = f"the LSTM model reached {lstm:.1%} held-out accuracy; at least {spec.threshold:.0%} is needed"
+    else:
+        message = ""
+    rnn_text = (f"vanilla RNN: {accuracy['rnn']:.1%}" if accuracy["rnn"] is not None
+                else f"vanilla RNN: {problems.get('rnn', 'no result')}")
+    case = CaseResult(**base, passed=passed, points=spec.points if passed else 0.0,
+                      message=(message + "; " if message else "") + rnn_text,
+                      expected=f">= {spec.threshold:.0%}", got="" if lstm is None else f"{lstm:.1%}")
+    return Recall(lstm, accuracy["rnn"], seconds["lstm"], seconds["rnn"], spec.threshold, message), case

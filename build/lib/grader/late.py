@@ -1,0 +1,125 @@
+"""Late submissions: a post-step on a result's JSON, applied by the batch before it is written.
+
+The submission time comes from a manifest CSV (columns ``submission,time``, ISO-8601) or, where
+the manifest does not name the file, from the file's modification time. The rubric's ``[late]``
+policy decides what follows: ``none`` (nothing), ``flag`` (a ``late`` flag), ``per_day`` (the
+flag and ``per_day`` points off per started day) or ``zero`` (the flag and no points). Without a
+deadline there is never a ``late`` flag. The step is idempotent: it first removes what an earlier
+application left, so a result can be passed through it again with another deadline.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from grader.errors import UsageError
+from grader.rubric import Late
+
+DAY = 86400.0
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """An ISO-8601 time; without a zone it is the local time of this machine."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError:
+        raise UsageError(f"{what} '{text}' is not an ISO-8601 time such as 2024-02-01T23:59 "
+                         "or 2024-02-01T23:59:00+01:00") from None
+    if value.tzinfo is None:
+        value = value.astimezone()  # local time
+    return value
+
+
+def read_manifest(path: Path) -> dict[str, datetime]:
+    """``submission -> time`` from a CSV with the columns ``submission`` and ``time``."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read the manifest {path}: {exc.strerror}") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = {c.strip().lower() for c in reader.fieldnames or []}
+    if not {"submission", "time"} <= columns:
+        raise UsageError(f"the manifest {path} needs the columns 'submission' and 'time' "
+                         f"(it has: {', '.join(sorted(columns)) or 'none'})")
+    out: dict[str, datetime] = {}
+    for number, row in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        if not row.get("submission"):
+            continue
+        out[Path(row["submission"]).name] = parse_time(row.get("time", ""), f"{path} row {number}: time")
+    return out
+
+
+def submission_time(path: Path, manifest: Mapping[str, datetime] | None) -> tuple[datetime, str]:
+    """When ``path`` was handed in and where that came from (``manifest`` or ``mtime``)."""
+    if manifest:
+        for key in (path.name, path.stem):
+            if key in manifest:
+                return manifest[key], "manifest"
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone(), "mtime"
+
+
+def _duration(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes or not parts:
+        parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def recompute_points(data: dict[str, Any]) -> dict[str, Any]:
+    """The total from the questions' points, less a late deduction; 0 unless graded."""
+    if data.get("status") != "graded":
+        data["points"] = 0.0
+        return data
+    total = round(sum(float(q.get("points", 0.0)) for q in data["questions"].values()), 4)
+    late = data.get("late")
+    if late:
+        total = max(0.0, round(total - float(late.get("deduction", 0.0)), 4))
+    data["points"] = total
+    return data
+
+
+def strip_late(data: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(data))
+    out.pop("late", None)
+    out["flags"] = [f for f in out.get("flags", []) if f.get("code") != "late"]
+    return recompute_points(out)
+
+
+def apply_late(data: Mapping[str, Any], policy: Late, deadline: datetime | None,
+               submitted: datetime | None, source: str = "") -> dict[str, Any]:
+    """``data`` with the late policy applied (a new dict; ``data`` is not changed)."""
+    out = strip_late(data)
+    if deadline is None or submitted is None or policy.policy == "none":
+        return out
+    seconds = (submitted - deadline).total_seconds()
+    if seconds <= 0:
+        return out
+    days = math.ceil(seconds / DAY)
+    if policy.policy == "per_day":
+        deduction = round(days * policy.per_day, 4)
+        consequence = f"{deduction:g} point{'s' if deduction != 1 else ''} deducted ({policy.per_day:g} per started day)"
+    elif policy.policy == "zero":
+        deduction = float(out.get("max_points", 0.0))
+        consequence = "no points are given for a late submission"
+    else:
+        deduction = 0.0
+        consequence = "no points deducted; your tutor was told"
+    when = "from the submission list" if source == "manifest" else "by the file's modification time"
+    message = (f"handed in {_duration(seconds)} after the deadline {deadline.strftime('%Y-%m-%d %H:%M')} "
+               f"({when}); {consequence}")
+    out["flags"].append({"code": "late", "question": None, "message": message})
+    out["late"] = {"seconds": round(seconds), "days": days, "deduction": deduction, "policy": policy.policy,
+                   "deadline": deadline.isoformat(), "submitted": submitted.isoformat(), "source": source,
+                   "message": message}
+    return recompute_points(out)

@@ -1,0 +1,398 @@
+"""The `group` cell and the submission's file name (contract §2 and §4).
+
+The group cell is read with :func:`ast.parse` and :func:`ast.literal_eval` only: nothing a
+student wrote is ever executed here.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from grader.errors import GraderError
+
+__all__ = [
+    "GroupCellError",
+    "Member",
+    "NamingFinding",
+    "ParsedName",
+    "check_naming",
+    "name_matches",
+    "parse_filename",
+    "read_group",
+    "suggest_filename",
+]
+
+_KEYS = ("name", "student_id", "email")
+_EXAMPLE = 'GROUP = [{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}, ...]'
+_PATTERN = "the file name must look like Name1_id1_Name2_id2.zip (or with a third Name3_id3)"
+_EXTENSIONS = (".zip", ".ipynb")
+
+
+class GroupCellError(GraderError):
+    """The `group` cell cannot be read; the message tells the student what to fix."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One student of the group, as written in the `group` cell."""
+
+    name: str
+    student_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    """A submission file name split into (name, id) pairs; ``problem`` says why not ``ok``."""
+
+    pairs: tuple[tuple[str, str], ...]
+    ok: bool
+    problem: str
+
+    @property
+    def count(self) -> int:
+        """How many (name, id) pairs the file name lists."""
+        return len(self.pairs)
+
+
+@dataclass(frozen=True)
+class NamingFinding:
+    """A naming or group problem; ``code`` is one of the contract's flag codes."""
+
+    code: str
+    message: str
+
+
+# --------------------------------------------------------------------------- group cell
+
+
+def _describe(node: ast.AST) -> str:
+    """A student-readable name for a statement or expression kind."""
+    kinds = {
+        ast.Import: "an import", ast.ImportFrom: "an import", ast.Expr: "an expression",
+        ast.FunctionDef: "a function definition", ast.ClassDef: "a class definition",
+        ast.Call: "a function call", ast.Name: "a variable name", ast.BinOp: "a calculation",
+        ast.ListComp: "a list comprehension", ast.Attribute: "an attribute",
+        ast.Subscript: "an index", ast.JoinedStr: "an f-string",
+    }
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return "a function call"
+    for kind, text in kinds.items():
+        if isinstance(node, kind):
+            return text
+    return f"a {type(node).__name__} statement" if isinstance(node, ast.stmt) else "an expression"
+
+
+def _first_non_literal(node: ast.AST) -> ast.AST:
+    """The first sub-expression that is not a plain literal (for the error message)."""
+    allowed = (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.UnaryOp,
+               ast.expr_context, ast.USub, ast.UAdd)
+    for sub in ast.walk(node):
+        if not isinstance(sub, allowed):
+            return sub
+    return node
+
+
+def read_group(source: str) -> tuple[Member, ...]:
+    """Read ``GROUP = [...]`` from the group cell's source without executing it."""
+    try:
+        tree = ast.parse(source or "", mode="exec")
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "somewhere"
+        raise GroupCellError(
+            f"the group cell is not valid Python ({where}: {exc.msg}); it must hold only "
+            f"{_EXAMPLE}") from None
+    except (RecursionError, MemoryError, ValueError):  # absurd nesting, NUL bytes
+        raise GroupCellError(f"the group cell cannot be read; it must hold only {_EXAMPLE}") from None
+
+    if not tree.body:
+        raise GroupCellError(f"the group cell is empty; it must hold {_EXAMPLE}")
+    assignment: ast.Assign | ast.AnnAssign | None = None
+    for stmt in tree.body:
+        is_group = (
+            isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == "GROUP"
+        ) or (
+            isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            and stmt.target.id == "GROUP" and stmt.value is not None
+        )
+        if is_group and assignment is None:
+            assignment = stmt  # type: ignore[assignment]
+            continue
+        what = "a second assignment to GROUP" if is_group else _describe(stmt)
+        raise GroupCellError(
+            f"line {stmt.lineno} of the group cell holds {what}; the cell may hold only "
+            f"{_EXAMPLE} (comments are fine)")
+    assert assignment is not None and assignment.value is not None
+    try:
+        value = ast.literal_eval(assignment.value)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        bad = _first_non_literal(assignment.value)
+        line = getattr(bad, "lineno", assignment.lineno)
+        raise GroupCellError(
+            f"GROUP must be written out as a plain list of dictionaries, but line {line} uses "
+            f"{_describe(bad)}; write the names, ids and e-mails as quoted text") from None
+
+    if not isinstance(value, (list, tuple)):
+        raise GroupCellError(
+            f"GROUP must be a list of dictionaries, not a {type(value).__name__}: {_EXAMPLE}")
+    members: list[Member] = []
+    for i, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict):
+            raise GroupCellError(
+                f"member {i} of GROUP is a {type(entry).__name__}, not a dictionary like "
+                f'{{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}}')
+        missing = [k for k in _KEYS if k not in entry]
+        if missing:
+            keys = ", ".join(repr(k) for k in missing)
+            raise GroupCellError(f"member {i} of GROUP has no {keys}; each member needs "
+                                 f"'name', 'student_id' and 'email'")
+        fields: dict[str, str] = {}
+        for key in _KEYS:
+            raw = entry[key]
+            # A student id typed as a number is what the student meant: take it silently.
+            if key == "student_id" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+                raw = str(raw)
+            if not isinstance(raw, str):
+                raise GroupCellError(
+                    f"member {i} of GROUP: {key!r} must be text in quotes, not "
+                    f"{type(raw).__name__} {raw!r}")
+            fields[key] = unicodedata.normalize("NFC", raw.strip())
+        if not fields["name"]:
+            raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
+        members.append(Member(**fields))
+    return tuple(members)
+
+
+# --------------------------------------------------------------------------- file name
+
+
+def _basename(filename: str) -> str:
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def parse_filename(filename: str) -> ParsedName:
+    """Split ``Name1_id1_Name2_id2[_Name3_id3].zip|.ipynb`` into pairs.
+
+    The number of pairs is not judged here (that is ``naming.group_size``).
+    """
+    base = unicodedata.normalize("NFC", _basename(filename))  # macOS hands out NFD names
+
+    def bad(why: str) -> ParsedName:
+        return ParsedName((), False, f"{_PATTERN}; '{base}' {why}")
+
+    stem, dot, ext = base.rpartition(".")
+    if not dot or f".{ext.lower()}" not in _EXTENSIONS:
+        return bad("must end in .zip or .ipynb")
+    if not stem:
+        return bad("has no name before the extension")
+    if any(ch.isspace() for ch in stem):
+        return bad("contains a space (a copy such as 'name (1).zip' must be renamed)")
+    parts = stem.split("_")
+    if any(not p for p in parts):
+        return bad("has an empty part (two underscores in a row, or one at the start or end)")
+    is_id = [p.isascii() and p.isdigit() for p in parts]
+    if not any(is_id):
+        return bad("has no student ids")
+    if all(is_id):
+        return bad("has no names")
+    if len(parts) % 2:
+        return bad(f"has {len(parts)} parts separated by '_'; names and ids must come in pairs")
+    pairs = tuple((parts[i], parts[i + 1]) for i in range(0, len(parts), 2))
+    for i, (name, sid) in enumerate(pairs):
+        if is_id[2 * i] and not is_id[2 * i + 1]:
+            return bad(f"has '{name}' where a name belongs and '{sid}' where an id belongs: "
+                       "write the name first, then the id")
+    for i, (name, sid) in enumerate(pairs):
+        if not is_id[2 * i + 1]:
+            return bad(f"has '{sid}' where a student id belongs; an id is digits only")
+        if not any(ch.isalpha() for ch in name):
+            return bad(f"has '{name}' where a name belongs; a name needs letters")
+    return ParsedName(pairs, True, "")
+
+
+# --------------------------------------------------------------------------- name matching
+
+# Letters NFKD does not decompose, each with its usual ASCII spellings.
+_TRANSLIT: dict[str, tuple[str, ...]] = {
+    "ß": ("ss", "s"), "ẞ": ("ss",), "æ": ("ae",), "Æ": ("ae",), "œ": ("oe",), "Œ": ("oe",),
+    "ø": ("o", "oe"), "Ø": ("o", "oe"), "ł": ("l",), "Ł": ("l",), "đ": ("d", "dj"),
+    "Đ": ("d", "dj"), "ð": ("d", "dh"), "Ð": ("d", "dh"), "þ": ("th",), "Þ": ("th",),
+    "ı": ("i",), "ħ": ("h",), "Ħ": ("h",), "ŀ": ("l",), "ŧ": ("t",),
+}
+# Umlauts and rings spelled out (German and Scandinavian): ö as oe, å as aa.
+_SPELLED = {"\u0308": "e", "\u030a": "a"}
+
+
+def _spellings(ch: str) -> set[str]:
+    """Every accepted (casefolded) spelling of one character of a member's name."""
+    out = {ch.casefold()}
+    if ch in _TRANSLIT:
+        out.update(_TRANSLIT[ch])
+    decomposed = unicodedata.normalize("NFKD", ch)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    marks = [c for c in decomposed if unicodedata.combining(c)]
+    if base and base != ch:
+        out.add(base.casefold())
+        for mark in marks:
+            if mark in _SPELLED:
+                out.add((base + _SPELLED[mark]).casefold())
+    if unicodedata.combining(ch) or not ch.isalnum():
+        out.add("")  # a stray combining mark, a hyphen, an apostrophe, a dot may be dropped
+    return out
+
+
+def _matches_sequence(target: str, seq: list[set[str]]) -> bool:
+    """Whether ``target`` is one concatenation of a choice from each set (an NFA run)."""
+    reach = {0}
+    for options in seq:
+        nxt = {p + len(o) for p in reach for o in options if target.startswith(o, p)}
+        if not nxt:
+            return False
+        reach = nxt
+    return len(target) in reach
+
+
+def _name_parts(full_name: str) -> list[str]:
+    """Parts of a name: split on spaces and also at hyphens ("Jean-Luc" gives Jean, Luc)."""
+    parts: list[str] = []
+    for word in unicodedata.normalize("NFC", full_name).split():
+        pieces = [p for p in word.split("-") if p]
+        parts.extend(pieces if pieces else [word])
+    return parts
+
+
+def name_matches(file_name_part: str, full_name: str) -> bool:
+    """Whether a file-name part names this member (contract §4).
+
+    Any run of consecutive parts of the name joined without spaces, case-insensitive; each
+    accented letter may be written as itself, without its accent or spelled out (ö: o or oe,
+    ß: ss, ø: o or oe, å: aa), chosen per letter. Hyphens and apostrophes may be kept or
+    dropped: "JeanLuc", "Jean-Luc", "ONeil", "O'Neil".
+    """
+    target = unicodedata.normalize("NFC", file_name_part).casefold()
+    if not target:
+        return False
+    words = unicodedata.normalize("NFC", full_name).split()
+    # Runs over whole space-separated words keep their inner hyphens optional; the pieces of
+    # hyphenated words are parts too, so "Luc" alone or "Jones" of "Smith-Jones" match.
+    for parts in (words, _name_parts(full_name)):
+        seqs = [[_spellings(ch) for ch in part] for part in parts]
+        for i in range(len(parts)):
+            seq: list[set[str]] = []
+            for j in range(i, len(parts)):
+                seq = seq + seqs[j]
+                if _matches_sequence(target, seq):
+                    return True
+    return False
+
+
+# --------------------------------------------------------------------------- findings
+
+# One '@', something before it, a dot inside the domain, no spaces.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
+
+
+def _valid_email(address: str) -> bool:
+    return bool(_EMAIL.match(address)) and not address.startswith(".") and ".." not in address
+
+
+def _students(n: int) -> str:
+    return f"{n} student" + ("" if n == 1 else "s")
+
+
+def check_naming(
+    filename: str,
+    members: tuple[Member, ...],
+    group_size: tuple[int, int] = (2, 3),
+) -> tuple[NamingFinding, ...]:
+    """Compare the file name with the group cell; at most one finding per code."""
+    lo, hi = group_size
+    allowed = f"{lo}" if lo == hi else f"{lo} or {hi}" if hi == lo + 1 else f"{lo} to {hi}"
+    findings: list[NamingFinding] = []
+    parsed = parse_filename(filename)
+    if not parsed.ok:
+        findings.append(NamingFinding("naming.pattern", parsed.problem))
+
+    sizes: list[str] = []
+    if not lo <= len(members) <= hi:
+        sizes.append(f"the group cell lists {_students(len(members))}")
+    if parsed.ok and not lo <= parsed.count <= hi:
+        sizes.append(f"the file name lists {_students(parsed.count)}")
+    if sizes:
+        findings.append(NamingFinding(
+            "naming.group_size", f"{' and '.join(sizes)}; a group has {allowed} members"))
+
+    if parsed.ok:
+        problems: list[str] = []
+        by_id: dict[str, Member] = {}
+        for m in members:
+            if m.student_id in by_id:
+                problems.append(f"{by_id[m.student_id].name} and {m.name} share the student "
+                                f"id {m.student_id} in the group cell")
+            by_id.setdefault(m.student_id, m)
+        seen: set[str] = set()
+        for name, sid in parsed.pairs:
+            member = by_id.get(sid)
+            if sid in seen:
+                problems.append(f"'{name}_{sid}' lists student id {sid} a second time")
+                continue
+            seen.add(sid)
+            if member is None:
+                problems.append(f"'{name}_{sid}': no member of the group cell has student id {sid}")
+            elif not name_matches(name, member.name):
+                problems.append(f"'{name}_{sid}': id {sid} belongs to {member.name}, but "
+                                f"'{name}' is not part of that name")
+        for m in members:
+            if m.student_id not in seen:
+                problems.append(f"{m.name} ({m.student_id}) is in the group cell but not in "
+                                "the file name")
+        if problems:
+            findings.append(NamingFinding("naming.mismatch", "; ".join(problems)))
+
+    bad_mail = [f"{m.name}: '{m.email}'" for m in members if not _valid_email(m.email)]
+    if bad_mail:
+        findings.append(NamingFinding(
+            "group.email", "not a valid e-mail address: " + "; ".join(bad_mail)))
+    return tuple(findings)
+
+
+# --------------------------------------------------------------------------- suggestion
+
+_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
+
+
+def _ascii_name(part: str) -> str:
+    """Diacritics dropped (ß as ss), everything that is not a letter or digit removed."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", part):
+        if ch in _TRANSLIT:
+            spelled = _TRANSLIT[ch][0]
+            out.append(spelled.capitalize() if ch.isupper() else spelled)  # Ł -> L, Æ -> Ae
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        if base.isascii() and base.isalnum():
+            out.append(base)
+        elif ch.isalnum():
+            out.append(ch)  # a letter with no ASCII form (Greek, Cyrillic, CJK) stays as it is
+    return "".join(out)
+
+
+def suggest_filename(members: tuple[Member, ...] | list[Member], ext: str = ".zip") -> str:
+    """The file name the group should use: family names in ASCII with their ids."""
+    ext = ext if ext.startswith(".") else f".{ext}"
+    pieces: list[str] = []
+    for m in members:
+        parts = m.name.split()
+        while len(parts) > 1 and parts[-1].casefold() in _SUFFIXES:
+            parts = parts[:-1]  # "Martin Luther King Jr." files as King
+        family = ""
+        for part in reversed(parts):  # a last part of punctuation only is skipped
+            family = _ascii_name(part)
+            if family:
+                break
+        sid = "".join(ch for ch in m.student_id if not ch.isspace() and ch != "_")
+        pieces.append(f"{family}_{sid}")
+    return "_".join(pieces) + ext

@@ -1,0 +1,108 @@
+"""Review pages and the scoring sheet for the tutors (``grade review``).
+
+Per written question one HTML page shows every group's answer side by side: the answer as the
+student wrote it (sanitised), its words and sentences, the rule flags, the reference concepts it
+names and misses, the tutor's score so far, and a *suggested* score: the question's points times
+the share of the concepts named, rounded to a quarter point. The suggestion only helps to read
+quickly; it is never awarded (only a tutor's points in the sheet are). The model answer of
+``reference/answers.toml`` heads the page.
+
+The scoring sheet (CSV) has a row per submission and question with the columns ``folder``,
+``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``. ``points``
+and ``comment`` are empty, or hold the tutor's score where one was imported already (so a sheet
+written again and imported again changes nothing). Only graded submissions are listed: a
+rejected one or one that could not be graded has 0 points. ``--question`` and ``--group`` split the
+work; each split writes its own sheet (``scores_<question>_<folder>.csv``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from grader.errors import UsageError
+from grader.scores import SHEET_COLUMNS, is_written, load_results
+
+
+def suggested_score(points: float, found: int, total: int) -> float | None:
+    """points * found / total, rounded to 0.25 (None where the question lists no concepts)."""
+    if total <= 0:
+        return None
+    return round(points * found / total * 4) / 4
+
+
+def _suggestion(q: Mapping[str, Any], flags: list[Mapping[str, Any]]) -> float | None:
+    found, missing = q.get("concepts_found") or [], q.get("concepts_missing") or []
+    if any(f["code"] == "answer.missing" for f in flags):
+        return 0.0
+    return suggested_score(float(q.get("max_points", 0.0)), len(found), len(found) + len(missing))
+
+
+@dataclass
+class ReviewOutcome:
+    pages: list[Path] = field(default_factory=list)
+    sheet: Path | None = None
+    rows: int = 0
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
+                 to: Path | None = None) -> ReviewOutcome:
+    """Write the review pages and the scoring sheet of ``out_dir`` into ``to`` (``out_dir/review``)."""
+    from grader.batch import write_atomic
+    from grader.concepts import model_answers
+    from grader.report import _env, render_markdown
+    results = load_results(out_dir)
+    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
+    unknown_q = [q for q in wanted_q if q not in written]
+    if unknown_q:
+        raise UsageError(f"unknown written question(s) {', '.join(unknown_q)}; the written questions are "
+                         f"{', '.join(written)}")
+    folders = {r["folder"] for r in results}
+    unknown_g = [g for g in wanted_g if g not in folders]
+    if unknown_g:
+        raise UsageError(f"unknown group folder(s) {', '.join(unknown_g)} in {out_dir}; the folders are "
+                         f"{', '.join(sorted(folders))}")
+    qids = wanted_q or written
+    chosen = [r for r in results if r["status"] == "graded" and (not wanted_g or r["folder"] in wanted_g)]
+    skipped = [r for r in results if r["status"] != "graded" and (not wanted_g or r["folder"] in wanted_g)]
+    target = to or out_dir / "review"
+    outcome = ReviewOutcome()
+    models = model_answers()
+    buf = io.StringIO()
+    sheet = csv.writer(buf, lineterminator="\n")
+    sheet.writerow(SHEET_COLUMNS)
+    for qid in qids:
+        entries = []
+        for r in chosen:
+            q = r["questions"][qid]
+            flags = [f for f in r.get("flags", []) if f.get("question") == qid]
+            answer = q.get("answer") or {}
+            suggestion = _suggestion(q, flags)
+            manual = q.get("status") == "manual"
+            entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
+                            "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
+                            if answer.get("markdown", "").strip() else None})
+            sheet.writerow([r["folder"], r["submission"], qid, _fmt(q.get("max_points")), _fmt(suggestion),
+                            _fmt(q["points"]) if manual else "", q.get("comment", "") if manual else ""])
+            outcome.rows += 1
+        model = models.get(qid)
+        title = results[0]["questions"][qid].get("title", "")
+        html = _env.get_template("review.html.j2").render(
+            qid=qid, title=title, max_points=results[0]["questions"][qid].get("max_points", 0.0),
+            model_html=render_markdown(model.markdown) if model else None,
+            concepts=[c.name for c in model.concepts] if model else [],
+            entries=entries, skipped=skipped, questions=qids, all_questions=written)
+        page = target / f"{qid}.html"
+        write_atomic(page, html)
+        outcome.pages.append(page)
+    suffix = "_".join([*wanted_q, *wanted_g])
+    outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
+    write_atomic(outcome.sheet, buf.getvalue())
+    return outcome

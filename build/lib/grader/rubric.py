@@ -1,0 +1,396 @@
+"""The rubric: a TOML file read into typed, validated, immutable objects.
+
+Every number the grader uses (points, seeds, shapes, tolerances, limits, word rules, naming
+policy) comes from here. A malformed rubric raises :class:`~grader.errors.RubricError` naming the
+file, the key and what is allowed, before anything is graded.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from grader import resources
+from grader.errors import RubricError
+
+DEFAULT_RUBRIC = resources.default_rubric()
+
+WRITTEN_IDS = ("11.1.1", "11.1.2", "11.2.1", "11.2.2", "11.3.1", "11.3.2", "11.3.3",
+               "11.3.4a", "11.3.4b")
+AUTO_IDS = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
+QUESTION_IDS = WRITTEN_IDS + AUTO_IDS
+
+#: The case parameters each function's hidden cases must give (besides ``seed``).
+CASE_KEYS: dict[str, dict[str, type]] = {
+    "rnn_forward": {"T": int, "B": int, "D": int, "H": int, "activation": str},
+    "activation_jacobian": {"H": int, "activation": str},
+    "hidden_grad_norms": {"T": int, "D": int, "H": int, "activation": str,
+                          "spectral_norm": float, "loss": str},
+    "gradient_bound": {"T": int, "D": int, "H": int, "activation": str,
+                       "spectral_norm": float, "loss": str},
+    "lstm_cell": {"B": int, "D": int, "H": int},
+    "tree_encode": {"d": int, "leaves": int, "shape": str},
+    "tbptt_grads": {"T": int, "B": int, "D": int, "H": int, "C": int, "k": int},
+}
+CASE_CHOICES: dict[str, tuple[str, ...]] = {
+    "activation": ("tanh", "sigmoid"),
+    "loss": ("linear", "squared"),
+    "shape": ("balanced", "random", "left_chain"),
+}
+POLICIES = ("flag", "reject")
+LATE_POLICIES = ("none", "flag", "per_day", "zero")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hidden (or public) input of a function check: a seed and the shape parameters."""
+
+    seed: int
+    params: Mapping[str, Any]
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+
+@dataclass(frozen=True)
+class Check:
+    function: str
+    points: float
+    rtol: float
+    atol: float
+    cases: tuple[Case, ...]
+    public_seeds: tuple[int, ...]
+
+    def public_cases(self) -> tuple[Case, ...]:
+        """The examples students may see: public seeds on the hidden cases' shapes, in turn."""
+        return tuple(Case(seed, self.cases[i % len(self.cases)].params)
+                     for i, seed in enumerate(self.public_seeds))
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    title: str
+    points: float
+    checks: tuple[Check, ...] = ()
+    max_words: int | None = None
+    require_citation: bool = False
+    min_sentences: int | None = None
+    max_sentences: int | None = None
+    expected_items: int | None = None
+    max_sentences_per_item: int | None = None
+    fallback_max_sentences: int | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.id in AUTO_IDS
+
+
+@dataclass(frozen=True)
+class Recall:
+    function: str
+    question: str
+    points: float
+    seq_len: int
+    n_classes: int
+    train_seed: int
+    heldout_seed: int
+    heldout_n: int
+    threshold: float
+    time_limit: float
+    public_heldout_seed: int
+
+
+@dataclass(frozen=True)
+class Naming:
+    group_size: tuple[int, int]
+    pattern: str
+    group_size_policy: str
+    mismatch: str
+    email: str
+    group_missing: str
+
+    def policy(self, code: str) -> str:
+        """The policy (``flag`` or ``reject``) for a naming/group flag code."""
+        return {
+            "naming.pattern": self.pattern,
+            "naming.group_size": self.group_size_policy,
+            "naming.mismatch": self.mismatch,
+            "group.email": self.email,
+            "group.missing": self.group_missing,
+        }.get(code, "flag")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout: float
+    notebook_timeout: float
+    call_timeout: float
+    kernel_start_timeout: float
+    memory_mb: int
+    cpu_seconds: int
+    max_processes: int
+    max_file_mb: int
+    max_output_chars: int
+    max_notebook_mb: float
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_entries: int
+    max_total_mb: float
+    max_ratio: float
+    max_depth: int
+
+
+@dataclass(frozen=True)
+class Late:
+    policy: str
+    per_day: float
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: str
+    sha256: str
+    title: str
+    max_points: float
+    questions: Mapping[str, Question]
+    recall: Recall
+    naming: Naming
+    limits: Limits
+    archive: ArchiveLimits
+    late: Late = field(default_factory=lambda: Late("flag", 0.0))
+
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(c for q in self.questions.values() for c in q.checks)
+
+    def question_of(self, function: str) -> str:
+        for q in self.questions.values():
+            if any(c.function == function for c in q.checks):
+                return q.id
+        if function == self.recall.function:
+            return self.recall.question
+        raise KeyError(function)
+
+    def hidden_seeds(self) -> set[int]:
+        seeds = {case.seed for check in self.checks() for case in check.cases}
+        return seeds | {self.recall.train_seed, self.recall.heldout_seed}
+
+
+class _Reader:
+    """Typed access to a TOML table that names the file and the dotted key on every error."""
+
+    def __init__(self, path: str, table: Mapping[str, Any], prefix: str) -> None:
+        self.path, self.table, self.prefix = path, table, prefix
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def fail(self, key: str, problem: str) -> RubricError:
+        return RubricError(self.path, self._key(key), problem)
+
+    def get(self, key: str, kind: type, default: Any = ..., choices: tuple | None = None,
+            positive: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, f"missing; expected {_kind_name(kind)}")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"is {value!r}; expected {_kind_name(kind)}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"is {value!r}; allowed: {', '.join(map(repr, choices))}")
+        if positive and value <= 0:
+            raise self.fail(key, f"is {value!r}; expected a number > 0")
+        return value
+
+    def sub(self, key: str) -> _Reader:
+        self.used.add(key)
+        value = self.table.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(key, "missing or not a table")
+        return _Reader(self.path, value, self._key(key))
+
+    def no_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], f"unknown key; allowed: {', '.join(sorted(self.used))}")
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            list: "a list", dict: "a table"}.get(kind, kind.__name__)
+
+
+def _read_check(r: _Reader) -> Check:
+    function = r.get("function", str, choices=tuple(CASE_KEYS))
+    points = r.get("points", float, positive=True)
+    rtol = r.get("rtol", float, positive=True)
+    atol = r.get("atol", float, positive=True)
+    public = r.get("public_seeds", list)
+    if not all(isinstance(s, int) for s in public):
+        raise r.fail("public_seeds", "expected a list of integers")
+    raw_cases = r.get("cases", list)
+    if not raw_cases:
+        raise r.fail("cases", "needs at least one case")
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        if not isinstance(raw, dict):
+            raise r.fail(f"cases[{i}]", "expected an inline table { seed = ..., ... }")
+        cr = _Reader(r.path, raw, r._key(f"cases[{i}]"))
+        seed = cr.get("seed", int)
+        params = {}
+        for key, kind in CASE_KEYS[function].items():
+            value = cr.get(key, kind, choices=CASE_CHOICES.get(key))
+            if kind in (int, float) and value <= 0:
+                raise cr.fail(key, f"is {value!r}; expected a number > 0")
+            params[key] = value
+        cr.no_unknown()
+        cases.append(Case(seed, params))
+    r.no_unknown()
+    return Check(function, points, rtol, atol, tuple(cases), tuple(public))
+
+
+def _read_question(qid: str, r: _Reader) -> Question:
+    title = r.get("title", str)
+    points = r.get("points", float, positive=True)
+    kw: dict[str, Any] = {}
+    for key in ("max_words", "min_sentences", "max_sentences", "expected_items",
+                "max_sentences_per_item", "fallback_max_sentences"):
+        kw[key] = r.get(key, int, default=None, positive=True)
+    kw["require_citation"] = r.get("require_citation", bool, default=False)
+    checks: tuple[Check, ...] = ()
+    if qid in AUTO_IDS:
+        raw = r.get("checks", list, default=[])
+        checks = tuple(_read_check(_Reader(r.path, c, r._key(f"checks[{i}]")))
+                       for i, c in enumerate(raw))
+    r.no_unknown()
+    return Question(qid, title, points, checks, **kw)
+
+
+def load_rubric(path: str | Path | None = None) -> Rubric:
+    """Read and validate a rubric file.
+
+    Raises
+    ------
+    RubricError
+        Naming the file, the dotted key and what is allowed.
+    """
+    p = Path(path) if path is not None else DEFAULT_RUBRIC
+    name = str(p)
+    try:
+        raw_bytes = p.read_bytes()
+    except OSError as exc:
+        raise RubricError(name, "(file)", f"cannot be read ({exc.strerror}); "
+                          "pass an existing rubric with --rubric") from None
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RubricError(name, "(file)", f"is not valid TOML: {exc}") from None
+    top = _Reader(name, data, "")
+
+    meta = top.sub("rubric")
+    title = meta.get("title", str)
+    max_points = meta.get("max_points", float, positive=True)
+    meta.get("sheet", str, default="11")
+    meta.no_unknown()
+
+    qr = top.sub("questions")
+    questions: dict[str, Question] = {}
+    for qid in QUESTION_IDS:
+        questions[qid] = _read_question(qid, qr.sub(qid))
+    qr.no_unknown()
+    for qid in AUTO_IDS[:-1]:
+        if not questions[qid].checks:
+            raise RubricError(name, f"questions.{qid}.checks", "needs at least one check")
+
+    rr = top.sub("recall")
+    recall = Recall(
+        function=rr.get("function", str, choices=("train_recall",)),
+        question=rr.get("question", str, choices=AUTO_IDS),
+        points=rr.get("points", float, positive=True),
+        seq_len=rr.get("seq_len", int, positive=True),
+        n_classes=rr.get("n_classes", int, positive=True),
+        train_seed=rr.get("train_seed", int),
+        heldout_seed=rr.get("heldout_seed", int),
+        heldout_n=rr.get("heldout_n", int, positive=True),
+        threshold=rr.get("threshold", float, positive=True),
+        time_limit=rr.get("time_limit", float, positive=True),
+        public_heldout_seed=rr.get("public_heldout_seed", int),
+    )
+    rr.no_unknown()
+
+    nr = top.sub("naming")
+    sizes = nr.get("group_size", list)
+    if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes) or sizes[0] > sizes[1]:
+        raise nr.fail("group_size", f"is {sizes!r}; expected [min, max], e.g. [2, 3]")
+    naming = Naming(
+        group_size=(sizes[0], sizes[1]),
+        pattern=nr.get("pattern", str, choices=POLICIES),
+        group_size_policy=nr.get("group_size_policy", str, choices=POLICIES),
+        mismatch=nr.get("mismatch", str, choices=POLICIES),
+        email=nr.get("email", str, choices=POLICIES),
+        group_missing=nr.get("group_missing", str, choices=POLICIES),
+    )
+    nr.no_unknown()
+
+    lr = top.sub("limits")
+    limits = Limits(
+        cell_timeout=lr.get("cell_timeout", float, positive=True),
+        notebook_timeout=lr.get("notebook_timeout", float, positive=True),
+        call_timeout=lr.get("call_timeout", float, positive=True),
+        kernel_start_timeout=lr.get("kernel_start_timeout", float, positive=True),
+        memory_mb=lr.get("memory_mb", int, positive=True),
+        cpu_seconds=lr.get("cpu_seconds", int, positive=True),
+        max_processes=lr.get("max_processes", int, positive=True),
+        max_file_mb=lr.get("max_file_mb", int, positive=True),
+        max_output_chars=lr.get("max_output_chars", int, positive=True),
+        max_notebook_mb=lr.get("max_notebook_mb", float, positive=True),
+    )
+    lr.no_unknown()
+
+    ar = top.sub("archive")
+    archive = ArchiveLimits(
+        max_entries=ar.get("max_entries", int, positive=True),
+        max_total_mb=ar.get("max_total_mb", float, positive=True),
+        max_ratio=ar.get("max_ratio", float, positive=True),
+        max_depth=ar.get("max_depth", int, positive=True),
+    )
+    ar.no_unknown()
+
+    late = Late("flag", 0.0)
+    if "late" in data:
+        tr = top.sub("late")
+        late = Late(tr.get("policy", str, choices=LATE_POLICIES), tr.get("per_day", float, default=0.0))
+        tr.no_unknown()
+    top.no_unknown()
+
+    total = sum(q.points for q in questions.values())
+    if abs(total - max_points) > 1e-9:
+        raise RubricError(name, "rubric.max_points",
+                          f"is {max_points}, but the questions' points add up to {total}")
+    for q in questions.values():
+        if q.automatic:
+            inner = sum(c.points for c in q.checks) + (recall.points if recall.question == q.id else 0)
+            if abs(inner - q.points) > 1e-9:
+                raise RubricError(name, f"questions.{q.id}.checks",
+                                  f"points add up to {inner}, but the question is worth {q.points}")
+    public = {s for c in (c for q in questions.values() for c in q.checks) for s in c.public_seeds}
+    public.add(recall.public_heldout_seed)
+    hidden = {case.seed for q in questions.values() for c in q.checks for case in c.cases}
+    hidden |= {recall.train_seed, recall.heldout_seed}
+    clash = sorted(public & hidden)
+    if clash:
+        raise RubricError(name, "public_seeds",
+                          f"seed {clash[0]} is both public and hidden; keep them apart")
+
+    return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
+                  max_points=max_points, questions=questions, recall=recall, naming=naming,
+                  limits=limits, archive=archive, late=late)

@@ -1,0 +1,741 @@
+"""Word, sentence and citation rules for the written answers (contract §5).
+
+Everything is measured on the answer *as a reader sees it*: the markdown is parsed with
+markdown-it-py and the token stream is walked to build the visible text. No regular expression
+ever runs over raw markdown to count words; small regexes only recognise single tokens (a URL,
+a DOI, an author-year citation) or a single line (the start of the sources block).
+
+The visible text (:attr:`AnswerText.visible`):
+
+* blocks (paragraphs, headings, list-item paragraphs, table rows, HTML blocks) are separated by
+  a blank line (``"\\n\\n"``); a soft line break is a space, a hard break a newline;
+* formulas are kept **verbatim with their delimiters** normalised to ``$..$`` (inline) and
+  ``$$..$$`` (display, ``\\[..\\]``), so a report can show them; code spans keep their content
+  without backticks. Each formula or code span is exactly one :class:`Word`, even with spaces;
+* images, code blocks, HTML tags and comments, link targets and the sources block are left out.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import pysbd
+from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from mdit_py_plugins.amsmath import amsmath_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.texmath import texmath_plugin
+
+__all__ = [
+    "AnswerCheck",
+    "AnswerRule",
+    "AnswerText",
+    "RuleFlag",
+    "Word",
+    "check_answer",
+    "count_words",
+    "has_citation",
+    "is_blank_answer",
+    "limit_position",
+    "list_items",
+    "parse_answer",
+    "sentences",
+]
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Word:
+    """One counted word; ``start``/``end`` are offsets into :attr:`AnswerText.visible`."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class AnswerText:
+    """An answer split into what is counted (``visible``/``words``) and its sources.
+
+    ``visible`` is the reader's text of ``body_markdown`` (formulas kept verbatim, see the
+    module docstring); ``sources`` is the raw markdown from the sources line to the end of the
+    cell ('' if there is none).
+    """
+
+    visible: str
+    words: tuple[Word, ...]
+    sources: str
+    body_markdown: str
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    """The limits that apply to one question's answer (filled from the rubric)."""
+
+    max_words: int | None = None
+    require_citation: bool = False
+    min_sentences: int | None = None
+    max_sentences: int | None = None
+    max_sentences_per_item: int | None = None
+    expected_items: int | None = None
+    fallback_max_sentences: int | None = None
+
+
+@dataclass(frozen=True)
+class RuleFlag:
+    """A broken rule: ``code`` is one of the contract's flag codes."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    """What :func:`check_answer` found for one answer.
+
+    At most one flag per code: several offending list items are joined into one message.
+    ``over_limit_at`` is the offset in ``text.visible`` where the first word past the word
+    limit starts (None when within it or without a limit).
+    """
+
+    question: str
+    words: int
+    sentences: int
+    flags: tuple[RuleFlag, ...]
+    notes: tuple[str, ...]
+    over_limit_at: int | None
+    text: AnswerText
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
+    """``\\[..\\]`` inside a paragraph: texmath only knows it at the start of a block."""
+    src, pos = state.src, state.pos
+    if not src.startswith("\\[", pos):
+        return False
+    end = src.find("\\]", pos + 2)
+    if end < 0:
+        return False
+    if not silent:
+        token = state.push("math_inline_double", "math", 0)
+        token.content = src[pos + 2 : end]
+        token.markup = "\\["
+    state.pos = end + 2
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    md = (
+        MarkdownIt("commonmark")
+        .enable(["table", "strikethrough"])
+        # allow_digits=False: "costs $5 and $10" is money, not a formula.
+        .use(dollarmath_plugin, double_inline=True, allow_digits=False)
+        .use(texmath_plugin, delimiters="brackets")  # \(..\) inline, \[..\] as a block
+        .use(amsmath_plugin)  # \begin{equation}..\end{equation}
+    )
+    # Before "escape", which would otherwise turn "\[" into a literal "[".
+    md.inline.ruler.before("escape", "math_bracket_display", _bracket_display_inline)
+    return md
+
+
+@functools.lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+# --------------------------------------------------------------------------- sources
+
+# One line that opens the sources block: "Sources: ...", "**References:**", "*Source*: ...",
+# "## References", or the keyword alone on its line. Leading blockquote marks allowed.
+_SOURCES_LINE = re.compile(
+    r"""^\s*(?:>\s*)*
+        (?P<heading>\#{1,6}\s+)?
+        [*_]{0,3}\s*
+        (?:sources?|references?)
+        \s*(?P<colon1>:)?\s*[*_]{0,3}\s*(?P<colon2>:)?
+        (?P<rest>.*)$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _code_lines(markdown: str) -> set[int]:
+    """Line numbers inside fenced or indented code blocks (a 'Sources:' there is code)."""
+    lines: set[int] = set()
+    for tok in _markdown().parse(markdown):
+        if tok.type in ("fence", "code_block") and tok.map:
+            lines.update(range(tok.map[0], tok.map[1]))
+    return lines
+
+
+def _is_sources_line(line: str) -> bool:
+    m = _SOURCES_LINE.match(line)
+    if not m:
+        return False
+    rest = m.group("rest").strip().strip("#").strip()
+    # "References to earlier work show ..." is prose: need a colon, a heading or nothing else.
+    return bool(m.group("colon1") or m.group("colon2") or m.group("heading") or not rest)
+
+
+def _split_sources(markdown: str) -> tuple[str, str]:
+    lines = markdown.splitlines(keepends=True)
+    code = _code_lines(markdown)
+    for i, line in enumerate(lines):
+        if i not in code and _is_sources_line(line):
+            return "".join(lines[:i]), "".join(lines[i:])
+    return markdown, ""
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+class _HTMLText(HTMLParser):
+    """Collects the text between tags; nothing is executed or fetched."""
+
+    _SKIP = {"script", "style", "template"}
+    _BREAKS = {"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
+               "ul", "ol", "table", "blockquote", "section", "center", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.has_media = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skip += 1
+        elif tag in ("img", "svg", "video", "canvas"):
+            self.has_media = True
+        if tag in self._BREAKS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self.skip:
+            self.skip -= 1
+        if tag in self._BREAKS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def _html_text(html: str) -> tuple[str, bool]:
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    return " ".join("".join(parser.parts).split()), parser.has_media
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True)
+class _Block:
+    start: int
+    end: int
+    kind: str  # "para", "heading", "row"
+    item: int | None  # index of the top-level list item holding it
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    text: AnswerText
+    blocks: tuple[_Block, ...]
+    atoms: tuple[tuple[int, int], ...]
+    masked: str  # visible with every formula/code span replaced by "x" * len
+    sentence_spans: tuple[tuple[int, int, int], ...]  # (block index, start, end)
+    item_count: int  # top-level list items
+    items_markdown: tuple[str, ...]
+    has_media: bool  # images, code blocks: something seen that is not text
+
+
+class _Builder:
+    """Accumulates the visible text block by block."""
+
+    def __init__(self) -> None:
+        self.buf: list[str] = []
+        self.pos = 0
+        self.atoms: list[tuple[int, int]] = []
+        self.blocks: list[_Block] = []
+        self.cur: tuple[int, str, int | None] | None = None  # (start, kind, item)
+        self.last_was_math = False  # last closed block ended with a display formula
+
+    def _append(self, s: str) -> None:
+        self.buf.append(s)
+        self.pos += len(s)
+
+    def open(self, kind: str, item: int | None, *, join: bool = False) -> None:
+        """Start a block; ``join`` continues the previous block instead (display math)."""
+        if join and self.blocks and self.blocks[-1].kind == "para" and self.blocks[-1].item == item:
+            prev = self.blocks.pop()
+            self.cur = (prev.start, "para", item)
+            self._append(" ")
+            return
+        if self.pos:
+            self._append("\n\n")
+        self.cur = (self.pos, kind, item)
+
+    def text(self, s: str) -> None:
+        self._append(s)
+
+    def atom(self, s: str) -> None:
+        self.atoms.append((self.pos, self.pos + len(s)))
+        self._append(s)
+
+    def close(self) -> None:
+        if self.cur is None:
+            return
+        start, kind, item = self.cur
+        self.cur = None
+        whole = "".join(self.buf)
+        block = whole[start:]
+        stripped = block.strip()
+        if not stripped:
+            # Nothing visible: drop the block and the separator written before it.
+            whole = whole[:start].rstrip("\n")
+            self.buf, self.pos = [whole], len(whole)
+            return
+        # Leading/trailing blanks (an image or a tag was left out) are not the reader's text.
+        lead = len(block) - len(block.lstrip())
+        if lead:
+            self.atoms = [(s - lead, e - lead) if s >= start else (s, e) for s, e in self.atoms]
+        whole = whole[:start] + stripped
+        self.buf, self.pos = [whole], len(whole)
+        self.blocks.append(_Block(start, self.pos, kind, item))
+
+    def visible(self) -> str:
+        return "".join(self.buf)
+
+
+_TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")  # the name of one inline HTML tag
+
+
+def _walk_inline(children: list[Token], b: _Builder) -> bool:
+    """Append an inline token stream; returns whether an image was skipped."""
+    media = False
+    for tok in children:
+        t = tok.type
+        if t == "text":
+            b.text(tok.content)
+        elif t == "softbreak":
+            b.text(" ")
+        elif t == "hardbreak":
+            b.text("\n")
+        elif t == "code_inline":
+            if tok.content.strip():
+                b.atom(tok.content.strip())
+        elif t == "math_inline":
+            b.atom(f"${tok.content.strip()}$")
+        elif t == "math_inline_double":
+            b.atom(f"$${tok.content.strip()}$$")
+        elif t == "image":
+            media = True  # neither the image nor its alt text is read
+        elif t == "html_inline":
+            # A tag by itself; the text between tags comes as separate text tokens.
+            tag = _TAG_NAME.match(tok.content)
+            name = tag.group(1).lower() if tag else ""
+            if name == "br":
+                b.text(" ")
+            elif name in ("img", "svg", "video"):
+                media = True
+        # link/emphasis/strike open/close tokens carry no reader-visible text.
+    return media
+
+
+def _item_markdown(lines: list[str], start: int, end: int) -> str:
+    """The content of a list item: marker removed, continuation lines dedented."""
+    chunk = lines[start:end]
+    if not chunk:
+        return ""
+    first = chunk[0]
+    m = re.match(r"^(\s*(?:[-+*]|\d{1,9}[.)])(?:[ \t]{1,4}|$))", first)
+    indent = len(m.group(1)) if m else 0
+    out = [first[indent:]]
+    for line in chunk[1:]:
+        lead = len(line) - len(line.lstrip(" "))
+        out.append(line[min(lead, indent):])
+    return "".join(out).strip("\n").rstrip()
+
+
+_CHUNK = 2000  # pysbd is quadratic in the length of its input
+
+
+def _chunks(text: str) -> list[str]:
+    """Cut a very long block at likely sentence ends so pysbd stays fast.
+
+    Answers are a few hundred characters; only an abusive wall of text is ever cut, and only
+    after ". " (or "!", "?") followed by a capital letter.
+    """
+    out: list[str] = []
+    while len(text) > _CHUNK:
+        cut = -1
+        for i in range(_CHUNK, len(text) - 2):
+            if text[i] in ".!?" and text[i + 1] == " " and text[i + 2].isupper():
+                cut = i + 2
+                break
+        if cut < 0:
+            break
+        out.append(text[:cut])
+        text = text[cut:]
+    out.append(text)
+    return out
+
+
+def _sentence_spans(
+    masked: str, blocks: tuple[_Block, ...], atoms: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int, int], ...]:
+    """Sentences of every text block (headings are titles, not sentences).
+
+    A piece holding no letter or digit outside formulas and code spans (a display formula on
+    its own) is not a sentence: the formula is a word of the sentence around it.
+    """
+    in_atom = bytearray(len(masked))
+    for s, e in atoms:
+        in_atom[s:e] = b"\x01" * (e - s)
+    seg = _segmenter()
+    spans: list[tuple[int, int, int]] = []
+    for bi, blk in enumerate(blocks):
+        if blk.kind == "heading":
+            continue
+        # Newlines would be taken as sentence ends by pysbd; same length keeps offsets.
+        text = masked[blk.start : blk.end].replace("\n", " ")
+        cursor = 0
+        pieces = [p for chunk in _chunks(text) for p in seg.segment(chunk)]
+        for piece in pieces:
+            piece_s = piece.strip()
+            if not piece_s:
+                continue
+            at = text.find(piece_s, cursor)
+            if at < 0:  # pysbd never rewrites with clean=False; be safe anyway
+                continue
+            cursor = at + len(piece_s)
+            lo, hi = blk.start + at, blk.start + cursor
+            if any(masked[i].isalnum() and not in_atom[i] for i in range(lo, hi)):
+                spans.append((bi, lo, hi))
+    return tuple(spans)
+
+
+_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S+$", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\s\u2014\u2015]+")  # whitespace and em dashes separate words
+_EDGE_PUNCT = "()[]{}<>\"'`.,;:!?\u201c\u201d\u2018\u2019"
+
+
+def _words(visible: str, masked: str) -> tuple[Word, ...]:
+    words: list[Word] = []
+    for m in _TOKEN.finditer(masked):
+        token = m.group(0)
+        if not any(ch.isalnum() for ch in token):
+            continue  # a dash, a bullet, a lone bracket
+        original = visible[m.start() : m.end()]
+        if token == original and _URL.match(original.strip(_EDGE_PUNCT)):
+            continue  # a bare URL is not a word (a masked formula never is a URL)
+        words.append(Word(original, m.start(), m.end()))
+    return tuple(words)
+
+
+@functools.lru_cache(maxsize=256)
+def _analyse(markdown: str) -> _Analysis:
+    markdown = unicodedata.normalize("NFC", markdown or "")
+    body, sources = _split_sources(markdown)
+    tokens = _markdown().parse(body)
+    body_lines = body.splitlines(keepends=True)
+
+    b = _Builder()
+    media = False
+    item: int | None = None
+    item_count = 0
+    items_md: list[str] = []
+    in_row = first_cell = False
+    prev_type = ""
+    after_math = False  # the previous block was a display formula joined to a paragraph
+
+    for tok in tokens:
+        t = tok.type
+        if t == "list_item_open" and tok.level == 1:
+            item = item_count
+            item_count += 1
+            if tok.map:
+                items_md.append(_item_markdown(body_lines, tok.map[0], tok.map[1]))
+            else:
+                items_md.append("")
+            after_math = False
+        elif t == "list_item_close" and tok.level == 1:
+            item = None
+        elif t == "tr_open":
+            b.open("row", item)
+            in_row, first_cell = True, True
+            after_math = False
+        elif t == "tr_close":
+            b.close()
+            in_row = False
+        elif t == "inline":
+            if in_row:
+                if not first_cell:
+                    b.text(" | ")
+                first_cell = False
+                media |= _walk_inline(tok.children or [], b)
+                continue
+            kind = "heading" if prev_type == "heading_open" else "para"
+            # "where x is ..." after a display formula continues the sentence it ended.
+            first = tok.content.lstrip()[:1]
+            join = after_math and kind == "para" and bool(first) and (first.islower() or first in ",;.)")
+            b.open(kind, item, join=join)
+            media |= _walk_inline(tok.children or [], b)
+            b.close()
+            after_math = False
+        elif t in ("math_block", "math_block_eqno", "amsmath"):
+            content = tok.content.strip()
+            b.open("para", item, join=True)
+            b.atom(content if t == "amsmath" else f"$${content}$$")
+            b.close()
+            after_math = True
+        elif t == "html_block":
+            text, has_img = _html_text(tok.content)
+            media |= has_img
+            b.open("para", item)
+            b.text(text)
+            b.close()
+            after_math = False
+        elif t in ("fence", "code_block"):
+            media = True  # code or text art: seen, but not counted
+            after_math = False
+        elif t not in ("paragraph_open", "paragraph_close"):
+            after_math = False  # a list, quote or rule between formula and text: a new block
+        prev_type = t
+
+    visible = b.visible()
+    atoms = tuple(b.atoms)
+    chars = list(visible)
+    for s, e in atoms:
+        chars[s:e] = "x" * (e - s)
+    masked = "".join(chars)
+    blocks = tuple(b.blocks)
+    text = AnswerText(visible=visible, words=_words(visible, masked), sources=sources,
+                      body_markdown=body)
+    return _Analysis(
+        text=text,
+        blocks=blocks,
+        atoms=atoms,
+        masked=masked,
+        sentence_spans=_sentence_spans(masked, blocks, atoms),
+        item_count=item_count,
+        items_markdown=tuple(items_md),
+        has_media=media,
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def parse_answer(markdown: str) -> AnswerText:
+    """The answer as a reader sees it, its words and its sources block."""
+    return _analyse(markdown).text
+
+
+def count_words(markdown: str) -> int:
+    """Words of the answer under the rules of contract §5 (sources not counted)."""
+    return len(_analyse(markdown).text.words)
+
+
+def sentences(markdown: str) -> list[str]:
+    """The sentences of the visible text, block by block (headings and sources excluded)."""
+    a = _analyse(markdown)
+    return [a.text.visible[s:e] for _, s, e in a.sentence_spans]
+
+
+def list_items(markdown: str) -> list[str] | None:
+    """The markdown of every top-level list item (marker removed), None without a list.
+
+    Items of several top-level lists are concatenated: switching from ``-`` to ``*`` starts a
+    new list in CommonMark, which a student does not see as breaking the list.
+    """
+    a = _analyse(markdown)
+    return list(a.items_markdown) if a.item_count else None
+
+
+# A DOI anywhere: "10.1162/neco.1997.9.8.1735", "doi:10.1109/72.279181".
+_DOI = re.compile(r"\b10\.\d{4,9}/\S+")
+_URL_IN_TEXT = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>()]+", re.IGNORECASE)
+_NAME = r"[A-Z][\w'\u2019-]*[a-z\u00df-\u00ff][\w'\u2019-]*"
+_YEAR = r"(?:19|20)\d{2}[a-z]?"
+_ETAL = r"et\.?\s+al\.?"
+# "(Hochreiter & Schmidhuber, 1997)", "(Goodfellow et al., 2016)", "(see Elman, 1990; ...)",
+# "(Graves et al. 2013)". A bare "(Name 1997)" needs "et al."/"&"/"and" or a comma: that
+# keeps "(May 1997)" and "(in 1997)" out.
+_PAREN_CITE = re.compile(
+    rf"\([^()]*?\b{_NAME}"
+    rf"(?:\s*,\s*{_YEAR}|\s+{_ETAL},?\s*{_YEAR}|(?:\s*,?\s+(?:&|and)\s+{_NAME}),?\s*{_YEAR})"
+    rf"[^()]*\)"
+)
+# "Bengio et al. (1994)", "Hochreiter and Schmidhuber (1997)", "Elman (1990)".
+_NARRATIVE_CITE = re.compile(
+    rf"\b{_NAME}(?:\s+{_ETAL}|\s+(?:&|and)\s+{_NAME})?\s*\(\s*{_YEAR}\s*\)"
+)
+
+
+def _link_targets(markdown: str) -> list[str]:
+    targets: list[str] = []
+    for tok in _markdown().parse(markdown):
+        for child in tok.children or []:
+            if child.type == "link_open":
+                targets.append(str(child.attrs.get("href", "")))
+    return targets
+
+
+def has_citation(markdown: str) -> bool:
+    """True for a non-empty sources block, a URL, a DOI or an author-year reference.
+
+    A numbered reference such as "[1]" only counts through its sources block; a bare year
+    ("in 1997") is not a citation.
+    """
+    a = _analyse(markdown)
+    if a.text.sources:
+        lines = a.text.sources.splitlines()
+        head = _SOURCES_LINE.match(lines[0])
+        rest = (head.group("rest") if head else "") + " ".join(lines[1:])
+        if any(ch.isalnum() for ch in rest):
+            return True
+    hrefs = _link_targets(a.text.body_markdown)
+    if any(_URL_IN_TEXT.match(h) or _DOI.search(h) for h in hrefs):
+        return True
+    visible = a.masked  # formulas and code spans masked: a URL in code is not a citation
+    return bool(
+        _URL_IN_TEXT.search(visible)
+        or _DOI.search(visible)
+        or _PAREN_CITE.search(visible)
+        or _NARRATIVE_CITE.search(visible)
+    )
+
+
+def limit_position(markdown: str, limit: int) -> int | None:
+    """Offset in the visible text where word ``limit + 1`` starts; None within the limit."""
+    words = _analyse(markdown).text.words
+    return words[limit].start if len(words) > limit else None
+
+
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+# Placeholders students leave when no template is at hand (this template's and nbgrader's).
+_GENERIC_PLACEHOLDERS = {"your answer here", "type your answer here", "your answer", "answer here",
+                         "todo", "your answer goes here"}
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+def is_blank_answer(markdown: str, template_markdown: str | None = None) -> bool:
+    """Empty, only whitespace/HTML comments, or the template's placeholder left unchanged."""
+    stripped = _HTML_COMMENT.sub("", markdown or "")
+    if not stripped.strip():
+        return True
+    if template_markdown is not None and _norm(stripped) == _norm(
+        _HTML_COMMENT.sub("", template_markdown)
+    ):
+        return True
+    a = _analyse(stripped)
+    if a.has_media:
+        return False  # a drawing or code alone is an answer
+    seen = _norm(a.text.visible)
+    if template_markdown is not None and seen == _norm(_analyse(template_markdown).text.visible):
+        return True
+    if not a.text.words and not a.text.sources.strip():
+        return True
+    return seen.strip(" .!:*_-") in _GENERIC_PLACEHOLDERS
+
+
+def _item_label(a: _Analysis, item: int) -> str:
+    """A short name for a list item: its text up to the first colon or dash, else 5 words."""
+    blk = next((bl for bl in a.blocks if bl.item == item), None)
+    if blk is None:
+        return ""
+    text = " ".join(a.text.visible[blk.start : blk.end].split())
+    cuts = [i for i in (text.find(":"), text.find(" - "), text.find(" \u2013 "),
+                        text.find(" \u2014 ")) if 0 < i <= 40]
+    if cuts:
+        return text[: min(cuts)].strip(" *_")
+    words = text.split()
+    return " ".join(words[:5]) + ("\u2026" if len(words) > 5 else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _range_text(lo: int | None, hi: int | None) -> str:
+    if lo is not None and hi is not None:
+        return f"allowed {lo}-{hi}" if lo != hi else f"exactly {lo}"
+    if hi is not None:
+        return f"at most {hi}"
+    return f"at least {lo}"
+
+
+def check_answer(
+    question_id: str,
+    markdown: str,
+    rule: AnswerRule,
+    template_markdown: str | None = None,
+) -> AnswerCheck:
+    """Apply one question's rule; a blank answer gets only ``answer.missing``."""
+    a = _analyse(markdown or "")
+    n_words = len(a.text.words)
+    n_sent = len(a.sentence_spans)
+    if is_blank_answer(markdown or "", template_markdown):
+        return AnswerCheck(question_id, 0, 0,
+                           (RuleFlag("answer.missing", "no answer was given"),),
+                           (), None, a.text)
+
+    flags: list[RuleFlag] = []
+    notes: list[str] = []
+    over_at = None
+    if rule.max_words is not None and n_words > rule.max_words:
+        over_at = a.text.words[rule.max_words].start
+        flags.append(RuleFlag("words.over_limit", f"{n_words} words (limit {rule.max_words})"))
+
+    sentence_problems: list[str] = []
+    if rule.max_sentences_per_item is not None or rule.expected_items is not None:
+        if rule.expected_items is not None and a.item_count == rule.expected_items:
+            per_item = [0] * a.item_count
+            for bi, _, _ in a.sentence_spans:
+                it = a.blocks[bi].item
+                if it is not None:
+                    per_item[it] += 1
+            cap = rule.max_sentences_per_item
+            for i, n in enumerate(per_item):
+                if cap is not None and n > cap:
+                    label = _item_label(a, i)
+                    named = f"item {i + 1} ('{label}')" if label else f"item {i + 1}"
+                    sentence_problems.append(f"{named} has {_plural(n, 'sentence')} (at most {cap})")
+        else:
+            found = "no list" if a.item_count == 0 else f"{_plural(a.item_count, 'top-level item')}"
+            expected = rule.expected_items
+            held = rule.fallback_max_sentences
+            note = f"the list of {question_id} was broken ({found}, expected {expected})"
+            if held is not None:
+                note += f"; the whole answer was held to {held} sentences"
+                if n_sent > held:
+                    sentence_problems.append(
+                        f"{_plural(n_sent, 'sentence')} (at most {held}; the list of "
+                        f"{expected} items was not found)")
+            notes.append(note)
+    if rule.min_sentences is not None or rule.max_sentences is not None:
+        lo, hi = rule.min_sentences, rule.max_sentences
+        if (lo is not None and n_sent < lo) or (hi is not None and n_sent > hi):
+            sentence_problems.append(f"{_plural(n_sent, 'sentence')} ({_range_text(lo, hi)})")
+    if sentence_problems:
+        flags.append(RuleFlag("sentences.out_of_range", "; ".join(sentence_problems)))
+
+    if rule.require_citation and not has_citation(markdown):
+        flags.append(RuleFlag(
+            "citation.missing",
+            "no source cited: add a Sources: line, a URL, a DOI or an author-year reference"))
+    return AnswerCheck(question_id, n_words, n_sent, tuple(flags), tuple(notes), over_at, a.text)

@@ -1,0 +1,382 @@
+"""Self-check for Exercise Sheet 11: run the public examples of 11.4 against your functions.
+
+In the notebook::
+
+    from sheet11_check import check
+    check("11.4.a")          # the public examples of one question
+    check("lstm_cell")       # or of one function
+    check()                  # everything
+
+It looks up your functions by name in the notebook (the live kernel), calls them on the public
+examples stored in ``sheet11_public.json`` and ``sheet11_public.npz`` (kept next to the notebook,
+or next to this file) and says what passes and what to fix: the shape or dtype that came back and
+the one expected, the first element that differs, and the known mistake your output matches.
+
+The grader runs the same functions on hidden examples of the same sizes as well, so passing here
+is necessary, not sufficient. This file needs only numpy and torch; it does not reach the network
+and contains no solution.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+__all__ = ["check", "run_checks", "Result"]
+
+DATA_STEM = "sheet11_public"
+_LOADED: dict[str, Any] = {}
+
+
+class Result:
+    """The outcome of one public example: ``status`` is pass, fail, todo (not implemented) or
+    missing (not defined)."""
+
+    def __init__(self, function: str, example: str, status: str, message: str = "") -> None:
+        self.function, self.example, self.status, self.message = function, example, status, message
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def __repr__(self) -> str:
+        return f"Result({self.function!r}, {self.example!r}, {self.status!r}, {self.message!r})"
+
+
+# ------------------------------------------------------------------------------ the data file
+
+def _find_data() -> Path | None:
+    places = [Path.cwd(), Path(__file__).resolve().parent]
+    for place in places:
+        if (place / f"{DATA_STEM}.json").is_file() and (place / f"{DATA_STEM}.npz").is_file():
+            return place / DATA_STEM
+    return None
+
+
+def _load() -> tuple[dict[str, Any], Any] | None:
+    stem = _find_data()
+    if stem is None:
+        return None
+    key = str(stem)
+    if key not in _LOADED:
+        spec = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
+        with np.load(f"{stem}.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        _LOADED[key] = (spec, arrays)
+    return _LOADED[key]
+
+
+def _build(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """An input value from its description: a fresh tensor every time (a call may change it)."""
+    kind = desc["t"]
+    if kind == "array":
+        return torch.from_numpy(np.array(arrays[desc["key"]], copy=True))
+    if kind == "dict":
+        return {k: _build(v, arrays) for k, v in desc["items"].items()}
+    if kind == "tree":
+        def tup(t: Any) -> Any:
+            return t if isinstance(t, str) else tuple(tup(s) for s in t)
+        return tup(desc["value"])
+    if kind == "loss":
+        vec = torch.from_numpy(np.array(arrays[desc["key"]], copy=True))
+        if desc["kind"] == "linear":
+            return lambda h: (h * vec.to(h.dtype)).sum()
+        return lambda h: 0.5 * ((h - vec.to(h.dtype)) ** 2).sum()
+    return desc["value"]
+
+
+def _expected(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    kind = desc["t"]
+    if kind == "array":
+        return arrays[desc["key"]]
+    if kind == "tuple":
+        return tuple(_expected(d, arrays) for d in desc["items"])
+    return {k: _expected(v, arrays) for k, v in desc["items"].items()}
+
+
+# ------------------------------------------------------------------------------ the namespace
+
+def _namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython  # present in every Jupyter kernel
+        shell = get_ipython()
+        if shell is not None:
+            return shell.user_ns
+    except ImportError:
+        pass
+    return sys.modules["__main__"].__dict__
+
+
+# ------------------------------------------------------------------------------ comparing
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
+    if value is None:
+        return "None (is a `return` missing?)"
+    if isinstance(value, (list, tuple)):
+        inner = ""
+        if value and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in value):
+            inner = f" of {'tensors' if isinstance(value[0], torch.Tensor) else 'arrays'} " \
+                    f"of shape {tuple(value[0].shape)}"
+        return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}{inner}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _as_array(value: Any, expected: np.ndarray, where: str) -> tuple[np.ndarray | None, str]:
+    """The returned value as float64 numpy, or why it is not an acceptable tensor."""
+    want = f"a float32 tensor of shape {tuple(expected.shape)}"
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            return None, f"{where}returned dtype {value.dtype}; expected {want} (a floating-point dtype)"
+        arr = value.detach().cpu()
+        arr = (arr.float() if arr.dtype == torch.bfloat16 else arr).numpy().astype(np.float64)
+        dtype = str(value.dtype)
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            return None, f"{where}returned dtype {value.dtype}; expected {want} (a floating-point dtype)"
+        arr, dtype = value.astype(np.float64), str(value.dtype)
+    else:
+        hint = ""
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (torch.Tensor, np.ndarray)):
+            hint = " (torch.stack turns a list of tensors into one tensor)"
+        return None, f"{where}returned {_describe(value)}; expected {want}{hint}"
+    if arr.shape != expected.shape:
+        hint = ""
+        if sorted(arr.shape) == sorted(expected.shape):
+            hint = " (the same sizes in another order: check which axis is time, batch, features)"
+        return None, (f"{where}returned shape {tuple(arr.shape)} (dtype {dtype}); "
+                      f"expected shape {tuple(expected.shape)}{hint}")
+    return arr, ""
+
+
+def _pairs(expected: Any, value: Any) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
+    """(label, expected, got) for every array of the expected structure, or the problem."""
+    if isinstance(expected, np.ndarray):
+        got, problem = _as_array(value, expected, "")
+        return ([("", expected, got)], "") if got is not None else ([], problem)
+    if isinstance(expected, tuple):
+        shape = tuple(expected[0].shape)
+        if not isinstance(value, (tuple, list)) or len(value) != len(expected):
+            return [], (f"returned {_describe(value)}; expected a tuple (h_new, c_new) of two "
+                        f"tensors of shape {shape}")
+        out = []
+        for label, e, v in zip(("h_new", "c_new"), expected, value):
+            got, problem = _as_array(v, e, f"{label}: ")
+            if got is None:
+                return [], problem
+            out.append((label, e, got))
+        return out, ""
+    keys = list(expected)
+    if not isinstance(value, dict):
+        return [], (f"returned {_describe(value)}; expected a dict with the keys "
+                    f"{', '.join(keys)} (one gradient tensor each)")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        return [], (f"the returned dict has no {', '.join(map(repr, missing))}; expected the keys "
+                    f"{', '.join(keys)}")
+    out = []
+    for k in keys:
+        got, problem = _as_array(value[k], expected[k], f"grads[{k!r}]: ")
+        if got is None:
+            return [], problem
+        out.append((f"grads[{k!r}]", expected[k], got))
+    return out, ""
+
+
+def _close(e: np.ndarray, g: np.ndarray, rtol: float, atol: float) -> bool:
+    return bool(np.all(np.isfinite(g)) and np.allclose(g, e, rtol=rtol, atol=atol))
+
+
+def _matches(expected: Any, value: Any, rtol: float, atol: float) -> bool:
+    pairs, problem = _pairs(expected, value)
+    return not problem and all(_close(e, g, rtol, atol) for _, e, g in pairs)
+
+
+def _difference(label: str, e: np.ndarray, g: np.ndarray, rtol: float, atol: float) -> str:
+    where = f" in {label}" if label else ""
+    bad = ~np.isclose(g, e, rtol=rtol, atol=atol)
+    if e.ndim == 0:
+        first: tuple[int, ...] = ()
+    else:
+        first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), e.shape))
+    if not np.all(np.isfinite(g)):
+        nonfinite = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
+        return f"the result{where} holds NaN or infinite values (first at index {nonfinite})"
+    n_bad = int(bad.sum())
+    return (f"the values{where} differ from the expected ones: first at index {first}, "
+            f"got {g[first]:.6g}, expected {e[first]:.6g} "
+            f"({n_bad} of {e.size} elements differ; largest difference {np.max(np.abs(g - e)):.3g}; "
+            f"tolerance rtol={rtol:g}, atol={atol:g})")
+
+
+def _raised(name: str, exc: BaseException) -> str:
+    """The exception and the line of the student's code it came from."""
+    libraries = (os.path.dirname(np.__file__), os.path.dirname(torch.__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename != __file__ and not f.filename.startswith(libraries)]
+    where = ""
+    if frames:
+        f = frames[-1]
+        line = (f.line or "").strip()
+        where = f" in `{f.name}`" + (f": `{line}`" if line else "")
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return f"`{name}` raised {text[:300]}{where}"
+
+
+# ------------------------------------------------------------------------------ running
+
+def _run_case(name: str, fn: Callable[..., Any], case: dict[str, Any], spec: dict[str, Any],
+              arrays: dict[str, np.ndarray], index: int) -> Result:
+    label = f"example {index} ({case['params']})"
+    args = {k: _build(d, arrays) for k, d in case["args"].items()}
+    before = {k: v.clone() for k, v in args.get("params", {}).items()} if name == "tbptt_grads" else {}
+    try:
+        value = fn(**args)
+    except NotImplementedError:
+        return Result(name, label, "todo", f"`{name}` is not implemented yet")
+    except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is the message
+        return Result(name, label, "fail", _raised(name, exc))
+    expected = _expected(case["expected"], arrays)
+    rtol, atol = spec["rtol"], spec["atol"]
+    pairs, problem = _pairs(expected, value)
+    if problem:
+        return Result(name, label, "fail", problem)
+    bad = [(lab, e, g) for lab, e, g in pairs if not _close(e, g, rtol, atol)]
+    note = ""
+    if before and any(not torch.equal(before[k], args["params"][k]) for k in before):
+        note = "; note: `params` was changed by the call, which the function must not do"
+    if not bad:
+        return Result(name, label, "pass", note.lstrip("; "))
+    named = [m["description"] for m in case.get("mistakes", [])
+             if _matches(_expected(m["output"], arrays), value, rtol, atol)]
+    if named and all(np.all(np.isfinite(g)) for _, _, g in pairs):
+        return Result(name, label, "fail",
+                      f"your output matches `{name}` " + "; or ".join(named) + note)
+    lab, e, g = bad[0]
+    return Result(name, label, "fail", _difference(lab, e, g, rtol, atol) + note)
+
+
+def _run_recall(fn: Callable[..., Any], recall: dict[str, Any], arrays: dict[str, np.ndarray]) -> Result:
+    name = recall["function"]
+    sl, nc = recall["check_seq_len"], recall["n_classes"]
+    label = f"a short run (cell='lstm', seq_len={sl}, n_classes={nc})"
+    x = _build(recall["x"], arrays)
+    y = arrays[recall["y"]["key"]]
+    start = time.perf_counter()
+    try:
+        model = fn("lstm", sl, nc, recall["seed"])
+    except NotImplementedError:
+        return Result(name, label, "todo", f"`{name}` is not implemented yet")
+    except Exception as exc:  # noqa: BLE001
+        return Result(name, label, "fail", _raised(name, exc))
+    seconds = time.perf_counter() - start
+    if not isinstance(model, torch.nn.Module):
+        return Result(name, label, "fail", f"returned {_describe(model)}; expected a trained torch.nn.Module")
+    try:
+        model.eval()
+        with torch.no_grad():
+            logits = model(x)
+    except Exception as exc:  # noqa: BLE001
+        return Result(name, label, "fail", "calling the returned model on x of shape "
+                      f"{tuple(x.shape)} failed: " + _raised("model", exc))
+    want = (x.shape[1], nc)
+    shape = tuple(getattr(logits, "shape", ()))
+    if not isinstance(logits, (torch.Tensor, np.ndarray)) or shape != want:
+        got = _describe(logits)
+        return Result(name, label, "fail", f"the model returned {got} for x of shape {tuple(x.shape)}; "
+                      f"expected logits of shape {want}")
+    acc = float(np.mean(np.argmax(np.asarray(torch.as_tensor(logits).float()), axis=1) == y))
+    return Result(name, label, "pass",
+                  f"returns an nn.Module with logits of shape {want} (trained in {seconds:.1f} s; "
+                  f"accuracy {acc:.0%} on {len(y)} public sequences). Only the interface is checked "
+                  f"here, without long training: the grader trains cell='lstm' at seq_len="
+                  f"{recall['seq_len']}, n_classes={nc} and needs at least {recall['threshold']:.0%} "
+                  f"held-out accuracy within {recall['time_limit']:g} s")
+
+
+def _selected(spec: dict[str, Any], what: tuple[str, ...]) -> list[str]:
+    questions: dict[str, list[str]] = spec["questions"]
+    everything = [f for fs in questions.values() for f in fs]
+    if not what:
+        return everything
+    chosen: list[str] = []
+    for item in what:
+        if item in questions:
+            chosen += questions[item]
+        elif item in everything:
+            chosen.append(item)
+        else:
+            raise ValueError(f"unknown question or function {item!r}; use one of "
+                             f"{', '.join(list(questions) + everything)}")
+    return list(dict.fromkeys(chosen))
+
+
+def run_checks(*what: str, namespace: dict[str, Any] | None = None) -> list[Result]:
+    """The results of the public examples of ``what`` (question ids or function names; all when
+    empty) against the functions in ``namespace`` (the notebook's, by default)."""
+    loaded = _load()
+    if loaded is None:
+        raise FileNotFoundError(
+            f"{DATA_STEM}.json and {DATA_STEM}.npz were not found in {Path.cwd()} or next to "
+            f"{Path(__file__).name}; copy them from the course's release bundle next to this notebook")
+    spec, arrays = loaded
+    ns = _namespace() if namespace is None else namespace
+    results: list[Result] = []
+    for name in _selected(spec, what):
+        fn = ns.get(name)
+        if not callable(fn):
+            results.append(Result(name, "", "missing",
+                                  f"no function named `{name}` is defined: run its cell first "
+                                  "(keep the name exactly as given)"))
+            continue
+        if name == spec["recall"]["function"]:
+            results.append(_run_recall(fn, spec["recall"], arrays))
+            continue
+        fspec = spec["functions"][name]
+        for i, case in enumerate(fspec["cases"], start=1):
+            results.append(_run_case(name, fn, case, fspec, arrays, i))
+    return results
+
+
+_MARK = {"pass": "PASS", "fail": "FAIL", "todo": "TODO", "missing": "MISSING"}
+
+
+def check(*what: str) -> None:
+    """Run the public examples of ``what`` (e.g. ``"11.4.a"`` or ``"lstm_cell"``; all when empty)
+    and print what passes and what to fix."""
+    try:
+        results = run_checks(*what)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"check: {exc}")
+        return
+    for r in results:
+        head = f"{_MARK[r.status]:<7} {r.function}" + (f", {r.example}" if r.example else "")
+        print(head + (f"\n        {r.message}" if r.message else ""))
+    passed = sum(r.passed for r in results)
+    todo = sum(r.status in ("todo", "missing") for r in results)
+    if passed == len(results):
+        print(f"All {len(results)} public check(s) pass. The grader also runs hidden examples of "
+              "the same sizes.")
+    else:
+        print(f"{passed} of {len(results)} public check(s) pass"
+              + (f"; {todo} not implemented or not defined yet" if todo else "") + ".")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python sheet11_check.py` explains itself
+    print(__doc__)
+
