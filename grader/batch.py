@@ -103,15 +103,17 @@ def _init_worker(rubric_path: str | None, sandbox_mode: str, threads: int) -> No
 def grade_job(job: Job, out_dir: Path) -> dict[str, Any]:
     """Grade one submission and write its folder; returns the result's JSON."""
     from grader.grade import grade_submission
-    from grader.report import render_report
+    from grader.report import PAGES, render_pages
     result = replace(grade_submission(job.path, _worker["ctx"]), folder=job.folder)
     data = post_grade(result.to_json(), job, _worker["ctx"].rubric)
     folder = out_dir / job.folder
     try:
-        html = render_report(data)
+        pages = render_pages(data)
     except Exception as exc:  # noqa: BLE001 - the result must not be lost over a report
         html = f"<!DOCTYPE html><title>report</title><p>The report could not be drawn ({type(exc).__name__}).</p>"
-    write_atomic(folder / "report.html", html)
+        pages = {name: html for name in PAGES.values()}
+    for name, html in pages.items():
+        write_atomic(folder / name, html)
     write_atomic(folder / "result.json", json.dumps(data, indent=2, ensure_ascii=False))
     return data
 
@@ -179,8 +181,9 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
             if done is not None:
                 # a kept result: the deadline or the tutors' scores may have changed since
                 final = apply_manual(post_grade(done, job, rubric), manual.get(job.folder, {}))
-                if final != done:
-                    save_result(out_dir, final)
+                # Writes only files whose content changes: also pages a newer template draws
+                # differently, and a tutor.html that an older run did not write.
+                save_result(out_dir, final)
                 results[job.folder] = final
             else:
                 todo.append(job)

@@ -3,11 +3,18 @@
 A case passes when the returned value has the expected structure, a floating dtype, the expected
 shape and values within the rubric's tolerances. A failed case says why in plain words: the
 named mistake it matches, or the first difference with shapes, a slice and the largest errors.
+
+Naming a mistake is a claim about the student's code, so it is made only on evidence that tells
+the catalogued mistakes apart: every catalogued mistake is evaluated on every observation (each
+case, and the probes of grader/probes.py), and a mistake is named only when it is the one
+mistake consistent with all of them. Where several remain, the message says "consistent with A
+or B" rather than picking one (a missing recurrence and "h0 is ignored" coincide at T = 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +23,15 @@ from grader.bridge import ArrayInfo, Returned, TypeInfo
 from grader.mistakes import mistakes_for
 
 GRAD_KEYS = ("W", "U", "b", "V", "c")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one observation (a case or a probe) says about one catalogued mistake."""
+
+    key: str       # the mistake's key in grader/mistakes.py
+    distinct: bool  # its output differs from the correct one here: this input can tell it apart
+    agrees: bool    # the student's output equals its output here
 
 
 @dataclass(frozen=True)
@@ -36,10 +52,33 @@ class CaseResult:
     max_abs: float | None = None
     max_rel: float | None = None
     series: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    call_status: str = ""  # the Bridge's status of the call (ok | raised | timeout | died | garbled)
+    # The catalogued mistakes as this case saw them; the grader's own, never written out.
+    evidence: tuple[Evidence, ...] = field(default=(), repr=False)
+    consistent_with: tuple[str, ...] = ()  # several mistakes fit and no input tells them apart
+    values_note: str = ""  # "the values differ ... (first at index ...)": the plain finding
+    diagnosis: str = ""  # what the probes (or the cases together) say is wrong, in plain words
+    probes: tuple[Mapping[str, str], ...] = ()  # each probe: setting, isolates, outcome, text
 
     @property
     def name(self) -> str:
         return f"{self.function}, case {self.index} ({self.params})"
+
+    @property
+    def wrong_values(self) -> bool:
+        """Failed with a value of the right structure, shape and dtype: a wrong computation."""
+        return not self.passed and self.call_status == "ok" and bool(self.expected)
+
+    def findings_json(self) -> dict[str, Any]:
+        """The attribution and probe findings of a failed case, for result.json (empty if none)."""
+        out: dict[str, Any] = {}
+        if self.consistent_with:
+            out["consistent_with"] = list(self.consistent_with)
+        if self.diagnosis:
+            out["diagnosis"] = self.diagnosis
+        if self.probes:
+            out["probes"] = [dict(p) for p in self.probes]
+        return out
 
 
 def to_numpy(value: Any) -> Any:
@@ -90,7 +129,8 @@ def _flatten(expected: Any, got: Any) -> tuple[list[tuple[str, np.ndarray, Array
             return [], f"returned {_describe(got)}; expected {_expected_text(expected)}"
         missing = [k for k in expected if k not in got]
         if missing:
-            return [], f"the returned dict has no {', '.join(map(repr, missing))}; expected the keys {', '.join(GRAD_KEYS)}"
+            return [], (f"the returned dict has no {', '.join(map(repr, missing))}; "
+                        f"expected the keys {', '.join(GRAD_KEYS)}")
         pairs = [(k, expected[k], got[k]) for k in expected]
     for label, exp, g in pairs:
         where = f"{label}: " if label else ""
@@ -132,11 +172,137 @@ def named_mistakes(function: str, inputs: Mapping[str, Any], got: Any,
     return tuple(found)
 
 
+def select(value: Any, part: Sequence[str] | None) -> Any:
+    """The named parts of an output (``h_new``/``c_new`` of a tuple, keys of a dict); all if None.
+
+    Works on numpy structures (:func:`to_numpy`) and on what the Bridge returned; a value of
+    another structure is given back unchanged, so a comparison with it fails as it should.
+    """
+    if not part:
+        return value
+    if isinstance(value, tuple):
+        names = ("h_new", "c_new")
+        if len(value) != len(names):
+            return value
+        return tuple(value[names.index(p)] for p in part)
+    if isinstance(value, dict):
+        if not all(p in value for p in part):
+            return value
+        return {p: value[p] for p in part}
+    return value
+
+
+def same(reference: Any, value: Any, rtol: float, atol: float) -> bool:
+    """``value`` (numpy structure or the Bridge's) equals ``reference`` (numpy) within tolerance."""
+    if isinstance(reference, np.ndarray):
+        arr = value.array if isinstance(value, ArrayInfo) else value
+        return isinstance(arr, np.ndarray) and arr.shape == reference.shape and _close(reference, arr, rtol, atol)
+    if isinstance(reference, tuple):
+        return (isinstance(value, tuple) and len(value) == len(reference)
+                and all(same(r, v, rtol, atol) for r, v in zip(reference, value)))
+    if isinstance(reference, dict):
+        return (isinstance(value, dict) and all(k in value for k in reference)
+                and all(same(reference[k], value[k], rtol, atol) for k in reference))
+    return False
+
+
+def mistake_evidence(function: str, inputs: Mapping[str, Any], expected: Any, got: Any,
+                     rtol: float, atol: float, part: Sequence[str] | None = None) -> tuple[Evidence, ...]:
+    """Every catalogued mistake of ``function`` on one observation.
+
+    ``expected`` is the reference's output (numpy); ``got`` the student's (as the Bridge returned
+    it), or ``None`` when the student's output passed, i.e. equals ``expected``. Only ``part``
+    of the outputs is compared. A mistake that does not apply or cannot run here gives no
+    evidence. Bounded: one evaluation per catalogued mistake.
+    """
+    out = []
+    student = select(expected if got is None else got, part)
+    reference_part = select(expected, part)
+    for mistake in mistakes_for(function):
+        try:
+            if not mistake.applies(inputs):
+                continue
+            wrong = select(to_numpy(mistake.compute(**inputs)), part)
+        except Exception:  # noqa: BLE001 - a variant that cannot run on these inputs tells nothing
+            continue
+        out.append(Evidence(mistake.key, distinct=not same(reference_part, wrong, rtol, atol),
+                            agrees=same(wrong, student, rtol, atol)))
+    return tuple(out)
+
+
+def attribute(observations: Iterable[tuple[tuple[Evidence, ...], bool]]) -> tuple[str, ...]:
+    """The keys of the catalogued mistakes that explain every observation, in catalogue order.
+
+    Each observation is (its evidence, whether the student's output was wrong there). A mistake
+    is kept when the student's output equals the mistake's on every observation where it could
+    run, and at least once where the student was wrong and the mistake differs from the correct
+    output (so it explains a failure, not merely agrees with a pass). One key: that mistake is
+    the only explanation in the catalogue; several: the observations cannot tell them apart.
+    """
+    consistent: dict[str, bool] = {}
+    supported: set[str] = set()
+    for evidence, failed in observations:
+        for e in evidence:
+            consistent[e.key] = consistent.get(e.key, True) and e.agrees
+            if failed and e.agrees and e.distinct:
+                supported.add(e.key)
+    return tuple(k for k, ok in consistent.items() if ok and k in supported)
+
+
+def describe(function: str, key: str) -> str:
+    """The description of mistake ``key`` of ``function`` (see grader/mistakes.py)."""
+    for mistake in mistakes_for(function):
+        if mistake.key == key:
+            return mistake.description
+    raise KeyError(f"{function} has no catalogued mistake {key!r}")
+
+
+def mistake_message(function: str, keys: Sequence[str]) -> str:
+    """One named mistake, or an honest "consistent with A or B" for several; "" for none."""
+    if not keys:
+        return ""
+    if len(keys) == 1:
+        return f"your output matches `{function}` {describe(function, keys[0])}"
+    return (f"your output is consistent with {len(keys)} known mistakes, which these inputs "
+            f"cannot tell apart: `{function}` " + "; or ".join(describe(function, k) for k in keys))
+
+
+def _values_message(where: str, first: tuple[int, ...]) -> str:
+    return f"the values{where} differ from the expected ones (first at index {first})"
+
+
+def with_attribution(case: CaseResult, keys: Sequence[str], diagnosis: str = "",
+                     probes: tuple[Mapping[str, str], ...] = ()) -> CaseResult:
+    """``case`` restated from the attribution over all observations of its function.
+
+    A mistake is named on this case only where the student's output equals it here; several
+    candidates that all agree here are reported as "consistent with ..."; a per-case match that
+    the other observations ruled out is no longer stated.
+    """
+    if case.passed:
+        return case
+    if not case.wrong_values:  # a raise or a wrong shape here: the findings still apply
+        return replace(case, diagnosis=diagnosis, probes=probes)
+    agreeing = {e.key for e in case.evidence if e.agrees}
+    here = [k for k in keys if k in agreeing]
+    if "NaN or infinite" in case.message:
+        message = case.message
+    elif here:
+        message = mistake_message(case.function, here)
+    else:
+        message = case.values_note
+    named = (describe(case.function, here[0]),) if len(here) == 1 else ()
+    several = tuple(describe(case.function, k) for k in here) if len(here) > 1 else ()
+    return replace(case, message=message, mistakes=named, consistent_with=several,
+                   diagnosis=diagnosis, probes=probes)
+
+
 def compare_case(function: str, index: int, params: str, shapes: str, inputs: Mapping[str, Any],
                  expected: Any, returned: Returned, rtol: float, atol: float,
                  points: float) -> CaseResult:
     """Score one case; ``expected`` is the reference's output as numpy (see :func:`to_numpy`)."""
-    base = dict(function=function, index=index, params=params, shapes=shapes, max_points=points)
+    base: dict[str, Any] = dict(function=function, index=index, params=params, shapes=shapes,
+                                max_points=points, call_status=returned.status)
     if returned.status == "timeout":
         return CaseResult(**base, passed=False, points=0.0,
                           message=f"`{function}` did not finish in time on this case and was stopped")
@@ -158,19 +324,27 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
     if not bad:
         return CaseResult(**base, passed=True, points=points, series=series)
     label, exp, got = bad[0]
-    mistakes = named_mistakes(function, inputs, returned.value, rtol, atol)
+    evidence = mistake_evidence(function, inputs, expected, returned.value, rtol, atol)
+    # On this case alone: the mistakes that explain it (grader/probes.py revisits this with the
+    # function's other cases and its probes, which may tell them apart).
+    keys = attribute([(evidence, True)])
     diff = np.abs(got - exp)
     rel = diff / np.maximum(np.abs(exp), atol)
     first = np.unravel_index(int(np.argmax(~np.isclose(got, exp, rtol=rtol, atol=atol))), exp.shape) if exp.ndim else ()
-    window = tuple(slice(i, i + 1) for i in first[:-1]) + ((slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
+    window = tuple(slice(i, i + 1) for i in first[:-1]) + (
+        (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
     where = f" in {label}" if label else ""
+    plain = _values_message(where, tuple(int(i) for i in first))
     if not np.all(np.isfinite(got)):
         message = f"the result{where} holds NaN or infinite values"
-    elif mistakes:
-        message = f"your output matches `{function}` " + "; or ".join(mistakes)
+    elif keys:
+        message = mistake_message(function, keys)
     else:
-        message = f"the values{where} differ from the expected ones (first at index {tuple(int(i) for i in first)})"
-    return CaseResult(**base, passed=False, points=0.0, message=message, mistakes=mistakes,
+        message = plain
+    return CaseResult(**base, passed=False, points=0.0, message=message,
+                      mistakes=(describe(function, keys[0]),) if len(keys) == 1 else (),
+                      consistent_with=tuple(describe(function, k) for k in keys) if len(keys) > 1 else (),
+                      values_note=plain, evidence=evidence,
                       expected=_fmt(exp[window]) if exp.ndim else _fmt(exp),
                       got=_fmt(got[window]) if got.ndim else _fmt(got),
                       max_abs=float(np.nanmax(diff)) if diff.size else 0.0,

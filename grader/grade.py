@@ -18,7 +18,7 @@ import numpy as np
 
 import reference
 from grader import cases as case_inputs
-from grader import resources
+from grader import probes, resources
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
@@ -26,6 +26,7 @@ from grader.execute import KernelSession
 from grader.intake import read_submission
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.outputs import notebook_outputs
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
@@ -149,15 +150,19 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             qid = rubric.question_of(check.function)
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
-            by_question[qid] += _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                           ctx.public, why)
+            checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
+                                 ctx.public, why)
+            # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
+            by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
+                                              ctx.public)
         recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
         by_question[rubric.recall.question].append(recall_case)
+        shown = notebook_outputs(nb.cells)  # capped, text and raster images only, for the report
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
-                       "error": c.error} for c in run.cells)
+                       "error": c.error, "outputs": shown.get(c.index, [])} for c in run.cells)
     for qid in AUTO_IDS:
         q = rubric.questions[qid]
         got = tuple(by_question[qid])

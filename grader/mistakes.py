@@ -14,9 +14,10 @@ so a report should name every match, not only the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -50,21 +51,29 @@ def _dact(z: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _rnn(x, h0, W, U, b, activation="tanh", *, act=None, transpose_W=False, transpose_U=False,
-         swap_WU=False, use_bias=True, use_h0=True, update_state=True, shifted=False):
+         swap_WU=False, use_bias=True, use_h0=True, update_state=True, shifted=False,
+         recurrence=True, bias_times=1, swap_time_batch=False):
     f = _ACT[act or activation]
     if swap_WU:
         W, U = U, W
+    if swap_time_batch:  # x read as (B, T, D): the batch is walked as time, the steps as a batch
+        x = x.transpose(0, 1)
+        if h0.shape[0] == 1:  # only then does h0 broadcast over the T "batch" rows
+            h0 = h0.expand(x.shape[1], -1)
     Wm = W if transpose_W else W.T  # batch rows: h @ W.T is W h for each row
     Um = U if transpose_U else U.T
     h = start = h0 if use_h0 else torch.zeros_like(h0)
     hs = []
     for t in range(x.shape[0]):
-        z = (h if update_state else start) @ Wm + x[t] @ Um
-        h = f(z + b if use_bias else z)
+        z = x[t] @ Um
+        if recurrence:
+            z = z + (h if update_state else start) @ Wm
+        h = f(z + bias_times * b if use_bias else z)
         hs.append(h)
     if shifted:
         hs = [h0] + hs[:-1]
-    return torch.stack(hs)
+    out = torch.stack(hs)
+    return out.transpose(0, 1) if swap_time_batch else out
 
 
 def _jacobian(z, activation="tanh", *, act=None, form="derivative"):
@@ -90,12 +99,14 @@ def _unroll(x, h0, W, U, b, activation):
 
 
 def _grad_norms(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, wrt="h",
-                reverse=False, squared=False):
+                reverse=False, squared=False, loss_on_all=False):
     with torch.enable_grad():
         h0 = h0.detach().clone().requires_grad_(True)
         zs, hs = _unroll(x.detach(), h0, W.detach(), U.detach(), b.detach(), act or activation)
         targets = {"h": hs[1:], "z": zs, "h_prev": hs[:-1]}[wrt]
-        grads = torch.autograd.grad(loss_fn(hs[-1]).sum(), targets, allow_unused=True)
+        # loss_on_all: L = sum_t loss_fn(h_t), as if every state had a target
+        loss = sum(loss_fn(h).sum() for h in hs[1:]) if loss_on_all else loss_fn(hs[-1]).sum()
+        grads = torch.autograd.grad(loss, targets, allow_unused=True)
     n = torch.stack([torch.zeros(()) if g is None else torch.linalg.vector_norm(g) for g in grads])
     n = n**2 if squared else n
     return (n.flip(0) if reverse else n).float()
@@ -135,14 +146,15 @@ def _bound(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, exp_shift=0,
 
 
 def _lstm(x, h, c, W_ih, W_hh, b_ih, b_hh, *, order="ifgo", forget=True, tanh_c=True,
-          old_c=False, g_act=torch.tanh, use_b_ih=True, use_b_hh=True):
+          old_c=False, g_act=torch.tanh, o_act=torch.sigmoid, use_b_ih=True, use_b_hh=True):
     z = x @ W_ih.T + h @ W_hh.T
     if use_b_ih:
         z = z + b_ih
     if use_b_hh:
         z = z + b_hh
     gate = dict(zip(order, z.chunk(4, dim=-1)))  # `order` names the four stacked blocks
-    i, f, o = (torch.sigmoid(gate[k]) for k in "ifo")
+    i, f = (torch.sigmoid(gate[k]) for k in "if")
+    o = o_act(gate["o"])
     g = g_act(gate["g"])
     c_new = i * g + (f * c if forget else 0)
     cc = c if old_c else c_new
@@ -184,13 +196,16 @@ def _tree(tree, embed, W, b, *, swap=False, squash=True, squash_leaves=False, us
 
 
 def _tbptt(x, y, params, k, *, window=lambda k: k, chunked=False, restart=False,
-           reduction="mean", softmax_first=False, transpose_W=False, transpose_V=False):
+           reduction="mean", softmax_first=False, transpose_W=False, transpose_V=False,
+           loss_every_step=False):
     with torch.enable_grad():
         p = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
         T, B = x.shape[0], x.shape[1]
         w = window(k)
         h = torch.zeros(B, p["W"].shape[0], dtype=x.dtype)
         Wm = p["W"] if transpose_W else p["W"].T
+        Vm = p["V"] if transpose_V else p["V"].T
+        states = []
         for t in range(max(T - w, 0) if restart else 0, T):  # step t + 1 computes h_{t+1}
             if chunked:
                 if t > 0 and t % k == 0:
@@ -198,12 +213,17 @@ def _tbptt(x, y, params, k, *, window=lambda k: k, chunked=False, restart=False,
             elif t == T - w:  # h_{T-w} held constant
                 h = h.detach()
             h = torch.tanh(h @ Wm + x[t] @ p["U"].T + p["b"])
+            states.append(h)
         if not chunked and w <= 0:
             h = h.detach()
-        logits = h @ (p["V"] if transpose_V else p["V"].T) + p["c"]
-        if softmax_first:
-            logits = logits.softmax(dim=-1)
-        loss = F.cross_entropy(logits, y, reduction=reduction)
+        # loss_every_step: the label y used as the target of every step (many-to-many), summed
+        seen = states if loss_every_step else [h]
+        loss = torch.zeros(())
+        for s in seen:
+            logits = s @ Vm + p["c"]
+            if softmax_first:
+                logits = logits.softmax(dim=-1)
+            loss = loss + F.cross_entropy(logits, y, reduction=reduction)
         grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
     return {n: torch.zeros_like(v) if g is None else g for (n, v), g in zip(p.items(), grads)}
 
@@ -260,7 +280,9 @@ def _k_lt_T(i) -> bool:
 
 
 MISTAKES: tuple[Mistake, ...] = tuple(
-    Mistake(fn, key, desc, partial(_CORRECT[fn], **switches), applies)
+    # The rows mix types, so mypy sees `object`; each row's shape is checked by the tests.
+    Mistake(fn, key, desc, partial(_CORRECT[fn], **cast(dict[str, Any], switches)),
+            cast(Callable[[Mapping[str, Any]], bool], applies))
     for fn, key, desc, applies, switches in [
         # ---- rnn_forward ---------------------------------------------------------------
         ("rnn_forward", "activation_ignored",  # the argument is there but `torch.tanh` hard-coded
@@ -289,6 +311,16 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("rnn_forward", "shifted_output",  # states collected before the update, starting at h0
          "shifted by one step: it returns h_0, ..., h_{T-1} instead of h_1, ..., h_T",
          _always, dict(shifted=True)),
+        ("rnn_forward", "no_recurrence",  # h = act(x_t @ U.T + b): an MLP applied per step
+         "without the recurrence term `W h_{t-1}`: each h_t = act(U x_t + b) ignores the state",
+         lambda i: _nonzero("W")(i) and (_steps(i) or _nonzero("h0")(i)), dict(recurrence=False)),
+        ("rnn_forward", "time_batch_swapped",  # `B, T, D = x.shape`; with B = 1 it runs at all
+         "with the time and batch axes of `x` swapped: the batch is walked as if it were time",
+         lambda i: i["x"].shape[0] > 1 and i["x"].shape[1] in (1, i["x"].shape[0]),
+         dict(swap_time_batch=True)),
+        ("rnn_forward", "bias_twice",  # b_ih and b_hh of torch.nn.RNN both set to b
+         "with the bias `b` added twice: z_t = W h_{t-1} + b + U x_t + b", _nonzero("b"),
+         dict(bias_times=2)),
         # ---- activation_jacobian --------------------------------------------------------
         ("activation_jacobian", "activation_ignored",
          "with the tanh derivative in place of the sigmoid's: the `activation` argument is ignored",
@@ -321,6 +353,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
          _always, dict(wrt="z")),
         ("hidden_grad_norms", "squared_norms",
          "with squared norms ||dL/dh_t||^2 instead of the norms", _always, dict(squared=True)),
+        ("hidden_grad_norms", "loss_on_every_state",  # loss_fn summed over all h_t
+         "with the loss applied to every state: L = sum_t loss_fn(h_t) instead of loss_fn(h_T)",
+         _steps, dict(loss_on_all=True)),
         ("hidden_grad_norms", "shifted_includes_h0",  # hs = [h0, ...] indexed with hs[t-1]
          "shifted by one step: g[t-1] = ||dL/dh_{t-1}||, starting at h_0 and leaving out h_T",
          _always, dict(wrt="h_prev")),
@@ -337,6 +372,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("gradient_bound", "W_frobenius",  # torch.norm(W) is the Frobenius norm
          "with the Frobenius norm of `W` instead of its spectral norm", _always,
          dict(w_ord="fro")),
+        ("gradient_bound", "all_frobenius",  # torch.norm on both matrices
+         "with Frobenius norms of both `W` and J_{k+1} instead of their spectral norms",
+         lambda i: _steps(i) and i["W"].shape[0] > 1, dict(w_ord="fro", j_ord="fro")),
         ("gradient_bound", "J_frobenius",
          "with the Frobenius norm of J_{k+1} instead of its spectral norm (the largest |act'|)",
          lambda i: _steps(i) and i["W"].shape[0] > 1, dict(j_ord="fro")),
@@ -379,6 +417,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("lstm_cell", "sigmoid_on_g",  # all four gates squashed the same way
          "with the sigmoid in place of tanh on the candidate g", _always,
          dict(g_act=torch.sigmoid)),
+        ("lstm_cell", "tanh_on_output_gate",  # o squashed like the candidate g
+         "with tanh in place of the sigmoid on the output gate o", _always,
+         dict(o_act=torch.tanh)),
         ("lstm_cell", "b_hh_dropped", "with `b_ih` as the only bias: `b_hh` is left out",
          _nonzero("b_hh"), dict(use_b_hh=False)),
         ("lstm_cell", "b_ih_dropped", "with `b_hh` as the only bias: `b_ih` is left out",
@@ -427,6 +468,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("tbptt_grads", "softmax_twice",
          "with a softmax before `cross_entropy`, which applies log-softmax itself", _always,
          dict(softmax_first=True)),
+        ("tbptt_grads", "loss_every_step",  # many-to-many training on a many-to-one task
+         "with the label `y` used as the target of every step: the loss is summed over "
+         "h_1, ..., h_T instead of taken on h_T alone", _steps, dict(loss_every_step=True)),
         ("tbptt_grads", "W_transposed",
          "with `W` transposed in the recurrence: `h @ W` instead of `h @ W.T`",
          lambda i: _steps(i) and _asym(i["params"]["W"]), dict(transpose_W=True)),

@@ -68,7 +68,7 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "max_points": round(c.max_points, 4), "message": c.message, "mistakes": list(c.mistakes),
             "function": c.function, "case": c.index, "params": c.params, "shapes": c.shapes,
             "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
-            "series": {k: list(v) for k, v in c.series.items()}}
+            "series": {k: list(v) for k, v in c.series.items()}, **c.findings_json()}
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from grader.errors import UsageError
 from grader.scores import SHEET_COLUMNS, is_written, load_results
@@ -33,7 +34,9 @@ def suggested_score(points: float, found: int, total: int) -> float | None:
     return round(points * found / total * 4) / 4
 
 
-def _suggestion(q: Mapping[str, Any], flags: list[Mapping[str, Any]]) -> float | None:
+def suggestion_for(q: Mapping[str, Any], flags: Iterable[Mapping[str, Any]]) -> float | None:
+    """The suggested score of one written answer (its result JSON and its flags): 0 for a missing
+    answer, else :func:`suggested_score` over the concepts it names."""
     found, missing = q.get("concepts_found") or [], q.get("concepts_missing") or []
     if any(f["code"] == "answer.missing" for f in flags):
         return 0.0
@@ -44,6 +47,7 @@ def _suggestion(q: Mapping[str, Any], flags: list[Mapping[str, Any]]) -> float |
 class ReviewOutcome:
     pages: list[Path] = field(default_factory=list)
     sheet: Path | None = None
+    index: Path | None = None
     rows: int = 0
 
 
@@ -51,12 +55,47 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable[str],
+                         pages: Iterable[str] = ()) -> dict[str, Any]:
+    """What the review index shows: per written question, of the graded submissions, how many a
+    tutor has scored and how many are still to score; ``pages`` are the questions whose page exists."""
+    graded = [r for r in results if r["status"] == "graded"]
+    have = set(pages)
+    rows = []
+    for qid in written:
+        first = results[0]["questions"][qid] if results else {}
+        scored = sum(1 for r in graded if r["questions"][qid].get("status") == "manual")
+        rows.append({"id": qid, "title": first.get("title", ""), "max_points": first.get("max_points", 0.0),
+                     "scored": scored, "to_score": len(graded) - scored, "page": qid in have})
+    return {"questions": rows, "graded": len(graded),
+            "skipped": [r for r in results if r["status"] != "graded"]}
+
+
+def refresh_review_index(out_dir: Path, results: Sequence[Mapping[str, Any]]) -> bool:
+    """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
+    import the progress changes); the pages and the sheet, which a tutor may be filling in, are
+    left alone. True if the index changed."""
+    from grader.batch import write_atomic
+    from grader.report import render_review_index
+    index = out_dir / "review" / "index.html"
+    if not index.exists() or not results:
+        return False
+    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    existing = [qid for qid in written if (index.parent / f"{qid}.html").exists()]
+    html = render_review_index(review_index_context(results, written, existing))
+    if index.read_text(encoding="utf-8") == html:
+        return False
+    write_atomic(index, html)
+    return True
+
+
 def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
                  to: Path | None = None) -> ReviewOutcome:
-    """Write the review pages and the scoring sheet of ``out_dir`` into ``to`` (``out_dir/review``)."""
+    """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``
+    (``out_dir/review``)."""
     from grader.batch import write_atomic
     from grader.concepts import model_answers
-    from grader.report import _env, render_markdown
+    from grader.report import render_markdown, render_review_index, render_review_page
     results = load_results(out_dir)
     written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
     wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
@@ -84,7 +123,7 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
             q = r["questions"][qid]
             flags = [f for f in r.get("flags", []) if f.get("question") == qid]
             answer = q.get("answer") or {}
-            suggestion = _suggestion(q, flags)
+            suggestion = suggestion_for(q, flags)
             manual = q.get("status") == "manual"
             entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
                             "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
@@ -94,14 +133,18 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
             outcome.rows += 1
         model = models.get(qid)
         title = results[0]["questions"][qid].get("title", "")
-        html = _env.get_template("review.html.j2").render(
+        html = render_review_page(dict(
             qid=qid, title=title, max_points=results[0]["questions"][qid].get("max_points", 0.0),
             model_html=render_markdown(model.markdown) if model else None,
             concepts=[c.name for c in model.concepts] if model else [],
-            entries=entries, skipped=skipped, questions=qids, all_questions=written)
+            entries=entries, skipped=skipped, questions=qids, all_questions=written))
         page = target / f"{qid}.html"
         write_atomic(page, html)
         outcome.pages.append(page)
+    # The index counts every graded submission, whatever this run's split: it is the tutors' overview.
+    existing = [qid for qid in written if (target / f"{qid}.html").exists()]
+    outcome.index = target / "index.html"
+    write_atomic(outcome.index, render_review_index(review_index_context(results, written, existing)))
     suffix = "_".join([*wanted_q, *wanted_g])
     outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
     write_atomic(outcome.sheet, buf.getvalue())

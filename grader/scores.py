@@ -98,14 +98,14 @@ def result_text(data: Mapping[str, Any]) -> str:
 
 
 def save_result(out_dir: Path, data: Mapping[str, Any]) -> bool:
-    """Write ``result.json`` and the report rendered from it where they change; True if they did."""
+    """Write ``result.json`` and the pages rendered from it where they change; True if they did."""
     from grader.batch import write_atomic
-    from grader.report import render_report
+    from grader.report import render_pages
     folder = out_dir / data["folder"]
     text = result_text(data)
-    html = render_report(data)
     changed = False
-    for path, content in ((folder / "result.json", text), (folder / "report.html", html)):
+    for path, content in ((folder / "result.json", text),
+                          *((folder / name, html) for name, html in render_pages(data).items())):
         try:
             same = path.read_text(encoding="utf-8") == content
         except OSError:
@@ -135,6 +135,8 @@ def sync_outputs(out_dir: Path, rubric_path: str | None = None) -> list[str]:
             final.append(new)
         note = next((r.get("sandbox", "") for r in final if r.get("sandbox")), "")
         write_outputs(final, out_dir, rubric, note)
+        from grader.review import refresh_review_index
+        refresh_review_index(out_dir, final)  # the review index's progress (scored / to score)
     return rewritten
 
 

@@ -38,7 +38,8 @@ def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, 
     except GraderError as exc:
         _fail(exc)
         return
-    click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}")
+    click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}; "
+               f"start at {outcome.index}")
     click.echo(f"Scoring sheet ({outcome.rows} rows): {outcome.sheet}")
     click.echo(f"Fill in points and comments, then: grade scores {outcome.sheet} -o {out_dir}")
 

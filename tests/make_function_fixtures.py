@@ -1,6 +1,6 @@
 """Generate the fixture notebooks of tests/test_grade_functions.py.
 
-    python tests/make_function_fixtures.py          # (re)write tests/files/styles and mistakes
+    python tests/make_function_fixtures.py          # (re)write tests/files/styles, mistakes, single_bug
     python tests/make_function_fixtures.py --check  # exit 1 if a committed fixture is stale
 
 Every fixture is the fast reference solution (``builders.solution(fast=True)``) with student code
@@ -13,6 +13,8 @@ is the one the kernel ends up with:
 - ``files/mistakes/<scenario>.ipynb``: one function replaced by a buggy version written the way a
   student writes it (never taken from ``grader.mistakes``). ``MISTAKES[scenario]`` says which
   function is replaced and what the grader should say about it.
+- ``files/mistakes/single_bug/<name>.ipynb``: twelve typical single-bug notebooks over all seven
+  functions (``SINGLE_BUGS``), for the probes' naming rate (tests/test_probes.py).
 
 The output is deterministic: cell ids are renumbered and nothing depends on time or randomness.
 """
@@ -522,6 +524,71 @@ def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
     grads = torch.autograd.grad(loss, hs[:-1])
     return torch.stack([g.norm() for g in grads])
 ''', "shifted by one step", "gradients at h_0..h_{T-1} instead of h_1..h_T"),
+    "rnn_no_recurrence": Scenario("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    H = []
+    for t in range(x.shape[0]):
+        H.append(act(x[t] @ U.T + b))  # one hidden layer per step
+    return torch.stack(H)
+''', "without the recurrence term", "h_t = act(U x_t + b): no W h_{t-1}"),
+    "grad_norms_loss_every_state": Scenario("hidden_grad_norms", "11.4.b", '''\
+def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    h = h0.clone().requires_grad_(True)
+    hs = []
+    for t in range(x.shape[0]):
+        h = act(h @ W.T + x[t] @ U.T + b)
+        h.retain_grad()
+        hs.append(h)
+    loss = sum(loss_fn(h_t) for h_t in hs)   # a loss on every state
+    loss.backward()
+    return torch.stack([h_t.grad.norm() for h_t in hs])
+''', "with the loss applied to every state", "loss summed over every h_t"),
+    "bound_all_frobenius": Scenario("gradient_bound", "11.4.b", '''\
+def gradient_bound(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    T = x.shape[0]
+    h = h0
+    zs = []
+    for t in range(T):
+        z = h @ W.T + x[t] @ U.T + b
+        h = act(z)
+        zs.append(z[0])
+    hT = h.detach().requires_grad_(True)
+    loss_fn(hT).backward()
+    g_T = hT.grad.norm()
+    r = torch.zeros(T)
+    for t in range(1, T + 1):
+        r[t - 1] = g_T * torch.norm(W) ** (T - t)
+        for k in range(t, T):
+            r[t - 1] = r[t - 1] * torch.norm(activation_jacobian(zs[k], activation))
+    return r
+''', "Frobenius norms of both", "torch.norm (Frobenius) for both ||W|| and ||J||"),
+    "lstm_tanh_output_gate": Scenario("lstm_cell", "11.4.c", '''\
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    gates = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    i, f, g, o = gates.chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_new = torch.tanh(o) * torch.tanh(c_new)
+    return h_new, c_new
+''', "tanh in place of the sigmoid on the output gate", "o = tanh(...) instead of sigmoid"),
+    "tbptt_loss_every_step": Scenario("tbptt_grads", "11.4.d", '''\
+import torch.nn.functional as F
+
+def tbptt_grads(x, y, params, k):
+    W, U, b, V, c = (params[n].detach().clone().requires_grad_(True) for n in ["W", "U", "b", "V", "c"])
+    T, B = x.shape[0], x.shape[1]
+    h = torch.zeros(B, W.shape[0])
+    loss = 0
+    for t in range(T):
+        if t == T - k:
+            h = h.detach()
+        h = torch.tanh(h @ W.T + x[t] @ U.T + b)
+        loss = loss + F.cross_entropy(h @ V.T + c, y)   # a target at every step
+    loss.backward()
+    return {"W": W.grad, "U": U.grad, "b": b.grad, "V": V.grad, "c": c.grad}
+''', "target of every step", "y used as the target of every step"),
     # ---- wrong kinds of return value -----------------------------------------------------------
     "rnn_wrong_shape": Scenario("rnn_forward", "11.4.a", '''\
 def rnn_forward(x, h0, W, U, b, activation="tanh"):
@@ -566,6 +633,187 @@ def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
 ''', about="raises: W_ih @ x with x of shape (B, D)"),
 }
 
+# Mistakes that the cases cannot tell apart from another catalogued one: the report must say
+# "consistent with A or B" (tests/test_probes.py), never name one of them flatly.
+EITHER: dict[str, Scenario] = {
+    # x read as (B, T, D): runs only where B = 1 (the other cases raise), and there it equals
+    # "every step computed from h0"
+    "rnn_time_batch_swapped": Scenario("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    B, T, D = x.shape          # the axes read the wrong way round
+    h = h0
+    H = []
+    for t in range(T):
+        h = act(h @ W.T + x[:, t] @ U.T + b)
+        H.append(h)
+    return torch.stack(H, dim=1)
+''', about="time and batch axes swapped"),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Twelve typical single-bug notebooks over all seven functions (tests/test_probes.py): some bugs
+# are catalogued in grader/mistakes.py, others are found only by the probes of grader/probes.py.
+# A report "names the bug" when it names the catalogued mistake ``mistake`` (by its key) or says
+# that the probes' term ``term`` (a key of grader.probes.TERMS) is wrong.
+
+SINGLE_BUG_DIR = MISTAKES_DIR / "single_bug"
+
+
+@dataclass(frozen=True)
+class SingleBug:
+    function: str
+    question: str
+    source: str
+    mistake: str = ""  # the catalogued mistake that is this bug, if any
+    term: str = ""     # the term of grader.probes.TERMS[function] that is wrong
+    about: str = ""
+
+
+SINGLE_BUGS: dict[str, SingleBug] = {
+    "rnn_no_recurrence": SingleBug("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    h = h0
+    out = []
+    for t in range(x.shape[0]):
+        h = act(x[t] @ U.T + b)
+        out.append(h)
+    return torch.stack(out)
+''', "no_recurrence", "recur", "the recurrence W h_{t-1} left out"),
+    "rnn_input_sign": SingleBug("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        h = act(h @ W.T - x[t] @ U.T + b)
+        out.append(h)
+    return torch.stack(out)
+''', "", "input", "wrong sign on the input term"),
+    "rnn_bias_twice": SingleBug("rnn_forward", "11.4.a", '''\
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        h = act((h @ W.T + b) + (x[t] @ U.T + b))   # b_hh and b_ih, as in torch.nn.RNN
+        out.append(h)
+    return torch.stack(out)
+''', "bias_twice", "bias", "the bias added twice"),
+    "jacobian_sigmoid_derivative": SingleBug("activation_jacobian", "11.4.b", '''\
+def activation_jacobian(z, activation="tanh"):
+    if activation == "tanh":
+        d = 1 - torch.tanh(z) ** 2
+    else:
+        d = torch.exp(-z) / (1 + torch.exp(-z))   # the square of the denominator is missing
+    return torch.diag(d)
+''', "", "d", "the sigmoid's derivative without the square"),
+    "grad_norms_loss_every_state": SingleBug("hidden_grad_norms", "11.4.b", '''\
+def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    hs, h = [], h0.clone().requires_grad_(True)
+    for t in range(x.shape[0]):
+        h = act(h @ W.T + x[t] @ U.T + b)
+        hs.append(h)
+    total = sum(loss_fn(s) for s in hs)
+    grads = torch.autograd.grad(total, hs)
+    return torch.stack([g.norm() for g in grads])
+''', "loss_on_every_state", "only_last", "the loss applied to every h_t"),
+    "grad_norms_W_transposed": SingleBug("hidden_grad_norms", "11.4.b", '''\
+def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    hs, h = [], h0.clone().requires_grad_(True)
+    for t in range(x.shape[0]):
+        h = act(h @ W + x[t] @ U.T + b)
+        hs.append(h)
+    grads = torch.autograd.grad(loss_fn(hs[-1]), hs)
+    return torch.stack([g.norm() for g in grads])
+''', "", "chain", "W transposed in the forward pass"),
+    "bound_frobenius": SingleBug("gradient_bound", "11.4.b", '''\
+def gradient_bound(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    T = x.shape[0]
+    h, zs = h0, []
+    for t in range(T):
+        z = h @ W.T + x[t] @ U.T + b
+        h = act(z)
+        zs.append(z[0])
+    hT = h.detach().requires_grad_(True)
+    loss_fn(hT).backward()
+    r = []
+    for t in range(1, T + 1):
+        value = hT.grad.norm() * torch.norm(W) ** (T - t)
+        for k in range(t, T):
+            value = value * torch.norm(activation_jacobian(zs[k], activation))
+        r.append(value)
+    return torch.stack(r)
+''', "all_frobenius", "", "torch.norm (Frobenius) for both W and J"),
+    "bound_no_loss_gradient": SingleBug("gradient_bound", "11.4.b", '''\
+def gradient_bound(x, h0, W, U, b, loss_fn, activation="tanh"):
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    T = x.shape[0]
+    h, zs = h0, []
+    for t in range(T):
+        z = h @ W.T + x[t] @ U.T + b
+        h = act(z)
+        zs.append(z[0])
+    w = torch.linalg.matrix_norm(W, ord=2)
+    r = []
+    for t in range(1, T + 1):
+        value = w ** (T - t)
+        for k in range(t, T):
+            value = value * torch.linalg.matrix_norm(activation_jacobian(zs[k], activation), ord=2)
+        r.append(value)
+    return torch.stack(r)      # the factor ||dL/dh_T|| is forgotten
+''', "", "gT", "the factor ||dL/dh_T|| left out"),
+    "lstm_output_gate_tanh": SingleBug("lstm_cell", "11.4.c", '''\
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    z = x @ W_ih.T + h @ W_hh.T + b_ih + b_hh
+    Hd = h.shape[1]
+    i = torch.sigmoid(z[:, :Hd])
+    f = torch.sigmoid(z[:, Hd:2 * Hd])
+    g = torch.tanh(z[:, 2 * Hd:3 * Hd])
+    o = torch.tanh(z[:, 3 * Hd:])
+    c_new = f * c + i * g
+    return o * torch.tanh(c_new), c_new
+''', "tanh_on_output_gate", "o", "tanh on the output gate"),
+    "lstm_bias_ih_twice": SingleBug("lstm_cell", "11.4.c", '''\
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    z = (x @ W_ih.T + b_ih) + (h @ W_hh.T + b_ih)   # b_ih where b_hh belongs
+    i, f, g, o = z.chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+''', "", "bias", "b_ih added twice, b_hh never"),
+    "tree_concat_order": SingleBug("tree_encode", "11.4.c", '''\
+def tree_encode(tree, embed, W, b):
+    if isinstance(tree, str):
+        return embed[tree]
+    left = tree_encode(tree[0], embed, W, b)
+    right = tree_encode(tree[1], embed, W, b)
+    return torch.tanh(W @ torch.cat([right, left]) + b)
+''', "children_swapped", "order", "children concatenated right before left"),
+    "tbptt_detach_after_step": SingleBug("tbptt_grads", "11.4.d", '''\
+import torch.nn.functional as F
+
+def tbptt_grads(x, y, params, k):
+    p = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
+    T, B = x.shape[0], x.shape[1]
+    h = torch.zeros(B, p["W"].shape[0])
+    for t in range(T):
+        h = torch.tanh(h @ p["W"].T + x[t] @ p["U"].T + p["b"])
+        if t == T - k:          # one step late: this is h_{T-k+1}
+            h = h.detach()
+    loss = F.cross_entropy(h @ p["V"].T + p["c"], y)
+    grads = torch.autograd.grad(loss, [p[n] for n in ("W", "U", "b", "V", "c")], allow_unused=True)
+    return {n: (torch.zeros_like(p[n]) if g is None else g) for n, g in zip(("W", "U", "b", "V", "c"), grads)}
+''', "window_one_shorter", "", "the state detached one step late"),
+}
+
+
+def build_single_bugs() -> dict[Path, Any]:
+    return {SINGLE_BUG_DIR / f"{name}.ipynb": mistake_notebook(bug) for name, bug in SINGLE_BUGS.items()}
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -582,7 +830,7 @@ def style_notebook(functions: dict[str, str]) -> Any:
     return _normalise_ids(nb)
 
 
-def mistake_notebook(scenario: Scenario) -> Any:
+def mistake_notebook(scenario: Scenario | SingleBug) -> Any:
     nb = solution(fast=True)
     set_function(nb, scenario.function, scenario.source)
     return _normalise_ids(nb)
@@ -593,7 +841,7 @@ def build_all() -> dict[Path, Any]:
     out: dict[Path, Any] = {}
     for name, functions in STYLES.items():
         out[STYLES_DIR / f"{name}.ipynb"] = style_notebook(functions)
-    for name, scenario in MISTAKES.items():
+    for name, scenario in {**MISTAKES, **EITHER}.items():
         out[MISTAKES_DIR / f"{name}.ipynb"] = mistake_notebook(scenario)
     return out
 
@@ -603,13 +851,13 @@ def render(nb: Any) -> str:
 
 
 def main(argv: list[str]) -> int:
-    built = build_all()
+    built = {**build_all(), **build_single_bugs()}
     if "--check" in argv:
         stale = [p for p, nb in built.items() if not p.exists() or p.read_text(encoding="utf-8") != render(nb)]
         for p in stale:
             print(f"stale: {p.relative_to(HERE.parent)}")
         return 1 if stale else 0
-    for directory in (STYLES_DIR, MISTAKES_DIR):
+    for directory in (STYLES_DIR, MISTAKES_DIR, SINGLE_BUG_DIR):
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob("*.ipynb"):
             if old not in built:

@@ -71,6 +71,7 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
                         "Broken_1111111_Zip_2222222.zip": "error"}
     for folder in (GOOD_NAME, "Hopper_2571234_Turing_2579876", "Broken_1111111_Zip_2222222"):
         assert (out / folder / "report.html").stat().st_size > 0
+        assert (out / folder / "tutor.html").stat().st_size > 0
         data = json.loads((out / folder / "result.json").read_text())
         assert set(data["questions"]) == set(QUESTION_IDS)
     assert (out / "summary.html").exists() and (out / "gradebook.sqlite").exists()
@@ -81,6 +82,10 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
     assert again.graded_now == 0 and again.skipped == 3
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
     assert (out / "grades.csv").read_text() == csv_before
+    (out / GOOD_NAME / "tutor.html").unlink()  # a folder from before tutor.html existed
+    run_batch([str(tmp_path / "in" / "*")], out)
+    assert (out / GOOD_NAME / "tutor.html").exists()
+    assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
 
 
 @pytest.mark.slow

@@ -347,3 +347,89 @@ def test_mistakes_run_under_no_grad_and_with_default_activation():
     with torch.no_grad():
         assert all(m.compute(**inp)["W"].shape == (4, 4)
                    for m in M.mistakes_for("tbptt_grads") if m.applies(inp))
+
+
+# ---------------------------------------------------------------------------------------------
+# The known confusions: pairs of mistakes that coincide on some inputs and differ on others. The
+# grader must then say "consistent with A or B" (grader/compare.py), so the coincidence is real.
+
+
+def _by(function: str, key: str) -> M.Mistake:
+    (m,) = [m for m in M.mistakes_for(function) if m.key == key]
+    return m
+
+
+def test_missing_recurrence_equals_h0_ignored_at_T1_only() -> None:
+    no_rec, no_h0 = _by("rnn_forward", "no_recurrence"), _by("rnn_forward", "h0_ignored")
+    t1 = make_inputs("rnn_forward", dict(T=1, B=2, D=5, H=4, activation="sigmoid"), 3)
+    torch.testing.assert_close(no_rec.compute(**t1), no_h0.compute(**t1))
+    t6 = make_inputs("rnn_forward", dict(T=6, B=3, D=4, H=5, activation="tanh"), 3)
+    assert not torch.allclose(no_rec.compute(**t6), no_h0.compute(**t6), atol=1e-3)
+    # and it is what its description says: act(U x_t + b) at every step
+    expected = torch.tanh(t6["x"] @ t6["U"].T + t6["b"])
+    torch.testing.assert_close(no_rec.compute(**t6), expected)
+
+
+def test_swapped_axes_equal_a_state_never_updated_at_batch_one_only() -> None:
+    swapped, frozen = _by("rnn_forward", "time_batch_swapped"), _by("rnn_forward", "state_not_updated")
+    b1 = make_inputs("rnn_forward", dict(T=9, B=1, D=2, H=7, activation="tanh"), 4)
+    assert swapped.applies(b1)
+    torch.testing.assert_close(swapped.compute(**b1), frozen.compute(**b1))
+    square = make_inputs("rnn_forward", dict(T=3, B=3, D=2, H=4, activation="tanh"), 4)
+    assert swapped.applies(square)
+    assert not torch.allclose(swapped.compute(**square), frozen.compute(**square), atol=1e-3)
+    assert not swapped.applies(make_inputs("rnn_forward", dict(T=6, B=3, D=4, H=5, activation="tanh"), 4))
+
+
+def test_loss_on_every_state_matches_autograd_of_the_summed_loss() -> None:
+    inp = make_inputs("hidden_grad_norms", dict(T=5, D=3, H=4, activation="tanh", spectral_norm=2.0,
+                                                loss="squared"), 5)
+    x, W, U, b = (inp[k].double() for k in ("x", "W", "U", "b"))
+    h, hs = inp["h0"].double().clone().requires_grad_(True), []
+    for t in range(x.shape[0]):
+        h = torch.tanh(h @ W.T + x[t] @ U.T + b)
+        h.retain_grad()
+        hs.append(h)
+    sum(inp["loss_fn"](s) for s in hs).backward()
+    expected = torch.stack([s.grad.norm() for s in hs]).float()
+    torch.testing.assert_close(_by("hidden_grad_norms", "loss_on_every_state").compute(**inp), expected,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_tanh_output_gate_and_loss_every_step_against_hand_computations() -> None:
+    inp = make_inputs("lstm_cell", dict(B=3, D=4, H=5), 6)
+    z = inp["x"] @ inp["W_ih"].T + inp["b_ih"] + inp["h"] @ inp["W_hh"].T + inp["b_hh"]
+    i, f, g, o = z.chunk(4, dim=1)
+    c_new = torch.sigmoid(f) * inp["c"] + torch.sigmoid(i) * torch.tanh(g)
+    h_new, c_got = _by("lstm_cell", "tanh_on_output_gate").compute(**inp)
+    torch.testing.assert_close(h_new, torch.tanh(o) * torch.tanh(c_new))
+    torch.testing.assert_close(c_got, c_new)
+
+    tb = make_inputs("tbptt_grads", dict(T=4, B=3, D=3, H=5, C=3, k=4), 7)
+    p = {n: v.clone().requires_grad_(True) for n, v in tb["params"].items()}
+    h, loss = torch.zeros(3, 5), torch.zeros(())
+    for t in range(4):
+        h = torch.tanh(h @ p["W"].T + tb["x"][t] @ p["U"].T + p["b"])
+        loss = loss + torch.nn.functional.cross_entropy(h @ p["V"].T + p["c"], tb["y"])
+    loss.backward()
+    got = _by("tbptt_grads", "loss_every_step").compute(**tb)
+    for n in p:
+        torch.testing.assert_close(got[n], p[n].grad, rtol=1e-4, atol=1e-6)
+
+
+def test_all_frobenius_uses_both_frobenius_norms() -> None:
+    inp = make_inputs("gradient_bound", dict(T=4, D=3, H=5, activation="tanh", spectral_norm=2.0,
+                                             loss="linear"), 8)
+    r = _by("gradient_bound", "all_frobenius").compute(**inp)
+    x, W, U, b = (inp[k].double() for k in ("x", "W", "U", "b"))
+    h, zs = inp["h0"].double(), []
+    for t in range(4):
+        zs.append(h @ W.T + x[t] @ U.T + b)
+        h = torch.tanh(zs[-1])
+    hT = h.clone().requires_grad_(True)
+    (gT,) = torch.autograd.grad(inp["loss_fn"](hT), hT)
+    wf = torch.linalg.matrix_norm(W)  # Frobenius
+    jf = [torch.linalg.vector_norm(1 - torch.tanh(z) ** 2) for z in zs]
+    expected = [float(gT.norm() * wf ** (4 - t) * math.prod(float(jf[k]) for k in range(t, 4)))
+                for t in range(1, 5)]
+    np.testing.assert_allclose(r.numpy(), expected, rtol=1e-4)

@@ -27,8 +27,14 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Build from a copy: an in-tree build leaves build/ and *.egg-info in the checkout.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "grader", "reference", "rubrics", "student_template"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                            if (ROOT / name).is_dir() else {}))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-          str(ROOT)], cwd=out)
+          str(source)], cwd=out)
     (found,) = out.glob("*.whl")
     return found
 

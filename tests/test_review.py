@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
+from test_scores import MEMBERS, fake_output, fake_result
 
 from grader.errors import UsageError
 from grader.review import suggested_score, write_review
 from grader.rubric import WRITTEN_IDS
-from test_scores import MEMBERS, fake_output, fake_result
 
 
 def _out(tmp_path: Path) -> Path:
@@ -55,3 +57,55 @@ def test_split_by_question_and_group(tmp_path: Path) -> None:
         write_review(out, questions=["11.4.a"])
     with pytest.raises(UsageError, match="unknown group folder"):
         write_review(out, groups=["Nobody"])
+
+
+def test_index_shows_per_question_progress(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    data = json.loads((out / "Hopper_2570001_Dijkstra_2570002" / "result.json").read_text())
+    data["questions"]["11.2.1"].update(status="manual", points=0.5, comment="Good: $h_t = f(h_{t-1}, x_t)$",
+                                       scored_by="ada")
+    (out / "Hopper_2570001_Dijkstra_2570002" / "result.json").write_text(json.dumps(data))
+    outcome = write_review(out)
+    assert outcome.index == out / "review" / "index.html"
+    index = outcome.index.read_text()
+    rows = dict(re.findall(r'<a href="([\d.a-z]+)\.html">\1</a></td>\s*<td>[^<]*</td><td class="num">[\d.]+</td>\s*'
+                           r'<td class="num">(\d+)</td>', index))
+    assert rows["11.2.1"] == "1" and rows["11.1.1"] == "0" and len(rows) == len(WRITTEN_IDS)
+    assert index.count('<span class="done">') == 0 and "2 graded submissions" in index
+    assert "Noether_2570003_Goedel_2570004.ipynb (rejected)" in index
+    page = (out / "review" / "11.2.1.html").read_text()
+    assert 'href="index.html"' in page and 'aria-current="page"' in page
+    assert "<math" in page  # the tutor's comment rendered with its formula
+    assert 'href="../Hopper_2570001_Dijkstra_2570002/tutor.html"' in page
+
+
+def test_a_split_review_writes_an_index_of_the_pages_it_has(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    write_review(out, questions=["11.3.3"])
+    index = (out / "review" / "index.html").read_text()
+    assert '<a href="11.3.3.html">' in index and '<a href="11.1.1.html">' not in index and "(no page yet)" in index
+
+
+def test_model_answers_render_their_math(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    write_review(out, questions=["11.3.4a"])
+    page = (out / "review" / "11.3.4a.html").read_text()
+    model = page[page.index('<div class="model">'):page.index("</div>", page.index('<div class="model">'))]
+    assert model.count("<math") >= 3 and "math-source" not in model and "<em>" not in model
+
+
+def test_an_import_refreshes_the_review_index(tmp_path: Path) -> None:
+    from test_scores import _write_sheet
+
+    from grader.scores import import_sheet
+    out = _out(tmp_path)
+    outcome = write_review(out)
+    rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
+    row = next(r for r in rows if r["question"] == "11.3.3" and r["folder"].startswith("Hopper"))
+    sheet = _write_sheet(tmp_path / "filled.csv", [dict(row, points="0.5")])
+    before = (out / "review" / "index.html").read_text()
+    import_sheet(sheet, out, tutor="ada")
+    after = (out / "review" / "index.html").read_text()
+    assert before != after and re.search(r'11\.3\.3</a></td>\s*<td>[^<]*</td><td class="num">[\d.]+</td>\s*'
+                                         r'<td class="num">1</td>', after)
+    assert outcome.sheet.read_text().count("\n") == len(rows) + 1  # the tutor's sheet is not rewritten

@@ -14,7 +14,7 @@ import pytest
 from builders import set_answer, set_group, solution, write_notebook, write_zip, notebook_bytes
 from grader.batch import run_batch, write_atomic, write_outputs
 from grader.gradebook import Gradebook
-from grader.report import render_report
+from grader.report import render_pages
 from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
 from grader.scores import SheetError, import_sheet, load_results
 from grader.review import write_review
@@ -52,7 +52,8 @@ def fake_output(out: Path, results: list[dict]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for data in results:
         write_atomic(out / data["folder"] / "result.json", json.dumps(data, indent=2, ensure_ascii=False))
-        write_atomic(out / data["folder"] / "report.html", render_report(data))
+        for name, html in render_pages(data).items():  # report.html and tutor.html, as a batch writes them
+            write_atomic(out / data["folder"] / name, html)
     write_outputs(results, out, load_rubric(), "")
     return out
 
