@@ -6,14 +6,14 @@ the model answer and concept hints of ``reference/answers.toml`` and the suggest
 ``grade review``; the tutor types points and a comment and moves on with the keyboard. Every save
 goes through :func:`grader.scores.save_score`: the checks of a ``grade scores`` sheet row, the same
 ``manual_scores`` and ``score_history`` tables, one short transaction, then that submission's
-``result.json`` and ``report.html`` rendered again. ``grades.csv`` and ``summary.html`` are
+``result.json`` and pages (``report.html``, ``tutor.html``) rendered again. ``grades.csv`` and ``summary.html`` are
 rewritten on request (a button) and when the server stops.
 
 Safety, as Jupyter does it: a random token in the URL printed at start is exchanged for an
 HttpOnly, SameSite=Strict cookie; every POST carries a CSRF token derived from it; the Host header
 must name the loopback address (no DNS rebinding); every page has a Content-Security-Policy that
 allows only the app's own script and style; the only things read from disk are the output
-folder's result.json / report.html of a folder that the app itself listed (never a path built
+folder's result.json / tutor.html of a folder that the app itself listed (never a path built
 from a request) and the app's two static files.
 
 Several tutors at once: each form carries the version of the answer's score it was based on
@@ -47,6 +47,7 @@ from starlette.routing import Route
 
 from grader.errors import GraderError, UsageError
 from grader.gradebook import Gradebook
+from grader.report import PAGES
 from grader.scores import (
     ScoreConflict,
     ScoreRefused,
@@ -169,8 +170,8 @@ def _secure(response: Response) -> Response:
 
 
 def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    from grader.report import _env
-    return HTMLResponse(_env.get_template(f"serve/{name}").render(**context), status_code=status)
+    from grader.report import environment
+    return HTMLResponse(environment().get_template(f"serve/{name}").render(**context), status_code=status)
 
 
 def _denied(message: str, status: int) -> HTMLResponse:
@@ -238,8 +239,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
     def answer_page(request: Request, qid: str, n: int, status: int = 200, error: str = "",
                     typed: Mapping[str, str] | None = None, version: int | None = None) -> Response:
         from grader.concepts import model_answers
-        from grader.report import render_markdown
-        from grader.review import _suggestion
+        from grader.markdown import render_comment, render_markdown
+        from grader.review import suggestion_for
         graded = st.graded()
         if not 1 <= n <= len(graded):
             return _page("message.html.j2", 404, title="No such answer",
@@ -263,7 +264,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             if answer.get("markdown", "").strip() else None,
             model_html=render_markdown(model.markdown) if model else None,
             concepts=[c.name for c in model.concepts] if model else [],
-            suggested=_suggestion(q, flags), stored=stored,
+            suggested=suggestion_for(q, flags), stored=stored,
+            stored_comment=render_comment(stored["comment"]) if stored and stored["comment"] else None,
             stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
             version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
             report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
@@ -333,7 +335,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         if folder is None:
             return _page("message.html.j2", 404, title="No such report", message="There is no such submission.",
                          **common(request))
-        path = out_dir / folder / "report.html"
+        # The tutor's page of the submission (the student's report plus hints and detail).
+        path = out_dir / folder / PAGES["tutor"]
         if path.is_symlink() or not path.is_file():
             return _page("message.html.j2", 404, title="No report", message="This submission has no report yet.",
                          **common(request))
@@ -346,8 +349,10 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         if name not in STATIC_FILES:
             return PlainTextResponse("not found", 404)
         if name == "app.css":
-            from grader.report import _env
-            text = _env.get_template("_style.css.j2").render() + "\n" + (STATIC / name).read_text(encoding="utf-8")
+            from grader.report import environment
+            env = environment()  # the reports' look, and their math and code styles
+            text = "\n".join((env.get_template("_style.css.j2").render(), str(env.globals.get("highlight_css", "")),
+                               (STATIC / name).read_text(encoding="utf-8")))
         else:
             text = (STATIC / name).read_text(encoding="utf-8")
         return Response(text, media_type=STATIC_FILES[name])

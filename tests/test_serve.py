@@ -159,8 +159,8 @@ def test_nothing_but_the_folders_data_is_served(app: Any, path: str) -> None:
 def test_a_report_that_became_a_link_is_not_followed(app: Any, out: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.html"
     secret.write_text("tutor's secret")
-    (out / GRACE / "report.html").unlink()
-    (out / GRACE / "report.html").symlink_to(secret)
+    (out / GRACE / "tutor.html").unlink(missing_ok=True)
+    (out / GRACE / "tutor.html").symlink_to(secret)
     response = _client(app).get(f"/report/{_key(GRACE)}")
     assert response.status_code == 404 and "secret" not in response.text
 
@@ -369,3 +369,11 @@ def test_an_odd_folder_name_links_to_its_own_report(tmp_path: Path) -> None:
     assert re.fullmatch(r"/report/[0-9a-f]{20}", link)
     report = client.get(link)
     assert report.status_code == 200 and "Odd #1 %20 ?name.ipynb" in html.unescape(report.text)
+
+
+def test_an_answer_with_math_is_rendered_like_the_reports(tmp_path: Path) -> None:
+    maths = fake_result(ADA, MEMBERS[0], answer=r"The state $h_t = \tanh(W h_{t-1} + U x_t)$ carries the past.")
+    out = fake_output(tmp_path / "out", [maths])
+    page = _client(create_app(out, "ada", TOKEN)).get("/q/11.3.3/1").text
+    answer = page.split('id="answer"')[1].split("</div>")[0]
+    assert "<math" in answer and "$h_t" not in answer  # MathML on the server, no script needed
