@@ -8,9 +8,11 @@ fail at once (``allow_stdin`` is off). Outputs are capped while they arrive, not
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -28,10 +30,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.rubric import Limits
-from grader.sandbox import KernelCgroup, Sandbox, reap_kernel_processes
+from grader.sandbox import KernelCgroup, Sandbox, give_to_kernel, kernel_uid, reap_kernel_processes, runs_as_kernel_uid
 
 KERNEL_NAME = "sheet11-sandbox"
-MAX_RESTARTS = 4
+# The kernel's ZeroMQ sockets (ipykernel binds them, the grader connects). Each is checked to
+# be a socket owned by the kernel and then pinned by an O_PATH descriptor; the grader connects
+# through /proc/self/fd/N, so a link or another socket put in its place later is never reached.
+SOCKET_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 # The largest message the grader takes from a kernel, and how many it queues: a kernel that
 # prints gigabytes at once (ipykernel sends what was printed in 0.2 s as one message) or sends
 # raw messages of its own cannot make the grader's memory grow. Larger messages are dropped.
@@ -111,21 +116,43 @@ class KernelStartError(Exception):
     """The kernel did not start or did not answer."""
 
 
+def _message_size(content: dict) -> int:
+    """How many characters an output message would store: its text, data, metadata and all.
+
+    Measured on the whole content, so a display with 2 MB of metadata counts 2 MB. A content
+    that cannot be serialised (absurd nesting) counts as infinitely large: it is dropped.
+    """
+    try:
+        return len(json.dumps(content, default=str, ensure_ascii=False))
+    except (RecursionError, ValueError, TypeError, OverflowError):
+        return 1 << 62
+
+
 class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most ``max_chars`` of output per cell, as it arrives."""
+    """A NotebookClient that keeps at most ``max_chars`` of output per cell and ``max_total``
+    for the whole notebook (the grader's runs included), as it arrives."""
 
     max_chars: int = 20000
+    max_total: int = 8_000_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._kept: dict[int, int] = {}
+        self._total = 0
+        self._noted_total: set[int] = set()
 
     def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-        content = msg.get("content", {})
-        size = len(content.get("text", "")) + sum(
-            len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values()
-        ) + len("".join(content.get("traceback", [])))
+        size = _message_size(msg.get("content", {}))
         kept = self._kept.get(cell_index, 0)
+        if self._total + size > self.max_total:
+            # Notebook-wide: 3,000 cells of 20 KB each must not add up in the grader's memory.
+            if cell_index not in self._noted_total:
+                self._noted_total.add(cell_index)
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr",
+                    text=f"\n[output dropped: the notebook's stored outputs passed "
+                         f"{self.max_total / 1e6:g} MB]\n"))
+            return None
         if kept + size > self.max_chars:
             if kept <= self.max_chars:
                 self._kept[cell_index] = self.max_chars + 1
@@ -134,6 +161,7 @@ class _CappedClient(NotebookClient):
                     text=f"\n[output cut: this cell printed more than {self.max_chars} characters]\n"))
             return None
         self._kept[cell_index] = kept + size
+        self._total += size
         return super().output(outs, msg, display_id, cell_index)
 
 
@@ -142,6 +170,95 @@ def _describe_error(cell: Any) -> str:
         if out.get("output_type") == "error":
             return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"[:500]
     return ""
+
+
+class _PinnedSockets:
+    """The kernel's IPC sockets, each held by an O_PATH descriptor the grader opened itself.
+
+    ipykernel binds its sockets in a folder it can write. Connecting by path would let a
+    kernel that replaced a socket with a link (or with a host socket hard-linked in) make the
+    grader, as root, connect wherever it pointed, and ZeroMQ reconnects by path again after
+    every drop. Instead each socket is opened once with O_PATH | O_NOFOLLOW through the
+    folder's descriptor, checked (a socket, owned by the kernel), and the grader connects to
+    ``/proc/self/fd/N``: always that same socket, whatever the folder holds later.
+    """
+
+    def __init__(self, folder: Path, ip: str, ports: dict[str, int], owner: int) -> None:
+        self.folder, self.ip, self.ports, self.owner = folder, ip, ports, owner
+        self.fds: dict[str, int] = {}
+
+    def names(self) -> dict[str, str]:
+        prefix = os.path.basename(self.ip)
+        return {ch: f"{prefix}-{port}" for ch, port in self.ports.items()}
+
+    async def pin(self, alive: Any, timeout: float) -> None:
+        """Wait for the kernel to bind every socket, seal the folder, check and pin each one."""
+        folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            names = self.names()
+            deadline = time.monotonic() + timeout
+            while True:
+                missing = []
+                for name in names.values():
+                    try:
+                        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        missing.append(name)
+                if not missing:
+                    break
+                if not await alive():
+                    raise KernelStartError("the kernel ended before it opened its sockets")
+                if time.monotonic() > deadline:
+                    raise KernelStartError(f"the kernel did not open its sockets within {timeout:g} s")
+                await asyncio.sleep(0.05)
+            if os.geteuid() == 0 and self.owner != 0:
+                # Sealed: the kernel's uid may no longer add, remove or rename anything here.
+                os.fchown(folder_fd, 0, 0)
+                os.fchmod(folder_fd, 0o755)
+            for channel, name in names.items():
+                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+                self.fds[channel] = fd
+                info = os.fstat(fd)
+                if not stat.S_ISSOCK(info.st_mode) or info.st_uid != self.owner:
+                    what = "a link" if stat.S_ISLNK(info.st_mode) else (
+                        "not a socket" if not stat.S_ISSOCK(info.st_mode) else f"owned by uid {info.st_uid}")
+                    self.close()
+                    raise KernelStartError(f"the kernel's {channel} socket is {what}; nothing was "
+                                           "connected to it")
+        finally:
+            os.close(folder_fd)
+
+    def url(self, channel: str) -> str:
+        if channel not in self.fds:
+            # Never a fallback to the path: no connection before the sockets are pinned.
+            raise KernelStartError(f"the kernel's {channel} socket was not checked yet")
+        return f"ipc:///proc/self/fd/{self.fds[channel]}"
+
+    def close(self) -> None:
+        """Release the descriptors; only after the ZeroMQ context is gone (no reconnects)."""
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+
+class _PinningKernelManager(AsyncKernelManager):
+    """A kernel manager whose connections go only to sockets pinned by :class:`_PinnedSockets`."""
+
+    pinned: _PinnedSockets | None = None
+    pin_timeout: float = 60.0
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        # Before anything connects (the control socket connects right after this returns).
+        assert self.pinned is not None
+        await self.pinned.pin(self.is_alive, self.pin_timeout)
+
+    def _make_url(self, channel: str) -> str:
+        assert self.pinned is not None
+        return self.pinned.url(channel)
 
 
 class KernelSession:
@@ -180,6 +297,15 @@ class KernelSession:
         self.good_cells: list[int] = []  # cells to run again after a restart
         self.skip: set[int] = set()
         self.restarts = 0
+        self._starts = 0
+        self._pinned: _PinnedSockets | None = None
+        # One time budget for everything this submission's kernels do: the notebook, re-runs
+        # after restarts and the grader's calls. A kernel that dies on every call cannot turn
+        # restarts into hours.
+        self.budget_end = time.monotonic() + limits.submission_timeout
+        self._deadline = self.budget_end  # the notebook's deadline while it runs
+        self.call_flags: list[RunFlag] = []  # budget or restart trouble during the grader's calls
+        self._stored_total = 0  # outputs kept so far, carried across restarts
 
     # -- kernel lifetime -------------------------------------------------------------------
     def __enter__(self) -> KernelSession:
@@ -205,10 +331,13 @@ class KernelSession:
 
     def _stop(self) -> None:
         client, self.client = self.client, None
+        if client is not None:
+            self._stored_total = client._total
         if client is None:
             if self._context is not None:
                 self._context.destroy(linger=0)
                 self._context = None
+            self._release_sockets()
             return
         try:
             if client.kc is not None:
@@ -223,6 +352,7 @@ class KernelSession:
         context, self._context = self._context, None
         if context is not None:
             context.destroy(linger=0)
+        self._release_sockets()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -231,11 +361,28 @@ class KernelSession:
             # starts under the same uid and process limit.
             reap_kernel_processes()
 
-    def _write_spec(self) -> None:
+    def _release_sockets(self) -> None:
+        pinned, self._pinned = self._pinned, None
+        if pinned is not None:
+            pinned.close()
+
+    def _socket_folder(self) -> Path:
+        """A fresh folder for this start's sockets, the only one the kernel may bind in."""
+        self._starts += 1
+        folder = self.base / f"s{self._starts}"
+        folder.mkdir(mode=0o700)
+        if self.sandbox.confined:
+            give_to_kernel(folder)
+        return folder
+
+    def _socket_owner(self) -> int:
+        return kernel_uid() if self.sandbox.confined and runs_as_kernel_uid() else os.geteuid()
+
+    def _write_spec(self, sockets: Path) -> None:
         spec_dir = self._specs / KERNEL_NAME
         spec_dir.mkdir(parents=True, exist_ok=True)
-        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.conn, self.calls),
-                                                 self.cgroup),
+        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.calls, sockets),
+                                                 self.cgroup, readonly=(self.conn,)),
                 "display_name": "Sheet 11 (sandboxed)", "language": "python",
                 # bwrap starts the kernel in a new session, out of reach of a signal to the
                 # launcher's group; an interrupt message reaches it.
@@ -246,19 +393,28 @@ class KernelSession:
         """Start a fresh kernel for ``nb`` (the notebook object nbclient fills with outputs)."""
         self._stop()
         self.nb = nb
-        self._write_spec()
-        for stale in self.scratch.glob("ipc-*"):
-            stale.unlink(missing_ok=True)
+        sockets = self._socket_folder()
+        self._write_spec(sockets)
         # One context for the manager and its client, with the size limits on every socket.
         context = self._context = zmq.asyncio.Context()
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
-        km = AsyncKernelManager(context=context, kernel_name=KERNEL_NAME,
-                           kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
-                           transport="ipc", ip=str(self.scratch / "ipc"),
-                           connection_file=str(self.conn / "connection.json"))
-        km.client = lambda **kw: AsyncKernelManager.client(km, context=context, **kw)  # type: ignore[method-assign]
+        connection_file = self.conn / "connection.json"
+        connection_file.unlink(missing_ok=True)  # a new one per start (new socket folder)
+        km = _PinningKernelManager(context=context, kernel_name=KERNEL_NAME,
+                                   kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
+                                   transport="ipc", ip=str(sockets / "k"),
+                                   connection_file=str(connection_file))
         km.write_connection_file()
+        pinned = self._pinned = _PinnedSockets(
+            sockets, km.ip, {ch: getattr(km, f"{ch}_port") for ch in SOCKET_CHANNELS}, self._socket_owner())
+        km.pinned, km.pin_timeout = pinned, self.limits.kernel_start_timeout
+
+        def make_client(**kw: Any) -> Any:
+            kc = AsyncKernelManager.client(km, context=context, **kw)
+            kc._make_url = pinned.url  # type: ignore[method-assign]  # only the pinned sockets
+            return kc
+        km.client = make_client  # type: ignore[method-assign]
         # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
         os.chmod(km.connection_file, 0o644)
         client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
@@ -266,6 +422,8 @@ class KernelSession:
                                allow_errors=True, interrupt_on_timeout=False,
                                iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False)
         client.max_chars = self.limits.max_output_chars
+        client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
+        client._total = self._stored_total  # the notebook-wide cap holds across restarts
         self.client = client
         try:
             self._stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - closed in _stop
@@ -289,12 +447,26 @@ class KernelSession:
             self.client.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
             return "died", time.monotonic() - t0
+        except (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError):
+            # A message the grader cannot read (a kernel can write raw ZeroMQ messages, e.g.
+            # JSON nested 100,000 deep): that kernel is done with; it is stopped like a dead one.
+            self._stop()
+            return "died", time.monotonic() - t0
         except CellTimeoutError:
+            if not self._alive():
+                return "died", time.monotonic() - t0  # no interrupt to wait for
             if self._interrupt():
                 return "timeout", time.monotonic() - t0
             return "timeout-dead", time.monotonic() - t0
         seconds = time.monotonic() - t0
         return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self.client is not None and self.client.km is not None
+                        and run_sync(self.client.km.is_alive)())  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a manager that cannot tell is treated as dead
+            return False
 
     def _quiet(self, code: str, timeout: float) -> bool:
         """Run grader code silently (no output, no history); True when the kernel answered."""
@@ -327,20 +499,45 @@ class KernelSession:
             return False
         return False
 
+    def remaining(self) -> float:
+        """Seconds left before the notebook's deadline or the submission's budget."""
+        return min(self._deadline, self.budget_end) - time.monotonic()
+
     def _restart(self) -> None:
-        """A fresh kernel with the good cells run again (quietly, outputs kept from before)."""
+        """A fresh kernel with the good cells run again (quietly, outputs kept from before).
+
+        Counted against ``max_restarts``; the re-runs share the notebook's deadline and the
+        submission's budget. A kernel that dies again while re-running is not restarted again
+        from here (:class:`KernelStartError`): a kernel that dies on every call ends quickly.
+        """
+        if self.restarts >= self.limits.max_restarts:
+            raise KernelStartError(f"the kernel died {self.restarts + 1} times; it is restarted at "
+                                   f"most {self.limits.max_restarts} times per submission")
+        if self.remaining() <= 0:
+            raise KernelStartError("no time was left in the submission's budget of "
+                                   f"{self.limits.submission_timeout:g} s to restart it")
         self.restarts += 1
+        # Re-runs get at most one notebook_timeout, also when a grader call killed the kernel.
+        rerun_end = time.monotonic() + self.limits.notebook_timeout
         self.start(self.nb)
         for index in self.good_cells:
+            left = min(self.remaining(), rerun_end - time.monotonic())
+            if left <= 0:
+                raise KernelStartError("the time ran out while the cells before the crash were "
+                                       "run again")
             cell = nbformat.from_dict(self.nb.cells[index])
-            self._execute(cell, index, self.limits.cell_timeout)
+            status, _ = self._execute(cell, index, min(self.limits.cell_timeout, left))
+            if status in ("died", "timeout-dead"):
+                self._stop()
+                raise KernelStartError(f"the kernel died again while cell {index + 1} was run again "
+                                       "after a restart")
 
     # -- the notebook ----------------------------------------------------------------------
     def run_notebook(self, nb: Any) -> ExecutionResult:
         """Run every code cell of ``nb`` in order, within the rubric's limits."""
         result = ExecutionResult()
         t_start = time.monotonic()
-        deadline = t_start + self.limits.notebook_timeout
+        self._deadline = deadline = min(t_start + self.limits.notebook_timeout, self.budget_end)
         try:
             self.start(nb)
         except KernelStartError as exc:
@@ -372,18 +569,15 @@ class KernelSession:
             # died, or a timeout the kernel did not come back from
             if status == "died":
                 result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
-                                            "(a crash, os._exit, or the memory limit); it was "
-                                            "restarted and this cell skipped", index))
+                                            "(a crash, os._exit, the memory limit, or a message "
+                                            "the grader could not read); it was restarted and "
+                                            "this cell skipped", index))
                 result.cells.append(CellOutcome(index, "died", seconds))
             else:
                 result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)
                                             + "; the kernel did not respond and was restarted", index))
                 result.cells.append(CellOutcome(index, "timeout", seconds))
             self.skip.add(index)
-            if self.restarts >= MAX_RESTARTS:
-                left = code_cells[pos + 1:]
-                result.cells += [CellOutcome(i, "not_run") for i in left]
-                break
             try:
                 self._restart()
             except KernelStartError as exc:
@@ -391,6 +585,8 @@ class KernelSession:
                 result.cells += [CellOutcome(i, "not_run") for i in code_cells[pos + 1:]]
                 break
         result.seconds = time.monotonic() - t_start
+        # The grader's calls get what is left of the submission's budget (not the notebook's).
+        self._deadline = self.budget_end
         return result
 
     # -- the grader's calls ----------------------------------------------------------------
@@ -398,6 +594,13 @@ class KernelSession:
         """Run grader code in the kernel; a dead kernel is restarted for the next call."""
         if self.client is None:
             return CodeResult("died", 0.0, "the kernel is not running")
+        left = self.remaining()
+        if left <= 0:
+            self._note_call_flag("notebook.timeout", "the submission used up its time budget of "
+                                 f"{self.limits.submission_timeout:g} s (notebook, restarts and the "
+                                 "grader's calls together); the remaining checks were not run")
+            return CodeResult("timeout", 0.0, "the submission's time budget is used up")
+        timeout = min(timeout, left)
         cell = nbformat.v4.new_code_cell(source)
         # nbclient stores an executed cell back into its notebook by index: give it a scratch one.
         notebook, self.client.nb = self.client.nb, nbformat.v4.new_notebook(cells=[cell])
@@ -410,10 +613,17 @@ class KernelSession:
         if status in ("died", "timeout-dead"):
             try:
                 self._restart()
-            except KernelStartError:
-                self.client = None
+            except KernelStartError as exc:
+                self._stop()
+                self._note_call_flag("kernel.died", f"the kernel died during the grader's calls and "
+                                     f"was not started again: {exc}; the remaining checks were not run")
             return CodeResult("died" if status == "died" else "timeout", seconds)
         return CodeResult(status, seconds, _describe_error(cell), stdout[-2000:])
+
+
+    def _note_call_flag(self, code: str, message: str) -> None:
+        if not any(f.code == code for f in self.call_flags):
+            self.call_flags.append(RunFlag(code, message))
 
 
 def _run_root() -> str:

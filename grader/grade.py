@@ -93,7 +93,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:
-        nb = parse_notebook(intake.notebook)
+        nb = parse_notebook(intake.notebook, rubric.limits)
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
@@ -163,6 +163,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
         shown = notebook_outputs(nb.cells)  # capped, text and raster images only, for the report
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
                        "error": c.error, "outputs": shown.get(c.index, [])} for c in run.cells)
+        flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     for qid in AUTO_IDS:
         q = rubric.questions[qid]
         got = tuple(by_question[qid])
@@ -189,6 +190,9 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
     notes = list(checked.notes)
     if located.found_by == "heading":
         notes.append("the answer cell had lost its tag; it was found after the question's heading")
+    if located.index is not None:  # attachments dropped by parse_notebook (not an image, over the cap)
+        notes += [n for n in nb.metadata.get("sheet11_attachment_notes", [])
+                  if n.startswith(f"cell {located.index + 1}:")]
     found, missing = match_concepts(qid, checked.text.visible) if not any(
         f.code == "answer.missing" for f in checked.flags) else ((), ())
     answer = WrittenAnswer(markdown=located.source, words=checked.words, sentences=checked.sentences,

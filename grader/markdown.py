@@ -187,7 +187,12 @@ def _image_rule(md: MarkdownIt) -> None:
         token = tokens[idx]
         src = str(token.attrGet("src") or "")
         if src.startswith("attachment:"):
-            token.attrSet("src", _attachment_uri(env.get("attachments") or {}, src[len("attachment:"):]))
+            # Each attachment is inlined once per text: one 1 MB drawing referred to 100 times
+            # made a 140 MB report. Later references show no picture (their alt text stays).
+            name = src[len("attachment:"):]
+            shown = env.setdefault("attachments_shown", set())
+            token.attrSet("src", "" if name in shown else _attachment_uri(env.get("attachments") or {}, name))
+            shown.add(name)
         return default(tokens, idx, options, env) if default else self.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("image", image)

@@ -6,6 +6,7 @@ student wrote is ever executed here.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ __all__ = [
 ]
 
 _KEYS = ("name", "student_id", "email")
+# Caps on what a student controls, so that reading names costs bounded work (a 25 KB name once
+# kept the grader busy for minutes): longer is a finding, not work.
+MAX_NAME_CHARS = 300          # a member's name, an e-mail, a student id, a file-name part
+MAX_GROUP_CELL_CHARS = 20_000  # the group cell's source (the template's is about 600)
+MAX_FILENAME_CHARS = 255       # what file systems allow anyway
 _EXAMPLE = 'GROUP = [{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}, ...]'
 _PATTERN = "the file name must look like Name1_id1_Name2_id2.zip (or with a third Name3_id3)"
 _EXTENSIONS = (".zip", ".ipynb")
@@ -97,6 +103,10 @@ def _first_non_literal(node: ast.AST) -> ast.AST:
 
 def read_group(source: str) -> tuple[Member, ...]:
     """Read ``GROUP = [...]`` from the group cell's source without executing it."""
+    if len(source or "") > MAX_GROUP_CELL_CHARS:
+        raise GroupCellError(
+            f"the group cell is {len(source):,} characters long (at most {MAX_GROUP_CELL_CHARS:,}); "
+            f"it must hold only {_EXAMPLE}")
     try:
         tree = ast.parse(source or "", mode="exec")
     except SyntaxError as exc:
@@ -159,6 +169,10 @@ def read_group(source: str) -> tuple[Member, ...]:
                 raise GroupCellError(
                     f"member {i} of GROUP: {key!r} must be text in quotes, not "
                     f"{type(raw).__name__} {raw!r}")
+            if len(raw) > MAX_NAME_CHARS:
+                raise GroupCellError(
+                    f"member {i} of GROUP: {key!r} is {len(raw):,} characters long (at most "
+                    f"{MAX_NAME_CHARS})")
             fields[key] = unicodedata.normalize("NFC", raw.strip())
         if not fields["name"]:
             raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
@@ -183,6 +197,9 @@ def parse_filename(filename: str) -> ParsedName:
     def bad(why: str) -> ParsedName:
         return ParsedName((), False, f"{_PATTERN}; '{base}' {why}")
 
+    if len(base) > MAX_FILENAME_CHARS:
+        return ParsedName((), False, f"{_PATTERN}; the name is {len(base):,} characters long "
+                                     f"(at most {MAX_FILENAME_CHARS})")
     stem, dot, ext = base.rpartition(".")
     if not dot or f".{ext.lower()}" not in _EXTENSIONS:
         return bad("must end in .zip or .ipynb")
@@ -210,6 +227,8 @@ def parse_filename(filename: str) -> ParsedName:
             return bad(f"has '{sid}' where a student id belongs; an id is digits only")
         if not any(ch.isalpha() for ch in name):
             return bad(f"has '{name}' where a name belongs; a name needs letters")
+        if len(name) > MAX_NAME_CHARS or len(sid) > MAX_NAME_CHARS:
+            return bad(f"has a part longer than {MAX_NAME_CHARS} characters")
     return ParsedName(pairs, True, "")
 
 
@@ -226,7 +245,8 @@ _TRANSLIT: dict[str, tuple[str, ...]] = {
 _SPELLED = {"\u0308": "e", "\u030a": "a"}
 
 
-def _spellings(ch: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _spellings(ch: str) -> frozenset[str]:
     """Every accepted (casefolded) spelling of one character of a member's name."""
     out = {ch.casefold()}
     if ch in _TRANSLIT:
@@ -241,18 +261,30 @@ def _spellings(ch: str) -> set[str]:
                 out.add((base + _SPELLED[mark]).casefold())
     if unicodedata.combining(ch) or not ch.isalnum():
         out.add("")  # a stray combining mark, a hyphen, an apostrophe, a dot may be dropped
-    return out
+    return frozenset(out)
 
 
-def _matches_sequence(target: str, seq: list[set[str]]) -> bool:
-    """Whether ``target`` is one concatenation of a choice from each set (an NFA run)."""
-    reach = {0}
-    for options in seq:
-        nxt = {p + len(o) for p in reach for o in options if target.startswith(o, p)}
-        if not nxt:
-            return False
-        reach = nxt
-    return len(target) in reach
+def _run_matches(target: str, parts: list[str]) -> bool:
+    """Whether ``target`` spells a run of consecutive ``parts`` (one left-to-right pass).
+
+    An NFA over the target: ``reach`` holds the offsets of the target that a run ending at the
+    current character can have spelled. Every part may start a new run (offset 0), every
+    part's end may finish one. Work is len(name) x (len(target) + 1) x spellings: the names
+    are capped (:data:`MAX_NAME_CHARS`), so this is bounded, and linear in the name's length.
+    """
+    end = len(target)
+    reach: set[int] = set()
+    for part in parts:
+        reach.add(0)  # a run may start at this part
+        for ch in part:
+            options = _spellings(ch)
+            reach = {p + len(o) for p in reach for o in options
+                     if p + len(o) <= end and target.startswith(o, p)}
+            if not reach:
+                break  # no run goes through this character; the next part starts afresh
+        if end in reach:
+            return True
+    return False
 
 
 def _name_parts(full_name: str) -> list[str]:
@@ -270,23 +302,17 @@ def name_matches(file_name_part: str, full_name: str) -> bool:
     Any run of consecutive parts of the name joined without spaces, case-insensitive; each
     accented letter may be written as itself, without its accent or spelled out (ö: o or oe,
     ß: ss, ø: o or oe, å: aa), chosen per letter. Hyphens and apostrophes may be kept or
-    dropped: "JeanLuc", "Jean-Luc", "ONeil", "O'Neil".
+    dropped: "JeanLuc", "Jean-Luc", "ONeil", "O'Neil". A name or part longer than
+    :data:`MAX_NAME_CHARS` never matches (no work is spent on it).
     """
     target = unicodedata.normalize("NFC", file_name_part).casefold()
-    if not target:
+    # A spelled-out letter (ö as oe) doubles at most: a target twice the cap can still match.
+    if not target or len(target) > 2 * MAX_NAME_CHARS or len(full_name) > MAX_NAME_CHARS:
         return False
     words = unicodedata.normalize("NFC", full_name).split()
     # Runs over whole space-separated words keep their inner hyphens optional; the pieces of
     # hyphenated words are parts too, so "Luc" alone or "Jones" of "Smith-Jones" match.
-    for parts in (words, _name_parts(full_name)):
-        seqs = [[_spellings(ch) for ch in part] for part in parts]
-        for i in range(len(parts)):
-            seq: list[set[str]] = []
-            for j in range(i, len(parts)):
-                seq = seq + seqs[j]
-                if _matches_sequence(target, seq):
-                    return True
-    return False
+    return _run_matches(target, words) or _run_matches(target, _name_parts(full_name))
 
 
 # --------------------------------------------------------------------------- findings

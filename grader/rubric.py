@@ -135,6 +135,12 @@ class Limits:
     max_file_mb: int
     max_output_chars: int
     max_notebook_mb: float
+    # Added for hostile input (issue 10); defaults keep older rubric files loadable.
+    submission_timeout: float = 1800.0   # s for all of one submission's kernel work, restarts included
+    max_restarts: int = 4                # kernel restarts per submission
+    max_cells: int = 1000                # a notebook with more cells is refused
+    max_outputs_mb: float = 8.0          # stored outputs of the whole notebook
+    max_attachments_mb: float = 4.0      # image attachments of the whole notebook
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,11 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         max_file_mb=lr.get("max_file_mb", int, positive=True),
         max_output_chars=lr.get("max_output_chars", int, positive=True),
         max_notebook_mb=lr.get("max_notebook_mb", float, positive=True),
+        submission_timeout=lr.get("submission_timeout", float, default=1800.0, positive=True),
+        max_restarts=lr.get("max_restarts", int, default=4, positive=True),
+        max_cells=lr.get("max_cells", int, default=1000, positive=True),
+        max_outputs_mb=lr.get("max_outputs_mb", float, default=8.0, positive=True),
+        max_attachments_mb=lr.get("max_attachments_mb", float, default=4.0, positive=True),
     )
     lr.no_unknown()
 

@@ -36,6 +36,12 @@ def kernel_uid() -> int:
     return UID_BASE + os.getpid()
 
 
+def runs_as_kernel_uid() -> bool:
+    """Whether confined kernels run under :func:`kernel_uid` (the grader is root) or, without
+    root, under the grader's own uid (in a user namespace)."""
+    return bool(_drop_privileges())
+
+
 def give_to_kernel(path: Path | str) -> None:
     """Hand a file or folder of the scratch space to the kernel's uid (root only).
 
@@ -99,12 +105,12 @@ class Sandbox:
         return self.mode == "bwrap"
 
     def kernel_argv(self, scratch: Path, limits: Limits, shared: tuple[Path, ...] = (),
-                    cgroup: KernelCgroup | None = None) -> list[str]:
+                    cgroup: KernelCgroup | None = None, readonly: tuple[Path, ...] = ()) -> list[str]:
         """The command that starts an IPython kernel confined to ``scratch``.
 
-        ``shared`` are further folders of the grader's (the connection file's, the call
-        channel's) bound at the same path; the grader owns them, so the kernel cannot put links
-        or other files in their place.
+        ``shared`` are further folders of the grader's (the call channel's, the sockets') bound
+        at the same path; the grader owns them, so the kernel cannot put links or other files
+        in their place. ``readonly`` folders (the connection file's) are bound read-only.
         """
         kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
@@ -112,7 +118,8 @@ class Sandbox:
         if self.mode == "none":
             return join + _prlimit(limits) + kernel
         # As root, bubblewrap sets up the mounts and `setpriv` inside it drops to the kernel's uid.
-        return join + _prlimit(limits) + _bwrap_args(scratch, shared) + _drop_privileges() + kernel
+        return (join + _prlimit(limits) + _bwrap_args(scratch, shared, readonly) + _drop_privileges()
+                + kernel)
 
     def kernel_env(self, scratch: Path, threads: int = 1) -> dict[str, str]:
         """The kernel's whole environment: nothing of the tutor's is passed on."""
@@ -293,7 +300,7 @@ def _masked_paths(visible: list[Path]) -> list[Path]:
     return sorted(p for p in masked if p.is_dir() and any(p.is_relative_to(v) for v in shown))
 
 
-def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = ()) -> list[str]:
+def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = (), readonly: tuple[Path, ...] = ()) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
@@ -329,6 +336,8 @@ def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = ()) -> list[str]:
     args += parents(scratch) + ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
     for extra in shared:
         args += parents(extra) + ["--bind", str(extra), str(extra)]
+    for extra in readonly:
+        args += parents(extra) + ["--ro-bind", str(extra), str(extra)]
     # Inside the PID namespace the kernel's parent is PID 1, which ipykernel would read as
     # "orphaned"; --die-with-parent already ends the kernel with the grader.
     args += ["--hostname", "sandbox", "--setenv", "JPY_PARENT_PID", "1", "--"]

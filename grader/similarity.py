@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,10 @@ TEXT_K, TEXT_WINDOW = 40, 8      # about seven words: shorter runs are common ph
 MIN_COVERAGE = 50                # a side with less own (non-template) content than this is not compared
 TOP = 10                         # pairs shown with their passages (besides every pair above the threshold)
 MAX_SHOWN = 40                   # at most this many pairs are stored
+# The most characters of one group's code (and of its answers) that are fingerprinted and kept:
+# the template's code is about 10,000; hashing is a Python loop per character, so a 25 MB
+# notebook of code would otherwise cost minutes and land whole in result.json.
+MAX_DOC_CHARS = 200_000
 CONTEXT_LINES = 2
 MAX_PASSAGE_CHARS = 6000
 TEMPLATE = resources.template_notebook()
@@ -60,9 +65,23 @@ def submission_code_cells(path: Path, rubric: Any) -> list[str]:
         intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
         if intake.notebook is None:
             return []
-        return notebook_code_cells(parse_notebook(intake.notebook))
-    except (NotebookInvalid, OSError, ValueError):
+        return _capped(notebook_code_cells(parse_notebook(intake.notebook, rubric.limits)))
+    except (NotebookInvalid, OSError, ValueError, RecursionError, MemoryError):
+        # Grading already reported why this notebook cannot be read; the batch comparison goes
+        # on without it (parse_notebook refuses deep nesting, so RecursionError is a last guard).
         return []
+
+
+def _capped(cells: list[str], limit: int = MAX_DOC_CHARS) -> list[str]:
+    """The cells up to ``limit`` characters in all (the last one cut), in one pass."""
+    out: list[str] = []
+    left = limit
+    for source in cells:
+        if left <= 0:
+            break
+        out.append(source[:left])
+        left -= len(out[-1])
+    return out
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,7 @@ def _prepare(raw: str, kind: str) -> tuple[str, np.ndarray]:
 def fingerprint(raw: str, kind: str, boilerplate: np.ndarray) -> Fingerprint:
     from copydetect.utils import get_token_coverage
     k, window = (CODE_K, CODE_WINDOW) if kind == "code" else (TEXT_K, TEXT_WINDOW)
+    raw = raw[:MAX_DOC_CHARS]  # bounded work per group (a prefix: passages map back unchanged)
     filtered, mapping = _prepare(raw, kind)
     hashes, idx = _winnowed(filtered, k, window)
     if len(boilerplate) and len(hashes):

@@ -18,14 +18,14 @@ import io
 import struct
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nbformat  # noqa: E402
-
 from builders import FILES, add_code, cell_with_tag, notebook_bytes, set_answer, set_group, solution  # noqa: E402
 
 HOSTILE = FILES / "hostile"
@@ -38,7 +38,7 @@ class Fixture:
     case: str       # the CamelCase part of the file name and of the first member's name
     suffix: str     # .ipynb | .zip
     about: str
-    build: Callable[["Fixture"], bytes]
+    build: Callable[[Fixture], bytes]
 
     @property
     def number(self) -> int:
@@ -293,6 +293,135 @@ def not_json(fx: Fixture) -> bytes:
     return b"%PDF-1.4\n% this is not a notebook\n" + bytes(range(256))
 
 
+# -- round 2 (issue 10): parsing, caps, kernel side --------------------------------------------
+def deep_nesting(fx: Fixture) -> bytes:
+    """One array nested 100,000 deep in a cell's metadata (200 KB): notebook.invalid, no crash."""
+    data = plain(fx).decode("utf-8")
+    deep = "[" * 100_000 + "]" * 100_000
+    marker = '"metadata": {'
+    at = data.index(marker) + len(marker)
+    return (data[:at] + f'"deep": {deep}, ' + data[at:]).encode("utf-8")
+
+
+def many_name_parts(fx: Fixture) -> bytes:
+    """A member name of 3,200 parts (16 KB): a group-cell finding at once, no cubic matching."""
+    nb = base_notebook(fx)
+    a, b = fx.ids
+    set_group(nb, [("Ada " * 3200 + fx.case, a, "ada@uni.example"), ("Alan Turing", b, "alan@uni.example")])
+    return finish(nb)
+
+
+def long_answer(fx: Fixture) -> bytes:
+    """200 KB answers without a ". Capital" break, one long citation-like word, a blank line."""
+    nb = base_notebook(fx)
+    set_answer(nb, "11.3.2", "the tree is built bottom up, " * 7000)
+    set_answer(nb, "11.2.1", "(A" + "a" * 100_000)
+    set_answer(nb, "11.2.2", "Sources" + " " * 100_000 + "x")
+    return finish(nb)
+
+
+def attachment_flood(fx: Fixture) -> bytes:
+    """One 1 MB PNG attachment referenced 100 times, plus a non-image attachment."""
+    nb = base_notebook(fx)
+    cell = cell_with_tag(nb, "answer-11.3.2")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4096  # 1 MB
+    cell["attachments"] = {
+        "tree.png": {"image/png": base64.b64encode(png).decode("ascii")},
+        "page.html": {"text/html": base64.b64encode(b"<script>alert(1)</script>").decode("ascii")},
+    }
+    cell.source = ("A recursive network combines two children into their parent. " * 2
+                   + "".join("![tree](attachment:tree.png)\n" for _ in range(100))
+                   + "![page](attachment:page.html)\nThe root vector represents the sentence.")
+    return finish(nb)
+
+
+METADATA_FLOOD = ("# hostile: 600 displays with 2 MB of metadata each\n"
+                  "from IPython.display import display\n_meta = {'junk': 'x' * 2_000_000}\n"
+                  "for _ in range(600):\n    display({'text/plain': 'ok'}, raw=True, metadata=_meta)\n")
+
+
+def output_flood(fx: Fixture) -> bytes:
+    """600 cells that each print 19 KB (just under the per-cell cap; 11 MB): the notebook-wide cap."""
+    nb = base_notebook(fx)
+    at = fault_index(nb)
+    for k in range(600):
+        add_code(nb, f"# hostile: output flood {k}\nprint('y' * 19000)\n", at + k)
+    return finish(nb)
+
+
+def cell_flood(fx: Fixture) -> bytes:
+    """3,000 cells: over the rubric's cell cap, refused (notebook.invalid)."""
+    nb = base_notebook(fx)
+    at = fault_index(nb)
+    for k in range(3000):
+        add_code(nb, f"print({k})\n", at + k)
+    return finish(nb)
+
+
+# After this cell every execution (each later cell, each grader call) ends the kernel.
+DEATH_LOOP = ("# hostile: the kernel dies on every call from now on\nimport os\n"
+              "get_ipython().events.register('pre_run_cell', lambda *a: os._exit(1))\n")
+
+# The host socket the kernel points its sockets at (tests listen there and expect nothing).
+PLANTED_TARGET = "/tmp/sheet11-planted-target.sock"
+_PLANT = '''
+import json, os
+def _plant(cf):
+    try:
+        info = json.load(open(cf))
+    except Exception:
+        return
+    for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+        path = "%s-%s" % (info["ip"], info[key])
+        try:
+            os.rename(path, path + ".old")
+        except OSError:
+            pass
+        try:
+            os.symlink(TARGET, path)
+        except OSError:
+            pass
+'''
+SOCKET_LINKS = (
+    "# hostile: replaces its ZeroMQ sockets with links to a host socket, now and after a restart\n"
+    "import os, sys\nfrom ipykernel import get_connection_file\n"
+    f"TARGET = {PLANTED_TARGET!r}\nPLANT = {_PLANT!r}\n"
+    "exec(PLANT)\n_plant(get_connection_file())\n"
+    "# The next kernel (after the restart) plants again, from an IPython startup file.\n"
+    "startup = os.path.join(os.environ.get('IPYTHONDIR', '.ipython'), 'profile_default', 'startup')\n"
+    "os.makedirs(startup, exist_ok=True)\n"
+    "with open(os.path.join(startup, '00-plant.py'), 'w') as f:\n"
+    "    f.write('TARGET = %r\\n' % TARGET + PLANT + '\\nimport sys\\n'\n"
+    "            \"_plant([a for a in sys.argv if a.endswith('.json')][-1])\\n\")\n"
+    "os._exit(1)\n")
+
+# A raw ZeroMQ message whose content is JSON nested 100,000 deep, signed with the kernel's key:
+# the grader's JSON decoder would recurse on it.
+RAW_DEEP_MESSAGE = '''# hostile: a raw iopub message holding JSON nested 100,000 deep
+_k = get_ipython().kernel
+_s = _k.session
+_parent = _k.get_parent("shell")
+_msg = _s.msg("stream", content={"name": "stdout", "text": "x"}, parent=_parent)
+_deep = b'{"name": "stdout", "text": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+_parts = [_s.pack(_msg["header"]), _s.pack(_msg["parent_header"]), _s.pack(_msg["metadata"]), _deep]
+_k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", _s.sign(_parts)] + _parts)
+import time
+time.sleep(1)
+'''
+
+TINY_NORMS = '''# hostile: gradient norms of 5e-324 (subnormal), which once broke the report's chart
+import torch
+def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+    return torch.full((x.shape[0],), 5e-324, dtype=torch.float64)
+'''
+
+
+def tiny_norms(fx: Fixture) -> bytes:
+    nb = base_notebook(fx)
+    add_code(nb, TINY_NORMS)  # last: it replaces the solution's hidden_grad_norms
+    return finish(nb)
+
+
 # -- archives ---------------------------------------------------------------------------------
 def zip_of(entries: list[tuple[str, bytes]], *, symlinks: tuple[str, ...] = (),
            method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -410,11 +539,36 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
                                            (".ipynb_checkpoints/sheet11-checkpoint.ipynb", b"{}")))),
     Fixture("zip_with_pdf", "ZipWithPdf", ".zip", "a PDF beside the notebook -> listed in other_files",
             in_zip("Lovelace_Turing/sheet11.ipynb", extra=(("Lovelace_Turing/answers.pdf", PDF),))),
+    # round 2: parsing, caps, kernel side
+    Fixture("deep_nesting", "DeepNesting", ".ipynb", "an array nested 100,000 deep -> notebook.invalid, no crash",
+            deep_nesting),
+    Fixture("many_name_parts", "ManyNameParts", ".ipynb", "a name of 3,200 parts -> group.missing at once",
+            many_name_parts),
+    Fixture("long_answer", "LongAnswer", ".ipynb",
+            "200 KB answers, '(A' + 100,000 a, a sources line of blanks -> read in bounded time", long_answer),
+    Fixture("attachment_flood", "AttachmentFlood", ".ipynb",
+            "a 1 MB image referenced 100 times, an HTML attachment -> inlined once, HTML dropped", attachment_flood),
+    Fixture("metadata_flood", "MetadataFlood", ".ipynb",
+            "600 displays with 2 MB metadata -> cut, grader memory bounded", with_fault(METADATA_FLOOD)),
+    Fixture("output_flood", "OutputFlood", ".ipynb", "600 cells printing 19 KB -> notebook-wide output cap",
+            output_flood),
+    Fixture("cell_flood", "CellFlood", ".ipynb", "3,000 cells -> notebook.invalid (cell cap)", cell_flood),
+    Fixture("death_loop", "DeathLoop", ".ipynb", "the kernel dies on every later call -> kernel.died, bounded",
+            with_fault(DEATH_LOOP)),
+    Fixture("socket_links", "SocketLinks", ".ipynb",
+            "replaces its sockets with links to a host socket, then exits -> never connected",
+            with_fault(SOCKET_LINKS)),
+    Fixture("tiny_norms", "TinyNorms", ".ipynb", "hidden_grad_norms returns 5e-324 -> the chart is drawn",
+            tiny_norms),
+    Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
+            "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
+            with_fault(RAW_DEEP_MESSAGE)),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",
                  "fork_bomb", "spawn_bomb", "file_bomb", "print_flood", "forged_checks", "fake_output",
-                 "background", "snoop", "symlinks")
+                 "background", "snoop", "symlinks", "metadata_flood", "output_flood", "death_loop",
+                 "socket_links", "tiny_norms", "raw_deep_message")
 
 
 def fixture(key: str) -> Path:

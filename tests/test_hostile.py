@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from builders import ROOT, add_code, quick_context, set_group, solution, write_notebook
+from make_hostile_fixtures import FIXTURES, fixture
+
 from grader.grade import grade_submission
 from grader.rubric import DEFAULT_RUBRIC
-from make_hostile_fixtures import FIXTURES, fixture
 
 pytestmark = pytest.mark.slow
 
@@ -369,3 +369,136 @@ def test_parallel_batch_with_a_fork_bomb(tmp_path):
     fork = by_name[bomb.name]
     assert fork["status"] == "graded" and fork["points"] == FULL
     assert {f["code"] for f in fork["flags"]} <= {"cell.timeout", "kernel.died"} and fork["flags"]
+
+
+# -- round 2 (issue 10): caps, budgets and the kernel's sockets ---------------------------------
+def test_many_name_parts_is_a_group_finding_and_costs_no_time(ctx):
+    result = grade("many_name_parts", ctx, 60)
+    assert "group.missing" in codes(result)
+    assert "characters long" in next(f.message for f in result.flags if f.code == "group.missing")
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_long_answers_are_read_in_bounded_time(ctx):
+    result = grade("long_answer", ctx, 90)
+    answer = result.questions["11.3.2"].answer
+    assert any("only the first" in n for n in answer.notes)
+    assert "citation.missing" in [f.code for f in result.flags if f.question == "11.2.1"]
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_one_attachment_referenced_100_times_is_inlined_once(ctx):
+    from grader.report import render_report
+    hwm = memory_kb()
+    result = grade("attachment_flood", ctx, 60)
+    html = render_report(result.to_json())
+    assert html.count("data:image/png;base64,") == 1
+    assert len(html) < 3_000_000
+    answer = result.to_json()["questions"]["11.3.2"]["answer"]
+    assert "page.html" not in json.dumps(answer["attachments"])
+    assert any("page.html" in n and "not a PNG" in n for n in answer["notes"])
+    assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
+
+
+def test_metadata_counts_against_the_output_cap(ctx):
+    hwm = memory_kb()
+    result = grade("metadata_flood", ctx, 300)  # 1.2 GB pass through ZeroMQ: generous on a loaded machine
+    assert memory_kb() - hwm < 400_000, "the grader's own memory grew"
+    assert len(json.dumps(result.to_json())) < 200_000
+    assert auto_points(result) == SOLUTION_POINTS
+
+
+def test_outputs_of_many_cells_are_capped_for_the_whole_notebook(private_tmp):
+    """600 cells printing 19 KB each: only max_outputs_mb is kept, then one note per cell."""
+    from grader.execute import KernelSession
+    from grader.notebook import parse_notebook
+    context = quick_context(cell_timeout=5, notebook_timeout=120, max_outputs_mb=1.0)
+    nb = parse_notebook(fixture("output_flood").read_bytes(), context.rubric.limits)
+    with KernelSession(context.sandbox, context.rubric.limits) as session:
+        run = session.run_notebook(nb)
+    assert sum(c.status == "ok" for c in run.cells) > 600
+    stored = sum(len(json.dumps(out)) for c in nb.cells if c.cell_type == "code" for out in c.outputs)
+    assert stored < 1_000_000 + 600 * 200
+    assert any("[output dropped" in out.get("text", "") for c in nb.cells if c.cell_type == "code"
+               for out in c.outputs)
+
+
+def test_a_kernel_that_dies_on_every_call_ends_quickly(ctx):
+    t0 = time.monotonic()
+    result = grade("death_loop", ctx, 120)
+    assert "kernel.died" in codes(result)
+    died = [f.message for f in result.flags if f.code == "kernel.died"]
+    assert any("could not be restarted" in m or "not started again" in m for m in died), died
+    # Every call of the grader would die too: nothing can be called, nothing is restarted again.
+    assert auto_points(result) == {q: 0.0 for q in AUTO}
+    assert time.monotonic() - t0 < 120
+
+
+def test_the_submission_budget_covers_restarts_and_calls():
+    """A total budget smaller than the notebook's timeout ends a death loop of sleeping cells."""
+    nb = solution(fast=True)
+    add_code(nb, "import time\ntime.sleep(3)\n", 3)
+    add_code(nb, "import os\nget_ipython().events.register('post_run_cell', lambda *a: os._exit(1))\n")
+    context = quick_context(cell_timeout=10, notebook_timeout=600, submission_timeout=20, max_restarts=50)
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        path = write_notebook(nb, Path(d) / "Lovelace_2571234_Turing_2579876.ipynb")
+        t0 = time.monotonic()
+        result = grade_submission(path, context)
+        seconds = time.monotonic() - t0
+    assert seconds < 20 + 60, f"{seconds:.0f} s"
+    assert {"kernel.died"} <= set(codes(result))
+
+
+def test_planted_socket_links_are_never_connected(ctx):
+    """The kernel replaces its ZeroMQ sockets with links to a host socket and exits (and plants
+    again from a startup file after the restart): the grader must never connect there."""
+    import socket
+    import threading
+
+    from make_hostile_fixtures import PLANTED_TARGET
+    target = Path(PLANTED_TARGET)
+    target.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(target))
+    os.chmod(target, 0o777)
+    listener.listen(64)
+    listener.settimeout(0.2)
+    connections: list[int] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                connections.append(1)
+                conn.close()
+            except OSError:
+                continue
+    watcher = threading.Thread(target=accept, daemon=True)
+    watcher.start()
+    try:
+        result = grade("socket_links", ctx, 120)
+        time.sleep(1.0)  # ZeroMQ would reconnect within a fraction of a second
+    finally:
+        stop.set()
+        watcher.join(5)
+        listener.close()
+        target.unlink(missing_ok=True)
+    assert connections == [], "the grader connected to the planted host socket"
+    assert "kernel.died" in codes(result)
+    assert result.questions["11.4.a"].points == 1.0
+
+
+def test_subnormal_gradient_norms_are_drawn(ctx):
+    from grader.report import render_report
+    result = grade("tiny_norms", ctx, 60)
+    html = render_report(result.to_json())
+    assert "could not be drawn" not in html
+    assert "Hidden case 1: gradient norms" in html and "1e-324" in html
+
+
+def test_a_raw_message_nested_100000_deep_stops_only_that_kernel(ctx):
+    result = grade("raw_deep_message", ctx, 60)
+    assert codes(result) == ["kernel.died"]
+    assert fault_cell(result)["status"] == "died"
+    assert auto_points(result) == SOLUTION_POINTS

@@ -17,13 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from builders import GOOD_NAME, notebook_bytes, solution, write_zip
+from make_hostile_fixtures import FIXTURES, fixture
+
 from grader.grade import grade_submission
 from grader.intake import read_submission
 from grader.notebook import NotebookInvalid, parse_notebook
 from grader.rubric import load_rubric
-from make_hostile_fixtures import FIXTURES, fixture
 
 RUBRIC = load_rubric()
 
@@ -166,6 +166,7 @@ def test_invalid_notebook(key, words):
 @pytest.mark.parametrize("key", ["truncated_notebook", "not_json", "r_kernel"])
 def test_invalid_notebook_is_graded_as_error_without_a_kernel(key, monkeypatch):
     from builders import quick_context
+
     from grader import execute
     monkeypatch.setattr(execute.KernelSession, "run_notebook",
                         lambda *a: pytest.fail("no kernel may start for an invalid notebook"))
@@ -294,3 +295,107 @@ def test_script_in_answers_is_inert_in_the_report(tmp_path):
     # `[click me](javascript:alert(1))` stays as text: no link was made of it
     assert not re.search(r"<a[^>]*javascript", report, re.I)
     json.loads((folder / "result.json").read_text())
+
+
+# -- round 2 (issue 10): nothing recursive or unbounded on a student's file -----------------------
+def test_json_nested_100000_deep_is_refused_without_recursion():
+    from grader.notebook import MAX_JSON_DEPTH, json_depth
+    data = fixture("deep_nesting").read_bytes()
+    assert json_depth(data.decode()) > MAX_JSON_DEPTH
+    with pytest.raises(NotebookInvalid, match="nested more than"):
+        parse_notebook(data, RUBRIC.limits)
+
+
+@pytest.mark.parametrize("text, depth", [
+    ("[]", 1), ('{"a": [[1], {"b": 2}]}', 3), ('"[[[["', 0), ('["\\"[[", ["]"]]', 2),
+    ('"\\\\"', 0), ('"never closed [[[', 0), ("[" * 1000, 1000),
+])
+def test_json_depth_skips_strings_and_escapes(text, depth):
+    from grader.notebook import json_depth
+    assert json_depth(text) == depth
+
+
+@pytest.mark.timeout(60)
+def test_json_depth_is_linear_on_hostile_strings():
+    from grader.notebook import json_depth
+    # An unterminated string of escapes once made the string pattern backtrack quadratically.
+    assert json_depth('"\\' * 2_000_000) == 0
+    assert json_depth('"' + "\\a" * 2_000_000 + "[[") == 0
+
+
+def test_deep_notebook_stops_only_itself(tmp_path):
+    from grader.similarity import submission_code_cells
+    assert submission_code_cells(fixture("deep_nesting"), RUBRIC) == []
+    result = grade_submission(fixture("deep_nesting"), _context())
+    assert result.status == "error" and [f.code for f in result.flags] == ["notebook.invalid"]
+
+
+def test_too_many_cells_is_a_finding_not_work():
+    with pytest.raises(NotebookInvalid, match="3[0-9,]* cells; at most 1000"):
+        parse_notebook(fixture("cell_flood").read_bytes(), RUBRIC.limits)
+
+
+def test_attachments_keep_images_only_and_are_inlined_once():
+    from grader.report import render_markdown
+    nb = parse_notebook(fixture("attachment_flood").read_bytes(), RUBRIC.limits)
+    cell = next(c for c in nb.cells if "answer-11.3.2" in c.metadata.get("tags", []))
+    assert list(cell.attachments) == ["tree.png"]
+    assert any("page.html" in n for n in nb.metadata["sheet11_attachment_notes"])
+    html = render_markdown(cell.source, cell.attachments)
+    image = len(cell.attachments["tree.png"]["image/png"])
+    assert html.count("data:image/png;base64,") == 1
+    assert len(html) < image + 20_000
+    assert "<script" not in html
+
+
+def test_attachments_over_the_notebook_cap_are_dropped_with_a_note():
+    from grader.notebook import clean_attachments
+    nb = parse_notebook(fixture("attachment_flood").read_bytes())
+    notes = clean_attachments(nb, max_bytes=100_000)
+    cell = next(c for c in nb.cells if "answer-11.3.2" in c.metadata.get("tags", []))
+    assert cell.attachments == {}
+    assert any("tree.png" in n and "passed" in n for n in notes)
+
+
+@pytest.mark.parametrize("values", [
+    [5e-324], [0.0, 5e-324, 1e-300], [1e308, 1.7e308], [float("inf"), float("nan"), -1.0, 2.0],
+    [-3.0, -1e308, 1e308], list(range(1, 200_001)),
+])
+@pytest.mark.parametrize("log", [True, False])
+def test_charts_draw_any_numbers(values, log):
+    from grader.charts import MAX_POINTS, Line, line_chart
+    from grader.report import _env
+    svg = line_chart(_env, [Line("a", values, "#000"), Line("b", values[::-1], "#111")], "t", "x", "y", log=log)
+    drawable = [v for v in values if v == v and abs(v) != float("inf") and (v > 0 or not log)]
+    if not drawable:
+        assert svg is None
+        return
+    assert svg is not None and "<svg" in svg and "nan" not in svg and "inf" not in svg
+    assert svg.count("<circle") <= 2 * MAX_POINTS
+
+
+def test_bar_chart_takes_nan_inf_and_negative_values():
+    from grader.charts import Bar, bar_chart
+    from grader.report import _env
+    svg = bar_chart(_env, [Bar("a", float("nan")), Bar("b", -3.0), Bar("c", float("inf"))], "t", "x", "y",
+                    float("nan"), (float("inf"), "line"))
+    assert svg is not None and 'height="-' not in svg and "nan" not in svg.split("<title>nan")[0]
+
+
+def _context():
+    from builders import quick_context
+    return quick_context()
+
+
+def test_an_oversized_file_is_refused_from_its_size_without_reading_it(tmp_path, monkeypatch):
+    big = tmp_path / f"{GOOD_NAME}.ipynb"
+    with open(big, "wb") as f:
+        f.truncate(30 * 1024 * 1024)  # sparse: 30 MB of zeros over the 25 MB limit
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the file was read whole"))
+    intake = read_submission(big, RUBRIC.archive, RUBRIC.limits.max_notebook_mb)
+    assert intake.problem_code == "notebook.invalid" and "limit" in intake.problem
+    archive = tmp_path / f"{GOOD_NAME}.zip"
+    with open(archive, "wb") as f:
+        f.truncate(int(RUBRIC.archive.max_total_mb * 1024 * 1024) + 1)
+    intake = read_submission(archive, RUBRIC.archive, RUBRIC.limits.max_notebook_mb)
+    assert intake.problem_code == "archive.unsafe"

@@ -352,3 +352,48 @@ def test_suggested_filename_always_passes(names: list[str], ids: list[str], ext:
     parsed = parse_filename(suggestion)
     assert parsed.ok, parsed.problem
     assert check_naming(suggestion, members) == ()
+
+
+# --------------------------------------------------------------------------- hostile sizes
+
+
+@pytest.mark.timeout(30)
+def test_a_name_of_3200_parts_is_a_finding_not_work() -> None:
+    from grader.naming import GroupCellError, read_group
+    source = 'GROUP = [{"name": "' + "Ada " * 3200 + 'X", "student_id": "1", "email": "a@b.cd"}]'
+    with pytest.raises(GroupCellError, match="characters long"):
+        read_group(source)
+    assert not name_matches("Ada" * 100, "Ada " * 3200)
+
+
+@pytest.mark.timeout(30)
+def test_a_huge_group_cell_is_refused_before_parsing() -> None:
+    from grader.naming import MAX_GROUP_CELL_CHARS, GroupCellError, read_group
+    with pytest.raises(GroupCellError, match="group cell is"):
+        read_group("GROUP = [" + "[" * MAX_GROUP_CELL_CHARS + "]")
+
+
+def test_a_file_name_over_255_characters_is_a_pattern_finding() -> None:
+    parsed = parse_filename("A" * 300 + "_1_B_2.zip")
+    assert not parsed.ok and "characters long" in parsed.problem
+
+
+def test_name_matching_visits_each_character_once_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matcher is one left-to-right pass per part list: the spellings of each character of
+    the name are looked up once per pass (the old matcher re-ran every run of parts: cubic)."""
+    import grader.naming as naming
+    calls = 0
+    real = naming._spellings
+
+    def counting(ch: str) -> frozenset[str]:
+        nonlocal calls
+        calls += 1
+        return real(ch)
+    monkeypatch.setattr(naming, "_spellings", counting)
+    name = " ".join(["Öb"] * 100)  # 299 characters, 100 parts
+    assert not name_matches("Oeb" * 99 + "x", name)
+    letters = len(name.replace(" ", ""))
+    assert calls <= 2 * letters
+    calls = 0
+    assert name_matches("ObOeb", name)
+    assert calls <= 2 * letters

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from grader.rules import (
+    MAX_ANSWER_CHARS,
     AnswerRule,
     check_answer,
     count_words,
@@ -417,3 +418,66 @@ def test_realistic_answer_passes() -> None:
     assert check.flags == ()
     assert check.words == 45
     assert check.sentences == 2
+
+
+# --------------------------------------------------------------------------- hostile sizes
+
+
+def test_chunks_are_bounded_and_lose_nothing() -> None:
+    """pysbd is quadratic in its input: every piece it sees is at most _CHUNK characters, so the
+    work is at most (n / (_CHUNK / 2)) * _CHUNK**2, linear in n."""
+    from grader.rules import _CHUNK, _chunks
+    texts = ["a b, " * 40_000, "a" * 200_001, "x. " * 70_000, "One. Two! Three? " * 10_000,
+             "word " * 3 + "\t" * 5000, "Short answer. Fine."]
+    for text in texts:
+        pieces = _chunks(text)
+        assert "".join(pieces) == text
+        assert all(len(p) <= _CHUNK for p in pieces)
+        assert len(pieces) <= 2 * len(text) // _CHUNK + 1
+
+
+def test_chunks_prefer_sentence_ends() -> None:
+    from grader.rules import _chunks
+    text = "This is a sentence of some length here. " * 200
+    pieces = _chunks(text)
+    assert len(pieces) > 1 and all(p.endswith(". ") for p in pieces[:-1])
+    assert len(sentences(text)) == 200  # no sentence was split by a cut
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("text", [
+    "a b, " * 40_000,                      # no ". Capital" break: 80 KB once took 36 s
+    "(A" + "a" * 100_000,                  # citation patterns backtracked quadratically
+    "(A" + "a-" * 50_000,
+    "Sources" + " " * 100_000 + "x",       # the sources line regex over blanks
+    " " * 100_000 + "Sources:",
+    "Aa and " * 20_000,
+    "http" * 50_000,
+    "a. " * 70_000,
+])
+def test_worst_case_answers_finish(text: str) -> None:
+    rule = AnswerRule(max_words=100, require_citation=True, min_sentences=3, max_sentences=5)
+    result = check_answer("11.2.1", text, rule)
+    assert result.words > 0 or result.flags
+    if len(text) > MAX_ANSWER_CHARS:
+        assert any("only the first" in n for n in result.notes)
+
+
+def test_bounded_patterns_still_find_citations() -> None:
+    for cited in ["(Hochreiter & Schmidhuber, 1997)", "(see Elman, 1990; Jordan, 1986)",
+                  "(Goodfellow et al., 2016)", "(Graves et al. 2013)", "Bengio et al. (1994)",
+                  "Hochreiter and Schmidhuber (1997)", "https://example.org/x",
+                  "doi:10.1162/neco.1997.9.8.1735", "text\n\n**Sources:** the book"]:
+        assert has_citation(f"RNNs share weights. {cited}"), cited
+    for plain in ["(May 1997)", "(in 1997)", "(NASA, 1997)", "Sources of error are many."]:
+        assert not has_citation(f"RNNs share weights. {plain}"), plain
+
+
+def test_sources_line_parser_matches_the_contract() -> None:
+    from grader.rules import _is_sources_line
+    for line in ["Sources:", "**Sources:**", "*Source*: a", "## References", "References",
+                 "> Sources: x", "__References__:", "   sources :  x"]:
+        assert _is_sources_line(line), line
+    for line in ["References to earlier work show", "####### Sources", "****Sources:",
+                 "The sources: x", "#Sources"]:
+        assert not _is_sources_line(line), line

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from builders import GOOD_NAME, quick_context, solution, write_notebook
+
 from grader import sandbox as sandbox_mod
 from grader.errors import SandboxUnavailable
 from grader.execute import KernelSession
@@ -286,3 +286,61 @@ def test_long_temp_dir_still_starts_kernels(tmp_path, monkeypatch):
     outs, errors, session = run_cells("print('alive')")
     assert outs[0] == "alive\n", errors
     assert not session.base.exists()
+
+
+# -- the kernel's sockets (issue 10): pinned, never reached through a link -----------------------
+def _pin(folder: Path, ports: dict[str, int]):
+    import asyncio
+
+    from grader.execute import _PinnedSockets
+
+    async def alive() -> bool:
+        return True
+    pinned = _PinnedSockets(folder, str(folder / "k"), ports, os.geteuid())
+    asyncio.run(pinned.pin(alive, 5))
+    return pinned
+
+
+def test_pinned_socket_is_reached_even_after_it_is_replaced_by_a_link(tmp_path):
+    import zmq
+    ctx = zmq.Context()
+    try:
+        kernel = ctx.socket(zmq.REP)
+        kernel.bind(f"ipc://{tmp_path}/k-1")
+        planted = ctx.socket(zmq.REP)
+        planted.bind(f"ipc://{tmp_path}/host.sock")
+        pinned = _pin(tmp_path, {"shell": 1})
+        # The kernel swaps its socket for a link to a host socket: the grader still reaches its own.
+        os.rename(tmp_path / "k-1", tmp_path / "k-1.old")
+        os.symlink(tmp_path / "host.sock", tmp_path / "k-1")
+        client = ctx.socket(zmq.REQ)
+        client.connect(pinned.url("shell"))
+        client.send(b"ping")
+        poller = zmq.Poller()
+        poller.register(kernel, zmq.POLLIN)
+        poller.register(planted, zmq.POLLIN)
+        ready = dict(poller.poll(5000))
+        assert kernel in ready and planted not in ready
+        pinned.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("plant", ["symlink", "file", "fifo"])
+def test_a_planted_link_or_file_is_refused_before_any_connection(tmp_path, plant):
+    from grader.execute import KernelStartError
+    target = tmp_path / "k-1"
+    if plant == "symlink":
+        os.symlink("/run/some-host.sock", target)
+    elif plant == "file":
+        target.write_text("x")
+    else:
+        os.mkfifo(target)
+    with pytest.raises(KernelStartError, match="a link|not a socket"):
+        _pin(tmp_path, {"shell": 1})
+
+
+def test_a_url_is_never_made_for_an_unchecked_socket(tmp_path):
+    from grader.execute import KernelStartError, _PinnedSockets
+    with pytest.raises(KernelStartError):
+        _PinnedSockets(tmp_path, str(tmp_path / "k"), {"shell": 1}, os.geteuid()).url("shell")

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import nbformat
-
 from builders import SOLUTION, TEMPLATE, cell_with_tag, copy_nb, template
+from make_function_fixtures import STYLES
+
 from grader.report import render_summary
 from grader.similarity import THRESHOLD, analyse, duplicate_ids, notebook_document
-from make_function_fixtures import STYLES
 
 ANSWERS = {
     "numpy": "A CNN slides small shared filters over a grid such as an image, so it captures local spatial "
@@ -110,3 +110,24 @@ def test_the_ranking_is_the_same_on_every_run() -> None:
     docs = _independent()[:2]
     assert analyse(docs) == analyse(docs)
     assert Path(TEMPLATE).exists()
+
+
+def test_one_groups_work_is_capped():
+    """A notebook of megabytes of code costs no more than MAX_DOC_CHARS of hashing, and only
+    that much is kept for the batch comparison."""
+    import numpy as np
+
+    from grader.similarity import MAX_DOC_CHARS, _capped, fingerprint
+    huge = "def f(x):\n    return x + 1\n" * 100_000
+    fp = fingerprint(huge, "code", np.array([], dtype=np.int64))
+    assert len(fp.raw_code) == MAX_DOC_CHARS
+    cells = _capped(["a" * 150_000, "b" * 150_000, "c" * 10])
+    assert [len(c) for c in cells] == [150_000, MAX_DOC_CHARS - 150_000]
+
+
+def test_deeply_nested_notebook_is_left_out_of_the_comparison():
+    from make_hostile_fixtures import fixture
+
+    from grader.rubric import load_rubric
+    from grader.similarity import submission_code_cells
+    assert submission_code_cells(fixture("deep_nesting"), load_rubric()) == []
