@@ -1,29 +1,58 @@
-"""Grade a batch: expand the inputs, skip what is finished, grade the rest (in parallel), and
-write each result the moment it is ready; then ``grades.csv`` and ``summary.html``.
+"""Grade a batch: expand the inputs, keep what is finished, grade the rest in worker processes
+under the grader's budget, and write each result the moment it is ready; then ``grades.csv``,
+``summary.html`` and the copied-work comparison.
+
+Every submission is graded in a worker process of our own (also with ``-j 1``), forked from this
+one, in a session of its own so that Ctrl-C reaches only this process. A worker grades one
+submission at a time under the rubric's ``[budget]``: its address space may grow by
+``grader_memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``grader_seconds`` (kernel runs
+and restarts included) has its worker and everything the worker started killed; it is reported
+as over the grader's budget and a new worker takes the next submission. Whatever goes wrong with
+one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
+becomes an ``error`` result for it, never a stopped batch.
+
+Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
+``summary.html`` for what finished (marked incomplete) and re-raises
+:class:`~grader.errors.Interrupted`; the same command then grades the rest.
 """
 from __future__ import annotations
 
-import csv
+import ctypes
 import glob
 import hashlib
-import io
 import json
 import os
-import tempfile
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import resource
+import select
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from grader.errors import UsageError
-from grader.gradebook import Gradebook
-from grader.naming import parse_filename
+import psutil
+import torch
+
+from grader import interrupt
+from grader.errors import OutputFolderError, UsageError
+from grader.grade import Context, grade_submission
+from grader.grades import suspicious, visible
+from grader.late import apply_late, read_manifest, submission_time
+from grader.outdir import OutDir, assign_folders, safe_pages
+from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, choose_sandbox
+from grader.scores import apply_manual
+from grader.similarity import batch_similarity
 
-CSV_FIXED = ("student_id", "name", "email", "submission", "status")
+__all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
+
+STARTUP_SECONDS = 300.0  # for a worker to be ready (it only sets up; nothing of a submission)
+OVER_BUDGET = "over the grader's budget"
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,8 @@ class Job:
     deadline: str | None = None
     submitted: str | None = None
     submitted_source: str = ""
+    # The tutors' scores of this folder (gradebook), applied before the report is drawn.
+    manual: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def expand_inputs(paths: Iterable[str]) -> list[Path]:
@@ -60,89 +91,226 @@ def expand_inputs(paths: Iterable[str]) -> list[Path]:
     return list(unique.values())
 
 
-def assign_folders(paths: list[Path]) -> list[str]:
-    """A folder per submission named after its stem; where stems clash, the extension is kept."""
-    stems = [p.stem for p in paths]
-    names = [p.name if stems.count(p.stem) > 1 else p.stem for p in paths]
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
-    return out
+# -- one submission (in the worker) -------------------------------------------------------------
+def stopped_result(rubric: Rubric, job: Job, message: str, detail: str = "",
+                   submission: str | None = None) -> SubmissionResult:
+    """An ``error`` result for ``job`` made without grading (every question 0 points)."""
+    questions = {q.id: QuestionResult(q.id, q.title, 0.0, q.points, "auto" if q.automatic else "pending")
+                 for q in rubric.questions.values()}
+    return SubmissionResult(submission=submission or job.path.name, sha256=job.sha256, status="error", group=(),
+                            questions=questions, flags=(), max_points=rubric.max_points, message=message,
+                            tutor_detail=detail[-4000:], folder=job.folder, rubric_sha256=rubric.sha256)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write then rename, so a reader (or a resumed batch) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def suspicious_flags(result: SubmissionResult) -> SubmissionResult:
+    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell holding control or
+    bidi characters (U+202E makes a name read backwards), shown escaped."""
+    found = []
+    for m in result.group:
+        for key in ("name", "student_id", "email"):
+            chars = suspicious(str(m.get(key, "")))
+            if chars:
+                found.append(f"{key} '{visible(str(m.get(key, '')))}' holds {', '.join(chars)}")
+    kept = tuple(f for f in result.flags if f.code != "group.suspicious")
+    if not found:
+        return replace(result, flags=kept)
+    message = ("the group cell holds invisible control or direction characters: " + "; ".join(found)
+               + "; a tutor must check who this group is")
+    return replace(result, flags=(*kept, Flag("group.suspicious", None, message)))
 
 
-# -- the worker side: one submission ---------------------------------------------------------
-_worker: dict[str, Any] = {}
-
-
-def _init_worker(rubric_path: str | None, sandbox_mode: str, threads: int) -> None:
-    import torch
-    torch.set_num_threads(1)
-    from grader.grade import Context
-    rubric = load_rubric(rubric_path)
-    _worker["ctx"] = Context.create(rubric, choose_sandbox(sandbox_mode), threads)
-
-
-def grade_job(job: Job, out_dir: Path) -> dict[str, Any]:
-    """Grade one submission and write its folder; returns the result's JSON."""
-    from grader.grade import grade_submission
-    from grader.report import PAGES, render_pages
-    result = replace(grade_submission(job.path, _worker["ctx"]), folder=job.folder)
-    data = post_grade(result.to_json(), job, _worker["ctx"].rubric)
-    folder = out_dir / job.folder
-    try:
-        pages = render_pages(data)
-    except Exception as exc:  # noqa: BLE001 - the result must not be lost over a report
-        html = f"<!DOCTYPE html><title>report</title><p>The report could not be drawn ({type(exc).__name__}).</p>"
-        pages = {name: html for name in PAGES.values()}
-    for name, html in pages.items():
-        write_atomic(folder / name, html)
-    write_atomic(folder / "result.json", json.dumps(data, indent=2, ensure_ascii=False))
-    return data
-
-
-def post_grade(data: dict[str, Any], job: Job, rubric: Rubric) -> dict[str, Any]:
-    """Post-steps on a result's JSON: the notebook's code cells (for the copied-work check) and
-    the late policy. Idempotent, so a kept result can pass through it again."""
-    from datetime import datetime
-
-    from grader.late import apply_late
-    from grader.similarity import submission_code_cells
-    if "code_cells" not in data:
-        data = {**data, "code_cells": submission_code_cells(job.path, rubric)}
+def post_grade(result: SubmissionResult, job: Job, rubric: Rubric) -> SubmissionResult:
+    """The steps after grading, on a typed result: the group's characters, the late policy, the
+    tutors' scores. Idempotent, so a kept result passes through them again."""
+    result = suspicious_flags(replace(result, folder=job.folder))
     deadline = datetime.fromisoformat(job.deadline) if job.deadline else None
     submitted = datetime.fromisoformat(job.submitted) if job.submitted else None
-    return apply_late(data, rubric.late, deadline, submitted, job.submitted_source)
+    result = apply_late(result, rubric.late, deadline, submitted, job.submitted_source)
+    return apply_manual(result, job.manual)
+
+
+def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, dict[str, str]]:
+    """Grade one submission and draw its pages; every failure becomes an ``error`` result."""
+    result = grade_submission(job.path, ctx)
+    try:
+        result = post_grade(result, job, ctx.rubric)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
+        result = stopped_result(ctx.rubric, job, "the grader could not finish this submission; a tutor will "
+                                "look at it", "".join(traceback.format_exception(exc)), result.submission)
+    return result, safe_pages(result.to_json())
+
+
+def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox_mode: str,
+                 memory_mb: int) -> None:
+    """The body of a forked worker: read a job (one JSON line), write a reply (one JSON line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the batch's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Only the soft limit: a kernel started from here sets its own (prlimit), above this one.
+    have = psutil.Process().memory_info().vms
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = have + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    torch.set_num_threads(1)
+    ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
+    reader = os.fdopen(jobs_fd, "rb")
+    writer = os.fdopen(replies_fd, "wb")
+    writer.write(b'{"ready": true}\n')
+    writer.flush()
+    for line in reader:
+        raw = json.loads(line)
+        job = Job(Path(raw["path"]), raw["folder"], raw["sha256"], raw["deadline"], raw["submitted"],
+                  raw["submitted_source"], raw["manual"])
+        reply: dict[str, Any]
+        try:
+            result, pages = grade_job(job, ctx)
+            reply = {"result": result.to_json(), "pages": pages}
+        except MemoryError:
+            reply = {"over_budget": f"it needed more than the grader's {memory_mb} MB of memory"}
+        writer.write(json.dumps(reply, ensure_ascii=True).encode("ascii") + b"\n")
+        writer.flush()
+        if "over_budget" in reply:
+            return  # the heap may be left fragmented; a fresh worker takes the next one
+
+
+# -- the workers (in the batch's process) -------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it ends."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+class Worker:
+    """A forked grading process with a job pipe and a reply pipe."""
+
+    def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int]) -> None:
+        job_r, job_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker; it never returns into the caller's code
+            code = 0
+            try:
+                os.setsid()  # its own session: Ctrl-C at the terminal reaches only the batch
+                # ... and it dies with the batch, even one killed with SIGKILL (its kernels follow:
+                # bwrap's --die-with-parent, ipykernel's parent poller).
+                _die_with_parent()
+                if os.getppid() != parent:
+                    return
+                for fd in (job_w, rep_r, *close):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                _worker_loop(job_r, rep_w, rubric_path, sandbox_mode, memory_mb)
+            except BaseException:  # noqa: BLE001 - report to the batch by exiting, never raise
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(job_r)
+        os.close(rep_w)
+        self.pid, self.jobs, self.replies = pid, job_w, rep_r
+        self.buffer = b""
+        self.job: Job | None = None
+        self.ready = False
+        self.deadline = time.monotonic() + STARTUP_SECONDS
+        self.started = time.monotonic()
+
+    def fds(self) -> list[int]:
+        return [self.jobs, self.replies]
+
+    def send(self, job: Job, seconds: float) -> None:
+        line = json.dumps({"path": str(job.path), "folder": job.folder, "sha256": job.sha256,
+                           "deadline": job.deadline, "submitted": job.submitted,
+                           "submitted_source": job.submitted_source, "manual": job.manual}).encode() + b"\n"
+        self.job = job
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        os.write(self.jobs, line)  # a few hundred bytes: the pipe takes it at once
+
+    def read(self) -> dict[str, Any] | None:
+        """What arrived; a complete reply, or ``None`` while it is incomplete. ``EOFError`` when
+        the worker is gone."""
+        chunk = os.read(self.replies, 1 << 20)
+        if not chunk:
+            raise EOFError
+        self.buffer += chunk
+        if b"\n" not in self.buffer:
+            return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def kill(self) -> None:
+        """Stop the worker and everything it started (kernels, their children), then reap it."""
+        kill_tree(self.pid)
+        for fd in self.fds():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+    def exit_note(self) -> str:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return ""
+        if pid and os.WIFSIGNALED(status):
+            return f" (signal {os.WTERMSIG(status)})"
+        return ""
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants. Each is stopped first, so none can start another
+    while the tree is listed; kernels run in sessions of their own, so a process group is not
+    enough."""
+    try:
+        root = psutil.Process(pid)
+        root.send_signal(signal.SIGSTOP)
+    except psutil.Error:
+        return
+    seen: dict[int, psutil.Process] = {pid: root}
+    for _ in range(5):  # until no new descendant appears
+        try:
+            found = [p for p in root.children(recursive=True) if p.pid not in seen]
+        except psutil.Error:
+            break
+        if not found:
+            break
+        for p in found:
+            seen[p.pid] = p
+            try:
+                p.send_signal(signal.SIGSTOP)
+            except psutil.Error:
+                pass
+    for p in seen.values():
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
 
 
 # -- the batch --------------------------------------------------------------------------------
 @dataclass
 class BatchOutcome:
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any]]          # the results' JSON (contract §6), in input order
     graded_now: int
     skipped: int
     out_dir: Path
     sandbox: Sandbox
-    # What a re-grade changed in automatic points: {folder, submission, old_points, new_points,
+    # What a re-grade changed in automatic points: {folder, submission, old_status, status,
     # questions: {qid: [old, new]}} per submission whose points moved.
     changes: list[dict[str, Any]] = field(default_factory=list)
+    typed: list[SubmissionResult] = field(default_factory=list)
 
 
 def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = None, jobs: int = 1,
@@ -155,141 +323,214 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
     policy. Tutors' manual scores in the gradebook are applied to every result, also after a
     re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
-    from grader.late import read_manifest, submission_time
-    from grader.scores import apply_manual, save_result
-    from grader.similarity import write_similarity
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
+    from grader.secret import load_secret
+    load_secret()  # made or refused here, with its message, before any worker starts
     files = expand_inputs(paths)
     times = read_manifest(manifest) if manifest else {}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    folders = assign_folders(files)
-    all_jobs = []
-    for p, f in zip(files, folders):
-        submitted, source = submission_time(p, times) if deadline else (None, "")
-        all_jobs.append(Job(p, f, hashlib.sha256(p.read_bytes()).hexdigest(),
-                            deadline.isoformat() if deadline else None,
-                            submitted.isoformat() if submitted else None, source))
-    results: dict[str, dict[str, Any]] = {}
+    out = OutDir(out_dir, create=True)
+    all_jobs: list[Job] = []
+    results: dict[str, SubmissionResult] = {}
     changes: list[dict[str, Any]] = []
-    with Gradebook(out_dir / "gradebook.sqlite") as book:
-        run_id = book.start_run(rubric.sha256, len(all_jobs))
+    todo: list[Job] = []
+    with out.gradebook() as book:
+        run_id = book.start_run(rubric.sha256, len(files))
         manual = book.manual_scores()
-        todo = []
-        for job in all_jobs:
-            done = None if regrade else _finished(out_dir, job, rubric)
-            if done is not None:
+        try:
+            interrupt.live()
+            for p, f in zip(files, assign_folders(files)):
+                submitted, source = submission_time(p, times) if deadline else (None, "")
+                all_jobs.append(Job(p, f, _sha256(p), deadline.isoformat() if deadline else None,
+                                    submitted.isoformat() if submitted else None, source, manual.get(f, {})))
+            for job in all_jobs:
+                kept = None if regrade else _finished(out, job, rubric)
+                if kept is None:
+                    todo.append(job)
+                    continue
                 # a kept result: the deadline or the tutors' scores may have changed since
-                final = apply_manual(post_grade(done, job, rubric), manual.get(job.folder, {}))
-                # Writes only files whose content changes: also pages a newer template draws
+                final = post_grade(kept, job, rubric)
+                # Only files whose content changes are written: also pages a newer template draws
                 # differently, and a tutor.html that an older run did not write.
-                save_result(out_dir, final)
+                out.write_submission(final, redraw=True)
                 results[job.folder] = final
-            else:
-                todo.append(job)
-        if on_start:
-            on_start(len(all_jobs), len(all_jobs) - len(todo))
-        for data in results.values():
-            if on_result:
-                on_result(data, True)
+            if on_start:
+                on_start(len(all_jobs), len(all_jobs) - len(todo))
+            for r in results.values():
+                if on_result:
+                    on_result(r.to_json(), True)
 
-        def finished(data: dict[str, Any]) -> None:
-            change = _change(book.previous_points(data["folder"], run_id), data)
-            if change:
-                changes.append(change)
-            scores = manual.get(data["folder"])
-            if scores:  # a re-grade keeps the tutors' scores
-                data = apply_manual(data, scores)
-                save_result(out_dir, data)
-            results[data["folder"]] = data
-            book.record(run_id, data)
-            if on_result:
-                on_result(data, False)
+            def finished(result: SubmissionResult, pages: dict[str, str] | None) -> None:
+                with interrupt.shielded():  # a result is written and recorded whole
+                    _finish(result, pages)
 
-        if jobs <= 1 or len(todo) <= 1:
-            _init_worker(rubric_path, sandbox_mode, 1)
-            for job in todo:
-                finished(grade_job(job, out_dir))
-        else:
-            _parallel(todo, out_dir, rubric_path, sandbox_mode, jobs, finished)
-        ordered = [results[j.folder] for j in all_jobs if j.folder in results]
-        book.record_run(run_id, ordered)
-    write_similarity(ordered, out_dir)
-    write_outputs(ordered, out_dir, rubric, sandbox.note)
-    return BatchOutcome(ordered, len(todo), len(all_jobs) - len(todo), out_dir, sandbox, changes)
+            def _finish(result: SubmissionResult, pages: dict[str, str] | None) -> None:
+                change = _change(book.previous_points(result.folder, run_id), result)
+                if change:
+                    changes.append(change)
+                try:
+                    out.write_submission(result, pages)
+                except OutputFolderError as exc:  # e.g. a link planted where its folder goes
+                    result = stopped_result(rubric, _job_of(all_jobs, result.folder),
+                                            "its result could not be written; a tutor will look at it", str(exc))
+                results[result.folder] = result
+                book.record(run_id, result)
+                if on_result:
+                    on_result(result.to_json(), False)
+
+            _grade_all(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
+        except KeyboardInterrupt:
+            with interrupt.shielded():
+                done = [results[j.folder] for j in all_jobs if j.folder in results]
+                book.record_run(run_id, done)
+                missing = [j.path.name for j in all_jobs if j.folder not in results]
+                missing += [p.name for p in files[len(all_jobs):]]
+                out.write_batch(done, rubric, sandbox.note, similarity={}, not_reached=missing)
+            raise
+        ordered = [results[j.folder] for j in all_jobs]
+        with interrupt.shielded():
+            book.record_run(run_id, ordered)
+            try:
+                similarity = batch_similarity([r.to_json() for r in ordered])
+                out.write_similarity(similarity)
+            except Exception:  # noqa: BLE001 - the grades matter more than the comparison
+                similarity = {}
+            out.write_batch(ordered, rubric, sandbox.note, similarity=similarity)
+    return BatchOutcome([r.to_json() for r in ordered], len(todo), len(all_jobs) - len(todo), out_dir,
+                        sandbox, changes, ordered)
 
 
-def _change(before: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any] | None:
+def _job_of(jobs: list[Job], folder: str) -> Job:
+    return next(j for j in jobs if j.folder == folder)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
+               finished: Callable[[SubmissionResult, dict[str, str] | None], None]) -> None:
+    """Grade ``todo`` with ``jobs`` workers; calls ``finished`` in this process for each."""
+    queue = deque(todo)
+    workers: list[Worker] = []
+    budget = rubric.budget
+
+    def spawn() -> None:
+        with interrupt.shielded():  # a worker forked is a worker listed, so it is always stopped
+            workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
+                                  [fd for w in workers for fd in w.fds()]))
+
+    def fail(worker: Worker, message: str, detail: str) -> None:
+        workers.remove(worker)
+        job = worker.job
+        worker.kill()
+        if job is not None:
+            finished(stopped_result(rubric, job, message, detail), None)
+        elif not queue:
+            return
+        else:  # a worker that cannot even start: the next submission gets the error, not a hang
+            bad = queue.popleft()
+            finished(stopped_result(rubric, bad, "the grader could not start a worker for this submission; "
+                                    "a tutor will look at it", detail), None)
+        if queue and len(workers) < jobs:
+            spawn()
+
+    try:
+        for _ in range(min(jobs, len(queue))):
+            spawn()
+        while workers:
+            for w in list(workers):
+                if w.ready and w.job is None:
+                    if queue:
+                        w.send(queue.popleft(), budget.seconds)
+                    else:
+                        workers.remove(w)
+                        w.kill()
+            if not workers:
+                break
+            now = time.monotonic()
+            wait = max(0.0, min(w.deadline for w in workers) - now)
+            readable, _, _ = select.select([w.replies for w in workers], [], [], min(wait, 5.0))
+            for w in [w for w in workers if w.replies in readable]:
+                try:
+                    reply = w.read()
+                except (EOFError, OSError):
+                    fail(w, "the grader's worker stopped while grading this submission; a tutor will look at it",
+                         f"worker {w.pid} ended{w.exit_note()}")
+                    continue
+                except (ValueError, RecursionError) as exc:
+                    fail(w, "the grader could not read its own result for this submission; a tutor will look "
+                         "at it", f"{type(exc).__name__}: {exc}")
+                    continue
+                if reply is None:
+                    continue
+                _handle(w, reply, rubric, finished, fail)
+            now = time.monotonic()
+            for w in [w for w in workers if w.deadline < now]:
+                if w.job is None:
+                    fail(w, "", f"a worker did not start within {STARTUP_SECONDS:g} s")
+                else:
+                    fail(w, f"{OVER_BUDGET}: grading took longer than {budget.seconds:g} s and was stopped; "
+                         "a tutor will look at it", f"stopped after {now - w.started:.0f} s")
+    finally:
+        with interrupt.shielded():
+            for w in workers:
+                w.kill()
+
+
+def _handle(w: Worker, reply: dict[str, Any], rubric: Rubric,
+            finished: Callable[[SubmissionResult, dict[str, str] | None], None],
+            fail: Callable[[Worker, str, str], None]) -> None:
+    if reply.get("ready"):
+        w.ready = True
+        w.deadline = float("inf")
+        return
+    job = w.job
+    if job is None:
+        fail(w, "", "a worker sent a result it was not asked for")
+        return
+    if "over_budget" in reply:
+        fail(w, f"{OVER_BUDGET}: {reply['over_budget']}; a tutor will look at it", str(reply["over_budget"]))
+        return
+    try:
+        result = SubmissionResult.from_json(reply["result"])
+        pages = {str(k): str(v) for k, v in reply["pages"].items()}
+    except (KeyError, ValueError, TypeError) as exc:
+        w.job = None
+        finished(stopped_result(rubric, job, "the grader could not read its own result for this submission; "
+                                "a tutor will look at it", f"{type(exc).__name__}: {exc}"), None)
+    else:
+        w.job = None
+        finished(replace(result, folder=job.folder), pages)
+    w.deadline = float("inf")
+
+
+def _change(before: dict[str, Any] | None, result: SubmissionResult) -> dict[str, Any] | None:
     """What a new grading changed in the automatic points of a submission seen in a run before."""
     if before is None:
         return None
     moved = {}
-    for qid, q in data["questions"].items():
+    for qid, q in result.questions.items():
         old = before["questions"].get(qid)
-        if q.get("status") == "auto" and old is not None and round(float(old[0]), 4) != round(float(q["points"]), 4):
-            moved[qid] = [old[0], q["points"]]
-    if not moved and before["status"] == data["status"]:
+        if q.status == "auto" and old is not None and round(float(old[0]), 4) != round(q.points, 4):
+            moved[qid] = [old[0], round(q.points, 4)]
+    if not moved and before["status"] == result.status:
         return None
-    return {"folder": data["folder"], "submission": data["submission"], "old_status": before["status"],
-            "status": data["status"], "questions": moved}
+    return {"folder": result.folder, "submission": result.submission, "old_status": before["status"],
+            "status": result.status, "questions": moved}
 
 
-def _parallel(todo: list[Job], out_dir: Path, rubric_path: str | None, sandbox_mode: str, jobs: int,
-              finished: Callable[[dict[str, Any]], None]) -> None:
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(rubric_path, sandbox_mode, 1)) as pool:
-        pending: dict[Future, Job] = {pool.submit(grade_job, job, out_dir): job for job in todo}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.pop(fut)
-                    finished(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-
-
-def _finished(out_dir: Path, job: Job, rubric: Rubric) -> dict[str, Any] | None:
-    path = out_dir / job.folder / "result.json"
+def _finished(out: OutDir, job: Job, rubric: Rubric) -> SubmissionResult | None:
+    """The kept result of ``job`` when it was graded from the same file with the same rubric."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if data.get("sha256") == job.sha256 and data.get("rubric_sha256") == rubric.sha256 \
-            and (out_dir / job.folder / "report.html").exists():
-        return data
+        result = out.read_result(job.folder)
+    except (OSError, ValueError, RecursionError, OutputFolderError):
+        return None  # graded again; a link in the way is reported when the result is written
+    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256:
+        return result  # its pages are drawn again where missing or changed (OutDir.write_submission)
     return None
 
-
-def grades_csv(results: list[dict[str, Any]], question_ids: list[str]) -> str:
-    """One row per student, ready for a course system's import."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*CSV_FIXED, *question_ids, "points", "max_points", "flags"])
-    for r in results:
-        members = r.get("group") or []
-        if not members:
-            parsed = parse_filename(r["submission"])
-            members = [{"name": n, "student_id": i, "email": ""} for n, i in parsed.pairs] or \
-                      [{"name": "", "student_id": "", "email": ""}]
-        per_question = []
-        for qid in question_ids:
-            q = r["questions"].get(qid, {})
-            per_question.append("" if q.get("status") == "pending" and r["status"] == "graded"
-                                else f"{q.get('points', 0.0):g}")
-        codes = ";".join(dict.fromkeys(f["code"] for f in r.get("flags", [])))
-        for m in members:
-            writer.writerow([m.get("student_id", ""), m.get("name", ""), m.get("email", ""), r["submission"],
-                             r["status"], *per_question, f"{r['points']:g}", f"{r['max_points']:g}", codes])
-    return buf.getvalue()
-
-
-def write_outputs(results: list[dict[str, Any]], out_dir: Path, rubric: Rubric, sandbox_note: str) -> None:
-    from grader.report import render_summary
-    from grader.similarity import load_similarity
-    qids = list(rubric.questions)
-    write_atomic(out_dir / "grades.csv", grades_csv(results, qids))
-    write_atomic(out_dir / "summary.html", render_summary(results, rubric.title, rubric.max_points, sandbox_note,
-                                                          similarity=load_similarity(out_dir, results)))

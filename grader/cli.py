@@ -1,23 +1,43 @@
 """The ``grade`` command: parses arguments, calls library functions, prints. Nothing more.
 
 Exit codes: 0 every submission was graded; 1 at least one was rejected or could not be graded;
-2 the command could not run (bad arguments, bad rubric, sandbox missing); 130 interrupted.
+2 the command could not run (bad arguments, bad rubric, sandbox missing); 130 interrupted by
+Ctrl-C (SIGINT), 143 stopped by SIGTERM. Interrupted or not, the output folder then holds
+``grades.csv`` and ``summary.html`` for what finished; the same command grades the rest.
 """
 from __future__ import annotations
 
+# First, before the slow imports: a Ctrl-C from now on is held until the batch can keep what
+# finished (grader/interrupt.py), so no moment of a run ends in a traceback.
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
-import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from grader import interrupt
 
-from grader.errors import GraderError
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "grade":  # a program, not an import
+    interrupt.install()
 
-EXIT_OK, EXIT_NOT_ALL_GRADED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from grader.cli_common import (  # noqa: E402,F401
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_GRADED,
+    EXIT_OK,
+    EXIT_USAGE,
+    boundary,
+    interrupted_exit,
+    output_option,
+    rubric_option,
+    sandbox_option,
+)
+from grader.errors import UsageError  # noqa: E402
 
 
 class _DefaultGroup(click.Group):
@@ -41,17 +61,16 @@ def main() -> None:
     """
 
 
+_KEPT = "Finished submissions are kept; run the same command to go on."
+
+
 @main.command("run")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--output", "out_dir", default="graded", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for reports, result.json files, grades.csv and summary.html.")
+@output_option("Folder for reports, result.json files, grades.csv and summary.html.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Submissions graded at once; each kernel uses one thread.")
-@click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
-              help="Rubric file (default: rubrics/sheet11.toml).")
-@click.option("--sandbox", "sandbox_mode", default="auto", show_default=True,
-              type=click.Choice(["auto", "bwrap", "none"]),
-              help="How student kernels are confined; `none` must be asked for knowingly.")
+@rubric_option()
+@sandbox_option()
 @click.option("--regrade", is_flag=True, help="Grade again even what is finished and unchanged.")
 @click.option("--deadline", default=None, metavar="TIME",
               help="ISO-8601 deadline (e.g. 2024-02-01T23:59, local time); the rubric's late policy applies.")
@@ -62,20 +81,17 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
     """Grade PATHS (.zip or .ipynb files, folders or globs) into OUTPUT."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     console = Console(stderr=True)
-    try:
+    with interrupt.installed(), boundary(console, _KEPT):
         if manifest and not deadline:
-            from grader.errors import UsageError
             raise UsageError("--manifest needs --deadline: the times only matter against a deadline")
         from grader.late import parse_time
         when = parse_time(deadline, "--deadline") if deadline else None
         outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
                        when, Path(manifest) if manifest else None)
-    except GraderError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        console.print("[yellow]Interrupted. Finished submissions are kept; run the same command to go on.[/]")
-        sys.exit(EXIT_INTERRUPTED)
+        interrupt.hold()  # the outputs are complete: a signal from here on only sets the exit code
+        late_signal = interrupt.pending()
+    if late_signal:
+        interrupted_exit(late_signal, console, "The batch had finished; its outputs are complete.")
     not_graded = [r for r in outcome.results if r["status"] != "graded"]
     sys.exit(EXIT_NOT_ALL_GRADED if not_graded else EXIT_OK)
 
@@ -89,7 +105,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     from grader.sandbox import choose_sandbox
     sandbox = choose_sandbox(sandbox_mode)
     if sandbox.note:
-        console.print(f"[bold yellow]warning:[/] {sandbox.note}")
+        console.print(f"[bold yellow]warning:[/] {escape(sandbox.note)}", highlight=False)
     progress = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     task = progress.add_task("grading", total=None)
@@ -106,7 +122,8 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
         colour = _COLOURS.get(data["status"], "white")
         codes = ", ".join(dict.fromkeys(f["code"] for f in data["flags"]))
         console.print(f"[{colour}]{data['status']:>8}[/] {data['points']:5.2f}/{data['max_points']:g}  "
-                      f"{data['submission']}" + (f"  [dim]{codes}[/]" if codes else ""))
+                      f"{escape(data['submission'])}" + (f"  [dim]{escape(codes)}[/]" if codes else ""),
+                      highlight=False)
 
     with progress:
         outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
@@ -115,16 +132,16 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)
     for r in outcome.results:
-        table.add_row(r["submission"], f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
-                      f"{r['points']:.2f}", ", ".join(dict.fromkeys(f["code"] for f in r["flags"])))
+        table.add_row(escape(r["submission"]), f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
+                      f"{r['points']:.2f}", escape(", ".join(dict.fromkeys(f["code"] for f in r["flags"]))))
     Console().print(table)
-    for change in getattr(outcome, "changes", []):  # what a re-grade changed; tutors' scores are kept
+    for change in outcome.changes:  # what a re-grade changed; tutors' scores are kept
         moved = ", ".join(f"{q} {old:g} -> {new:g}" for q, (old, new) in change["questions"].items())
         status = f"{change['old_status']} -> {change['status']}" if change["old_status"] != change["status"] else ""
-        console.print(f"[cyan]changed[/] {change['submission']}: " + "; ".join(x for x in (status, moved) if x),
+        console.print(f"[cyan]changed[/] {escape(change['submission'])}: " + "; ".join(x for x in (status, moved) if x),
                       highlight=False)
-    console.print(f"Reports: {out_dir}/<submission>/report.html   Gradebook CSV: {out_dir}/grades.csv   "
-                  f"Summary: {out_dir}/summary.html")
+    console.print(f"Reports: {escape(str(out_dir))}/<submission>/report.html   Gradebook CSV: "
+                  f"{escape(str(out_dir))}/grades.csv   Summary: {escape(str(out_dir))}/summary.html", highlight=False)
     return outcome
 
 
@@ -136,7 +153,9 @@ main.add_command(_tutor.scores_command)
 main.add_command(_tutor.serve_command)
 main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
+main.add_command(_tutor.confirm_command)
 from grader.student_cli import check_command, pack_command, release_command  # noqa: E402
+
 main.add_command(check_command, "check")
 main.add_command(pack_command, "pack")
 main.add_command(release_command, "release")

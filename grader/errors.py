@@ -29,3 +29,36 @@ class UsageError(GraderError):
 
 class SandboxUnavailable(GraderError):
     """`--sandbox bwrap` was asked for but bubblewrap cannot run here."""
+
+
+class SecretError(GraderError):
+    """The course secret that hidden inputs are drawn from cannot be read, made or trusted."""
+
+
+class OutputFolderError(GraderError):
+    """A path in the output folder was refused (a link, or a name that would leave the folder),
+    or result files in it cannot be read; the message names each."""
+
+
+class ResultFormatError(GraderError, ValueError):
+    """A ``result.json`` does not have the shape this grader writes; the message names the key."""
+
+
+class SheetError(GraderError):
+    """The scoring sheet has problems; nothing was imported. The message lists every one."""
+
+    def __init__(self, sheet: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{sheet}: nothing was imported; fix these rows and import the sheet again:\n  "
+                         + "\n  ".join(problems))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM: the batch stops, keeps what finished and says so.
+
+    A ``KeyboardInterrupt`` so that every ``except Exception`` lets it through; the CLI exits
+    with ``128 + signum`` (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signum)

@@ -14,21 +14,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.batch import CSV_FIXED, grades_csv, write_atomic
 from grader.errors import UsageError
-from grader.scores import load_results
+from grader.grades import CSV_FIXED, grade_rows, restore, safe_csv
+from grader.outdir import OutDir, write_atomic
 
 FORMATS = ("csv", "json")
 PLATFORMS = ("moodle", "canvas")
 
 
 def export_rows(out_dir: Path, rubric_path: str | None = None) -> tuple[list[str], list[dict[str, Any]], str]:
+    """The columns, the rows (plain text, as the students wrote their names) and the CSV text
+    (every cell neutralised for spreadsheets, see grader/grades.py)."""
     from grader.rubric import load_rubric
-    results = load_results(out_dir)
+    out = OutDir(out_dir)
+    results = out.results()
+    with out.gradebook() as book:
+        confirmed = book.confirmed_members()
     qids = list(load_rubric(rubric_path).questions)
-    text = grades_csv(results, qids)
-    rows = list(csv.DictReader(io.StringIO(text)))
-    return [*CSV_FIXED, *qids, "points", "max_points", "flags"], rows, text
+    header, cells = grade_rows(results, qids, confirmed)
+    text = safe_csv([header, *cells])
+    rows = [dict(zip(header, (restore(c) for c in row))) for row in csv.reader(io.StringIO(text))][1:]
+    return header, rows, text
 
 
 def _typed(row: dict[str, str], numeric: list[str]) -> dict[str, Any]:
@@ -81,12 +87,15 @@ def export_platform(out_dir: Path, fmt: str, into: Path, to: Path | None = None,
     """Fill the platform's file ``into`` with the folder's grades; write ``to`` (default: a new
     file ``<into's stem>-graded<suffix>`` beside it; ``to == into`` replaces it atomically)."""
     from grader.platforms import fill_canvas, fill_moodle
+    from grader.scores import load_results
     if fmt not in PLATFORMS:
         raise UsageError(f"unknown platform '{fmt}'; use one of {', '.join(PLATFORMS)}")
     results = load_results(out_dir)
+    with OutDir(out_dir).gradebook() as book:
+        confirmed = book.confirmed_members()  # the members grades.csv grades
     target: Path | None = to or into.with_name(f"{into.stem}-graded{into.suffix or '.csv'}")
     if to is not None and str(to) == "-":
         target = None  # the caller prints the text
     if fmt == "moodle":
-        return fill_moodle(into, results, target)
-    return fill_canvas(into, results, target, column)
+        return fill_moodle(into, results, target, confirmed)
+    return fill_canvas(into, results, target, column, confirmed)

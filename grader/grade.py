@@ -22,15 +22,19 @@ from grader import probes, resources
 from grader.bridge import ArrayInfo, Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
+from grader.contract import violations as contract_violations
+from grader.errors import SecretError
 from grader.execute import KernelSession
 from grader.intake import read_submission
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.outputs import notebook_outputs
-from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
+from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
+from grader.secret import load_secret
+from grader.similarity import capped_code_cells
 
 TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -46,13 +50,22 @@ class Context:
     threads: int = 1
     template_answers: dict[str, str] = field(default_factory=dict)
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
+    #: The course secret the hidden inputs are drawn under (grader/secret.py); None when public.
+    secret: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False) -> Context:
+    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
+               secret: bytes | None = None) -> Context:
+        """A context; for hidden cases ``secret`` defaults to :func:`grader.secret.load_secret`
+        (which raises :class:`~grader.errors.SecretError` before anything is graded)."""
         answers: dict[str, str] = {}
         if TEMPLATE.exists():
             answers = template_answers(nbformat.read(str(TEMPLATE), as_version=4))
-        return cls(rubric, sandbox, threads, answers, public)
+        if public:
+            secret = None  # public examples never touch the secret
+        elif secret is None:
+            secret = load_secret()
+        return cls(rubric, sandbox, threads, answers, public, secret)
 
 
 def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
@@ -60,7 +73,7 @@ def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
             for q in rubric.questions.values()}
 
 
-def _stopped(ctx: Context, submission: str, sha: str, status: str, message: str, flags: list[Flag],
+def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, message: str, flags: list[Flag],
              group: tuple = (), detail: str = "", **kw: Any) -> SubmissionResult:
     return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
                             questions=_empty_questions(ctx.rubric), flags=tuple(flags),
@@ -73,6 +86,8 @@ def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
     t0 = time.monotonic()
     try:
         result = _grade(path, ctx)
+    except MemoryError:
+        raise  # over the grader's memory budget: grader/batch.py reports it as such
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = _stopped(ctx, path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
@@ -89,7 +104,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     if intake.note:
         flags.append(Flag("archive.contents", None, intake.note))
     if intake.notebook is None:
-        status = "rejected" if intake.problem_code == "archive.unsafe" else "error"
+        status: SubmissionStatus = "rejected" if intake.problem_code == "archive.unsafe" else "error"
         flags.append(Flag(intake.problem_code, None, intake.problem))
         return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
     try:
@@ -97,6 +112,7 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
         return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
+    extra["code_cells"] = tuple(capped_code_cells(nb))  # for the copied-work check, read once
 
     # Group cell and file name (contract §4).
     members: tuple[Member, ...] = ()
@@ -151,10 +167,10 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                 ctx.public, why)
+                                 ctx.public, why, ctx.secret)
             # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
-                                              ctx.public)
+                                              ctx.public, ctx.secret)
         recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
@@ -218,13 +234,18 @@ REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for n
 
 
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
-               public: bool = False, why: str = "") -> list[CaseResult]:
+               public: bool = False, why: str = "", secret: bytes | None = None) -> list[CaseResult]:
     out = []
     cases = check.public_cases() if public else check.cases
+    if not public and secret is None:
+        # Hidden inputs drawn from the rubric's seeds alone could be searched by the kernel.
+        raise SecretError("hidden cases need the course secret; build the context with "
+                          "Context.create (it loads grader/secret.py's secret file)")
     share = check.points / len(cases)
     stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
     for i, case in enumerate(cases, start=1):
-        inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
+        inputs = case_inputs.make_inputs(check.function, case.seed, case.params,
+                                         None if public else secret)
         shapes = case_inputs.shapes_of(inputs)
         params = case.describe()
         if not defined:
@@ -234,13 +255,29 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
         if stuck is not None:
             returned = stuck
         else:
-            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
+            # verify: called twice on fresh copies, the inputs' state reported (contract §3).
+            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout,
+                                   verify=True)
             if returned.status in ("died", "timeout"):
                 # Every further call would restart the kernel and run the notebook again.
                 stuck = returned
-        out.append(compare_case(check.function, i, params, shapes, inputs, expected, returned,
-                                check.rtol, check.atol, share))
+        result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
+                              check.rtol, check.atol, share)
+        out.append(_with_contract_rules(result, inputs, returned, check))
     return out
+
+
+def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
+                         check: Check) -> CaseResult:
+    """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
+    case's points and is named in its message (grader/contract.py explains why a kernel that
+    forges the evidence gains nothing)."""
+    broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function)
+    if not broken:
+        return result
+    points = round(min(result.points, result.max_points * (1.0 - check.contract_penalty)), 6)
+    message = "; ".join(part for part in (result.message, *broken) if part)
+    return replace(result, passed=False, points=points, message=message)
 
 
 def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,

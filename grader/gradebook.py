@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from grader.result import SubmissionResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,6 +68,14 @@ CREATE TABLE IF NOT EXISTS score_history (
     changed_at REAL NOT NULL,
     sheet TEXT NOT NULL
 );
+-- Group members the file name does not name, confirmed by a tutor (`grade confirm`).
+CREATE TABLE IF NOT EXISTS confirmed_members (
+    folder TEXT NOT NULL,
+    student_id TEXT NOT NULL,
+    tutor TEXT NOT NULL,
+    confirmed_at REAL NOT NULL,
+    PRIMARY KEY (folder, student_id)
+);
 """
 
 
@@ -89,21 +100,22 @@ class Gradebook:
                               (time.time(), rubric_sha256, inputs))
         return int(cur.lastrowid or 0)
 
-    def record(self, run_id: int, result: dict[str, Any]) -> None:
+    def record(self, run_id: int, result: SubmissionResult) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (result["folder"], result["submission"], result["sha256"], result["rubric_sha256"],
-             result["status"], float(result["points"]), json.dumps(result), time.time(), run_id))
+            (result.folder, result.submission, result.sha256, result.rubric_sha256,
+             result.status, float(result.points), json.dumps(result.to_json(), ensure_ascii=False),
+             time.time(), run_id))
 
     # -- runs: what every run graded, so a re-grade can show what changed -------------------
-    def record_run(self, run_id: int, results: list[dict[str, Any]]) -> None:
+    def record_run(self, run_id: int, results: Sequence[SubmissionResult]) -> None:
         """The points of every result of a run (graded now or kept), in the run's order."""
         with self.transaction():
             for position, r in enumerate(results):
-                questions = {qid: [q.get("points", 0.0), q.get("status", "")] for qid, q in r["questions"].items()}
+                questions = {qid: [round(q.points, 4), q.status] for qid, q in r.questions.items()}
                 self.db.execute("INSERT OR REPLACE INTO run_results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (run_id, position, r["folder"], r["submission"], r["status"],
-                                 float(r["points"]), json.dumps(questions, sort_keys=True)))
+                                (run_id, position, r.folder, r.submission, r.status,
+                                 float(r.points), json.dumps(questions, sort_keys=True)))
 
     def previous_points(self, folder: str, before_run: int) -> dict[str, Any] | None:
         """``{"status", "points", "questions": {qid: [points, status]}}`` of ``folder`` in the
@@ -173,7 +185,16 @@ class Gradebook:
             raise
         self.db.execute("COMMIT")
 
-    def lookup(self, folder: str, sha256: str, rubric_sha256: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT result_json FROM results WHERE folder=? AND sha256=? AND rubric_sha256=?",
-                              (folder, sha256, rubric_sha256)).fetchone()
-        return json.loads(row[0]) if row else None
+    # -- group members confirmed by a tutor ---------------------------------------------------
+    def confirm_member(self, folder: str, student_id: str, tutor: str, now: float) -> bool:
+        """Confirm ``student_id`` as a member of ``folder``'s group; False when it already was."""
+        cur = self.db.execute("INSERT OR IGNORE INTO confirmed_members VALUES (?, ?, ?, ?)",
+                              (folder, student_id, tutor, now))
+        return cur.rowcount > 0
+
+    def confirmed_members(self) -> dict[str, set[str]]:
+        """``folder -> {student_id}`` of every confirmed member."""
+        out: dict[str, set[str]] = {}
+        for folder, sid in self.db.execute("SELECT folder, student_id FROM confirmed_members"):
+            out.setdefault(folder, set()).add(sid)
+        return out

@@ -1,4 +1,4 @@
-"""Late submissions: a post-step on a result's JSON, applied by the batch before it is written.
+"""Late submissions: a post-step on a typed result, applied by the batch before it is written.
 
 The submission time comes from a manifest CSV (columns ``submission,time``, ISO-8601) or, where
 the manifest does not name the file, from the file's modification time. The rubric's ``[late]``
@@ -9,14 +9,16 @@ application left, so a result can be passed through it again with another deadli
 """
 from __future__ import annotations
 
-import copy
 import csv
+import io
 import math
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
 
 from grader.errors import UsageError
+from grader.result import Flag, LateNote, SubmissionResult
 from grader.rubric import Late
 
 DAY = 86400.0
@@ -41,7 +43,7 @@ def read_manifest(path: Path) -> dict[str, datetime]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read the manifest {path}: {exc.strerror}") from None
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = {c.strip().lower() for c in reader.fieldnames or []}
     if not {"submission", "time"} <= columns:
         raise UsageError(f"the manifest {path} needs the columns 'submission' and 'time' "
@@ -61,7 +63,7 @@ def submission_time(path: Path, manifest: Mapping[str, datetime] | None) -> tupl
         for key in (path.name, path.stem):
             if key in manifest:
                 return manifest[key], "manifest"
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).astimezone(), "mtime"
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).astimezone(), "mtime"
 
 
 def _duration(seconds: float) -> str:
@@ -76,30 +78,15 @@ def _duration(seconds: float) -> str:
     return " ".join(parts)
 
 
-def recompute_points(data: dict[str, Any]) -> dict[str, Any]:
-    """The total from the questions' points, less a late deduction; 0 unless graded."""
-    if data.get("status") != "graded":
-        data["points"] = 0.0
-        return data
-    total = round(sum(float(q.get("points", 0.0)) for q in data["questions"].values()), 4)
-    late = data.get("late")
-    if late:
-        total = max(0.0, round(total - float(late.get("deduction", 0.0)), 4))
-    data["points"] = total
-    return data
+def strip_late(result: SubmissionResult) -> SubmissionResult:
+    """``result`` without what an earlier application of the late policy left."""
+    return replace(result, late=None, flags=tuple(f for f in result.flags if f.code != "late"))
 
 
-def strip_late(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(data))
-    out.pop("late", None)
-    out["flags"] = [f for f in out.get("flags", []) if f.get("code") != "late"]
-    return recompute_points(out)
-
-
-def apply_late(data: Mapping[str, Any], policy: Late, deadline: datetime | None,
-               submitted: datetime | None, source: str = "") -> dict[str, Any]:
-    """``data`` with the late policy applied (a new dict; ``data`` is not changed)."""
-    out = strip_late(data)
+def apply_late(result: SubmissionResult, policy: Late, deadline: datetime | None,
+               submitted: datetime | None, source: str = "") -> SubmissionResult:
+    """``result`` with the late policy applied (a new result; the total follows from ``late``)."""
+    out = strip_late(result)
     if deadline is None or submitted is None or policy.policy == "none":
         return out
     seconds = (submitted - deadline).total_seconds()
@@ -108,9 +95,10 @@ def apply_late(data: Mapping[str, Any], policy: Late, deadline: datetime | None,
     days = math.ceil(seconds / DAY)
     if policy.policy == "per_day":
         deduction = round(days * policy.per_day, 4)
-        consequence = f"{deduction:g} point{'s' if deduction != 1 else ''} deducted ({policy.per_day:g} per started day)"
+        consequence = (f"{deduction:g} point{'s' if deduction != 1 else ''} deducted "
+                       f"({policy.per_day:g} per started day)")
     elif policy.policy == "zero":
-        deduction = float(out.get("max_points", 0.0))
+        deduction = float(out.max_points)
         consequence = "no points are given for a late submission"
     else:
         deduction = 0.0
@@ -118,8 +106,7 @@ def apply_late(data: Mapping[str, Any], policy: Late, deadline: datetime | None,
     when = "from the submission list" if source == "manifest" else "by the file's modification time"
     message = (f"handed in {_duration(seconds)} after the deadline {deadline.strftime('%Y-%m-%d %H:%M')} "
                f"({when}); {consequence}")
-    out["flags"].append({"code": "late", "question": None, "message": message})
-    out["late"] = {"seconds": round(seconds), "days": days, "deduction": deduction, "policy": policy.policy,
-                   "deadline": deadline.isoformat(), "submitted": submitted.isoformat(), "source": source,
-                   "message": message}
-    return recompute_points(out)
+    note = LateNote(seconds=round(seconds), days=days, deduction=deduction, policy=policy.policy,
+                    deadline=deadline.isoformat(), submitted=submitted.isoformat(), source=source,
+                    message=message)
+    return replace(out, late=note, flags=(*out.flags, Flag("late", None, message)))

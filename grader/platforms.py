@@ -223,15 +223,24 @@ def feedback_for(result: Mapping[str, Any]) -> str:
     return html.escape(text, quote=False)
 
 
-def students_of(results: Iterable[Mapping[str, Any]]) -> tuple[list[Student], list[str]]:
-    """Every member of every result, and the problems (a student in two groups)."""
+def students_of(results: Iterable[Mapping[str, Any]], confirmed: Mapping[str, Iterable[str]] | None = None,
+                skipped: list[str] | None = None) -> tuple[list[Student], list[str]]:
+    """Every member of every result whom grades.csv grades, and the problems (a student in two
+    groups). A member the file name does not name and no tutor confirmed gets no grade, as in
+    grades.csv; they are added to ``skipped``."""
+    from grader.grades import members
+    from grader.result import SubmissionResult
     out: list[Student] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
     for r in results:
-        for m in r.get("group") or []:
-            s = Student(str(m.get("name", "")), str(m.get("student_id", "")).strip(),
-                        str(m.get("email", "")).strip(), r["folder"], r["submission"], r["status"],
+        for m in members(SubmissionResult.from_json(r), (confirmed or {}).get(r["folder"], ())):
+            if not m.confirmed:
+                if skipped is not None:
+                    skipped.append(f"{m.name} ({m.student_id}) of {r['submission']}: not in the file name and not "
+                                   "confirmed (grade confirm), so no grade, as in grades.csv")
+                continue
+            s = Student(m.name, m.student_id.strip(), m.email.strip(), r["folder"], r["submission"], r["status"],
                         float(r["points"]), float(r["max_points"]), feedback_for(r))
             keys = [f"id {s.student_id}" if s.student_id else "", f"e-mail {s.email.casefold()}" if s.email else ""]
             for key in filter(None, keys):
@@ -250,6 +259,7 @@ class FillOutcome:
     filled: int = 0                   # students whose row got a value
     changed: int = 0                  # fields whose text changed
     not_in_grades: list[str] = field(default_factory=list)   # platform rows without a submission
+    unconfirmed: list[str] = field(default_factory=list)     # group members left out, as in grades.csv
     text: bytes = b""
 
 
@@ -329,7 +339,8 @@ def _finish(sheet: Sheet, changes: list[tuple[Field, str]], to: Path | None) -> 
     return outcome
 
 
-def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None) -> FillOutcome:
+def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None,
+                confirmed: Mapping[str, Iterable[str]] | None = None) -> FillOutcome:
     """Fill "Grade" and "Feedback comments" of Moodle's offline grading worksheet ``path``.
 
     Writes ``to`` (atomically) unless it is None; raises :class:`PlatformError` listing every
@@ -354,7 +365,8 @@ def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
         ident = rec.value(sheet.column("Identifier") or 0) or rec.value(emails[0] if emails else ids[0])
         return f"line {rec.line} ({ident})"
 
-    students, problems = students_of(results)
+    skipped: list[str] = []
+    students, problems = students_of(results, confirmed, skipped)
     matched, more = _match(students, rows, emails, ids, describe)
     problems += more
     changes: list[tuple[Field, str]] = []
@@ -382,6 +394,7 @@ def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
     outcome = _finish(sheet, changes, to)
     outcome.filled = len(matched)
     outcome.not_in_grades = [describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
+    outcome.unconfirmed = skipped
     return outcome
 
 
@@ -399,7 +412,7 @@ def canvas_assignments(sheet: Sheet) -> list[int]:
 
 
 def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None,
-                column: str | None = None) -> FillOutcome:
+                column: str | None = None, confirmed: Mapping[str, Iterable[str]] | None = None) -> FillOutcome:
     """Fill one assignment column of a Canvas gradebook export ``path`` with the points.
 
     ``column`` names it ("Sheet 11 (4711)", "Sheet 11" or "4711") where the export has several."""
@@ -445,7 +458,8 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
     def describe(rec: Record) -> str:
         return f"line {rec.line} ({rec.value(student_col)})"
 
-    students, more = students_of(results)
+    skipped: list[str] = []
+    students, more = students_of(results, confirmed, skipped)
     problems += more
     matched, more = _match(students, rows, email_or_login, ids, describe)
     problems += more
@@ -467,4 +481,5 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
     outcome = _finish(sheet, changes, to)
     outcome.filled = len(matched)
     outcome.not_in_grades = [describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
+    outcome.unconfirmed = skipped
     return outcome

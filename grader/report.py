@@ -193,7 +193,8 @@ def render_pages(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_points: float,
-                   sandbox_note: str, similarity: Mapping[str, Any] | None = None) -> str:
+                   sandbox_note: str, similarity: Mapping[str, Any] | None = None,
+                   notices: Iterable[str] = ()) -> str:
     """The batch's page from the results' JSON: every submission, a histogram of totals, each
     hidden case's pass rate and the mistakes recognised, so tutors see what the course got wrong."""
     graded = [r for r in results if r["status"] == "graded"]
@@ -219,7 +220,7 @@ def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_
         rates=sorted(rates.items()), mistakes=sorted(mistakes.items(), key=lambda kv: -kv[1]),
         flags=sorted(flags.items()), sandbox_note=sandbox_note,
         question_ids=list(results[0]["questions"]) if results else [],
-        similarity=similarity or {}, pages=PAGES)
+        similarity=similarity or {}, pages=PAGES, notices=list(notices))
 
 
 def render_review_page(context: Mapping[str, Any]) -> str:

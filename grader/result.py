@@ -1,20 +1,60 @@
-"""The immutable findings of grading one submission, and their JSON form (contract §6)."""
+"""The immutable findings of grading one submission, and their JSON form (contract §6).
+
+A :class:`SubmissionResult` stays typed from grading to the output folder: later steps (the
+late policy, tutors' scores, the batch's own checks) change it with :func:`dataclasses.replace`,
+never by editing its JSON. :meth:`SubmissionResult.from_json` reads back what
+:meth:`SubmissionResult.to_json` wrote, exactly (``to_json(from_json(d)) == d`` for every
+``result.json`` this grader writes), so a kept result can pass through the same steps again.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, cast, get_args
 
 from grader.compare import CaseResult
+from grader.errors import ResultFormatError
+
+SubmissionStatus = Literal["graded", "rejected", "error"]
+QuestionStatus = Literal["auto", "pending", "manual"]
+SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)
+QUESTION_STATUSES: tuple[str, ...] = get_args(QuestionStatus)
+
+
+def _status(value: Any, allowed: tuple[str, ...], key: str) -> Any:
+    if value not in allowed:
+        raise ResultFormatError(f"{key} is {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _float(value: Any, key: str) -> float:
+    # bool is an int; a result never holds one where a number belongs
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ResultFormatError(f"{key} is {value!r}; expected a finite number")
+    return float(value)
+
+
+def _opt_float(value: Any, key: str) -> float | None:
+    return None if value is None else _float(value, key)
 
 
 @dataclass(frozen=True)
 class Flag:
+    """The one finding type of a result: ``code`` (contract §6 or this grader's own, e.g.
+    ``group.suspicious``), the question it is about (or ``None``) and a plain-words message."""
+
     code: str
     question: str | None
     message: str
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "question": self.question, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Flag:
+        return cls(str(data["code"]), None if data.get("question") is None else str(data["question"]),
+                   str(data.get("message", "")))
 
 
 @dataclass(frozen=True)
@@ -39,10 +79,16 @@ class QuestionResult:
     title: str
     points: float
     max_points: float
-    status: str  # auto | pending | manual
+    status: QuestionStatus
     cases: tuple[CaseResult, ...] = ()
     answer: WrittenAnswer | None = None
     comment: str = ""
+    scored_by: str = ""  # the tutor, for status "manual"
+
+    @property
+    def written(self) -> bool:
+        """A question a tutor scores (not checked automatically)."""
+        return self.status != "auto" and not self.cases
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"title": self.title, "points": round(self.points, 4),
@@ -57,9 +103,30 @@ class QuestionResult:
             out["concepts_missing"] = list(a.concepts_missing)
             out["answer"] = {"markdown": a.markdown, "found_by": a.found_by, "over_limit_at": a.over_limit_at,
                              "visible": a.visible, "notes": list(a.notes), "attachments": dict(a.attachments)}
+        if self.scored_by:
+            out["scored_by"] = self.scored_by
         if self.comment:
             out["comment"] = self.comment
         return out
+
+    @classmethod
+    def from_json(cls, qid: str, data: Mapping[str, Any]) -> QuestionResult:
+        answer = None
+        raw = data.get("answer")
+        if isinstance(raw, Mapping):
+            answer = WrittenAnswer(
+                markdown=str(raw.get("markdown", "")), words=int(data.get("words", 0)),
+                sentences=int(data.get("sentences", 0)), found_by=str(raw.get("found_by", "")),
+                over_limit_at=raw.get("over_limit_at"), visible=str(raw.get("visible", "")),
+                notes=tuple(raw.get("notes") or ()), concepts_found=tuple(data.get("concepts_found") or ()),
+                concepts_missing=tuple(data.get("concepts_missing") or ()),
+                attachments=dict(raw.get("attachments") or {}))
+        return cls(id=qid, title=str(data.get("title", "")),
+                   points=_float(data.get("points", 0.0), f"questions.{qid}.points"),
+                   max_points=_float(data.get("max_points", 0.0), f"questions.{qid}.max_points"),
+                   status=_status(data.get("status"), QUESTION_STATUSES, f"questions.{qid}.status"),
+                   cases=tuple(_case_from_json(c) for c in data.get("checks") or ()),
+                   answer=answer, comment=str(data.get("comment", "")), scored_by=str(data.get("scored_by", "")))
 
 
 def _case_json(c: CaseResult) -> dict[str, Any]:
@@ -69,6 +136,19 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "function": c.function, "case": c.index, "params": c.params, "shapes": c.shapes,
             "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
             "series": {k: list(v) for k, v in c.series.items()}, **c.findings_json()}
+
+
+def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
+    return CaseResult(function=str(data.get("function", "")), index=int(data.get("case", 0)),
+                      params=str(data.get("params", "")), shapes=str(data.get("shapes", "")),
+                      passed=bool(data.get("passed")), points=float(data.get("points", 0.0)),
+                      max_points=float(data.get("max_points", 0.0)), message=str(data.get("message", "")),
+                      mistakes=tuple(data.get("mistakes") or ()), expected=data.get("expected", ""),
+                      got=data.get("got", ""), max_abs=data.get("max_abs"), max_rel=data.get("max_rel"),
+                      series={k: tuple(v) for k, v in (data.get("series") or {}).items()},
+                      consistent_with=tuple(data.get("consistent_with") or ()),
+                      diagnosis=str(data.get("diagnosis", "")),
+                      probes=tuple(dict(p) for p in data.get("probes") or ()))
 
 
 @dataclass(frozen=True)
@@ -82,12 +162,53 @@ class Recall:
     threshold: float
     message: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        return {"lstm_accuracy": self.lstm_accuracy, "rnn_accuracy": self.rnn_accuracy,
+                "lstm_seconds": self.lstm_seconds, "rnn_seconds": self.rnn_seconds,
+                "threshold": self.threshold, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Recall:
+        return cls(_opt_float(data.get("lstm_accuracy"), "recall.lstm_accuracy"),
+                   _opt_float(data.get("rnn_accuracy"), "recall.rnn_accuracy"),
+                   _opt_float(data.get("lstm_seconds"), "recall.lstm_seconds"),
+                   _opt_float(data.get("rnn_seconds"), "recall.rnn_seconds"),
+                   _float(data.get("threshold", 0.0), "recall.threshold"), str(data.get("message", "")))
+
+
+@dataclass(frozen=True)
+class LateNote:
+    """What the late policy did (grader/late.py); the deduction comes off the total."""
+
+    seconds: int
+    days: int
+    deduction: float
+    policy: str
+    deadline: str
+    submitted: str
+    source: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seconds": self.seconds, "days": self.days, "deduction": self.deduction}
+        for key in ("policy", "deadline", "submitted", "source"):  # what older results may lack
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        out["message"] = self.message
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LateNote:
+        return cls(int(data["seconds"]), int(data["days"]), _float(data["deduction"], "late.deduction"),
+                   str(data.get("policy", "")), str(data.get("deadline", "")), str(data.get("submitted", "")),
+                   str(data.get("source", "")), str(data.get("message", "")))
+
 
 @dataclass(frozen=True)
 class SubmissionResult:
     submission: str
     sha256: str
-    status: str  # graded | rejected | error
+    status: SubmissionStatus
     group: tuple[Mapping[str, str], ...]
     questions: Mapping[str, QuestionResult]
     flags: tuple[Flag, ...]
@@ -102,12 +223,23 @@ class SubmissionResult:
     seconds: float = 0.0
     folder: str = ""
     rubric_sha256: str = ""
+    # The notebook's code cells (without the group cell), carried from grading to the
+    # copied-work check so nothing reads the archive twice.
+    code_cells: tuple[str, ...] = ()
+    late: LateNote | None = None
 
     @property
     def points(self) -> float:
+        """The questions' points less a late deduction; 0 unless graded."""
         if self.status != "graded":
             return 0.0
-        return round(sum(q.points for q in self.questions.values()), 4)
+        total = round(sum(round(q.points, 4) for q in self.questions.values()), 4)
+        if self.late is not None:
+            total = max(0.0, round(total - self.late.deduction, 4))
+        return total
+
+    def with_question(self, question: QuestionResult) -> SubmissionResult:
+        return replace(self, questions={**self.questions, question.id: question})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -125,6 +257,7 @@ class SubmissionResult:
             "seconds": round(self.seconds, 2),
             "folder": self.folder,
             "cells": [dict(c) for c in self.cells],
+            "code_cells": list(self.code_cells),
         }
         if self.status != "graded" or self.message:
             out["message"] = self.message
@@ -133,9 +266,38 @@ class SubmissionResult:
         if self.sandbox_note:
             out["sandbox"] = self.sandbox_note
         if self.recall is not None:
-            out["recall"] = {"lstm_accuracy": self.recall.lstm_accuracy,
-                             "rnn_accuracy": self.recall.rnn_accuracy,
-                             "lstm_seconds": self.recall.lstm_seconds,
-                             "rnn_seconds": self.recall.rnn_seconds,
-                             "threshold": self.recall.threshold, "message": self.recall.message}
+            out["recall"] = self.recall.to_json()
+        if self.late is not None:
+            out["late"] = self.late.to_json()
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SubmissionResult:
+        """The result a ``result.json`` holds; :class:`ResultFormatError` (naming the key) where
+        it is not one this grader wrote."""
+        try:
+            questions = data["questions"]
+            if not isinstance(questions, Mapping):
+                raise ResultFormatError("questions is not an object")
+            recall = data.get("recall")
+            late = data.get("late")
+            return cls(
+                submission=str(data["submission"]), sha256=str(data.get("sha256", "")),
+                status=cast(SubmissionStatus, _status(data.get("status"), SUBMISSION_STATUSES, "status")),
+                group=tuple({str(k): str(v) for k, v in m.items()} for m in data.get("group") or ()),
+                questions={str(qid): QuestionResult.from_json(str(qid), q) for qid, q in questions.items()},
+                flags=tuple(Flag.from_json(f) for f in data.get("flags") or ()),
+                max_points=_float(data.get("max_points", 0.0), "max_points"),
+                message=str(data.get("message", "")), tutor_detail=str(data.get("tutor_detail", "")),
+                sandbox_note=str(data.get("sandbox", "")), other_files=tuple(data.get("other_files") or ()),
+                notebook_name=str(data.get("notebook", "")),
+                recall=Recall.from_json(recall) if isinstance(recall, Mapping) else None,
+                cells=tuple(dict(c) for c in data.get("cells") or ()),
+                seconds=_float(data.get("seconds", 0.0), "seconds"), folder=str(data.get("folder", "")),
+                rubric_sha256=str(data.get("rubric_sha256", "")),
+                code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
+                late=LateNote.from_json(late) if isinstance(late, Mapping) else None)
+        except ResultFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ResultFormatError(f"not a result of this grader ({type(exc).__name__}: {exc})") from None

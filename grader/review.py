@@ -16,15 +16,14 @@ work; each split writes its own sheet (``scores_<question>_<folder>.csv``).
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader.errors import UsageError
-from grader.scores import SHEET_COLUMNS, is_written, load_results
+from grader.grades import SHEET_COLUMNS, is_written, safe_csv
+from grader.outdir import OutDir, write_atomic
 
 
 def suggested_score(points: float, found: int, total: int) -> float | None:
@@ -71,33 +70,31 @@ def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable
             "skipped": [r for r in results if r["status"] != "graded"]}
 
 
-def refresh_review_index(out_dir: Path, results: Sequence[Mapping[str, Any]]) -> bool:
+def refresh_review_index(out_dir: Path | OutDir, results: Sequence[Mapping[str, Any]]) -> bool:
     """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
     import the progress changes); the pages and the sheet, which a tutor may be filling in, are
     left alone. True if the index changed."""
-    from grader.batch import write_atomic
     from grader.report import render_review_index
-    index = out_dir / "review" / "index.html"
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    index = out.path("review", "index.html")
     if not index.exists() or not results:
         return False
     written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
-    existing = [qid for qid in written if (index.parent / f"{qid}.html").exists()]
+    existing = [qid for qid in written if out.path("review", f"{qid}.html").exists()]
     html = render_review_index(review_index_context(results, written, existing))
-    if index.read_text(encoding="utf-8") == html:
-        return False
-    write_atomic(index, html)
-    return True
+    return out.write_if_changed(("review", "index.html"), html)
 
 
 def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
                  to: Path | None = None) -> ReviewOutcome:
     """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``
     (``out_dir/review``)."""
-    from grader.batch import write_atomic
     from grader.concepts import model_answers
     from grader.report import render_markdown, render_review_index, render_review_page
-    results = load_results(out_dir)
-    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    out = OutDir(out_dir)
+    typed = out.results()  # names every unreadable result.json instead of leaving a group out
+    results = [r.to_json() for r in typed]
+    written = [qid for qid, q in typed[0].questions.items() if q.written]
     wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
     unknown_q = [q for q in wanted_q if q not in written]
     if unknown_q:
@@ -111,12 +108,10 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
     qids = wanted_q or written
     chosen = [r for r in results if r["status"] == "graded" and (not wanted_g or r["folder"] in wanted_g)]
     skipped = [r for r in results if r["status"] != "graded" and (not wanted_g or r["folder"] in wanted_g)]
-    target = to or out_dir / "review"
+    target = to or out.path("review")
     outcome = ReviewOutcome()
     models = model_answers()
-    buf = io.StringIO()
-    sheet = csv.writer(buf, lineterminator="\n")
-    sheet.writerow(SHEET_COLUMNS)
+    sheet_rows: list[list[str]] = [list(SHEET_COLUMNS)]
     for qid in qids:
         entries = []
         for r in chosen:
@@ -128,8 +123,8 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
             entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
                             "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
                             if answer.get("markdown", "").strip() else None})
-            sheet.writerow([r["folder"], r["submission"], qid, _fmt(q.get("max_points")), _fmt(suggestion),
-                            _fmt(q["points"]) if manual else "", q.get("comment", "") if manual else ""])
+            sheet_rows.append([r["folder"], r["submission"], qid, _fmt(q.get("max_points")), _fmt(suggestion),
+                               _fmt(q["points"]) if manual else "", q.get("comment", "") if manual else ""])
             outcome.rows += 1
         model = models.get(qid)
         title = results[0]["questions"][qid].get("title", "")
@@ -147,5 +142,6 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
     write_atomic(outcome.index, render_review_index(review_index_context(results, written, existing)))
     suffix = "_".join([*wanted_q, *wanted_g])
     outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
-    write_atomic(outcome.sheet, buf.getvalue())
+    # Neutralised for spreadsheets; grade scores restores the exact text (grader/grades.py).
+    write_atomic(outcome.sheet, safe_csv(sheet_rows))
     return outcome

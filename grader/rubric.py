@@ -40,12 +40,39 @@ CASE_CHOICES: dict[str, tuple[str, ...]] = {
     "shape": ("balanced", "random", "left_chain"),
 }
 POLICIES = ("flag", "reject")
+
+
+def case_settings(function: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The settings a case exercises that a public example must show before a hidden case uses
+    them: every choice (activation, loss, tree shape) and the edge regimes of the sizes.
+
+    Returns ``{key: setting}``, the setting as a reader of the rubric would write it
+    (``activation = "sigmoid"``, ``k >= T``).
+    """
+    out = {key: f'{key} = "{params[key]}"' for key in CASE_CHOICES if key in params}
+    for key in ("T", "B"):
+        if key in params:
+            out[key] = f"{key} = 1" if params[key] == 1 else f"{key} > 1"
+    if "k" in params:
+        k, T = params["k"], params["T"]
+        out["k"] = "k >= T" if k >= T else ("k = 1" if k == 1 else "1 < k < T")
+    if "spectral_norm" in params:
+        sn = params["spectral_norm"]
+        out["spectral_norm"] = "spectral_norm < 1" if sn < 1 else (
+            "spectral_norm = 1" if sn == 1 else "spectral_norm > 1")
+    if "leaves" in params and params["leaves"] == 1:
+        out["leaves"] = "leaves = 1"
+    return out
 LATE_POLICIES = ("none", "flag", "per_day", "zero")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One hidden (or public) input of a function check: a seed and the shape parameters."""
+    """One hidden (or public) input of a function check: a seed and the shape parameters.
+
+    A hidden case's seed only names it: its numbers are drawn under the course secret
+    (:func:`grader.cases.case_rng`). A public case's seed draws its numbers directly.
+    """
 
     seed: int
     params: Mapping[str, Any]
@@ -61,12 +88,18 @@ class Check:
     rtol: float
     atol: float
     cases: tuple[Case, ...]
-    public_seeds: tuple[int, ...]
+    public: tuple[Case, ...]
+    #: Share of a case's points lost when the call breaks a contract rule (changed its inputs,
+    #: or a second call with the same inputs returned something else); 1.0: the case fails.
+    contract_penalty: float = 1.0
+
+    @property
+    def public_seeds(self) -> tuple[int, ...]:
+        return tuple(c.seed for c in self.public)
 
     def public_cases(self) -> tuple[Case, ...]:
-        """The examples students may see: public seeds on the hidden cases' shapes, in turn."""
-        return tuple(Case(seed, self.cases[i % len(self.cases)].params)
-                     for i, seed in enumerate(self.public_seeds))
+        """The examples students may see, with their own parameters (``public`` in the rubric)."""
+        return self.public
 
 
 @dataclass(frozen=True)
@@ -152,6 +185,15 @@ class ArchiveLimits:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """The grader's own budget per submission (grader/batch.py): wall time for all of it
+    (kernel runs and restarts included) and address space beyond what the grader had loaded."""
+
+    seconds: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
 class Late:
     policy: str
     per_day: float
@@ -169,6 +211,7 @@ class Rubric:
     limits: Limits
     archive: ArchiveLimits
     late: Late = field(default_factory=lambda: Late("flag", 0.0))
+    budget: Budget = field(default_factory=lambda: Budget(2700.0, 4096))
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -182,6 +225,7 @@ class Rubric:
         raise KeyError(function)
 
     def hidden_seeds(self) -> set[int]:
+        """The seeds that name hidden cases (their numbers come from the course secret)."""
         seeds = {case.seed for check in self.checks() for case in check.cases}
         return seeds | {self.recall.train_seed, self.recall.heldout_seed}
 
@@ -235,36 +279,70 @@ def _kind_name(kind: type) -> str:
             list: "a list", dict: "a table"}.get(kind, kind.__name__)
 
 
-def _read_check(r: _Reader) -> Check:
+def _read_cases(r: _Reader, key: str, function: str) -> tuple[Case, ...]:
+    raw_cases = r.get(key, list)
+    if not raw_cases:
+        raise r.fail(key, "needs at least one case")
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        if not isinstance(raw, dict):
+            raise r.fail(f"{key}[{i}]", "expected an inline table { seed = ..., ... }")
+        cr = _Reader(r.path, raw, r._key(f"{key}[{i}]"))
+        seed = cr.get("seed", int)
+        params = {}
+        for name, kind in CASE_KEYS[function].items():
+            value = cr.get(name, kind, choices=CASE_CHOICES.get(name))
+            if kind in (int, float) and value <= 0:
+                raise cr.fail(name, f"is {value!r}; expected a number > 0")
+            params[name] = value
+        cr.no_unknown()
+        cases.append(Case(seed, params))
+    return tuple(cases)
+
+
+def _penalty(r: _Reader, key: str, default: float) -> float:
+    value = r.get(key, float, default=default)
+    if not 0.0 <= value <= 1.0:
+        raise r.fail(key, f"is {value!r}; expected a share of the case's points from 0.0 "
+                          "(no points lost) to 1.0 (the case fails)")
+    return value
+
+
+def _read_check(r: _Reader, default_penalty: float) -> Check:
     function = r.get("function", str, choices=tuple(CASE_KEYS))
     points = r.get("points", float, positive=True)
     rtol = r.get("rtol", float, positive=True)
     atol = r.get("atol", float, positive=True)
-    public = r.get("public_seeds", list)
-    if not all(isinstance(s, int) for s in public):
-        raise r.fail("public_seeds", "expected a list of integers")
-    raw_cases = r.get("cases", list)
-    if not raw_cases:
-        raise r.fail("cases", "needs at least one case")
-    cases = []
-    for i, raw in enumerate(raw_cases):
-        if not isinstance(raw, dict):
-            raise r.fail(f"cases[{i}]", "expected an inline table { seed = ..., ... }")
-        cr = _Reader(r.path, raw, r._key(f"cases[{i}]"))
-        seed = cr.get("seed", int)
-        params = {}
-        for key, kind in CASE_KEYS[function].items():
-            value = cr.get(key, kind, choices=CASE_CHOICES.get(key))
-            if kind in (int, float) and value <= 0:
-                raise cr.fail(key, f"is {value!r}; expected a number > 0")
-            params[key] = value
-        cr.no_unknown()
-        cases.append(Case(seed, params))
+    if "public_seeds" in r.table:
+        raise r.fail("public_seeds", "is replaced by `public`: a list of public examples with their "
+                                     "own parameters, like `cases`, e.g. public = [{ seed = 11401, "
+                                     + ", ".join(f"{k} = ..." for k in CASE_KEYS[function]) + " }]")
+    public = _read_cases(r, "public", function)
+    cases = _read_cases(r, "cases", function)
+    penalty = _penalty(r, "contract_penalty", default_penalty)
     r.no_unknown()
-    return Check(function, points, rtol, atol, tuple(cases), tuple(public))
+    _check_coverage(r, function, cases, public)
+    return Check(function, points, rtol, atol, cases, public, penalty)
 
 
-def _read_question(qid: str, r: _Reader) -> Question:
+def _check_coverage(r: _Reader, function: str, cases: tuple[Case, ...],
+                    public: tuple[Case, ...]) -> None:
+    """Refuse hidden cases that use a setting no public example shows (issue: a student whose
+    function ignores `activation` must be able to see it fail before handing in)."""
+    shown: dict[str, set[str]] = {}
+    for case in public:
+        for key, value in case_settings(function, case.params).items():
+            shown.setdefault(key, set()).add(value)
+    for i, case in enumerate(cases):
+        for key, value in case_settings(function, case.params).items():
+            if value not in shown.get(key, set()):
+                have = ", ".join(sorted(shown.get(key, set()))) or "none"
+                raise r.fail("public", f"has no `{function}` example with {value}, which hidden case cases[{i}] "
+                                       f"(seed {case.seed}) uses (key `{key}`); the public examples "
+                                       f"show: {have}. Add a public example with {value}")
+
+
+def _read_question(qid: str, r: _Reader, default_penalty: float = 1.0) -> Question:
     title = r.get("title", str)
     points = r.get("points", float, positive=True)
     kw: dict[str, Any] = {}
@@ -275,7 +353,7 @@ def _read_question(qid: str, r: _Reader) -> Question:
     checks: tuple[Check, ...] = ()
     if qid in AUTO_IDS:
         raw = r.get("checks", list, default=[])
-        checks = tuple(_read_check(_Reader(r.path, c, r._key(f"checks[{i}]")))
+        checks = tuple(_read_check(_Reader(r.path, c, r._key(f"checks[{i}]")), default_penalty)
                        for i, c in enumerate(raw))
     r.no_unknown()
     return Question(qid, title, points, checks, **kw)
@@ -308,10 +386,16 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     meta.get("sheet", str, default="11")
     meta.no_unknown()
 
+    default_penalty = 1.0
+    if "contract_rules" in data:
+        cr = top.sub("contract_rules")
+        default_penalty = _penalty(cr, "penalty", 1.0)
+        cr.no_unknown()
+
     qr = top.sub("questions")
     questions: dict[str, Question] = {}
     for qid in QUESTION_IDS:
-        questions[qid] = _read_question(qid, qr.sub(qid))
+        questions[qid] = _read_question(qid, qr.sub(qid), default_penalty)
     qr.no_unknown()
     for qid in AUTO_IDS[:-1]:
         if not questions[qid].checks:
@@ -381,6 +465,12 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         tr = top.sub("late")
         late = Late(tr.get("policy", str, choices=LATE_POLICIES), tr.get("per_day", float, default=0.0))
         tr.no_unknown()
+    budget = Budget(2700.0, 4096)
+    if "budget" in data:
+        br = top.sub("budget")
+        budget = Budget(br.get("grader_seconds", float, positive=True),
+                        br.get("grader_memory_mb", int, positive=True))
+        br.no_unknown()
     top.no_unknown()
 
     total = sum(q.points for q in questions.values())
@@ -399,9 +489,10 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     hidden |= {recall.train_seed, recall.heldout_seed}
     clash = sorted(public & hidden)
     if clash:
-        raise RubricError(name, "public_seeds",
-                          f"seed {clash[0]} is both public and hidden; keep them apart")
+        where = next((f"questions.{q.id}.checks[{i}].public" for q in questions.values()
+                      for i, c in enumerate(q.checks) if clash[0] in c.public_seeds), "recall.public_heldout_seed")
+        raise RubricError(name, where, f"seed {clash[0]} is both public and hidden; keep them apart")
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
-                  limits=limits, archive=archive, late=late)
+                  limits=limits, archive=archive, late=late, budget=budget)

@@ -298,8 +298,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         result = graded[n - 1]
         try:
             # Blocking work (SQLite, rendering) off the event loop: other tutors' pages keep coming.
-            saved = await run_in_threadpool(save_score, out_dir, result, qid, typed["points"], typed["comment"],
-                                            tutor_of(request), int(typed["version"]))
+            saved = await run_in_threadpool(save_score, out_dir, result["folder"], qid, typed["points"],
+                                            typed["comment"], tutor_of(request), int(typed["version"]))
         except ScoreConflict as exc:
             return answer_page(request, qid, n, 409, str(exc), typed, version=exc.version)
         except ScoreRefused as exc:

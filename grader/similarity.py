@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,6 +54,11 @@ def notebook_code_cells(nb: Any) -> list[str]:
     """The sources of a notebook's code cells, without the group cell (names and ids)."""
     from grader.notebook import tags
     return [c.source for c in nb.cells if c.cell_type == "code" and "group" not in tags(c)]
+
+
+def capped_code_cells(nb: Any) -> list[str]:
+    """What grading carries on its result for the comparison: the code cells, capped."""
+    return _capped(notebook_code_cells(nb))
 
 
 def submission_code_cells(path: Path, rubric: Any) -> list[str]:
@@ -327,21 +331,6 @@ def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- in the batch ------------------------------------------------------------------------------
-def write_similarity(results: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
-    from grader.batch import write_atomic
-    data = analyse(result_document(r) for r in results)
-    write_atomic(out_dir / "similarity.json", json.dumps(data, indent=1, ensure_ascii=False))
-    return data
-
-
-def load_similarity(out_dir: Path, results: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """What ``summary.html`` shows: the stored ranking (pairs of this batch only) and the ids
-    found in two groups."""
-    folders = {r["folder"] for r in results}
-    data: dict[str, Any] = {}
-    try:
-        data = json.loads((out_dir / "similarity.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    pairs = [p for p in data.get("pairs", []) if p["a"] in folders and p["b"] in folders]
-    return {**data, "pairs": pairs, "duplicates": duplicate_ids(results)}
+def batch_similarity(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every pair of the results' JSON compared, in memory (grader/outdir.py stores it)."""
+    return analyse(result_document(r) for r in results)

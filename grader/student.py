@@ -178,7 +178,15 @@ Keep all four files in one folder and open the notebook from there.
   that can be checked automatically is in order.
 
 Passing the public examples is necessary, not sufficient: the grader also runs hidden examples of
-the same sizes, and a tutor grades the written answers.
+the same sizes and settings (the public ones show every setting the hidden ones use: both
+activations, both losses, every tree shape, `k = 1`, `1 < k < T`, `k >= T`, `T = 1`, `B = 1`), and
+a tutor grades the written answers.
+
+Like grading, the check calls each function twice on fresh copies of the same inputs: a function
+must leave its arguments as it found them (values, dtype, shape, `requires_grad`, `.grad`; work on
+your own copies, e.g. `W.clone()`, or with `torch.no_grad()` on new tensors) and return the same
+result both times. A function that breaks either rule loses that example's points, and the check
+says which rule and which input.
 
 ## Hand in
 

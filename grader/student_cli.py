@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from grader.cli_common import fail, rubric_option, sandbox_option
 from grader.errors import GraderError
 
 _STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yellow", "OPEN"),
@@ -23,16 +24,13 @@ _STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yell
 
 
 def _fail(console: Console, exc: GraderError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    sys.exit(exc.exit_code)
+    fail(exc, console)  # the one printer (grader/cli_common.py): markup escaped
 
 
 @click.command("check")
 @click.argument("notebook", type=click.Path(dir_okay=False))
-@click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
-              help="Rubric file (default: rubrics/sheet11.toml).")
-@click.option("--sandbox", "sandbox_mode", default="auto", show_default=True,
-              type=click.Choice(["auto", "bwrap", "none"]), help="How the kernel is confined.")
+@rubric_option()
+@sandbox_option()
 def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str) -> None:
     """Run NOTEBOOK as grading does, on the public examples only, and list what to fix.
 
@@ -76,8 +74,7 @@ def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str) -> 
 @click.option("-o", "--output", "out_dir", default=".", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the zip.")
 @click.option("--force", is_flag=True, help="Pack even where a naming or group rule is broken.")
-@click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
-              help="Rubric file (default: rubrics/sheet11.toml).")
+@rubric_option()
 def pack_command(notebook: str, extras: tuple[str, ...], out_dir: str, force: bool,
                  rubric_path: str | None) -> None:
     """Pack NOTEBOOK (and EXTRAS) as Name1_id1_Name2_id2[_Name3_id3].zip from its group cell.
@@ -104,8 +101,7 @@ def pack_command(notebook: str, extras: tuple[str, ...], out_dir: str, force: bo
 @click.command("release")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the bundle.")
-@click.option("--rubric", "rubric_path", default=None, type=click.Path(dir_okay=False),
-              help="Rubric file (default: rubrics/sheet11.toml).")
+@rubric_option()
 def release_command(out_dir: str, rubric_path: str | None) -> None:
     """Write the bundle handed out to students: template, check module, public examples, README."""
     from grader.student import release

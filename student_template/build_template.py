@@ -90,7 +90,7 @@ def public_seeds(rubric: dict) -> dict[str, list[int]]:
     seeds: dict[str, list[int]] = {}
     for question in rubric.get("questions", {}).values():
         for check in question.get("checks", []):
-            seeds[check["function"]] = list(check.get("public_seeds", []))
+            seeds[check["function"]] = [case["seed"] for case in check.get("public", [])]
     return seeds
 
 

@@ -90,6 +90,16 @@ def with_fault(*sources: str) -> Callable[[Fixture], bytes]:
     return build
 
 
+def forged_checks(fx: Fixture) -> bytes:
+    """The forging cells where faults go; the wrong functions last, so nothing redefines them."""
+    nb = base_notebook(fx)
+    at = fault_index(nb)
+    add_code(nb, FORGED_COMPARISONS, at)
+    add_code(nb, FORGED_JSON, at + 1)
+    add_code(nb, FORGED)
+    return finish(nb)
+
+
 def plain(fx: Fixture) -> bytes:
     return finish(base_notebook(fx))
 
@@ -110,16 +120,28 @@ FILE_BOMB = ("# hostile: a file that grows without end\nwith open('grow.bin', 'w
              "    while True:\n        f.write(b'x' * 2**20)\n")
 PRINT_FLOOD = "# hostile: prints gigabytes\nwhile True:\n    print('x' * 10000)\n"
 
-FORGED = '''# hostile: makes every comparison and every JSON answer "pass", then defines wrong functions
-import json, numpy, torch
+# Three cells: comparisons forged (the kernel lives on), JSON forged (this breaks the kernel's own
+# messages, so the cell counts as a crash and is skipped on the re-run), then wrong functions: the
+# functions graded are the wrong ones, whatever the first two cells did.
+FORGED_COMPARISONS = '''# hostile: makes every comparison "pass"
+import numpy, torch
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
 numpy.allclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
 numpy.testing.assert_allclose = lambda *a, **k: None
+print('{"points": 10.0, "max_points": 10.0, "status": "graded"}')
+'''
+
+FORGED_JSON = '''# hostile: makes every JSON answer say "pass"
+import json
 _forged = '{"ok": true, "value": {"t": "scalar", "kind": "float", "value": 10.0}}'
 json.dumps = lambda *a, **k: _forged
 json.dump = lambda obj, fp, *a, **k: fp.write(_forged)
-print('{"points": 10.0, "max_points": 10.0, "status": "graded"}')
+'''
+
+FORGED = '''# hostile: wrong functions, graded under the forged comparisons above
+import torch
 
 def rnn_forward(x, h0, W, U, b, activation="tanh"):
     return torch.zeros(x.shape[0], x.shape[1], W.shape[0])
@@ -503,7 +525,7 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("print_flood", "PrintFlood", ".ipynb", "prints without end -> cell.timeout, output capped",
             with_fault(PRINT_FLOOD)),
     Fixture("forged_checks", "ForgedChecks", ".ipynb", "patched allclose/json + wrong functions -> 0 auto points",
-            with_fault(FORGED)),
+            forged_checks),
     Fixture("fake_output", "FakeOutput", ".ipynb", "prints fake grader output -> nothing changes",
             with_fault(FAKE_OUTPUT)),
     Fixture("background", "Background", ".ipynb", "threads and atexit hooks rewrite files -> nothing changes",

