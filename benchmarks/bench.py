@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbformat  # noqa: E402
+from builders import set_function, set_group, solution, write_notebook  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-from builders import set_function, set_group, solution, write_notebook  # noqa: E402
 from grader.batch import run_batch  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 

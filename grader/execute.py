@@ -589,6 +589,12 @@ class KernelSession:
         self._deadline = self.budget_end
         return result
 
+    def kernel_pid(self) -> int | None:
+        """The pid of the process the grader started for the kernel (the sandbox's outermost)."""
+        km = self.client.km if self.client is not None else None
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        return pid if isinstance(pid, int) else None
+
     # -- the grader's calls ----------------------------------------------------------------
     def run_code(self, source: str, timeout: float) -> CodeResult:
         """Run grader code in the kernel; a dead kernel is restarted for the next call."""

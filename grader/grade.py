@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
-import numpy as np
 
 import reference
 from grader import cases as case_inputs
 from grader import probes, resources
-from grader.bridge import ArrayInfo, Bridge, Returned
+from grader.bridge import Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
 from grader.contract import violations as contract_violations
@@ -29,7 +29,8 @@ from grader.intake import read_submission
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.outputs import notebook_outputs
-from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
+from grader.recall import run_recall
+from grader.result import Flag, QuestionResult, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
@@ -52,10 +53,11 @@ class Context:
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
     #: The course secret the hidden inputs are drawn under (grader/secret.py); None when public.
     secret: bytes | None = field(default=None, repr=False)
+    full_recall: bool = True  # False: `grade check` without --full, train_recall's interface only
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
-               secret: bytes | None = None) -> Context:
+               secret: bytes | None = None, full_recall: bool = True) -> Context:
         """A context; for hidden cases ``secret`` defaults to :func:`grader.secret.load_secret`
         (which raises :class:`~grader.errors.SecretError` before anything is graded)."""
         answers: dict[str, str] = {}
@@ -65,7 +67,7 @@ class Context:
             secret = None  # public examples never touch the secret
         elif secret is None:
             secret = load_secret()
-        return cls(rubric, sandbox, threads, answers, public, secret)
+        return cls(rubric, sandbox, threads, answers, public, secret, full_recall)
 
 
 def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
@@ -171,7 +173,8 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
-        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
+        recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
+                                         full=ctx.full_recall)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
@@ -279,60 +282,3 @@ def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: R
     message = "; ".join(part for part in (result.message, *broken) if part)
     return replace(result, passed=False, points=points, message=message)
 
-
-def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
-            why: str = "") -> tuple[Recall, CaseResult]:
-    spec = rubric.recall
-    params = f"seq_len={spec.seq_len}, n_classes={spec.n_classes}, cell='lstm'"
-    base = dict(function=spec.function, index=1, params=params,
-                shapes=f"held-out x ({spec.seq_len}, {spec.heldout_n}, {spec.n_classes})",
-                max_points=spec.points)
-    if not defined:
-        return (Recall(None, None, None, None, spec.threshold, "not defined"),
-                missing_case(spec.function, 1, params, base["shapes"], spec.points, why))
-    seed = spec.public_heldout_seed if public else spec.heldout_seed
-    x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, seed)
-    accuracy: dict[str, float | None] = {}
-    seconds: dict[str, float | None] = {}
-    problems: dict[str, str] = {}
-    for cell in ("lstm", "rnn"):
-        trained = bridge.call(
-            f"globals().__setitem__('_sheet11_model_{cell}', "
-            f"{spec.function}({cell!r}, {spec.seq_len}, {spec.n_classes}, {spec.train_seed}))",
-            {}, spec.time_limit + 5)
-        seconds[cell] = trained.seconds
-        accuracy[cell] = None
-        if trained.status != "ok":
-            problems[cell] = {"timeout": f"training took longer than {spec.time_limit:g} s and was stopped",
-                              "died": "the kernel crashed during training",
-                              "raised": f"`{spec.function}('{cell}', ...)` raised {trained.error}"}.get(
-                trained.status, trained.error)
-            continue
-        scored = bridge.call(f"__logits(globals()['_sheet11_model_{cell}'], __args['x'])",
-                             {"x": x}, rubric.limits.call_timeout)
-        value = scored.value
-        if scored.status != "ok":
-            problems[cell] = f"calling the trained model failed: {scored.error or scored.status}"
-        elif not isinstance(value, ArrayInfo) or value.array.shape != (spec.heldout_n, spec.n_classes):
-            shape = tuple(value.array.shape) if isinstance(value, ArrayInfo) else type(value).__name__
-            problems[cell] = (f"the model returned {shape} for x of shape {tuple(x.shape)}; "
-                              f"expected logits of shape ({spec.heldout_n}, {spec.n_classes})")
-        else:
-            accuracy[cell] = float(np.mean(np.argmax(value.array, axis=1) == y.numpy()))
-    lstm = accuracy["lstm"]
-    in_time = seconds["lstm"] is not None and seconds["lstm"] <= spec.time_limit
-    passed = lstm is not None and lstm >= spec.threshold and in_time
-    if "lstm" in problems:
-        message = problems["lstm"]
-    elif not passed and lstm is not None and not in_time:
-        message = f"training took {seconds['lstm']:.0f} s; the limit is {spec.time_limit:g} s"
-    elif not passed:
-        message = f"the LSTM model reached {lstm:.1%} held-out accuracy; at least {spec.threshold:.0%} is needed"
-    else:
-        message = ""
-    rnn_text = (f"vanilla RNN: {accuracy['rnn']:.1%}" if accuracy["rnn"] is not None
-                else f"vanilla RNN: {problems.get('rnn', 'no result')}")
-    case = CaseResult(**base, passed=passed, points=spec.points if passed else 0.0,
-                      message=(message + "; " if message else "") + rnn_text,
-                      expected=f">= {spec.threshold:.0%}", got="" if lstm is None else f"{lstm:.1%}")
-    return Recall(lstm, accuracy["rnn"], seconds["lstm"], seconds["rnn"], spec.threshold, message), case

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from grader import resources
 from grader.errors import RubricError
@@ -132,8 +133,12 @@ class Recall:
     heldout_seed: int
     heldout_n: int
     threshold: float
-    time_limit: float
     public_heldout_seed: int
+    tries: int              # LSTM trainings at most, seeds train_seed, train_seed + 1, ...
+    cpu_time_limit: float   # CPU s of the kernel per train_recall call (the limit that counts)
+    wall_time_limit: float  # s of wall clock per call: the safety net that stops a call
+    compare_rnn: bool       # also train the vanilla RNN once, shown beside the LSTM
+    check_seq_len: int      # the short interface run of the self-check and `grade check`
 
 
 @dataclass(frozen=True)
@@ -359,6 +364,22 @@ def _read_question(qid: str, r: _Reader, default_penalty: float = 1.0) -> Questi
     return Question(qid, title, points, checks, **kw)
 
 
+def _check_recall(rr: _Reader, recall: Recall) -> None:
+    """Relations between the ``[recall]`` keys that no single key's type can express."""
+    if recall.n_classes < 2:
+        # The grader relabels the classes with a permutation without fixed points.
+        raise rr.fail("n_classes", f"is {recall.n_classes}; the recall task needs at least 2 classes")
+    if not 0 < recall.threshold <= 1:
+        raise rr.fail("threshold", f"is {recall.threshold!r}; expected an accuracy in (0, 1]")
+    if recall.wall_time_limit < recall.cpu_time_limit:
+        raise rr.fail("wall_time_limit", f"is {recall.wall_time_limit:g} s, under cpu_time_limit = "
+                      f"{recall.cpu_time_limit:g} CPU s; the wall clock is the safety net and needs a "
+                      "wide margin over the CPU limit")
+    if recall.check_seq_len >= recall.seq_len:
+        raise rr.fail("check_seq_len", f"is {recall.check_seq_len}; the interface run must be shorter "
+                      f"than seq_len = {recall.seq_len}")
+
+
 def load_rubric(path: str | Path | None = None) -> Rubric:
     """Read and validate a rubric file.
 
@@ -412,10 +433,15 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         heldout_seed=rr.get("heldout_seed", int),
         heldout_n=rr.get("heldout_n", int, positive=True),
         threshold=rr.get("threshold", float, positive=True),
-        time_limit=rr.get("time_limit", float, positive=True),
         public_heldout_seed=rr.get("public_heldout_seed", int),
+        tries=rr.get("tries", int, positive=True),
+        cpu_time_limit=rr.get("cpu_time_limit", float, positive=True),
+        wall_time_limit=rr.get("wall_time_limit", float, positive=True),
+        compare_rnn=rr.get("compare_rnn", bool),
+        check_seq_len=rr.get("check_seq_len", int, positive=True),
     )
     rr.no_unknown()
+    _check_recall(rr, recall)
 
     nr = top.sub("naming")
     sizes = nr.get("group_size", list)
@@ -450,6 +476,14 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         max_attachments_mb=lr.get("max_attachments_mb", float, default=4.0, positive=True),
     )
     lr.no_unknown()
+    # Every training call of the recall experiment runs in the one kernel, whose RLIMIT_CPU
+    # (limits.cpu_seconds) would kill it first: the calls must fit with room for the notebook.
+    recall_cpu = recall.cpu_time_limit * (recall.tries + (1 if recall.compare_rnn else 0))
+    if recall_cpu >= limits.cpu_seconds:
+        raise rr.fail("cpu_time_limit", f"times the trainings ({recall.tries} tries"
+                      f"{' + the RNN' if recall.compare_rnn else ''}) is {recall_cpu:g} CPU s, not under "
+                      f"limits.cpu_seconds = {limits.cpu_seconds}; lower tries or cpu_time_limit, or "
+                      "raise limits.cpu_seconds")
 
     ar = top.sub("archive")
     archive = ArchiveLimits(

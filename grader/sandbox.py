@@ -185,6 +185,15 @@ class KernelCgroup:
                 if (mem / "memory.memsw.limit_in_bytes").exists():
                     (mem / "memory.memsw.limit_in_bytes").write_text(memory)
                 (pids / "pids.max").write_text(str(limits.max_processes))
+                # Optional: CPU accounting of the whole kernel (the recall time limit); without
+                # it the grader falls back to /proc.
+                acct = CGROUP_ROOT / "cpuacct" / name
+                if (CGROUP_ROOT / "cpuacct" / "cpuacct.usage").exists():
+                    try:
+                        acct.mkdir()
+                        made.append(acct)
+                    except OSError:
+                        pass
         except OSError:
             cls(made).remove()
             return None
@@ -194,6 +203,20 @@ class KernelCgroup:
         """A prefix that moves the starting process into the cgroup, then execs the rest."""
         script = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
         return ["sh", "-c", script, "sh", *[str(d / "cgroup.procs") for d in self.dirs], "--"]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used by every process that ran in the cgroup (v2 ``cpu.stat``, v1 ``cpuacct``)."""
+        for d in self.dirs:
+            try:
+                if (d / "cpu.stat").exists():
+                    for line in (d / "cpu.stat").read_text().splitlines():
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+                if (d / "cpuacct.usage").exists():
+                    return int((d / "cpuacct.usage").read_text().strip()) / 1e9
+            except (OSError, ValueError):
+                continue
+        return None
 
     def remove(self) -> None:
         for d in self.dirs:

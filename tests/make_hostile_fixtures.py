@@ -100,6 +100,13 @@ def forged_checks(fx: Fixture) -> bytes:
     return finish(nb)
 
 
+def recall_cheat(fx: Fixture) -> bytes:
+    from make_recall_fixtures import CHEAT, replace_stub
+    nb = base_notebook(fx)
+    replace_stub(nb, CHEAT)
+    return finish(nb)
+
+
 def plain(fx: Fixture) -> bytes:
     return finish(base_notebook(fx))
 
@@ -226,8 +233,10 @@ for module in ("reference", "grader", "grader.rubric"):
         leaks.append("import " + module)
     except Exception:
         pass
-for path in ("/work/main/reference/rnn.py", "/work/main/rubrics/sheet11.toml",
-             "/work/main/grader/sandbox.py", "/work/main/tests/files/hostile", "/root",
+# __CHECKOUT__ is the grader's checkout, written in by the test that grades this notebook
+# (tests/test_hostile.py), so the probe looks where the grader really is on that machine.
+for path in ("__CHECKOUT__/reference/rnn.py", "__CHECKOUT__/rubrics/sheet11.toml",
+             "__CHECKOUT__/grader/sandbox.py", "__CHECKOUT__/tests/files/hostile", "__CHECKOUT__", "/root",
              "/etc/shadow", "/etc/passwd", "/work", "/home"):
     try:
         if os.path.isdir(path):
@@ -585,6 +594,9 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
             "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
             with_fault(RAW_DEEP_MESSAGE)),
+    # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
+    Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
+            recall_cheat),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",

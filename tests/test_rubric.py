@@ -32,12 +32,6 @@ def test_default_rubric_matches_the_contract_points() -> None:
     assert rubric.questions["11.3.2"].min_sentences == 3 and rubric.questions["11.3.2"].max_sentences == 5
 
 
-def test_hidden_and_public_seeds_are_apart() -> None:
-    rubric = load_rubric()
-    public = {s for c in rubric.checks() for s in c.public_seeds}
-    assert public and not public & rubric.hidden_seeds()
-
-
 def test_gradient_cases_use_spectral_norms_far_from_one() -> None:
     rubric = load_rubric()
     for check in rubric.checks():
