@@ -140,7 +140,7 @@ def __sheet11_call(folder, expr, verify=False, limit=0):
         return out
     def failed(e):
         lines = _tb.format_exception_only(type(e), e)
-        return {"ok": False, "error": "".join(lines).strip()[-800:]}
+        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100]}
     try:
         track = []
         args = build_all(track)
@@ -170,6 +170,9 @@ class Returned:
     status: str  # ok | raised | timeout | died | garbled
     value: Any = None  # numpy arrays, tuples, dicts, floats, or a TypeInfo
     error: str = ""
+    #: The raised exception's class name, as the kernel says (student feedback only: "not
+    #: implemented yet" for NotImplementedError; never a score).
+    error_type: str = ""
     seconds: float = 0.0
     #: With ``verify``: the second call on fresh copies of the inputs (``None`` when it was not
     #: reported), and the first call's inputs as the kernel saw them after the call.
@@ -236,7 +239,8 @@ class Bridge:
         try:
             result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
             if not result.get("ok"):
-                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds)
+                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds,
+                                error_type=_identifier(result.get("type")))
             budget = [MAX_RESULT_BYTES]
             value = _decode(result["value"], folder, budget=budget)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -252,6 +256,11 @@ class Bridge:
 
 
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def _identifier(value: Any) -> str:
+    """A class name the kernel reported, or "" where it is not a plain identifier."""
+    return value if isinstance(value, str) and len(value) <= 100 and value.isidentifier() else ""
 
 
 def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | None:

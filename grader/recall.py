@@ -76,6 +76,7 @@ class Attempt:
     cpu_seconds: float | None = None
     wall_seconds: float = 0.0
     problem: str = ""
+    error_type: str = ""  # with "raised": the exception's class name (feedback only)
 
     @property
     def seconds(self) -> float:
@@ -311,16 +312,21 @@ def kernel_cpu_seconds(session: KernelSession) -> float | None:
 
 # ============================================================================ the experiment
 
+def _call_status(attempt: Attempt) -> str:
+    """The attempt as a check's call status (grader/compare.py's CaseResult.call_status)."""
+    return "ok" if attempt.status == "bad-model" else attempt.status
+
+
 def _train(bridge: Bridge, spec_function: str, cell: str, seq_len: int, n_classes: int, seed: int,
-           perm: list[int], wall_limit: float) -> tuple[str, str, float | None, float]:
-    """One training call: (status, error, kernel CPU seconds, wall seconds)."""
+           perm: list[int], wall_limit: float) -> tuple[str, str, str, float | None, float]:
+    """One training call: (status, error, its class name, kernel CPU seconds, wall seconds)."""
     before = kernel_cpu_seconds(bridge.session)
     got = bridge.call(_TRAIN_EXPR, {"src": KERNEL_TRAIN_CODE, "function": spec_function, "cell": cell,
                                     "seq_len": seq_len, "n_classes": n_classes, "seed": seed,
                                     "perm": torch.tensor(perm, dtype=torch.int64)}, wall_limit)
     after = kernel_cpu_seconds(bridge.session) if got.status not in ("died", "timeout") else None
     cpu = after - before if before is not None and after is not None and after >= before else None
-    return got.status, got.error, cpu, got.seconds
+    return got.status, got.error, got.error_type, cpu, got.seconds
 
 
 def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[int],
@@ -328,14 +334,15 @@ def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[in
     """Train ``cell`` with ``seed`` at the length of ``x`` and score it on (x, y) in the grader."""
     from grader.bridge import ArrayInfo
     spec = rubric.recall
-    status, error, cpu, wall = _train(bridge, spec.function, cell, int(x.shape[0]), spec.n_classes, seed,
+    status, error, error_type, cpu, wall = _train(bridge, spec.function, cell, int(x.shape[0]), spec.n_classes, seed,
                                       perm, spec.wall_time_limit)
     if status != "ok":
         problem = {"timeout": f"training was stopped after {spec.wall_time_limit:g} s (wall clock)",
                    "died": "the kernel crashed during training",
                    "raised": f"`{spec.function}('{cell}', ...)` raised {error}"}.get(
             status, error or f"the training call ended with status {status}")
-        return Attempt(cell, seed, "raised" if status == "garbled" else status, None, cpu, wall, problem)
+        return Attempt(cell, seed, "raised" if status == "garbled" else status, None, cpu, wall, problem,
+                       error_type if status == "raised" else "")
     scored = bridge.call(f"__logits(globals()['_sheet11_model_{cell}'], __args['x'])", {"x": x},
                          rubric.limits.call_timeout)
     value = scored.value
@@ -378,7 +385,8 @@ def _interface_run(bridge: Bridge, rubric: Rubric, perm: list[int]) -> tuple[Rec
     case = CaseResult(function=spec.function, index=1, params=params,
                       shapes=f"held-out x ({spec.check_seq_len}, {spec.heldout_n}, {spec.n_classes})",
                       max_points=spec.points, passed=passed, points=spec.points if passed else 0.0,
-                      message=message, expected="a model", got=got)
+                      message=message, expected="a model", got=got, call_status=_call_status(a),
+                      error_type=a.error_type)
     return Recall(a.accuracy, None, a.seconds if passed else None, None, spec.threshold,
                   "" if passed else a.problem, tries=1, rnn_run=False,
                   cpu_measured=a.cpu_seconds is not None), case
@@ -448,7 +456,8 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
     got = "" if deciding.accuracy is None else f"{deciding.accuracy:.1%}"
     case = CaseResult(function=spec.function, index=1, params=params, shapes=shapes,
                       max_points=spec.points, passed=passed, points=spec.points if passed else 0.0,
-                      message="; ".join(parts), expected=f">= {spec.threshold:.0%}", got=got)
+                      message="; ".join(parts), expected=f">= {spec.threshold:.0%}", got=got,
+                      call_status=_call_status(deciding), error_type=deciding.error_type)
     recall = Recall(deciding.accuracy, None if rnn is None else rnn.accuracy,
                     deciding.seconds if deciding.status == "ok" else None,
                     None if rnn is None else rnn.seconds, spec.threshold, message,

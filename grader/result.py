@@ -135,7 +135,9 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "max_points": round(c.max_points, 4), "message": c.message, "mistakes": list(c.mistakes),
             "function": c.function, "case": c.index, "params": c.params, "shapes": c.shapes,
             "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
-            "series": {k: list(v) for k, v in c.series.items()}, **c.findings_json()}
+            "series": {k: list(v) for k, v in c.series.items()},
+            **{k: v for k, v in (("call_status", c.call_status), ("error_type", c.error_type)) if v},
+            **c.findings_json()}
 
 
 def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
@@ -146,6 +148,7 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       mistakes=tuple(data.get("mistakes") or ()), expected=data.get("expected", ""),
                       got=data.get("got", ""), max_abs=data.get("max_abs"), max_rel=data.get("max_rel"),
                       series={k: tuple(v) for k, v in (data.get("series") or {}).items()},
+                      call_status=str(data.get("call_status", "")), error_type=str(data.get("error_type", "")),
                       consistent_with=tuple(data.get("consistent_with") or ()),
                       diagnosis=str(data.get("diagnosis", "")),
                       probes=tuple(dict(p) for p in data.get("probes") or ()))

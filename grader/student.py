@@ -18,8 +18,6 @@ import io
 import json
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -331,25 +329,7 @@ class CheckReport:
         return out
 
 
-def _notebook_bytes(path: Path, rubric: Rubric) -> bytes | None:
-    from grader.intake import read_submission
-    intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
-    return intake.notebook
-
-
-def _members(data: bytes | None) -> tuple[Member, ...]:
-    if data is None:
-        return ()
-    try:
-        nb = parse_notebook(data)
-        source, _ = find_group_source(nb)
-        return read_group(source) if source else ()
-    except (NotebookInvalid, GroupCellError):
-        return ()
-
-
 _RUN_CODES = ("cell.timeout", "notebook.timeout", "kernel.died", "notebook.invalid")
-_NOT_IMPLEMENTED = re.compile(r"raised NotImplementedError")
 
 
 def _written_rows(result: Any, rubric: Rubric) -> list[Row]:
@@ -396,11 +376,12 @@ def _auto_rows(result: Any, rubric: Rubric) -> list[Row]:
             if case.passed:
                 rows.append(Row(qid, item, "pass", detail if recall else ""))
                 continue
-            if "was defined after the notebook ran" in case.message or _NOT_IMPLEMENTED.search(case.message):
+            not_implemented = case.call_status == "raised" and case.error_type == "NotImplementedError"
+            if case.call_status == "missing" or not_implemented:
                 if case.function in seen_todo:
                     continue
                 seen_todo.add(case.function)
-                text = (f"`{case.function}` is not implemented yet" if _NOT_IMPLEMENTED.search(case.message)
+                text = (f"`{case.function}` is not implemented yet" if not_implemented
                         else f"no function named `{case.function}` is defined after the notebook ran "
                              "(keep the name exactly as given)")
                 rows.append(Row(qid, case.function, "todo", text))
@@ -472,15 +453,11 @@ def check_notebook(path: str | Path, rubric_path: str | Path | None = None,
         raise UsageError(f"{p.name} is neither a .ipynb nor a .zip file")
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
-    members = _members(_notebook_bytes(p, rubric))
-    # Graded under the name the group cell gives (the file name a student works with, such as
-    # sheet11.ipynb, is only advice here): a naming policy of "reject" cannot stop the check.
-    graded_as = suggest_filename(members, p.suffix.lower()) if members else p.name
-    ctx = Context.create(rubric, sandbox, public=True, full_recall=full)
-    with tempfile.TemporaryDirectory(prefix="sheet11-check-") as tmp:
-        copy = Path(tmp) / graded_as
-        shutil.copyfile(p, copy)
-        result = grade_submission(copy, ctx)
+    # The same pipeline as grading, on the public examples, under the name the group cell gives.
+    ctx = Context.create(rubric, sandbox, public=True, full_recall=full, name_after_group=True)
+    result = grade_submission(p, ctx)
+    members = tuple(Member(m["name"], m["student_id"], m["email"]) for m in result.group)
+    graded_as = result.submission
     return report_from_result(result, p.name, members, rubric, graded_as)
 
 
