@@ -112,8 +112,10 @@ class Sandbox:
         at the same path; the grader owns them, so the kernel cannot put links or other files
         in their place. ``readonly`` folders (the connection file's) are bound read-only.
         """
-        kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
+        kernel = [sys.executable, "-E", "-s", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # -E: no PYTHON* variables; -s: no user site. Not -I: as in Jupyter, the kernel's folder
+        # (its own scratch, which it may write anyway) is on sys.path, so a notebook imports the
+        # files beside it, such as the course's sheet11_check.py (ipykernel 7 no longer adds it).
         join = cgroup.argv() if cgroup is not None else []
         if self.mode == "none":
             return join + _prlimit(limits) + kernel
