@@ -346,6 +346,8 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     if cluster:
         from grader.cluster import parse_address
         parse_address(cluster)  # a bad address is refused before anything is done
+    from grader.secret import load_secret
+    load_secret()  # made or refused here, with its message, before any worker starts
     files = expand_inputs(paths)
     times = read_manifest(manifest) if manifest else {}
     out = OutDir(out_dir, create=True)

@@ -30,39 +30,65 @@ MAX_ARRAY_BYTES = 200_000_000
 # All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
 # a kernel returning many huge arrays must not fill the grader's memory.
 MAX_RESULT_BYTES = 64_000_000
+# Inputs (and a dict's keys) reported after a verified call; the kernel code below uses the same
+# number. Far above any rubric's inputs (tree_encode's vocabulary is the largest), and a bound on
+# what the grader reads.
+MAX_INPUT_ENTRIES = 4096
 
 # Runs inside the kernel. It imports under private names, so a student's `np = None` or a
 # patched `json` changes only what this kernel reports about itself.
-_KERNEL_CODE = r'''
-def __sheet11_call(folder, expr):
+#
+# With `verify`, the call is made twice on inputs loaded afresh from the files each time, and the
+# state of the first call's inputs is reported right after it returns (values, dtype, shape,
+# requires_grad, .grad, dict keys, and whether each object is still the one the caller passed).
+# This is evidence, not a verdict: the grader compares that state with the inputs it sent and
+# the second call's result with the first's itself (grader/contract.py), and a kernel that
+# forges it can at best look like a function that keeps the rules, which earns nothing the
+# returned values do not earn anyway.
+_KERNEL_CODE = r"""
+def __sheet11_call(folder, expr, verify=False, limit=0):
     import json as _json, os as _os, traceback as _tb
     import numpy as _np, torch as _torch
     with open(_os.path.join(folder, "call.json")) as _f:
         spec = _json.load(_f)
     def load(name):
         return _torch.from_numpy(_np.load(_os.path.join(folder, name), allow_pickle=False))
-    def build(d):
+    def build(d, path, track, getter):
         kind = d["t"]
         if kind == "array":
-            return load(d["file"])
+            v = load(d["file"])
+            track.append((path, "array", v, getter))
+            return v
         if kind == "dict":
-            return {k: build(v) for k, v in d["items"].items()}
+            out = {}
+            for k, sub in d["items"].items():
+                out[k] = build(sub, path + "[" + repr(k) + "]", track,
+                               (lambda o, k: lambda: o.get(k, track))(out, k))
+            track.append((path, "dict", out, getter))
+            return out
         if kind == "tree":
             def tup(t):
                 return t if isinstance(t, str) else tuple(tup(s) for s in t)
             return tup(d["value"])
         if kind == "loss":
             vec = load(d["file"])
+            track.append((path + " (the loss's target)", "array", vec, lambda: vec))
             if d["kind"] == "linear":
                 return lambda h: (h * vec.to(h.dtype)).sum()
             return lambda h: 0.5 * ((h - vec.to(h.dtype)) ** 2).sum()
         return d["value"]
+    def build_all(track):
+        args = {}
+        for k, d in spec["args"].items():
+            args[k] = build(d, k, track, (lambda k: lambda: args.get(k, track))(k))
+        return args
     def logits(model, x):
         if hasattr(model, "eval"):
             model.eval()
         with _torch.no_grad():
             return model(x)
     counter = [0]
+    written = [0]
     def dump(v, depth=0):
         if depth > 4:
             return {"t": "other", "kind": "nested too deep"}
@@ -85,6 +111,7 @@ def __sheet11_call(folder, expr):
             counter[0] += 1
             name = "out%d.npy" % counter[0]
             _np.save(_os.path.join(folder, name), arr, allow_pickle=False)
+            written[0] += arr.nbytes
             return {"t": "array", "file": name, "kind": kind, "dtype": dtype, "shape": shape}
         if isinstance(v, (bool, int, float)):
             return {"t": "scalar", "kind": type(v).__name__, "value": float(v)}
@@ -93,16 +120,47 @@ def __sheet11_call(folder, expr):
         if isinstance(v, dict):
             return {"t": "dict", "kind": "dict", "items": {str(k): dump(x, depth + 1) for k, x in list(v.items())[:16]}}
         return {"t": "other", "kind": type(v).__name__}
+    def state(track):
+        out = []
+        for path, kind, original, getter in track[:4096]:
+            try:
+                now = getter()
+                entry = {"path": path, "same": now is original, "present": now is not track}
+                if kind == "dict":
+                    entry["keys"] = [str(k) for k in list(now)[:4096]] if isinstance(now, dict) else None
+                elif isinstance(now, _torch.Tensor):
+                    entry["value"] = dump(now)
+                    entry["requires_grad"] = bool(now.requires_grad)
+                    entry["grad"] = None if now.grad is None else dump(now.grad)
+                else:
+                    entry["value"] = dump(now)
+            except Exception as e:
+                entry = {"path": path, "error": type(e).__name__}
+            out.append(entry)
+        return out
+    def failed(e):
+        lines = _tb.format_exception_only(type(e), e)
+        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100]}
     try:
-        args = {k: build(d) for k, d in spec["args"].items()}
+        track = []
+        args = build_all(track)
         value = eval(expr, globals(), {"__args": args, "__logits": logits})
         result = {"ok": True, "value": dump(value)}
+        if verify:
+            result["inputs"] = state(track)
     except BaseException as e:
-        lines = _tb.format_exception_only(type(e), e)
-        result = {"ok": False, "error": "".join(lines).strip()[-800:]}
+        result = failed(e)
+    # A first answer larger than the grader reads is refused whatever follows: no second call
+    # (a hostile return value must not cost the grader twice the time and disk).
+    if verify and result["ok"] and written[0] <= limit:
+        try:
+            again = eval(expr, globals(), {"__args": build_all([]), "__logits": logits})
+            result["second"] = {"ok": True, "value": dump(again)}
+        except BaseException as e:
+            result["second"] = failed(e)
     with open(_os.path.join(folder, "result.json"), "w") as _f:
         _json.dump(result, _f)
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -112,7 +170,27 @@ class Returned:
     status: str  # ok | raised | timeout | died | garbled
     value: Any = None  # numpy arrays, tuples, dicts, floats, or a TypeInfo
     error: str = ""
+    #: The raised exception's class name, as the kernel says (student feedback only: "not
+    #: implemented yet" for NotImplementedError; never a score).
+    error_type: str = ""
     seconds: float = 0.0
+    #: With ``verify``: the second call on fresh copies of the inputs (``None`` when it was not
+    #: reported), and the first call's inputs as the kernel saw them after the call.
+    second: Returned | None = None
+    inputs_after: tuple[InputState, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InputState:
+    """One input after the call, as the kernel reported it: evidence the grader checks."""
+
+    path: str
+    same: bool = True        # still the object the caller passed
+    present: bool = True     # still in its dict (or argument list)
+    value: Any = None        # ArrayInfo / TypeInfo of a tensor input
+    requires_grad: bool = False
+    grad: Any = None         # ArrayInfo (or TypeInfo) of .grad, None when there is none
+    keys: tuple[str, ...] | None = None  # a dict input's keys
 
 
 @dataclass(frozen=True)
@@ -141,27 +219,81 @@ class Bridge:
         # scratch space, where it could have put a link in the way), under a name it cannot guess.
         return Path(tempfile.mkdtemp(prefix=f"{next(self._ids)}-", dir=self.session.calls))
 
-    def call(self, expr: str, args: dict[str, Any], timeout: float) -> Returned:
-        """Evaluate ``expr`` (e.g. ``rnn_forward(**__args)``) in the kernel with ``args``."""
+    def call(self, expr: str, args: dict[str, Any], timeout: float, verify: bool = False) -> Returned:
+        """Evaluate ``expr`` (e.g. ``rnn_forward(**__args)``) in the kernel with ``args``.
+
+        With ``verify`` the kernel calls twice, on fresh copies of ``args`` each time, within
+        ``2 * timeout``, and reports the first call's inputs as it left them
+        (:attr:`Returned.inputs_after`) and the second result (:attr:`Returned.second`).
+        """
         folder = self._folder()
         spec = {"args": {k: _encode(v, folder, k) for k, v in args.items()}}
         _write_new(folder / "call.json", json.dumps(spec).encode())
         if self.session.sandbox.confined:
             give_to_kernel(folder, self.session.uid)  # only now may the kernel write (its result) there
         # The helper is defined again with every call, so a student cannot have replaced it.
-        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r})"
-        ran: CodeResult = self.session.run_code(code, timeout)
+        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r}, {MAX_RESULT_BYTES})"
+        ran: CodeResult = self.session.run_code(code, 2 * timeout if verify else timeout)
         if ran.status in ("timeout", "died"):
             return Returned(ran.status, seconds=ran.seconds)
         try:
             result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
             if not result.get("ok"):
-                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds)
-            return Returned("ok", _decode(result["value"], folder, budget=[MAX_RESULT_BYTES]),
-                            seconds=ran.seconds)
+                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds,
+                                error_type=_identifier(result.get("type")))
+            budget = [MAX_RESULT_BYTES]
+            value = _decode(result["value"], folder, budget=budget)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return Returned("garbled", error=f"the kernel's answer could not be read ({type(exc).__name__})"
                             + (f"; the cell failed: {ran.error}" if ran.error else ""), seconds=ran.seconds)
+        if not verify:
+            return Returned("ok", value, seconds=ran.seconds)
+        # The evidence for the contract rules is read apart from the value: where it is missing
+        # or garbled (only a kernel that tampered with this channel does that), the value still
+        # counts and grader/contract.py reports the rules as not verifiable, which costs the case.
+        return Returned("ok", value, seconds=ran.seconds, second=_read_second(result, folder, budget),
+                        inputs_after=_read_inputs(result, folder, budget))
+
+
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def _identifier(value: Any) -> str:
+    """A class name the kernel reported, or "" where it is not a plain identifier."""
+    return value if isinstance(value, str) and len(value) <= 100 and value.isidentifier() else ""
+
+
+def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | None:
+    try:
+        second = result["second"]
+        if not second.get("ok"):
+            return Returned("raised", error=str(second.get("error", ""))[:800])
+        return Returned("ok", _decode(second["value"], folder, budget=budget))
+    except _READ_ERRORS:
+        return None
+
+
+def _read_inputs(result: Any, folder: Path, budget: list[int]) -> tuple[InputState, ...] | None:
+    try:
+        raw = result["inputs"]
+        if not isinstance(raw, list) or len(raw) > MAX_INPUT_ENTRIES:
+            return None
+        out = []
+        for entry in raw:
+            if "error" in entry:
+                return None
+            keys = entry.get("keys")
+            grad = entry.get("grad")
+            out.append(InputState(
+                path=str(entry["path"])[:200], same=entry["same"] is True,
+                present=entry["present"] is True,
+                value=_decode(entry["value"], folder, budget=budget) if "value" in entry else None,
+                requires_grad=entry.get("requires_grad") is True,
+                grad=None if grad is None else _decode(grad, folder, budget=budget),
+                keys=None if keys is None else tuple(str(k)[:200] for k in keys[:MAX_INPUT_ENTRIES])))
+        return tuple(out)
+    except _READ_ERRORS:
+        return None
 
 
 def _write_new(path: Path, data: bytes) -> None:

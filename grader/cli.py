@@ -159,6 +159,7 @@ from grader import tutor_cli as _tutor  # noqa: E402
 
 main.add_command(_tutor.review_command)
 main.add_command(_tutor.scores_command)
+main.add_command(_tutor.serve_command)
 main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
 main.add_command(_tutor.confirm_command)

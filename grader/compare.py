@@ -52,7 +52,10 @@ class CaseResult:
     max_abs: float | None = None
     max_rel: float | None = None
     series: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    call_status: str = ""  # the Bridge's status of the call (ok | raised | timeout | died | garbled)
+    #: the Bridge's status of the call (ok | raised | timeout | died | garbled); "missing" where the
+    #: function was not defined, "not_called" where the kernel could not be asked
+    call_status: str = ""
+    error_type: str = ""  # with "raised": the exception's class name, e.g. NotImplementedError
     # The catalogued mistakes as this case saw them; the grader's own, never written out.
     evidence: tuple[Evidence, ...] = field(default=(), repr=False)
     consistent_with: tuple[str, ...] = ()  # several mistakes fit and no input tells them apart
@@ -310,7 +313,7 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         return CaseResult(**base, passed=False, points=0.0,
                           message=f"the kernel crashed while `{function}` ran on this case")
     if returned.status == "raised":
-        return CaseResult(**base, passed=False, points=0.0,
+        return CaseResult(**base, passed=False, points=0.0, error_type=returned.error_type,
                           message=f"`{function}` raised {returned.error}; expected {_expected_text(expected)}")
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)
@@ -355,5 +358,5 @@ def missing_case(function: str, index: int, params: str, shapes: str, points: fl
                  why: str = "") -> CaseResult:
     """A case that could not be run: the function is missing, or ``why`` it could not be called."""
     return CaseResult(function=function, index=index, params=params, shapes=shapes, passed=False,
-                      points=0.0, max_points=points,
+                      points=0.0, max_points=points, call_status="not_called" if why else "missing",
                       message=why or f"no function named `{function}` was defined after the notebook ran")

@@ -34,6 +34,8 @@ class SandboxUnavailable(GraderError):
 class ClusterError(GraderError):
     """``--cluster``: the scheduler cannot be reached, it has no workers, or a worker's grading
     setup (project version, rubric, torch, sandbox) differs; the message names the worker."""
+class SecretError(GraderError):
+    """The course secret that hidden inputs are drawn from cannot be read, made or trusted."""
 
 
 class OutputFolderError(GraderError):

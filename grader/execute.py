@@ -464,9 +464,9 @@ class KernelSession:
 
         def make_client(**kw: Any) -> Any:
             kc = AsyncKernelManager.client(km, context=context, **kw)
-            kc._make_url = pinned.url  # type: ignore[method-assign]  # only the pinned sockets
+            kc._make_url = pinned.url  # only the pinned sockets
             return kc
-        km.client = make_client  # type: ignore[method-assign]
+        km.client = make_client
         # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
         os.chmod(km.connection_file, 0o644)
         client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
@@ -527,7 +527,7 @@ class KernelSession:
     def _alive(self) -> bool:
         try:
             return bool(self.client is not None and self.client.km is not None
-                        and run_sync(self.client.km.is_alive)())  # type: ignore[arg-type]
+                        and run_sync(self.client.km.is_alive)())
         except Exception:  # noqa: BLE001 - a manager that cannot tell is treated as dead
             return False
 
@@ -651,6 +651,12 @@ class KernelSession:
         # The grader's calls get what is left of the submission's budget (not the notebook's).
         self._deadline = self.budget_end
         return result
+
+    def kernel_pid(self) -> int | None:
+        """The pid of the process the grader started for the kernel (the sandbox's outermost)."""
+        km = self.client.km if self.client is not None else None
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        return pid if isinstance(pid, int) else None
 
     # -- the grader's calls ----------------------------------------------------------------
     def run_code(self, source: str, timeout: float) -> CodeResult:

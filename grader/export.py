@@ -19,6 +19,7 @@ from grader.grades import CSV_FIXED, grade_rows, restore, safe_csv
 from grader.outdir import OutDir, write_atomic
 
 FORMATS = ("csv", "json")
+PLATFORMS = ("moodle", "canvas")
 
 
 def export_rows(out_dir: Path, rubric_path: str | None = None) -> tuple[list[str], list[dict[str, Any]], str]:
@@ -60,3 +61,41 @@ def export(out_dir: Path, fmt: str, to: Path | None = None, rubric_path: str | N
     path = to or out_dir / f"export.{fmt}"
     write_atomic(path, text)
     return path, text
+
+
+# -- is grading finished? ---------------------------------------------------------------------
+def incomplete(results: list[dict[str, Any]]) -> list[str]:
+    """What is not finished: submissions that could not be graded (status ``error``: a tutor
+    should look at them and grade them again) and written answers still waiting for a tutor."""
+    from grader.scores import is_written
+    out = [f"{r['submission']} could not be graded ({r.get('message') or 'status error'}); see its report"
+           for r in results if r["status"] == "error"]
+    waiting: dict[str, int] = {}
+    for r in results:
+        if r["status"] != "graded":
+            continue
+        for qid, q in r["questions"].items():
+            if is_written(q) and q.get("status") == "pending":
+                waiting[qid] = waiting.get(qid, 0) + 1
+    out += [f"{qid}: {n} written answer(s) not scored yet (grade serve, or grade review + grade scores)"
+            for qid, n in waiting.items()]
+    return out
+
+
+def export_platform(out_dir: Path, fmt: str, into: Path, to: Path | None = None,
+                    column: str | None = None) -> Any:
+    """Fill the platform's file ``into`` with the folder's grades; write ``to`` (default: a new
+    file ``<into's stem>-graded<suffix>`` beside it; ``to == into`` replaces it atomically)."""
+    from grader.platforms import fill_canvas, fill_moodle
+    from grader.scores import load_results
+    if fmt not in PLATFORMS:
+        raise UsageError(f"unknown platform '{fmt}'; use one of {', '.join(PLATFORMS)}")
+    results = load_results(out_dir)
+    with OutDir(out_dir).gradebook() as book:
+        confirmed = book.confirmed_members()  # the members grades.csv grades
+    target: Path | None = to or into.with_name(f"{into.stem}-graded{into.suffix or '.csv'}")
+    if to is not None and str(to) == "-":
+        target = None  # the caller prints the text
+    if fmt == "moodle":
+        return fill_moodle(into, results, target, confirmed)
+    return fill_canvas(into, results, target, column, confirmed)

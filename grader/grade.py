@@ -9,29 +9,33 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
-import numpy as np
 
 import reference
 from grader import cases as case_inputs
 from grader import probes, resources
-from grader.bridge import ArrayInfo, Bridge, Returned
+from grader.bridge import Bridge, Returned
 from grader.compare import CaseResult, compare_case, missing_case, to_numpy
 from grader.concepts import match_concepts
+from grader.contract import violations as contract_violations
+from grader.errors import SecretError
 from grader.execute import KernelSession
 from grader.intake import read_submission
 from grader.kernelpool import KernelPool
-from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group
+from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.outputs import notebook_outputs
+from grader.recall import run_recall
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
 from grader.sandbox import Sandbox
+from grader.secret import load_secret
 from grader.similarity import capped_code_cells
 
 TEMPLATE = resources.template_notebook()
@@ -50,13 +54,26 @@ class Context:
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
     # Kernels started ahead (grader/kernelpool.py) in a batch's grading process; else one on demand.
     kernels: KernelPool | None = None
+    #: The course secret the hidden inputs are drawn under (grader/secret.py); None when public.
+    secret: bytes | None = field(default=None, repr=False)
+    full_recall: bool = True  # False: `grade check` without --full, train_recall's interface only
+    #: `grade check`: the notebook is graded under the file name its group cell gives (a student's
+    #: working name such as sheet11.ipynb is only advice), so a "reject" naming policy cannot stop it.
+    name_after_group: bool = False
 
     @classmethod
-    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False) -> Context:
+    def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
+               secret: bytes | None = None, full_recall: bool = True, name_after_group: bool = False) -> Context:
+        """A context; for hidden cases ``secret`` defaults to :func:`grader.secret.load_secret`
+        (which raises :class:`~grader.errors.SecretError` before anything is graded)."""
         answers: dict[str, str] = {}
         if TEMPLATE.exists():
             answers = template_answers(nbformat.read(str(TEMPLATE), as_version=4))
-        return cls(rubric, sandbox, threads, answers, public)
+        if public:
+            secret = None  # public examples never touch the secret
+        elif secret is None:
+            secret = load_secret()
+        return cls(rubric, sandbox, threads, answers, public, secret, full_recall, name_after_group)
 
 
 def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
@@ -72,42 +89,106 @@ def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, 
                             sandbox_note=ctx.sandbox.note, rubric_sha256=ctx.rubric.sha256, **kw)
 
 
-def grade_submission(path: Path, ctx: Context) -> SubmissionResult:
-    """Grade one file; never raises for anything a submission can contain."""
+def grade_submission(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
+    """Grade one file; never raises for anything a submission can contain.
+
+    ``name`` is the file name to grade it under (contract §4's naming rules read it); by default
+    the file's own name."""
     t0 = time.monotonic()
     try:
-        result = _grade(path, ctx)
+        result = _grade(path, ctx, name)
+    except _Stop as stop:
+        result = stop.result
     except MemoryError:
         raise  # over the grader's memory budget: grader/batch.py reports it as such
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
-        result = _stopped(ctx, path.name, "", "error",
+        result = _stopped(ctx, name or path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
                           [], detail="".join(traceback.format_exception(exc))[-4000:])
     return replace(result, seconds=time.monotonic() - t0)
 
 
+# -- the steps ---------------------------------------------------------------------------------
+# Each step reads what the earlier ones found and returns its own immutable findings; a step that
+# ends the pipeline (a rule says reject, nothing can be graded) raises _Stop with the result.
 
-def _grade(path: Path, ctx: Context) -> SubmissionResult:
+class _Stop(Exception):  # noqa: N818 - control flow, not an error
+    """A step ended the pipeline early; ``result`` says why (status rejected or error)."""
+
+    def __init__(self, result: SubmissionResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The submission read and its notebook parsed (contract §2, §4: archive rules)."""
+
+    filename: str
+    sha256: str
+    nb: Any
+    flags: tuple[Flag, ...]
+    extra: Mapping[str, Any]  # other files, the notebook's name, its code cells: carried to the result
+
+
+@dataclass(frozen=True)
+class GroupFindings:
+    """The group cell and the file name (contract §4)."""
+
+    members: tuple[Member, ...]
+    flags: tuple[Flag, ...]
+    filename: str  # the name the submission is graded under
+
+    @property
+    def group(self) -> tuple[dict[str, str], ...]:
+        return tuple({"name": m.name, "student_id": m.student_id, "email": m.email} for m in self.members)
+
+
+@dataclass(frozen=True)
+class KernelWork:
+    """What the kernel gave: the notebook's run, every function's checks and the recall experiment."""
+
+    by_question: Mapping[str, tuple[CaseResult, ...]]
+    recall: Recall | None
+    cells: tuple[dict[str, Any], ...]
+    flags: tuple[Flag, ...]
+    not_started: str = ""  # why the kernel did not start (then nothing else was found)
+
+
+def _grade(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
+    opened = _open(path, ctx, name)              # intake, notebook
+    group = _group(opened, ctx)                  # group cell and file name
+    written = _written_answers(opened.nb, ctx)   # words, sentences, citations; hints for the tutor
+    work = _kernel_work(opened, ctx)             # notebook run, function checks, recall
+    return _assemble(opened, group, written, work, ctx)
+
+
+def _open(path: Path, ctx: Context, name: str | None) -> Opened:
     rubric = ctx.rubric
     intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
+    filename = name or intake.filename
     flags: list[Flag] = []
-    extra = {"other_files": intake.other_files, "notebook_name": intake.notebook_name}
+    extra: dict[str, Any] = {"other_files": intake.other_files, "notebook_name": intake.notebook_name}
     if intake.note:
         flags.append(Flag("archive.contents", None, intake.note))
     if intake.notebook is None:
         status: SubmissionStatus = "rejected" if intake.problem_code == "archive.unsafe" else "error"
         flags.append(Flag(intake.problem_code, None, intake.problem))
-        return _stopped(ctx, intake.filename, intake.sha256, status, intake.problem, flags, **extra)
+        raise _Stop(_stopped(ctx, filename, intake.sha256, status, intake.problem, flags, **extra))
     try:
         nb = parse_notebook(intake.notebook, rubric.limits)
     except NotebookInvalid as exc:
         flags.append(Flag("notebook.invalid", None, str(exc)))
-        return _stopped(ctx, intake.filename, intake.sha256, "error", str(exc), flags, **extra)
+        raise _Stop(_stopped(ctx, filename, intake.sha256, "error", str(exc), flags, **extra)) from None
     extra["code_cells"] = tuple(capped_code_cells(nb))  # for the copied-work check, read once
+    return Opened(filename, intake.sha256, nb, tuple(flags), extra)
 
-    # Group cell and file name (contract §4).
+
+def _group(opened: Opened, ctx: Context) -> GroupFindings:
+    rubric = ctx.rubric
+    flags: list[Flag] = []
     members: tuple[Member, ...] = ()
-    source, found_by = find_group_source(nb)
+    source, found_by = find_group_source(opened.nb)
     if not source:
         flags.append(Flag("group.missing", None, "no cell tagged `group` with GROUP = [...] was found"))
     else:
@@ -118,34 +199,39 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
                                                          "it was found by its GROUP = [...] line"))
         except GroupCellError as exc:
             flags.append(Flag("group.missing", None, str(exc)))
+    filename = opened.filename
+    if members and ctx.name_after_group:
+        filename = suggest_filename(members, Path(filename).suffix.lower() or ".ipynb")
     if members:
-        for finding in check_naming(intake.filename, members, rubric.naming.group_size):
+        for finding in check_naming(filename, members, rubric.naming.group_size):
             flags.append(Flag(finding.code, None, finding.message))
     else:
-        parsed = parse_filename(intake.filename)
+        parsed = parse_filename(filename)
         if not parsed.ok:
             flags.append(Flag("naming.pattern", None, parsed.problem))
-    group = tuple({"name": m.name, "student_id": m.student_id, "email": m.email} for m in members)
+    found = GroupFindings(members, tuple(flags), filename)
     rejected = [f for f in flags if rubric.naming.policy(f.code) == "reject"
                 and f.code.startswith(("naming.", "group."))]
     if rejected:
         message = "rejected: " + "; ".join(f.message for f in rejected)
-        return _stopped(ctx, intake.filename, intake.sha256, "rejected", message, flags, group, **extra)
+        raise _Stop(_stopped(ctx, filename, opened.sha256, "rejected", message,
+                             [*opened.flags, *flags], found.group, **opened.extra))
+    return found
 
-    questions = _empty_questions(rubric)
-    for qid in WRITTEN_IDS:
-        questions[qid], answer_flags = _written(qid, nb, ctx)
-        flags += answer_flags
 
+def _written_answers(nb: Any, ctx: Context) -> dict[str, tuple[QuestionResult, list[Flag]]]:
+    return {qid: _written(qid, nb, ctx) for qid in WRITTEN_IDS}
+
+
+def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
+    rubric = ctx.rubric
+    flags: list[Flag] = []
     with (ctx.kernels.session() if ctx.kernels else KernelSession(ctx.sandbox, rubric.limits, ctx.threads)) \
             as session:
-        run = session.run_notebook(nb)
+        run = session.run_notebook(opened.nb)
         flags += [Flag(f.code, None, _cell_message(f.message, f.cell)) for f in run.flags]
         if not run.started:
-            detail = "; ".join(f.message for f in run.flags)
-            return _stopped(ctx, intake.filename, intake.sha256, "error",
-                            "the notebook could not be run because its kernel did not start; "
-                            "a tutor will look at it", flags, group, detail, **extra)
+            return KernelWork({}, None, (), tuple(flags), "; ".join(f.message for f in run.flags) or "no reason given")
         bridge = Bridge(session)
         found = _defined(bridge, rubric)
         why = ""
@@ -159,27 +245,44 @@ def _grade(path: Path, ctx: Context) -> SubmissionResult:
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                 ctx.public, why)
+                                 ctx.public, why, ctx.secret)
             # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
-                                              ctx.public)
-        recall, recall_case = _recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why)
+                                              ctx.public, ctx.secret)
+        recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
+                                         full=ctx.full_recall)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
         by_question[rubric.recall.question].append(recall_case)
-        shown = notebook_outputs(nb.cells)  # capped, text and raster images only, for the report
+        shown = notebook_outputs(opened.nb.cells)  # capped, text and raster images only, for the report
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
                        "error": c.error, "outputs": shown.get(c.index, [])} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
+    return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags))
+
+
+def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[QuestionResult, list[Flag]]],
+              work: KernelWork, ctx: Context) -> SubmissionResult:
+    rubric = ctx.rubric
+    questions = _empty_questions(rubric)
+    flags: list[Flag] = [*opened.flags, *group.flags]
+    for qid, (question, answer_flags) in written.items():
+        questions[qid] = question
+        flags += answer_flags
+    flags += work.flags
+    if work.not_started:
+        return _stopped(ctx, group.filename, opened.sha256, "error",
+                        "the notebook could not be run because its kernel did not start; a tutor will look at it",
+                        flags, group.group, work.not_started, **opened.extra)
     for qid in AUTO_IDS:
         q = rubric.questions[qid]
-        got = tuple(by_question[qid])
+        got = work.by_question[qid]
         questions[qid] = QuestionResult(qid, q.title, round(sum(c.points for c in got), 4), q.points, "auto", got)
-    return SubmissionResult(submission=intake.filename, sha256=intake.sha256, status="graded", group=group,
+    return SubmissionResult(submission=group.filename, sha256=opened.sha256, status="graded", group=group.group,
                             questions=questions, flags=tuple(flags), max_points=rubric.max_points,
-                            sandbox_note=ctx.sandbox.note, recall=recall, cells=cells,
-                            rubric_sha256=rubric.sha256, **extra)
+                            sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
+                            rubric_sha256=rubric.sha256, **opened.extra)
 
 
 def _cell_message(message: str, cell: int | None) -> str:
@@ -226,13 +329,18 @@ REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for n
 
 
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
-               public: bool = False, why: str = "") -> list[CaseResult]:
+               public: bool = False, why: str = "", secret: bytes | None = None) -> list[CaseResult]:
     out = []
     cases = check.public_cases() if public else check.cases
+    if not public and secret is None:
+        # Hidden inputs drawn from the rubric's seeds alone could be searched by the kernel.
+        raise SecretError("hidden cases need the course secret; build the context with "
+                          "Context.create (it loads grader/secret.py's secret file)")
     share = check.points / len(cases)
     stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
     for i, case in enumerate(cases, start=1):
-        inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
+        inputs = case_inputs.make_inputs(check.function, case.seed, case.params,
+                                         None if public else secret)
         shapes = case_inputs.shapes_of(inputs)
         params = case.describe()
         if not defined:
@@ -242,68 +350,27 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
         if stuck is not None:
             returned = stuck
         else:
-            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout)
+            # verify: called twice on fresh copies, the inputs' state reported (contract §3).
+            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout,
+                                   verify=True)
             if returned.status in ("died", "timeout"):
                 # Every further call would restart the kernel and run the notebook again.
                 stuck = returned
-        out.append(compare_case(check.function, i, params, shapes, inputs, expected, returned,
-                                check.rtol, check.atol, share))
+        result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
+                              check.rtol, check.atol, share)
+        out.append(_with_contract_rules(result, inputs, returned, check))
     return out
 
 
-def _recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
-            why: str = "") -> tuple[Recall, CaseResult]:
-    spec = rubric.recall
-    params = f"seq_len={spec.seq_len}, n_classes={spec.n_classes}, cell='lstm'"
-    base = dict(function=spec.function, index=1, params=params,
-                shapes=f"held-out x ({spec.seq_len}, {spec.heldout_n}, {spec.n_classes})",
-                max_points=spec.points)
-    if not defined:
-        return (Recall(None, None, None, None, spec.threshold, "not defined"),
-                missing_case(spec.function, 1, params, base["shapes"], spec.points, why))
-    seed = spec.public_heldout_seed if public else spec.heldout_seed
-    x, y = reference.make_recall_data(spec.heldout_n, spec.seq_len, spec.n_classes, seed)
-    accuracy: dict[str, float | None] = {}
-    seconds: dict[str, float | None] = {}
-    problems: dict[str, str] = {}
-    for cell in ("lstm", "rnn"):
-        trained = bridge.call(
-            f"globals().__setitem__('_sheet11_model_{cell}', "
-            f"{spec.function}({cell!r}, {spec.seq_len}, {spec.n_classes}, {spec.train_seed}))",
-            {}, spec.time_limit + 5)
-        seconds[cell] = trained.seconds
-        accuracy[cell] = None
-        if trained.status != "ok":
-            problems[cell] = {"timeout": f"training took longer than {spec.time_limit:g} s and was stopped",
-                              "died": "the kernel crashed during training",
-                              "raised": f"`{spec.function}('{cell}', ...)` raised {trained.error}"}.get(
-                trained.status, trained.error)
-            continue
-        scored = bridge.call(f"__logits(globals()['_sheet11_model_{cell}'], __args['x'])",
-                             {"x": x}, rubric.limits.call_timeout)
-        value = scored.value
-        if scored.status != "ok":
-            problems[cell] = f"calling the trained model failed: {scored.error or scored.status}"
-        elif not isinstance(value, ArrayInfo) or value.array.shape != (spec.heldout_n, spec.n_classes):
-            shape = tuple(value.array.shape) if isinstance(value, ArrayInfo) else type(value).__name__
-            problems[cell] = (f"the model returned {shape} for x of shape {tuple(x.shape)}; "
-                              f"expected logits of shape ({spec.heldout_n}, {spec.n_classes})")
-        else:
-            accuracy[cell] = float(np.mean(np.argmax(value.array, axis=1) == y.numpy()))
-    lstm = accuracy["lstm"]
-    in_time = seconds["lstm"] is not None and seconds["lstm"] <= spec.time_limit
-    passed = lstm is not None and lstm >= spec.threshold and in_time
-    if "lstm" in problems:
-        message = problems["lstm"]
-    elif not passed and lstm is not None and not in_time:
-        message = f"training took {seconds['lstm']:.0f} s; the limit is {spec.time_limit:g} s"
-    elif not passed:
-        message = f"the LSTM model reached {lstm:.1%} held-out accuracy; at least {spec.threshold:.0%} is needed"
-    else:
-        message = ""
-    rnn_text = (f"vanilla RNN: {accuracy['rnn']:.1%}" if accuracy["rnn"] is not None
-                else f"vanilla RNN: {problems.get('rnn', 'no result')}")
-    case = CaseResult(**base, passed=passed, points=spec.points if passed else 0.0,
-                      message=(message + "; " if message else "") + rnn_text,
-                      expected=f">= {spec.threshold:.0%}", got="" if lstm is None else f"{lstm:.1%}")
-    return Recall(lstm, accuracy["rnn"], seconds["lstm"], seconds["rnn"], spec.threshold, message), case
+def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
+                         check: Check) -> CaseResult:
+    """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
+    case's points and is named in its message (grader/contract.py explains why a kernel that
+    forges the evidence gains nothing)."""
+    broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function)
+    if not broken:
+        return result
+    points = round(min(result.points, result.max_points * (1.0 - check.contract_penalty)), 6)
+    message = "; ".join(part for part in (result.message, *broken) if part)
+    return replace(result, passed=False, points=points, message=message)
+

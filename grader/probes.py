@@ -449,25 +449,29 @@ def _case_of(check: Check, result: CaseResult, public: bool) -> Case | None:
     return case if case.describe() == result.params else None
 
 
-def _case_evidence(check: Check, case: Case) -> tuple[Evidence, ...]:
-    """The catalogued mistakes on a case the student passed (its output equals the reference's)."""
-    inputs = case_inputs.make_inputs(check.function, case.seed, case.params)
+def _case_evidence(check: Check, case: Case, secret: bytes | None = None) -> tuple[Evidence, ...]:
+    """The catalogued mistakes on a case the student passed (its output equals the reference's).
+
+    ``secret``: the course secret a hidden case was drawn under (None for a public example), so
+    these are the very inputs the student was called on (grader/cases.py)."""
+    inputs = case_inputs.make_inputs(check.function, case.seed, case.params, secret)
     expected = to_numpy(getattr(reference, check.function)(**inputs))
     return mistake_evidence(check.function, inputs, expected, None, check.rtol, check.atol)
 
 
 def _keys(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseResult],
-          runs: Sequence[ProbeRun], public: bool) -> tuple[str, ...]:
+          runs: Sequence[ProbeRun], public: bool, secret: bytes | None = None) -> tuple[str, ...]:
     """The catalogued mistakes that explain every case and every probe (see compare.attribute)."""
     observations = [(r.evidence, True) for r in failing]
     passed = [_case_of(check, r, public) for r in results if r.passed]
-    observations += [(_case_evidence(check, case), False) for case in passed if case is not None]
+    observations += [(_case_evidence(check, case, None if public else secret), False)
+                     for case in passed if case is not None]
     observations += [(r.evidence, r.outcome == "differs") for r in runs if r.evidence]
     return attribute(observations)
 
 
 def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout: float,
-           public: bool = False) -> list[CaseResult]:
+           public: bool = False, secret: bytes | None = None) -> list[CaseResult]:
     """``results`` of one check restated after probing, when some case failed on its values.
 
     Returns the results unchanged when every case passed, when no case returned a value of the
@@ -480,7 +484,7 @@ def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout:
     """
     results = list(results)
     try:
-        return _review(check, results, bridge, timeout, public)
+        return _review(check, results, bridge, timeout, public, secret)
     except Exception as exc:  # noqa: BLE001 - see above: the points stand whatever happens here
         failure = f"probing failed in the grader: {type(exc).__name__}: {exc}"[:300]
         return [r if r.passed else replace(r, probes=({"outcome": "grader_error", "text": failure},))
@@ -488,7 +492,7 @@ def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout:
 
 
 def _review(check: Check, results: list[CaseResult], bridge: Caller, timeout: float,
-            public: bool) -> list[CaseResult]:
+            public: bool, secret: bytes | None = None) -> list[CaseResult]:
     failing = [r for r in results if r.wrong_values and _case_of(check, r, public) is not None]
     if not failing or any(r.call_status in ("died", "timeout") for r in results):
         return results
@@ -498,7 +502,7 @@ def _review(check: Check, results: list[CaseResult], bridge: Caller, timeout: fl
     if check.public_seeds:  # the base is drawn from a public seed only (public-safe inputs)
         runs = run_probes(check.function, base.params, check.public_seeds[0], bridge, timeout,
                           check.rtol, check.atol)
-    keys = _keys(check, results, failing, runs, public)
+    keys = _keys(check, results, failing, runs, public, secret)
     activation = base.params.get("activation")
     finding, _ = verdict(check.function, runs, activation)
     sentences = [finding] if finding else []

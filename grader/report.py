@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader.charts import Bar, Line, bar_chart, line_chart
+from grader.concepts import suggestion_for
 from grader.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells
 from grader.markdown import render_comment, render_inline, render_markdown
 from grader.outputs import safe_image
@@ -64,10 +65,12 @@ def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
                       "norm (log scale)")
 
 
-def recall_plot(lstm: float | None, rnn: float | None, threshold: float) -> Markup | None:
+def recall_plot(lstm: float | None, rnn: float | None, threshold: float, rnn_run: bool = True) -> Markup | None:
     if lstm is None and rnn is None:
         return None
-    return bar_chart(_env, [Bar("vanilla RNN", rnn or 0.0, "#8c959f"), Bar("LSTM", lstm or 0.0, "#1a7f37")],
+    # Without the comparison run (rubric: compare_rnn = false) there is no RNN bar, not a 0 %.
+    bars = ([Bar("vanilla RNN", rnn or 0.0, "#8c959f")] if rnn_run else []) + [Bar("LSTM", lstm or 0.0, "#1a7f37")]
+    return bar_chart(_env, bars,
                      "Held-out accuracy of your models", "", "accuracy", 1.0,
                      (threshold, f"needed: {threshold:.0%}"))
 
@@ -134,7 +137,6 @@ def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, 
 
 
 def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
-    from grader.review import suggestion_for  # review imports this module's renderers
     graded = data.get("status") == "graded"
     said = str(data.get("message") or "")
     checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
@@ -170,7 +172,8 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
         r=data, tutor=tutor, graded=graded, questions=questions, general_flags=flags.get(None, []),
         pending=sum(1 for q in data["questions"].values() if q.get("status") == "pending"),
         gradient_plot=gradient_plot(checks) if graded else None,
-        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"])
+        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"],
+                                recall.get("rnn_run", True))
         if recall and graded else None,
         outputs=_outputs(list(data.get("cells") or [])),
         broken=[c for c in data.get("cells") or [] if c.get("error")])

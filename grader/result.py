@@ -135,7 +135,9 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "max_points": round(c.max_points, 4), "message": c.message, "mistakes": list(c.mistakes),
             "function": c.function, "case": c.index, "params": c.params, "shapes": c.shapes,
             "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
-            "series": {k: list(v) for k, v in c.series.items()}, **c.findings_json()}
+            "series": {k: list(v) for k, v in c.series.items()},
+            **{k: v for k, v in (("call_status", c.call_status), ("error_type", c.error_type)) if v},
+            **c.findings_json()}
 
 
 def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
@@ -146,6 +148,7 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       mistakes=tuple(data.get("mistakes") or ()), expected=data.get("expected", ""),
                       got=data.get("got", ""), max_abs=data.get("max_abs"), max_rel=data.get("max_rel"),
                       series={k: tuple(v) for k, v in (data.get("series") or {}).items()},
+                      call_status=str(data.get("call_status", "")), error_type=str(data.get("error_type", "")),
                       consistent_with=tuple(data.get("consistent_with") or ()),
                       diagnosis=str(data.get("diagnosis", "")),
                       probes=tuple(dict(p) for p in data.get("probes") or ()))
@@ -161,19 +164,29 @@ class Recall:
     rnn_seconds: float | None
     threshold: float
     message: str = ""
+    tries: int = 1            # LSTM trainings run (the first that passed counts)
+    rnn_run: bool = True      # False: the rubric switched the vanilla-RNN comparison off
+    cpu_measured: bool = True  # False: the kernel's CPU time was unreadable; seconds are wall clock
 
     def to_json(self) -> dict[str, Any]:
         return {"lstm_accuracy": self.lstm_accuracy, "rnn_accuracy": self.rnn_accuracy,
                 "lstm_seconds": self.lstm_seconds, "rnn_seconds": self.rnn_seconds,
-                "threshold": self.threshold, "message": self.message}
+                "threshold": self.threshold, "message": self.message,
+                "tries": self.tries, "rnn_run": self.rnn_run,
+                "seconds_are": "cpu" if self.cpu_measured else "wall"}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Recall:
+        # Results written before the recall verdict kept these keys: one try, the RNN run, wall s.
+        tries = data.get("tries", 1)
         return cls(_opt_float(data.get("lstm_accuracy"), "recall.lstm_accuracy"),
                    _opt_float(data.get("rnn_accuracy"), "recall.rnn_accuracy"),
                    _opt_float(data.get("lstm_seconds"), "recall.lstm_seconds"),
                    _opt_float(data.get("rnn_seconds"), "recall.rnn_seconds"),
-                   _float(data.get("threshold", 0.0), "recall.threshold"), str(data.get("message", "")))
+                   _float(data.get("threshold", 0.0), "recall.threshold"), str(data.get("message", "")),
+                   tries=tries if isinstance(tries, int) and not isinstance(tries, bool) else 1,
+                   rnn_run=data.get("rnn_run", True) is not False,
+                   cpu_measured=data.get("seconds_are", "wall") == "cpu")
 
 
 @dataclass(frozen=True)

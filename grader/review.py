@@ -21,25 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.concepts import suggested_score, suggestion_for  # noqa: F401 - the review's API
 from grader.errors import UsageError
 from grader.grades import SHEET_COLUMNS, is_written, safe_csv
 from grader.outdir import OutDir, write_atomic
-
-
-def suggested_score(points: float, found: int, total: int) -> float | None:
-    """points * found / total, rounded to 0.25 (None where the question lists no concepts)."""
-    if total <= 0:
-        return None
-    return round(points * found / total * 4) / 4
-
-
-def suggestion_for(q: Mapping[str, Any], flags: Iterable[Mapping[str, Any]]) -> float | None:
-    """The suggested score of one written answer (its result JSON and its flags): 0 for a missing
-    answer, else :func:`suggested_score` over the concepts it names."""
-    found, missing = q.get("concepts_found") or [], q.get("concepts_missing") or []
-    if any(f["code"] == "answer.missing" for f in flags):
-        return 0.0
-    return suggested_score(float(q.get("max_points", 0.0)), len(found), len(found) + len(missing))
 
 
 @dataclass

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from grader import resources
 from grader.errors import RubricError
@@ -40,12 +41,39 @@ CASE_CHOICES: dict[str, tuple[str, ...]] = {
     "shape": ("balanced", "random", "left_chain"),
 }
 POLICIES = ("flag", "reject")
+
+
+def case_settings(function: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The settings a case exercises that a public example must show before a hidden case uses
+    them: every choice (activation, loss, tree shape) and the edge regimes of the sizes.
+
+    Returns ``{key: setting}``, the setting as a reader of the rubric would write it
+    (``activation = "sigmoid"``, ``k >= T``).
+    """
+    out = {key: f'{key} = "{params[key]}"' for key in CASE_CHOICES if key in params}
+    for key in ("T", "B"):
+        if key in params:
+            out[key] = f"{key} = 1" if params[key] == 1 else f"{key} > 1"
+    if "k" in params:
+        k, T = params["k"], params["T"]
+        out["k"] = "k >= T" if k >= T else ("k = 1" if k == 1 else "1 < k < T")
+    if "spectral_norm" in params:
+        sn = params["spectral_norm"]
+        out["spectral_norm"] = "spectral_norm < 1" if sn < 1 else (
+            "spectral_norm = 1" if sn == 1 else "spectral_norm > 1")
+    if "leaves" in params and params["leaves"] == 1:
+        out["leaves"] = "leaves = 1"
+    return out
 LATE_POLICIES = ("none", "flag", "per_day", "zero")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One hidden (or public) input of a function check: a seed and the shape parameters."""
+    """One hidden (or public) input of a function check: a seed and the shape parameters.
+
+    A hidden case's seed only names it: its numbers are drawn under the course secret
+    (:func:`grader.cases.case_rng`). A public case's seed draws its numbers directly.
+    """
 
     seed: int
     params: Mapping[str, Any]
@@ -61,12 +89,18 @@ class Check:
     rtol: float
     atol: float
     cases: tuple[Case, ...]
-    public_seeds: tuple[int, ...]
+    public: tuple[Case, ...]
+    #: Share of a case's points lost when the call breaks a contract rule (changed its inputs,
+    #: or a second call with the same inputs returned something else); 1.0: the case fails.
+    contract_penalty: float = 1.0
+
+    @property
+    def public_seeds(self) -> tuple[int, ...]:
+        return tuple(c.seed for c in self.public)
 
     def public_cases(self) -> tuple[Case, ...]:
-        """The examples students may see: public seeds on the hidden cases' shapes, in turn."""
-        return tuple(Case(seed, self.cases[i % len(self.cases)].params)
-                     for i, seed in enumerate(self.public_seeds))
+        """The examples students may see, with their own parameters (``public`` in the rubric)."""
+        return self.public
 
 
 @dataclass(frozen=True)
@@ -99,8 +133,12 @@ class Recall:
     heldout_seed: int
     heldout_n: int
     threshold: float
-    time_limit: float
     public_heldout_seed: int
+    tries: int              # LSTM trainings at most, seeds train_seed, train_seed + 1, ...
+    cpu_time_limit: float   # CPU s of the kernel per train_recall call (the limit that counts)
+    wall_time_limit: float  # s of wall clock per call: the safety net that stops a call
+    compare_rnn: bool       # also train the vanilla RNN once, shown beside the LSTM
+    check_seq_len: int      # the short interface run of the self-check and `grade check`
 
 
 @dataclass(frozen=True)
@@ -192,6 +230,7 @@ class Rubric:
         raise KeyError(function)
 
     def hidden_seeds(self) -> set[int]:
+        """The seeds that name hidden cases (their numbers come from the course secret)."""
         seeds = {case.seed for check in self.checks() for case in check.cases}
         return seeds | {self.recall.train_seed, self.recall.heldout_seed}
 
@@ -216,14 +255,15 @@ class _Reader:
             if default is ...:
                 raise self.fail(key, f"missing; expected {_kind_name(kind)}")
             return default
-        value = self.table[key]
+        value: Any = self.table[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.fail(key, f"is {value!r}; expected {_kind_name(kind)}")
         if choices is not None and value not in choices:
             raise self.fail(key, f"is {value!r}; allowed: {', '.join(map(repr, choices))}")
-        if positive and value <= 0:
+        number: Any = value  # isinstance(value, kind) narrowed it to object; positive is for numbers
+        if positive and number <= 0:
             raise self.fail(key, f"is {value!r}; expected a number > 0")
         return value
 
@@ -245,36 +285,70 @@ def _kind_name(kind: type) -> str:
             list: "a list", dict: "a table"}.get(kind, kind.__name__)
 
 
-def _read_check(r: _Reader) -> Check:
+def _read_cases(r: _Reader, key: str, function: str) -> tuple[Case, ...]:
+    raw_cases = r.get(key, list)
+    if not raw_cases:
+        raise r.fail(key, "needs at least one case")
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        if not isinstance(raw, dict):
+            raise r.fail(f"{key}[{i}]", "expected an inline table { seed = ..., ... }")
+        cr = _Reader(r.path, raw, r._key(f"{key}[{i}]"))
+        seed = cr.get("seed", int)
+        params = {}
+        for name, kind in CASE_KEYS[function].items():
+            value = cr.get(name, kind, choices=CASE_CHOICES.get(name))
+            if kind in (int, float) and value <= 0:
+                raise cr.fail(name, f"is {value!r}; expected a number > 0")
+            params[name] = value
+        cr.no_unknown()
+        cases.append(Case(seed, params))
+    return tuple(cases)
+
+
+def _penalty(r: _Reader, key: str, default: float) -> float:
+    value = r.get(key, float, default=default)
+    if not 0.0 <= value <= 1.0:
+        raise r.fail(key, f"is {value!r}; expected a share of the case's points from 0.0 "
+                          "(no points lost) to 1.0 (the case fails)")
+    return value
+
+
+def _read_check(r: _Reader, default_penalty: float) -> Check:
     function = r.get("function", str, choices=tuple(CASE_KEYS))
     points = r.get("points", float, positive=True)
     rtol = r.get("rtol", float, positive=True)
     atol = r.get("atol", float, positive=True)
-    public = r.get("public_seeds", list)
-    if not all(isinstance(s, int) for s in public):
-        raise r.fail("public_seeds", "expected a list of integers")
-    raw_cases = r.get("cases", list)
-    if not raw_cases:
-        raise r.fail("cases", "needs at least one case")
-    cases = []
-    for i, raw in enumerate(raw_cases):
-        if not isinstance(raw, dict):
-            raise r.fail(f"cases[{i}]", "expected an inline table { seed = ..., ... }")
-        cr = _Reader(r.path, raw, r._key(f"cases[{i}]"))
-        seed = cr.get("seed", int)
-        params = {}
-        for key, kind in CASE_KEYS[function].items():
-            value = cr.get(key, kind, choices=CASE_CHOICES.get(key))
-            if kind in (int, float) and value <= 0:
-                raise cr.fail(key, f"is {value!r}; expected a number > 0")
-            params[key] = value
-        cr.no_unknown()
-        cases.append(Case(seed, params))
+    if "public_seeds" in r.table:
+        raise r.fail("public_seeds", "is replaced by `public`: a list of public examples with their "
+                                     "own parameters, like `cases`, e.g. public = [{ seed = 11401, "
+                                     + ", ".join(f"{k} = ..." for k in CASE_KEYS[function]) + " }]")
+    public = _read_cases(r, "public", function)
+    cases = _read_cases(r, "cases", function)
+    penalty = _penalty(r, "contract_penalty", default_penalty)
     r.no_unknown()
-    return Check(function, points, rtol, atol, tuple(cases), tuple(public))
+    _check_coverage(r, function, cases, public)
+    return Check(function, points, rtol, atol, cases, public, penalty)
 
 
-def _read_question(qid: str, r: _Reader) -> Question:
+def _check_coverage(r: _Reader, function: str, cases: tuple[Case, ...],
+                    public: tuple[Case, ...]) -> None:
+    """Refuse hidden cases that use a setting no public example shows (issue: a student whose
+    function ignores `activation` must be able to see it fail before handing in)."""
+    shown: dict[str, set[str]] = {}
+    for case in public:
+        for key, value in case_settings(function, case.params).items():
+            shown.setdefault(key, set()).add(value)
+    for i, case in enumerate(cases):
+        for key, value in case_settings(function, case.params).items():
+            if value not in shown.get(key, set()):
+                have = ", ".join(sorted(shown.get(key, set()))) or "none"
+                raise r.fail("public", f"has no `{function}` example with {value}, which hidden case cases[{i}] "
+                                       f"(seed {case.seed}) uses (key `{key}`); the public examples "
+                                       f"show: {have}. Add a public example with {value}")
+
+
+def _read_question(qid: str, r: _Reader, default_penalty: float = 1.0) -> Question:
     title = r.get("title", str)
     points = r.get("points", float, positive=True)
     kw: dict[str, Any] = {}
@@ -285,10 +359,26 @@ def _read_question(qid: str, r: _Reader) -> Question:
     checks: tuple[Check, ...] = ()
     if qid in AUTO_IDS:
         raw = r.get("checks", list, default=[])
-        checks = tuple(_read_check(_Reader(r.path, c, r._key(f"checks[{i}]")))
+        checks = tuple(_read_check(_Reader(r.path, c, r._key(f"checks[{i}]")), default_penalty)
                        for i, c in enumerate(raw))
     r.no_unknown()
     return Question(qid, title, points, checks, **kw)
+
+
+def _check_recall(rr: _Reader, recall: Recall) -> None:
+    """Relations between the ``[recall]`` keys that no single key's type can express."""
+    if recall.n_classes < 2:
+        # The grader relabels the classes with a permutation without fixed points.
+        raise rr.fail("n_classes", f"is {recall.n_classes}; the recall task needs at least 2 classes")
+    if not 0 < recall.threshold <= 1:
+        raise rr.fail("threshold", f"is {recall.threshold!r}; expected an accuracy in (0, 1]")
+    if recall.wall_time_limit < recall.cpu_time_limit:
+        raise rr.fail("wall_time_limit", f"is {recall.wall_time_limit:g} s, under cpu_time_limit = "
+                      f"{recall.cpu_time_limit:g} CPU s; the wall clock is the safety net and needs a "
+                      "wide margin over the CPU limit")
+    if recall.check_seq_len >= recall.seq_len:
+        raise rr.fail("check_seq_len", f"is {recall.check_seq_len}; the interface run must be shorter "
+                      f"than seq_len = {recall.seq_len}")
 
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
@@ -318,10 +408,16 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     meta.get("sheet", str, default="11")
     meta.no_unknown()
 
+    default_penalty = 1.0
+    if "contract_rules" in data:
+        cr = top.sub("contract_rules")
+        default_penalty = _penalty(cr, "penalty", 1.0)
+        cr.no_unknown()
+
     qr = top.sub("questions")
     questions: dict[str, Question] = {}
     for qid in QUESTION_IDS:
-        questions[qid] = _read_question(qid, qr.sub(qid))
+        questions[qid] = _read_question(qid, qr.sub(qid), default_penalty)
     qr.no_unknown()
     for qid in AUTO_IDS[:-1]:
         if not questions[qid].checks:
@@ -338,10 +434,15 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         heldout_seed=rr.get("heldout_seed", int),
         heldout_n=rr.get("heldout_n", int, positive=True),
         threshold=rr.get("threshold", float, positive=True),
-        time_limit=rr.get("time_limit", float, positive=True),
         public_heldout_seed=rr.get("public_heldout_seed", int),
+        tries=rr.get("tries", int, positive=True),
+        cpu_time_limit=rr.get("cpu_time_limit", float, positive=True),
+        wall_time_limit=rr.get("wall_time_limit", float, positive=True),
+        compare_rnn=rr.get("compare_rnn", bool),
+        check_seq_len=rr.get("check_seq_len", int, positive=True),
     )
     rr.no_unknown()
+    _check_recall(rr, recall)
 
     nr = top.sub("naming")
     sizes = nr.get("group_size", list)
@@ -376,6 +477,14 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         max_attachments_mb=lr.get("max_attachments_mb", float, default=4.0, positive=True),
     )
     lr.no_unknown()
+    # Every training call of the recall experiment runs in the one kernel, whose RLIMIT_CPU
+    # (limits.cpu_seconds) would kill it first: the calls must fit with room for the notebook.
+    recall_cpu = recall.cpu_time_limit * (recall.tries + (1 if recall.compare_rnn else 0))
+    if recall_cpu >= limits.cpu_seconds:
+        raise rr.fail("cpu_time_limit", f"times the trainings ({recall.tries} tries"
+                      f"{' + the RNN' if recall.compare_rnn else ''}) is {recall_cpu:g} CPU s, not under "
+                      f"limits.cpu_seconds = {limits.cpu_seconds}; lower tries or cpu_time_limit, or "
+                      "raise limits.cpu_seconds")
 
     ar = top.sub("archive")
     archive = ArchiveLimits(
@@ -415,8 +524,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     hidden |= {recall.train_seed, recall.heldout_seed}
     clash = sorted(public & hidden)
     if clash:
-        raise RubricError(name, "public_seeds",
-                          f"seed {clash[0]} is both public and hidden; keep them apart")
+        where = next((f"questions.{q.id}.checks[{i}].public" for q in questions.values()
+                      for i, c in enumerate(q.checks) if clash[0] in c.public_seeds), "recall.public_heldout_seed")
+        raise RubricError(name, where, f"seed {clash[0]} is both public and hidden; keep them apart")
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,

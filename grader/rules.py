@@ -596,10 +596,10 @@ def _analyse(markdown: str) -> _Analysis:
         chars[s:e] = "x" * (e - s)
     masked = "".join(chars)
     blocks = tuple(b.blocks)
-    text = AnswerText(visible=visible, words=_words(visible, masked), sources=sources,
+    answer_text = AnswerText(visible=visible, words=_words(visible, masked), sources=sources,
                       body_markdown=body)
     return _Analysis(
-        text=text,
+        text=answer_text,
         blocks=blocks,
         atoms=atoms,
         masked=masked,

@@ -118,8 +118,10 @@ class Sandbox:
         at the same path; the grader owns them, so the kernel cannot put links or other files
         in their place. ``readonly`` folders (the connection file's) are bound read-only.
         """
-        kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        # -I: isolated mode; no user site, no PYTHON* variables, no cwd on sys.path.
+        kernel = [sys.executable, "-E", "-s", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # -E: no PYTHON* variables; -s: no user site. Not -I: as in Jupyter, the kernel's folder
+        # (its own scratch, which it may write anyway) is on sys.path, so a notebook imports the
+        # files beside it, such as the course's sheet11_check.py (ipykernel 7 no longer adds it).
         join = cgroup.argv() if cgroup is not None else []
         if self.mode == "none":
             return join + _prlimit(limits) + kernel
@@ -191,6 +193,15 @@ class KernelCgroup:
                 if (mem / "memory.memsw.limit_in_bytes").exists():
                     (mem / "memory.memsw.limit_in_bytes").write_text(memory)
                 (pids / "pids.max").write_text(str(limits.max_processes))
+                # Optional: CPU accounting of the whole kernel (the recall time limit); without
+                # it the grader falls back to /proc.
+                acct = CGROUP_ROOT / "cpuacct" / name
+                if (CGROUP_ROOT / "cpuacct" / "cpuacct.usage").exists():
+                    try:
+                        acct.mkdir()
+                        made.append(acct)
+                    except OSError:
+                        pass
         except OSError:
             cls(made).remove()
             return None
@@ -200,6 +211,20 @@ class KernelCgroup:
         """A prefix that moves the starting process into the cgroup, then execs the rest."""
         script = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
         return ["sh", "-c", script, "sh", *[str(d / "cgroup.procs") for d in self.dirs], "--"]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used by every process that ran in the cgroup (v2 ``cpu.stat``, v1 ``cpuacct``)."""
+        for d in self.dirs:
+            try:
+                if (d / "cpu.stat").exists():
+                    for line in (d / "cpu.stat").read_text().splitlines():
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+                if (d / "cpuacct.usage").exists():
+                    return int((d / "cpuacct.usage").read_text().strip()) / 1e9
+            except (OSError, ValueError):
+                continue
+        return None
 
     def remove(self) -> None:
         for d in self.dirs:
@@ -304,7 +329,7 @@ def _python_roots() -> list[Path]:
         p = Path(entry or ".").resolve()
         if p.is_dir() and "-packages" in p.name:
             roots.add(p)
-    keep = []
+    keep: list[Path] = []
     for root in sorted(roots, key=lambda p: len(p.parts)):
         if any(root.is_relative_to(k) for k in keep) or root == Path("/"):
             continue

@@ -21,16 +21,19 @@ are repaired by the next run, and importing the same sheet twice changes nothing
 from __future__ import annotations
 
 import csv
+import fcntl
 import getpass
 import io
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.errors import SheetError, UsageError
+from grader.errors import GraderError, SheetError, UsageError
+from grader.gradebook import Gradebook
 from grader.grades import SHEET_COLUMNS, is_written, restore
 from grader.outdir import GRADEBOOK, OutDir
 from grader.result import SubmissionResult
@@ -74,11 +77,12 @@ def sync_outputs(out_dir: Path | OutDir, rubric_path: str | None = None) -> list
     changed, then ``grades.csv`` and ``summary.html``. Returns the folders rewritten."""
     out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     rubric = load_rubric(rubric_path)
-    results = out.results()
-    with out.gradebook() as book:
-        manual = book.manual_scores()
-    final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
-    return _write_all(out, final, rubric_path, rubric)
+    with render_lock(out):  # the scores read below are the ones written, not a stale copy (grade serve)
+        results = out.results()
+        with out.gradebook() as book:
+            manual = book.manual_scores()
+        final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
+        return _write_all(out, final, rubric_path, rubric)
 
 
 def _write_all(out: OutDir, final: list[SubmissionResult], rubric_path: str | None, rubric: Any = None) -> list[str]:
@@ -160,6 +164,33 @@ def parse_sheet(sheet: Path) -> list[list[str]]:
     return first
 
 
+def check_score(result: SubmissionResult, qid: str, raw_points: str,
+                comment: str) -> tuple[float | None, str | None]:
+    """The checks of one score, shared by the sheet and ``grade serve``: ``(points, None)``,
+    ``(None, problem)``, or ``(None, None)`` where neither points nor a comment are given."""
+    questions = result.questions
+    if qid not in questions:
+        return None, (f"unknown question '{qid}' (the written questions are "
+                      f"{', '.join(q for q, v in questions.items() if v.written)})")
+    if not questions[qid].written:
+        return None, f"question {qid} is graded automatically; the sheet scores only written answers"
+    raw_points = raw_points.strip()
+    if not raw_points:
+        return None, (f"a comment but no points for {qid} of '{result.submission}'" if comment.strip() else None)
+    points = _number(raw_points)
+    maximum = float(questions[qid].max_points)
+    if points is None:
+        return None, f"points '{raw_points}' is not a number"
+    if points < 0:
+        return None, f"points {raw_points} is negative"
+    if points > maximum + 1e-9:
+        return None, f"points {raw_points} is above the maximum {maximum:g} of {qid}"
+    if result.status != "graded":
+        return None, (f"'{result.submission}' was not graded (status {result.status}); "
+                      "it gets 0 points and cannot be scored")
+    return points, None
+
+
 def read_sheet(sheet: Path, results: list[SubmissionResult]) -> list[Score]:
     """Every scored row of ``sheet``, checked against ``results``; :class:`SheetError` lists all
     problems at once."""
@@ -212,33 +243,12 @@ def read_sheet(sheet: Path, results: list[SubmissionResult]) -> list[Score]:
         else:
             problems.append(f"{where}: neither a folder nor a submission is given")
             continue
-        questions = result.questions
-        if qid not in questions:
-            problems.append(f"{where}: unknown question '{qid}' (the written questions are "
-                            f"{', '.join(q for q, v in questions.items() if v.written)})")
+        comment = row.get("comment", "")
+        points, problem = check_score(result, qid, row.get("points", ""), comment)
+        if problem:
+            problems.append(f"{where}: {problem}")
             continue
-        if not questions[qid].written:
-            problems.append(f"{where}: question {qid} is graded automatically; the sheet scores only written answers")
-            continue
-        raw_points, comment = row.get("points", ""), row.get("comment", "")
-        if not raw_points:
-            if comment.strip():
-                problems.append(f"{where}: a comment but no points for {qid} of '{result.submission}'")
-            continue
-        points = _number(raw_points)
-        maximum = float(questions[qid].max_points)
         if points is None:
-            problems.append(f"{where}: points '{raw_points}' is not a number")
-            continue
-        if points < 0:
-            problems.append(f"{where}: points {raw_points} is negative")
-            continue
-        if points > maximum + 1e-9:
-            problems.append(f"{where}: points {raw_points} is above the maximum {maximum:g} of {qid}")
-            continue
-        if result.status != "graded":
-            problems.append(f"{where}: '{result.submission}' was not graded (status {result.status}); "
-                            "it gets 0 points and cannot be scored")
             continue
         scored = (result.folder, qid)
         if scored in seen:
@@ -278,7 +288,11 @@ def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
                                          sheet.name, now):
                     outcome.changed.append(s)
     # Stored: from here on the gradebook is the truth, and a crash is repaired by sync_outputs.
-    outcome.rewritten = _write_all(out, final, rubric_path, rubric)
+    with render_lock(out):  # from what is stored now: a score saved in `grade serve` meanwhile is kept
+        with out.gradebook() as book:
+            manual = book.manual_scores()
+        final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
+        outcome.rewritten = _write_all(out, final, rubric_path, rubric)
     return outcome
 
 
@@ -312,3 +326,92 @@ def confirm_members(out_dir: Path | OutDir, folder: str, student_ids: tuple[str,
             done = [s for s in dict.fromkeys(student_ids) if book.confirm_member(folder, s, who, now or time.time())]
     sync_outputs(out, rubric_path)
     return done
+
+
+# -- one score at a time (grade serve) ------------------------------------------------------------
+class ScoreRefused(GraderError):
+    """A single score failed the sheet's checks; nothing was stored."""
+
+
+class ScoreConflict(GraderError):
+    """The answer's score changed since the tutor's form was loaded; nothing was stored."""
+
+    def __init__(self, folder: str, question: str, change: Mapping[str, Any], version: int) -> None:
+        self.change, self.version = dict(change), version
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(change["changed_at"]))
+        super().__init__(f"{question} of {folder} was changed by {change['tutor']} at {when} "
+                         f"(to {change['new_points']:g} points) after you opened it; your entry was not saved. "
+                         "Look at the new score and save again if yours should replace it.")
+
+
+@dataclass(frozen=True)
+class SavedScore:
+    changed: bool
+    version: int
+    points: float
+    comment: str
+    tutor: str
+    result: dict[str, Any]   # the submission's result as written again
+
+
+@contextmanager
+def render_lock(out_dir: Path | OutDir) -> Iterator[None]:
+    """One writer of results at a time, across processes: whoever renders reads the scores after
+    taking the lock, so the last file written always holds every committed score."""
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    with open(out.gradebook_path.with_name("gradebook.render-lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def score_version(book: Gradebook, folder: str, question: str) -> int:
+    """The id of the latest change of this answer's score (0: never scored): a form's version."""
+    row = book.db.execute("SELECT MAX(id) FROM score_history WHERE folder=? AND question=?",
+                          (folder, question)).fetchone()
+    return int(row[0] or 0)
+
+
+def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: str, comment: str,
+               tutor: str, based_on: int | None, source: str = "grade serve") -> SavedScore:
+    """Check one score as a sheet row is checked, store it with its history in one short
+    transaction, and write the submission's result.json and pages again.
+
+    ``based_on`` is the version the tutor's form showed; if the answer was scored since (by
+    another tutor, a sheet, another tab), :class:`ScoreConflict` says by whom and when, unless
+    the stored score already equals this one."""
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    result = out.read_result(folder)
+    points, problem = check_score(result, question, raw_points, comment)
+    if problem is None and points is None:
+        problem = f"enter the points for {question} (0 to {float(result.questions[question].max_points):g})"
+    if problem is not None or points is None:
+        raise ScoreRefused(problem or "no points")
+    comment = comment.replace("\r\n", "\n").replace("\r", "\n").strip()  # browsers send CRLF
+    with out.gradebook() as book:
+        with book.transaction():
+            current = score_version(book, folder, question)
+            if based_on is not None and current != based_on:
+                now_stored = book.manual_scores(folder).get(folder, {}).get(question)
+                if not (now_stored and float(now_stored["points"]) == points and now_stored["comment"] == comment):
+                    last = book.db.execute("SELECT tutor, changed_at, new_points FROM score_history WHERE id=?",
+                                           (current,)).fetchone()
+                    raise ScoreConflict(folder, question,
+                                        {"tutor": last[0], "changed_at": last[1], "new_points": last[2]}, current)
+            changed = book.set_manual_score(folder, question, result.submission, points, comment, tutor,
+                                            source, time.time())
+            version = score_version(book, folder, question)
+    return SavedScore(changed, version, points, comment, tutor, render_folder(out, folder))
+
+
+def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
+    """Apply the stored scores to one submission's result.json and pages; the new result's JSON."""
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    with render_lock(out):
+        with out.gradebook() as book:
+            manual = book.manual_scores(folder).get(folder, {})
+        new = apply_manual(out.read_result(folder), manual)
+        out.write_submission(new, redraw=True)
+    return new.to_json()

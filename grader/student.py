@@ -18,12 +18,11 @@ import io
 import json
 import os
 import re
-import shutil
-import tempfile
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +37,7 @@ TEMPLATE = resources.template_notebook()
 CHECK_MODULE = resources.check_module()
 NOTEBOOK_NAME = "sheet11.ipynb"
 DATA_STEM = "sheet11_public"
-#: train_recall is checked in the notebook on this short length only (the interface, not learning).
-CHECK_RECALL_SEQ_LEN = 5
+#: Sequences in the self-check's short train_recall run (its length is the rubric's check_seq_len).
 CHECK_RECALL_N = 32
 
 EXIT_OK, EXIT_TO_FIX, EXIT_USAGE = 0, 1, 2
@@ -132,12 +130,13 @@ def public_data(rubric: Rubric) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         functions[check.function] = {"rtol": check.rtol, "atol": check.atol, "cases": cases}
     spec = rubric.recall
     questions[spec.question].append(spec.function)
-    x, y = reference.make_recall_data(CHECK_RECALL_N, CHECK_RECALL_SEQ_LEN, spec.n_classes,
+    x, y = reference.make_recall_data(CHECK_RECALL_N, spec.check_seq_len, spec.n_classes,
                                       spec.public_heldout_seed)
     recall = {"function": spec.function, "question": spec.question,
-              "check_seq_len": CHECK_RECALL_SEQ_LEN, "n_classes": spec.n_classes,
+              "check_seq_len": spec.check_seq_len, "n_classes": spec.n_classes,
               "seed": spec.public_heldout_seed, "seq_len": spec.seq_len,
-              "threshold": spec.threshold, "time_limit": spec.time_limit,
+              "threshold": spec.threshold, "cpu_time_limit": spec.cpu_time_limit,
+              "tries": spec.tries,
               "x": _encode_input(x, "train_recall.x", arrays),
               "y": _encode_input(y, "train_recall.y", arrays)}
     description = {"format": 1, "sheet": "11", "title": rubric.title,
@@ -169,16 +168,33 @@ Keep all four files in one folder and open the notebook from there.
   element that differs, and the known mistake your output matches (for example "`W` transposed").
   It takes a second or two. For `train_recall` it only checks the interface (an `nn.Module` that
   maps `x` of shape `(seq_len, B, {n_classes})` to logits of shape `(B, {n_classes})`) on a short
-  run; the grader trains `train_recall("lstm", {seq_len}, {n_classes}, seed)` itself and needs at least
-  {threshold:.0%} held-out accuracy within {time_limit:g} s on one CPU thread.
+  run (seq_len {check_seq_len}).
+- **How `train_recall` is graded.** The grader trains `train_recall("lstm", {seq_len}, {n_classes}, seed)`
+  itself in your notebook's kernel, on one CPU thread, and needs at least {threshold:.0%} held-out
+  accuracy within {cpu_time_limit:g} CPU seconds of training (CPU time, so a busy grading machine does
+  not count against you). Up to {tries} seeds ({seeds}) are tried; the first success counts. While
+  grading, the global `make_recall_data` relabels the classes with a secret permutation and the
+  held-out data uses the same one: train on `make_recall_data`, so the model learns the labels from
+  the data. {rnn_note}
 - **With the grader**, where your course gives you the `grade` command:
   `grade check sheet11.ipynb` runs the whole notebook the way grading does (public examples
   only) and lists, per question, what passes and what to fix: the automatic checks, the group
   cell, missing answers and the word, sentence and citation rules. Exit code 0 means everything
-  that can be checked automatically is in order.
+  that can be checked automatically is in order. It trains `train_recall` only briefly;
+  `grade check --full sheet11.ipynb` also runs the grading experiment above (on public held-out
+  data), so you see what grading will see. It takes as long as your training does, up to {tries}
+  times.
 
 Passing the public examples is necessary, not sufficient: the grader also runs hidden examples of
-the same sizes, and a tutor grades the written answers.
+the same sizes and settings (the public ones show every setting the hidden ones use: both
+activations, both losses, every tree shape, `k = 1`, `1 < k < T`, `k >= T`, `T = 1`, `B = 1`), and
+a tutor grades the written answers.
+
+Like grading, the check calls each function twice on fresh copies of the same inputs: a function
+must leave its arguments as it found them (values, dtype, shape, `requires_grad`, `.grad`; work on
+your own copies, e.g. `W.clone()`, or with `torch.no_grad()` on new tensors) and return the same
+result both times. A function that breaks either rule loses that example's points, and the check
+says which rule and which input.
 
 ## Hand in
 
@@ -218,6 +234,25 @@ def _hidden_tokens(rubric: Rubric) -> set[str]:
     return {str(s) for s in rubric.hidden_seeds() if s >= 1000}
 
 
+def _template_text(rubric_path: str | Path | None) -> str:
+    """The student notebook built for this rubric, so the numbers it states (train_recall's
+    seq_len, threshold, CPU limit, tries) are the rubric's; the committed template where the
+    build script is not there (an installed grader without the sources)."""
+    build = TEMPLATE.parent / "build_template.py"
+    if not build.is_file():
+        return TEMPLATE.read_text(encoding="utf-8")
+    import importlib.util
+
+    import nbformat
+    spec = importlib.util.spec_from_file_location("sheet11_release_build_template", build)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nb = module.build_notebook(Path(rubric_path)) if rubric_path is not None else module.build_notebook()
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"  # as nbformat.write stores it
+
+
 def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[Path]:
     """Write the student bundle into ``out_dir``; returns the files written."""
     rubric = load_rubric(rubric_path)
@@ -231,10 +266,14 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
     out.mkdir(parents=True, exist_ok=True)
     description, arrays = public_data(rubric)
     spec = rubric.recall
-    readme = STUDENT_README.format(n_classes=spec.n_classes, seq_len=spec.seq_len,
-                                   threshold=spec.threshold, time_limit=spec.time_limit)
+    readme = STUDENT_README.format(
+        n_classes=spec.n_classes, seq_len=spec.seq_len, threshold=spec.threshold,
+        cpu_time_limit=spec.cpu_time_limit, tries=spec.tries, check_seq_len=spec.check_seq_len,
+        seeds=", ".join(str(s) for s in range(spec.train_seed, spec.train_seed + spec.tries)),
+        rnn_note="A vanilla RNN is trained once beside it for comparison, without points."
+        if spec.compare_rnn else "")
     texts = {
-        NOTEBOOK_NAME: TEMPLATE.read_text(encoding="utf-8"),
+        NOTEBOOK_NAME: _template_text(rubric_path),
         CHECK_MODULE.name: CHECK_MODULE.read_text(encoding="utf-8"),
         f"{DATA_STEM}.json": json.dumps(description, indent=1, ensure_ascii=False) + "\n",
         "README.md": readme,
@@ -249,7 +288,7 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)  # plain arrays, uncompressed; np.load(allow_pickle=False) reads them
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds typed as bool; plain arrays, uncompressed; np.load(allow_pickle=False) reads them
     (out / f"{DATA_STEM}.npz").write_bytes(buf.getvalue())
     written.append(out / f"{DATA_STEM}.npz")
     return written
@@ -290,25 +329,7 @@ class CheckReport:
         return out
 
 
-def _notebook_bytes(path: Path, rubric: Rubric) -> bytes | None:
-    from grader.intake import read_submission
-    intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
-    return intake.notebook
-
-
-def _members(data: bytes | None) -> tuple[Member, ...]:
-    if data is None:
-        return ()
-    try:
-        nb = parse_notebook(data)
-        source, _ = find_group_source(nb)
-        return read_group(source) if source else ()
-    except (NotebookInvalid, GroupCellError):
-        return ()
-
-
 _RUN_CODES = ("cell.timeout", "notebook.timeout", "kernel.died", "notebook.invalid")
-_NOT_IMPLEMENTED = re.compile(r"raised NotImplementedError")
 
 
 def _written_rows(result: Any, rubric: Rubric) -> list[Row]:
@@ -347,7 +368,7 @@ def _auto_rows(result: Any, rubric: Rubric) -> list[Row]:
         for case in q.cases:
             item = f"{case.function}, example {case.index} ({case.params})"
             recall = case.function == rubric.recall.function
-            if recall and case.got:
+            if recall and case.got and "(interface only)" not in case.params:
                 detail = (f"LSTM: {case.got} held-out accuracy on the public held-out data "
                           f"(needs {case.expected}); {case.message}")
             else:
@@ -355,11 +376,12 @@ def _auto_rows(result: Any, rubric: Rubric) -> list[Row]:
             if case.passed:
                 rows.append(Row(qid, item, "pass", detail if recall else ""))
                 continue
-            if "was defined after the notebook ran" in case.message or _NOT_IMPLEMENTED.search(case.message):
+            not_implemented = case.call_status == "raised" and case.error_type == "NotImplementedError"
+            if case.call_status == "missing" or not_implemented:
                 if case.function in seen_todo:
                     continue
                 seen_todo.add(case.function)
-                text = (f"`{case.function}` is not implemented yet" if _NOT_IMPLEMENTED.search(case.message)
+                text = (f"`{case.function}` is not implemented yet" if not_implemented
                         else f"no function named `{case.function}` is defined after the notebook ran "
                              "(keep the name exactly as given)")
                 rows.append(Row(qid, case.function, "todo", text))
@@ -414,8 +436,13 @@ def report_from_result(result: Any, real_name: str, members: tuple[Member, ...],
 
 
 def check_notebook(path: str | Path, rubric_path: str | Path | None = None,
-                   sandbox_mode: str = "auto") -> CheckReport:
-    """Grade ``path`` (.ipynb or .zip) as the grader does, on the public examples only."""
+                   sandbox_mode: str = "auto", full: bool = False) -> CheckReport:
+    """Grade ``path`` (.ipynb or .zip) as the grader does, on the public examples only.
+
+    ``full`` runs the recall experiment as grading does (``grade check --full``: the rubric's
+    seq_len, tries and limits, on the public held-out data); without it ``train_recall`` is
+    trained once at the rubric's short ``check_seq_len`` and only its interface is checked.
+    """
     from grader.grade import Context, grade_submission
     from grader.sandbox import choose_sandbox
 
@@ -426,15 +453,11 @@ def check_notebook(path: str | Path, rubric_path: str | Path | None = None,
         raise UsageError(f"{p.name} is neither a .ipynb nor a .zip file")
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
-    members = _members(_notebook_bytes(p, rubric))
-    # Graded under the name the group cell gives (the file name a student works with, such as
-    # sheet11.ipynb, is only advice here): a naming policy of "reject" cannot stop the check.
-    graded_as = suggest_filename(members, p.suffix.lower()) if members else p.name
-    ctx = Context.create(rubric, sandbox, public=True)
-    with tempfile.TemporaryDirectory(prefix="sheet11-check-") as tmp:
-        copy = Path(tmp) / graded_as
-        shutil.copyfile(p, copy)
-        result = grade_submission(copy, ctx)
+    # The same pipeline as grading, on the public examples, under the name the group cell gives.
+    ctx = Context.create(rubric, sandbox, public=True, full_recall=full, name_after_group=True)
+    result = grade_submission(p, ctx)
+    members = tuple(Member(m["name"], m["student_id"], m["email"]) for m in result.group)
+    graded_as = result.submission
     return report_from_result(result, p.name, members, rubric, graded_as)
 
 

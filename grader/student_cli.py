@@ -31,8 +31,14 @@ def _fail(console: Console, exc: GraderError) -> None:
 @click.argument("notebook", type=click.Path(dir_okay=False))
 @rubric_option()
 @sandbox_option()
-def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str) -> None:
+@click.option("--full", is_flag=True,
+              help="Also run the recall experiment of 11.4.d as grading does: train_recall at the "
+                   "rubric's seq_len, tries and CPU limit, on public held-out data (takes as long "
+                   "as your training). Without it train_recall gets one short interface run.")
+def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str, full: bool) -> None:
     """Run NOTEBOOK as grading does, on the public examples only, and list what to fix.
+
+    With --full, train_recall is trained as grading trains it (see --full below).
 
     Exit code 0: every public check passes and nothing is missing; 1: something to fix;
     2: the command could not run.
@@ -42,8 +48,9 @@ def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str) -> 
     err = Console(stderr=True)
     out = Console()
     try:
-        with err.status("running the notebook (public examples only) ..."):
-            report = check_notebook(notebook, rubric_path, sandbox_mode)
+        what = "public examples, the full recall experiment" if full else "public examples only"
+        with err.status(f"running the notebook ({what}) ..."):
+            report = check_notebook(notebook, rubric_path, sandbox_mode, full=full)
     except GraderError as exc:
         _fail(err, exc)
         return

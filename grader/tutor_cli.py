@@ -1,5 +1,5 @@
-"""The tutors' commands: ``grade review``, ``grade scores``, ``grade export``, ``grade similarity``,
-``grade confirm``.
+"""The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
+``grade similarity``, ``grade confirm``.
 
 Thin click wrappers around grader.review, grader.scores, grader.export, grader.similarity and the
 gradebook; they are registered on the ``grade`` group at the end of grader/cli.py. Errors go
@@ -7,6 +7,7 @@ through the one boundary of grader/cli_common.py.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -50,18 +51,91 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
 
 @click.command("export")
 @output_option()
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--to", "to", default=None, help="File to write (default OUTPUT/export.<format>; '-' for stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "moodle", "canvas"]), default="csv",
+              show_default=True,
+              help="csv/json: the grades; moodle/canvas: fill the platform's file given with --into.")
+@click.option("--to", "to", default=None,
+              help="File to write (csv/json: default OUTPUT/export.<format>, '-' for stdout; moodle/canvas: default "
+                   "<into>-graded.csv beside it; the --into file itself to replace it in place, atomically).")
+@click.option("--into", "into", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="moodle: the downloaded offline grading worksheet; canvas: the gradebook export (CSV).")
+@click.option("--column", "column", default=None, metavar="NAME",
+              help="canvas: the assignment column to fill, e.g. 'Sheet 11 (4711)' (needed when there are several).")
+@click.option("--require-complete", is_flag=True,
+              help="Exit with 1 and write nothing while submissions are not graded or answers not scored.")
 @rubric_option()
-def export_command(out_dir: str, fmt: str, to: str | None, rubric_path: str | None) -> None:
-    """Per-student grades (with the tutors' scores) as CSV or JSON."""
-    from grader.export import export
+def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, column: str | None,
+                   require_complete: bool, rubric_path: str | None) -> None:
+    """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
+    from rich.console import Console
+    from rich.markup import escape as rich_escape
+
+    from grader.errors import UsageError
+    from grader.export import export, export_platform, incomplete
+    from grader.scores import load_results
+    err = Console(stderr=True)
+    path: Path | None = None
+    text = ""
     with boundary():
-        path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
-    if path is None:
+        if fmt in ("moodle", "canvas") and not into:
+            where = "Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"
+            raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from {where}")
+        if into and fmt not in ("moodle", "canvas"):
+            raise UsageError("--into is for --format moodle or canvas")
+        try:
+            missing = incomplete(load_results(Path(out_dir)))
+        except UsageError:
+            missing = []  # no results to judge: the export below says so, with the same error
+        if missing:
+            err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
+            for line in missing:
+                err.print(f"  {rich_escape(line)}", highlight=False, soft_wrap=True)
+            if require_complete:
+                err.print("Nothing was written (--require-complete).", highlight=False)
+                sys.exit(1)
+        if fmt in ("moodle", "canvas"):
+            assert into is not None
+            outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column)
+        else:
+            path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
+    if fmt in ("moodle", "canvas"):
+        to_stdout = outcome.path is None
+        if to_stdout:
+            sys.stdout.buffer.write(outcome.text)
+            sys.stdout.flush()
+        say = (lambda line: click.echo(line, err=True)) if to_stdout else click.echo
+        say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
+            f"written to {outcome.path or 'standard output'}")
+        if outcome.not_in_grades:
+            say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
+            for line in outcome.not_in_grades:
+                say(f"  {line}")
+        for line in outcome.unconfirmed:
+            say(f"  no grade: {line}")
+        say(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
+                                                    if fmt == "moodle" else "Canvas (Grades > Import)."))
+    elif path is None:
         click.echo(text, nl=False)
     else:
         click.echo(f"Grades written to {path}")
+
+
+@click.command("serve")
+@output_option()
+@click.option("--port", default=8011, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--tutor", default=None, help="Who scores (default: the login name); each browser can set its own.")
+@rubric_option()
+def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str | None) -> None:
+    """Score the written answers in the browser (a local web app on 127.0.0.1)."""
+    from grader.errors import UsageError
+    from grader.scores import default_tutor
+    from grader.serve import clean_tutor, serve
+    with boundary():
+        name = clean_tutor(tutor) if tutor is not None else default_tutor()
+        if name is None:
+            raise UsageError("--tutor: a name of 1 to 60 printable characters, please")
+        serve(Path(out_dir), port, name, click.echo, rubric_path)
 
 
 @click.command("similarity")

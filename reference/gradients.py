@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reference.rnn import ArrayLike, activation_jacobian, as_tensor, _lookup
+from reference.rnn import ArrayLike, _lookup, activation_jacobian, as_tensor
 
 __all__ = [
     "BoundCheck",

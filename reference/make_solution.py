@@ -136,13 +136,14 @@ class _ModuleSource:
         drop: set[int] = set()
 
         def remove(node: ast.stmt, new: list[str]) -> None:
-            first, last = node.lineno - 1, node.end_lineno - 1
+            first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
             drop.update(range(first, last + 1))
             replace[first] = new
 
         body = self.tree.body
         if body and _is_docstring(body[0]):
-            doc = inspect.cleandoc(body[0].value.value)
+            assert isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            doc = inspect.cleandoc(str(body[0].value.value))
             remove(body[0], [("# " + ln).rstrip() for ln in doc.splitlines()])
         for node in ast.walk(self.tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)):

@@ -6,24 +6,26 @@ whole sequence, which is exactly where a vanilla RNN's gradient vanishes and an 
 cell path (with the forget gate started open) does not.
 
 Calibration (``python -m reference.calibrate``; OMP_NUM_THREADS=1, torch 2.13 CPU, shared
-2-core machine, held-out set ``make_recall_data(2000, 60, 8, seed=20_240_201)``):
+2-core machine, the rubric's seq_len 60, n_classes 8 and held-out set):
 
     seq_len 60, n_classes 8, hidden 64, batch 64, 2000 Adam steps, lr 5e-3, gradient clipping
-    at norm 1, LSTM forget-gate bias 4 (bias 2 left the LSTM on the plateau at seq_len 50).
+    at norm 1, LSTM forget-gate bias 4 (bias 2 left the LSTM on the plateau at seq_len 50; with
+    PyTorch's default init an LSTM did not leave the plateau at seq_len 60, nor at 30, in 2000-3000
+    steps).
 
-    seed | LSTM acc | LSTM s | RNN acc | RNN s
-    -----+----------+--------+---------+------
-       0 |    1.000 |   10.7 |   0.263 |   8.1
-       1 |    1.000 |   13.4 |   0.185 |   8.6
-       2 |    1.000 |   11.0 |   0.262 |  11.5
-       3 |    0.638 |    8.8 |   0.911 |  13.5
-       4 |    1.000 |    9.2 |   0.345 |   9.0
-       5 |    1.000 |   10.1 |   0.124 |   8.0
+    seed | LSTM acc | LSTM CPU s | RNN acc | RNN CPU s
+    -----+----------+------------+---------+----------
+       0 |    1.000 |       21.1 |   0.259 |      10.7
+       1 |    1.000 |       22.4 |   0.181 |      13.8
+       2 |    1.000 |       21.8 |   0.228 |      13.0
+       3 |    0.631 |       21.4 |   0.911 |      14.2
+       4 |    1.000 |       23.8 |   0.346 |      15.4
+       5 |    1.000 |       27.2 |         |
 
-    Seeds 0-2 (the required ones) separate cleanly. Seed 3 is the exception both ways: its
-    LSTM is still on the plateau after 2000 steps (0.64) and its RNN happens to find the
-    solution (0.91); 1500 steps left seeds 3 and 5 of the LSTM unconverged. The vanilla RNN
-    otherwise stays far below 0.6 (chance is 0.125).
+    Seed 3 is the exception both ways: its LSTM is still on the plateau after 2000 steps and
+    its RNN happens to find the solution. A correct implementation fails on some seeds, which is
+    why the grader tries several (README, "The recall verdict"; the table of all implementations
+    measured is there and in the rubric's ``[recall]`` comments).
 
 The figures are copied into :data:`CALIBRATION`; seconds depend on the machine's load.
 """
@@ -61,20 +63,19 @@ CALIBRATION: dict[str, Any] = {
     "heldout_seed": 20_240_201,
     "results": {
         "lstm": {
-            0: {"accuracy": 1.0, "seconds": 10.7},
-            1: {"accuracy": 1.0, "seconds": 13.4},
-            2: {"accuracy": 1.0, "seconds": 11.0},
-            3: {"accuracy": 0.638, "seconds": 8.8},
-            4: {"accuracy": 1.0, "seconds": 9.2},
-            5: {"accuracy": 1.0, "seconds": 10.1},
+            0: {"accuracy": 1.0, "cpu_seconds": 21.1},
+            1: {"accuracy": 1.0, "cpu_seconds": 22.4},
+            2: {"accuracy": 1.0, "cpu_seconds": 21.8},
+            3: {"accuracy": 0.631, "cpu_seconds": 21.4},
+            4: {"accuracy": 1.0, "cpu_seconds": 23.8},
+            5: {"accuracy": 1.0, "cpu_seconds": 27.2},
         },
         "rnn": {
-            0: {"accuracy": 0.263, "seconds": 8.1},
-            1: {"accuracy": 0.185, "seconds": 8.6},
-            2: {"accuracy": 0.2615, "seconds": 11.5},
-            3: {"accuracy": 0.911, "seconds": 13.5},
-            4: {"accuracy": 0.345, "seconds": 9.0},
-            5: {"accuracy": 0.1245, "seconds": 8.0},
+            0: {"accuracy": 0.259, "cpu_seconds": 10.7},
+            1: {"accuracy": 0.181, "cpu_seconds": 13.8},
+            2: {"accuracy": 0.228, "cpu_seconds": 13.0},
+            3: {"accuracy": 0.911, "cpu_seconds": 14.2},
+            4: {"accuracy": 0.346, "cpu_seconds": 15.4},
         },
     },
 }
@@ -141,12 +142,13 @@ class RecallClassifier(nn.Module):
         if cell == "rnn":
             self.rnn: nn.Module = nn.RNN(n_classes, hidden, nonlinearity="tanh")
         elif cell == "lstm":
-            self.rnn = nn.LSTM(n_classes, hidden)
+            lstm = nn.LSTM(n_classes, hidden)
             with torch.no_grad():
                 # A forget gate that starts near 1 keeps the first token in the cell for the
                 # whole sequence (sigmoid(4) ** 60 ~ 0.34), so the gradient finds it at once.
-                self.rnn.bias_ih_l0[hidden : 2 * hidden].fill_(forget_bias)
-                self.rnn.bias_hh_l0[hidden : 2 * hidden].zero_()
+                lstm.get_parameter("bias_ih_l0")[hidden : 2 * hidden].fill_(forget_bias)
+                lstm.get_parameter("bias_hh_l0")[hidden : 2 * hidden].zero_()
+            self.rnn = lstm
         else:
             raise ValueError(f"cell must be 'rnn' or 'lstm', got {cell!r}")
         self.cell = cell

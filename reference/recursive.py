@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -14,7 +13,7 @@ from reference.rnn import ArrayLike, as_tensor
 __all__ = ["RecursiveNN", "Tree", "tree_encode"]
 
 #: A leaf word, or a pair (left, right) of trees; tuples and lists of length 2 both count.
-Tree = Union[str, tuple["Tree", "Tree"], list["Tree"]]
+Tree = str | tuple["Tree", "Tree"] | list["Tree"]
 
 
 def _children(node: object) -> tuple[object, object]:

@@ -50,9 +50,6 @@ ARCHITECTURES = [
     "Many-to-many (synchronised)",
 ]
 
-#: Seed of the held-out data in the train_recall try-cell (public, not a grading seed).
-RECALL_TRY_SEED = 11441
-RECALL_TRY_SEQ_LEN = 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +87,7 @@ def public_seeds(rubric: dict) -> dict[str, list[int]]:
     seeds: dict[str, list[int]] = {}
     for question in rubric.get("questions", {}).values():
         for check in question.get("checks", []):
-            seeds[check["function"]] = list(check.get("public_seeds", []))
+            seeds[check["function"]] = [case["seed"] for case in check.get("public", [])]
     return seeds
 
 
@@ -468,18 +465,40 @@ def tbptt_grads(x, y, params, k):
     """
     raise NotImplementedError("tbptt_grads: not implemented yet")
 ''',
-    "train_recall": '''
+}
+
+def train_recall_stub(recall: dict) -> str:
+    """The ``train_recall`` stub; every number in its docstring is the rubric's."""
+    tries = recall["tries"]
+    seeds = ", ".join(str(recall["train_seed"] + i) for i in range(tries))
+    sl, nc, cpu = recall["seq_len"], recall["n_classes"], recall["cpu_time_limit"]
+    plural = "s" if tries != 1 else ""
+    return f'''
 def train_recall(cell, seq_len, n_classes, seed):
     """Train a sequence classifier on the recall task of ``make_recall_data``.
 
     The label of a sequence is its first token; everything after it is noise, so the model must
-    remember the first input for ``seq_len`` steps. Use ``make_recall_data`` for training data and
-    ``seed`` for everything random, so the result is reproducible. Keep it fast: the grader calls
-    ``train_recall("lstm", seq_len=30, n_classes=8, seed=7)`` (one CPU thread, time limit below).
+    remember the first input for ``seq_len`` steps. Keep it fast and reproducible: use ``seed``
+    for everything random.
+
+    How it is graded: the grader calls ``train_recall("lstm", seq_len={sl}, n_classes={nc}, seed=...)``
+    in your notebook's kernel (one CPU thread) and measures the returned model's accuracy on
+    held-out sequences it draws itself. It needs at least {recall["threshold"]:.0%} accuracy within
+    {cpu:g} CPU seconds of training; up to {tries} seed{plural} ({seeds}) are tried
+    and the first success counts.
+    The vanilla RNN (``cell="rnn"``) is trained once beside it for comparison, without points.
+
+    - Train on the global ``make_recall_data`` (call it by that name inside this function):
+      while grading, the grader swaps in one that relabels the classes with a secret
+      permutation, and checks the model against the same relabelling. A model must learn the
+      labels from the data; one that reads the answer off its input scores 0.
+    - At this length an LSTM learns the task only when its forget gate starts open: initialise
+      the forget-gate bias high (about 4 or more; ``sigmoid(4) ** {recall["seq_len"]}`` is still
+      {_sigmoid_power(4.0, recall["seq_len"]):.2f}), or the gradient of the first token vanishes like the RNN's.
 
     Parameters
     ----------
-    cell : {"rnn", "lstm"}
+    cell : {{"rnn", "lstm"}}
         The recurrent part: a vanilla RNN (tanh) or an LSTM.
     seq_len : int
         The length T of the sequences.
@@ -495,8 +514,13 @@ def train_recall(cell, seq_len, n_classes, seed):
         logits of shape (B, n_classes).
     """
     raise NotImplementedError("train_recall: not implemented yet")
-''',
-}
+'''
+
+
+def _sigmoid_power(bias: float, steps: int) -> float:
+    import math
+    return (1.0 / (1.0 + math.exp(-bias))) ** steps
+
 
 MAKE_RECALL_DATA = '''
 def make_recall_data(n, seq_len, n_classes, seed):
@@ -540,13 +564,15 @@ def check_source(name: str) -> str:
         return f'check("{qid}")   # the public examples of {qid}; check() runs all of 11.4'
     note = ""
     if name == "train_recall":
-        note = "\n# For train_recall only the interface is checked, on a short run (a few seconds)."
+        note = ("\n# For train_recall only the interface is checked, on a short run (a few seconds);"
+                "\n# `grade check --full` runs the grading experiment itself.")
     return (f'check("{name}")   # the public examples of `{name}`; check("{qid}") runs all of '
             f'{qid}, check() all of 11.4{note}')
 
 
 def try_sources(seeds: dict[str, list[int]], recall: dict) -> dict[str, str]:
     """The try-it cells, one per function, each built from the rubric's public seed."""
+    short, sl, nc = recall["check_seq_len"], recall["seq_len"], recall["n_classes"]
     return {
         "rnn_forward": f'''
 # Try it: compare with torch.nn.RNN on a public example.
@@ -684,16 +710,17 @@ except NotImplementedError:
     print("tbptt_grads is not implemented yet")
 ''',
         "train_recall": f'''
-# Try it at a short length (seq_len {RECALL_TRY_SEQ_LEN}) so it stays fast. The grader trains the LSTM
-# with seq_len={recall["seq_len"]}, n_classes={recall["n_classes"]}, seed={recall["train_seed"]} and needs a held-out accuracy
-# of at least {recall["threshold"]}. Try seq_len={recall["seq_len"]} here too: does the RNN keep up?
+# Try it at a short length (seq_len {short}) so it stays fast. The grader trains the LSTM
+# with seq_len={sl}, n_classes={nc} and needs a held-out accuracy of at least
+# {recall["threshold"]} within {recall["cpu_time_limit"]:g} CPU seconds (see the docstring). Try seq_len={sl}
+# here too: does the RNN keep up? (`grade check --full` runs the grader's experiment.)
 import time
-x_test, y_test = make_recall_data(500, {RECALL_TRY_SEQ_LEN}, {recall["n_classes"]}, seed={RECALL_TRY_SEED})
+x_test, y_test = make_recall_data(500, {short}, {nc}, seed={recall["public_heldout_seed"]})
 for cell in ["lstm", "rnn"]:
     try:
-        start = time.perf_counter()
-        model = train_recall(cell, seq_len={RECALL_TRY_SEQ_LEN}, n_classes={recall["n_classes"]}, seed={recall["train_seed"]})
-        seconds = time.perf_counter() - start
+        start = time.process_time()
+        model = train_recall(cell, seq_len={short}, n_classes={nc}, seed={recall["train_seed"]})
+        seconds = time.process_time() - start
     except NotImplementedError:
         print("train_recall is not implemented yet")
         break
@@ -701,7 +728,7 @@ for cell in ["lstm", "rnn"]:
     with torch.no_grad():
         logits = torch.as_tensor(model(x_test))
     acc = (logits.argmax(dim=1) == y_test).float().mean().item()
-    print(f"{{cell}}: held-out accuracy {{acc:.3f}} at seq_len {RECALL_TRY_SEQ_LEN} ({{seconds:.1f}} s)")
+    print(f"{{cell}}: held-out accuracy {{acc:.3f}} at seq_len {short} ({{seconds:.1f}} CPU s)")
 ''',
     }
 
@@ -731,8 +758,8 @@ Conventions used throughout:
 - Shapes: `T` time steps, `B` batch size, `D` input size, `Hd` hidden size, `C` classes.
 - Tensors are `torch.float32` unless stated otherwise. Where a tensor is asked for, a numpy array
   is accepted too.
-- The grader runs with one CPU thread; keep `train_recall` within
-  {recall["time_limit"]} s.
+- The grader runs with one CPU thread; `train_recall` must train within
+  {recall["cpu_time_limit"]:g} CPU seconds (see its docstring for how it is graded).
 
 | part | functions | points |
 |---|---|---|
@@ -774,7 +801,8 @@ torch.set_num_threads(1)
         cells.append(md(headings[name], f"heading-{name}"))
         if name == "train_recall":
             cells.append(code(MAKE_RECALL_DATA, "given-make_recall_data", ["given-make_recall_data"]))
-        cells.append(code(STUBS[name], f"function-{name}", [f"function-{name}"]))
+        stub = train_recall_stub(recall) if name == "train_recall" else STUBS[name]
+        cells.append(code(stub, f"function-{name}", [f"function-{name}"]))
         cells.append(code(tries[name], f"try-{name}", [f"try-{name}"]))
         cells.append(code(check_source(name), f"check-{name}", [f"check-{name}"]))
     return cells

@@ -11,6 +11,9 @@ It looks up your functions by name in the notebook (the live kernel), calls them
 examples stored in ``sheet11_public.json`` and ``sheet11_public.npz`` (kept next to the notebook,
 or next to this file) and says what passes and what to fix: the shape or dtype that came back and
 the one expected, the first element that differs, and the known mistake your output matches.
+Like the grader, it also checks the rules of the contract that every function keeps: the call
+leaves its arguments as it found them (values, dtype, shape, ``requires_grad``, ``.grad``), and a
+second call with fresh copies of the same arguments returns the same result.
 
 The grader runs the same functions on hidden examples of the same sizes as well, so passing here
 is necessary, not sufficient. This file needs only numpy and torch; it does not reach the network
@@ -23,8 +26,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -239,28 +243,116 @@ def _raised(name: str, exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------------ running
 
+# The rules of contract section 3 that every function keeps, checked as the grader checks them.
+RULE_INPUTS = "a function leaves its arguments as it found them"
+RULE_REPEAT = "the same arguments give the same result"
+
+
+def _snapshot(value: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
+    """(path, the object, its state) for every mutable input, nested dicts and lists included."""
+    if isinstance(value, torch.Tensor):
+        grad = None if value.grad is None else value.grad.detach().clone()
+        out.append((path, value, (value.dtype, tuple(value.shape), value.detach().clone(),
+                                  value.requires_grad, grad)))
+    elif isinstance(value, np.ndarray):
+        out.append((path, value, (value.dtype, value.shape, value.copy())))
+    elif isinstance(value, dict):
+        items = list(value.items())
+        for k, v in items:
+            _snapshot(v, f"{path}[{k!r}]", out)
+        out.append((path, value, items))
+    elif isinstance(value, list):
+        items = list(value)
+        for i, v in enumerate(items):
+            _snapshot(v, f"{path}[{i}]", out)
+        out.append((path, value, items))
+
+
+def _changes(snapshot: list[tuple[str, Any, Any]]) -> list[str]:
+    """What a call changed in its inputs, in the grader's words (empty: nothing)."""
+    out: list[str] = []
+    for path, obj, before in snapshot:
+        if isinstance(obj, torch.Tensor):
+            dtype, shape, values, requires_grad, grad = before
+            if obj.dtype != dtype:
+                out.append(f"`{path}` was changed in place (dtype {dtype} -> {obj.dtype})")
+            elif tuple(obj.shape) != shape:
+                out.append(f"`{path}` was changed in place (shape {shape} -> {tuple(obj.shape)})")
+            elif not torch.equal(obj.detach(), values):
+                out.append(f"`{path}` was changed in place (values)")
+            if obj.requires_grad and not requires_grad:
+                out.append(f"`requires_grad` of `{path}` was switched on")
+            if obj.grad is not None and (grad is None or not torch.equal(obj.grad, grad)):
+                out.append(f"`.grad` of `{path}` was set")
+        elif isinstance(obj, np.ndarray):
+            dtype, shape, values = before
+            if obj.dtype != dtype or obj.shape != shape or not np.array_equal(obj, values):
+                out.append(f"`{path}` was changed in place")
+        elif isinstance(obj, dict):
+            now = list(obj.items())
+            keys, old_keys = [k for k, _ in now], [k for k, _ in before]
+            if keys != old_keys:
+                added = [k for k in keys if k not in old_keys]
+                lost = [k for k in old_keys if k not in keys]
+                what = "; ".join(x for x in (f"keys {', '.join(map(repr, added))} added" if added else "",
+                                             f"keys {', '.join(map(repr, lost))} removed" if lost else "") if x)
+                out.append(f"`{path}` was changed ({what or 'its keys were reordered'})")
+            for k, v in before:
+                if k in obj and obj[k] is not v:
+                    out.append(f"`{path}[{k!r}]` was replaced by another object")
+        elif isinstance(obj, list):
+            if len(obj) != len(before) or any(a is not b for a, b in zip(obj, before)):
+                out.append(f"`{path}` was changed")
+    return out
+
+
+def _rules(name: str, changes: list[str], differs: str) -> str:
+    parts = []
+    if changes:
+        more = len(changes) - 3
+        parts.append(f'`{name}` breaks the rule "{RULE_INPUTS}": ' + "; ".join(changes[:3])
+                     + (f"; and {more} more change{'s' if more != 1 else ''}" if more > 0 else ""))
+    if differs:
+        parts.append(f'`{name}` breaks the rule "{RULE_REPEAT}": {differs}')
+    return "; ".join(parts)
+
+
 def _run_case(name: str, fn: Callable[..., Any], case: dict[str, Any], spec: dict[str, Any],
               arrays: dict[str, np.ndarray], index: int) -> Result:
     label = f"example {index} ({case['params']})"
     args = {k: _build(d, arrays) for k, d in case["args"].items()}
-    before = {k: v.clone() for k, v in args.get("params", {}).items()} if name == "tbptt_grads" else {}
+    snapshot: list[tuple[str, Any, Any]] = []
+    for k, v in args.items():
+        _snapshot(v, k, snapshot)
     try:
         value = fn(**args)
     except NotImplementedError:
         return Result(name, label, "todo", f"`{name}` is not implemented yet")
     except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is the message
         return Result(name, label, "fail", _raised(name, exc))
+    changes = _changes(snapshot)
     expected = _expected(case["expected"], arrays)
     rtol, atol = spec["rtol"], spec["atol"]
     pairs, problem = _pairs(expected, value)
     if problem:
-        return Result(name, label, "fail", problem)
+        return Result(name, label, "fail", "; ".join(x for x in (problem, _rules(name, changes, "")) if x))
+    # The grader calls every function a second time on fresh copies of the same inputs; the
+    # first result is already copied out (pairs), so a function returning a buffer it reuses
+    # is caught too.
+    differs = ""
+    try:
+        again = fn(**{k: _build(d, arrays) for k, d in case["args"].items()})
+        pairs2, problem2 = _pairs(expected, again)
+        if problem2 or not all(np.allclose(g1, g2, rtol=rtol, atol=atol, equal_nan=True)
+                               for (_, _, g1), (_, _, g2) in zip(pairs, pairs2)):
+            differs = "a second call with fresh copies of the same inputs returned different values"
+    except Exception as exc:  # noqa: BLE001
+        differs = "a second call with fresh copies of the same inputs failed: " + _raised(name, exc)
+    broken = _rules(name, changes, differs)
     bad = [(lab, e, g) for lab, e, g in pairs if not _close(e, g, rtol, atol)]
-    note = ""
-    if before and any(not torch.equal(before[k], args["params"][k]) for k in before):
-        note = "; note: `params` was changed by the call, which the function must not do"
     if not bad:
-        return Result(name, label, "pass", note.lstrip("; "))
+        return Result(name, label, "fail", broken) if broken else Result(name, label, "pass")
+    note = f"; {broken}" if broken else ""
     named = [m["description"] for m in case.get("mistakes", [])
              if _matches(_expected(m["output"], arrays), value, rtol, atol)]
     if named and all(np.all(np.isfinite(g)) for _, _, g in pairs):
@@ -276,14 +368,14 @@ def _run_recall(fn: Callable[..., Any], recall: dict[str, Any], arrays: dict[str
     label = f"a short run (cell='lstm', seq_len={sl}, n_classes={nc})"
     x = _build(recall["x"], arrays)
     y = arrays[recall["y"]["key"]]
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         model = fn("lstm", sl, nc, recall["seed"])
     except NotImplementedError:
         return Result(name, label, "todo", f"`{name}` is not implemented yet")
     except Exception as exc:  # noqa: BLE001
         return Result(name, label, "fail", _raised(name, exc))
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     if not isinstance(model, torch.nn.Module):
         return Result(name, label, "fail", f"returned {_describe(model)}; expected a trained torch.nn.Module")
     try:
@@ -300,12 +392,15 @@ def _run_recall(fn: Callable[..., Any], recall: dict[str, Any], arrays: dict[str
         return Result(name, label, "fail", f"the model returned {got} for x of shape {tuple(x.shape)}; "
                       f"expected logits of shape {want}")
     acc = float(np.mean(np.argmax(np.asarray(torch.as_tensor(logits).float()), axis=1) == y))
+    tries = recall["tries"]
     return Result(name, label, "pass",
-                  f"returns an nn.Module with logits of shape {want} (trained in {seconds:.1f} s; "
+                  f"returns an nn.Module with logits of shape {want} (trained in {seconds:.1f} CPU s; "
                   f"accuracy {acc:.0%} on {len(y)} public sequences). Only the interface is checked "
                   f"here, without long training: the grader trains cell='lstm' at seq_len="
-                  f"{recall['seq_len']}, n_classes={nc} and needs at least {recall['threshold']:.0%} "
-                  f"held-out accuracy within {recall['time_limit']:g} s")
+                  f"{recall['seq_len']}, n_classes={nc} on a make_recall_data that relabels the classes "
+                  f"and needs at least {recall['threshold']:.0%} held-out accuracy within "
+                  f"{recall['cpu_time_limit']:g} CPU s, trying up to {tries} seed{'s' if tries != 1 else ''}; "
+                  "`grade check --full` runs that experiment")
 
 
 def _selected(spec: dict[str, Any], what: tuple[str, ...]) -> list[str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import nbformat
 
@@ -101,3 +103,11 @@ def quick_context(sandbox: str = "auto", **limits: Any) -> Context:
 
 def copy_nb(nb: Any) -> Any:
     return copy.deepcopy(nb)
+
+
+def slowness() -> float:
+    """How much slower than a quiet machine this one runs now (load per core, at least 1).
+
+    Wall-clock bounds in tests are written for a quiet machine and multiplied by this, so they
+    hold while other work runs (CI neighbours, `-j 2`, a second test run)."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))

@@ -15,3 +15,22 @@ from hypothesis import settings  # noqa: E402
 # CI must not depend on luck: the same examples every run (shrinking still works).
 settings.register_profile("deterministic", derandomize=True, print_blob=True)
 settings.load_profile("deterministic")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _course_secret(tmp_path_factory: pytest.TempPathFactory):
+    """Hidden cases are drawn under a course secret (grader/secret.py): tests use their own, never
+    the tutor's ~/.config/sheet11/secret (and never create one there)."""
+    path = tmp_path_factory.mktemp("secret") / "secret"
+    path.write_text("test-secret-" + "0" * 52 + "\n")
+    path.chmod(0o600)
+    old = os.environ.get("SHEET11_SECRET_FILE")
+    os.environ["SHEET11_SECRET_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SHEET11_SECRET_FILE", None)
+    else:
+        os.environ["SHEET11_SECRET_FILE"] = old

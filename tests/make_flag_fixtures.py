@@ -13,8 +13,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nbformat  # noqa: E402
-from builders import (FILES, cell_with_tag, notebook_bytes, set_answer, set_group, solution,  # noqa: E402
-                      template, write_notebook, write_zip)
+from builders import (  # noqa: E402
+    FILES,
+    cell_with_tag,
+    notebook_bytes,
+    set_answer,
+    set_group,
+    solution,
+    template,
+    write_notebook,
+    write_zip,
+)
 
 OUT = FILES / "flags"
 ADA, ALAN = ("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2579876", "alan@uni.example")

@@ -90,6 +90,23 @@ def with_fault(*sources: str) -> Callable[[Fixture], bytes]:
     return build
 
 
+def forged_checks(fx: Fixture) -> bytes:
+    """The forging cells where faults go; the wrong functions last, so nothing redefines them."""
+    nb = base_notebook(fx)
+    at = fault_index(nb)
+    add_code(nb, FORGED_COMPARISONS, at)
+    add_code(nb, FORGED_JSON, at + 1)
+    add_code(nb, FORGED)
+    return finish(nb)
+
+
+def recall_cheat(fx: Fixture) -> bytes:
+    from make_recall_fixtures import CHEAT, replace_stub
+    nb = base_notebook(fx)
+    replace_stub(nb, CHEAT)
+    return finish(nb)
+
+
 def plain(fx: Fixture) -> bytes:
     return finish(base_notebook(fx))
 
@@ -110,16 +127,28 @@ FILE_BOMB = ("# hostile: a file that grows without end\nwith open('grow.bin', 'w
              "    while True:\n        f.write(b'x' * 2**20)\n")
 PRINT_FLOOD = "# hostile: prints gigabytes\nwhile True:\n    print('x' * 10000)\n"
 
-FORGED = '''# hostile: makes every comparison and every JSON answer "pass", then defines wrong functions
-import json, numpy, torch
+# Three cells: comparisons forged (the kernel lives on), JSON forged (this breaks the kernel's own
+# messages, so the cell counts as a crash and is skipped on the re-run), then wrong functions: the
+# functions graded are the wrong ones, whatever the first two cells did.
+FORGED_COMPARISONS = '''# hostile: makes every comparison "pass"
+import numpy, torch
 torch.allclose = lambda *a, **k: True
 torch.equal = lambda *a, **k: True
 numpy.allclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
 numpy.testing.assert_allclose = lambda *a, **k: None
+print('{"points": 10.0, "max_points": 10.0, "status": "graded"}')
+'''
+
+FORGED_JSON = '''# hostile: makes every JSON answer say "pass"
+import json
 _forged = '{"ok": true, "value": {"t": "scalar", "kind": "float", "value": 10.0}}'
 json.dumps = lambda *a, **k: _forged
 json.dump = lambda obj, fp, *a, **k: fp.write(_forged)
-print('{"points": 10.0, "max_points": 10.0, "status": "graded"}')
+'''
+
+FORGED = '''# hostile: wrong functions, graded under the forged comparisons above
+import torch
 
 def rnn_forward(x, h0, W, U, b, activation="tanh"):
     return torch.zeros(x.shape[0], x.shape[1], W.shape[0])
@@ -204,8 +233,10 @@ for module in ("reference", "grader", "grader.rubric"):
         leaks.append("import " + module)
     except Exception:
         pass
-for path in ("/work/main/reference/rnn.py", "/work/main/rubrics/sheet11.toml",
-             "/work/main/grader/sandbox.py", "/work/main/tests/files/hostile", "/root",
+# __CHECKOUT__ is the grader's checkout, written in by the test that grades this notebook
+# (tests/test_hostile.py), so the probe looks where the grader really is on that machine.
+for path in ("__CHECKOUT__/reference/rnn.py", "__CHECKOUT__/rubrics/sheet11.toml",
+             "__CHECKOUT__/grader/sandbox.py", "__CHECKOUT__/tests/files/hostile", "__CHECKOUT__", "/root",
              "/etc/shadow", "/etc/passwd", "/work", "/home"):
     try:
         if os.path.isdir(path):
@@ -503,7 +534,7 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("print_flood", "PrintFlood", ".ipynb", "prints without end -> cell.timeout, output capped",
             with_fault(PRINT_FLOOD)),
     Fixture("forged_checks", "ForgedChecks", ".ipynb", "patched allclose/json + wrong functions -> 0 auto points",
-            with_fault(FORGED)),
+            forged_checks),
     Fixture("fake_output", "FakeOutput", ".ipynb", "prints fake grader output -> nothing changes",
             with_fault(FAKE_OUTPUT)),
     Fixture("background", "Background", ".ipynb", "threads and atexit hooks rewrite files -> nothing changes",
@@ -563,6 +594,9 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("raw_deep_message", "RawDeepMessage", ".ipynb",
             "a signed raw message of JSON nested 100,000 deep -> that kernel is stopped, kernel.died",
             with_fault(RAW_DEEP_MESSAGE)),
+    # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
+    Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
+            recall_cheat),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",

@@ -84,13 +84,13 @@ def test_formula_names_and_bidi_characters_are_neutralised_everywhere(tmp_path: 
     data["flags"] = [{"code": "group.suspicious", "question": None, "message": "x"}]
     out = fake_output(tmp_path / "out", [data])
     for text in ((out / "grades.csv").read_text(encoding="utf-8"),
-                 CliRunner().invoke(main, ["export", "-o", str(out), "--to", "-"]).output):
+                 CliRunner().invoke(main, ["export", "-o", str(out), "--to", "-"]).stdout):
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         assert rows[0]["name"].startswith("'=HYPERLINK(") and rows[0]["email"] == "'=1+2@uni.example"
         assert rows[1]["name"] == "Alan <U+202E>Turing" and "\u202e" not in text
         for row in rows:
             assert all(not v or v[0] not in TRIGGERS or PLAIN_NUMBER.fullmatch(v) for v in row.values()), row
-    exported = json.loads(CliRunner().invoke(main, ["export", "-o", str(out), "--format", "json", "--to", "-"]).output)
+    exported = json.loads(CliRunner().invoke(main, ["export", "-o", str(out), "--format", "json", "--to", "-"]).stdout)
     assert exported[0]["name"].startswith("=HYPERLINK(")  # JSON is no spreadsheet: the name as written
     assert "group.suspicious" in exported[0]["flags"]
 
@@ -103,7 +103,7 @@ def test_a_member_absent_from_the_file_name_gets_no_points_until_confirmed(tmp_p
     assert all(rows["2570001"][q] == "" for q in ("11.1.1", "11.4.a"))
     assert rows["2571234"]["status"] == "graded" and rows["2571234"]["points"] != ""
     assert "Unconfirmed" in (out / "summary.html").read_text() and "2570001" in (out / "summary.html").read_text()
-    exported = json.loads(CliRunner().invoke(main, ["export", "-o", str(out), "--format", "json", "--to", "-"]).output)
+    exported = json.loads(CliRunner().invoke(main, ["export", "-o", str(out), "--format", "json", "--to", "-"]).stdout)
     assert next(r for r in exported if r["student_id"] == "2570001")["points"] is None
 
     runner = CliRunner()

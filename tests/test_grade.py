@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from builders import FILES, GOOD_NAME, SOLUTION, TEMPLATE, notebook_bytes, quick_context, write_zip
+
 from grader.grade import grade_submission
 from grader.rubric import AUTO_IDS, WRITTEN_IDS
 

@@ -22,16 +22,16 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from builders import GOOD_NAME, quick_context
+from make_function_fixtures import FUNCTIONS, MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
 
 import reference
-from builders import GOOD_NAME, quick_context
 from grader.cases import make_inputs
 from grader.compare import CaseResult, to_numpy
 from grader.grade import grade_submission
 from grader.mistakes import mistakes_for
 from grader.result import SubmissionResult
 from grader.rubric import load_rubric
-from make_function_fixtures import FUNCTIONS, MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
 
 AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
 FULL = {"11.4.a": 1.0, "11.4.b": 1.0, "11.4.c": 1.0, "11.4.d": 0.5}  # train_recall is a stub
@@ -251,3 +251,88 @@ def test_fixtures_are_up_to_date() -> None:
     for path, nb in built.items():
         assert _normalised(path.read_text(encoding="utf-8")) == _normalised(nbformat.writes(nb)), (
             f"{path.name} is stale; run: python tests/make_function_fixtures.py")
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. The rules of contract §3 (inputs left as found; the same result twice): tests/files/contract,
+#    made by tests/make_contract_fixtures.py.
+
+from make_contract_fixtures import BREAKS, CONTRACT_DIR  # noqa: E402
+from make_contract_fixtures import build_all as build_contract  # noqa: E402
+
+RULE_INPUTS = 'breaks the rule "a function leaves its arguments as it found them"'
+
+
+def test_contract_fixtures_are_up_to_date() -> None:
+    built = build_contract()
+    assert set(CONTRACT_DIR.glob("*.ipynb")) == set(built), "run: python tests/make_contract_fixtures.py"
+    for path, nb in built.items():
+        assert _normalised(path.read_text(encoding="utf-8")) == _normalised(nbformat.writes(nb)), (
+            f"{path.name} is stale; run: python tests/make_contract_fixtures.py")
+
+
+def _in_process(path: Path, tmp_path: Path) -> dict[str, list[CaseResult]]:
+    """Fast: the fixture's code cells run in this process, the grader's hidden cases go through the
+    real bridge code (files, JSON, .npy) into them; function -> its case results."""
+    from test_bridge import SECRET, FakeSession
+
+    from grader.bridge import Bridge
+    from grader.grade import _run_check
+    nb = nbformat.read(str(path), as_version=4)
+    namespace: dict = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "GROUP" not in cell.source:
+            exec(compile(cell.source, cell.get("id", "cell"), "exec"), namespace)
+    (tmp_path / "calls").mkdir()
+    bridge = Bridge(FakeSession(tmp_path / "calls", namespace))  # type: ignore[arg-type]
+    rubric = load_rubric()
+    return {check.function: _run_check(bridge, check, True, rubric, public=False, secret=SECRET)
+            for check in rubric.checks()}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_a_broken_rule_costs_the_cases_and_is_named_in_process(name: str, tmp_path: Path) -> None:
+    breaks = BREAKS[name]
+    results = _in_process(CONTRACT_DIR / f"{name}.ipynb", tmp_path)
+    for function, cases in results.items():
+        if function == breaks.function:
+            assert all(not c.passed and c.points == 0.0 for c in cases), [c.message for c in cases]
+            for c in cases:
+                for phrase in breaks.said:
+                    assert phrase in c.message, c.message
+        else:
+            assert all(c.passed for c in cases), (function, [c.message for c in cases if not c.passed])
+
+
+def test_unusual_correct_styles_keep_the_rules_in_process(tmp_path: Path) -> None:
+    results = _in_process(CONTRACT_DIR / "keeps_unusual_styles.ipynb", tmp_path)
+    for function, cases in results.items():
+        assert all(c.passed for c in cases), (function, [c.message for c in cases if not c.passed])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["breaks_tbptt_requires_grad_on_callers_params",
+                                  "breaks_tbptt_zeroes_callers_params"])
+def test_an_input_changing_tbptt_loses_its_points_with_the_rule_named(graded, name: str) -> None:
+    """Issue 9 §2 and issue 10: each gets 0 of 0.5 for tbptt_grads in a real sandboxed kernel;
+    the report names the rule and the input; every other function keeps its points."""
+    breaks = BREAKS[name]
+    result = graded(CONTRACT_DIR / f"{name}.ipynb")
+    _assert_graded(result)
+    cases = _failed_only(result, "tbptt_grads")
+    for case in cases:
+        assert RULE_INPUTS in case.message, case.message
+        for phrase in breaks.said:
+            assert phrase in case.message, case.message
+        _no_grader_traceback(case)
+    assert result.questions["11.4.d"].points == 0.0, _explain(result)
+    for qid in ("11.4.a", "11.4.b", "11.4.c"):
+        assert result.questions[qid].points == pytest.approx(FULL[qid]), _explain(result)
+
+
+@pytest.mark.slow
+def test_unusual_correct_styles_get_full_points_in_a_kernel(graded) -> None:
+    result = graded(CONTRACT_DIR / "keeps_unusual_styles.ipynb")
+    _assert_graded(result)
+    for qid in AUTO:
+        assert result.questions[qid].points == pytest.approx(FULL[qid]), _explain(result)

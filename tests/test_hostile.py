@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from builders import ROOT, add_code, quick_context, set_group, solution, write_notebook
+from builders import ROOT, add_code, quick_context, set_group, slowness, solution, write_notebook
 from make_hostile_fixtures import FIXTURES, fixture
 
 from grader.grade import grade_submission
@@ -65,13 +65,14 @@ def ctx():
     return quick_context(cell_timeout=5, notebook_timeout=60, memory_mb=3072, max_file_mb=64)
 
 
-def grade(key: str, ctx, limit: float):
-    path = fixture(key)
+def grade(key: str, ctx, limit: float, path: Path | None = None):
+    path = path or fixture(key)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     t0 = time.monotonic()
     result = grade_submission(path, ctx)
     seconds = time.monotonic() - t0
-    assert seconds < limit, f"{key} took {seconds:.1f} s"
+    allowed = limit * slowness()
+    assert seconds < allowed, f"{key} took {seconds:.1f} s (bound {allowed:.0f} s at this load)"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the submission was changed"
     assert result.status == "graded", (result.message, result.tutor_detail)
     return result
@@ -163,6 +164,8 @@ def test_print_flood_keeps_grader_memory_and_report_small(ctx):
 
 def test_forged_comparisons_get_the_points_of_the_wrong_functions(ctx):
     result = grade("forged_checks", ctx, 40)
+    # the JSON-forging cell broke the kernel's messages: reported as a crash, skipped on the re-run
+    assert any(f.code == "kernel.died" for f in result.flags)
     assert result.points == 0.0
     assert auto_points(result) == {q: 0.0 for q in AUTO}
     assert not any(c.passed for q in AUTO for c in result.questions[q].cases)
@@ -186,8 +189,14 @@ def test_background_threads_and_atexit_change_only_their_own_kernel(ctx, tmp_pat
     assert tree_snapshot(tmp_path, tmp_path / "none") == before
 
 
-def test_snooping_finds_nothing(ctx):
-    result = grade("snoop", ctx, 40)
+def test_snooping_finds_nothing(ctx, tmp_path):
+    # The stored notebook probes "__CHECKOUT__"; this checkout's own path is written in here, so the
+    # probe looks where the grader is on this machine, wherever it was cloned.
+    here = tmp_path / fixture("snoop").name
+    here.write_text(fixture("snoop").read_text(encoding="utf-8").replace("__CHECKOUT__", str(ROOT)),
+                    encoding="utf-8")
+    assert str(ROOT) in here.read_text(encoding="utf-8")
+    result = grade("snoop", ctx, 40, here)
     error = fault_cell(result)["error"]
     assert "SNOOP-DONE: nothing leaked" in error, error
     assert auto_points(result) == SOLUTION_POINTS
@@ -209,7 +218,7 @@ def test_result_too_large_is_refused_not_loaded(ctx, tmp_path):
     hwm = memory_kb()
     t0 = time.monotonic()
     result = grade_submission(path, ctx)
-    assert time.monotonic() - t0 < 60
+    assert time.monotonic() - t0 < 60 * slowness()
     assert result.status == "graded"
     assert result.questions["11.4.c"].points == 0.5          # tree_encode only
     assert memory_kb() - hwm < 300_000
@@ -272,7 +281,7 @@ def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tm
     t0 = time.monotonic()
     mixed = run_batch([str(subs)], tmp_path / "mixed", str(rubric))
     seconds = time.monotonic() - t0
-    assert seconds < 150
+    assert seconds < 150 * slowness()
     # The submissions, and everything outside the output folder, are unchanged.
     assert tree_snapshot(tmp_path, tmp_path / "mixed") == before
     assert list(cwd.iterdir()) == []
@@ -363,7 +372,7 @@ def test_parallel_batch_with_a_fork_bomb(tmp_path):
     bomb.write_bytes(fixture("fork_bomb").read_bytes())
     t0 = time.monotonic()
     outcome = run_batch([str(bomb)] + [str(p) for p in good], tmp_path / "out", str(rubric), jobs=2)
-    assert time.monotonic() - t0 < 120
+    assert time.monotonic() - t0 < 120 * slowness()
     by_name = {r["submission"]: r for r in outcome.results}
     assert by_name[good[0].name]["points"] == FULL and by_name[good[0].name]["flags"] == []
     fork = by_name[bomb.name]
@@ -431,7 +440,7 @@ def test_a_kernel_that_dies_on_every_call_ends_quickly(ctx):
     assert any("could not be restarted" in m or "not started again" in m for m in died), died
     # Every call of the grader would die too: nothing can be called, nothing is restarted again.
     assert auto_points(result) == {q: 0.0 for q in AUTO}
-    assert time.monotonic() - t0 < 120
+    assert time.monotonic() - t0 < 120 * slowness()
 
 
 def test_the_submission_budget_covers_restarts_and_calls():

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from builders import GOOD_NAME, notebook_bytes, solution, write_zip
+from builders import GOOD_NAME, notebook_bytes, slowness, solution, write_zip
 from make_hostile_fixtures import FIXTURES, fixture
 
 from grader.grade import grade_submission
@@ -74,7 +74,7 @@ def test_unsafe_zip_is_refused_before_anything_is_read(key, reason, no_zip_reads
     assert reason in intake.problem
     assert intake.notebook is None
     assert no_zip_reads == []
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 1.0 * slowness()
 
 
 @pytest.mark.parametrize("key", ["zip_dotdot", "zip_symlink", "zip_bomb", "zip_nested"])
@@ -282,7 +282,7 @@ def test_script_in_answers_is_inert_in_the_report(tmp_path):
     out = tmp_path / "out"
     t0 = time.monotonic()
     outcome = run_batch([str(fixture("xss"))], out)
-    assert time.monotonic() - t0 < 60
+    assert time.monotonic() - t0 < 60 * slowness()
     (data,) = outcome.results
     assert data["status"] == "graded"
     folder = out / FIXTURES["xss"].path.stem

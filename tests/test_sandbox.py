@@ -347,3 +347,59 @@ def test_a_url_is_never_made_for_an_unchecked_socket(tmp_path):
     from grader.execute import KernelStartError, _PinnedSockets
     with pytest.raises(KernelStartError):
         _PinnedSockets(tmp_path, str(tmp_path / "k"), {"shell": 1}, os.geteuid()).url("shell")
+
+
+# The cgroup code paths on any machine: a fake cgroup tree in a temporary folder stands in for
+# /sys/fs/cgroup, so what is written (and the fallback's note) is checked where no real cgroup
+# can be made too; the kernel-level test above adds the real kill where one can.
+@pytest.fixture
+def fake_cgroups(tmp_path, monkeypatch):
+    def use(layout: str) -> Path:
+        root = tmp_path / layout
+        if layout == "v2":
+            root.mkdir()
+            (root / "cgroup.subtree_control").write_text("cpu memory pids\n")
+        elif layout == "v1":
+            (root / "memory").mkdir(parents=True)
+            (root / "memory" / "memory.limit_in_bytes").write_text("max\n")
+            (root / "pids").mkdir()
+        else:
+            root.mkdir()
+        monkeypatch.setattr(sandbox_mod, "CGROUP_ROOT", root)
+        monkeypatch.setattr(sandbox_mod.os, "geteuid", lambda: 0)
+        sandbox_mod._cgroup_layout.cache_clear()
+        return root
+    yield use
+    sandbox_mod._cgroup_layout.cache_clear()
+
+
+@pytest.mark.parametrize("layout", ["v2", "v1"])
+def test_a_kernel_cgroup_caps_memory_and_processes(fake_cgroups, layout):
+    root = fake_cgroups(layout)
+    from grader.rubric import load_rubric
+    limits = load_rubric().limits
+    group = sandbox_mod.KernelCgroup.create("sheet11-test", limits)
+    assert group is not None and sandbox_mod.cgroup_note() == ""
+    if layout == "v2":
+        (d,) = group.dirs
+        assert (d / "memory.max").read_text() == str(limits.memory_mb * 2**20)
+        assert (d / "pids.max").read_text() == str(limits.max_processes)
+    else:
+        mem, pids = group.dirs
+        assert mem.parent == root / "memory" and pids.parent == root / "pids"
+        assert (mem / "memory.limit_in_bytes").read_text() == str(limits.memory_mb * 2**20)
+        assert (pids / "pids.max").read_text() == str(limits.max_processes)
+    argv = group.argv()
+    assert argv[-1] == "--" and all(str(d / "cgroup.procs") in argv for d in group.dirs)
+    for d in group.dirs:  # remove() must be able to delete what create() made
+        for f in d.iterdir():
+            f.unlink()
+    group.remove()
+    assert not any(d.exists() for d in group.dirs)
+
+
+def test_without_a_cgroup_the_tutor_is_told(fake_cgroups):
+    fake_cgroups("none")
+    from grader.rubric import load_rubric
+    assert sandbox_mod.KernelCgroup.create("sheet11-test", load_rubric().limits) is None
+    assert "per process only" in sandbox_mod.cgroup_note()

@@ -223,7 +223,7 @@ def test_try_cells_use_the_public_seeds(nb):
         for check in question.get("checks", []):
             name = check["function"]
             source = the_cell(nb, f"try-{name}").source
-            assert f"torch.manual_seed({check['public_seeds'][0]})" in source, name
+            assert f"torch.manual_seed({check['public'][0]['seed']})" in source, name
             assert f'print("{name} is not implemented yet")' in source
     hidden = {case["seed"] for q in rubric["questions"].values()
               for check in q.get("checks", []) for case in check["cases"]}

@@ -1,0 +1,129 @@
+"""``grade serve`` in a real headless Chromium (Debian's /usr/bin/chromium through Playwright):
+a tutor scores three answers with the keyboard only, reloads and sees them; the app's own script
+runs under its Content-Security-Policy and a student's script never does."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_serve import ADA, GRACE, TOKEN, _out
+
+from grader.gradebook import Gradebook
+from grader.serve import HOST, create_app, free_port
+
+CHROMIUM = os.environ.get("SHEET11_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    import uvicorn
+    out = _out(tmp_path)
+    port = free_port(0)
+    config = uvicorn.Config(create_app(out, "ada", TOKEN), host=HOST, port=port, log_level="warning",
+                            access_log=False, lifespan="on")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://{HOST}:{port}", out
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture()
+def browser() -> Iterator[Any]:
+    try:
+        from playwright import sync_api
+    except ImportError:  # part of the test extra: missing means a broken set-up, not a reason to skip
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (no `playwright install` needed)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SHEET11_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        try:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True, timeout=120_000)
+        except Exception as exc:  # noqa: BLE001 - the one reason to skip: no browser can start here
+            pytest.skip(f"Chromium at {CHROMIUM} could not start: {str(exc).splitlines()[0]}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_reload(server: Any,
+                                                                                     browser: Any) -> None:
+    base, out = server
+    page = browser.new_page()
+    page.set_default_timeout(120_000)  # a loaded machine: generous, never a timing assertion
+    dialogs: list[str] = []
+    console: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: console.append(m.text))
+    page.goto(f"{base}/?token={TOKEN}")
+    assert page.url == f"{base}/"                       # the token left the address bar
+    page.goto(f"{base}/q/11.2.1")
+    assert page.url == f"{base}/q/11.2.1/1"
+
+    order = [page.locator('input[name="folder"]').input_value()]
+    page.keyboard.press("2")                            # 0.5 points
+    assert page.locator("#points").input_value() == "0.5"
+    page.keyboard.press("Enter")                        # save, on to answer 2
+    page.wait_for_url(f"{base}/q/11.2.1/2?saved=1")
+    order.append(page.locator('input[name="folder"]').input_value())
+    page.keyboard.press("p")                            # back and forth with the keys
+    page.wait_for_url(f"{base}/q/11.2.1/1")
+    page.keyboard.press("n")
+    page.wait_for_url(f"{base}/q/11.2.1/2")
+    page.keyboard.press("3")                            # 0.75 points
+    page.keyboard.press("c")                            # into the comment
+    page.keyboard.type('Klar & gut, "ja" <b>')
+    page.keyboard.press("Shift+Enter")                  # a new line, not a save
+    page.keyboard.type("Zweite Zeile")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/q/11.2.1/2?saved=2")     # the last answer stays
+
+    page.goto(f"{base}/q/11.1.1/1")
+    page.keyboard.press("1")                            # 0.25 points
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/q/11.1.1/2?saved=1")
+
+    with Gradebook(out / "gradebook.sqlite") as book:
+        stored = book.manual_scores()
+    assert stored[order[0]]["11.2.1"]["points"] == 0.5 and stored[order[0]]["11.2.1"]["tutor"] == "ada"
+    assert stored[order[1]]["11.2.1"]["points"] == 0.75
+    assert stored[order[1]]["11.2.1"]["comment"] == 'Klar & gut, "ja" <b>\nZweite Zeile'
+    assert stored[order[0]]["11.1.1"]["points"] == 0.25
+    assert sorted(order) == sorted([ADA, GRACE])
+
+    page.reload()                                       # what was saved is what the tutor sees
+    page.goto(f"{base}/q/11.2.1/2")
+    page.reload()
+    assert page.locator("#points").input_value() == "0.75"
+    assert page.locator("#comment").input_value() == 'Klar & gut, "ja" <b>\nZweite Zeile'
+    assert "Stored: 0.75 by ada" in page.locator("#stored").inner_text()
+    page.goto(f"{base}/q/11.2.1/1")
+    assert page.locator("#points").input_value() == "0.5"
+    page.goto(f"{base}/")
+    assert page.locator('[id="progress-11.2.1"] .scored').inner_text() == "2"
+    assert page.locator('[id="progress-11.2.1"] .to-score').inner_text() == "0"
+    assert page.locator('[id="progress-11.1.1"] .to-score').inner_text() == "1"
+    # the student's answer with <img onerror> and <script> ran nothing; the app's script did run
+    page.goto(f"{base}/q/11.2.1/{order.index(ADA) + 1}")
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    assert not [m for m in console if "Content Security Policy" in m], console
+    report = (out / order[1] / "report.html").read_text()
+    assert "Klar &amp; gut" in report and "&lt;b&gt;" in report and "Zweite Zeile" in report
+    assert "<b>" not in report.split("Klar &amp; gut")[1][:200]  # the tutor's comment: HTML shown as text
