@@ -79,14 +79,18 @@ class Fingerprint:
     rubric_sha256: str
     torch: str
     sandboxed: bool
+    # A keyed digest of the course secret the hidden inputs are drawn under (grader/secret.py),
+    # never the secret itself; "" where the worker has none.
+    secret_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "rubric_sha256": self.rubric_sha256, "torch": self.torch,
-                "sandboxed": self.sandboxed}
+                "sandboxed": self.sandboxed, "secret_id": self.secret_id}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
-        return cls(str(data["version"]), str(data["rubric_sha256"]), str(data["torch"]), bool(data["sandboxed"]))
+        return cls(str(data["version"]), str(data["rubric_sha256"]), str(data["torch"]), bool(data["sandboxed"]),
+                   str(data.get("secret_id", "")))
 
 
 def project_version() -> str:
@@ -97,9 +101,19 @@ def project_version() -> str:
         return "unknown"
 
 
-def fingerprint(rubric: Rubric, sandboxed: bool) -> Fingerprint:
+def fingerprint(rubric: Rubric, sandboxed: bool, create_secret: bool = True) -> Fingerprint:
+    import hmac
+
     import torch
-    return Fingerprint(project_version(), rubric.sha256, str(torch.__version__), sandboxed)
+
+    from grader.errors import SecretError
+    from grader.secret import load_secret
+    try:
+        secret = load_secret(create=create_secret)
+        secret_id = hmac.new(secret, b"sheet11 cluster fingerprint", "sha256").hexdigest()[:16]
+    except SecretError:
+        secret_id = ""
+    return Fingerprint(project_version(), rubric.sha256, str(torch.__version__), sandboxed, secret_id)
 
 
 def differences(coordinator: Fingerprint, worker: Fingerprint) -> list[str]:
@@ -111,6 +125,11 @@ def differences(coordinator: Fingerprint, worker: Fingerprint) -> list[str]:
         out.append(f"rubric sha256: coordinator {coordinator.rubric_sha256[:12]}, worker {worker.rubric_sha256[:12]}")
     if worker.torch != coordinator.torch:
         out.append(f"torch version: coordinator {coordinator.torch}, worker {worker.torch}")
+    if worker.secret_id != coordinator.secret_id:
+        out.append("course secret: the worker has none (copy the coordinator's secret file there, see "
+                   "grader/secret.py)" if not worker.secret_id else
+                   f"course secret: coordinator {coordinator.secret_id[:8]}, worker {worker.secret_id[:8]} "
+                   "(a keyed digest; the hidden inputs would differ)")
     if coordinator.sandboxed and not worker.sandboxed:
         out.append("sandbox: the coordinator's kernels are sandboxed, the worker's are not")
     return out
@@ -149,7 +168,7 @@ def _worker_setup() -> tuple[Rubric, str, str | None]:
         rubric = load_rubric(rubric_path)
         sandbox = choose_sandbox(mode)
         _worker_state.update(rubric=rubric, rubric_path=rubric_path, mode=mode,
-                             fingerprint=fingerprint(rubric, sandbox.confined))
+                             fingerprint=fingerprint(rubric, sandbox.confined, create_secret=False))
     return _worker_state["rubric"], _worker_state["mode"], _worker_state["rubric_path"]
 
 

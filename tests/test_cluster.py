@@ -64,6 +64,11 @@ def test_every_difference_is_named_with_both_sides() -> None:
     assert "project version: coordinator 0.1.0, worker 0.2.0" in found
     assert any("rubric sha256" in d and "aaaa" in d and "bbbb" in d for d in found)
     assert "torch version: coordinator 2.13.0, worker 2.12.1" in found
+    keyed = Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "1234abcd5678ef90")
+    assert differences(keyed, Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "")) == [
+        "course secret: the worker has none (copy the coordinator's secret file there, see grader/secret.py)"]
+    other = differences(keyed, Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "ffff0000ffff0000"))
+    assert len(other) == 1 and other[0].startswith("course secret: coordinator 1234abcd, worker ffff0000")
     # a sandboxed worker under an unsandboxed coordinator is no difference that matters
     assert differences(Fingerprint("0.1.0", "a" * 64, "2.13.0", False), mine) == []
 
