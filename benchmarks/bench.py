@@ -44,6 +44,7 @@ from builders import set_function, set_group, solution, write_notebook  # noqa: 
 from nbclient import NotebookClient  # noqa: E402
 
 from grader.batch import run_batch  # noqa: E402
+from grader.cluster import executor  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 
 WRONG = ("def rnn_forward(x, h0, W, U, b, activation='tanh'):\n"
@@ -152,7 +153,7 @@ def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = No
     shutil.rmtree(out, ignore_errors=True)
     if history_from is not None:
         shutil.copytree(history_from, out)
-    kwargs = {"cluster": cluster} if cluster else {}
+    kwargs = {"grade_all": executor(cluster)} if cluster else {}
     t0 = time.perf_counter()
     outcome = run_batch([str(p) for p in paths], out, jobs=jobs, regrade=history_from is not None, **kwargs)
     seconds = time.perf_counter() - t0

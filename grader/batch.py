@@ -40,8 +40,8 @@ import torch
 from grader import interrupt
 from grader.errors import OutputFolderError, UsageError
 from grader.grade import Context, grade_submission
-from grader.kernelpool import KernelPool
 from grader.grades import suspicious, visible
+from grader.kernelpool import KernelPool
 from grader.late import apply_late, read_manifest, submission_time
 from grader.outdir import OutDir, assign_folders, safe_pages
 from grader.result import Flag, QuestionResult, SubmissionResult
@@ -55,6 +55,10 @@ __all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job"
 
 STARTUP_SECONDS = 300.0  # for a worker to be ready (it only sets up; nothing of a submission)
 OVER_BUDGET = "over the grader's budget"
+# How the submissions that are not kept get graded: (todo, rubric, rubric_path, sandbox_mode,
+# jobs, finished); finished(result, pages) is called in this process for each.
+GradeAll = Callable[[list["Job"], Rubric, "str | None", str, int,
+                     Callable[[SubmissionResult, "dict[str, str] | None"], None]], None]
 
 
 @dataclass(frozen=True)
@@ -332,20 +336,18 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
               on_start: Callable[[int, int], None] | None = None,
               on_result: Callable[[dict[str, Any], bool], None] | None = None,
               deadline: datetime | None = None, manifest: Path | None = None,
-              cluster: str | None = None, connect_timeout: float | None = None) -> BatchOutcome:
+              grade_all: GradeAll | None = None) -> BatchOutcome:
     """Grade every submission in ``paths`` into ``out_dir``; see the module docstring.
 
-    ``cluster`` (``local:N`` or ``tcp://HOST:PORT``) grades on Dask workers instead of ``jobs``
-    local processes (grader/cluster.py); everything else is the same.
+    ``grade_all`` replaces the ``jobs`` local grading processes with another way to grade the
+    submissions that are not kept, with :func:`_grade_all`'s signature (e.g.
+    ``grader.cluster.executor`` for Dask workers); everything else is the same.
 
     ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
     policy. Tutors' manual scores in the gradebook are applied to every result, also after a
     re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
-    if cluster:
-        from grader.cluster import parse_address
-        parse_address(cluster)  # a bad address is refused before anything is done
     from grader.secret import load_secret
     load_secret()  # made or refused here, with its message, before any worker starts
     files = expand_inputs(paths)
@@ -400,13 +402,8 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     on_result(result.to_json(), False)
 
             todo = longest_first(todo, read_history(book.db))
-            if cluster and todo:
-                from grader.cluster import CONNECT_TIMEOUT, grade_on_cluster
-                grade_on_cluster(todo, rubric, rubric_path, sandbox_mode, cluster, finished,
-                                 lambda job, message, detail: stopped_result(rubric, job, message, detail),
-                                 connect_timeout or CONNECT_TIMEOUT)
-            else:
-                _grade_all(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
+            if todo:
+                (grade_all or _grade_all)(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
         except KeyboardInterrupt:
             with interrupt.shielded():
                 done = [results[j.folder] for j in all_jobs if j.folder in results]

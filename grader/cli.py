@@ -110,6 +110,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
          sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None,
          cluster: str | None = None, connect_timeout: float = 10.0) -> Any:
     from grader.batch import run_batch
+    from grader.cluster import executor
     from grader.sandbox import choose_sandbox
     sandbox = choose_sandbox(sandbox_mode)
     if sandbox.note:
@@ -136,7 +137,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     with progress:
         outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
                             on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
-                            cluster=cluster, connect_timeout=connect_timeout)
+                            grade_all=executor(cluster, connect_timeout) if cluster else None)
     table = Table(title=f"{len(outcome.results)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)

@@ -219,7 +219,7 @@ def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) ->
     from grader import batch
     got: list[SubmissionResult] = []
 
-    def finished(result: SubmissionResult, html: str | None) -> None:
+    def finished(result: SubmissionResult, pages: dict[str, str] | None) -> None:
         got.append(result)
 
     def fail(worker: Any, message: str, detail: str) -> None:
@@ -290,6 +290,19 @@ def _close_grader(worker: Any) -> None:
 
 
 # -- the coordinator side ---------------------------------------------------------------------
+def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Callable[..., None]:
+    """What ``run_batch(grade_all=...)`` grades with on the cluster at ``address``; a bad address
+    is refused here, before anything is done."""
+    parse_address(address)
+
+    def grade_all(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
+                  finished: Callable[[SubmissionResult, dict[str, str] | None], None]) -> None:
+        from grader.batch import stopped_result
+        grade_on_cluster(todo, rubric, rubric_path, sandbox_mode, address, finished,
+                         lambda job, message, detail: stopped_result(rubric, job, message, detail),
+                         connect_timeout)
+    return grade_all
+
 def _dask() -> Any:
     try:
         import distributed
@@ -350,7 +363,7 @@ def check_workers(client: Any, mine: Fingerprint) -> int:
 
 
 def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str,
-                     address: str, finished: Callable[[SubmissionResult, str | None], None],
+                     address: str, finished: Callable[[SubmissionResult, dict[str, str] | None], None],
                      failed: Callable[[Any, str, str], SubmissionResult],
                      connect_timeout: float = CONNECT_TIMEOUT) -> None:
     """Grade ``todo`` (batch Jobs, in order) on the cluster; ``finished`` gets each result as it

@@ -52,14 +52,14 @@ class Context:
     threads: int = 1
     template_answers: dict[str, str] = field(default_factory=dict)
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
-    # Kernels started ahead (grader/kernelpool.py) in a batch's grading process; else one on demand.
-    kernels: KernelPool | None = None
     #: The course secret the hidden inputs are drawn under (grader/secret.py); None when public.
     secret: bytes | None = field(default=None, repr=False)
     full_recall: bool = True  # False: `grade check` without --full, train_recall's interface only
     #: `grade check`: the notebook is graded under the file name its group cell gives (a student's
     #: working name such as sheet11.ipynb is only advice), so a "reject" naming policy cannot stop it.
     name_after_group: bool = False
+    # Kernels started ahead (grader/kernelpool.py) in a batch's grading process; else one on demand.
+    kernels: KernelPool | None = None
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,

@@ -21,7 +21,16 @@ from builders import GOOD_NAME, ROOT, set_group, solution, write_notebook
 from test_batch import _batch_inputs
 
 from grader.batch import run_batch
-from grader.cluster import Fingerprint, WorkerMismatch, differences, fingerprint, grade_remote, local_env, parse_address
+from grader.cluster import (
+    Fingerprint,
+    WorkerMismatch,
+    differences,
+    executor,
+    fingerprint,
+    grade_remote,
+    local_env,
+    parse_address,
+)
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
 
@@ -113,7 +122,7 @@ def cluster_of_two() -> Any:
 def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path) -> None:
     inputs = _batch_inputs(tmp_path)
     local = run_batch(inputs, tmp_path / "j2", jobs=2)
-    remote = run_batch(inputs, tmp_path / "cluster", cluster="local:2")
+    remote = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
     assert remote.graded_now == 3
     assert [strip(r) for r in remote.results] == [strip(r) for r in local.results]
     for r in remote.results:  # the files on the coordinator say the same
@@ -122,7 +131,7 @@ def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path) -> Non
         assert (tmp_path / "cluster" / r["folder"] / "report.html").stat().st_size > 0
     assert (tmp_path / "j2" / "grades.csv").read_text() == (tmp_path / "cluster" / "grades.csv").read_text()
     # resumed like -j N: nothing is graded again, so no cluster is even needed
-    again = run_batch(inputs, tmp_path / "cluster", cluster="local:2")
+    again = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
     assert again.graded_now == 0 and again.skipped == 3
 
 
@@ -160,7 +169,7 @@ def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_on
     killer.start()
     out = tmp_path / "out"
     try:
-        outcome = run_batch([str(p) for p in paths], out, cluster=cluster.scheduler_address)
+        outcome = run_batch([str(p) for p in paths], out, grade_all=executor(cluster.scheduler_address))
     finally:
         killer.join()
     assert killed, "no worker was busy to be killed"
@@ -189,7 +198,7 @@ def test_a_worker_with_another_rubric_is_refused_with_its_name_and_what_differs(
         worker = next(iter(client.scheduler_info()["workers"]))
         paths = _slow_submissions(tmp_path, 1, sleep=0)
         with pytest.raises(ClusterError) as refused:
-            run_batch([str(p) for p in paths], tmp_path / "out", cluster=cluster.scheduler_address)
+            run_batch([str(p) for p in paths], tmp_path / "out", grade_all=executor(cluster.scheduler_address))
         message = str(refused.value)
         assert worker in message and "rubric sha256" in message
         assert f"{worker}: rubric sha256" in message
