@@ -65,3 +65,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         super().__init__(signum)
+
+
+class PackRefused(GraderError):
+    """`grade pack` would break a rule of contract §4; the message lists which."""
+
+    exit_code = 1

@@ -61,21 +61,6 @@ def capped_code_cells(nb: Any) -> list[str]:
     return _capped(notebook_code_cells(nb))
 
 
-def submission_code_cells(path: Path, rubric: Any) -> list[str]:
-    """The code cells of a submission file ([] where it cannot be read as a notebook)."""
-    from grader.intake import read_submission
-    from grader.notebook import NotebookInvalid, parse_notebook
-    try:
-        intake = read_submission(path, rubric.archive, rubric.limits.max_notebook_mb)
-        if intake.notebook is None:
-            return []
-        return _capped(notebook_code_cells(parse_notebook(intake.notebook, rubric.limits)))
-    except (NotebookInvalid, OSError, ValueError, RecursionError, MemoryError):
-        # Grading already reported why this notebook cannot be read; the batch comparison goes
-        # on without it (parse_notebook refuses deep nesting, so RecursionError is a last guard).
-        return []
-
-
 def _capped(cells: list[str], limit: int = MAX_DOC_CHARS) -> list[str]:
     """The cells up to ``limit`` characters in all (the last one cut), in one pass."""
     out: list[str] = []

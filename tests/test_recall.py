@@ -504,22 +504,22 @@ def test_grade_check_full_flag_reaches_the_grading_context(tmp_path: Path, monke
 
 
 def test_check_notebook_passes_full_to_the_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import grade, student
+    from grader import grade, selfcheck
     from grader.result import SubmissionResult
 
     contexts = []
 
-    def fake_grade(path, ctx):
+    def fake_grade(path, ctx, name=None):
         contexts.append(ctx)
         return SubmissionResult(submission=path.name, sha256="", status="error", group=(), questions={},
                                 flags=(), max_points=10.0, message="stop")
 
     monkeypatch.setattr(grade, "grade_submission", fake_grade)
-    monkeypatch.setattr(student, "report_from_result", lambda *a, **k: None)
+    monkeypatch.setattr(selfcheck, "report_from_result", lambda *a, **k: None)
     nb = tmp_path / "sheet11.ipynb"
     nb.write_bytes((ROOT / "student_template" / "sheet11.ipynb").read_bytes())
-    student.check_notebook(nb, sandbox_mode="none", full=True)
-    student.check_notebook(nb, sandbox_mode="none")
+    selfcheck.check_notebook(nb, sandbox_mode="none", full=True)
+    selfcheck.check_notebook(nb, sandbox_mode="none")
     assert [c.full_recall for c in contexts] == [True, False]
     assert all(c.public for c in contexts)
 

@@ -142,11 +142,3 @@ def test_one_groups_work_is_capped():
     assert len(fp.raw_code) == MAX_DOC_CHARS
     cells = _capped(["a" * 150_000, "b" * 150_000, "c" * 10])
     assert [len(c) for c in cells] == [150_000, MAX_DOC_CHARS - 150_000]
-
-
-def test_deeply_nested_notebook_is_left_out_of_the_comparison():
-    from make_hostile_fixtures import fixture
-
-    from grader.rubric import load_rubric
-    from grader.similarity import submission_code_cells
-    assert submission_code_cells(fixture("deep_nesting"), load_rubric()) == []
