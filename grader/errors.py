@@ -5,6 +5,10 @@ once, prints its message and exits with its ``exit_code``.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from typing import Any
+
 
 class GraderError(Exception):
     """Base of every error the grader reports to a user.
@@ -71,3 +75,31 @@ class PackRefused(GraderError):
     """`grade pack` would break a rule of contract §4; the message lists which."""
 
     exit_code = 1
+
+
+class GroupCellError(GraderError):
+    """The `group` cell cannot be read; the message tells the student what to fix."""
+
+
+class PlatformError(GraderError):
+    """The platform's file cannot be filled in; nothing was written. Lists every problem."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{path}: nothing was written; fix these and run the export again:\n  "
+                         + "\n  ".join(problems))
+
+
+class ScoreRefused(GraderError):
+    """A single score failed the sheet's checks; nothing was stored."""
+
+
+class ScoreConflict(GraderError):
+    """The answer's score changed since the tutor's form was loaded; nothing was stored."""
+
+    def __init__(self, folder: str, question: str, change: Mapping[str, Any], version: int) -> None:
+        self.change, self.version = dict(change), version
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(change["changed_at"]))
+        super().__init__(f"{question} of {folder} was changed by {change['tutor']} at {when} "
+                         f"(to {change['new_points']:g} points) after you opened it; your entry was not saved. "
+                         "Look at the new score and save again if yours should replace it.")

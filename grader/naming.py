@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from grader.errors import GraderError
+from grader.errors import GroupCellError
 
 __all__ = [
     "GroupCellError",
@@ -34,10 +34,6 @@ MAX_FILENAME_CHARS = 255       # what file systems allow anyway
 _EXAMPLE = 'GROUP = [{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}, ...]'
 _PATTERN = "the file name must look like Name1_id1_Name2_id2.zip (or with a third Name3_id3)"
 _EXTENSIONS = (".zip", ".ipynb")
-
-
-class GroupCellError(GraderError):
-    """The `group` cell cannot be read; the message tells the student what to fix."""
 
 
 @dataclass(frozen=True)

@@ -34,20 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.errors import GraderError, UsageError
+from grader.errors import PlatformError, UsageError
 
 # A downloaded gradebook of a course of a few thousand students is well below this; a bigger
 # file is not a gradebook, and the parser's work stays bounded.
 MAX_BYTES = 20 * 1024 * 1024
 
 
-class PlatformError(GraderError):
-    """The platform's file cannot be filled in; nothing was written. Lists every problem."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{path}: nothing was written; fix these and run the export again:\n  "
-                         + "\n  ".join(problems))
 
 
 # -- a CSV reader that remembers where every field is ------------------------------------------

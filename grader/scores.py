@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.errors import GraderError, SheetError, UsageError
+from grader.errors import ScoreConflict, ScoreRefused, SheetError, UsageError
 from grader.gradebook import Gradebook
 from grader.grades import SHEET_COLUMNS, is_written, restore
 from grader.outdir import GRADEBOOK, OutDir
@@ -329,19 +329,6 @@ def confirm_members(out_dir: Path | OutDir, folder: str, student_ids: tuple[str,
 
 
 # -- one score at a time (grade serve) ------------------------------------------------------------
-class ScoreRefused(GraderError):
-    """A single score failed the sheet's checks; nothing was stored."""
-
-
-class ScoreConflict(GraderError):
-    """The answer's score changed since the tutor's form was loaded; nothing was stored."""
-
-    def __init__(self, folder: str, question: str, change: Mapping[str, Any], version: int) -> None:
-        self.change, self.version = dict(change), version
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(change["changed_at"]))
-        super().__init__(f"{question} of {folder} was changed by {change['tutor']} at {when} "
-                         f"(to {change['new_points']:g} points) after you opened it; your entry was not saved. "
-                         "Look at the new score and save again if yours should replace it.")
 
 
 @dataclass(frozen=True)
