@@ -482,17 +482,8 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
             wait = max(0.0, min(w.deadline for w in workers) - now)
             readable, _, _ = select.select([w.replies for w in workers], [], [], min(wait, 5.0))
             for w in [w for w in workers if w.replies in readable]:
-                try:
-                    reply = w.read()
-                except (EOFError, OSError):
-                    fail(w, "the grader's worker stopped while grading this submission; a tutor will look at it",
-                         f"worker {w.pid} ended{w.exit_note()}")
-                    continue
-                except (ValueError, RecursionError) as exc:
-                    fail(w, "the grader could not read its own result for this submission; a tutor will look "
-                         "at it", f"{type(exc).__name__}: {exc}")
-                    continue
-                if reply is None:
+                ok, reply = read_reply(w, fail)
+                if not ok or reply is None:
                     continue
                 _handle(w, reply, rubric, finished, fail)
             now = time.monotonic()
@@ -506,6 +497,20 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
         with interrupt.shielded():
             for w in workers:
                 w.kill()
+
+
+def read_reply(w: Worker, fail: Callable[[Worker, str, str], None]) -> tuple[bool, dict[str, Any] | None]:
+    """One reply of a grading worker: (True, reply or None while it is still working), or
+    (False, None) after ``fail`` was told that the worker stopped or sent what cannot be read."""
+    try:
+        return True, w.read()
+    except (EOFError, OSError):
+        fail(w, "the grader's worker stopped while grading this submission; a tutor will look at it",
+             f"worker {w.pid} ended{w.exit_note()}")
+    except (ValueError, RecursionError) as exc:
+        fail(w, "the grader could not read its own result for this submission; a tutor will look at it",
+             f"{type(exc).__name__}: {exc}")
+    return False, None
 
 
 def _handle(w: Worker, reply: dict[str, Any], rubric: Rubric,

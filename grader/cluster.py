@@ -243,15 +243,8 @@ def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) ->
         wait = max(0.0, worker.deadline - time.monotonic())
         readable, _, _ = select.select([worker.replies], [], [], min(wait, 5.0))
         if readable:
-            try:
-                reply = worker.read()
-            except (EOFError, OSError):
-                fail(worker, "the grader's worker stopped while grading this submission; a tutor will look at it",
-                     f"worker {worker.pid} ended{worker.exit_note()}")
-                break
-            except (ValueError, RecursionError) as exc:
-                fail(worker, "the grader could not read its own result for this submission; a tutor will look "
-                     "at it", f"{type(exc).__name__}: {exc}")
+            ok, reply = batch.read_reply(worker, fail)
+            if not ok:
                 break
             if reply is not None:
                 batch._handle(worker, reply, rubric, finished, fail)
