@@ -43,7 +43,8 @@ def test_exit_code_says_whether_everything_was_graded(tmp_path: Path) -> None:
     shutil.copyfile(FILES / "flags" / "passes_all.zip", good)
     result = CliRunner().invoke(main, [str(good), "-o", str(tmp_path / "o")])
     assert result.exit_code == EXIT_OK, result.output
-    assert "graded" in result.output and "grades.csv" in result.output
+    # Rich wraps long paths at the terminal's width, wherever the temporary folder happens to be
+    assert "graded" in result.output and "grades.csv" in result.output.replace("\n", "")
     broken = tmp_path / "Broken_1111111_Zip_2222222.zip"
     broken.write_bytes(b"not a zip")
     result = CliRunner().invoke(main, [str(good), str(broken), "-o", str(tmp_path / "o")])
