@@ -7,7 +7,7 @@ import dataclasses
 import io
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,31 @@ def slowness() -> float:
     Wall-clock bounds in tests are written for a quiet machine and multiplied by this, so they
     hold while other work runs (CI neighbours, `-j 2`, a second test run)."""
     return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+CHROMIUM = os.environ.get("SHEET11_CHROMIUM", "/usr/bin/chromium")
+# As root in a container: no user-namespace sandbox; nothing that phones home or updates itself.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def chromium_browser(timeout_ms: int = 120_000) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download), for a pytest fixture to yield
+    from: fails where playwright is missing (a broken set-up), skips only where no browser can start."""
+    import pytest
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]' (no `playwright install` needed)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SHEET11_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        try:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                         timeout=timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - the one reason to skip: no browser can start here
+            pytest.skip(f"Chromium at {CHROMIUM} could not start: {str(exc).splitlines()[0]}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()

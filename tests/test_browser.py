@@ -9,12 +9,12 @@ a PDF of the good report) go to tests/artifacts/ (git-ignored) for a human to lo
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import chromium_browser
 
 from grader.outdir import OutDir
 from grader.report import render_pages
@@ -24,10 +24,6 @@ from grader.rubric import load_rubric
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("SHEET11_CHROMIUM", "/usr/bin/chromium")
-# As root in a container: no user-namespace sandbox; nothing that phones home or updates itself.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FIXTURES = Path(__file__).resolve().parent / "files" / "reports"
 KINDS = ("good", "failing", "raised", "error", "hostile")
@@ -54,22 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright import sync_api
-    except ImportError:  # part of the test extra: missing means a broken set-up, not a reason to skip
-        pytest.fail("playwright is not installed: pip install -e '.[test]' (no `playwright install` needed)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SHEET11_CHROMIUM)")
-    manager = sync_api.sync_playwright().start()
-    try:
-        try:
-            chromium = manager.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=TIMEOUT_MS)
-        except Exception as exc:  # noqa: BLE001 - any launch failure means: cannot test here
-            pytest.skip(f"Chromium at {CHROMIUM} could not start: {str(exc).splitlines()[0]}")
-        yield chromium
-        chromium.close()
-    finally:
-        manager.stop()
+    yield from chromium_browser(TIMEOUT_MS)
 
 
 class Visit:

@@ -3,7 +3,6 @@ a tutor scores three answers with the keyboard only, reloads and sees them; the 
 runs under its Content-Security-Policy and a student's script never does."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -11,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import chromium_browser
 from test_serve import ADA, GRACE, TOKEN, _out
 
 from grader.gradebook import Gradebook
 from grader.serve import HOST, create_app, free_port
 
-CHROMIUM = os.environ.get("SHEET11_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 pytestmark = pytest.mark.slow
 
 
@@ -45,21 +42,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture()
 def browser() -> Iterator[Any]:
-    try:
-        from playwright import sync_api
-    except ImportError:  # part of the test extra: missing means a broken set-up, not a reason to skip
-        pytest.fail("playwright is not installed: pip install -e '.[test]' (no `playwright install` needed)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SHEET11_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        try:
-            chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True, timeout=120_000)
-        except Exception as exc:  # noqa: BLE001 - the one reason to skip: no browser can start here
-            pytest.skip(f"Chromium at {CHROMIUM} could not start: {str(exc).splitlines()[0]}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from chromium_browser()
 
 
 def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_reload(server: Any,
