@@ -13,11 +13,11 @@ rubric's recall settings (``[recall]``: seq_len, n_classes, seed; LSTM and vanil
 
 It measures, in this order:
 
-floor   the same notebooks executed with plain nbclient, one after the other, plus the same
-        calls the grader makes (every hidden case's function call, both ``train_recall`` runs
-        at the rubric's settings, the trained models on the held-out data), with no sandbox,
-        no comparison and no report;
 -j 1    ``run_batch`` with one grading process, sandboxed, into a fresh folder;
+floor   the same notebooks executed with plain nbclient, one after the other, plus the same
+        calls the grader makes (every hidden case's function call, as many ``train_recall`` LSTM
+        runs as the grader's -j 1 run made for that submission and the vanilla RNN, the trained
+        models on the held-out data), with no sandbox, no comparison and no report;
 -j 2    ``run_batch`` with two, as a re-grade of a copy of the ``-j 1`` folder, so that the
         longest-first order has the durations of that earlier run (grader/schedule.py);
 cluster (with ``--cluster``) ``run_batch`` on ``--cluster local:2``, re-grading a copy likewise.
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -81,8 +82,14 @@ def make_batch(folder: Path, n: int, real: bool = False) -> list[Path]:
     return paths
 
 
-def _call_cell() -> str:
-    """The same calls the grader makes, with inputs drawn in the kernel: no files, no checks."""
+def _call_cell(tries: int) -> str:
+    """The same calls the grader makes, with inputs drawn in the kernel: no files, no checks.
+
+    ``tries``: the LSTM trainings the grader ran for this submission (its result.json's
+    ``recall.tries``). The grader trains on labels through a secret permutation, so which seed
+    first reaches the threshold differs from a run on the plain labels; the floor trains as many
+    times as the grader did, since a training's cost does not depend on its labels.
+    """
     rubric = load_rubric()
     lines = ["import torch"]
     lines.append("_g = torch.Generator().manual_seed(0)")
@@ -114,12 +121,10 @@ def _call_cell() -> str:
                              f"{{'W': _r({H},{H}), 'U': _r({H},{D}), 'b': _r({H}), 'V': _r({C},{H}), 'c': _r({C})}}, "
                              f"{p['k']})")
     spec = rubric.recall
-    # The recall experiment as the grader runs it: up to `tries` LSTM trainings (seeds
-    # train_seed, train_seed + 1, ...) until one reaches the threshold on the held-out data, then
-    # the vanilla RNN once unless the rubric switches it off. (Rubrics before the `tries` and
-    # `compare_rnn` keys: one LSTM training and the RNN.)
-    tries = int(getattr(spec, "tries", 1))
-    rnn = bool(getattr(spec, "compare_rnn", True))
+    # The recall experiment as the grader ran it: `tries` LSTM trainings (seeds train_seed,
+    # train_seed + 1, ...), each scored on the held-out data, then the vanilla RNN once unless the
+    # rubric switches it off.
+    rnn = bool(spec.compare_rnn)
     lines.append(f"_x, _y = make_recall_data({spec.heldout_n}, {spec.seq_len}, {spec.n_classes}, {spec.heldout_seed})")
     lines.append(
         "def _score(cell, seed):\n"
@@ -129,21 +134,33 @@ def _call_cell() -> str:
         "        return (torch.as_tensor(_m(_x)).argmax(1) == _y).float().mean().item()\n"
         "try:\n"
         f"    for _seed in range({spec.train_seed}, {spec.train_seed + tries}):\n"
-        f"        if _score('lstm', _seed) >= {spec.threshold}:\n"
-        "            break\n"
+        "        _score('lstm', _seed)\n"
         + (f"    _score('rnn', {spec.train_seed})\n" if rnn else "")
         + "except NotImplementedError:\n    pass")
     return "\n".join(lines)
 
 
-def plain_run(paths: list[Path]) -> float:
-    calls = _call_cell()
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of this process and its ended descendants (kernels, grading processes): the
+    work done, which a loaded machine changes far less than the wall clock."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
+CPU: dict[str, float] = {}
+
+
+def plain_run(paths: list[Path], tries: dict[str, int]) -> float:
+    """Plain nbclient, one notebook after the other; ``tries``: the grader's LSTM trainings by
+    submission name (1 where the grader ran none)."""
+    cells = {path.name: _call_cell(max(1, tries.get(path.name, 1))) for path in paths}
+    c0, t0 = _cpu(), time.perf_counter()
     for path in paths:
         nb = nbformat.read(str(path), as_version=4)
-        nb.cells.append(nbformat.v4.new_code_cell(calls))
+        nb.cells.append(nbformat.v4.new_code_cell(cells[path.name]))
         NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                        resources={"metadata": {"path": tempfile.gettempdir()}}).execute()
+    CPU["floor"] = _cpu() - c0
     return time.perf_counter() - t0
 
 
@@ -154,9 +171,11 @@ def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = No
     if history_from is not None:
         shutil.copytree(history_from, out)
     kwargs = {"grade_all": executor(cluster)} if cluster else {}
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     outcome = run_batch([str(p) for p in paths], out, jobs=jobs, regrade=history_from is not None, **kwargs)
     seconds = time.perf_counter() - t0
+    if not cluster:  # Dask's worker processes are not this process's children
+        CPU[f"j{jobs}"] = _cpu() - c0
     bad = [r["submission"] for r in outcome.results if r["status"] != "graded"]
     if bad:
         raise SystemExit(f"benchmark invalid: not graded: {', '.join(bad)}")
@@ -178,10 +197,14 @@ def main() -> None:
     times: dict[str, float] = {}
     try:
         paths = make_batch(work / "in", n, real)
-        times["floor"] = plain_run(paths)
-        print(f"floor done: {times['floor']:.1f} s", flush=True)
+        # -j 1 first: the floor repeats the LSTM trainings the grader ran (see _call_cell).
         times["j1"], results = grader_run(paths, work / "j1", 1)
         print(f"-j 1 done: {times['j1']:.1f} s", flush=True)
+        tries = {str(r["submission"]): int((r.get("recall") or {}).get("tries", 1)) for r in results}
+        print("LSTM trainings per submission (grader -j 1): "
+              + ", ".join(f"{name.split('_')[1]} {n}" for name, n in sorted(tries.items())), flush=True)
+        times["floor"] = plain_run(paths, tries)
+        print(f"floor done: {times['floor']:.1f} s", flush=True)
         times["j2"], _ = grader_run(paths, work / "j2", 2, history_from=work / "j1")
         print(f"-j 2 done: {times['j2']:.1f} s", flush=True)
         if args.cluster:
@@ -200,6 +223,11 @@ def main() -> None:
     # -j 1 already uses a second core for the kernel it starts ahead; against the one-core
     # floor, the speed-up of -j 2 shows what two grading processes give over plain execution.
     print(f"(b') speed-up: floor / -j 2        : {times['floor'] / times['j2']:5.2f}")
+    if "floor" in CPU and "j1" in CPU:
+        # The work itself: on a quiet machine (a) cannot be much above this, since -j 1 also
+        # spends CPU on the other core (the kernel started ahead) that the wall clock hides.
+        print(f"(a') CPU seconds, -j 1 / floor     : {CPU['j1'] / CPU['floor']:5.2f}   "
+              f"({CPU['j1']:.0f} s / {CPU['floor']:.0f} s; -j 2 {CPU.get('j2', float('nan')):.0f} s)")
     if "c2" in times:
         print(f"(c) engine:   cluster / -j 2       : {times['c2'] / times['j2']:5.2f}   (goal <= 1.05)")
     if real:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any, NoReturn
 
 import nbformat
@@ -50,6 +51,13 @@ SOCKET_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 # raw messages of its own cannot make the grader's memory grow. Larger messages are dropped.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_QUEUED_MESSAGES = 64
+# Seconds to wait, after a cell's reply, for the rest of its output. The kernel sends its output
+# before the reply, so a kernel whose output channel works is far quicker; one that does not
+# answer in this time is checked (``_interrupt``) and restarted when its output channel is dead.
+IOPUB_TIMEOUT = 4
+# Seconds a check of the output channel waits for its answer on a working kernel (after an
+# interrupt, the queued output of the stopped cell is read and dropped first).
+OUTPUT_CHECK_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,6 @@ class CodeResult:
     status: str  # ok | error | timeout | died
     seconds: float
     error: str = ""
-    stdout: str = ""
 
 
 @dataclass
@@ -115,8 +122,25 @@ def __sheet11_cap_output(limit):
         return len(string)
     cls.write = write
     cls._sheet11_capped = True
+    # IPython 9 also keeps everything a cell prints in its history, in memory and uncapped (its
+    # `_tee` wraps the stream per cell): a print flood grows the kernel to its memory limit,
+    # which can leave the kernel's output channel dead. The grader never reads that history.
+    try:
+        import contextlib
+        get_ipython()._tee = lambda channel: contextlib.nullcontext()
+    except Exception:
+        pass
 __sheet11_cap_output(%d)
 del __sheet11_cap_output
+"""
+# Run as a request of its own after _CAP_OUTPUT: IPython's `_tee`, while it ran that request,
+# stored the stream's *uncapped* bound `write` on the stream object itself, which would shadow
+# the capped class method for good. From this request on no `_tee` runs, so removing it sticks.
+_CAP_SETTLE = r"""
+import sys as __sheet11_sys
+for __sheet11_stream in (__sheet11_sys.stdout, __sheet11_sys.stderr):
+    vars(__sheet11_stream).pop("write", None)
+del __sheet11_sys, __sheet11_stream
 """
 
 
@@ -179,6 +203,10 @@ class _CappedClient(NotebookClient):
         self._kept[cell_index] = kept + size
         self._total += size
         return super().output(outs, msg, display_id, cell_index)
+
+
+# What reading a kernel's message can raise when the kernel sent something malformed.
+_UNREADABLE = (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError)
 
 
 def _describe_error(cell: Any) -> str:
@@ -472,7 +500,8 @@ class KernelSession:
         client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
                                startup_timeout=int(self.limits.kernel_start_timeout),
                                allow_errors=True, interrupt_on_timeout=False,
-                               iopub_timeout=4, kernel_name=KERNEL_NAME, record_timing=False,
+                               iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True,
+                               kernel_name=KERNEL_NAME, record_timing=False,
                                extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else [])
         client.max_chars = self.limits.max_output_chars
         client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
@@ -491,7 +520,8 @@ class KernelSession:
         assert self.client is not None
         try:
             self.client.start_new_kernel_client()
-            if not self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20):
+            if not (self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20)
+                    and self._quiet(_CAP_SETTLE, 20)):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
             self._start_failed(exc)
@@ -502,7 +532,10 @@ class KernelSession:
         raise KernelStartError(detail) from None
 
     def _execute(self, cell: Any, index: int, timeout: float) -> tuple[str, float]:
-        """Run one cell: returns (status, seconds) with status ok | error | timeout | died."""
+        """Run one notebook cell: returns (status, seconds) with status ok | error | timeout |
+        died | timeout-dead (stopped, and the kernel did not answer again) | mute (the kernel
+        answers, but its output channel no longer works) | timeout-mute (both: stopped, and
+        mute after that)."""
         assert self.client is not None
         self.client.timeout = max(1, int(timeout))
         t0 = time.monotonic()
@@ -510,19 +543,65 @@ class KernelSession:
             self.client.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
             return "died", time.monotonic() - t0
-        except (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError):
+        except _UNREADABLE:
             # A message the grader cannot read (a kernel can write raw ZeroMQ messages, e.g.
             # JSON nested 100,000 deep): that kernel is done with; it is stopped like a dead one.
             self._stop()
             return "died", time.monotonic() - t0
         except CellTimeoutError:
+            # The cell's time ran out, or its reply came but not the rest of its output within
+            # IOPUB_TIMEOUT. Either way the kernel is interrupted (harmless when it is idle) and its
+            # output channel checked: a kernel whose output is dead (a print flood can leave it
+            # so) would cost every later cell IOPUB_TIMEOUT seconds, so it is restarted.
+            seconds = time.monotonic() - t0
             if not self._alive():
-                return "died", time.monotonic() - t0  # no interrupt to wait for
-            if self._interrupt():
-                return "timeout", time.monotonic() - t0
-            return "timeout-dead", time.monotonic() - t0
+                return "died", seconds  # no interrupt to wait for
+            answered, output_works = self._interrupt()
+            if not answered:
+                return "timeout-dead", seconds
+            if not output_works:
+                return ("mute" if seconds < timeout else "timeout-mute"), seconds
+            if seconds < timeout:  # only the output was late, and the channel works: the cell ran
+                return ("error" if _describe_error(cell) else "ok"), seconds
+            return "timeout", seconds
         seconds = time.monotonic() - t0
         return ("error" if _describe_error(cell) else "ok"), seconds
+
+    def _call(self, source: str, timeout: float) -> tuple[str, float, str]:
+        """Run grader code and wait for its reply on the shell channel only.
+
+        The grader's calls answer through files (grader/bridge.py), so their output is not read:
+        a kernel whose output channel is slow, flooded or dead costs the calls nothing. Returns
+        (status, seconds, error) with status ok | error | timeout | died | timeout-dead.
+        """
+        assert self.client is not None and self.client.kc is not None
+        kc = self.client.kc
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        try:
+            msg_id = kc.execute(source, store_history=False, silent=True, stop_on_error=False)
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    msg = run_sync(kc.get_shell_msg)(timeout=min(1.0, left))
+                except Empty:
+                    if not self._alive():
+                        return "died", time.monotonic() - t0, ""
+                    continue
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue  # an answer to an earlier, interrupted request
+                content = msg["content"]
+                if content.get("status") == "ok":
+                    return "ok", time.monotonic() - t0, ""
+                error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"[:500]
+                return "error", time.monotonic() - t0, error
+        except _UNREADABLE:
+            self._stop()  # as in _execute: a kernel that sends what cannot be read is done with
+            return "died", time.monotonic() - t0, ""
+        seconds = time.monotonic() - t0
+        if not self._alive():
+            return "died", seconds, ""
+        answered, _ = self._interrupt()
+        return ("timeout" if answered else "timeout-dead"), seconds, ""
 
     def _alive(self) -> bool:
         try:
@@ -546,21 +625,38 @@ class KernelSession:
                 return msg["content"].get("status") == "ok"
         return False
 
-    def _interrupt(self) -> bool:
-        """Interrupt the running cell; True when the kernel answers again within a few seconds."""
+    def _interrupt(self) -> tuple[bool, bool]:
+        """Interrupt the running cell (harmless when the kernel is idle).
+
+        Returns (answered, output_works): whether the kernel answers a request again within a
+        few seconds, and whether that request's output reached the grader too (its "idle"
+        status on the output channel; what the stopped cell still had queued is read and dropped
+        on the way, within OUTPUT_CHECK_SECONDS).
+        """
         assert self.client is not None and self.client.km is not None
         try:
             run_sync(self.client.km.interrupt_kernel)()
             kc = self.client.kc
             msg_id = kc.execute("pass", store_history=False, silent=True)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+            answered = False
+            while not answered and time.monotonic() < deadline:
                 msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    return True
+                answered = msg["parent_header"].get("msg_id") == msg_id
+            if not answered:
+                return False, False
         except Exception:  # noqa: BLE001 - no answer means the kernel is stuck or gone
-            return False
-        return False
+            return False, False
+        deadline = time.monotonic() + OUTPUT_CHECK_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                msg = run_sync(kc.get_iopub_msg)(timeout=max(0.1, deadline - time.monotonic()))
+                if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                        and msg["content"].get("execution_state") == "idle"):
+                    return True, True
+        except Exception:  # noqa: BLE001 - nothing more came (Empty), or it could not be read
+            pass
+        return True, False
 
     def remaining(self) -> float:
         """Seconds left before the notebook's deadline or the submission's budget."""
@@ -590,7 +686,7 @@ class KernelSession:
                                        "run again")
             cell = nbformat.from_dict(self.nb.cells[index])
             status, _ = self._execute(cell, index, min(self.limits.cell_timeout, left))
-            if status in ("died", "timeout-dead"):
+            if status in ("died", "timeout-dead", "mute", "timeout-mute"):
                 self._stop()
                 raise KernelStartError(f"the kernel died again while cell {index + 1} was run again "
                                        "after a restart")
@@ -629,8 +725,19 @@ class KernelSession:
                 result.cells.append(CellOutcome(index, "timeout", seconds))
                 result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds), index))
                 continue
-            # died, or a timeout the kernel did not come back from
-            if status == "died":
+            # died, a timeout the kernel did not come back from, or an output channel gone dead
+            if status == "mute":
+                result.flags.append(RunFlag("kernel.died", "after this cell the kernel no longer sent "
+                                            "its output (a flood of output can do that); it was "
+                                            "restarted and this cell skipped", index))
+                result.cells.append(CellOutcome(index, "died", seconds))
+            elif status == "timeout-mute":
+                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)
+                                            + "; after that the kernel no longer sent its output (a "
+                                            "flood of output can do that), so it was restarted and "
+                                            "this cell skipped", index))
+                result.cells.append(CellOutcome(index, "timeout", seconds))
+            elif status == "died":
                 result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
                                             "(a crash, os._exit, the memory limit, or a message "
                                             "the grader could not read); it was restarted and "
@@ -670,15 +777,7 @@ class KernelSession:
                                  "grader's calls together); the remaining checks were not run")
             return CodeResult("timeout", 0.0, "the submission's time budget is used up")
         timeout = min(timeout, left)
-        cell = nbformat.v4.new_code_cell(source)
-        # nbclient stores an executed cell back into its notebook by index: give it a scratch one.
-        notebook, self.client.nb = self.client.nb, nbformat.v4.new_notebook(cells=[cell])
-        try:
-            status, seconds = self._execute(cell, 0, timeout)
-        finally:
-            if self.client is not None:
-                self.client.nb = notebook
-        stdout = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        status, seconds, error = self._call(source, timeout)
         if status in ("died", "timeout-dead"):
             try:
                 self._restart()
@@ -687,7 +786,7 @@ class KernelSession:
                 self._note_call_flag("kernel.died", f"the kernel died during the grader's calls and "
                                      f"was not started again: {exc}; the remaining checks were not run")
             return CodeResult("died" if status == "died" else "timeout", seconds)
-        return CodeResult(status, seconds, _describe_error(cell), stdout[-2000:])
+        return CodeResult(status, seconds, error)
 
 
     def _note_call_flag(self, code: str, message: str) -> None:

@@ -91,9 +91,9 @@ def fault_cell(result):
 @pytest.mark.parametrize("key, flag, limit", [
     ("infinite_loop", "cell.timeout", 30),
     ("long_sleep", "cell.timeout", 30),
-    # Draining a kernel that prints as fast as it can takes the grader about 145 s today (the
-    # output is capped, the reading is not yet): bounded, but slow; see the closing note.
-    ("print_flood", "cell.timeout", 240),
+    # A flood can leave the kernel's output channel dead: the kernel is then restarted, not
+    # waited for on every later cell and call (that cost about 145 s before).
+    ("print_flood", "cell.timeout", 60),
 ])
 def test_runaway_cell_is_stopped_and_the_next_cells_run(key, flag, limit, ctx):
     result = grade(key, ctx, limit)
@@ -158,7 +158,7 @@ def test_file_bomb_is_stopped_by_the_file_size_limit(ctx):
 def test_print_flood_keeps_grader_memory_and_report_small(ctx):
     from grader.report import render_report
     hwm = memory_kb()
-    result = grade("print_flood", ctx, 240)  # see the bound above
+    result = grade("print_flood", ctx, 60)
     assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
     assert len(render_report(result.to_json())) < 400_000
     assert len(json.dumps(result.to_json())) < 100_000
@@ -283,7 +283,7 @@ def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tm
     t0 = time.monotonic()
     mixed = run_batch([str(subs)], tmp_path / "mixed", str(rubric))
     seconds = time.monotonic() - t0
-    assert seconds < 300 * slowness()  # one print flood among them costs about 145 s (see above)
+    assert seconds < 180 * slowness()
     # The submissions, and everything outside the output folder, are unchanged.
     assert tree_snapshot(tmp_path, tmp_path / "mixed") == before
     assert list(cwd.iterdir()) == []

@@ -1,0 +1,85 @@
+"""Running a notebook in a confined kernel (grader/execute.py): output capped in the kernel, a
+kernel whose output channel dies is restarted, and the grader's calls do not wait for output."""
+from __future__ import annotations
+
+from typing import Any
+
+import nbformat
+import pytest
+from builders import quick_context
+
+from grader.execute import KernelSession
+
+pytestmark = pytest.mark.slow  # every test here starts a kernel
+
+
+def _session(**limits: Any) -> KernelSession:
+    ctx = quick_context(**limits)
+    return KernelSession(ctx.sandbox, ctx.rubric.limits)
+
+
+def _notebook(*sources: str) -> Any:
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def _text(cell: Any) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+
+
+def test_a_print_flood_is_cut_in_the_kernel_and_later_output_still_arrives() -> None:
+    nb = _notebook("while True:\n    print('x' * 10000)", "print('after the flood')")
+    with _session(cell_timeout=3) as session:
+        run = session.run_notebook(nb)
+        assert [c.status for c in run.cells] == ["timeout", "ok"]
+        assert session.restarts == 0  # the output channel survived: nothing to restart
+        assert [f.code for f in run.flags] == ["cell.timeout"]
+        limit = session.limits.max_output_chars
+        assert len(_text(nb.cells[0])) <= limit + 300   # cut in the kernel, plus the grader's note
+        assert _text(nb.cells[1]) == "after the flood\n"
+
+
+def test_one_huge_print_is_cut_in_the_kernel_before_it_is_sent() -> None:
+    # 10 MB in one message would pass the grader's message size limit and be dropped whole.
+    nb = _notebook("print('x' * 10_000_000)", "print('next')")
+    with _session() as session:
+        run = session.run_notebook(nb)
+        assert [c.status for c in run.cells] == ["ok", "ok"]
+        assert session.restarts == 0
+        assert 0 < len(_text(nb.cells[0])) <= session.limits.max_output_chars + 300
+        assert _text(nb.cells[1]) == "next\n"
+
+
+# A kernel that sends one message over the grader's size limit on its output channel, past the
+# kernel-side cap: the grader's end drops that connection, and no later output arrives.
+_KILL_OUTPUT = """
+_k = get_ipython().kernel
+_k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "x" * 6_000_000},
+                parent=_k.get_parent())
+defined_before = 1
+"""
+
+
+def test_a_kernel_whose_output_channel_dies_is_restarted_and_the_cell_skipped() -> None:
+    nb = _notebook("a = 1", _KILL_OUTPUT, "b = a + 1\nprint(b)")
+    with _session() as session:
+        run = session.run_notebook(nb)
+        assert [c.status for c in run.cells] == ["ok", "died", "ok"]
+        assert session.restarts == 1
+        assert [f.code for f in run.flags] == ["kernel.died"]
+        assert "no longer sent its output" in run.flags[0].message
+        assert run.flags[0].cell == 1
+        assert _text(nb.cells[2]) == "2\n"  # cell 1 ran again after the restart, cell 2 skipped
+        # The skipped cell's names are not there; the grader's calls work on the new kernel.
+        assert session.run_code("defined_before", 30).status == "error"
+        assert session.run_code("b", 30).status == "ok"
+
+
+def test_the_grader_calls_do_not_need_the_output_channel() -> None:
+    with _session() as session:
+        session.start(_notebook())
+        assert session.run_code(_KILL_OUTPUT, 30).status == "ok"
+        # The output channel is dead now; calls answer on the shell channel and go on working.
+        for _ in range(3):
+            assert session.run_code("defined_before + 1", 30).status == "ok"
+        assert session.run_code("raise ValueError('bad value')", 30).error == "ValueError: bad value"
+        assert session.restarts == 0
