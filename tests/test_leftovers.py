@@ -211,6 +211,30 @@ def test_killed_grade_check_leaves_no_kernel(tmp_path, run_env):
         _end(check)
 
 
+@pytest.mark.slow
+@needs_root
+@needs_bwrap
+def test_killed_cluster_worker_and_coordinator_leave_no_kernel(tmp_path, run_env):
+    pytest.importorskip("distributed")
+    batch = _cli([str(_submissions(tmp_path, 1)), "-o", str(tmp_path / "out"), "--cluster", "local:1"], run_env)
+    try:
+        owners, _ = _sleeping_kernels(batch)
+        (grader,) = owners
+        # The Dask worker process; the grading process was forked from one of its threads.
+        dask_worker = psutil.Process(grader).ppid()
+        assert dask_worker != batch.pid
+        os.kill(dask_worker, signal.SIGKILL)
+        assert _wait_gone(owners, [grader, dask_worker]) == []
+        # Dask starts another worker, which takes the task again; then the coordinator (the
+        # command) is killed: nothing of the cluster it started stays.
+        owners, below = _sleeping_kernels(batch)
+        os.kill(batch.pid, signal.SIGKILL)
+        batch.wait(timeout=30)
+        assert _wait_gone(owners, below) == []
+    finally:
+        _end(batch)
+
+
 # -- the launch guard: no moment in which the grader's death goes unnoticed ----------------------
 def test_a_launch_whose_grader_is_already_gone_runs_nothing(tmp_path):
     marker = tmp_path / "ran"
@@ -323,6 +347,7 @@ def test_a_removed_cgroup_leaves_no_process_behind():
         assert not any(d.exists() for d in group.dirs)
         assert _wait_gone(set(), inside) == []
     finally:
+        group.remove()  # again, should the test have failed before
         if daemon.poll() is None:
             daemon.kill()
         daemon.wait(timeout=30)
