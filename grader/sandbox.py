@@ -10,10 +10,12 @@ that the process limit counts only the kernel's own processes.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -67,30 +69,28 @@ def reap_kernel_processes(timeout: float = 10.0, uid: int | None = None) -> int:
     """
     if not _drop_privileges():
         return 0
-    import signal
-    import time
     uid = kernel_uid() if uid is None else uid
-    deadline = time.monotonic() + timeout
-    while True:
-        left = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/status", encoding="utf-8", errors="replace") as f:
-                    line = next((ln for ln in f if ln.startswith("Uid:")), "")
-                if line and int(line.split()[1]) == uid:
-                    left.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-        if not left or time.monotonic() > deadline:
-            return len(left)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.05)
+
+    def under_uid(pid: int) -> bool:
+        return _real_uid(pid) == uid
+    return _kill_until_gone(lambda: [pid for pid in _pids() if under_uid(pid)], timeout, under_uid)
+
+
+def _pids() -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
+def _real_uid(pid: int) -> int | None:
+    """The real uid of ``pid`` (from ``status``), or ``None`` when it is gone.
+
+    Not the owner of ``/proc/<pid>``: a process that makes itself non-dumpable shows a root-owned
+    entry there, and no kernel can change its real uid.
+    """
+    line = next((ln for ln in _proc_text(pid, "status", 4096).splitlines() if ln.startswith("Uid:")), "")
+    try:
+        return int(line.split()[1])
+    except (IndexError, ValueError):
+        return None
 
 
 # -- no kernel outlives its grading process -------------------------------------------------------
@@ -145,20 +145,41 @@ def _owner_gone(owner: int, since: float) -> bool:
     return started is None or started > since + 1.0
 
 
-def _kill_until_gone(pids_now: Callable[[], list[int]], timeout: float) -> int:
-    """SIGKILL what ``pids_now`` lists until it lists nothing; how many are left at the timeout."""
-    import signal
+def _kill_until_gone(pids_now: Callable[[], list[int]], timeout: float,
+                     ours: Callable[[int], bool]) -> int:
+    """SIGKILL what ``pids_now`` lists until it lists nothing; how many are left at the timeout.
+
+    Each process is held by a pidfd before ``ours`` checks it again and the signal goes through
+    that pidfd: a listed process that ended and whose pid was given to another process in the
+    meantime is never signalled (the check then sees the newcomer, which is not ours).
+    """
     deadline = time.monotonic() + timeout
     while True:
         left = pids_now()
         if not left or time.monotonic() > deadline:
             return len(left)
         for pid in left:
+            _kill_if(pid, ours)
+        time.sleep(0.05)
+
+
+def _kill_if(pid: int, ours: Callable[[int], bool]) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS and ours(pid):  # Linux < 5.3: no pidfds, the plain way
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        time.sleep(0.05)
+        return  # otherwise gone already
+    try:
+        if ours(pid):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _kernel_owner(uid: int) -> int | None:
@@ -194,28 +215,19 @@ def _is_sheet11_kernel(pid: int, owner: int) -> bool:
     return mark in _proc_text(pid, "cgroup") or mark in _proc_text(pid, "environ")
 
 
+def _is_stale_kernel(pid: int) -> bool:
+    """Whether ``pid`` is a process of a kernel whose grading process is gone."""
+    uid = _real_uid(pid)
+    owner = None if uid is None else _kernel_owner(uid)
+    if owner is None or owner == os.getpid():
+        return False
+    started = _start_time(pid)
+    return started is not None and _owner_gone(owner, started) and _is_sheet11_kernel(pid, owner)
+
+
 def _stale_kernel_pids() -> list[int]:
     """Processes of kernels whose grading process is gone (see :func:`sweep_stale_kernels`)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        # The real uid from status, not the owner of /proc/<pid>: a process that makes itself
-        # non-dumpable shows a root-owned /proc entry, and no kernel can change its real uid.
-        status = _proc_text(pid, "status", 4096)
-        line = next((ln for ln in status.splitlines() if ln.startswith("Uid:")), "")
-        try:
-            uid = int(line.split()[1])
-        except (IndexError, ValueError):
-            continue
-        owner = _kernel_owner(uid)
-        if owner is None or owner == os.getpid():
-            continue
-        started = _start_time(pid)
-        if started is not None and _owner_gone(owner, started) and _is_sheet11_kernel(pid, owner):
-            found.append(pid)
-    return found
+    return [pid for pid in _pids() if _is_stale_kernel(pid)]
 
 
 def sweep_stale_kernels(timeout: float = 10.0) -> int:
@@ -231,7 +243,7 @@ def sweep_stale_kernels(timeout: float = 10.0) -> int:
     """
     if not _drop_privileges():
         return 0
-    return _kill_until_gone(_stale_kernel_pids, timeout)
+    return _kill_until_gone(_stale_kernel_pids, timeout, _is_stale_kernel)
 
 
 PROJECT_ROOT = resources.checkout_root()
@@ -381,7 +393,7 @@ class KernelCgroup:
         kernel's that outlived its session (a daemon the kernel started, a reap that timed out):
         the cgroup is the one list of a kernel's processes that none of them can leave.
         """
-        _kill_until_gone(self.procs, 10.0)
+        _kill_until_gone(self.procs, 10.0, functools.partial(_in_cgroup, self.dirs))
         for d in self.dirs:
             for _ in range(50):  # the kernel's processes may take a moment to be reaped
                 try:
@@ -391,6 +403,10 @@ class KernelCgroup:
                     break
                 except OSError:
                     time.sleep(0.05)
+
+
+def _in_cgroup(dirs: list[Path], pid: int) -> bool:
+    return pid in _cgroup_procs(dirs)
 
 
 def _cgroup_procs(dirs: list[Path]) -> list[int]:
@@ -431,7 +447,8 @@ def sweep_stale_cgroups(prefix: str = "sheet11-run-") -> None:
                     continue
                 if not pid.isdigit() or not _owner_gone(int(pid), made):
                     continue
-                _kill_until_gone(lambda d=d: _cgroup_procs([d]), 10.0)
+                _kill_until_gone(functools.partial(_cgroup_procs, [d]), 10.0,
+                                 functools.partial(_in_cgroup, [d]))
                 try:
                     d.rmdir()
                 except OSError:

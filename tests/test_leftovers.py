@@ -278,9 +278,15 @@ def _dead_pid() -> int:
     return gone.pid
 
 
-def _as_uid(uid: int, env: dict[str, str]) -> subprocess.Popen:
+def _as_uid(uid: int, env: dict[str, str], *command: str) -> subprocess.Popen:
     return subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-                             "sleep", "3600"], env=env, stdin=subprocess.DEVNULL)
+                             *(command or ("sleep", "3600"))], env=env, stdin=subprocess.DEVNULL)
+
+
+# A kernel's process that makes itself non-dumpable: its /proc files then belong to root.
+HIDING = ("import ctypes, os, time\n"
+          "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # PR_SET_DUMPABLE 0
+          "time.sleep(3600)\n")  # no exec: exec would make it dumpable again
 
 
 @needs_root
@@ -295,6 +301,8 @@ def test_leftovers_of_a_dead_grader_are_swept_by_the_next_run(tmp_path):
         # A kernel and the kernel started ahead of a grading process killed before it could stop
         # them (slots 0 and 1), with a kernel's marks.
         planted += [_as_uid(UID_BASE + dead, marked), _as_uid(UID_BASE + UID_SLOT_STRIDE + dead, marked)]
+        hiding = _as_uid(UID_BASE + dead, marked, sys.executable, "-I", "-c", HIDING)
+        planted.append(hiding)
         # Not ours to kill: a kernel of a grading process that still runs, and a process of the
         # same uid range without a kernel's marks (a rootless container's user).
         kept.append(_as_uid(UID_BASE + living.pid,
@@ -309,8 +317,11 @@ def test_leftovers_of_a_dead_grader_are_swept_by_the_next_run(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         deadline = time.monotonic() + 30
-        while any(psutil.Process(p.pid).cmdline()[:1] != ["sleep"] for p in planted + kept):
+        while any(psutil.Process(p.pid).cmdline()[:1] != ["sleep"] for p in planted + kept if p is not hiding):
             assert time.monotonic() < deadline  # setpriv and the join have exec'd
+            time.sleep(0.05)
+        while Path(f"/proc/{hiding.pid}/status").stat().st_uid != 0:
+            assert time.monotonic() < deadline  # it has hidden
             time.sleep(0.05)
 
         # The next run: any kernel session's start sweeps first.
