@@ -4,7 +4,9 @@ The kernel runs under bubblewrap with no network, a private ``/tmp``, its own PI
 read-only view of only the Python environment it needs (with this project's packages masked),
 a scratch folder as its only writable place, a minimal environment, and resource limits set by
 ``prlimit``. When the grader runs as root, the kernel runs under an unprivileged uid of its own so
-that the process limit counts only the kernel's own processes.
+that the process limit counts only the kernel's own processes. A kernel dies with the grading
+process that launched it, however that process dies; what an earlier death left behind is
+killed when the next session starts (:func:`sweep_stale_cgroups`).
 
 ``none`` keeps the resource limits and the scratch folder but nothing else; it must be asked for.
 """
@@ -22,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from grader import resources
 from grader.errors import SandboxUnavailable
@@ -94,11 +98,13 @@ def _real_uid(pid: int) -> int | None:
 
 
 # -- no kernel outlives its grading process -------------------------------------------------------
-# Why a kernel could outlive a grading process killed with SIGKILL (nothing of it can run then):
-# bwrap's --die-with-parent sets PR_SET_PDEATHSIG only once bwrap runs, after the launcher's
+# A grading process killed with SIGKILL can clean up nothing, so its kernels must die on their
+# own. Each link of the chain has a parent-death signal: the batch's worker (grader/batch.py),
+# bwrap (--die-with-parent, outside and as PID 1 of the kernel's namespace, whose end kills every
+# process in it). The gap was the launch: bwrap sets its signal only once it runs, after the
 # fork, `sh` (the cgroup join) and `prlimit`; a grading process that died in that window left a
-# bwrap whose parent was already gone, so no death signal ever came. The guard below closes it.
-_PR_SET_PDEATHSIG = 1
+# bwrap whose parent was already gone, and no signal ever came. The guard below closes it. What
+# gets through anyway is swept by the next run (sweep_stale_cgroups, sweep_stale_kernels).
 _LAUNCH_GUARD = (
     "import ctypes, os, sys\n"
     # SIGKILL (9) to this process when the thread that forked it ends; kept across the execs
@@ -129,7 +135,6 @@ def die_with_launcher_argv(parent: int | None = None) -> list[str]:
 
 def _start_time(pid: int) -> float | None:
     """When ``pid`` started (seconds since the epoch), or ``None`` when it does not run."""
-    import psutil
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
