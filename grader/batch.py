@@ -213,8 +213,11 @@ class Worker:
             code = 0
             try:
                 os.setsid()  # its own session: Ctrl-C at the terminal reaches only the batch
-                # ... and it dies with the batch, even one killed with SIGKILL (its kernels follow:
-                # bwrap's --die-with-parent, ipykernel's parent poller).
+                # ... and it dies with the batch, even one killed with SIGKILL; its kernels follow
+                # (each dies with this process from its launch on: grader/sandbox.py's launch
+                # guard, then bwrap's --die-with-parent and its PID namespace). Set in this
+                # process, after the fork (a death signal is not inherited), and then checked:
+                # a batch that died before the prctl would never send it.
                 _die_with_parent()
                 if os.getppid() != parent:
                     return

@@ -4,21 +4,28 @@ The kernel runs under bubblewrap with no network, a private ``/tmp``, its own PI
 read-only view of only the Python environment it needs (with this project's packages masked),
 a scratch folder as its only writable place, a minimal environment, and resource limits set by
 ``prlimit``. When the grader runs as root, the kernel runs under an unprivileged uid of its own so
-that the process limit counts only the kernel's own processes.
+that the process limit counts only the kernel's own processes. A kernel dies with the grading
+process that launched it, however that process dies; what an earlier death left behind is
+killed when the next session starts (:func:`sweep_stale_cgroups`).
 
 ``none`` keeps the resource limits and the scratch folder but nothing else; it must be asked for.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from grader import resources
 from grader.errors import SandboxUnavailable
@@ -66,30 +73,182 @@ def reap_kernel_processes(timeout: float = 10.0, uid: int | None = None) -> int:
     """
     if not _drop_privileges():
         return 0
-    import signal
-    import time
     uid = kernel_uid() if uid is None else uid
+
+    def under_uid(pid: int) -> bool:
+        return _real_uid(pid) == uid
+    return _kill_until_gone(lambda: [pid for pid in _pids() if under_uid(pid)], timeout, under_uid)
+
+
+def _pids() -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
+def _real_uid(pid: int) -> int | None:
+    """The real uid of ``pid`` (from ``status``), or ``None`` when it is gone.
+
+    Not the owner of ``/proc/<pid>``: a process that makes itself non-dumpable shows a root-owned
+    entry there, and no kernel can change its real uid.
+    """
+    line = next((ln for ln in _proc_text(pid, "status", 4096).splitlines() if ln.startswith("Uid:")), "")
+    try:
+        return int(line.split()[1])
+    except (IndexError, ValueError):
+        return None
+
+
+# -- no kernel outlives its grading process -------------------------------------------------------
+# A grading process killed with SIGKILL can clean up nothing, so its kernels must die on their
+# own. Each link of the chain has a parent-death signal: the batch's worker (grader/batch.py),
+# bwrap (--die-with-parent, outside and as PID 1 of the kernel's namespace, whose end kills every
+# process in it). The gap was the launch: bwrap sets its signal only once it runs, after the
+# fork, `sh` (the cgroup join) and `prlimit`; a grading process that died in that window left a
+# bwrap whose parent was already gone, and no signal ever came. The guard below closes it. What
+# gets through anyway is swept by the next run (sweep_stale_cgroups, sweep_stale_kernels).
+_LAUNCH_GUARD = (
+    "import ctypes, os, sys\n"
+    # SIGKILL (9) to this process when the thread that forked it ends; kept across the execs
+    # that follow (sh, prlimit, bwrap, and with --sandbox none the kernel itself).
+    "if ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0) != 0:\n"
+    "    sys.exit(96)\n"
+    # The grading process may have died before the prctl: then no signal will ever come.
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(98)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def die_with_launcher_argv(parent: int | None = None) -> list[str]:
+    """A prefix that makes the command after it die with ``parent`` (default: this process).
+
+    Kernel-enforced (``PR_SET_PDEATHSIG``), set before anything else runs, and followed by a
+    check that ``parent`` is still the parent, so no moment is left in which the grading
+    process's death goes unnoticed. Linux ties the signal to the *thread* that forked: kernels
+    are launched from the grading process's main thread (nbclient's ``run_sync`` runs in the
+    calling thread), which lives as long as the process.
+    """
+    if not sys.platform.startswith("linux"):
+        return []  # no PR_SET_PDEATHSIG; there is no bubblewrap there either
+    parent = os.getpid() if parent is None else parent
+    return [sys.executable, "-I", "-S", "-c", _LAUNCH_GUARD, str(parent)]
+
+
+def _start_time(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch), or ``None`` when it does not run."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _owner_gone(owner: int, since: float) -> bool:
+    """Whether grading process ``owner`` is gone for something that existed at ``since``: it does
+    not run, or its pid now belongs to a process started later (pids are reused)."""
+    started = _start_time(owner)
+    # One second of slack: create_time is rounded to clock ticks, and a grading process always
+    # starts well before the kernels and cgroups it makes.
+    return started is None or started > since + 1.0
+
+
+def _kill_until_gone(pids_now: Callable[[], list[int]], timeout: float,
+                     ours: Callable[[int], bool]) -> int:
+    """SIGKILL what ``pids_now`` lists until it lists nothing; how many are left at the timeout.
+
+    Each process is held by a pidfd before ``ours`` checks it again and the signal goes through
+    that pidfd: a listed process that ended and whose pid was given to another process in the
+    meantime is never signalled (the check then sees the newcomer, which is not ours).
+    """
     deadline = time.monotonic() + timeout
     while True:
-        left = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/status", encoding="utf-8", errors="replace") as f:
-                    line = next((ln for ln in f if ln.startswith("Uid:")), "")
-                if line and int(line.split()[1]) == uid:
-                    left.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
+        left = pids_now()
         if not left or time.monotonic() > deadline:
             return len(left)
         for pid in left:
+            _kill_if(pid, ours)
+        time.sleep(0.05)
+
+
+def _kill_if(pid: int, ours: Callable[[int], bool]) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS and ours(pid):  # Linux < 5.3: no pidfds, the plain way
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        time.sleep(0.05)
+        return  # otherwise gone already
+    try:
+        if ours(pid):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _kernel_owner(uid: int) -> int | None:
+    """The grading process's pid encoded in a kernel uid (see :func:`kernel_uid`), or ``None``."""
+    if uid < UID_BASE:
+        return None
+    slot, owner = divmod(uid - UID_BASE, UID_SLOT_STRIDE)
+    # A pool holds a few slots at most; a uid far above is none of ours.
+    return owner if 0 < owner and slot < MAX_SLOTS else None
+
+
+# More than a grading process's pool ever holds at once (grader/kernelpool.py: AHEAD + 1 + ...).
+MAX_SLOTS = 16
+
+
+def _proc_text(pid: int, name: str, limit: int = 65536) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _is_sheet11_kernel(pid: int, owner: int) -> bool:
+    """Whether process ``pid`` was started for a kernel of grading process ``owner``.
+
+    A uid in the kernels' range is not proof enough: 100000 and up is also where /etc/subuid
+    puts rootless containers' users. A kernel's process sits in its session's cgroup
+    (``sheet11-run-<owner>-...``, which it cannot leave) or has the session's folders in its
+    environment (HOME, MPLCONFIGDIR; inherited by everything it starts).
+    """
+    mark = f"sheet11-run-{owner}-"
+    return mark in _proc_text(pid, "cgroup") or mark in _proc_text(pid, "environ")
+
+
+def _is_stale_kernel(pid: int) -> bool:
+    """Whether ``pid`` is a process of a kernel whose grading process is gone."""
+    uid = _real_uid(pid)
+    owner = None if uid is None else _kernel_owner(uid)
+    if owner is None or owner == os.getpid():
+        return False
+    started = _start_time(pid)
+    return started is not None and _owner_gone(owner, started) and _is_sheet11_kernel(pid, owner)
+
+
+def _stale_kernel_pids() -> list[int]:
+    """Processes of kernels whose grading process is gone (see :func:`sweep_stale_kernels`)."""
+    return [pid for pid in _pids() if _is_stale_kernel(pid)]
+
+
+def sweep_stale_kernels(timeout: float = 10.0) -> int:
+    """Kill the processes of kernels whose grading process is gone (killed before it could stop
+    them); returns how many were left at the timeout. Root only (only then do kernels have uids
+    of their own).
+
+    The second line of defence behind the death signals: each process runs under a kernel uid
+    that names its grading process, and is killed only when that process no longer runs (or its
+    pid now belongs to a younger process) and it carries a kernel's marks (:func:`_is_sheet11_kernel`),
+    so the kernels of grading processes still running, this machine's other users and rootless
+    containers are never touched.
+    """
+    if not _drop_privileges():
+        return 0
+    return _kill_until_gone(_stale_kernel_pids, timeout, _is_stale_kernel)
 
 
 PROJECT_ROOT = resources.checkout_root()
@@ -122,7 +281,9 @@ class Sandbox:
         # -E: no PYTHON* variables; -s: no user site. Not -I: as in Jupyter, the kernel's folder
         # (its own scratch, which it may write anyway) is on sys.path, so a notebook imports the
         # files beside it, such as the course's sheet11_check.py (ipykernel 7 no longer adds it).
-        join = cgroup.argv() if cgroup is not None else []
+        # First of all the launch guard: from its first instruction on, the launched process dies
+        # with the grading process (see die_with_launcher_argv).
+        join = die_with_launcher_argv() + (cgroup.argv() if cgroup is not None else [])
         if self.mode == "none":
             return join + _prlimit(limits) + kernel
         # As root, bubblewrap sets up the mounts and `setpriv` inside it drops to the kernel's uid.
@@ -226,7 +387,18 @@ class KernelCgroup:
                 continue
         return None
 
+    def procs(self) -> list[int]:
+        """The processes in the cgroup now (every directory of it, v1 or v2)."""
+        return _cgroup_procs(self.dirs)
+
     def remove(self) -> None:
+        """Kill whatever still runs in the cgroup, then remove it.
+
+        A cgroup with a process in it cannot be removed, and a process left in it would be a
+        kernel's that outlived its session (a daemon the kernel started, a reap that timed out):
+        the cgroup is the one list of a kernel's processes that none of them can leave.
+        """
+        _kill_until_gone(self.procs, 10.0, functools.partial(_in_cgroup, self.dirs))
         for d in self.dirs:
             for _ in range(50):  # the kernel's processes may take a moment to be reaped
                 try:
@@ -238,25 +410,55 @@ class KernelCgroup:
                     time.sleep(0.05)
 
 
-def sweep_stale_cgroups(prefix: str = "sheet11-run-") -> None:
-    """Remove the (empty) cgroups of grading processes that were killed before they could remove
-    them (a worker stopped over budget, a killed batch or cluster worker, a kernel started ahead
-    for a submission that never came): their names carry the dead pid. ``rmdir`` only removes an
-    empty cgroup, so a cgroup with a process still in it is never touched."""
-    if not _cgroup_layout():
-        return
-    for parent in (CGROUP_ROOT, CGROUP_ROOT / "memory", CGROUP_ROOT / "pids"):
+def _in_cgroup(dirs: list[Path], pid: int) -> bool:
+    return pid in _cgroup_procs(dirs)
+
+
+def _cgroup_procs(dirs: list[Path]) -> list[int]:
+    pids: set[int] = set()
+    for d in dirs:
         try:
-            stale = [d for d in parent.glob(f"{prefix}*-*") if d.is_dir()]
+            text = (d / "cgroup.procs").read_text()
         except OSError:
             continue
-        for d in stale:
-            pid = d.name[len(prefix):].split("-")[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        pids.update(int(x) for x in text.split() if x.isdigit())
+    return sorted(pids)
+
+
+def sweep_stale_cgroups(prefix: str = "sheet11-run-") -> None:
+    """Stop what grading processes that were killed (SIGKILL, power loss, a worker over its
+    budget, a killed batch or cluster worker, a kernel started ahead for a submission that never
+    came) could not stop themselves, then clean up after them; every session start calls this.
+
+    - Their cgroups (names carry the dead process's pid): whatever still runs in one is killed
+      first (a non-empty cgroup cannot be removed, and what runs there is a kernel's), then it
+      is removed. A cgroup is stale only when its pid no longer runs or now belongs to a process
+      younger than the cgroup, so the cgroups of grading processes still running are never
+      touched.
+    - Kernels outside any cgroup (none here, or a v1 machine without one): by uid slot,
+      :func:`sweep_stale_kernels`.
+    """
+    if _cgroup_layout():
+        for parent in (CGROUP_ROOT, CGROUP_ROOT / "memory", CGROUP_ROOT / "pids", CGROUP_ROOT / "cpuacct"):
+            try:
+                stale = [d for d in parent.glob(f"{prefix}*-*") if d.is_dir()]
+            except OSError:
+                continue
+            for d in stale:
+                pid = d.name[len(prefix):].split("-")[0]
+                try:
+                    made = d.stat().st_mtime
+                except OSError:
+                    continue
+                if not pid.isdigit() or not _owner_gone(int(pid), made):
+                    continue
+                _kill_until_gone(functools.partial(_cgroup_procs, [d]), 10.0,
+                                 functools.partial(_in_cgroup, [d]))
                 try:
                     d.rmdir()
                 except OSError:
                     pass
+    sweep_stale_kernels()
 
 
 @functools.lru_cache(maxsize=1)

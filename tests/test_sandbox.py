@@ -238,7 +238,10 @@ def test_sandbox_note_reaches_every_result(monkeypatch, tmp_path):
 def test_kernel_argv_confines_and_masks_the_project(tmp_path):
     ctx = quick_context()
     argv = ctx.sandbox.kernel_argv(tmp_path, ctx.rubric.limits)
-    assert argv[0] == "prlimit" and "bwrap" in argv
+    # The launch guard first (the kernel dies with the grader from its first instruction on),
+    # then the limits and the sandbox.
+    guard = sandbox_mod.die_with_launcher_argv()
+    assert argv[:len(guard)] == guard and argv[len(guard)] == "prlimit" and "bwrap" in argv
     assert "--unshare-net" in argv and "--unshare-pid" in argv and "--die-with-parent" in argv
     bound = {argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
     assert str(tmp_path) in bound
