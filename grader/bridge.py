@@ -193,6 +193,20 @@ class InputState:
     keys: tuple[str, ...] | None = None  # a dict input's keys
 
 
+class SeqInfo(tuple):
+    """A returned list or tuple: its first items (the kernel sends at most 16) and what it was,
+    so a report says "a list of 30", not "a tuple of 16"."""
+
+    kind: str
+    length: int
+
+    def __new__(cls, items: Any = (), kind: str = "tuple", length: int | None = None) -> SeqInfo:
+        self = super().__new__(cls, items)
+        self.kind = kind
+        self.length = len(self) if length is None else length
+        return self
+
+
 @dataclass(frozen=True)
 class TypeInfo:
     """A returned object that is not data: only its kind is known."""
@@ -363,7 +377,11 @@ def _decode(desc: Any, folder: Path, depth: int = 0, budget: list[int] | None = 
     if kind == "scalar":
         return float(desc["value"])
     if kind == "seq":
-        return tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+        items = tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+        # The kind and length are the kernel's word: they only shape the message, never a score.
+        length = desc.get("len")
+        return SeqInfo(items, str(desc.get("kind", "tuple"))[:100],
+                       length if isinstance(length, int) and length >= 0 else None)
     if kind == "dict":
         return {str(k): _decode(v, folder, depth + 1, budget) for k, v in desc["items"].items()}
     return TypeInfo(str(desc.get("kind", "unknown"))[:100])

@@ -103,7 +103,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, TypeInfo):
         return "None" if value.kind == "NoneType" else f"a {value.kind}"
     if isinstance(value, tuple):
-        return f"a tuple of {len(value)}"
+        kind, length = getattr(value, "kind", "tuple"), getattr(value, "length", len(value))
+        items = {_describe(v) for v in value}
+        each = f" (each {items.pop()})" if len(items) == 1 and length == len(value) else ""
+        return f"a {kind} of {length}{each}"
     if isinstance(value, dict):
         return f"a dict with keys {sorted(value)}"
     if isinstance(value, float):
