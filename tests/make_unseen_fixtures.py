@@ -885,7 +885,7 @@ SCENARIOS: dict[str, Scenario] = {
                              (C_WRITES_FILES, A_BOUND_POWER), points={**FAST, "11.4.b": 0.75}),
     "nasty_text": Scenario("NastyText", "C", "ANSI, bidi, </script> and HTML in prints, an exception "
                            "message and an answer -> all inert in the report, tree_encode 0",
-                           (C_NASTY_TEXT,), points={**FAST, "11.4.c": 0.5},
+                           (C_NASTY_TEXT,), points={**FAST, "11.4.c": 0.5}, report=("RED evil",),
                            edit=lambda nb: (nasty_answers(nb), nasty_outputs(nb))),
     "huge_int_group": Scenario("HugeId", "C", "a student id that is a 5000-digit integer literal in GROUP -> "
                                "a group finding, graded, no crash", edit=huge_int_group,
@@ -900,7 +900,8 @@ SCENARIOS: dict[str, Scenario] = {
                                "ones -> it breaks its own kernel's answers: 0 everywhere",
                                (C_PATCH_BUILTINS,), points={q: 0.0 for q in AUTO}, flags=("kernel.died",)),
     "huge_return": Scenario("HugeReturn", "C", "gradient_bound returns 640 MB of arrays -> refused, 0 for it, "
-                            "the grader's memory stays bounded", (C_HUGE_RETURN,), points={**FAST, "11.4.b": 0.625}),
+                            "the grader's memory stays bounded, the report says it was too large", (C_HUGE_RETURN,),
+                            points={**FAST, "11.4.b": 0.625}, report=("too large",)),
 }
 
 

@@ -14,12 +14,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from make_unseen_fixtures import AUTO, FAST, SCENARIOS, UNSEEN, build, filename, path
 
-from grader.bridge import ArrayInfo, SeqInfo
+from grader.bridge import ArrayInfo, SeqInfo, TypeInfo, plain_text
 from grader.compare import _describe
 from grader.rubric import DEFAULT_RUBRIC
 
@@ -62,14 +63,24 @@ def test_a_returned_list_is_called_a_list_with_its_length() -> None:
     assert _describe((1.0, 2.0)) == "a tuple of 2"
 
 
+def test_kernel_text_loses_escapes_and_direction_marks() -> None:
+    """A student's exception text may not recolour a terminal or reorder a report's words."""
+    raw = "\x1b[2J\x1b[31mRED\x1b[0m \u202eevil\u202c\x1b]0;title\x07 </script>\n\tnext\x00\u2066x\u2069"
+    assert plain_text(raw) == "RED evil </script>\n\tnextx"
+    assert len(plain_text("é" * 5000)) == 800 and plain_text(None) == "None"
+
+
+def test_a_result_too_large_to_send_is_described_not_blamed_on_the_function() -> None:
+    assert _describe(TypeInfo("result too large to send back (80 MB as float64)")) == \
+        "a result too large to send back (80 MB as float64)"
+
+
 # ------------------------------------------------------------------------------------------ slow
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory):
+def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
     """Every scenario graded once, in one batch with two workers: key -> (result, report text)."""
     from grader.batch import run_batch
 
-    root = tmp_path_factory.mktemp("unseen")
     subs = root / "subs"
     subs.mkdir()
     for key in SCENARIOS:
@@ -112,58 +123,65 @@ def explain(result: dict) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("key", list(SCENARIOS))
-def test_scenario_gets_the_fair_grade(graded, key: str) -> None:
+def check_scenario(key: str, result: dict, report: str) -> None:
     sc = SCENARIOS[key]
-    result, report = graded[key]
     assert result["status"] == sc.status, explain(result)
     got = {q: result["questions"][q]["points"] for q in AUTO}
     assert got == pytest.approx(sc.points, abs=1e-3), explain(result)
     assert sorted({f["code"] for f in result["flags"]}) == sorted(sc.flags), explain(result)
-    text = visible(report).lower()
+    text = visible(report)
     for snippet in sc.report:
-        assert snippet.lower() in text, (snippet, explain(result))
-    # Every failing check names its case, and says what went wrong, without a traceback.
+        assert snippet.lower() in text.lower(), (snippet, explain(result))
+    # Every failing check names its case in the report and says what went wrong, without a traceback.
     for q in AUTO:
         for c in result["questions"][q].get("checks", []):
             if not c["passed"] and sc.status == "graded":
                 assert c["message"] and "Traceback" not in c["message"], c
-                assert c["name"].split(",")[0] in visible(report)
+                assert c["name"] in text, c["name"]
     # An inert report: no script, no control or direction characters from the student.
     assert "<script" not in report.lower() and "\x1b" not in report and "\u202e" not in report
     assert "Traceback (most recent call last)" not in report
+    if sc.kind == "C":  # hostile code never earns more than the honest solution it was put into
+        assert all(got[q] <= FAST[q] + 1e-9 for q in AUTO), explain(result)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", [k for k, s in SCENARIOS.items() if s.kind == "C"])
-def test_hostile_never_gains(graded, key: str) -> None:
-    result, _ = graded[key]
-    for q in AUTO:
-        assert result["questions"][q]["points"] <= FAST[q] + 1e-9
-    assert result["points"] <= sum(FAST.values()) + 1e-9
-
-
-@pytest.mark.slow
-def test_a_list_return_is_reported_as_a_list(graded) -> None:
+def test_every_scenario_gets_the_fair_grade(tmp_path: Path) -> None:
+    """One batch (so `-n 2` does not grade the corpus twice); every scenario's failure is listed."""
+    graded = grade_corpus(tmp_path)
+    failures = []
+    for key in SCENARIOS:
+        result, report = graded[key]
+        try:
+            check_scenario(key, result, report)
+        except AssertionError as exc:
+            failures.append(f"{key}: {exc}")
+    # A list comes back as a list, with its length and what its items are.
     result, report = graded["list_of_tensors"]
     messages = [c["message"] for c in result["questions"]["11.4.a"]["checks"]]
-    assert all("returned a list of" in m and "tuple" not in m for m in messages), messages
-    assert "returned a list of 6 (each a tensor of shape (3, 5)" in visible(report)
-
-
-@pytest.mark.slow
-def test_the_group_csv_holds_every_member(graded) -> None:
+    if not all("returned a list of" in m and "tuple" not in m for m in messages):
+        failures.append(f"list_of_tensors: {messages}")
+    # Members with diacritics reach the CSV; the 5000-digit id is a finding, not a crash.
     csv, _ = graded["__csv__"]
-    assert "Émilie du Châtelet" in csv and "Jean-Luc Picard" in csv and "Gauß" in csv
-    # The 5000-digit id is a finding, not a crash: the submission has its rows.
-    assert filename("huge_int_group") in csv
+    for member in ("Émilie du Châtelet", "Jean-Luc Picard", "Gauß", filename("huge_int_group")):
+        if member not in csv:
+            failures.append(f"grades.csv lacks {member}")
+    # Known defect outside this module's files (grader/grade.py `_defined`): a kernel whose first
+    # answer is forged is reported as dead (kernel.died, "did not answer"). Kept visible here.
+    for key in ("patch_torch", "patch_builtins"):
+        assert "kernel.died" in {f["code"] for f in graded[key][0]["flags"]}
+    assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["patch_torch", "patch_builtins"])
-@pytest.mark.xfail(strict=True, reason="grader/grade.py `_defined` turns any unreadable first answer into "
-                   "'the kernel did not answer' + kernel.died; the kernel answered, with forged data")
-def test_a_forged_first_answer_is_not_called_a_dead_kernel(graded, key: str) -> None:
-    result, _ = graded[key]
-    assert "kernel.died" not in {f["code"] for f in result["flags"]}, explain(result)
+@pytest.mark.xfail(strict=True, reason="grader/grade.py `_defined` turns any unreadable first answer into 'the "
+                   "kernel did not answer' and kernel.died; the kernel did answer, with data its own patches "
+                   "forged (json.dump replaced): the report should say its answers could not be read")
+def test_a_forged_first_answer_is_not_called_a_dead_kernel(tmp_path: Path) -> None:
+    from builders import quick_context
+
+    from grader.grade import grade_submission
+    target = tmp_path / filename("patch_torch")
+    shutil.copyfile(path("patch_torch"), target)
+    result = grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120))
+    assert "kernel.died" not in {f.code for f in result.flags}
