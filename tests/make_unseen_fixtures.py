@@ -852,7 +852,8 @@ SCENARIOS: dict[str, Scenario] = {
     "four_keys": Scenario("FourKeys", "B", "tbptt_grads forgets the key 'c' -> tbptt_grads fails, the report "
                           "names the missing key", (B_FOUR_KEYS,), points={**FAST, "11.4.d": 0.0}, report=("'c'",)),
     "float16": Scenario("HalfPrecision", "B", "lstm_cell computes in float16 -> lstm_cell fails, the report "
-                        "names the dtype", (B_FLOAT16,), points={**FAST, "11.4.c": 0.5}, report=("float16",)),
+                        "names the dtype", (B_FLOAT16,), points={**FAST, "11.4.c": 0.5},
+                        report=("it came back as torch.float16",)),
     "nan_jacobian": Scenario("NanJacobian", "B", "activation_jacobian returns NaN off the diagonal -> its "
                              "0.25 lost, the report says NaN", (B_NAN, A_BOUND_POWER), points={**FAST, "11.4.b": 0.75},
                              report=("nan",)),

@@ -75,6 +75,24 @@ def test_a_result_too_large_to_send_is_described_not_blamed_on_the_function() ->
         "a result too large to send back (80 MB as float64)"
 
 
+def test_a_half_precision_answer_is_told_its_dtype() -> None:
+    """lstm_cell computed in float16: right formula, wrong precision; the message says which."""
+    import torch
+
+    import reference
+    from grader.bridge import Returned
+    from grader.cases import make_inputs
+    from grader.compare import compare_case, to_numpy
+    inputs = make_inputs("lstm_cell", 11421, dict(B=3, D=4, H=5))
+    expected = to_numpy(reference.lstm_cell(**inputs))
+    half = tuple(ArrayInfo(torch.as_tensor(e).half().double().numpy(), "tensor", "torch.float16") for e in expected)
+    case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", half), 1e-4, 1e-5, 0.25)
+    assert not case.passed and "it came back as torch.float16" in case.message
+    full = tuple(ArrayInfo(e + 1.0, "tensor", "torch.float32") for e in expected)
+    case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", full), 1e-4, 1e-5, 0.25)
+    assert not case.passed and "came back as" not in case.message
+
+
 # ------------------------------------------------------------------------------------------ slow
 
 def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
