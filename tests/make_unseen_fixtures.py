@@ -151,6 +151,7 @@ from torch.func import grad as fgrad, functional_call
 def hidden_grad_norms(x, h0, W, U, b, loss_fn, activation="tanh"):
     act = torch.tanh if activation == "tanh" else torch.sigmoid
     x, h, W, U, b = (torch.as_tensor(v, dtype=torch.float64) for v in (x, h0, W, U, b))
+    h = h.clone().requires_grad_(True)     # a float64 copy that autograd tracks
     hs = []
     for t in range(x.shape[0]):
         h = act(h @ W.T + x[t] @ U.T + b)
