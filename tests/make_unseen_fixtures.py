@@ -891,7 +891,7 @@ SCENARIOS: dict[str, Scenario] = {
                            edit=lambda nb: (nasty_answers(nb), nasty_outputs(nb))),
     "huge_int_group": Scenario("HugeId", "C", "a student id that is a 5000-digit integer literal in GROUP -> "
                                "a group finding, graded, no crash", edit=huge_int_group,
-                               flags=("group.missing",)),
+                               flags=("group.missing",), report=("thousands of digits",)),
     "julia_metadata": Scenario("JuliaMeta", "C", "Python code whose metadata claims a Julia kernel -> "
                                "notebook.invalid, an error that says what to do", edit=julia_metadata,
                                status="error", points={q: 0.0 for q in AUTO}, flags=("notebook.invalid",)),

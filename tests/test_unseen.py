@@ -94,6 +94,15 @@ def test_a_half_precision_answer_is_told_its_dtype() -> None:
     assert not case.passed and "came back as" not in case.message
 
 
+def test_a_huge_integer_in_the_group_cell_gets_advice_a_student_can_use() -> None:
+    from grader.errors import GroupCellError
+    from grader.naming import read_group
+    with pytest.raises(GroupCellError) as info:
+        read_group('GROUP = [{"name": "Ada Lovelace", "student_id": ' + "9" * 5000 + ', "email": "a@b.c"}]')
+    message = str(info.value)
+    assert "line 1" in message and "quoted text" in message and "set_int_max_str_digits" not in message
+
+
 # ------------------------------------------------------------------------------------------ slow
 
 def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
