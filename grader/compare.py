@@ -341,17 +341,18 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
     where = f" in {label}" if label else ""
     plain = _values_message(where, tuple(int(i) for i in first))
+    # A half-precision answer misses any float32 tolerance by rounding alone: say so, or the
+    # student hunts for a wrong formula that is not there (kept in values_note, which the
+    # attribution over all cases falls back on).
+    dtype = next((g.dtype for lab, _, g in pairs if lab == label), "")
+    if any(low in dtype for low in ("float16", "bfloat16", "half")):
+        plain += f" (it came back as {dtype}, which keeps about 3 digits: compute and return float32)"
     if not np.all(np.isfinite(got)):
         message = f"the result{where} holds NaN or infinite values"
     elif keys:
         message = mistake_message(function, keys)
     else:
         message = plain
-    # A half-precision answer misses any float32 tolerance by rounding alone: say so, or the
-    # student hunts for a wrong formula that is not there.
-    dtype = next((g.dtype for lab, _, g in pairs if lab == label), "")
-    if any(low in dtype for low in ("float16", "bfloat16", "half")):
-        message += f" (it came back as {dtype}, which keeps about 3 digits: compute and return float32)"
     return CaseResult(**base, passed=False, points=0.0, message=message,
                       mistakes=(describe(function, keys[0]),) if len(keys) == 1 else (),
                       consistent_with=tuple(describe(function, k) for k in keys) if len(keys) > 1 else (),

@@ -89,6 +89,9 @@ def test_a_half_precision_answer_is_told_its_dtype() -> None:
     half = tuple(ArrayInfo(torch.as_tensor(e).half().double().numpy(), "tensor", "torch.float16") for e in expected)
     case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", half), 1e-4, 1e-5, 0.25)
     assert not case.passed and "it came back as torch.float16" in case.message
+    # ... and still after the attribution over all of the function's cases restates it.
+    from grader.compare import with_attribution
+    assert "it came back as torch.float16" in with_attribution(case, ()).message
     full = tuple(ArrayInfo(e + 1.0, "tensor", "torch.float32") for e in expected)
     case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", full), 1e-4, 1e-5, 0.25)
     assert not case.passed and "came back as" not in case.message
