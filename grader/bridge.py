@@ -12,8 +12,10 @@ import io
 import itertools
 import json
 import os
+import re
 import stat
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,12 @@ def __sheet11_call(folder, expr, verify=False, limit=0):
                 else:
                     arr = _np.asarray(v)
                 if arr.dtype.kind in "biuf":
+                    # Sent as float64: what does not fit the grader's cap is not written at all
+                    # (a full disk would look like an error of the student's function).
+                    if written[0] + arr.size * 8 > limit:
+                        written[0] = limit + 1   # and no second call for the contract rules
+                        return {"t": "other", "kind": "result too large to send back (%d MB as float64)"
+                                % (arr.size * 8 // 1000000)}
                     arr = arr.astype(_np.float64)
                 else:
                     return {"t": "other", "kind": kind + " of " + dtype}
@@ -193,6 +201,20 @@ class InputState:
     keys: tuple[str, ...] | None = None  # a dict input's keys
 
 
+class SeqInfo(tuple):
+    """A returned list or tuple: its first items (the kernel sends at most 16) and what it was,
+    so a report says "a list of 30", not "a tuple of 16"."""
+
+    kind: str
+    length: int
+
+    def __new__(cls, items: Any = (), kind: str = "tuple", length: int | None = None) -> SeqInfo:
+        self = super().__new__(cls, items)
+        self.kind = kind
+        self.length = len(self) if length is None else length
+        return self
+
+
 @dataclass(frozen=True)
 class TypeInfo:
     """A returned object that is not data: only its kind is known."""
@@ -239,7 +261,7 @@ class Bridge:
         try:
             result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
             if not result.get("ok"):
-                return Returned("raised", error=str(result.get("error", ""))[:800], seconds=ran.seconds,
+                return Returned("raised", error=plain_text(result.get("error", "")), seconds=ran.seconds,
                                 error_type=_identifier(result.get("type")))
             budget = [MAX_RESULT_BYTES]
             value = _decode(result["value"], folder, budget=budget)
@@ -258,6 +280,20 @@ class Bridge:
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
+# Terminal escapes (CSI/OSC ... sequences), other control characters, and Unicode format characters
+# (bidi overrides and isolates U+202A-U+202E, U+2066-U+2069, zero-width ones): a student's
+# exception text must not recolour the tutor's terminal or reorder a report's words.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]{0,32}[ -/]{0,8}[@-~]|\][^\x07\x1b]{0,256}(?:\x07|\x1b\\)?|[@-_]?)")
+
+
+def plain_text(value: Any, limit: int = 800) -> str:
+    """Text the kernel sent (an exception's message, a type's name) as a report may show it: no
+    terminal escapes, control or format characters (tab and newline stay), at most ``limit``
+    characters."""
+    text = _ANSI.sub("", str(value)[:4 * limit])
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))[:limit]
+
+
 def _identifier(value: Any) -> str:
     """A class name the kernel reported, or "" where it is not a plain identifier."""
     return value if isinstance(value, str) and len(value) <= 100 and value.isidentifier() else ""
@@ -267,7 +303,7 @@ def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | Non
     try:
         second = result["second"]
         if not second.get("ok"):
-            return Returned("raised", error=str(second.get("error", ""))[:800])
+            return Returned("raised", error=plain_text(second.get("error", "")))
         return Returned("ok", _decode(second["value"], folder, budget=budget))
     except _READ_ERRORS:
         return None
@@ -363,7 +399,11 @@ def _decode(desc: Any, folder: Path, depth: int = 0, budget: list[int] | None = 
     if kind == "scalar":
         return float(desc["value"])
     if kind == "seq":
-        return tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+        items = tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+        # The kind and length are the kernel's word: they only shape the message, never a score.
+        length = desc.get("len")
+        return SeqInfo(items, plain_text(desc.get("kind", "tuple"), 100),
+                       length if isinstance(length, int) and length >= 0 else None)
     if kind == "dict":
         return {str(k): _decode(v, folder, depth + 1, budget) for k, v in desc["items"].items()}
-    return TypeInfo(str(desc.get("kind", "unknown"))[:100])
+    return TypeInfo(plain_text(desc.get("kind", "unknown"), 100))

@@ -103,7 +103,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, TypeInfo):
         return "None" if value.kind == "NoneType" else f"a {value.kind}"
     if isinstance(value, tuple):
-        return f"a tuple of {len(value)}"
+        kind, length = getattr(value, "kind", "tuple"), getattr(value, "length", len(value))
+        items = {_describe(v) for v in value}
+        each = f" (each {items.pop()})" if len(items) == 1 and length == len(value) else ""
+        return f"a {kind} of {length}{each}"
     if isinstance(value, dict):
         return f"a dict with keys {sorted(value)}"
     if isinstance(value, float):
@@ -338,6 +341,12 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
     where = f" in {label}" if label else ""
     plain = _values_message(where, tuple(int(i) for i in first))
+    # A half-precision answer misses any float32 tolerance by rounding alone: say so, or the
+    # student hunts for a wrong formula that is not there (kept in values_note, which the
+    # attribution over all cases falls back on).
+    dtype = next((g.dtype for lab, _, g in pairs if lab == label), "")
+    if any(low in dtype for low in ("float16", "bfloat16", "half")):
+        plain += f" (it came back as {dtype}, which keeps about 3 digits: compute and return float32)"
     if not np.all(np.isfinite(got)):
         message = f"the result{where} holds NaN or infinite values"
     elif keys:

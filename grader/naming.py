@@ -107,6 +107,12 @@ def read_group(source: str) -> tuple[Member, ...]:
         tree = ast.parse(source or "", mode="exec")
     except SyntaxError as exc:
         where = f"line {exc.lineno}" if exc.lineno else "somewhere"
+        if "integer string conversion" in str(exc.msg):
+            # Valid Python, refused by the int-digits limit: Python's own advice (set a limit,
+            # use hexadecimal) is no help to a student whose id should be quoted text.
+            raise GroupCellError(
+                f"{where} of the group cell holds a number with thousands of digits; write every id "
+                f"as quoted text. The cell must hold only {_EXAMPLE}") from None
         raise GroupCellError(
             f"the group cell is not valid Python ({where}: {exc.msg}); it must hold only "
             f"{_EXAMPLE}") from None
