@@ -42,6 +42,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_what_the_grader_reads(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("grader/rubrics/sheet11.toml", "grader/template/sheet11.ipynb", "grader/template/sheet11_check.py",
+                   "grader/template/prose/instructions.md", "grader/template/prose/function-train_recall.py",
                    "reference/answers.toml", "grader/py.typed", "grader/templates/report.html.j2",
                    "grader/static/app.js"):
         assert needed in names, f"{needed} is missing from the wheel"
