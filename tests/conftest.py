@@ -34,3 +34,18 @@ def _course_secret(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("SHEET11_SECRET_FILE", None)
     else:
         os.environ["SHEET11_SECRET_FILE"] = old
+
+
+@pytest.fixture(scope="session")
+def batch_of_three(tmp_path_factory: pytest.TempPathFactory):
+    """Graded once per test process: the tests that use it carry
+    ``@pytest.mark.xdist_group("batch_of_three")`` so that pytest-xdist (--dist loadgroup) runs
+    them in the same process. A test may resume the runs but must leave their results as they are."""
+    from builders import BatchOfThree, batch_inputs
+
+    from grader.batch import run_batch
+    folder = tmp_path_factory.mktemp("batch_of_three")
+    inputs = batch_inputs(folder)
+    one = run_batch(inputs, folder / "one", jobs=1)
+    two = run_batch(inputs, folder / "two", jobs=2)
+    return BatchOfThree(inputs, one, folder / "one", two, folder / "two")
