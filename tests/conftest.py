@@ -49,3 +49,27 @@ def batch_of_three(tmp_path_factory: pytest.TempPathFactory):
     one = run_batch(inputs, folder / "one", jobs=1)
     two = run_batch(inputs, folder / "two", jobs=2)
     return BatchOfThree(inputs, one, folder / "one", two, folder / "two")
+
+
+# The longest tests (measured with --durations; each well over a minute on a busy 2-core machine),
+# longest first. With `-n 2` pytest-xdist hands tests out in collection order, so these start at
+# once and the short tests fill the other process meanwhile, instead of two long tests meeting on
+# one process at the end while the other one idles.
+LONGEST = (
+    "tests/test_interrupt.py::test_ctrl_c_at_twenty_random_moments",
+    "tests/test_packaging.py::",
+    "tests/test_hostile.py::test_print_flood",
+    "tests/test_reference_recall.py::test_lstm_learns_and_rnn_does_not",
+    "tests/test_recall.py::test_correct_implementation_with_its_own_random_stream_passes",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tests first, then the other slow ones, then the fast ones (otherwise in the
+    order collected: the sort is stable)."""
+    def rank(item: pytest.Item) -> int:
+        for i, prefix in enumerate(LONGEST):
+            if item.nodeid.startswith(prefix):
+                return i
+        return len(LONGEST) + (item.get_closest_marker("slow") is None)
+    items.sort(key=rank)
