@@ -51,16 +51,21 @@ def batch_of_three(tmp_path_factory: pytest.TempPathFactory):
     return BatchOfThree(inputs, one, folder / "one", two, folder / "two")
 
 
-# The longest tests (measured with --durations; each well over a minute on a busy 2-core machine),
-# longest first. With `-n 2` pytest-xdist hands tests out in collection order, so these start at
+# The longest tests, longest first (`pytest -n 2 -m slow --durations=60` on a busy 2-core machine,
+# 2026-11-30; each over a minute). With `-n 2` pytest-xdist hands tests out in collection order, so these start at
 # once and the short tests fill the other process meanwhile, instead of two long tests meeting on
 # one process at the end while the other one idles.
 LONGEST = (
-    "tests/test_interrupt.py::test_ctrl_c_at_twenty_random_moments",
-    "tests/test_packaging.py::",
-    "tests/test_hostile.py::test_print_flood",
-    "tests/test_reference_recall.py::test_lstm_learns_and_rnn_does_not",
-    "tests/test_recall.py::test_correct_implementation_with_its_own_random_stream_passes",
+    "tests/test_packaging.py::test_a_wheel_install_grades_from_an_unrelated_folder",  # 355 s
+    "tests/test_interrupt.py::test_ctrl_c_at_twenty_random_moments",                  # 325 s
+    "tests/test_hostile.py::test_hostile_submissions_lose_nothing_for_the_good_ones",  # 227 s
+    "tests/test_reference_recall.py::test_lstm_learns_and_rnn_does_not",               # 185 s
+    "tests/test_hostile.py::test_print_flood",                                          # 150 s
+    "tests/test_probes.py::test_at_least_ten_of_twelve_single_bug_reports_name_the_bug",  # 150 s
+    "tests/test_kernelpool.py::test_grading_with_kernels_started_ahead_gives_the_same_results_as_without",
+    "tests/test_hostile.py::test_metadata_counts_against_the_output_cap",
+    "tests/test_interrupt.py::test_sigterm_at_random_moments",
+    "tests/test_scores.py::test_the_tutor_loop_grade_review_score_import",
 )
 
 
