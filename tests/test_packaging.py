@@ -15,7 +15,8 @@ import pytest
 
 from tests.builders import GOOD_NAME, ROOT, solution, write_notebook
 
-pytestmark = pytest.mark.slow
+# One process builds the wheel (module fixture) for both tests: one xdist group under --dist loadgroup.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900) -> str:
