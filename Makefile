@@ -15,9 +15,11 @@ demo: setup
 
 # The whole suite: fast unit tests and the slow ones that start kernels, train models or a browser.
 # Two test processes (pytest-xdist): the slow tests mostly wait on kernels' timeouts, and every
-# test holds on a loaded machine, so the second core halves the wall time.
+# test holds on a loaded machine, so the second core halves the wall time. --dist loadgroup hands
+# out one test at a time (the longest first, tests/conftest.py) and keeps the tests that share one
+# graded batch (xdist_group "batch_of_three") in one process, so it is graded once.
 test: setup
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Unit tests only (no kernel, no training, no browser): under a minute.
 fast: setup

@@ -29,7 +29,7 @@ import html
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,6 +299,79 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
     return matched, problems
 
 
+@dataclass(frozen=True)
+class Platform:
+    """What tells one platform's file apart: which header names its rows' identities. Everything
+    else (matching, the problems, writing) is the same code for every platform."""
+
+    what: str                        # the file's name in messages and errors
+    email_columns: tuple[str, ...]   # a student is matched by e-mail address here first, ...
+    id_columns: tuple[str, ...]      # ... then by student id here
+    label_column: str                # a row's name in messages; column 0 where absent
+
+
+MOODLE = Platform("Moodle grading worksheet", email_columns=("Email address",),
+                  id_columns=("ID number", "Student ID", "Matriculation number"), label_column="Identifier")
+# Canvas has no e-mail column; the SIS login is the university account, often the e-mail address.
+CANVAS = Platform("Canvas gradebook export", email_columns=("SIS Login ID",),
+                  id_columns=("SIS User ID", "SIS Login ID"), label_column="Student")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A platform's identity columns as found in one file's header (indices)."""
+
+    emails: list[int]
+    ids: list[int]
+    label: int
+
+    @classmethod
+    def of(cls, sheet: Sheet, platform: Platform) -> Columns:
+        def present(names: tuple[str, ...]) -> list[int]:
+            return [c for c in (sheet.column(n) for n in names) if c is not None]
+        return cls(present(platform.email_columns), present(platform.id_columns),
+                   sheet.column(platform.label_column) or 0)
+
+    def describe(self, rec: Record) -> str:
+        """"line 7 (Participant 104)": the row's label, else its first identity."""
+        first = (self.emails + self.ids)[:1]
+        return f"line {rec.line} ({rec.value(self.label) or (rec.value(first[0]) if first else '')})"
+
+
+# A row's new field texts (column index, value), or the problem that stops it.
+RowFill = Callable[[Record, Student], list[tuple[int, str]] | str]
+
+
+def _fill(sheet: Sheet, cols: Columns, rows: list[Record], results: Sequence[Mapping[str, Any]],
+          confirmed: Mapping[str, Iterable[str]] | None, to: Path | None, row_fill: RowFill,
+          check: Callable[[list[Student]], list[str]] = lambda students: []) -> FillOutcome:
+    """The one matching of every platform: the sheet's students to ``rows`` (by e-mail first, then
+    by id), ``check`` on the students, ``row_fill`` on every matched row; raises
+    :class:`PlatformError` listing every problem (and writes nothing), else writes ``to``."""
+    skipped: list[str] = []
+    students, problems = students_of(results, confirmed, skipped)
+    matched, more = _match(students, rows, cols.emails, cols.ids, cols.describe)
+    problems += more + check(students)
+    changes: list[tuple[Field, str]] = []
+    for k, s in matched.items():
+        rec = rows[k]
+        fill = row_fill(rec, s)
+        if isinstance(fill, str):
+            problems.append(fill)
+            continue
+        if any(c >= len(rec.fields) for c, _ in fill):
+            problems.append(f"{cols.describe(rec)} has {len(rec.fields)} fields, fewer than the header")
+            continue
+        changes += [(rec.fields[c], value) for c, value in fill]
+    if problems:
+        raise PlatformError(str(sheet.path), problems)
+    outcome = _finish(sheet, changes, to)
+    outcome.filled = len(matched)
+    outcome.not_in_grades = [cols.describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
+    outcome.unconfirmed = skipped
+    return outcome
+
+
 def _number(text: str) -> float | None:
     raw = text.strip().replace(",", ".") if "." not in text else text.strip()
     try:
@@ -338,57 +411,34 @@ def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
 
     Writes ``to`` (atomically) unless it is None; raises :class:`PlatformError` listing every
     problem, and then writes nothing."""
-    sheet = read_sheet(path, "Moodle grading worksheet")
+    sheet = read_sheet(path, MOODLE.what)
     grade = sheet.column("Grade")
     feedback = sheet.column("Feedback comments")
     maximum = sheet.column("Maximum Grade")
     can_change = sheet.column("Grade can be changed")
-    emails = [c for c in (sheet.column("Email address"),) if c is not None]
-    ids = [c for c in (sheet.column("ID number"), sheet.column("Student ID"), sheet.column("Matriculation number"))
-           if c is not None]
-    if grade is None or (not emails and not ids):
-        need = (["Grade"] if grade is None else []) + ([] if emails or ids else ["Email address (or ID number)"])
+    cols = Columns.of(sheet, MOODLE)
+    identified = bool(cols.emails or cols.ids)
+    if grade is None or not identified:
+        need = (["Grade"] if grade is None else []) + ([] if identified else ["Email address (or ID number)"])
         raise PlatformError(str(path), [
             f"line 1 (the header): no column {' or '.join(repr(n) for n in need)}; the header has: "
             f"{', '.join(sheet.header)}. Download the worksheet again (Assignment > View all submissions > "
             "Grading action: Download grading worksheet; the site's language must be English)"])
-    rows = sheet.records[1:]
 
-    def describe(rec: Record) -> str:
-        ident = rec.value(sheet.column("Identifier") or 0) or rec.value(emails[0] if emails else ids[0])
-        return f"line {rec.line} ({ident})"
-
-    skipped: list[str] = []
-    students, problems = students_of(results, confirmed, skipped)
-    matched, more = _match(students, rows, emails, ids, describe)
-    problems += more
-    changes: list[tuple[Field, str]] = []
-    for k, s in matched.items():
-        rec = rows[k]
+    def row_fill(rec: Record, s: Student) -> list[tuple[int, str]] | str:
         if maximum is not None and rec.value(maximum).strip():
             top = _number(rec.value(maximum))
             if top is None or abs(top - s.max_points) > 1e-9:
-                problems.append(f"{describe(rec)}: the assignment's maximum grade is {rec.value(maximum)!r} but the "
-                                f"sheet has {points_text(s.max_points)} points; set the maximum grade in Moodle "
-                                f"to {points_text(s.max_points)} and download the worksheet again")
-                continue
+                return (f"{cols.describe(rec)}: the assignment's maximum grade is {rec.value(maximum)!r} but the "
+                        f"sheet has {points_text(s.max_points)} points; set the maximum grade in Moodle "
+                        f"to {points_text(s.max_points)} and download the worksheet again")
         if can_change is not None and rec.value(can_change).strip().casefold() == "no":
-            problems.append(f"{describe(rec)}: Moodle says the grade of {s.name} cannot be changed (it is locked "
-                            "or overridden in the gradebook); unlock it, then download the worksheet again")
-            continue
-        if grade >= len(rec.fields) or (feedback is not None and feedback >= len(rec.fields)):
-            problems.append(f"{describe(rec)} has {len(rec.fields)} fields, fewer than the header")
-            continue
-        changes.append((rec.fields[grade], points_text(s.points)))
-        if feedback is not None:
-            changes.append((rec.fields[feedback], s.feedback))
-    if problems:
-        raise PlatformError(str(path), problems)
-    outcome = _finish(sheet, changes, to)
-    outcome.filled = len(matched)
-    outcome.not_in_grades = [describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
-    outcome.unconfirmed = skipped
-    return outcome
+            return (f"{cols.describe(rec)}: Moodle says the grade of {s.name} cannot be changed (it is locked "
+                    "or overridden in the gradebook); unlock it, then download the worksheet again")
+        assert grade is not None  # checked above; mypy does not follow it into the closure
+        return [(grade, points_text(s.points))] + ([(feedback, s.feedback)] if feedback is not None else [])
+
+    return _fill(sheet, cols, sheet.records[1:], results, confirmed, to, row_fill)
 
 
 _CANVAS_ASSIGNMENT = re.compile(r"^(?P<name>.*\S)\s*\((?P<id>\d+)\)$")
@@ -409,11 +459,10 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
     """Fill one assignment column of a Canvas gradebook export ``path`` with the points.
 
     ``column`` names it ("Sheet 11 (4711)", "Sheet 11" or "4711") where the export has several."""
-    sheet = read_sheet(path, "Canvas gradebook export")
-    email_or_login = [c for c in (sheet.column("SIS Login ID"),) if c is not None]
-    ids = [c for c in (sheet.column("SIS User ID"), sheet.column("SIS Login ID")) if c is not None]
+    sheet = read_sheet(path, CANVAS.what)
+    cols = Columns.of(sheet, CANVAS)
     student_col = sheet.column("Student")
-    if student_col is None or not ids:
+    if student_col is None or not cols.ids:
         raise PlatformError(str(path), [
             f"line 1 (the header): a Canvas gradebook export has the columns Student, ID, SIS User ID, SIS Login ID, "
             f"Section; this header has: {', '.join(sheet.header)}. Export the gradebook again (Grades > Export); "
@@ -442,37 +491,20 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
             + repr(sheet.header[candidates[0]] if candidates else "Sheet 11 (4711)")
             + ("" if candidates else "; create the assignment in Canvas first and export the gradebook again")])
     meta = [r for r in sheet.records[1:] if r.value(student_col).strip() in ("Points Possible", "") and
-            not any(r.value(c).strip() for c in ids)]
+            not any(r.value(c).strip() for c in cols.ids)]
     rows = [r for r in sheet.records[1:] if r not in meta]
-    problems: list[str] = []
     possible = next((r for r in meta if r.value(student_col).strip() == "Points Possible"), None)
     header = sheet.header[chosen]
+    target = chosen
 
-    def describe(rec: Record) -> str:
-        return f"line {rec.line} ({rec.value(student_col)})"
+    def check(students: list[Student]) -> list[str]:
+        if possible is None or not students:
+            return []
+        top = _number(possible.value(target))
+        if top is not None and abs(top - students[0].max_points) <= 1e-9:
+            return []
+        return [f"line {possible.line}: {header} has {possible.value(target)!r} points possible but the "
+                f"sheet has {points_text(students[0].max_points)}; set the assignment's points in "
+                f"Canvas to {points_text(students[0].max_points)} and export again"]
 
-    skipped: list[str] = []
-    students, more = students_of(results, confirmed, skipped)
-    problems += more
-    matched, more = _match(students, rows, email_or_login, ids, describe)
-    problems += more
-    if possible is not None and students:
-        top = _number(possible.value(chosen))
-        if top is None or abs(top - students[0].max_points) > 1e-9:
-            problems.append(f"line {possible.line}: {header} has {possible.value(chosen)!r} points possible but the "
-                            f"sheet has {points_text(students[0].max_points)}; set the assignment's points in "
-                            f"Canvas to {points_text(students[0].max_points)} and export again")
-    changes: list[tuple[Field, str]] = []
-    for k, s in matched.items():
-        rec = rows[k]
-        if chosen >= len(rec.fields):
-            problems.append(f"{describe(rec)} has {len(rec.fields)} fields, fewer than the header")
-            continue
-        changes.append((rec.fields[chosen], points_text(s.points)))
-    if problems:
-        raise PlatformError(str(path), problems)
-    outcome = _finish(sheet, changes, to)
-    outcome.filled = len(matched)
-    outcome.not_in_grades = [describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
-    outcome.unconfirmed = skipped
-    return outcome
+    return _fill(sheet, cols, rows, results, confirmed, to, lambda rec, s: [(target, points_text(s.points))], check)

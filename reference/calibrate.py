@@ -44,6 +44,42 @@ TrainFn = Callable[[str, int, int, int], nn.Module]
 # --------------------------------------------------------------------------------------------
 
 
+def _train(model: nn.Module, seq_len: int, n_classes: int, *, steps: int, batch: int, lr: float,
+           clip: float | None, batch_seed: Callable[[int], int]) -> nn.Module:
+    """The one training loop of every student-style implementation.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps a one-hot batch ``(seq_len, batch, n_classes)`` to logits ``(batch, n_classes)``.
+    seq_len, n_classes : int
+        The recall task.
+    steps, batch : int
+        Adam steps, each on one fresh batch of ``batch`` sequences.
+    lr : float
+        Adam's learning rate.
+    clip : float or None
+        Gradient clipping at this total norm; None for none.
+    batch_seed : callable
+        Step number -> the seed of that step's batch (each implementation has a stream of its own).
+
+    Returns
+    -------
+    nn.Module
+        ``model``, trained, in eval mode.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = make_recall_data(batch, seq_len, n_classes, batch_seed(step))
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+    return model.eval()
+
+
 class _TorchModel(nn.Module):
     """``nn.LSTM``/``nn.RNN`` with PyTorch's default initialisation and a linear head."""
 
@@ -73,15 +109,8 @@ def train_nn_lstm(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Modu
     if cell == "lstm":
         with torch.no_grad():
             model.lstm_bias_hh()[32:64] = 5.0
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(3000):
-        x, y = make_recall_data(32, seq_len, n_classes, seed * 100_000 + step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    return model.eval()
+    return _train(model, seq_len, n_classes, steps=3000, batch=32, lr=1e-2, clip=1.0,
+                  batch_seed=lambda step: seed * 100_000 + step)
 
 
 def train_no_forget_bias(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Module:
@@ -93,14 +122,8 @@ def train_no_forget_bias(cell: str, seq_len: int, n_classes: int, seed: int) -> 
     """
     torch.manual_seed(seed)
     model = _TorchModel(cell, n_classes, 64)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(1500):
-        x, y = make_recall_data(128, seq_len, n_classes, seed * 100_000 + step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    return _train(model, seq_len, n_classes, steps=1500, batch=128, lr=3e-3, clip=None,
+                  batch_seed=lambda step: seed * 100_000 + step)
 
 
 def _lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor, W_hh: torch.Tensor,
@@ -151,16 +174,9 @@ def train_cell_loop(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Mo
     """
     torch.manual_seed(seed)
     model = _CellLoop(cell, n_classes, 64, 5.0)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     gen_seed = 7 + 31 * seed
-    for step in range(1500):
-        x, y = make_recall_data(32, seq_len, n_classes, gen_seed * 10_007 + step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-    return model.eval()
+    return _train(model, seq_len, n_classes, steps=1500, batch=32, lr=1e-2, clip=5.0,
+                  batch_seed=lambda step: gen_seed * 10_007 + step)
 
 
 def train_reference(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Module:

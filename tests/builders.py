@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import io
 import os
+import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import nbformat
 
+from grader.batch import BatchOutcome
 from grader.grade import Context
 from grader.rubric import load_rubric
 from grader.sandbox import choose_sandbox
@@ -139,3 +141,24 @@ def chromium_browser(timeout_ms: int = 120_000) -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOfThree:
+    """One batch of three submissions (a clean zip, a notebook with a flag, a broken zip) graded
+    once with -j 1 and once with -j 2, for the tests that compare runs or resume one."""
+
+    inputs: list[str]
+    one: BatchOutcome
+    one_dir: Path
+    two: BatchOutcome
+    two_dir: Path
+
+
+def batch_inputs(folder: Path) -> list[str]:
+    src = folder / "in"
+    src.mkdir()
+    shutil.copyfile(FILES / "flags" / "passes_all.zip", src / f"{GOOD_NAME}.zip")
+    shutil.copyfile(FILES / "flags" / "over_word_limit.ipynb", src / "Hopper_2571234_Turing_2579876.ipynb")
+    (src / "Broken_1111111_Zip_2222222.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
+    return [str(src / "*")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from builders import FILES, GOOD_NAME, slowness
+from builders import FILES, GOOD_NAME, BatchOfThree, slowness
 
 import grader.batch
 from grader.batch import assign_folders, expand_inputs, run_batch
@@ -62,19 +62,12 @@ def test_grades_csv_has_one_row_per_student() -> None:
     assert rows[2]["name"] == "Broken" and rows[2]["status"] == "error" and rows[2]["11.1.1"] == "0"
 
 
-def _batch_inputs(tmp_path: Path) -> list[str]:
-    src = tmp_path / "in"
-    src.mkdir()
-    shutil.copyfile(FILES / "flags" / "passes_all.zip", src / f"{GOOD_NAME}.zip")
-    shutil.copyfile(FILES / "flags" / "over_word_limit.ipynb", src / "Hopper_2571234_Turing_2579876.ipynb")
-    (src / "Broken_1111111_Zip_2222222.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
-    return [str(src / "*")]
-
-
 @pytest.mark.slow
-def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    first = run_batch(_batch_inputs(tmp_path), out)
+@pytest.mark.xdist_group("batch_of_three")
+def test_batch_writes_everything_and_resumes(batch_of_three: BatchOfThree) -> None:
+    # The first run is the shared one (conftest.py); this test then resumes it in place, which
+    # leaves its results and grades.csv as they were (asserted below).
+    out, first, inputs = batch_of_three.one_dir, batch_of_three.one, batch_of_three.inputs
     assert first.graded_now == 3
     statuses = {r["submission"]: r["status"] for r in first.results}
     assert statuses == {f"{GOOD_NAME}.zip": "graded", "Hopper_2571234_Turing_2579876.ipynb": "graded",
@@ -89,21 +82,20 @@ def test_batch_writes_everything_and_resumes(tmp_path: Path) -> None:
     csv_before = (out / "grades.csv").read_text()
     mtime = (out / GOOD_NAME / "result.json").stat().st_mtime_ns
 
-    again = run_batch([str(tmp_path / "in" / "*")], out)
+    again = run_batch(inputs, out)
     assert again.graded_now == 0 and again.skipped == 3
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
     assert (out / "grades.csv").read_text() == csv_before
     (out / GOOD_NAME / "tutor.html").unlink()  # a folder from before tutor.html existed
-    run_batch([str(tmp_path / "in" / "*")], out)
+    run_batch(inputs, out)
     assert (out / GOOD_NAME / "tutor.html").exists()
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
 
 
 @pytest.mark.slow
-def test_two_jobs_give_the_same_grades_as_one(tmp_path: Path) -> None:
-    inputs = _batch_inputs(tmp_path)
-    one = run_batch(inputs, tmp_path / "one", jobs=1)
-    two = run_batch(inputs, tmp_path / "two", jobs=2)
+@pytest.mark.xdist_group("batch_of_three")
+def test_two_jobs_give_the_same_grades_as_one(batch_of_three: BatchOfThree) -> None:
+    one, two = batch_of_three.one, batch_of_three.two
 
     def strip(r: dict) -> dict:  # timings differ from run to run; everything else must not
         r = {k: v for k, v in r.items() if k != "seconds"}
@@ -113,7 +105,7 @@ def test_two_jobs_give_the_same_grades_as_one(tmp_path: Path) -> None:
         return r
 
     assert [strip(r) for r in one.results] == [strip(r) for r in two.results]
-    assert (tmp_path / "one" / "grades.csv").read_text() == (tmp_path / "two" / "grades.csv").read_text()
+    assert (batch_of_three.one_dir / "grades.csv").read_text() == (batch_of_three.two_dir / "grades.csv").read_text()
 
 
 # -- folder names ---------------------------------------------------------------------------------

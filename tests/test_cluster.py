@@ -17,8 +17,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from builders import GOOD_NAME, ROOT, set_group, solution, write_notebook
-from test_batch import _batch_inputs
+from builders import GOOD_NAME, ROOT, BatchOfThree, set_group, solution, write_notebook
 
 from grader.batch import run_batch
 from grader.cluster import (
@@ -119,9 +118,10 @@ def cluster_of_two() -> Any:
 
 
 @pytest.mark.slow
-def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path) -> None:
-    inputs = _batch_inputs(tmp_path)
-    local = run_batch(inputs, tmp_path / "j2", jobs=2)
+@pytest.mark.xdist_group("batch_of_three")
+def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path, batch_of_three: BatchOfThree) -> None:
+    # -j 2 is the shared run (conftest.py), which test_batch.py compares with -j 1.
+    inputs, local, j2 = batch_of_three.inputs, batch_of_three.two, batch_of_three.two_dir
     remote = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
     assert remote.graded_now == 3
     assert [strip(r) for r in remote.results] == [strip(r) for r in local.results]
@@ -129,7 +129,7 @@ def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path) -> Non
         written = json.loads((tmp_path / "cluster" / r["folder"] / "result.json").read_text())
         assert strip(written) == strip(r)
         assert (tmp_path / "cluster" / r["folder"] / "report.html").stat().st_size > 0
-    assert (tmp_path / "j2" / "grades.csv").read_text() == (tmp_path / "cluster" / "grades.csv").read_text()
+    assert (j2 / "grades.csv").read_text() == (tmp_path / "cluster" / "grades.csv").read_text()
     # resumed like -j N: nothing is graded again, so no cluster is even needed
     again = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
     assert again.graded_now == 0 and again.skipped == 3

@@ -2,6 +2,7 @@
 the issue's 'done when' runs on the real reference solution and the blank template."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from builders import FILES, GOOD_NAME, SOLUTION, TEMPLATE, notebook_bytes, quick_context, write_zip
 
 from grader.grade import grade_submission
+from grader.result import SubmissionResult
 from grader.rubric import AUTO_IDS, WRITTEN_IDS
 
 pytestmark = pytest.mark.slow
@@ -36,10 +38,24 @@ def _grade(tmp_path: Path, fixture: str, name: str, **limits: float):
     return grade_submission(target, quick_context(**limits))
 
 
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    """(fixture, name) -> SubmissionResult at the default limits; each graded at most once, since
+    several tests look at the same graded scenario (the flag and what else it costs)."""
+    cache: dict[tuple[str, str], SubmissionResult] = {}
+
+    def grade(fixture: str, name: str) -> SubmissionResult:
+        if (fixture, name) not in cache:
+            cache[fixture, name] = _grade(tmp_path_factory.mktemp("graded"), fixture, name)
+        return cache[fixture, name]
+
+    return grade
+
+
 @pytest.mark.parametrize("fixture", sorted(SCENARIOS))
-def test_each_flag_comes_from_its_fixture(tmp_path: Path, fixture: str) -> None:
+def test_each_flag_comes_from_its_fixture(graded, fixture: str) -> None:
     name, code, question = SCENARIOS[fixture]
-    result = _grade(tmp_path, fixture, name)
+    result = graded(fixture, name)
     assert result.status == "graded"
     hits = [f for f in result.flags if f.code == code]
     assert hits, [f.code for f in result.flags]
@@ -56,8 +72,8 @@ def test_clean_submission_has_no_flag(tmp_path: Path) -> None:
     assert result.questions["11.4.a"].points == 1.0
 
 
-def test_missing_function_keeps_other_points(tmp_path: Path) -> None:
-    result = _grade(tmp_path, "missing_function.ipynb", f"{GOOD_NAME}.ipynb")
+def test_missing_function_keeps_other_points(graded) -> None:
+    result = graded("missing_function.ipynb", f"{GOOD_NAME}.ipynb")
     lstm = [c for c in result.questions["11.4.c"].cases if c.function == "lstm_cell"]
     assert all(not c.passed and "no function named `lstm_cell`" in c.message for c in lstm)
     assert result.questions["11.4.c"].points == pytest.approx(0.5)  # tree_encode still counts
@@ -71,8 +87,8 @@ def test_notebook_timeout_stops_the_rest(tmp_path: Path) -> None:
     assert any(c["status"] == "not_run" for c in result.cells)
 
 
-def test_blank_template_scores_zero_with_every_answer_missing(tmp_path: Path) -> None:
-    result = _grade(tmp_path, "blank_template.ipynb", f"{GOOD_NAME}.ipynb")
+def test_blank_template_scores_zero_with_every_answer_missing(graded) -> None:
+    result = graded("blank_template.ipynb", f"{GOOD_NAME}.ipynb")
     assert result.status == "graded"
     assert result.points == 0.0
     missing = {f.question for f in result.flags if f.code == "answer.missing"}
@@ -84,16 +100,24 @@ def test_blank_template_scores_zero_with_every_answer_missing(tmp_path: Path) ->
 
 
 def test_reference_solution_gets_full_automatic_points(tmp_path: Path) -> None:
-    """The real solution, train_recall included, packed in a zip under a valid name."""
+    """The real solution, train_recall included, packed in a zip under a valid name.
+
+    The recall experiment runs at a short length (seq_len 15, not the rubric's 60): this test is
+    about the whole solution going through grading with every point; that the reference's LSTM
+    passes at the rubric's length and its RNN does not is test_reference_recall's (in-process,
+    the same train_recall), and that a correct train_recall passes when graded at the rubric's
+    length is test_recall.py's (own random stream)."""
     path = write_zip(tmp_path / f"{GOOD_NAME}.zip", {"sheet11.ipynb": SOLUTION.read_bytes()})
-    result = grade_submission(path, quick_context())
+    ctx = quick_context()
+    short = dataclasses.replace(ctx.rubric, recall=dataclasses.replace(ctx.rubric.recall, seq_len=15))
+    result = grade_submission(path, dataclasses.replace(ctx, rubric=short))
     data = result.to_json()
     assert data["status"] == "graded"
     assert data["flags"] == []
     assert sum(data["questions"][q]["points"] for q in AUTO_IDS) == pytest.approx(4.0)
     assert all(data["questions"][q]["status"] == "pending" for q in WRITTEN_IDS)
-    assert data["recall"]["lstm_accuracy"] >= 0.9
-    assert data["recall"]["rnn_accuracy"] < data["recall"]["lstm_accuracy"]
+    assert data["recall"]["lstm_accuracy"] >= short.recall.threshold
+    assert data["recall"]["rnn_run"] is True and 0.0 <= data["recall"]["rnn_accuracy"] <= 1.0
 
 
 def test_template_itself_is_graded_not_crashed(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from tests.builders import GOOD_NAME, ROOT, solution, write_notebook
 
-pytestmark = pytest.mark.slow
+# One process builds the wheel (module fixture) for both tests: one xdist group under --dist loadgroup.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900) -> str:
@@ -42,16 +43,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_what_the_grader_reads(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("grader/rubrics/sheet11.toml", "grader/template/sheet11.ipynb", "grader/template/sheet11_check.py",
+                   "grader/template/prose/instructions.md", "grader/template/prose/function-train_recall.py",
                    "reference/answers.toml", "grader/py.typed", "grader/templates/report.html.j2",
                    "grader/static/app.js"):
         assert needed in names, f"{needed} is missing from the wheel"
+    # grade release builds the notebook from the prose files next to build_template.py: all of them
+    prose = {f"grader/template/prose/{p.name}" for p in (ROOT / "student_template" / "prose").iterdir()}
+    assert prose <= names, sorted(prose - names)
     assert not any(n.startswith(("tests/", "examples/")) for n in names)
 
 
 def test_a_wheel_install_grades_from_an_unrelated_folder(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # --no-compile: byte-compiling torch's thousands of modules is most of the install's time and
+    # none of what this test is about (Python compiles what the grader imports when it runs).
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
     _run([*pip, "torch==2.13.0"], cwd=tmp_path)  # first: the CPU build on this disk, never a CUDA one
     _run([*pip, str(wheel)], cwd=tmp_path)
     elsewhere = tmp_path / "course"

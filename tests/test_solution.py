@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from builders import slowness
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "reference" / "solution.ipynb"
@@ -223,7 +224,8 @@ def test_solution_runs_and_matches_torch(monkeypatch, tmp_path):
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    assert seconds < 60, f"the solution took {seconds:.1f} s"
+    # 60 s on a quiet machine, stretched with the load like every wall-clock bound (builders.slowness)
+    assert seconds < 60 * slowness(), f"the solution took {seconds:.1f} s"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not [o for o in cell.outputs if o.output_type == "error"], cell.id

@@ -262,3 +262,37 @@ def test_template_runs_top_to_bottom(monkeypatch, tmp_path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not [o for o in cell.outputs if o.output_type == "error"], cell.id
+
+
+def test_the_prose_takes_its_numbers_from_the_rubric(tmp_path):
+    """The prose files (student_template/prose/) hold placeholders for the rubric's numbers: a
+    course rubric with other limits and points gets a notebook that states them."""
+    text = RUBRIC.read_text()
+    assert "max_words = 100" in text and "points = 0.5" in text
+    course = tmp_path / "course.toml"
+    course.write_text(text.replace("max_words = 100", "max_words = 150"), encoding="utf-8")
+    module = load_build_module()
+    nb = module.build_notebook(course)
+    instructions = next(c for c in nb.cells if c.id == "instructions").source
+    assert "**at most 150 words each**" in instructions and "100 words" not in instructions
+    assert "**150 words**" in the_cell(nb, "exercise-11.2").source
+    seq_len = tomllib.loads(text)["recall"]["seq_len"]
+    assert f'seq_len={seq_len}, n_classes=' in the_cell(nb, "function-train_recall").source
+    assert not any("{{" in c.source for c in nb.cells)
+
+
+def test_a_prose_placeholder_the_build_does_not_know_names_the_file(tmp_path, monkeypatch):
+    module = load_build_module()
+    prose = tmp_path / "prose"
+    prose.mkdir()
+    (prose / "title.md").write_text("Worth {{total}} points, due {{deadline}}.\n", encoding="utf-8")
+    (prose / "broken.md").write_text("Worth {{q 11.1.1 no_such_key}}.\n", encoding="utf-8")
+    (prose / "stray.md").write_text("A {{ stray brace.\n", encoding="utf-8")
+    monkeypatch.setattr(module, "PROSE_DIR", prose)
+    rubric = module.load_rubric()
+    with pytest.raises(ValueError, match=r"title\.md: unknown placeholder '\{\{deadline\}\}'"):
+        module.prose("title.md", rubric)
+    with pytest.raises(ValueError, match=r"broken\.md: cannot fill .*no_such_key"):
+        module.prose("broken.md", rubric)
+    with pytest.raises(ValueError, match=r"stray\.md: a .\{\{. that is not a placeholder"):
+        module.prose("stray.md", rubric)

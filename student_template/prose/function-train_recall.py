@@ -1,0 +1,40 @@
+def train_recall(cell, seq_len, n_classes, seed):
+    """Train a sequence classifier on the recall task of ``make_recall_data``.
+
+    The label of a sequence is its first token; everything after it is noise, so the model must
+    remember the first input for ``seq_len`` steps. Keep it fast and reproducible: use ``seed``
+    for everything random.
+
+    How it is graded: the grader calls ``train_recall("lstm", seq_len={{recall seq_len}}, n_classes={{recall n_classes}}, seed=...)``
+    in your notebook's kernel (one CPU thread) and measures the returned model's accuracy on
+    held-out sequences it draws itself. It needs at least {{recall_percent threshold}} accuracy within
+    {{recall cpu_time_limit}} CPU seconds of training; up to {{recall tries}} seed{{tries_plural}} ({{train_seeds}}) are tried
+    and the first success counts.
+    The vanilla RNN (``cell="rnn"``) is trained once beside it for comparison, without points.
+
+    - Train on the global ``make_recall_data`` (call it by that name inside this function):
+      while grading, the grader swaps in one that relabels the classes with a secret
+      permutation, and checks the model against the same relabelling. A model must learn the
+      labels from the data; one that reads the answer off its input scores 0.
+    - At this length an LSTM learns the task only when its forget gate starts open: initialise
+      the forget-gate bias high (about 4 or more; ``sigmoid(4) ** {{recall seq_len}}`` is still
+      {{forget_gate_open 4}}), or the gradient of the first token vanishes like the RNN's.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm"}
+        The recurrent part: a vanilla RNN (tanh) or an LSTM.
+    seq_len : int
+        The length T of the sequences.
+    n_classes : int
+        The number of token classes C (also the input size, one-hot).
+    seed : int
+        The seed for data and initialisation.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The trained model. ``model(x)`` with x of shape (seq_len, B, n_classes), float32, returns
+        logits of shape (B, n_classes).
+    """
+    raise NotImplementedError("train_recall: not implemented yet")
