@@ -236,6 +236,7 @@ class Worker:
         os.close(rep_w)
         self.pid, self.jobs, self.replies = pid, job_w, rep_r
         self.buffer = b""
+        self.reaped = False  # waited for: its pid may belong to another process now
         self.job: Job | None = None
         self.ready = False
         self.deadline = time.monotonic() + STARTUP_SECONDS
@@ -267,8 +268,32 @@ class Worker:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 
+    def close_jobs(self) -> None:
+        """No job will follow: the worker's job loop ends, and it closes what it started ahead
+        (its pool's kernel, that kernel's folder and cgroup) and exits on its own."""
+        try:
+            os.close(self.jobs)
+        except OSError:
+            pass
+
+    def exited(self) -> bool:
+        """Whether the worker has ended (then it is reaped)."""
+        if not self.reaped:
+            try:
+                self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                self.reaped = True
+        return self.reaped
+
     def kill(self) -> None:
         """Stop the worker and everything it started (kernels, their children), then reap it."""
+        if self.reaped:  # never signal a pid that may have been given to another process
+            self.close_jobs()
+            try:
+                os.close(self.replies)
+            except OSError:
+                pass
+            return
         kill_tree(self.pid)
         for fd in self.fds():
             try:
@@ -279,12 +304,16 @@ class Worker:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+        self.reaped = True
 
     def exit_note(self) -> str:
+        if self.reaped:
+            return ""
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
             return ""
+        self.reaped = pid != 0
         if pid and os.WIFSIGNALED(status):
             return f" (signal {os.WTERMSIG(status)})"
         return ""
@@ -440,11 +469,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Seconds an idle worker has, at the end of a batch, to close its pool and exit by itself.
+IDLE_EXIT_SECONDS = 20.0
+
+
 def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
                finished: Callable[[SubmissionResult, dict[str, str] | None], None]) -> None:
     """Grade ``todo`` with ``jobs`` workers; calls ``finished`` in this process for each."""
     queue = deque(todo)
     workers: list[Worker] = []
+    idle: list[Worker] = []  # told that no job follows; they end on their own
     budget = rubric.budget
 
     def spawn() -> None:
@@ -478,7 +512,8 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
                         w.send(queue.popleft(), budget.seconds, more=len(queue) >= jobs)
                     else:
                         workers.remove(w)
-                        w.kill()
+                        w.close_jobs()
+                        idle.append(w)
             if not workers:
                 break
             now = time.monotonic()
@@ -499,6 +534,13 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
     finally:
         with interrupt.shielded():
             for w in workers:
+                w.kill()
+            # Idle workers get a moment to close their kernel started ahead themselves (a kill
+            # would leave its folder for the next run's sweep); then they are stopped anyway.
+            end = time.monotonic() + IDLE_EXIT_SECONDS
+            while any(not w.exited() for w in idle) and time.monotonic() < end:
+                time.sleep(0.05)
+            for w in idle:
                 w.kill()
 
 

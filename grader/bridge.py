@@ -12,7 +12,6 @@ import io
 import itertools
 import json
 import os
-import re
 import stat
 import tempfile
 import unicodedata
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from grader.cases import LossSpec
+from grader.cleantext import strip_controls
 from grader.execute import CodeResult, KernelSession
 from grader.sandbox import give_to_kernel
 
@@ -280,17 +280,12 @@ class Bridge:
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
-# Terminal escapes (CSI/OSC ... sequences), other control characters, and Unicode format characters
-# (bidi overrides and isolates U+202A-U+202E, U+2066-U+2069, zero-width ones): a student's
-# exception text must not recolour the tutor's terminal or reorder a report's words.
-_ANSI = re.compile(r"\x1b(?:\[[0-?]{0,32}[ -/]{0,8}[@-~]|\][^\x07\x1b]{0,256}(?:\x07|\x1b\\)?|[@-_]?)")
-
-
 def plain_text(value: Any, limit: int = 800) -> str:
     """Text the kernel sent (an exception's message, a type's name) as a report may show it: no
     terminal escapes, control or format characters (tab and newline stay), at most ``limit``
     characters."""
-    text = _ANSI.sub("", str(value)[:4 * limit])
+    # Format characters go too (zero-width ones included): an exception's message needs none.
+    text = strip_controls(str(value)[:4 * limit])
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))[:limit]
 
 

@@ -316,12 +316,19 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
 
 
 def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool] | None:
-    """Which contract functions the kernel holds; ``None`` when the kernel did not answer."""
+    """Which contract functions the kernel holds; ``None`` when the kernel did not answer.
+
+    A kernel that answered with something unreadable (its own code patched what the call
+    channel uses, e.g. ``json.dump``) is not a dead kernel: every function is then tried, and
+    each check reports what came back, so the report names the real trouble.
+    """
     names = ",".join(FUNCTIONS)
     got = bridge.call("{n: float(callable(globals().get(n))) for n in __args['names'].split(',')}",
                       {"names": names}, rubric.limits.call_timeout)
-    if got.status != "ok" or not isinstance(got.value, dict):
+    if got.status in ("died", "timeout"):
         return None
+    if got.status != "ok" or not isinstance(got.value, dict):
+        return dict.fromkeys(FUNCTIONS, True)
     return {k: v == 1.0 for k, v in got.value.items() if isinstance(v, float)}
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from grader.cleantext import BIDI
 from grader.naming import parse_filename
 from grader.result import SubmissionResult
 
@@ -70,12 +71,11 @@ def safe_csv(rows: Iterable[Iterable[object]]) -> str:
 
 
 # -- characters that hide what a name says ------------------------------------------------------
-_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def suspicious(text: str) -> list[str]:
     """The control, format and bidi characters of ``text`` (U+202E etc.), each as ``U+XXXX``."""
-    found = [ch for ch in text if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")]
+    found = [ch for ch in text if ch in BIDI or unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")]
     return [f"U+{ord(ch):04X}" for ch in dict.fromkeys(found)]
 
 

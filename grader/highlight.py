@@ -18,6 +18,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+from grader.cleantext import reveal_controls
+
 __all__ = ["CodeCell", "defining_cells", "highlight_python", "HIGHLIGHT_CSS"]
 
 # Bounds on the grader's work per report: a notebook of this sheet has a few dozen cells of a few
@@ -95,7 +97,7 @@ def _definitions(source: str, wanted: frozenset[str], parse: bool = True) -> tup
 def highlight_python(source: str, lines: Iterable[int] = (), start: int = 1) -> tuple[Markup, bool]:
     """``source`` as highlighted HTML, numbered from ``start``, with ``lines`` (numbers as shown)
     marked; True when it had to be cut."""
-    shown = source.splitlines()
+    shown = reveal_controls(source).splitlines()
     cut = len(shown) > MAX_SHOWN_LINES or len(source) > MAX_SHOWN_CHARS
     text = "\n".join(shown[:MAX_SHOWN_LINES])[:MAX_SHOWN_CHARS]
     keep = sorted({n - start + 1 for n in lines if 1 <= n - start + 1 <= MAX_SHOWN_LINES})

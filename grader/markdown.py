@@ -25,6 +25,8 @@ from markdown_it.token import Token
 from markupsafe import Markup, escape
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+from grader.cleantext import strip_controls
+
 __all__ = ["render_markdown", "render_comment", "render_inline", "latex_to_mathml", "MATHML_TAGS"]
 
 # Bounds on the grader's work per page: a written answer is a few hundred words, so these are far
@@ -237,7 +239,7 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
     refer to them as ``attachment:NAME`` are shown when they are PNG, JPEG or GIF under the size
     cap. Any other image source is dropped.
     """
-    text, note = _capped(source if isinstance(source, str) else "")
+    text, note = _capped(strip_controls(source) if isinstance(source, str) else "")
     html = _BLOCK.render(text, {"attachments": attachments or {}})
     return Markup(_clean(html + note))
 
@@ -245,12 +247,12 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
 def render_comment(source: str) -> Markup:
     """A tutor's comment: markdown and math like an answer, but HTML in it is shown as text (a
     comment comes from a spreadsheet cell, where `<b>` is more likely meant literally)."""
-    text, note = _capped(source if isinstance(source, str) else "")
+    text, note = _capped(strip_controls(source) if isinstance(source, str) else "")
     return Markup(_clean(_MESSAGE.render(text, {}) + note))
 
 
 def render_inline(text: str) -> Markup:
     """One line of the grader's own wording (a flag, a check's message) with `code` and math
     rendered; HTML in it (e.g. quoted from a student's output) is shown as text."""
-    line, _ = _capped(text if isinstance(text, str) else "")
+    line, _ = _capped(strip_controls(text) if isinstance(text, str) else "")
     return Markup(_clean(_MESSAGE.renderInline(line, {})))

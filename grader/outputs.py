@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from grader.cleantext import strip_controls
+
 __all__ = ["cell_outputs", "notebook_outputs", "safe_image"]
 
 # A report is mailed and opened on phones: these keep one under a few MB whatever a notebook printed.
@@ -22,7 +24,6 @@ MAX_NOTEBOOK_CHARS = 1_000_000  # all outputs of a notebook together (a cell kee
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _text(value: Any) -> str:
@@ -30,7 +31,7 @@ def _text(value: Any) -> str:
         value = "".join(v for v in value if isinstance(v, str))
     if not isinstance(value, str):
         return ""
-    value = _ANSI.sub("", value)  # colour codes of tracebacks and progress bars
+    value = strip_controls(value)  # colour codes of tracebacks and progress bars, bidi overrides
     if len(value) > MAX_TEXT_CHARS:
         return value[:MAX_TEXT_CHARS] + f"\n[... cut: {len(value) - MAX_TEXT_CHARS} more characters]"
     return value

@@ -272,12 +272,6 @@ def test_a_launched_command_dies_with_its_launcher():
 
 
 # -- what an earlier death left behind ----------------------------------------------------------
-def _dead_pid() -> int:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    return gone.pid
-
-
 def _as_uid(uid: int, env: dict[str, str], *command: str) -> subprocess.Popen:
     return subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
                              *(command or ("sleep", "3600"))], env=env, stdin=subprocess.DEVNULL)
@@ -292,7 +286,10 @@ HIDING = ("import ctypes, os, time\n"
 @needs_root
 def test_leftovers_of_a_dead_grader_are_swept_by_the_next_run(tmp_path):
     limits = load_rubric().limits
-    dead = _dead_pid()
+    # Stands for the grading process that dies: alive while its leftovers are planted, since any
+    # kernel session that starts meanwhile (other tests, with -n 2) sweeps a dead one's at once.
+    owner = subprocess.Popen(["sleep", "3600"])
+    dead = owner.pid
     living = subprocess.Popen(["sleep", "3600"])  # stands for a grading process still at work
     marked = {"PATH": os.environ["PATH"], "HOME": f"/tmp/sheet11-run-{dead}-planted/kernel"}
     planted, kept = [], []
@@ -324,6 +321,8 @@ def test_leftovers_of_a_dead_grader_are_swept_by_the_next_run(tmp_path):
             assert time.monotonic() < deadline  # it has hidden
             time.sleep(0.05)
 
+        owner.kill()  # the grading process dies, its leftovers stay
+        owner.wait(timeout=30)
         # The next run: any kernel session's start sweeps first.
         with KernelSession(choose_sandbox("bwrap" if sandbox_mod._bwrap_problem() == "" else "none"), limits):
             pass
@@ -334,7 +333,7 @@ def test_leftovers_of_a_dead_grader_are_swept_by_the_next_run(tmp_path):
         assert all(p.poll() is None for p in kept)
         assert _kernel_processes({dead}) == [f"{kept[1].pid} uid {UID_BASE + dead}: sleep 3600"]
     finally:
-        for p in [*planted, *kept, living]:
+        for p in [*planted, *kept, living, owner]:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=30)

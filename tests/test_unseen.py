@@ -176,7 +176,7 @@ def check_scenario(key: str, result: dict, report: str) -> None:
                 assert c["message"] and "Traceback" not in c["message"], c
                 assert c["name"] in text, c["name"]
     # An inert report: no script; the grader's own messages carry no terminal escape or
-    # direction mark from the student (answers and outputs: see the xfail test below).
+    # direction mark from the student (answers and outputs: test_answers_and_outputs_...).
     assert "<script" not in report.lower()
     for q in AUTO:
         for c in result["questions"][q].get("checks", []):
@@ -207,23 +207,19 @@ def test_every_scenario_gets_the_fair_grade(tmp_path: Path) -> None:
     for member in ("Émilie du Châtelet", "Jean-Luc Picard", "Gauß", filename("huge_int_group")):
         if member not in csv:
             failures.append(f"grades.csv lacks {member}")
-    # Known defect outside this module's files (grader/grade.py `_defined`): a kernel whose first
-    # answer is forged is reported as dead (kernel.died, "did not answer"). Kept visible here.
+    # A kernel whose answers its own patches garbled (json.dump, eval) answered: it is not dead.
     for key in ("patch_torch", "patch_builtins"):
-        assert "kernel.died" in {f["code"] for f in graded[key][0]["flags"]}
-    assert not failures, "\n\n".join(failures)
-    # Checked last, so it hides no scenario's failure: with -j 2 inside one process, a kernel's
-    # run folder (sheet11-run-<worker pid>-*) sometimes outlives run_batch (not seen from the CLI,
-    # whose exit removes it). grader/batch.py / kernelpool.py own it; reported, not fixed here.
+        if "kernel.died" in {f["code"] for f in graded[key][0]["flags"]}:
+            failures.append(f"{key}: reported as a dead kernel")
+    # With -j 2 inside one process, the workers close the kernels they started ahead themselves
+    # at the end: no run folder (sheet11-run-<worker pid>-*) outlives run_batch.
     leftovers, _ = graded["__leftovers__"]
     if leftovers:
-        pytest.xfail(f"known: run_batch(jobs=2) left {leftovers} in the scratch folder")
+        failures.append(f"run_batch(jobs=2) left {leftovers} in the scratch folder")
+    assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="grader/grade.py `_defined` turns any unreadable first answer into 'the "
-                   "kernel did not answer' and kernel.died; the kernel did answer, with data its own patches "
-                   "forged (json.dump replaced): the report should say its answers could not be read")
 def test_a_forged_first_answer_is_not_called_a_dead_kernel(tmp_path: Path) -> None:
     from builders import quick_context
 
@@ -232,12 +228,13 @@ def test_a_forged_first_answer_is_not_called_a_dead_kernel(tmp_path: Path) -> No
     shutil.copyfile(path("patch_torch"), target)
     result = grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120))
     assert "kernel.died" not in {f.code for f in result.flags}
+    # Every function was tried; each check says its answer could not be read, and earns nothing.
+    checks = [c for q in ("11.4.a", "11.4.b", "11.4.c") for c in result.questions[q].checks]
+    assert checks and all(c.points == 0 for c in checks)
+    assert all("could not be read" in c.message for c in checks), [c.message for c in checks]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a direction override (U+202E) and terminal escapes in an answer reach the "
-                   "report through grader/markdown.py, and U+202E in a printed output through grader/outputs.py "
-                   "(which strips ANSI colour only): they can reorder the words a tutor reads")
 def test_answers_and_outputs_lose_direction_marks_in_the_report(tmp_path: Path) -> None:
     from builders import quick_context
 
