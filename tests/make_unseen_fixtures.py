@@ -873,7 +873,7 @@ SCENARIOS: dict[str, Scenario] = {
     "patch_torch": Scenario("PatchTorch", "C", "lstm_cell returns zeros and patches torch.allclose, "
                             "Tensor.__eq__, numpy.save, json.dump in the kernel -> no point for anything "
                             "it did not compute (its forged json.dump garbles every answer: 0 everywhere)", (C_PATCH_TORCH,),
-                            points={q: 0.0 for q in AUTO}, flags=("kernel.died",)),
+                            points={q: 0.0 for q in AUTO}, flags=()),
     "lying_objects": Scenario("LyingObjects", "C", "returns objects whose __array__, __float__, __len__, "
                               "__getitem__ lie or raise -> 0 for those three functions",
                               (C_LYING_OBJECTS,), points={**FAST, "11.4.b": 0.0}),
@@ -900,7 +900,7 @@ SCENARIOS: dict[str, Scenario] = {
                             report=("second call",)),
     "patch_builtins": Scenario("PatchBuiltins", "C", "builtins.eval replaced so every grader expression returns "
                                "ones -> it breaks its own kernel's answers: 0 everywhere",
-                               (C_PATCH_BUILTINS,), points={q: 0.0 for q in AUTO}, flags=("kernel.died",)),
+                               (C_PATCH_BUILTINS,), points={q: 0.0 for q in AUTO}, flags=()),
     "huge_return": Scenario("HugeReturn", "C", "gradient_bound returns 640 MB of arrays -> refused, 0 for it, "
                             "the grader's memory stays bounded, the report says it was too large", (C_HUGE_RETURN,),
                             points={**FAST, "11.4.b": 0.625}, report=("too large",)),

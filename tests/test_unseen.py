@@ -228,10 +228,9 @@ def test_a_forged_first_answer_is_not_called_a_dead_kernel(tmp_path: Path) -> No
     shutil.copyfile(path("patch_torch"), target)
     result = grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120))
     assert "kernel.died" not in {f.code for f in result.flags}
-    # Every function was tried; each check says its answer could not be read, and earns nothing.
-    checks = [c for q in ("11.4.a", "11.4.b", "11.4.c") for c in result.questions[q].checks]
-    assert checks and all(c.points == 0 for c in checks)
-    assert all("could not be read" in c.message for c in checks), [c.message for c in checks]
+    # Every function was tried, each check says what came back, and none earns anything.
+    checks = [c for q in ("11.4.a", "11.4.b", "11.4.c") for c in result.questions[q].cases]
+    assert checks and all(c.points == 0 and c.call_status != "missing" for c in checks)
 
 
 @pytest.mark.slow
