@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -140,27 +139,16 @@ def _call_cell(tries: int) -> str:
     return "\n".join(lines)
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its ended descendants (kernels, grading processes): the
-    work done, which a loaded machine changes far less than the wall clock."""
-    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
-
-
-CPU: dict[str, float] = {}
-
-
 def plain_run(paths: list[Path], tries: dict[str, int]) -> float:
     """Plain nbclient, one notebook after the other; ``tries``: the grader's LSTM trainings by
     submission name (1 where the grader ran none)."""
     cells = {path.name: _call_cell(max(1, tries.get(path.name, 1))) for path in paths}
-    c0, t0 = _cpu(), time.perf_counter()
+    t0 = time.perf_counter()
     for path in paths:
         nb = nbformat.read(str(path), as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(cells[path.name]))
         NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                        resources={"metadata": {"path": tempfile.gettempdir()}}).execute()
-    CPU["floor"] = _cpu() - c0
     return time.perf_counter() - t0
 
 
@@ -171,11 +159,9 @@ def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = No
     if history_from is not None:
         shutil.copytree(history_from, out)
     kwargs = {"grade_all": executor(cluster)} if cluster else {}
-    c0, t0 = _cpu(), time.perf_counter()
+    t0 = time.perf_counter()
     outcome = run_batch([str(p) for p in paths], out, jobs=jobs, regrade=history_from is not None, **kwargs)
     seconds = time.perf_counter() - t0
-    if not cluster:  # Dask's worker processes are not this process's children
-        CPU[f"j{jobs}"] = _cpu() - c0
     bad = [r["submission"] for r in outcome.results if r["status"] != "graded"]
     if bad:
         raise SystemExit(f"benchmark invalid: not graded: {', '.join(bad)}")
@@ -223,11 +209,6 @@ def main() -> None:
     # -j 1 already uses a second core for the kernel it starts ahead; against the one-core
     # floor, the speed-up of -j 2 shows what two grading processes give over plain execution.
     print(f"(b') speed-up: floor / -j 2        : {times['floor'] / times['j2']:5.2f}")
-    if "floor" in CPU and "j1" in CPU:
-        # The work itself: on a quiet machine (a) cannot be much above this, since -j 1 also
-        # spends CPU on the other core (the kernel started ahead) that the wall clock hides.
-        print(f"(a') CPU seconds, -j 1 / floor     : {CPU['j1'] / CPU['floor']:5.2f}   "
-              f"({CPU['j1']:.0f} s / {CPU['floor']:.0f} s; -j 2 {CPU.get('j2', float('nan')):.0f} s)")
     if "c2" in times:
         print(f"(c) engine:   cluster / -j 2       : {times['c2'] / times['j2']:5.2f}   (goal <= 1.05)")
     if real:

@@ -112,7 +112,7 @@ def cluster_of_two() -> Any:
     """A scheduler with two single-threaded grading workers (as `grade worker` starts them)."""
     from distributed import Client, LocalCluster
     env = local_env(None, "auto")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env=env, silence_logs=50) as cluster, Client(cluster) as client:
         yield cluster, client
 
@@ -193,7 +193,7 @@ def test_a_worker_with_another_rubric_is_refused_with_its_name_and_what_differs(
     text = (ROOT / "rubrics" / "sheet11.toml").read_text()
     other.write_text(text.replace("threshold = 0.9", "threshold = 0.8", 1))
     assert other.read_text() != text
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env=local_env(str(other), "auto"), silence_logs=50) as cluster, Client(cluster) as client:
         worker = next(iter(client.scheduler_info()["workers"]))
         paths = _slow_submissions(tmp_path, 1, sleep=0)
