@@ -122,6 +122,34 @@ def __sheet11_cap_output(limit):
         return len(string)
     cls.write = write
     cls._sheet11_capped = True
+    # Displays (rich outputs, images, metadata and all) get a budget per execution too, ten
+    # times the text's: enough for every display the grader could keep, so that 600 displays of
+    # 2 MB metadata each are not serialised, sent and dropped one by one.
+    try:
+        import json as _json
+        import ipykernel.zmqshell as _zs
+        pub = _zs.ZMQDisplayPublisher
+        shown = pub.publish
+        spent = {}
+        def publish(self, data, metadata=None, *args, **kwargs):
+            try:
+                key = str(self.parent_header.get("msg_id"))
+            except Exception:
+                key = ""
+            try:
+                size = len(_json.dumps(data, default=str)) + len(_json.dumps(metadata, default=str))
+            except Exception:
+                size = 10 * limit + 1
+            if key not in spent and len(spent) > 64:
+                spent.clear()
+            if spent.get(key, 0) + size > 10 * limit:
+                spent[key] = 10 * limit + 1
+                return None
+            spent[key] = spent.get(key, 0) + size
+            return shown(self, data, metadata, *args, **kwargs)
+        pub.publish = publish
+    except Exception:
+        pass
     # IPython 9 also keeps everything a cell prints in its history, in memory and uncapped (its
     # `_tee` wraps the stream per cell): a print flood grows the kernel to its memory limit,
     # which can leave the kernel's output channel dead. The grader never reads that history.
@@ -203,6 +231,21 @@ class _CappedClient(NotebookClient):
         self._kept[cell_index] = kept + size
         self._total += size
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _next_message(get_msg: Any, timeout: float) -> dict[str, Any]:
+    """The next message of a channel within ``timeout`` seconds, else :class:`queue.Empty`.
+
+    jupyter_client's ``get_msg(timeout)`` bounds only its wait for the socket to be readable; the
+    read after that has no bound, and a message over MAX_MESSAGE_BYTES (which ZeroMQ drops, with
+    the connection) leaves it waiting for ever. The whole read is bounded here.
+    """
+    async def within() -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(get_msg(timeout=timeout), timeout + 1.0)
+        except TimeoutError:
+            raise Empty from None
+    return run_sync(within)()
 
 
 # What reading a kernel's message can raise when the kernel sent something malformed.
@@ -582,7 +625,7 @@ class KernelSession:
             msg_id = kc.execute(source, store_history=False, silent=True, stop_on_error=False)
             while (left := deadline - time.monotonic()) > 0:
                 try:
-                    msg = run_sync(kc.get_shell_msg)(timeout=min(1.0, left))
+                    msg = _next_message(kc.get_shell_msg, min(1.0, left))
                 except Empty:
                     if not self._alive():
                         return "died", time.monotonic() - t0, ""
@@ -618,7 +661,7 @@ class KernelSession:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+                msg = _next_message(kc.get_shell_msg, max(0.1, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001 - queue.Empty: no answer in time
                 return False
             if msg["parent_header"].get("msg_id") == msg_id:
@@ -641,7 +684,7 @@ class KernelSession:
             deadline = time.monotonic() + 10
             answered = False
             while not answered and time.monotonic() < deadline:
-                msg = run_sync(kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+                msg = _next_message(kc.get_shell_msg, max(0.1, deadline - time.monotonic()))
                 answered = msg["parent_header"].get("msg_id") == msg_id
             if not answered:
                 return False, False
@@ -650,7 +693,7 @@ class KernelSession:
         deadline = time.monotonic() + OUTPUT_CHECK_SECONDS
         try:
             while time.monotonic() < deadline:
-                msg = run_sync(kc.get_iopub_msg)(timeout=max(0.1, deadline - time.monotonic()))
+                msg = _next_message(kc.get_iopub_msg, max(0.1, deadline - time.monotonic()))
                 if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
                         and msg["content"].get("execution_state") == "idle"):
                     return True, True

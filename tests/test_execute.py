@@ -38,6 +38,19 @@ def test_a_print_flood_is_cut_in_the_kernel_and_later_output_still_arrives() -> 
         assert _text(nb.cells[1]) == "after the flood\n"
 
 
+def test_many_huge_displays_are_cut_in_the_kernel_before_they_are_sent() -> None:
+    # 2 MB of metadata 600 times would be 1.2 GB through the grader's socket, each dropped there.
+    flood = ("from IPython.display import display\n_meta = {'junk': 'x' * 2_000_000}\n"
+             "for _ in range(600):\n    display({'text/plain': 'ok'}, raw=True, metadata=_meta)\n"
+             "print('done')")
+    nb = _notebook(flood, "print('next')")
+    with _session() as session:
+        run = session.run_notebook(nb)
+        assert [c.status for c in run.cells] == ["ok", "ok"]
+        assert session.restarts == 0
+        assert _text(nb.cells[0]) == "done\n" and _text(nb.cells[1]) == "next\n"
+
+
 def test_one_huge_print_is_cut_in_the_kernel_before_it_is_sent() -> None:
     # 10 MB in one message would pass the grader's message size limit and be dropped whole.
     nb = _notebook("print('x' * 10_000_000)", "print('next')")
@@ -61,7 +74,8 @@ defined_before = 1
 
 def test_a_kernel_whose_output_channel_dies_is_restarted_and_the_cell_skipped() -> None:
     nb = _notebook("a = 1", _KILL_OUTPUT, "b = a + 1\nprint(b)")
-    with _session() as session:
+    # A cell time far above the wait for output: the cell is told apart from one that ran too long.
+    with _session(cell_timeout=120) as session:
         run = session.run_notebook(nb)
         assert [c.status for c in run.cells] == ["ok", "died", "ok"]
         assert session.restarts == 1
