@@ -563,8 +563,8 @@ class KernelSession:
         assert self.client is not None
         try:
             self.client.start_new_kernel_client()
-            if not (self._quiet(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20)
-                    and self._quiet(_CAP_SETTLE, 20)):
+            if not (self._call(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20)[0] == "ok"
+                    and self._call(_CAP_SETTLE, 20)[0] == "ok"):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
             self._start_failed(exc)
@@ -652,21 +652,6 @@ class KernelSession:
                         and run_sync(self.client.km.is_alive)())
         except Exception:  # noqa: BLE001 - a manager that cannot tell is treated as dead
             return False
-
-    def _quiet(self, code: str, timeout: float) -> bool:
-        """Run grader code silently (no output, no history); True when the kernel answered."""
-        assert self.client is not None and self.client.kc is not None
-        kc = self.client.kc
-        msg_id = kc.execute(code, store_history=False, silent=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = _next_message(kc.get_shell_msg, max(0.1, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - queue.Empty: no answer in time
-                return False
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg["content"].get("status") == "ok"
-        return False
 
     def _interrupt(self) -> tuple[bool, bool]:
         """Interrupt the running cell (harmless when the kernel is idle).
