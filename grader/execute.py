@@ -779,8 +779,15 @@ class KernelSession:
             try:
                 self._restart()
             except KernelStartError as exc:
-                result.flags.append(RunFlag("kernel.died", f"the kernel could not be restarted: {exc}"))
-                result.cells += [CellOutcome(i, "not_run") for i in code_cells[pos + 1:]]
+                left = code_cells[pos + 1:]
+                if left and self.remaining() <= 0:
+                    # The restart found the notebook's time used up: that is why the rest is not run.
+                    result.flags.append(RunFlag(
+                        "notebook.timeout", f"the notebook ran longer than {self.limits.notebook_timeout:g} s; "
+                        f"{len(left)} cell(s) were not run", left[0]))
+                else:
+                    result.flags.append(RunFlag("kernel.died", f"the kernel could not be restarted: {exc}"))
+                result.cells += [CellOutcome(i, "not_run") for i in left]
                 break
         result.seconds = time.monotonic() - t_start
         # The grader's calls get what is left of the submission's budget (not the notebook's).
