@@ -30,7 +30,7 @@ from grader.kernelpool import KernelPool
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
 from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
 from grader.outputs import notebook_outputs
-from grader.recall import run_recall
+from grader.recall import permutation_key, run_recall
 from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.rules import AnswerRule, check_answer
@@ -249,8 +249,10 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
             # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
+        # Keyed by the secret and the bytes: a re-grade trains on the same labels (grader/recall.py).
+        key = None if ctx.secret is None else permutation_key(ctx.secret, opened.sha256)
         recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
-                                         full=ctx.full_recall)
+                                         full=ctx.full_recall, key=key)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))

@@ -5,7 +5,8 @@ What makes the verdict defensible (README, "The recall verdict"):
 - **Learning, not reading the input.** The label of a recall sequence is its first token, so a
   model that returns ``x[0]`` scores 100 % without learning anything. During the grader's calls
   the kernel's global ``make_recall_data`` is replaced by one whose labels pass through a secret
-  permutation of the classes (a derangement, drawn afresh in the grader for every submission);
+  permutation of the classes (a derangement keyed by the course secret and the submission's
+  bytes, so every submission has its own and a re-grade the same);
   the held-out labels the grader scores against go through the same permutation. A model that
   did not learn from the training data scores about 0; a trained one is unaffected. The
   student's own ``make_recall_data`` is put back after every call.
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from grader.secret import derive
+
 if TYPE_CHECKING:  # pragma: no cover - imports for the type checker only
     from grader.bridge import Bridge
     from grader.compare import CaseResult
@@ -45,6 +48,7 @@ __all__ = [
     "KERNEL_TRAIN_CODE",
     "decide",
     "draw_permutation",
+    "permutation_key",
     "failure_upper_bound",
     "heldout",
     "kernel_cpu_seconds",
@@ -180,21 +184,39 @@ def tries_needed(failures: int, runs: int, target: float = 0.01, confidence: flo
 
 # ======================================================================== data and relabelling
 
-def draw_permutation(n_classes: int) -> list[int]:
+def draw_permutation(n_classes: int, key: bytes | None = None) -> list[int]:
     """A secret relabelling of the classes without a fixed point (Sattolo's algorithm).
 
-    Drawn from the operating system's randomness, so it differs between submissions and cannot be
-    reproduced from anything a student sees. No class keeps its label, so a model that reads the
-    first token instead of learning scores 0 on the relabelled held-out data.
+    With ``key`` (grading: :func:`permutation_key` of the course secret and the submission's
+    sha256) the relabelling is a function of the key, so a re-grade of the same bytes trains on
+    the same labels and reaches the same verdict, and a benchmark's legs do the same work; it
+    still cannot be reproduced without the course secret. Without a key (a student's
+    ``grade check``, which has no secret) it is drawn from the operating system's randomness.
+    No class keeps its label, so a model that reads the first token instead of learning scores 0
+    on the relabelled held-out data.
     """
     if n_classes < 2:
         raise ValueError(f"a relabelling needs at least 2 classes, got {n_classes}")
-    rng = secrets.SystemRandom()
+    if key is None:
+        rng = secrets.SystemRandom()
+        pick = rng.randrange
+    else:
+        def pick(i: int, _key: bytes = key) -> int:
+            # One keyed 256-bit number per position: its remainder mod i (any i < 2**32) is
+            # uniform to within 2**-224, as unbiased as Sattolo's with true randomness.
+            return int.from_bytes(derive(_key, "sattolo", i), "big") % i
     perm = list(range(n_classes))
     for i in range(n_classes - 1, 0, -1):
-        j = rng.randrange(i)  # j < i: a single cycle through every class
+        j = pick(i)  # j < i: a single cycle through every class
         perm[i], perm[j] = perm[j], perm[i]
     return perm
+
+
+def permutation_key(secret: bytes, sha256: str) -> bytes:
+    """The key of a submission's relabelling: keyed by the course secret (so students cannot
+    compute it) and by the submission's bytes (so each submission gets its own, a re-grade the
+    same)."""
+    return derive(secret, "recall.permutation", sha256)
 
 
 def heldout(n: int, seq_len: int, n_classes: int, seed: int, perm: list[int]) -> tuple[torch.Tensor, np.ndarray]:
@@ -393,12 +415,13 @@ def _interface_run(bridge: Bridge, rubric: Rubric, perm: list[int]) -> tuple[Rec
 
 
 def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
-               why: str = "", full: bool = True) -> tuple[Recall, CaseResult]:
+               why: str = "", full: bool = True, key: bytes | None = None) -> tuple[Recall, CaseResult]:
     """The recall experiment for one submission: the ``Recall`` summary and the graded case.
 
     ``public`` uses the public held-out seed (``grade check --full``); grading uses the hidden one.
     ``full=False`` (`grade check` without ``--full``) trains once at ``check_seq_len`` and checks
-    the interface only.
+    the interface only. ``key``: the relabelling's key (:func:`permutation_key`); None draws it
+    at random.
     """
     from grader.compare import CaseResult, missing_case
     from grader.result import Recall
@@ -408,7 +431,7 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
     if not defined:
         return (Recall(None, None, None, None, spec.threshold, "not defined", rnn_run=spec.compare_rnn),
                 missing_case(spec.function, 1, params, shapes, spec.points, why))
-    perm = draw_permutation(spec.n_classes)
+    perm = draw_permutation(spec.n_classes, key)
     if not full:
         return _interface_run(bridge, rubric, perm)
     x, y = heldout(spec.heldout_n, spec.seq_len, spec.n_classes,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from builders import FILES, GOOD_NAME, SOLUTION, TEMPLATE, notebook_bytes, quick_context, write_zip
 
+from grader import recall
 from grader.grade import grade_submission
 from grader.result import SubmissionResult
 from grader.rubric import AUTO_IDS, WRITTEN_IDS
@@ -99,7 +100,7 @@ def test_blank_template_scores_zero_with_every_answer_missing(graded) -> None:
             assert "Traceback" not in case.message
 
 
-def test_reference_solution_gets_full_automatic_points(tmp_path: Path) -> None:
+def test_reference_solution_gets_full_automatic_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real solution, train_recall included, packed in a zip under a valid name.
 
     The recall experiment runs at a short length (seq_len 15, not the rubric's 60): this test is
@@ -110,9 +111,15 @@ def test_reference_solution_gets_full_automatic_points(tmp_path: Path) -> None:
     path = write_zip(tmp_path / f"{GOOD_NAME}.zip", {"sheet11.ipynb": SOLUTION.read_bytes()})
     ctx = quick_context()
     short = dataclasses.replace(ctx.rubric, recall=dataclasses.replace(ctx.rubric.recall, seq_len=15))
+    keys: list[bytes | None] = []
+    draw = recall.draw_permutation
+    monkeypatch.setattr(recall, "draw_permutation", lambda n, key=None: keys.append(key) or draw(n, key))
     result = grade_submission(path, dataclasses.replace(ctx, rubric=short))
     data = result.to_json()
     assert data["status"] == "graded"
+    # The relabelling is keyed by the course secret and these bytes, so a re-grade trains alike.
+    assert ctx.secret is not None
+    assert keys == [recall.permutation_key(ctx.secret, data["sha256"])]
     assert data["flags"] == []
     assert sum(data["questions"][q]["points"] for q in AUTO_IDS) == pytest.approx(4.0)
     assert all(data["questions"][q]["status"] == "pending" for q in WRITTEN_IDS)

@@ -126,6 +126,30 @@ def test_permutation_is_a_derangement_and_fresh() -> None:
         R.draw_permutation(1)
 
 
+def test_keyed_permutation_is_reproducible_and_differs_by_secret_and_submission() -> None:
+    key = R.permutation_key(b"s" * 32, "ab" * 32)
+    perm = R.draw_permutation(8, key)
+    assert R.draw_permutation(8, key) == perm  # a re-grade trains on the same labels
+    assert sorted(perm) == list(range(8)) and all(perm[i] != i for i in range(8))
+    others = {tuple(R.draw_permutation(8, R.permutation_key(b"s" * 32, f"{i:064x}"))) for i in range(40)}
+    assert len(others) > 30  # 40 submissions of 5040 single cycles: nearly all distinct
+    other_course = R.draw_permutation(8, R.permutation_key(b"t" * 32, "ab" * 32))
+    same_course = [R.draw_permutation(8, R.permutation_key(b"s" * 32, "ab" * 32)) for _ in range(3)]
+    assert same_course == [perm] * 3
+    assert other_course != perm  # another course's secret relabels otherwise
+
+
+def test_keyed_permutation_is_uniform_over_the_single_cycles() -> None:
+    # 4 classes have 3! = 6 single cycles; 6,000 keys give each about 1,000 (sd 29). A bias in the
+    # keyed draw (e.g. a modulo taken from too few bits) would put one far outside 850..1150.
+    counts: dict[tuple[int, ...], int] = {}
+    for i in range(6000):
+        perm = tuple(R.draw_permutation(4, R.permutation_key(b"k" * 32, f"{i:064x}")))
+        counts[perm] = counts.get(perm, 0) + 1
+    assert len(counts) == 6
+    assert all(850 < c < 1150 for c in counts.values()), counts
+
+
 def run_kernel_code(namespace: dict, perm: list[int], cell: str = "lstm", seq_len: int = 6,
                     n_classes: int = 8, seed: int = 3) -> float:
     """Run the grader's kernel-side training code in ``namespace`` as the bridge would."""
