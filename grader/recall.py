@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,14 +198,14 @@ def draw_permutation(n_classes: int, key: bytes | None = None) -> list[int]:
     """
     if n_classes < 2:
         raise ValueError(f"a relabelling needs at least 2 classes, got {n_classes}")
+    pick: Callable[[int], int]
     if key is None:
-        rng = secrets.SystemRandom()
-        pick = rng.randrange
+        pick = secrets.SystemRandom().randrange
     else:
-        def pick(i: int, _key: bytes = key) -> int:
+        def pick(i: int) -> int:
             # One keyed 256-bit number per position: its remainder mod i (any i < 2**32) is
             # uniform to within 2**-224, as unbiased as Sattolo's with true randomness.
-            return int.from_bytes(derive(_key, "sattolo", i), "big") % i
+            return int.from_bytes(derive(key, "sattolo", i), "big") % i
     perm = list(range(n_classes))
     for i in range(n_classes - 1, 0, -1):
         j = pick(i)  # j < i: a single cycle through every class
