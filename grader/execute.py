@@ -30,6 +30,7 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader.outputs import PICTURE_TYPES
 from grader.rubric import Limits
 from grader.sandbox import (
     KernelCgroup,
@@ -99,7 +100,7 @@ class ExecutionResult:
 # would drop, losing the rest of that kernel's output). A student who undoes this only slows
 # the grading of their own notebook down; the grader's memory stays bounded either way.
 _CAP_OUTPUT = r"""
-def __sheet11_cap_output(limit):
+def __sheet11_cap_output(limit, shown_limit):
     import ipykernel.iostream as _io
     cls = _io.OutStream
     if getattr(cls, "_sheet11_capped", False):
@@ -122,9 +123,10 @@ def __sheet11_cap_output(limit):
         return len(string)
     cls.write = write
     cls._sheet11_capped = True
-    # Displays (rich outputs, images, metadata and all) get a budget per execution too, ten
-    # times the text's: enough for every display the grader could keep, so that 600 displays of
-    # 2 MB metadata each are not serialised, sent and dropped one by one.
+    # Displays (rich outputs, images, metadata and all) get a budget per execution too: the
+    # grader's cap for a cell's pictures plus ten times the text's, enough for every display the
+    # grader could keep, so that 600 displays of 2 MB metadata each are not serialised, sent and
+    # dropped one by one.
     try:
         import json as _json
         import ipykernel.zmqshell as _zs
@@ -139,11 +141,11 @@ def __sheet11_cap_output(limit):
             try:
                 size = len(_json.dumps(data, default=str)) + len(_json.dumps(metadata, default=str))
             except Exception:
-                size = 10 * limit + 1
+                size = shown_limit + 1
             if key not in spent and len(spent) > 64:
                 spent.clear()
-            if spent.get(key, 0) + size > 10 * limit:
-                spent[key] = 10 * limit + 1
+            if spent.get(key, 0) + size > shown_limit:
+                spent[key] = shown_limit + 1
                 return None
             spent[key] = spent.get(key, 0) + size
             return shown(self, data, metadata, *args, **kwargs)
@@ -158,7 +160,7 @@ def __sheet11_cap_output(limit):
         get_ipython()._tee = lambda channel: contextlib.nullcontext()
     except Exception:
         pass
-__sheet11_cap_output(%d)
+__sheet11_cap_output(%d, %d)
 del __sheet11_cap_output
 """
 # Run as a request of its own after _CAP_OUTPUT: IPython's `_tee`, while it ran that request,
@@ -197,21 +199,31 @@ def _message_size(content: dict) -> int:
 
 
 class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most ``max_chars`` of output per cell and ``max_total``
-    for the whole notebook (the grader's runs included), as it arrives."""
+    """A NotebookClient that keeps at most ``max_chars`` of output per cell, ``max_picture_chars``
+    of pictures per cell besides, and ``max_total`` for the whole notebook (the grader's runs
+    included), as it arrives.
+
+    Pictures have a budget of their own: a plot's base64 PNG (typically 40-100 KB) is far larger
+    than any text a cell is expected to print, and counted as text it would be cut from every
+    report; counted apart, a print flood cannot crowd a plot out, nor a picture flood the text.
+    """
 
     max_chars: int = 20000
+    max_picture_chars: int = 512 * 1024
     max_total: int = 8_000_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._kept: dict[int, int] = {}
+        self._kept: dict[tuple[int, bool], int] = {}
         self._total = 0
         self._noted_total: set[int] = set()
 
     def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-        size = _message_size(msg.get("content", {}))
-        kept = self._kept.get(cell_index, 0)
+        content = msg.get("content", {})
+        size = _message_size(content)
+        picture = _is_picture(content)
+        budget = self.max_picture_chars if picture else self.max_chars
+        kept = self._kept.get((cell_index, picture), 0)
         if self._total + size > self.max_total:
             # Notebook-wide: 3,000 cells of 20 KB each must not add up in the grader's memory.
             if cell_index not in self._noted_total:
@@ -221,16 +233,22 @@ class _CappedClient(NotebookClient):
                     text=f"\n[output dropped: the notebook's stored outputs passed "
                          f"{self.max_total / 1e6:g} MB]\n"))
             return None
-        if kept + size > self.max_chars:
-            if kept <= self.max_chars:
-                self._kept[cell_index] = self.max_chars + 1
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr",
-                    text=f"\n[output cut: this cell printed more than {self.max_chars} characters]\n"))
+        if kept + size > budget:
+            if kept <= budget:
+                self._kept[cell_index, picture] = budget + 1
+                what = (f"this cell's pictures passed {budget // 1024} KB together" if picture
+                        else f"this cell printed more than {budget} characters")
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=f"\n[output cut: {what}]\n"))
             return None
-        self._kept[cell_index] = kept + size
+        self._kept[cell_index, picture] = kept + size
         self._total += size
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _is_picture(content: Any) -> bool:
+    """A display whose data holds a raster image: what a report can show as a picture."""
+    data = content.get("data") if isinstance(content, dict) else None
+    return isinstance(data, dict) and any(m in data for m in PICTURE_TYPES)
 
 
 def _next_message(get_msg: Any, timeout: float) -> dict[str, Any]:
@@ -547,6 +565,7 @@ class KernelSession:
                                kernel_name=KERNEL_NAME, record_timing=False,
                                extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else [])
         client.max_chars = self.limits.max_output_chars
+        client.max_picture_chars = self.limits.max_picture_kb * 1024
         client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
         client._total = self._stored_total  # the notebook-wide cap holds across restarts
         self.client = client
@@ -563,7 +582,9 @@ class KernelSession:
         assert self.client is not None
         try:
             self.client.start_new_kernel_client()
-            if not (self._call(_CAP_OUTPUT % (self.limits.max_output_chars + 200), 20)[0] == "ok"
+            cap = _CAP_OUTPUT % (self.limits.max_output_chars + 200,
+                                 10 * self.limits.max_output_chars + self.limits.max_picture_kb * 1024)
+            if not (self._call(cap, 20)[0] == "ok"
                     and self._call(_CAP_SETTLE, 20)[0] == "ok"):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome

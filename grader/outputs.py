@@ -14,7 +14,7 @@ from typing import Any
 
 from grader.cleantext import strip_controls
 
-__all__ = ["cell_outputs", "notebook_outputs", "safe_image"]
+__all__ = ["PICTURE_TYPES", "cell_outputs", "notebook_outputs", "safe_image"]
 
 # A report is mailed and opened on phones: these keep one under a few MB whatever a notebook printed.
 MAX_TEXT_CHARS = 3_000  # per output
@@ -22,7 +22,8 @@ MAX_CELL_OUTPUTS = 20
 MAX_IMAGE_CHARS = 700_000  # base64 characters of one image (~500 kB)
 MAX_NOTEBOOK_CHARS = 1_000_000  # all outputs of a notebook together (a cell keeps <= max_output_chars)
 
-_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
+#: The raster types a report shows; the grader keeps them within a budget of their own (execute.py).
+PICTURE_TYPES = ("image/png", "image/jpeg", "image/gif")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
 
@@ -39,7 +40,7 @@ def _text(value: Any) -> str:
 
 def safe_image(mime: Any, data: Any) -> str | None:
     """A ``data:`` URI for a raster image under the cap, or None."""
-    if mime not in _IMAGE_TYPES or not isinstance(data, str):
+    if mime not in PICTURE_TYPES or not isinstance(data, str):
         return None
     compact = "".join(data[:MAX_IMAGE_CHARS + 4096].split())
     if len(compact) > MAX_IMAGE_CHARS or not _BASE64.match(compact):
@@ -75,7 +76,7 @@ def cell_outputs(outputs: Iterable[Any]) -> list[dict[str, str]]:
             data = out.get("data")
             if not isinstance(data, Mapping):
                 continue
-            image = next((m for m in _IMAGE_TYPES if m in data), None)
+            image = next((m for m in PICTURE_TYPES if m in data), None)
             uri = safe_image(image, data.get(image)) if image else None
             if uri:
                 kept.append({"kind": "image", "src": uri})

@@ -179,6 +179,7 @@ class Limits:
     max_cells: int = 1000                # a notebook with more cells is refused
     max_outputs_mb: float = 8.0          # stored outputs of the whole notebook
     max_attachments_mb: float = 4.0      # image attachments of the whole notebook
+    max_picture_kb: int = 512            # pictures (base64) one cell may show, besides its text
 
 
 @dataclass(frozen=True)
@@ -475,6 +476,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         max_cells=lr.get("max_cells", int, default=1000, positive=True),
         max_outputs_mb=lr.get("max_outputs_mb", float, default=8.0, positive=True),
         max_attachments_mb=lr.get("max_attachments_mb", float, default=4.0, positive=True),
+        max_picture_kb=lr.get("max_picture_kb", int, default=512, positive=True),
     )
     lr.no_unknown()
     # Every training call of the recall experiment runs in the one kernel, whose RLIMIT_CPU

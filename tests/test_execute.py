@@ -97,3 +97,39 @@ def test_the_grader_calls_do_not_need_the_output_channel() -> None:
             assert session.run_code("defined_before + 1", 30).status == "ok"
         assert session.run_code("raise ValueError('bad value')", 30).error == "ValueError: bad value"
         assert session.restarts == 0
+
+
+# A plot as a notebook shows it: a display with a PNG (here 90 KB of random bytes, base64) and
+# its text/plain stand-in; a matplotlib figure's PNG is typically 40-100 KB.
+_PLOT = ("import base64, os\nfrom IPython.display import display\n"
+         "_png = base64.b64encode(b'\\x89PNG\\r\\n\\x1a\\n' + os.urandom(90_000)).decode()\n"
+         "def plot():\n    display({'image/png': _png, 'text/plain': '<Figure size 640x480>'}, raw=True)\n")
+
+
+def _pictures(cell: Any) -> int:
+    return sum(1 for o in cell.outputs if "image/png" in o.get("data", {}))
+
+
+def test_a_plot_is_kept_however_much_its_cell_printed() -> None:
+    # Counted as text, the plot alone (120 KB of base64) would pass the cell's 20,000 characters.
+    nb = _notebook(_PLOT, "print('x' * 50_000)\nplot()\nprint('after the plot')")
+    with _session() as session:
+        session.run_notebook(nb)
+    assert _pictures(nb.cells[1]) == 1
+    text = _text(nb.cells[1])
+    assert "[output cut: this cell printed more than" in text  # the print, not the picture
+    assert "pictures passed" not in text
+
+
+def test_pictures_have_a_budget_of_their_own_per_cell() -> None:
+    nb = _notebook(_PLOT, "for _ in range(30):\n    plot()\nprint('text still arrives')", "plot()")
+    with _session() as session:
+        run = session.run_notebook(nb)
+        budget = session.limits.max_picture_kb * 1024
+    assert [c.status for c in run.cells] == ["ok", "ok", "ok"]
+    kept = _pictures(nb.cells[1])
+    assert 1 <= kept < 30 and kept * 120_000 <= budget
+    text = _text(nb.cells[1])
+    assert f"[output cut: this cell's pictures passed {budget // 1024} KB together]" in text
+    assert "text still arrives" in text
+    assert _pictures(nb.cells[2]) == 1  # the next cell has its own budget
