@@ -61,6 +61,9 @@ CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --co
 # next result is written, few enough that the coordinator never holds a whole course in memory.
 # (One per worker measured slower on the benchmark: 1.30 x `-j 2` against 1.00 and 1.09 with two.)
 IN_FLIGHT_PER_WORKER = 2
+# The scheduler setting that keeps tasks queued on the scheduler until a worker is free; a remote
+# scheduler is started with it (README, "Many machines").
+SATURATION = "distributed.scheduler.worker-saturation"
 _LOCAL = re.compile(r"local:(\d{1,3})")
 _TCP = re.compile(r"(tcp|tls)://[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
 
@@ -207,16 +210,17 @@ def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expec
         path.write_bytes(data)
         grading = Job(path, str(job["folder"]), sha256, job.get("deadline"), job.get("submitted"),
                       str(job.get("submitted_source", "")), job.get("manual") or {})
-        result = _grade_here(grading, rubric, rubric_path, mode)
+        result = _grade_here(grading, rubric, rubric_path, mode, bool(job.get("more", True)))
         return json.dumps(result.to_json(), ensure_ascii=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) -> SubmissionResult:
+def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str, more: bool = True) -> SubmissionResult:
     """Grade ``job`` in this Dask worker's grading process: a ``batch.Worker`` (the process a
     ``-j N`` batch grades in, with its budget, kernel pool and failure handling), kept across
-    tasks so that it starts the next task's kernel ahead while it grades this one."""
+    tasks so that it starts the next task's kernel ahead while it grades this one (``more``:
+    the coordinator expects another task for every worker after this one)."""
     from grader import batch
     got: list[SubmissionResult] = []
 
@@ -239,7 +243,7 @@ def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str) ->
     sent = False
     while not got:
         if worker.ready and not sent:
-            worker.send(job, rubric.budget.seconds, more=True)  # more: the next task finds its kernel
+            worker.send(job, rubric.budget.seconds, more=more)  # more: the next task finds its kernel
             sent = True
         wait = max(0.0, worker.deadline - time.monotonic())
         readable, _, _ = select.select([worker.replies], [], [], min(wait, 5.0))
@@ -317,9 +321,14 @@ def connect(address: str, rubric_path: str | None, sandbox_mode: str,
         if kind == "local":
             # dashboard_address ":0": the scheduler's HTTP server always listens; on a port of
             # its own, so a second local cluster (or Jupyter's on 8787) does not collide.
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", env=local_env(rubric_path, sandbox_mode),
-                                               silence_logs=50)
+            import dask
+            # worker-saturation 1.0: the scheduler gives a worker its next submission only when
+            # it is free, so the longest-first order holds as with -j N (Dask's default, 1.1,
+            # binds a second one to a busy worker while another may go idle).
+            with dask.config.set({SATURATION: 1.0}):
+                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0",
+                                                   env=local_env(rubric_path, sandbox_mode), silence_logs=50)
             client = distributed.Client(cluster, timeout=connect_timeout)
         else:
             client = distributed.Client(address, timeout=connect_timeout)
@@ -378,8 +387,11 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
         def submit() -> None:
             job = queue.pop()
             data = job.path.read_bytes()
+            # more: as -j N, a kernel is started ahead only while every worker has another task
+            # to come; a kernel started during the last tasks would take CPU from them for nothing.
             meta = {"folder": job.folder, "deadline": job.deadline, "submitted": job.submitted,
-                    "submitted_source": job.submitted_source, "manual": dict(job.manual)}
+                    "submitted_source": job.submitted_source, "manual": dict(job.manual),
+                    "more": len(queue) >= workers}
             future = client.submit(grade_remote, job.path.name, data, job.sha256, meta, expected,
                                    key=f"grade-{job.sha256[:16]}-{len(jobs_of)}", pure=False)
             jobs_of[future] = job
