@@ -61,9 +61,22 @@ CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --co
 # next result is written, few enough that the coordinator never holds a whole course in memory.
 # (One per worker measured slower on the benchmark: 1.30 x `-j 2` against 1.00 and 1.09 with two.)
 IN_FLIGHT_PER_WORKER = 2
-# The scheduler setting that keeps tasks queued on the scheduler until a worker is free; a remote
-# scheduler is started with it (README, "Many machines").
-SATURATION = "distributed.scheduler.worker-saturation"
+# Dask's settings for grading, in the coordinator's LocalCluster and every worker process (as
+# environment variables: dask_env); README, "Many machines", starts a remote scheduler with them.
+# Each worker's grading process and kernel keep both cores busy, so Dask's own periodic work
+# takes CPU from training directly: with Dask's defaults an idle LocalCluster of 2 workers used
+# 11 % of a core (its statistical profiler samples every 10 ms, the event loops' tick every
+# 20 ms, system monitors every 500 ms), with these 1.3 %.
+DASK_SETTINGS: dict[str, object] = {
+    # The scheduler gives a worker its next submission only when it is free, so the longest-first
+    # order holds as with -j N (Dask's default, 1.1, binds a second one to a busy worker while
+    # another may go idle).
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.worker.profile.enabled": False,   # the dashboard's profile: nobody reads it here
+    "distributed.admin.tick.interval": "1s",        # only detects a blocked event loop
+    "distributed.admin.system-monitor.interval": "5s",  # the dashboard's CPU and network plots
+    "distributed.worker.memory.monitor-interval": "1s",  # kernels have their own memory limits
+}
 _LOCAL = re.compile(r"local:(\d{1,3})")
 _TCP = re.compile(r"(tcp|tls)://[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
 
@@ -155,9 +168,16 @@ def parse_address(address: str) -> tuple[str, int]:
 
 def local_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
     """The environment of a grading worker process: the rubric and sandbox mode its tasks use,
-    one torch/OpenMP thread."""
+    one torch/OpenMP thread, and Dask's settings for grading (:data:`DASK_SETTINGS`)."""
     return {ENV_RUBRIC: str(Path(rubric_path).resolve()) if rubric_path else "", ENV_SANDBOX: sandbox_mode,
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **dask_env()}
+
+
+def dask_env(settings: dict[str, object] | None = None) -> dict[str, str]:
+    """Dask settings as the environment variables Dask reads when it starts
+    (``distributed.admin.tick.interval`` -> ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL``)."""
+    return {"DASK_" + "__".join(part.upper().replace("-", "_") for part in key.split(".")): str(value)
+            for key, value in (DASK_SETTINGS if settings is None else settings).items()}
 
 
 # -- the worker side --------------------------------------------------------------------------
@@ -322,10 +342,7 @@ def connect(address: str, rubric_path: str | None, sandbox_mode: str,
             # dashboard_address ":0": the scheduler's HTTP server always listens; on a port of
             # its own, so a second local cluster (or Jupyter's on 8787) does not collide.
             import dask
-            # worker-saturation 1.0: the scheduler gives a worker its next submission only when
-            # it is free, so the longest-first order holds as with -j N (Dask's default, 1.1,
-            # binds a second one to a busy worker while another may go idle).
-            with dask.config.set({SATURATION: 1.0}):
+            with dask.config.set(DASK_SETTINGS):  # the scheduler's, in this process
                 cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                    dashboard_address=":0",
                                                    env=local_env(rubric_path, sandbox_mode), silence_logs=50)
