@@ -169,9 +169,10 @@ from grader.student_cli import check_command, pack_command, release_command  # n
 main.add_command(check_command, "check")
 main.add_command(pack_command, "pack")
 main.add_command(release_command, "release")
-from grader.cluster_cli import worker_command  # noqa: E402
+from grader.cluster_cli import scheduler_command, worker_command  # noqa: E402
 
 main.add_command(worker_command, "worker")
+main.add_command(scheduler_command, "scheduler")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
 import os
 import re
 import select
@@ -67,11 +68,12 @@ IN_FLIGHT_PER_WORKER = 2
 # takes CPU from training directly: with Dask's defaults an idle LocalCluster of 2 workers used
 # 11 % of a core (its statistical profiler samples every 10 ms, the event loops' tick every
 # 20 ms, system monitors every 500 ms), with these 1.3 %.
+SATURATION = "distributed.scheduler.worker-saturation"
 DASK_SETTINGS: dict[str, object] = {
     # The scheduler gives a worker its next submission only when it is free, so the longest-first
     # order holds as with -j N (Dask's default, 1.1, binds a second one to a busy worker while
     # another may go idle).
-    "distributed.scheduler.worker-saturation": 1.0,
+    SATURATION: 1.0,
     "distributed.worker.profile.enabled": False,   # the dashboard's profile: nobody reads it here
     "distributed.admin.tick.interval": "1s",        # only detects a blocked event loop
     "distributed.admin.system-monitor.interval": "5s",  # the dashboard's CPU and network plots
@@ -79,6 +81,8 @@ DASK_SETTINGS: dict[str, object] = {
 }
 _LOCAL = re.compile(r"local:(\d{1,3})")
 _TCP = re.compile(r"(tcp|tls)://[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
+
+log = logging.getLogger("grader")
 
 INSTALL_HINT = ('the cluster mode needs Dask distributed, an optional extra: '
                 'pip install "sheet11-grader[cluster]" (or pip install "dask[distributed]")')
@@ -384,6 +388,25 @@ def check_workers(client: Any, mine: Fingerprint) -> int:
     return len(prints)
 
 
+def _saturation(dask_scheduler: Any) -> float:
+    # What the running scheduler uses (read from its settings when it started).
+    return float(dask_scheduler.WORKER_SATURATION)
+
+
+def check_scheduler(client: Any) -> bool:
+    """Whether the scheduler holds a submission back until a worker is free (``grade
+    scheduler`` and ``--cluster local:N`` start it so); logs a warning with what to do if not."""
+    try:
+        saturation = float(client.run_on_scheduler(_saturation))
+    except Exception:  # noqa: BLE001 - a scheduler we may not ask still grades correctly
+        return False
+    if saturation != DASK_SETTINGS[SATURATION]:
+        log.warning("the Dask scheduler binds submissions to busy workers (worker-saturation %g), so "
+                    "the batch may take longer than it needs; start it with `grade scheduler`", saturation)
+        return False
+    return True
+
+
 def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str,
                      address: str, finished: Callable[[SubmissionResult, dict[str, str] | None], None],
                      failed: Callable[[Any, str, str], SubmissionResult],
@@ -396,6 +419,7 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
     expected = mine.to_json()
     with connect(address, rubric_path, sandbox_mode, connect_timeout) as client:
         workers = check_workers(client, mine)
+        check_scheduler(client)
         window = max(2, IN_FLIGHT_PER_WORKER * workers)
         queue = list(reversed(todo))  # pop() takes the next in order
         jobs_of: dict[Any, Any] = {}

@@ -1,9 +1,12 @@
-"""``grade worker``: start Dask workers that are fit for grading (grader/cluster.py).
+"""``grade worker`` and ``grade scheduler``: start Dask workers and a scheduler fit for grading
+(grader/cluster.py).
 
 It checks what a worker needs before it joins (Dask installed, the rubric readable, bubblewrap
 able to confine kernels unless ``--sandbox none`` is asked for), sets one torch/OpenMP thread,
 then becomes ``dask worker`` with one thread per worker process (``--nthreads 1``): each process
-grades one submission at a time, as a ``-j N`` grading process does.
+grades one submission at a time, as a ``-j N`` grading process does. ``grade scheduler`` is
+``dask scheduler`` with the Dask settings grading needs (``cluster.DASK_SETTINGS``: a worker gets
+its next submission only when it is free, so the longest-first order holds).
 """
 from __future__ import annotations
 
@@ -65,3 +68,33 @@ def worker_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
     """This environment with the grading settings the tasks read (grader/cluster.py)."""
     from grader.cluster import local_env
     return {**os.environ, **local_env(rubric_path, sandbox_mode)}
+
+
+@click.command("scheduler")
+@click.option("--port", default=8786, show_default=True, type=click.IntRange(1, 65535),
+              help="The port workers and the coordinator connect to.")
+def scheduler_command(port: int) -> None:
+    """Start the Dask scheduler that grading workers and `grade --cluster` connect to."""
+    console = Console(stderr=True)
+    with boundary(console):
+        argv = scheduler_argv(port)
+        console.print(f"Dask scheduler for grading on port {port}: start workers with "
+                      f"`grade worker tcp://THIS-HOST:{port}`", highlight=False)
+        sys.stderr.flush()
+        os.execve(argv[0], argv, scheduler_env())  # becomes `dask scheduler`
+
+
+def scheduler_argv(port: int) -> list[str]:
+    """The ``dask scheduler`` command."""
+    from grader.cluster import INSTALL_HINT
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port)]
+
+
+def scheduler_env() -> dict[str, str]:
+    """This environment with Dask's settings for grading."""
+    from grader.cluster import dask_env
+    return {**os.environ, **dask_env()}

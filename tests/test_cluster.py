@@ -21,8 +21,12 @@ from builders import GOOD_NAME, ROOT, BatchOfThree, set_group, solution, write_n
 
 from grader.batch import run_batch
 from grader.cluster import (
+    DASK_SETTINGS,
     Fingerprint,
     WorkerMismatch,
+    check_scheduler,
+    connect,
+    dask_env,
     differences,
     executor,
     fingerprint,
@@ -106,6 +110,40 @@ def test_a_task_refuses_a_file_name_that_is_a_path_and_bytes_that_do_not_match(m
             grade_remote(name, data, hashlib.sha256(data).hexdigest(), {"folder": "x"}, expected)
 
 
+def test_dask_settings_become_the_environment_variables_dask_reads() -> None:
+    import dask
+    env = dask_env({"distributed.admin.tick.interval": "1s", "distributed.worker.profile.enabled": False})
+    assert env == {"DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+                   "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+    # Read back by Dask itself, as a worker process does when it starts.
+    collected = dask.config.collect_env(dask_env())
+    for key, value in DASK_SETTINGS.items():
+        assert dask.config.get(key, config=collected) == value, key
+    assert set(dask_env()) <= set(local_env(None, "auto"))
+
+
+class _Scheduler:
+    def __init__(self, saturation: float) -> None:
+        self.saturation = saturation
+
+    def run_on_scheduler(self, function: Any) -> float:
+        return self.saturation
+
+
+def test_a_scheduler_that_binds_tasks_to_busy_workers_is_named_with_what_to_do(
+        caplog: pytest.LogCaptureFixture) -> None:
+    assert check_scheduler(_Scheduler(1.0)) is True
+    assert not caplog.records
+    assert check_scheduler(_Scheduler(1.1)) is False
+    assert "start it with `grade scheduler`" in caplog.text
+
+
+def test_grade_scheduler_is_dask_scheduler_with_the_grading_settings() -> None:
+    from grader.cluster_cli import scheduler_argv, scheduler_env
+    assert scheduler_argv(8786)[1:] == ["-m", "distributed.cli.dask_scheduler", "--port", "8786"]
+    assert scheduler_env()["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] == "1.0"
+
+
 # -- with a cluster -------------------------------------------------------------------------------
 @pytest.fixture
 def cluster_of_two() -> Any:
@@ -115,6 +153,24 @@ def cluster_of_two() -> Any:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env=env, silence_logs=50) as cluster, Client(cluster) as client:
         yield cluster, client
+
+
+@pytest.mark.slow
+def test_a_local_cluster_runs_with_the_grading_settings_in_scheduler_and_workers() -> None:
+    import dask
+
+    def settings() -> dict[str, Any]:
+        return {key: dask.config.get(key) for key in DASK_SETTINGS}
+
+    def tick(dask_scheduler: Any) -> float:
+        return float(dask_scheduler._tick_interval)
+
+    with connect("local:2", None, "none") as client:
+        assert check_scheduler(client) is True  # worker-saturation 1.0
+        assert client.run_on_scheduler(tick) == 1.0
+        on_workers = client.run(settings)
+        assert len(on_workers) == 2
+        assert all(got == DASK_SETTINGS for got in on_workers.values())
 
 
 @pytest.mark.slow
