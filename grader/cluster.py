@@ -59,8 +59,9 @@ ENV_SANDBOX = "SHEET11_SANDBOX"
 
 CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --connect-timeout
 # Submissions in flight at once per worker thread: enough to keep every worker busy while the
-# next result is written, few enough that the coordinator never holds a whole course in memory.
-# (One per worker measured slower on the benchmark: 1.30 x `-j 2` against 1.00 and 1.09 with two.)
+# next result is written (the second waits on the scheduler, which hands it to the first worker
+# that is free, with no round trip to the coordinator), few enough that the coordinator never
+# holds a whole course in memory.
 IN_FLIGHT_PER_WORKER = 2
 # Dask's settings for grading, in the coordinator's LocalCluster and every worker process (as
 # environment variables: dask_env); README, "Many machines", starts a remote scheduler with them.
