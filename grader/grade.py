@@ -249,8 +249,9 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
             # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
-        # Keyed by the secret and the bytes: a re-grade trains on the same labels (grader/recall.py).
-        key = None if ctx.secret is None else permutation_key(ctx.secret, opened.sha256)
+        # Keyed by the secret and the bytes: a re-grade trains on the same labels, and a student's
+        # `grade check` (no secret) of the same notebook gives the same verdict (grader/recall.py).
+        key = permutation_key(ctx.secret, opened.sha256)
         recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
                                          full=ctx.full_recall, key=key)
         if not defined.get(rubric.recall.function) and not why:

@@ -49,6 +49,7 @@ __all__ = [
     "KERNEL_TRAIN_CODE",
     "decide",
     "draw_permutation",
+    "PUBLIC_KEY",
     "permutation_key",
     "failure_upper_bound",
     "heldout",
@@ -191,8 +192,8 @@ def draw_permutation(n_classes: int, key: bytes | None = None) -> list[int]:
     With ``key`` (grading: :func:`permutation_key` of the course secret and the submission's
     sha256) the relabelling is a function of the key, so a re-grade of the same bytes trains on
     the same labels and reaches the same verdict, and a benchmark's legs do the same work; it
-    still cannot be reproduced without the course secret. Without a key (a student's
-    ``grade check``, which has no secret) it is drawn from the operating system's randomness.
+    still cannot be reproduced without the course secret. Without a key it is drawn from the
+    operating system's randomness.
     No class keeps its label, so a model that reads the first token instead of learning scores 0
     on the relabelled held-out data.
     """
@@ -213,11 +214,17 @@ def draw_permutation(n_classes: int, key: bytes | None = None) -> list[int]:
     return perm
 
 
-def permutation_key(secret: bytes, sha256: str) -> bytes:
+#: What `grade check` keys its relabelling with: it has no course secret, so a student's check is
+#: reproducible (the same notebook, the same relabelling) but not secret. Knowing it does not
+#: help a model that reads the input: the relabelling depends on the notebook's own bytes.
+PUBLIC_KEY = b"sheet11 grade check: no course secret"
+
+
+def permutation_key(secret: bytes | None, sha256: str) -> bytes:
     """The key of a submission's relabelling: keyed by the course secret (so students cannot
-    compute it) and by the submission's bytes (so each submission gets its own, a re-grade the
-    same)."""
-    return derive(secret, "recall.permutation", sha256)
+    compute it; :data:`PUBLIC_KEY` where there is none) and by the submission's bytes (so each
+    submission gets its own, a re-grade the same)."""
+    return derive(PUBLIC_KEY if secret is None else secret, "recall.permutation", sha256)
 
 
 def heldout(n: int, seq_len: int, n_classes: int, seed: int, perm: list[int]) -> tuple[torch.Tensor, np.ndarray]:

@@ -137,6 +137,10 @@ def test_keyed_permutation_is_reproducible_and_differs_by_secret_and_submission(
     same_course = [R.draw_permutation(8, R.permutation_key(b"s" * 32, "ab" * 32)) for _ in range(3)]
     assert same_course == [perm] * 3
     assert other_course != perm  # another course's secret relabels otherwise
+    # `grade check` has no secret: its relabelling is reproducible, and not the graded one.
+    public = R.permutation_key(None, "ab" * 32)
+    assert public == R.permutation_key(R.PUBLIC_KEY, "ab" * 32) != key
+    assert R.draw_permutation(8, public) == R.draw_permutation(8, public)
 
 
 def test_keyed_permutation_is_uniform_over_the_single_cycles() -> None:
