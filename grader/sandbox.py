@@ -299,7 +299,9 @@ class Sandbox:
             "TMPDIR": "/tmp" if self.confined else str(scratch / "tmp"),
             "LANG": "C.UTF-8",
             "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "MPLBACKEND": "Agg",
+            # Jupyter's own: a figure a cell draws is sent as a PNG display, as in the notebook
+            # the student ran (Agg would drop every plot, and warn at plt.show()).
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "MPLCONFIGDIR": str(scratch / ".mpl"),
             "IPYTHONDIR": str(scratch / ".ipython"),
             "JUPYTER_PLATFORM_DIRS": "1",
@@ -567,6 +569,10 @@ def _bwrap_args(scratch: Path, shared: tuple[Path, ...] = (), readonly: tuple[Pa
             args += ["--symlink", os.readlink(p), d]
         elif p.is_dir():
             args += ["--ro-bind", d, d]
+    # /etc made first and traversable: bwrap would create it for the first file bound inside with
+    # mode 0700, and the kernel's uid could then read none of them (fontconfig's fonts.conf for
+    # matplotlib among them, whose error would land in the student's report).
+    args += ["--perms", "0755", "--dir", "/etc"]
     for f in _ETC_FILES:
         if os.path.exists(f):
             args += ["--ro-bind", f, f]

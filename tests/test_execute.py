@@ -141,3 +141,14 @@ def test_pictures_have_a_budget_of_their_own_per_cell() -> None:
     assert f"[output cut: this cell's pictures passed {budget // 1024} KB together]" in text
     assert "text still arrives" in text
     assert _pictures(nb.cells[2]) == 1  # the next cell has its own budget
+
+
+def test_a_matplotlib_figure_arrives_as_a_picture_with_nothing_on_stderr() -> None:
+    # As in Jupyter: the inline backend sends the figure as a PNG; fontconfig finds its config
+    # in the sandbox's /etc, so no "Fontconfig error" lands in the student's report.
+    nb = _notebook("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('loss')\nplt.show()")
+    with _session() as session:
+        run = session.run_notebook(nb)
+    assert [c.status for c in run.cells] == ["ok"]
+    assert _pictures(nb.cells[0]) == 1
+    assert _text(nb.cells[0]) == ""
