@@ -326,7 +326,8 @@ def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Callable
                          connect_timeout)
     return grade_all
 
-def _dask() -> Any:
+def require_dask() -> Any:
+    """The ``distributed`` package, or a UsageError that says how to install it."""
     try:
         import distributed
     except ImportError:
@@ -340,7 +341,7 @@ def connect(address: str, rubric_path: str | None, sandbox_mode: str,
     """A Dask client for ``address``; ``local:N`` starts (and afterwards stops) a LocalCluster of
     N single-threaded worker processes grading with this rubric and sandbox mode."""
     kind, n = parse_address(address)
-    distributed = _dask()
+    distributed = require_dask()
     cluster = None
     try:
         if kind == "local":
@@ -415,7 +416,7 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
     """Grade ``todo`` (batch Jobs, in order) on the cluster; ``finished`` gets each result as it
     arrives (in this process); ``failed(job, message, detail)`` makes the result of a submission
     the cluster could not grade."""
-    distributed = _dask()
+    distributed = require_dask()
     mine = fingerprint(rubric, choose_sandbox(sandbox_mode).confined)
     expected = mine.to_json()
     with connect(address, rubric_path, sandbox_mode, connect_timeout) as client:

@@ -46,15 +46,12 @@ def worker_command(scheduler: str, nworkers: int, rubric_path: str | None, sandb
 def worker_argv(scheduler: str, nworkers: int, rubric_path: str | None, sandbox_mode: str,
                 name: str | None = None) -> list[str]:
     """The ``dask worker`` command for these settings, after checking that grading can run here."""
-    from grader.cluster import INSTALL_HINT, parse_address
+    from grader.cluster import parse_address, require_dask
     from grader.rubric import load_rubric
     from grader.sandbox import choose_sandbox
     if parse_address(scheduler)[0] != "remote":
         raise UsageError(f"grade worker needs the scheduler's address (tcp://HOST:8786), not {scheduler!r}")
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError(INSTALL_HINT) from None
+    require_dask()
     load_rubric(rubric_path)       # a bad rubric is refused here, not in the first task
     choose_sandbox(sandbox_mode)   # bwrap: SandboxUnavailable (exit 2) where it cannot confine
     argv = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1",
@@ -86,11 +83,8 @@ def scheduler_command(port: int) -> None:
 
 def scheduler_argv(port: int) -> list[str]:
     """The ``dask scheduler`` command."""
-    from grader.cluster import INSTALL_HINT
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError(INSTALL_HINT) from None
+    from grader.cluster import require_dask
+    require_dask()
     return [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port)]
 
 

@@ -565,7 +565,7 @@ class KernelSession:
                                kernel_name=KERNEL_NAME, record_timing=False,
                                extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else [])
         client.max_chars = self.limits.max_output_chars
-        client.max_picture_chars = self.limits.max_picture_kb * 1024
+        client.max_picture_chars = self.limits.max_picture_chars
         client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
         client._total = self._stored_total  # the notebook-wide cap holds across restarts
         self.client = client
@@ -583,7 +583,7 @@ class KernelSession:
         try:
             self.client.start_new_kernel_client()
             cap = _CAP_OUTPUT % (self.limits.max_output_chars + 200,
-                                 10 * self.limits.max_output_chars + self.limits.max_picture_kb * 1024)
+                                 10 * self.limits.max_output_chars + self.limits.max_picture_chars)
             if not (self._call(cap, 20)[0] == "ok"
                     and self._call(_CAP_SETTLE, 20)[0] == "ok"):
                 raise RuntimeError("the kernel did not answer its first request")

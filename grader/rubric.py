@@ -181,6 +181,11 @@ class Limits:
     max_attachments_mb: float = 4.0      # image attachments of the whole notebook
     max_picture_kb: int = 512            # pictures (base64) one cell may show, besides its text
 
+    @property
+    def max_picture_chars(self) -> int:
+        """``max_picture_kb`` in base64 characters, as the output caps count."""
+        return self.max_picture_kb * 1024
+
 
 @dataclass(frozen=True)
 class ArchiveLimits:
