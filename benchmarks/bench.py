@@ -19,7 +19,7 @@ floor   the same notebooks executed with plain nbclient, one after the other, pl
         runs as the grader's -j 1 run made for that submission and the vanilla RNN, the trained
         models on the held-out data), with no sandbox, no comparison and no report;
 -j 2    ``run_batch`` with two, as a re-grade of a copy of the ``-j 1`` folder, so that the
-        longest-first order has the durations of that earlier run (grader/schedule.py);
+        longest-first order has the durations of that earlier run (grader/batch/schedule.py);
 cluster (with ``--cluster``) ``run_batch`` on ``--cluster local:2``, re-grading a copy likewise;
         then -j 2 and the cluster once more each (the means are compared).
 
@@ -44,8 +44,8 @@ import nbformat  # noqa: E402
 from builders import set_function, set_group, solution, write_notebook  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-from grader.batch import run_batch  # noqa: E402
-from grader.cluster import executor  # noqa: E402
+from grader.batch.cluster import executor  # noqa: E402
+from grader.batch.run import run_batch  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 
 WRONG = ("def rnn_forward(x, h0, W, U, b, activation='tanh'):\n"

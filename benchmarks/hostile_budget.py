@@ -40,7 +40,7 @@ import json, resource, sys, time
 sys.path.insert(0, {tests!r})
 from builders import quick_context
 from grader.grade import grade_submission
-from grader.report import render_report
+from grader.pages.report import render_report
 ctx = quick_context(cell_timeout=5, notebook_timeout=60)
 t0 = time.monotonic()
 result = grade_submission(__import__("pathlib").Path({path!r}), ctx)

@@ -17,26 +17,27 @@ from typing import Any
 import nbformat
 
 import reference
-from grader import cases as case_inputs
-from grader import probes, resources
-from grader.bridge import Bridge, Returned
-from grader.compare import CaseResult, compare_case, missing_case, to_numpy
-from grader.concepts import match_concepts
-from grader.contract import violations as contract_violations
+from grader import resources
+from grader.checks import cases as case_inputs
+from grader.checks import probes
+from grader.checks.bridge import Bridge, Returned
+from grader.checks.compare import compare_case, missing_case, to_numpy
+from grader.checks.contract import violations as contract_violations
+from grader.checks.recall import permutation_key, run_recall
+from grader.checks.secret import load_secret
+from grader.checks.similarity import capped_code_cells
 from grader.errors import SecretError
-from grader.execute import KernelSession
-from grader.intake import read_submission
-from grader.kernelpool import KernelPool
-from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
-from grader.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.kernel.execute import KernelSession
+from grader.kernel.kernelpool import KernelPool
+from grader.kernel.sandbox import Sandbox
 from grader.outputs import notebook_outputs
-from grader.recall import permutation_key, run_recall
-from grader.result import Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
+from grader.result import CaseResult, Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
-from grader.rules import AnswerRule, check_answer
-from grader.sandbox import Sandbox
-from grader.secret import load_secret
-from grader.similarity import capped_code_cells
+from grader.submission.intake import read_submission
+from grader.submission.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
+from grader.submission.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.written.concepts import match_concepts
+from grader.written.rules import AnswerRule, check_answer
 
 TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -52,19 +53,19 @@ class Context:
     threads: int = 1
     template_answers: dict[str, str] = field(default_factory=dict)
     public: bool = False  # True: the public examples (`grade check`), never the hidden cases
-    #: The course secret the hidden inputs are drawn under (grader/secret.py); None when public.
+    #: The course secret the hidden inputs are drawn under (grader/checks/secret.py); None when public.
     secret: bytes | None = field(default=None, repr=False)
     full_recall: bool = True  # False: `grade check` without --full, train_recall's interface only
     #: `grade check`: the notebook is graded under the file name its group cell gives (a student's
     #: working name such as sheet11.ipynb is only advice), so a "reject" naming policy cannot stop it.
     name_after_group: bool = False
-    # Kernels started ahead (grader/kernelpool.py) in a batch's grading process; else one on demand.
+    # Kernels started ahead (grader/kernel/kernelpool.py) in a batch's grading process; else one on demand.
     kernels: KernelPool | None = None
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
                secret: bytes | None = None, full_recall: bool = True, name_after_group: bool = False) -> Context:
-        """A context; for hidden cases ``secret`` defaults to :func:`grader.secret.load_secret`
+        """A context; for hidden cases ``secret`` defaults to :func:`grader.checks.secret.load_secret`
         (which raises :class:`~grader.errors.SecretError` before anything is graded)."""
         answers: dict[str, str] = {}
         if TEMPLATE.exists():
@@ -100,7 +101,7 @@ def grade_submission(path: Path, ctx: Context, name: str | None = None) -> Submi
     except _Stop as stop:
         result = stop.result
     except MemoryError:
-        raise  # over the grader's memory budget: grader/batch.py reports it as such
+        raise  # over the grader's memory budget: grader/batch/run.py reports it as such
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = _stopped(ctx, name or path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
@@ -246,11 +247,11 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
                                  ctx.public, why, ctx.secret)
-            # Feedback only: probe a failing function to find the wrong term (grader/probes.py).
+            # Feedback only: probe a failing function to find the wrong term (grader/checks/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
         # Keyed by the secret and the bytes: a re-grade trains on the same labels, and a student's
-        # `grade check` (no secret) of the same notebook gives the same verdict (grader/recall.py).
+        # `grade check` (no secret) of the same notebook gives the same verdict (grader/checks/recall.py).
         key = permutation_key(ctx.secret, opened.sha256)
         recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
                                          full=ctx.full_recall, key=key)
@@ -345,7 +346,7 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
     if not public and secret is None:
         # Hidden inputs drawn from the rubric's seeds alone could be searched by the kernel.
         raise SecretError("hidden cases need the course secret; build the context with "
-                          "Context.create (it loads grader/secret.py's secret file)")
+                          "Context.create (it loads grader/checks/secret.py's secret file)")
     share = check.points / len(cases)
     stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
     for i, case in enumerate(cases, start=1):
@@ -375,7 +376,7 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
 def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
                          check: Check) -> CaseResult:
     """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
-    case's points and is named in its message (grader/contract.py explains why a kernel that
+    case's points and is named in its message (grader/checks/contract.py explains why a kernel that
     forges the evidence gains nothing)."""
     broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function)
     if not broken:

@@ -13,13 +13,71 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
 
-from grader.compare import CaseResult
 from grader.errors import ResultFormatError
 
 SubmissionStatus = Literal["graded", "rejected", "error"]
 QuestionStatus = Literal["auto", "pending", "manual"]
 SUBMISSION_STATUSES: tuple[str, ...] = get_args(SubmissionStatus)
 QUESTION_STATUSES: tuple[str, ...] = get_args(QuestionStatus)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one observation (a case or a probe) says about one catalogued mistake."""
+
+    key: str       # the mistake's key in grader/checks/mistakes.py
+    distinct: bool  # its output differs from the correct one here: this input can tell it apart
+    agrees: bool    # the student's output equals its output here
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One hidden case of one function: a finding, immutable."""
+
+    function: str
+    index: int
+    params: str
+    shapes: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str = ""
+    mistakes: tuple[str, ...] = ()
+    expected: str = ""
+    got: str = ""
+    max_abs: float | None = None
+    max_rel: float | None = None
+    series: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    #: the Bridge's status of the call (ok | raised | timeout | died | garbled); "missing" where the
+    #: function was not defined, "not_called" where the kernel could not be asked
+    call_status: str = ""
+    error_type: str = ""  # with "raised": the exception's class name, e.g. NotImplementedError
+    # The catalogued mistakes as this case saw them; the grader's own, never written out.
+    evidence: tuple[Evidence, ...] = field(default=(), repr=False)
+    consistent_with: tuple[str, ...] = ()  # several mistakes fit and no input tells them apart
+    values_note: str = ""  # "the values differ ... (first at index ...)": the plain finding
+    diagnosis: str = ""  # what the probes (or the cases together) say is wrong, in plain words
+    probes: tuple[Mapping[str, str], ...] = ()  # each probe: setting, isolates, outcome, text
+
+    @property
+    def name(self) -> str:
+        return f"{self.function}, case {self.index} ({self.params})"
+
+    @property
+    def wrong_values(self) -> bool:
+        """Failed with a value of the right structure, shape and dtype: a wrong computation."""
+        return not self.passed and self.call_status == "ok" and bool(self.expected)
+
+    def findings_json(self) -> dict[str, Any]:
+        """The attribution and probe findings of a failed case, for result.json (empty if none)."""
+        out: dict[str, Any] = {}
+        if self.consistent_with:
+            out["consistent_with"] = list(self.consistent_with)
+        if self.diagnosis:
+            out["diagnosis"] = self.diagnosis
+        if self.probes:
+            out["probes"] = [dict(p) for p in self.probes]
+        return out
 
 
 def _status(value: Any, allowed: tuple[str, ...], key: str) -> Any:
@@ -191,7 +249,7 @@ class Recall:
 
 @dataclass(frozen=True)
 class LateNote:
-    """What the late policy did (grader/late.py); the deduction comes off the total."""
+    """What the late policy did (grader/batch/late.py); the deduction comes off the total."""
 
     seconds: int
     days: int

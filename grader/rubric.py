@@ -72,7 +72,7 @@ class Case:
     """One hidden (or public) input of a function check: a seed and the shape parameters.
 
     A hidden case's seed only names it: its numbers are drawn under the course secret
-    (:func:`grader.cases.case_rng`). A public case's seed draws its numbers directly.
+    (:func:`grader.checks.cases.case_rng`). A public case's seed draws its numbers directly.
     """
 
     seed: int
@@ -197,7 +197,7 @@ class ArchiveLimits:
 
 @dataclass(frozen=True)
 class Budget:
-    """The grader's own budget per submission (grader/batch.py): wall time for all of it
+    """The grader's own budget per submission (grader/batch/run.py): wall time for all of it
     (kernel runs and restarts included) and address space beyond what the grader had loaded."""
 
     seconds: float

@@ -233,7 +233,7 @@ def summarise(runs: list[dict[str, Any]], threshold: float) -> str:
         bound on the per-seed false-fail rate, the tries a k-tries rule needs for <= 1 %, RNN
         false-passes, and LSTM/RNN time (median, p95; CPU and wall seconds).
     """
-    from grader.recall import failure_upper_bound, tries_needed  # grader owns the rule
+    from grader.checks.recall import failure_upper_bound, tries_needed  # grader owns the rule
 
     lines = [f"threshold {threshold}; k: tries for <= 1 % false-fail from the observed rate (obs) and "
              "from the 95 % upper bound (ub), independent seeds",
@@ -266,7 +266,7 @@ def summarise(runs: list[dict[str, Any]], threshold: float) -> str:
 
 def markdown(runs: list[dict[str, Any]], threshold: float) -> str:
     """The calibration table for the README (and, commented, the rubric)."""
-    from grader.recall import failure_upper_bound, tries_needed
+    from grader.checks.recall import failure_upper_bound, tries_needed
 
     rows = ["| implementation | LSTM under threshold | per-seed rate (95 % upper bound) | tries for <= 1 % "
             "(observed / bound) | LSTM CPU s median / p95 | LSTM wall s median / p95 | RNN over threshold | "

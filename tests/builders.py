@@ -14,10 +14,10 @@ from typing import Any
 
 import nbformat
 
-from grader.batch import BatchOutcome
+from grader.batch.run import BatchOutcome
 from grader.grade import Context
+from grader.kernel.sandbox import choose_sandbox
 from grader.rubric import load_rubric
-from grader.sandbox import choose_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "student_template" / "sheet11.ipynb"

@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="session")
 def _course_secret(tmp_path_factory: pytest.TempPathFactory):
-    """Hidden cases are drawn under a course secret (grader/secret.py): tests use their own, never
+    """Hidden cases are drawn under a course secret (grader/checks/secret.py): tests use their own, never
     the tutor's ~/.config/sheet11/secret (and never create one there)."""
     path = tmp_path_factory.mktemp("secret") / "secret"
     path.write_text("test-secret-" + "0" * 52 + "\n")
@@ -43,7 +43,7 @@ def batch_of_three(tmp_path_factory: pytest.TempPathFactory):
     them in the same process. A test may resume the runs but must leave their results as they are."""
     from builders import BatchOfThree, batch_inputs
 
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
     folder = tmp_path_factory.mktemp("batch_of_three")
     inputs = batch_inputs(folder)
     one = run_batch(inputs, folder / "one", jobs=1)

@@ -11,7 +11,7 @@ is the one the kernel ends up with:
   written independently of the reference in another style (numpy, float64 with explicit loops,
   einsum and autograd). They must get full points.
 - ``files/mistakes/<scenario>.ipynb``: one function replaced by a buggy version written the way a
-  student writes it (never taken from ``grader.mistakes``). ``MISTAKES[scenario]`` says which
+  student writes it (never taken from ``grader.checks.mistakes``). ``MISTAKES[scenario]`` says which
   function is replaced and what the grader should say about it.
 - ``files/mistakes/single_bug/<name>.ipynb``: twelve typical single-bug notebooks over all seven
   functions (``SINGLE_BUGS``), for the probes' naming rate (tests/test_probes.py).
@@ -392,7 +392,7 @@ class Scenario:
     function: str      # the function the student's cell replaces
     question: str      # its question id
     source: str        # the student's cell
-    phrase: str = ""   # distinctive words of the expected message (grader.mistakes wording)
+    phrase: str = ""   # distinctive words of the expected message (grader.checks.mistakes wording)
     about: str = ""    # what the mistake is, for the test's id and the reader
 
 
@@ -654,9 +654,9 @@ def rnn_forward(x, h0, W, U, b, activation="tanh"):
 
 # ------------------------------------------------------------------------------------------------
 # Twelve typical single-bug notebooks over all seven functions (tests/test_probes.py): some bugs
-# are catalogued in grader/mistakes.py, others are found only by the probes of grader/probes.py.
+# are catalogued in grader/checks/mistakes.py, others are found only by the probes of grader/checks/probes.py.
 # A report "names the bug" when it names the catalogued mistake ``mistake`` (by its key) or says
-# that the probes' term ``term`` (a key of grader.probes.TERMS) is wrong.
+# that the probes' term ``term`` (a key of grader.checks.probes.TERMS) is wrong.
 
 SINGLE_BUG_DIR = MISTAKES_DIR / "single_bug"
 
@@ -667,7 +667,7 @@ class SingleBug:
     question: str
     source: str
     mistake: str = ""  # the catalogued mistake that is this bug, if any
-    term: str = ""     # the term of grader.probes.TERMS[function] that is wrong
+    term: str = ""     # the term of grader.checks.probes.TERMS[function] that is wrong
     about: str = ""
 
 

@@ -236,7 +236,7 @@ for module in ("reference", "grader", "grader.rubric"):
 # __CHECKOUT__ is the grader's checkout, written in by the test that grades this notebook
 # (tests/test_hostile.py), so the probe looks where the grader really is on that machine.
 for path in ("__CHECKOUT__/reference/rnn.py", "__CHECKOUT__/rubrics/sheet11.toml",
-             "__CHECKOUT__/grader/sandbox.py", "__CHECKOUT__/tests/files/hostile", "__CHECKOUT__", "/root",
+             "__CHECKOUT__/grader/kernel/sandbox.py", "__CHECKOUT__/tests/files/hostile", "__CHECKOUT__", "/root",
              "/etc/shadow", "/etc/passwd", "/work", "/home"):
     try:
         if os.path.isdir(path):

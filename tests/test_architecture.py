@@ -104,4 +104,65 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
 
 def test_the_graph_sees_function_local_imports() -> None:
     graph = import_graph()
-    assert graph["grader.cli"], "the CLI imports project modules; the graph must see them"
+    assert graph["grader.cli.main"], "the CLI imports project modules; the graph must see them"
+
+
+# The wings of grader/, lowest first. A module may import the top-level modules of its own layer or
+# below, its own wing, and the wings of lower layers; never a wing of its own layer or above.
+# kernel/ never imports pages/, pages/ never imports kernel/ (both sit on layer 1 and 3 with no
+# path between them), and only cli/ sees every wing.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("grader", "grader.errors", "grader.resources", "grader.cleantext", "grader.outputs", "grader.rubric",
+     "grader.result"),
+    ("grader.submission", "grader.written", "grader.kernel"),
+    ("grader.checks",),
+    ("grader.pages",),
+    ("grader.grade",),
+    ("grader.folder",),
+    ("grader.tutors",),
+    ("grader.batch", "grader.students"),
+    ("grader.cli",),
+)
+
+
+def place(module: str) -> tuple[int, str]:
+    """(layer, wing) of a grader module: its wing package, or itself at the top level."""
+    parts = module.split(".")
+    for depth in (2, 1):
+        key = ".".join(parts[:depth])
+        for layer, members in enumerate(LAYERS):
+            if key in members:
+                return layer, key
+    raise AssertionError(f"{module} has no layer: add its wing to LAYERS in tests/test_architecture.py")
+
+
+def layer_breaks(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for module, targets in sorted(graph.items()):
+        if not module.startswith("grader"):
+            continue
+        mine = place(module)
+        for target in sorted(t for t in targets if t.startswith("grader")):
+            theirs = place(target)
+            if theirs[0] > mine[0] or (theirs[0] == mine[0] > 0 and theirs[1] != mine[1]):
+                out.append(f"{module} -> {target}")
+    return out
+
+
+def test_wings_import_only_downwards() -> None:
+    breaks = layer_breaks(import_graph())
+    assert not breaks, "imports against the layers of tests/test_architecture.py: " + "; ".join(breaks)
+
+
+def test_the_layer_rule_finds_a_planted_break() -> None:
+    # The rule must be able to fail: the kernel reaching up into the pages, and a sibling wing.
+    graph = {"grader.kernel.execute": {"grader.pages.report", "grader.rubric"},
+             "grader.written.rules": {"grader.kernel.sandbox"},
+             "grader.cli.main": {"grader.batch.run"}}
+    assert layer_breaks(graph) == ["grader.kernel.execute -> grader.pages.report",
+                                   "grader.written.rules -> grader.kernel.sandbox"]
+
+
+def test_the_top_level_stays_small() -> None:
+    top = sorted(p.name for p in (ROOT / "grader").glob("*.py"))
+    assert len(top) <= 12, f"grader/ holds {len(top)} modules at the top level; put new ones in a wing: {top}"

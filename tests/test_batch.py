@@ -10,11 +10,11 @@ import psutil
 import pytest
 from builders import FILES, GOOD_NAME, BatchOfThree, slowness
 
-import grader.batch
-from grader.batch import assign_folders, expand_inputs, run_batch
+import grader.batch.run
+from grader.batch.run import assign_folders, expand_inputs, run_batch
 from grader.errors import UsageError
-from grader.gradebook import Gradebook
-from grader.grades import grades_csv
+from grader.folder.gradebook import Gradebook
+from grader.folder.grades import grades_csv
 from grader.result import SubmissionResult
 from grader.rubric import QUESTION_IDS
 
@@ -176,14 +176,14 @@ def _budget_rubric(tmp_path: Path, seconds: float, memory_mb: int) -> str:
 def _misbehave(monkeypatch: pytest.MonkeyPatch, victim: str, action) -> None:
     """Make the late step (a post-step of grading, run in the worker) misbehave for one submission;
     the workers are forked, so they see the patch."""
-    real = grader.batch.apply_late
+    real = grader.batch.run.apply_late
 
     def step(result, *args, **kwargs):
         if result.submission == victim:
             action()
         return real(result, *args, **kwargs)
 
-    monkeypatch.setattr(grader.batch, "apply_late", step)
+    monkeypatch.setattr(grader.batch.run, "apply_late", step)
 
 
 def _no_children_left() -> None:

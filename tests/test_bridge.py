@@ -1,5 +1,5 @@
-"""The bridge's contract-rule evidence (grader/bridge.py, ``verify=True``) and the grader's verdict
-(grader/contract.py, grade._run_check).
+"""The bridge's contract-rule evidence (grader/checks/bridge.py, ``verify=True``) and the grader's verdict
+(grader/checks/contract.py, grade._run_check).
 
 Fast: the kernel is replaced by an in-process stand-in that executes the very code the bridge
 sends (the harness and the call) in a namespace holding the "student's" functions, so the same
@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import reference
-from grader import cases as case_inputs
-from grader.bridge import ArrayInfo, Bridge, InputState, Returned, TypeInfo
-from grader.contract import RULE_INPUTS, RULE_REPEAT, input_changes, repeat_difference, violations
-from grader.execute import CodeResult
+from grader.checks import cases as case_inputs
+from grader.checks.bridge import ArrayInfo, Bridge, InputState, Returned, TypeInfo
+from grader.checks.contract import RULE_INPUTS, RULE_REPEAT, input_changes, repeat_difference, violations
 from grader.grade import _run_check
+from grader.kernel.execute import CodeResult
 from grader.rubric import load_rubric
 
 SECRET = b"bridge-test-secret-0123456789abcdef"
@@ -333,7 +333,7 @@ def test_a_kernel_that_hides_the_evidence_loses_the_case(tmp_path, monkeypatch):
 
 
 def test_an_answer_too_large_to_read_is_not_asked_for_twice(tmp_path):
-    from grader.bridge import MAX_RESULT_BYTES
+    from grader.checks.bridge import MAX_RESULT_BYTES
     calls = []
 
     def huge(z, activation="tanh"):

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from builders import chromium_browser
 
-from grader.outdir import OutDir
-from grader.report import render_pages
+from grader.folder.outdir import OutDir
+from grader.pages.report import render_pages
 from grader.result import SubmissionResult
-from grader.review import write_review
 from grader.rubric import load_rubric
+from grader.tutors.review import write_review
 
 pytestmark = pytest.mark.slow
 

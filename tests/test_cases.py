@@ -1,5 +1,5 @@
 """Hidden inputs come from a course secret the kernel cannot search (issue 10); public examples
-stay reproducible from the rubric alone (grader/cases.py, grader/secret.py)."""
+stay reproducible from the rubric alone (grader/checks/cases.py, grader/checks/secret.py)."""
 from __future__ import annotations
 
 import os
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from grader import cases as case_inputs
-from grader.cases import LossSpec, case_rng, make_inputs
+from grader.checks import cases as case_inputs
+from grader.checks.cases import LossSpec, case_rng, make_inputs
+from grader.checks.secret import ENV_VAR, default_path, derive, load_secret, secret_path
 from grader.errors import SecretError
 from grader.rubric import load_rubric
-from grader.secret import ENV_VAR, default_path, derive, load_secret, secret_path
 
 A = b"course-A-" + b"a" * 32
 B = b"course-B-" + b"b" * 32
@@ -165,7 +165,7 @@ def test_without_create_a_missing_secret_is_an_error(tmp_path):
 
 def test_public_check_context_never_reads_the_secret(monkeypatch, tmp_path: Path):
     from grader.grade import Context
-    from grader.sandbox import choose_sandbox
+    from grader.kernel.sandbox import choose_sandbox
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent" / "secret"))
     monkeypatch.setattr("grader.grade.load_secret", lambda: pytest.fail("public mode read the secret"))
     ctx = Context.create(load_rubric(), choose_sandbox("none"), public=True)
@@ -182,8 +182,8 @@ def test_the_sandboxed_kernel_cannot_read_the_secret(_course_secret: Path, tmp_p
     import nbformat
     from builders import quick_context
 
-    from grader import sandbox as sandbox_mod
-    from grader.execute import KernelSession
+    from grader.kernel import sandbox as sandbox_mod
+    from grader.kernel.execute import KernelSession
     if sandbox_mod._bwrap_problem():
         pytest.skip("bubblewrap cannot run here")
     ctx = quick_context("bwrap", cell_timeout=20, notebook_timeout=60)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 
 from grader.cleantext import BIDI, reveal_controls, strip_controls
-from grader.highlight import highlight_python
-from grader.markdown import render_inline, render_markdown
 from grader.outputs import cell_outputs
+from grader.pages.highlight import highlight_python
+from grader.pages.markdown import render_inline, render_markdown
 
 
 def test_terminal_escapes_controls_and_bidi_go_and_real_text_stays() -> None:

@@ -8,8 +8,8 @@ import pytest
 from builders import FILES, GOOD_NAME
 from click.testing import CliRunner
 
-import grader.export
-from grader.cli import EXIT_NOT_ALL_GRADED, EXIT_OK, EXIT_USAGE, main
+import grader.tutors.export
+from grader.cli.main import EXIT_NOT_ALL_GRADED, EXIT_OK, EXIT_USAGE, main
 from grader.errors import Interrupted, OutputFolderError
 
 
@@ -63,7 +63,7 @@ def test_the_output_option_is_the_same_everywhere(command: str) -> None:
 def test_an_interrupt_exits_with_its_code_and_no_traceback(monkeypatch, tmp_path: Path, raised, code) -> None:
     def stop(*args, **kwargs):
         raise raised
-    monkeypatch.setattr(grader.export, "export", stop)
+    monkeypatch.setattr(grader.tutors.export, "export", stop)
     result = CliRunner().invoke(main, ["export", "-o", str(tmp_path)])
     assert result.exit_code == code and "Interrupted" in result.output and "Traceback" not in result.output
 
@@ -71,6 +71,6 @@ def test_an_interrupt_exits_with_its_code_and_no_traceback(monkeypatch, tmp_path
 def test_the_one_boundary_prints_grader_errors_escaped(monkeypatch, tmp_path: Path) -> None:
     def refuse(*args, **kwargs):
         raise OutputFolderError("[bold]x[/bold] is a symbolic link")
-    monkeypatch.setattr(grader.export, "export", refuse)
+    monkeypatch.setattr(grader.tutors.export, "export", refuse)
     result = CliRunner().invoke(main, ["export", "-o", str(tmp_path)])
     assert result.exit_code == 2 and "[bold]x[/bold] is a symbolic link" in result.output

@@ -1,4 +1,4 @@
-"""`grade --cluster` on Dask distributed (grader/cluster.py): the same results as -j 2, a worker
+"""`grade --cluster` on Dask distributed (grader/batch/cluster.py): the same results as -j 2, a worker
 killed mid-task, a worker whose setup differs, a scheduler that cannot be reached."""
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ import nbformat
 import pytest
 from builders import GOOD_NAME, ROOT, BatchOfThree, set_group, solution, write_notebook
 
-from grader.batch import run_batch
-from grader.cluster import (
+from grader.batch.cluster import (
     DASK_SETTINGS,
     Fingerprint,
     WorkerMismatch,
@@ -34,6 +33,7 @@ from grader.cluster import (
     local_env,
     parse_address,
 )
+from grader.batch.run import run_batch
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
 
@@ -78,7 +78,7 @@ def test_every_difference_is_named_with_both_sides() -> None:
     assert "torch version: coordinator 2.13.0, worker 2.12.1" in found
     keyed = Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "1234abcd5678ef90")
     assert differences(keyed, Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "")) == [
-        "course secret: the worker has none (copy the coordinator's secret file there, see grader/secret.py)"]
+        "course secret: the worker has none (copy the coordinator's secret file there, see grader/checks/secret.py)"]
     other = differences(keyed, Fingerprint("0.1.0", "a" * 64, "2.13.0", True, "ffff0000ffff0000"))
     assert len(other) == 1 and other[0].startswith("course secret: coordinator 1234abcd, worker ffff0000")
     # a sandboxed worker under an unsandboxed coordinator is no difference that matters
@@ -88,7 +88,7 @@ def test_every_difference_is_named_with_both_sides() -> None:
 def test_cluster_and_jobs_together_are_a_usage_error(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from grader.cli import EXIT_USAGE, main
+    from grader.cli.main import EXIT_USAGE, main
     sub = tmp_path / f"{GOOD_NAME}.ipynb"
     sub.write_text("{}")
     result = CliRunner().invoke(main, [str(sub), "--cluster", "local:2", "-j", "2", "-o", str(tmp_path / "o")])
@@ -139,7 +139,7 @@ def test_a_scheduler_that_binds_tasks_to_busy_workers_is_named_with_what_to_do(
 
 
 def test_grade_scheduler_is_dask_scheduler_with_the_grading_settings() -> None:
-    from grader.cluster_cli import scheduler_argv, scheduler_env
+    from grader.cli.cluster import scheduler_argv, scheduler_env
     assert scheduler_argv(8786)[1:] == ["-m", "distributed.cli.dask_scheduler", "--port", "8786"]
     assert scheduler_env()["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] == "1.0"
 
@@ -274,7 +274,7 @@ def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -
     sub = tmp_path / f"{GOOD_NAME}.ipynb"
     shutil.copyfile(ROOT / "tests" / "files" / "outdir" / f"{GOOD_NAME}.ipynb", sub)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "grader.cli", str(sub), "-o", str(tmp_path / "o"),
+    run = subprocess.run([sys.executable, "-m", "grader.cli.main", str(sub), "-o", str(tmp_path / "o"),
                           "--cluster", "tcp://127.0.0.1:9", "--connect-timeout", "3"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 2, run.stderr
@@ -284,8 +284,8 @@ def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -
 
 def test_grade_worker_is_dask_worker_with_one_thread_and_refuses_without_a_sandbox(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import grader.sandbox
-    from grader.cluster_cli import worker_argv, worker_env
+    import grader.kernel.sandbox
+    from grader.cli.cluster import worker_argv, worker_env
     from grader.errors import SandboxUnavailable
     argv = worker_argv("tcp://sched.example:8786", 4, None, "none")
     assert argv[1:] == ["-m", "distributed.cli.dask_worker", "tcp://sched.example:8786", "--nthreads", "1",
@@ -294,6 +294,6 @@ def test_grade_worker_is_dask_worker_with_one_thread_and_refuses_without_a_sandb
     assert env["OMP_NUM_THREADS"] == "1" and env["SHEET11_SANDBOX"] == "none"
     with pytest.raises(UsageError, match="scheduler's address"):
         worker_argv("local:2", 1, None, "none")
-    monkeypatch.setattr(grader.sandbox, "_bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(grader.kernel.sandbox, "_bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         worker_argv("tcp://sched.example:8786", 1, None, "bwrap")

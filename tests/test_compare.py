@@ -1,4 +1,4 @@
-"""Tests of grader/compare.py's attribution: a mistake is named only on evidence that tells it
+"""Tests of grader/checks/compare.py's attribution: a mistake is named only on evidence that tells it
 apart; otherwise "consistent with A or B". In process, no kernel."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import reference
-from grader.bridge import ArrayInfo, Returned
-from grader.cases import make_inputs
-from grader.compare import (
+from grader.checks.bridge import ArrayInfo, Returned
+from grader.checks.cases import make_inputs
+from grader.checks.compare import (
     Evidence,
     attribute,
     compare_case,
@@ -21,7 +21,7 @@ from grader.compare import (
     to_numpy,
     with_attribution,
 )
-from grader.mistakes import MISTAKES
+from grader.checks.mistakes import MISTAKES
 from grader.result import QuestionResult
 
 

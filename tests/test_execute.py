@@ -1,4 +1,4 @@
-"""Running a notebook in a confined kernel (grader/execute.py): output capped in the kernel, a
+"""Running a notebook in a confined kernel (grader/kernel/execute.py): output capped in the kernel, a
 kernel whose output channel dies is restarted, and the grader's calls do not wait for output."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from builders import quick_context
 
-from grader.execute import KernelSession
+from grader.kernel.execute import KernelSession
 
 pytestmark = pytest.mark.slow  # every test here starts a kernel
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_scores import GOOD, MEMBERS, _standard, _write_sheet
 
-from grader.cli import main
+from grader.cli.main import main
 
 
 def test_export_csv_and_json_after_scores(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_scores import fake_output, fake_result  # noqa: E402
 
-from grader.grades import TRIGGERS, neutralise, restore, safe_csv, suspicious, visible  # noqa: E402
+from grader.folder.grades import TRIGGERS, neutralise, restore, safe_csv, suspicious, visible  # noqa: E402
 
 CELLS = st.one_of(st.text(), st.sampled_from(["=1+2", "+1", "-1", "-x", "@SUM(A1)", "\t=1", "\r=1", "'=1", "''=1",
                                               "0.5", "-0.25", "1e5", "=", "'", "''", "-", "+-1"]),

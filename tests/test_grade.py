@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from builders import FILES, GOOD_NAME, SOLUTION, TEMPLATE, notebook_bytes, quick_context, write_zip
 
-from grader import recall
+from grader.checks import recall
 from grader.grade import grade_submission
 from grader.result import SubmissionResult
 from grader.rubric import AUTO_IDS, WRITTEN_IDS

@@ -26,11 +26,11 @@ from builders import GOOD_NAME, quick_context
 from make_function_fixtures import FUNCTIONS, MISTAKES, MISTAKES_DIR, STYLES, STYLES_DIR, build_all
 
 import reference
-from grader.cases import make_inputs
-from grader.compare import CaseResult, to_numpy
+from grader.checks.cases import make_inputs
+from grader.checks.compare import to_numpy
+from grader.checks.mistakes import mistakes_for
 from grader.grade import grade_submission
-from grader.mistakes import mistakes_for
-from grader.result import SubmissionResult
+from grader.result import CaseResult, SubmissionResult
 from grader.rubric import load_rubric
 
 AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
@@ -128,7 +128,7 @@ def test_styles_match_the_reference_in_process(style: str) -> None:
 
 
 def test_every_named_scenario_has_a_mistake_description() -> None:
-    """The phrases the tests look for are in grader/mistakes.py's wording."""
+    """The phrases the tests look for are in grader/checks/mistakes.py's wording."""
     for name in NAMED:
         scenario = MISTAKES[name]
         descriptions = [m.description for m in mistakes_for(scenario.function)]
@@ -276,7 +276,7 @@ def _in_process(path: Path, tmp_path: Path) -> dict[str, list[CaseResult]]:
     real bridge code (files, JSON, .npy) into them; function -> its case results."""
     from test_bridge import SECRET, FakeSession
 
-    from grader.bridge import Bridge
+    from grader.checks.bridge import Bridge
     from grader.grade import _run_check
     nb = nbformat.read(str(path), as_version=4)
     namespace: dict = {"__name__": "__main__"}

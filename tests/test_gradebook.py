@@ -6,7 +6,7 @@ from pathlib import Path
 
 from test_scores import MEMBERS, fake_result
 
-from grader.gradebook import Gradebook
+from grader.folder.gradebook import Gradebook
 from grader.result import SubmissionResult
 
 

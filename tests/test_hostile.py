@@ -159,7 +159,7 @@ def test_file_bomb_is_stopped_by_the_file_size_limit(ctx):
 def test_print_flood_is_stopped_and_keeps_grader_memory_and_report_small(ctx):
     """A runaway cell like those above, which also prints as fast as it can (one grading for both
     claims). The output is cut in the kernel, so its output channel keeps working (test_execute)."""
-    from grader.report import render_report
+    from grader.pages.report import render_report
     hwm = memory_kb()
     result = grade("print_flood", ctx, 60)
     assert_runaway_stopped(result, "cell.timeout")
@@ -178,7 +178,7 @@ def test_forged_comparisons_get_the_points_of_the_wrong_functions(ctx):
 
 
 def test_fake_grader_output_changes_nothing(ctx, capfd):
-    from grader.report import render_report
+    from grader.pages.report import render_report
     result = grade("fake_output", ctx, 20)
     assert auto_points(result) == SOLUTION_POINTS and result.points == FULL
     captured = capfd.readouterr()
@@ -270,7 +270,7 @@ def tree_snapshot(root: Path, skip: Path) -> dict[str, tuple[int, str]]:
 
 
 def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tmp, monkeypatch):
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
     rubric = short_rubric(tmp_path / "rubric.toml")
     subs = tmp_path / "subs"
     good = good_submissions(subs)
@@ -314,7 +314,7 @@ def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tm
 
 def cli(subs: Path, out: Path, rubric: Path, tmp: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp))
-    return subprocess.Popen([sys.executable, "-m", "grader.cli", "run", str(subs), "-o", str(out),
+    return subprocess.Popen([sys.executable, "-m", "grader.cli.main", "run", str(subs), "-o", str(out),
                              "--rubric", str(rubric)], cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -370,7 +370,7 @@ def _killed_batch(tmp_path: Path, subs: Path, rubric: Path, hashes: dict, tmp: P
 def test_parallel_batch_with_a_fork_bomb(tmp_path):
     """os.fork() in a loop, graded beside a good submission (two kernels at once): the
     process limit stops it, the kernel is restarted, and the other kernel is not starved."""
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
     rubric = short_rubric(tmp_path / "rubric.toml")
     subs = tmp_path / "subs"
     good = good_submissions(subs)[:1]
@@ -403,7 +403,7 @@ def test_long_answers_are_read_in_bounded_time(ctx):
 
 
 def test_one_attachment_referenced_100_times_is_inlined_once(ctx):
-    from grader.report import render_report
+    from grader.pages.report import render_report
     hwm = memory_kb()
     result = grade("attachment_flood", ctx, 60)
     html = render_report(result.to_json())
@@ -425,8 +425,8 @@ def test_metadata_counts_against_the_output_cap(ctx):
 
 def test_outputs_of_many_cells_are_capped_for_the_whole_notebook(private_tmp):
     """600 cells printing 19 KB each: only max_outputs_mb is kept, then one note per cell."""
-    from grader.execute import KernelSession
-    from grader.notebook import parse_notebook
+    from grader.kernel.execute import KernelSession
+    from grader.submission.notebook import parse_notebook
     context = quick_context(cell_timeout=5, notebook_timeout=120, max_outputs_mb=1.0)
     nb = parse_notebook(fixture("output_flood").read_bytes(), context.rubric.limits)
     with KernelSession(context.sandbox, context.rubric.limits) as session:
@@ -505,7 +505,7 @@ def test_planted_socket_links_are_never_connected(ctx):
 
 
 def test_subnormal_gradient_norms_are_drawn(ctx):
-    from grader.report import render_report
+    from grader.pages.report import render_report
     result = grade("tiny_norms", ctx, 60)
     html = render_report(result.to_json())
     assert "could not be drawn" not in html

@@ -1,8 +1,8 @@
 """Bad input: archives and notebooks that must be refused (or accepted) before any kernel runs.
 
 The fixtures are in ``tests/files/hostile/`` (written by ``tests/make_hostile_fixtures.py``).
-Most tests here read a submission with :func:`grader.intake.read_submission` and
-:func:`grader.notebook.parse_notebook` only; those that grade stop before a kernel starts.
+Most tests here read a submission with :func:`grader.submission.intake.read_submission` and
+:func:`grader.submission.notebook.parse_notebook` only; those that grade stop before a kernel starts.
 The one that renders a report (``test_script_in_answers_is_inert_in_the_report``) starts a kernel.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from builders import GOOD_NAME, notebook_bytes, slowness, solution, write_zip
 from make_hostile_fixtures import FIXTURES, fixture
 
 from grader.grade import grade_submission
-from grader.intake import read_submission
-from grader.notebook import NotebookInvalid, parse_notebook
 from grader.rubric import load_rubric
+from grader.submission.intake import read_submission
+from grader.submission.notebook import NotebookInvalid, parse_notebook
 
 RUBRIC = load_rubric()
 
@@ -167,7 +167,7 @@ def test_invalid_notebook(key, words):
 def test_invalid_notebook_is_graded_as_error_without_a_kernel(key, monkeypatch):
     from builders import quick_context
 
-    from grader import execute
+    from grader.kernel import execute
     monkeypatch.setattr(execute.KernelSession, "run_notebook",
                         lambda *a: pytest.fail("no kernel may start for an invalid notebook"))
     data = grade_submission(fixture(key), quick_context()).to_json()
@@ -278,7 +278,7 @@ def test_active_markup_detector_works():
 
 @pytest.mark.slow
 def test_script_in_answers_is_inert_in_the_report(tmp_path):
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
     out = tmp_path / "out"
     t0 = time.monotonic()
     outcome = run_batch([str(fixture("xss"))], out)
@@ -299,7 +299,7 @@ def test_script_in_answers_is_inert_in_the_report(tmp_path):
 
 # -- round 2 (issue 10): nothing recursive or unbounded on a student's file -----------------------
 def test_json_nested_100000_deep_is_refused_without_recursion():
-    from grader.notebook import MAX_JSON_DEPTH, json_depth
+    from grader.submission.notebook import MAX_JSON_DEPTH, json_depth
     data = fixture("deep_nesting").read_bytes()
     assert json_depth(data.decode()) > MAX_JSON_DEPTH
     with pytest.raises(NotebookInvalid, match="nested more than"):
@@ -311,13 +311,13 @@ def test_json_nested_100000_deep_is_refused_without_recursion():
     ('"\\\\"', 0), ('"never closed [[[', 0), ("[" * 1000, 1000),
 ])
 def test_json_depth_skips_strings_and_escapes(text, depth):
-    from grader.notebook import json_depth
+    from grader.submission.notebook import json_depth
     assert json_depth(text) == depth
 
 
 @pytest.mark.timeout(60)
 def test_json_depth_is_linear_on_hostile_strings():
-    from grader.notebook import json_depth
+    from grader.submission.notebook import json_depth
     # An unterminated string of escapes once made the string pattern backtrack quadratically.
     assert json_depth('"\\' * 2_000_000) == 0
     assert json_depth('"' + "\\a" * 2_000_000 + "[[") == 0
@@ -334,7 +334,7 @@ def test_too_many_cells_is_a_finding_not_work():
 
 
 def test_attachments_keep_images_only_and_are_inlined_once():
-    from grader.report import render_markdown
+    from grader.pages.report import render_markdown
     nb = parse_notebook(fixture("attachment_flood").read_bytes(), RUBRIC.limits)
     cell = next(c for c in nb.cells if "answer-11.3.2" in c.metadata.get("tags", []))
     assert list(cell.attachments) == ["tree.png"]
@@ -347,7 +347,7 @@ def test_attachments_keep_images_only_and_are_inlined_once():
 
 
 def test_attachments_over_the_notebook_cap_are_dropped_with_a_note():
-    from grader.notebook import clean_attachments
+    from grader.submission.notebook import clean_attachments
     nb = parse_notebook(fixture("attachment_flood").read_bytes())
     notes = clean_attachments(nb, max_bytes=100_000)
     cell = next(c for c in nb.cells if "answer-11.3.2" in c.metadata.get("tags", []))
@@ -361,8 +361,8 @@ def test_attachments_over_the_notebook_cap_are_dropped_with_a_note():
 ])
 @pytest.mark.parametrize("log", [True, False])
 def test_charts_draw_any_numbers(values, log):
-    from grader.charts import MAX_POINTS, Line, line_chart
-    from grader.report import _env
+    from grader.pages.charts import MAX_POINTS, Line, line_chart
+    from grader.pages.report import _env
     svg = line_chart(_env, [Line("a", values, "#000"), Line("b", values[::-1], "#111")], "t", "x", "y", log=log)
     drawable = [v for v in values if v == v and abs(v) != float("inf") and (v > 0 or not log)]
     if not drawable:
@@ -373,8 +373,8 @@ def test_charts_draw_any_numbers(values, log):
 
 
 def test_bar_chart_takes_nan_inf_and_negative_values():
-    from grader.charts import Bar, bar_chart
-    from grader.report import _env
+    from grader.pages.charts import Bar, bar_chart
+    from grader.pages.report import _env
     svg = bar_chart(_env, [Bar("a", float("nan")), Bar("b", -3.0), Bar("c", float("inf"))], "t", "x", "y",
                     float("nan"), (float("inf"), "line"))
     assert svg is not None and 'height="-' not in svg and "nan" not in svg.split("<title>nan")[0]

@@ -6,7 +6,7 @@ then completes the batch.
 The batch is small on purpose so that 20 + 5 interrupted runs stay within a few minutes: one
 notebook that runs in a kernel (the stage where kernels could be left behind) and two broken ones
 (graded without a kernel). A moment is drawn from when the command's signal handling is in place
-(the first lines of grader/cli.py; before that, about 0.1 s, Python's default applies) to a little
+(the first lines of grader/cli/main.py; before that, about 0.1 s, Python's default applies) to a little
 past a typical run.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _inputs(tmp_path: Path) -> Path:
 
 def _start(src: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "grader.cli", str(src), "-o", str(out), "-j", "2"],
+    return subprocess.Popen([sys.executable, "-m", "grader.cli.main", str(src), "-o", str(out), "-j", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
 
 

@@ -1,4 +1,4 @@
-"""Kernels started ahead (grader/kernelpool.py): one fresh kernel per submission, never reused,
+"""Kernels started ahead (grader/kernel/kernelpool.py): one fresh kernel per submission, never reused,
 confined exactly like a kernel started on demand."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import nbformat
 import pytest
 from builders import quick_context
 
-from grader.execute import KERNEL_NAME, KernelSession
-from grader.kernelpool import KernelPool
-from grader.sandbox import choose_sandbox, kernel_uid
+from grader.kernel.execute import KERNEL_NAME, KernelSession
+from grader.kernel.kernelpool import KernelPool
+from grader.kernel.sandbox import choose_sandbox, kernel_uid
 
 
 @pytest.fixture
@@ -209,7 +209,7 @@ def test_cgroups_of_killed_grading_processes_are_swept_and_live_ones_kept() -> N
     import os
     import subprocess
 
-    from grader.sandbox import CGROUP_ROOT, _cgroup_layout, sweep_stale_cgroups
+    from grader.kernel.sandbox import CGROUP_ROOT, _cgroup_layout, sweep_stale_cgroups
     layout = _cgroup_layout()
     if not layout:
         pytest.skip("no writable cgroup here (needs root and cgroup v2 or v1 memory+pids)")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_scores import MEMBERS, fake_result
 
-from grader.batch import Job, post_grade
+from grader.batch.late import apply_late, parse_time, read_manifest, submission_time
+from grader.batch.run import Job, post_grade
 from grader.errors import UsageError
-from grader.late import apply_late, parse_time, read_manifest, submission_time
-from grader.report import render_report
+from grader.pages.report import render_report
 from grader.result import SubmissionResult
 from grader.rubric import Late, load_rubric
 

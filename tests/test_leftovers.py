@@ -25,10 +25,10 @@ import psutil
 import pytest
 from builders import FILES, GOOD_NAME, slowness
 
-from grader import sandbox as sandbox_mod
-from grader.execute import KernelSession
+from grader.kernel import sandbox as sandbox_mod
+from grader.kernel.execute import KernelSession
+from grader.kernel.sandbox import UID_BASE, UID_SLOT_STRIDE, choose_sandbox
 from grader.rubric import load_rubric
-from grader.sandbox import UID_BASE, UID_SLOT_STRIDE, choose_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SLEEPER = FILES / "leftovers" / "sleeps_in_a_cell.ipynb"
@@ -146,7 +146,7 @@ def _submissions(tmp_path: Path, n: int) -> Path:
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "grader.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "grader.cli.main", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -162,7 +162,7 @@ def _end(proc: subprocess.Popen) -> None:
 @needs_bwrap
 def test_killed_batch_leaves_no_kernel(tmp_path, run_env):
     # Two submissions and one worker: the worker also holds the next submission's kernel,
-    # started ahead (grader/kernelpool.py), beside the sleeping one.
+    # started ahead (grader/kernel/kernelpool.py), beside the sleeping one.
     batch = _cli([str(_submissions(tmp_path, 2)), "-o", str(tmp_path / "out"), "-j", "1"], run_env)
     try:
         owners, below = _sleeping_kernels(batch)
@@ -251,7 +251,7 @@ def test_a_launched_command_dies_with_its_launcher():
     # A launcher (standing for a grading process) starts a command through the guard, which
     # execs it; the launcher is then killed, and nothing of it can clean up.
     code = ("import subprocess, time\n"
-            "from grader.sandbox import die_with_launcher_argv\n"
+            "from grader.kernel.sandbox import die_with_launcher_argv\n"
             "p = subprocess.Popen(die_with_launcher_argv() + ['sleep', '3600'])\n"
             "print(p.pid, flush=True)\n"
             "time.sleep(3600)\n")

@@ -1,4 +1,4 @@
-"""Tests of grader/mistakes.py: the correct configurations against independent oracles, and every
+"""Tests of grader/checks/mistakes.py: the correct configurations against independent oracles, and every
 mistake distinguishable from the correct output on inputs of the rubric's shapes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader import mistakes as M
+from grader.checks import mistakes as M
 
 RUBRIC = Path(__file__).resolve().parents[1] / "rubrics" / "sheet11.toml"
 FUNCTIONS = ["rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -351,7 +351,7 @@ def test_mistakes_run_under_no_grad_and_with_default_activation():
 
 # ---------------------------------------------------------------------------------------------
 # The known confusions: pairs of mistakes that coincide on some inputs and differ on others. The
-# grader must then say "consistent with A or B" (grader/compare.py), so the coincidence is real.
+# grader must then say "consistent with A or B" (grader/checks/compare.py), so the coincidence is real.
 
 
 def _by(function: str, key: str) -> M.Mistake:

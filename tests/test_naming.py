@@ -1,4 +1,4 @@
-"""The group cell and the submission file name (grader.naming, contract §2 and §4)."""
+"""The group cell and the submission file name (grader.submission.naming, contract §2 and §4)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.errors import GraderError
-from grader.naming import (
+from grader.submission.naming import (
     GroupCellError,
     Member,
     check_naming,
@@ -359,7 +359,7 @@ def test_suggested_filename_always_passes(names: list[str], ids: list[str], ext:
 
 @pytest.mark.timeout(30)
 def test_a_name_of_3200_parts_is_a_finding_not_work() -> None:
-    from grader.naming import GroupCellError, read_group
+    from grader.submission.naming import GroupCellError, read_group
     source = 'GROUP = [{"name": "' + "Ada " * 3200 + 'X", "student_id": "1", "email": "a@b.cd"}]'
     with pytest.raises(GroupCellError, match="characters long"):
         read_group(source)
@@ -368,7 +368,7 @@ def test_a_name_of_3200_parts_is_a_finding_not_work() -> None:
 
 @pytest.mark.timeout(30)
 def test_a_huge_group_cell_is_refused_before_parsing() -> None:
-    from grader.naming import MAX_GROUP_CELL_CHARS, GroupCellError, read_group
+    from grader.submission.naming import MAX_GROUP_CELL_CHARS, GroupCellError, read_group
     with pytest.raises(GroupCellError, match="group cell is"):
         read_group("GROUP = [" + "[" * MAX_GROUP_CELL_CHARS + "]")
 
@@ -381,7 +381,7 @@ def test_a_file_name_over_255_characters_is_a_pattern_finding() -> None:
 def test_name_matching_visits_each_character_once_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """The matcher is one left-to-right pass per part list: the spellings of each character of
     the name are looked up once per pass (the old matcher re-ran every run of parts: cubic)."""
-    import grader.naming as naming
+    import grader.submission.naming as naming
     calls = 0
     real = naming._spellings
 

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_scores import MEMBERS, fake_output, fake_result
 
-import grader.outdir
+import grader.folder.outdir
 from grader.errors import OutputFolderError, UsageError
-from grader.outdir import MAX_NAME, OutDir, folder_name, safe_pages, write_atomic
+from grader.folder.outdir import MAX_NAME, OutDir, folder_name, safe_pages, write_atomic
 from grader.result import SubmissionResult
 
 
@@ -81,7 +81,7 @@ def test_results_read_back_typed_and_unreadable_ones_are_named(tmp_path: Path) -
 def test_a_report_that_cannot_be_drawn_becomes_a_short_page(monkeypatch) -> None:
     def broken(data):
         raise ValueError("math domain error")
-    monkeypatch.setattr(grader.outdir, "render_pages", broken)
+    monkeypatch.setattr(grader.folder.outdir, "render_pages", broken)
     pages = safe_pages(fake_result("A_1_B_2", MEMBERS[0]))
     assert set(pages) == {"report.html", "tutor.html"}
     assert all("could not be drawn (ValueError)" in html and "result.json" in html for html in pages.values())

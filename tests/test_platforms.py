@@ -30,10 +30,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
-from grader.cli import main
+from grader.cli.main import main
 from grader.errors import UsageError
-from grader.platforms import PlatformError, fill_canvas, fill_moodle, parse_csv, quote_like, splice
-from grader.scores import import_sheet, load_results
+from grader.tutors.platforms import PlatformError, fill_canvas, fill_moodle, parse_csv, quote_like, splice
+from grader.tutors.scores import import_sheet, load_results
 
 FILES = Path(__file__).resolve().parent / "files" / "platforms"
 ADA = "Lovelace_2571234_Turing_2579876"

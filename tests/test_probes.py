@@ -1,4 +1,4 @@
-"""Tests of grader/probes.py: designed inputs that isolate one term, and the verdicts they give.
+"""Tests of grader/checks/probes.py: designed inputs that isolate one term, and the verdicts they give.
 
 Fast tests run the probes in this process against a fake Bridge that calls a Python function
 (a catalogued mistake or a student's cell) and hands back what the kernel would: plain float64
@@ -19,13 +19,13 @@ from builders import GOOD_NAME, quick_context
 from make_function_fixtures import EITHER, MISTAKES_DIR, SINGLE_BUG_DIR, SINGLE_BUGS, SingleBug, build_single_bugs
 
 import reference
-from grader import probes as P
-from grader.bridge import ArrayInfo, Returned
-from grader.cases import make_inputs
-from grader.compare import compare_case, describe, to_numpy
+from grader.checks import probes as P
+from grader.checks.bridge import ArrayInfo, Returned
+from grader.checks.cases import make_inputs
+from grader.checks.compare import compare_case, describe, to_numpy
+from grader.checks.mistakes import MISTAKES
 from grader.grade import grade_submission
-from grader.mistakes import MISTAKES
-from grader.report import render_report
+from grader.pages.report import render_report
 from grader.rubric import load_rubric
 
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",

@@ -1,4 +1,4 @@
-"""The recall verdict (grader/recall.py): the decision rule, the relabelled data, the kernel's CPU
+"""The recall verdict (grader/checks/recall.py): the decision rule, the relabelled data, the kernel's CPU
 time read from outside, the rubric keys, and the numbers students see following the rubric.
 
 Fast tests run no kernel and train nothing; the ``slow`` ones grade fixture notebooks
@@ -22,7 +22,7 @@ import torch
 from builders import ROOT
 
 import reference
-from grader import recall as R
+from grader.checks import recall as R
 from grader.errors import RubricError
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 
@@ -264,7 +264,7 @@ def test_process_tree_cpu_counts_a_finished_child() -> None:
 
 
 def test_cgroup_cpu_seconds_v2_and_v1(tmp_path: Path) -> None:
-    from grader.sandbox import KernelCgroup
+    from grader.kernel.sandbox import KernelCgroup
     v2 = tmp_path / "v2"
     v2.mkdir()
     (v2 / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
@@ -278,7 +278,7 @@ def test_cgroup_cpu_seconds_v2_and_v1(tmp_path: Path) -> None:
 
 
 def test_a_real_cgroup_counts_the_cpu_of_everything_that_ran_in_it() -> None:
-    from grader.sandbox import KernelCgroup, _cgroup_layout
+    from grader.kernel.sandbox import KernelCgroup, _cgroup_layout
     if not _cgroup_layout():
         pytest.skip("no writable cgroup here (needs root and cgroup memory/pids controllers)")
     cgroup = KernelCgroup.create(f"sheet11-recall-test-{os.getpid()}", load_rubric().limits)
@@ -308,7 +308,7 @@ class _Session:
 
 
 def test_kernel_cpu_prefers_the_cgroup_then_proc(tmp_path: Path) -> None:
-    from grader.sandbox import KernelCgroup
+    from grader.kernel.sandbox import KernelCgroup
     d = tmp_path / "cg"
     d.mkdir()
     (d / "cpu.stat").write_text("usage_usec 7000000\n")
@@ -361,14 +361,14 @@ OTHER = {"seq_len": 45, "threshold": 0.85, "cpu_time_limit": 77, "wall_time_limi
 
 
 def test_release_ships_the_committed_template_for_the_default_rubric(tmp_path: Path) -> None:
-    from grader import student
+    from grader.students import student
     student.release(tmp_path / "bundle")
     shipped = (tmp_path / "bundle" / "sheet11.ipynb").read_bytes()
     assert shipped == (ROOT / "student_template" / "sheet11.ipynb").read_bytes()
 
 
 def test_template_release_and_self_check_follow_the_rubric(tmp_path: Path) -> None:
-    from grader import student
+    from grader.students import student
     build_template = load_private("recall_build_template", ROOT / "student_template" / "build_template.py")
     sheet11_check = load_private("recall_sheet11_check", ROOT / "student_template" / "sheet11_check.py")
 
@@ -498,7 +498,7 @@ def test_compare_rnn_off_skips_the_rnn_and_says_so(monkeypatch: pytest.MonkeyPat
 
 
 def test_compare_rnn_off_shows_in_result_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader.report import recall_plot
+    from grader.pages.report import recall_plot
     from grader.result import Recall
     plot = str(recall_plot(0.95, None, 0.9, rnn_run=False))
     assert "vanilla RNN" not in plot and "LSTM" in plot
@@ -511,8 +511,8 @@ def test_compare_rnn_off_shows_in_result_and_report(monkeypatch: pytest.MonkeyPa
 def test_grade_check_full_flag_reaches_the_grading_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from grader import student
-    from grader.student_cli import check_command
+    from grader.cli.students import check_command
+    from grader.students import student
 
     seen: list[bool] = []
 
@@ -532,8 +532,9 @@ def test_grade_check_full_flag_reaches_the_grading_context(tmp_path: Path, monke
 
 
 def test_check_notebook_passes_full_to_the_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import grade, selfcheck
+    from grader import grade
     from grader.result import SubmissionResult
+    from grader.students import selfcheck
 
     contexts = []
 
@@ -554,7 +555,7 @@ def test_check_notebook_passes_full_to_the_context(tmp_path: Path, monkeypatch: 
 
 def test_grading_context_runs_the_full_experiment_by_default() -> None:
     from grader.grade import Context
-    from grader.sandbox import choose_sandbox
+    from grader.kernel.sandbox import choose_sandbox
     assert Context.create(load_rubric(), choose_sandbox("none")).full_recall is True
 
 
@@ -573,7 +574,7 @@ def test_first_token_cheat_earns_nothing(tmp_path: Path) -> None:
     from make_hostile_fixtures import fixture
 
     from grader.grade import Context, grade_submission
-    from grader.sandbox import choose_sandbox
+    from grader.kernel.sandbox import choose_sandbox
 
     src = fixture("recall_cheat")
     path = tmp_path / src.name
@@ -596,7 +597,7 @@ def test_correct_implementation_with_its_own_random_stream_passes(tmp_path: Path
     from make_recall_fixtures import FIXTURES
 
     from grader.grade import Context, grade_submission
-    from grader.sandbox import choose_sandbox
+    from grader.kernel.sandbox import choose_sandbox
 
     rubric = load_rubric(rubric_with(tmp_path, compare_rnn=False))
     src = FIXTURES["own_stream"][0]

@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
-from grader.compare import CaseResult
-from grader.concepts import model_answers
-from grader.highlight import defining_cells
-from grader.markdown import MAX_FORMULA_CHARS, latex_to_mathml, render_inline
 from grader.outputs import MAX_IMAGE_CHARS, MAX_TEXT_CHARS, cell_outputs, notebook_outputs
-from grader.report import (
+from grader.pages.highlight import defining_cells
+from grader.pages.markdown import MAX_FORMULA_CHARS, latex_to_mathml, render_inline
+from grader.pages.report import (
     PAGES,
     gradient_plot,
     render_markdown,
@@ -24,8 +22,9 @@ from grader.report import (
     render_summary,
     render_tutor_report,
 )
-from grader.result import Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
+from grader.result import CaseResult, Flag, QuestionResult, Recall, SubmissionResult, WrittenAnswer
 from grader.rubric import load_rubric
+from grader.written.concepts import model_answers
 
 FILES = Path(__file__).resolve().parent / "files"
 FIXTURES = FILES / "reports"
@@ -319,7 +318,7 @@ def test_summary_counts_pass_rates_and_mistakes() -> None:
 
 
 def test_charts_are_inline_svg_and_deterministic() -> None:
-    from grader.report import histogram, recall_plot
+    from grader.pages.report import histogram, recall_plot
     checks = [{"function": "hidden_grad_norms", "case": 1,
                "series": {"got": [1e-4, 1e-2, 1.0], "expected": [1e-4, 1e-2, 1.0]}}]
     a, b = gradient_plot(checks), gradient_plot(checks)
@@ -382,7 +381,7 @@ def test_rendering_does_not_change_the_result() -> None:
 
 
 def test_math_work_is_bounded_per_text() -> None:
-    from grader.markdown import MAX_MATH_CHARS
+    from grader.pages.markdown import MAX_MATH_CHARS
     formula = r"\frac{\partial h_{t}}{\partial h_{t-1}} = W^\top \operatorname{diag}(f'(z_t)) + \sum_{k=1}^{T} a_k^2"
     text = " ".join(f"${formula}$" for _ in range(1500))  # ~150k characters of formulas
     html = str(render_markdown(text))
@@ -392,14 +391,14 @@ def test_math_work_is_bounded_per_text() -> None:
 
 
 def test_tutor_comments_render_markdown_and_math_but_show_html_as_text() -> None:
-    from grader.markdown import render_comment
+    from grader.pages.markdown import render_comment
     html = str(render_comment("**Good**: $h_t = f(h_{t-1}, x_t)$, but <b>bias</b> [x](javascript:alert(1))"))
     assert "<strong>Good</strong>" in html and "<math" in html and "&lt;b&gt;bias&lt;/b&gt;" in html
     assert "href" not in html
 
 
 def test_definitions_in_blocks_and_past_the_parse_budget() -> None:
-    from grader.highlight import MAX_TOTAL_PARSE_CHARS
+    from grader.pages.highlight import MAX_TOTAL_PARSE_CHARS
     block = "match mode:\n    case 'a':\n        def rnn_forward(x):\n            return x\n"
     assert [(c.first, c.last, c.whole_cell) for c in defining_cells([block], ["rnn_forward"])] == [(3, 4, False)]
     filler = "x = 1\n# def\n" * (MAX_TOTAL_PARSE_CHARS // 12 // 10)

@@ -11,8 +11,8 @@ import pytest
 from test_scores import MEMBERS, fake_output, fake_result
 
 from grader.errors import UsageError
-from grader.review import suggested_score, write_review
 from grader.rubric import WRITTEN_IDS
+from grader.tutors.review import suggested_score, write_review
 
 
 def _out(tmp_path: Path) -> Path:
@@ -97,7 +97,7 @@ def test_model_answers_render_their_math(tmp_path: Path) -> None:
 def test_an_import_refreshes_the_review_index(tmp_path: Path) -> None:
     from test_scores import _write_sheet
 
-    from grader.scores import import_sheet
+    from grader.tutors.scores import import_sheet
     out = _out(tmp_path)
     outcome = write_review(out)
     rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))

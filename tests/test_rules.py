@@ -1,9 +1,9 @@
-"""Word, sentence, citation and blank rules of contract §5 (grader.rules)."""
+"""Word, sentence, citation and blank rules of contract §5 (grader.written.rules)."""
 from __future__ import annotations
 
 import pytest
 
-from grader.rules import (
+from grader.written.rules import (
     MAX_ANSWER_CHARS,
     AnswerRule,
     check_answer,
@@ -426,7 +426,7 @@ def test_realistic_answer_passes() -> None:
 def test_chunks_are_bounded_and_lose_nothing() -> None:
     """pysbd is quadratic in its input: every piece it sees is at most _CHUNK characters, so the
     work is at most (n / (_CHUNK / 2)) * _CHUNK**2, linear in n."""
-    from grader.answertext import _CHUNK, _chunks
+    from grader.written.answertext import _CHUNK, _chunks
     texts = ["a b, " * 40_000, "a" * 200_001, "x. " * 70_000, "One. Two! Three? " * 10_000,
              "word " * 3 + "\t" * 5000, "Short answer. Fine."]
     for text in texts:
@@ -437,7 +437,7 @@ def test_chunks_are_bounded_and_lose_nothing() -> None:
 
 
 def test_chunks_prefer_sentence_ends() -> None:
-    from grader.answertext import _chunks
+    from grader.written.answertext import _chunks
     text = "This is a sentence of some length here. " * 200
     pieces = _chunks(text)
     assert len(pieces) > 1 and all(p.endswith(". ") for p in pieces[:-1])
@@ -474,7 +474,7 @@ def test_bounded_patterns_still_find_citations() -> None:
 
 
 def test_sources_line_parser_matches_the_contract() -> None:
-    from grader.answertext import _is_sources_line
+    from grader.written.answertext import _is_sources_line
     for line in ["Sources:", "**Sources:**", "*Source*: a", "## References", "References",
                  "> Sources: x", "__References__:", "   sources :  x"]:
         assert _is_sources_line(line), line

@@ -1,6 +1,6 @@
 """The sandbox, seen from inside a student's kernel and from the grader.
 
-Kernel tests run small notebooks in a :class:`~grader.execute.KernelSession` (as grading does)
+Kernel tests run small notebooks in a :class:`~grader.kernel.execute.KernelSession` (as grading does)
 and read what the cells printed: a probe prints one JSON line, ``PROBE {...}``.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ import nbformat
 import pytest
 from builders import GOOD_NAME, quick_context, solution, write_notebook
 
-from grader import sandbox as sandbox_mod
 from grader.errors import SandboxUnavailable
-from grader.execute import KernelSession
+from grader.kernel import sandbox as sandbox_mod
+from grader.kernel.execute import KernelSession
+from grader.kernel.sandbox import PROJECT_ROOT, Sandbox, choose_sandbox
 from grader.rubric import DEFAULT_RUBRIC
-from grader.sandbox import PROJECT_ROOT, Sandbox, choose_sandbox
 
 needs_bwrap = pytest.mark.skipif(sandbox_mod._bwrap_problem() != "", reason="bubblewrap cannot run here")
 
@@ -73,7 +73,7 @@ def test_project_and_other_files_are_invisible(tmp_path):
                Path("/etc/shadow"), Path("/etc/passwd"), Path.home()]
     got = probe(ATTEMPT + f'''
 paths = {[str(p) for p in secrets]!r}
-leaks = [attempt("import " + m, lambda m=m: importlib.import_module(m)) for m in ("reference", "grader", "grader.sandbox")]
+leaks = [attempt("import " + m, lambda m=m: importlib.import_module(m)) for m in ("reference", "grader", "grader.kernel.sandbox")]
 leaks += [attempt("read " + p, lambda p=p: read(p)) for p in paths]
 print("PROBE " + json.dumps({{"leaks": [x for x in leaks if x], "cwd_writable": attempt("w", lambda: open("mine.txt", "w").write("ok")) is not None}}))
 ''')
@@ -255,7 +255,7 @@ def test_kernel_argv_confines_and_masks_the_project(tmp_path):
 # -- a kernel that never starts -----------------------------------------------------------------
 @pytest.mark.slow
 def test_kernel_that_never_starts_is_an_error_and_the_batch_goes_on(monkeypatch, tmp_path):
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
     real_argv = Sandbox.kernel_argv
     broken: list = []
 
@@ -298,7 +298,7 @@ def test_long_temp_dir_still_starts_kernels(tmp_path, monkeypatch):
 def _pin(folder: Path, ports: dict[str, int]):
     import asyncio
 
-    from grader.execute import _PinnedSockets
+    from grader.kernel.execute import _PinnedSockets
 
     async def alive() -> bool:
         return True
@@ -334,7 +334,7 @@ def test_pinned_socket_is_reached_even_after_it_is_replaced_by_a_link(tmp_path):
 
 @pytest.mark.parametrize("plant", ["symlink", "file", "fifo"])
 def test_a_planted_link_or_file_is_refused_before_any_connection(tmp_path, plant):
-    from grader.execute import KernelStartError
+    from grader.kernel.execute import KernelStartError
     target = tmp_path / "k-1"
     if plant == "symlink":
         os.symlink("/run/some-host.sock", target)
@@ -347,7 +347,7 @@ def test_a_planted_link_or_file_is_refused_before_any_connection(tmp_path, plant
 
 
 def test_a_url_is_never_made_for_an_unchecked_socket(tmp_path):
-    from grader.execute import KernelStartError, _PinnedSockets
+    from grader.kernel.execute import KernelStartError, _PinnedSockets
     with pytest.raises(KernelStartError):
         _PinnedSockets(tmp_path, str(tmp_path / "k"), {"shell": 1}, os.geteuid()).url("shell")
 

@@ -1,4 +1,4 @@
-"""The order of a batch: longest expected first (grader/schedule.py), and that run_batch uses it."""
+"""The order of a batch: longest expected first (grader/batch/schedule.py), and that run_batch uses it."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from builders import FILES, GOOD_NAME
 
-import grader.batch
-from grader.batch import run_batch
-from grader.gradebook import Gradebook
-from grader.schedule import SIZE_FACTOR_MAX, History, longest_first, read_history
+import grader.batch.run
+from grader.batch.run import run_batch
+from grader.batch.schedule import SIZE_FACTOR_MAX, History, longest_first, read_history
+from grader.folder.gradebook import Gradebook
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def test_run_batch_hands_the_jobs_to_the_workers_longest_first(tmp_path: Path, m
         seen.extend(j.folder for j in todo)
         raise KeyboardInterrupt  # stop here: the order is what this test is about
 
-    monkeypatch.setattr(grader.batch, "_grade_all", record)
+    monkeypatch.setattr(grader.batch.run, "_grade_all", record)
     with pytest.raises(KeyboardInterrupt):
         run_batch([str(p) for p in inputs], out, sandbox_mode="none")
     assert seen == ["Cc_3_Dd_4", "Ee_5_Ff_6", "Aa_1_Bb_2"]

@@ -15,17 +15,17 @@ from builders import notebook_bytes, set_answer, set_group, solution, write_note
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import grader.outdir
-from grader.batch import run_batch
+import grader.folder.outdir
+from grader.batch.run import run_batch
 from grader.errors import OutputFolderError, ResultFormatError
-from grader.gradebook import Gradebook
-from grader.grades import restore
-from grader.markdown import render_comment
-from grader.outdir import OutDir
+from grader.folder.gradebook import Gradebook
+from grader.folder.grades import restore
+from grader.folder.outdir import OutDir
+from grader.pages.markdown import render_comment
 from grader.result import SubmissionResult
-from grader.review import write_review
 from grader.rubric import AUTO_IDS, QUESTION_IDS, WRITTEN_IDS, load_rubric
-from grader.scores import SheetError, import_sheet
+from grader.tutors.review import write_review
+from grader.tutors.scores import SheetError, import_sheet
 
 MEMBERS = [[("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2579876", "alan@uni.example")],
            [("Grace Hopper", "2570001", "grace@uni.example"), ("Edsger Dijkstra", "2570002", "ed@uni.example")],
@@ -260,7 +260,7 @@ _TRICKY = st.sampled_from(['"', '""', ",", ";", "\n", "\r\n", "=", "+", "-", "@"
 COMMENTS = st.lists(st.one_of(_TRICKY, st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=8)),
                     max_size=8).map("".join).filter(lambda c: restore(c) == c)
 # The one exception, by design: a cell "'=..." is read as "=..." - it is how `grade review` writes a
-# comment that starts with = + - @ (and how a spreadsheet shows such text), see grader/grades.py.
+# comment that starts with = + - @ (and how a spreadsheet shows such text), see grader/folder/grades.py.
 
 
 _ROUND_TRIP: dict[str, Path] = {}
@@ -285,7 +285,7 @@ def test_a_comment_round_trips_exactly(tmp_path_factory, comment: str, writer: s
     assert stored["11.1.1"]["comment"] == "plain" and stored["11.1.1"]["points"] == 0.25
     data = json.loads((out / GOOD["folder"] / "result.json").read_text(encoding="utf-8"))
     assert data["questions"]["11.2.1"].get("comment", "") == comment
-    if comment.strip():  # the report shows it as the tutor's markdown (grader/markdown.py)
+    if comment.strip():  # the report shows it as the tutor's markdown (grader/pages/markdown.py)
         assert str(render_comment(comment)) in (out / GOOD["folder"] / "report.html").read_bytes().decode("utf-8")
 
 
@@ -335,7 +335,7 @@ def test_a_report_that_cannot_be_drawn_does_not_stop_the_import(tmp_path: Path, 
 
     def broken(data):
         raise ValueError("math domain error")
-    monkeypatch.setattr(grader.outdir, "render_pages", broken)
+    monkeypatch.setattr(grader.folder.outdir, "render_pages", broken)
     outcome = import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), out, tutor="ada")
     assert GOOD["folder"] in outcome.rewritten
     assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "manual"

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
-from grader.cli import main
+from grader.cli.main import main
 from grader.errors import UsageError
-from grader.gradebook import Gradebook
+from grader.folder.gradebook import Gradebook
 from grader.rubric import WRITTEN_IDS
-from grader.scores import import_sheet
-from grader.serve import create_app, free_port
+from grader.tutors.scores import import_sheet
+from grader.tutors.serve import create_app, free_port
 
 TOKEN = "test-token-0123456789"
 BASE = "http://127.0.0.1:8011"
@@ -291,7 +291,7 @@ def test_the_csv_round_trip_writes_the_same_tables_and_conflicts_with_an_open_fo
         assert [(h["new_points"], h["tutor"], h["sheet"]) for h in book.history()] == \
             [(0.5, "carol", "s.csv"), (0.75, "ada", "grade serve")]
     # and the sheet of `grade review` written now shows the web's score, ready for the CSV way
-    from grader.review import write_review
+    from grader.tutors.review import write_review
     rows = list(csv.DictReader(io.StringIO(write_review(out).sheet.read_text())))
     assert next(r for r in rows if r["folder"] == ADA and r["question"] == "11.2.1")["points"] == "0.75"
 

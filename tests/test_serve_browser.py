@@ -13,8 +13,8 @@ import pytest
 from builders import chromium_browser
 from test_serve import ADA, GRACE, TOKEN, _out
 
-from grader.gradebook import Gradebook
-from grader.serve import HOST, create_app, free_port
+from grader.folder.gradebook import Gradebook
+from grader.tutors.serve import HOST, create_app, free_port
 
 pytestmark = pytest.mark.slow
 

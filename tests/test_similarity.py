@@ -12,8 +12,8 @@ import nbformat
 from builders import SOLUTION, TEMPLATE, cell_with_tag, copy_nb, template
 from make_function_fixtures import STYLES
 
-from grader.report import render_summary
-from grader.similarity import THRESHOLD, analyse, duplicate_ids, notebook_document
+from grader.checks.similarity import THRESHOLD, analyse, duplicate_ids, notebook_document
+from grader.pages.report import render_summary
 
 ANSWERS = {
     "numpy": "A CNN slides small shared filters over a grid such as an image, so it captures local spatial "
@@ -115,7 +115,7 @@ def _ranking_in_a_fresh_process(hash_seed: str) -> str:
     tests = str(Path(__file__).resolve().parent)
     script = (f"import sys; sys.path[:0] = [{tests!r}, {str(Path(tests).parent)!r}]\n"
               "from test_similarity import _independent\n"
-              "from grader.similarity import analyse\n"
+              "from grader.checks.similarity import analyse\n"
               "print(repr(analyse(_independent()[:2])))\n")
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
@@ -136,7 +136,7 @@ def test_one_groups_work_is_capped():
     that much is kept for the batch comparison."""
     import numpy as np
 
-    from grader.similarity import MAX_DOC_CHARS, _capped, fingerprint
+    from grader.checks.similarity import MAX_DOC_CHARS, _capped, fingerprint
     huge = "def f(x):\n    return x + 1\n" * 100_000
     fp = fingerprint(huge, "code", np.array([], dtype=np.int64))
     assert len(fp.raw_code) == MAX_DOC_CHARS

@@ -27,15 +27,15 @@ from builders import (
 from click.testing import CliRunner
 
 import reference
-from grader import cases as case_inputs
-from grader.cli import main
-from grader.compare import to_numpy
+from grader.checks import cases as case_inputs
+from grader.checks.compare import to_numpy
+from grader.checks.secret import load_secret
+from grader.cli.main import main
 from grader.errors import UsageError
 from grader.grade import grade_submission
-from grader.naming import check_naming
 from grader.rubric import WRITTEN_IDS, load_rubric
-from grader.secret import load_secret
-from grader.student import PackRefused, pack, public_data, release
+from grader.students.student import PackRefused, pack, public_data, release
+from grader.submission.naming import check_naming
 
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
              "lstm_cell", "tree_encode", "tbptt_grads", "train_recall")
@@ -431,7 +431,7 @@ def test_release_ships_every_public_setting(bundle, rubric):
 @pytest.mark.slow
 def test_grade_check_fails_an_rnn_forward_that_ignores_activation_and_a_mutating_tbptt(tmp_path):
     """`grade check` (check_notebook, what the command prints row by row) in a real kernel."""
-    from grader.student import check_notebook
+    from grader.students.student import check_notebook
     nb = solution(fast=True)
     set_function(nb, "rnn_forward", ACTIVATION_IGNORED)
     set_function(nb, "tbptt_grads", TBPTT_ZEROES)
@@ -584,8 +584,8 @@ def test_bundle_checks_pass_in_a_kernel_without_the_project(tmp_path, rubric):
     """The bundle alone, in the sandbox (the project's packages masked), with the solution's
     functions pasted into the template's stubs: every check cell passes; a known mistake is named."""
     from grader.errors import SandboxUnavailable
-    from grader.execute import KernelSession
-    from grader.sandbox import choose_sandbox, give_to_kernel
+    from grader.kernel.execute import KernelSession
+    from grader.kernel.sandbox import choose_sandbox, give_to_kernel
     try:
         sandbox = choose_sandbox("bwrap")
     except SandboxUnavailable as exc:

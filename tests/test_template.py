@@ -133,7 +133,7 @@ def test_answer_placeholders(nb):
 
 
 def test_answer_placeholders_are_blank_for_the_grader(nb):
-    rules = pytest.importorskip("grader.rules")
+    rules = pytest.importorskip("grader.written.rules")
     for qid in WRITTEN:
         source = the_cell(nb, f"answer-{qid}").source
         assert rules.is_blank_answer(source, source), qid

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from make_unseen_fixtures import AUTO, FAST, SCENARIOS, UNSEEN, build, filename, path
 
-from grader.bridge import ArrayInfo, SeqInfo, TypeInfo, plain_text
-from grader.compare import _describe
+from grader.checks.bridge import ArrayInfo, SeqInfo, TypeInfo, plain_text
+from grader.checks.compare import _describe
 from grader.rubric import DEFAULT_RUBRIC
 
 # A short kernel time-out, and a recall experiment small enough to train in a few CPU seconds
@@ -81,16 +81,16 @@ def test_a_half_precision_answer_is_told_its_dtype() -> None:
     import torch
 
     import reference
-    from grader.bridge import Returned
-    from grader.cases import make_inputs
-    from grader.compare import compare_case, to_numpy
+    from grader.checks.bridge import Returned
+    from grader.checks.cases import make_inputs
+    from grader.checks.compare import compare_case, to_numpy
     inputs = make_inputs("lstm_cell", 11421, dict(B=3, D=4, H=5))
     expected = to_numpy(reference.lstm_cell(**inputs))
     half = tuple(ArrayInfo(torch.as_tensor(e).half().double().numpy(), "tensor", "torch.float16") for e in expected)
     case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", half), 1e-4, 1e-5, 0.25)
     assert not case.passed and "it came back as torch.float16" in case.message
     # ... and still after the attribution over all of the function's cases restates it.
-    from grader.compare import with_attribution
+    from grader.checks.compare import with_attribution
     assert "it came back as torch.float16" in with_attribution(case, ()).message
     full = tuple(ArrayInfo(e + 1.0, "tensor", "torch.float32") for e in expected)
     case = compare_case("lstm_cell", 1, "", "", inputs, expected, Returned("ok", full), 1e-4, 1e-5, 0.25)
@@ -99,7 +99,7 @@ def test_a_half_precision_answer_is_told_its_dtype() -> None:
 
 def test_a_huge_integer_in_the_group_cell_gets_advice_a_student_can_use() -> None:
     from grader.errors import GroupCellError
-    from grader.naming import read_group
+    from grader.submission.naming import read_group
     with pytest.raises(GroupCellError) as info:
         read_group('GROUP = [{"name": "Ada Lovelace", "student_id": ' + "9" * 5000 + ', "email": "a@b.c"}]')
     message = str(info.value)
@@ -110,7 +110,7 @@ def test_a_huge_integer_in_the_group_cell_gets_advice_a_student_can_use() -> Non
 
 def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
     """Every scenario graded once, in one batch with two workers: key -> (result, report text)."""
-    from grader.batch import run_batch
+    from grader.batch.run import run_batch
 
     subs = root / "subs"
     subs.mkdir()
@@ -238,7 +238,7 @@ def test_answers_and_outputs_lose_direction_marks_in_the_report(tmp_path: Path) 
     from builders import quick_context
 
     from grader.grade import grade_submission
-    from grader.report import render_report
+    from grader.pages.report import render_report
     target = tmp_path / filename("nasty_text")
     shutil.copyfile(path("nasty_text"), target)
     report = render_report(grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120)).to_json())

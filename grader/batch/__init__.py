@@ -1,0 +1,1 @@
+"""A batch of submissions: worker processes, order, interruption, late policy, the cluster."""

@@ -1,0 +1,612 @@
+"""Grade a batch: expand the inputs, keep what is finished, grade the rest in worker processes
+under the grader's budget, and write each result the moment it is ready; then ``grades.csv``,
+``summary.html`` and the copied-work comparison.
+
+Every submission is graded in a worker process of our own (also with ``-j 1``), forked from this
+one, in a session of its own so that Ctrl-C reaches only this process. A worker grades one
+submission at a time under the rubric's ``[budget]``: its address space may grow by
+``grader_memory_mb`` (``RLIMIT_AS``), and a submission that takes longer than ``grader_seconds`` (kernel runs
+and restarts included) has its worker and everything the worker started killed; it is reported
+as over the grader's budget and a new worker takes the next submission. Whatever goes wrong with
+one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
+becomes an ``error`` result for it, never a stopped batch.
+
+Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
+``summary.html`` for what finished (marked incomplete) and re-raises
+:class:`~grader.errors.Interrupted`; the same command then grades the rest.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import hashlib
+import json
+import os
+import resource
+import select
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+
+from grader.batch import interrupt
+from grader.batch.late import apply_late, read_manifest, submission_time
+from grader.batch.schedule import longest_first, read_history
+from grader.checks.similarity import batch_similarity
+from grader.errors import OutputFolderError, UsageError
+from grader.folder.grades import suspicious, visible
+from grader.folder.outdir import OutDir, assign_folders, safe_pages
+from grader.grade import Context, grade_submission
+from grader.kernel.kernelpool import KernelPool
+from grader.kernel.sandbox import Sandbox, choose_sandbox
+from grader.result import Flag, QuestionResult, SubmissionResult
+from grader.rubric import Rubric, load_rubric
+from grader.tutors.scores import apply_manual
+
+__all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
+
+STARTUP_SECONDS = 300.0  # for a worker to be ready (it only sets up; nothing of a submission)
+OVER_BUDGET = "over the grader's budget"
+# How the submissions that are not kept get graded: (todo, rubric, rubric_path, sandbox_mode,
+# jobs, finished); finished(result, pages) is called in this process for each.
+GradeAll = Callable[[list["Job"], Rubric, "str | None", str, int,
+                     Callable[[SubmissionResult, "dict[str, str] | None"], None]], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    folder: str
+    sha256: str
+    # Late submissions (grader/batch/late.py): ISO times, only when a deadline was given.
+    deadline: str | None = None
+    submitted: str | None = None
+    submitted_source: str = ""
+    # The tutors' scores of this folder (gradebook), applied before the report is drawn.
+    manual: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def expand_inputs(paths: Iterable[str]) -> list[Path]:
+    """Paths, globs and folders to the .zip and .ipynb files they name, each once, in order."""
+    found: list[Path] = []
+    for raw in paths:
+        matches = sorted(glob.glob(raw)) if any(ch in raw for ch in "*?[") else [raw]
+        if not matches:
+            raise UsageError(f"no file matches '{raw}'; check the path or the pattern")
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                found += sorted(q for q in p.iterdir() if q.suffix.lower() in (".zip", ".ipynb") and q.is_file())
+            elif p.is_file():
+                found.append(p)
+            else:
+                raise UsageError(f"'{raw}' does not exist; give submission files, folders or globs")
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    if not unique:
+        raise UsageError("no .zip or .ipynb submissions were found in the given paths")
+    return list(unique.values())
+
+
+# -- one submission (in the worker) -------------------------------------------------------------
+def stopped_result(rubric: Rubric, job: Job, message: str, detail: str = "",
+                   submission: str | None = None) -> SubmissionResult:
+    """An ``error`` result for ``job`` made without grading (every question 0 points)."""
+    questions = {q.id: QuestionResult(q.id, q.title, 0.0, q.points, "auto" if q.automatic else "pending")
+                 for q in rubric.questions.values()}
+    return SubmissionResult(submission=submission or job.path.name, sha256=job.sha256, status="error", group=(),
+                            questions=questions, flags=(), max_points=rubric.max_points, message=message,
+                            tutor_detail=detail[-4000:], folder=job.folder, rubric_sha256=rubric.sha256)
+
+
+def suspicious_flags(result: SubmissionResult) -> SubmissionResult:
+    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell holding control or
+    bidi characters (U+202E makes a name read backwards), shown escaped."""
+    found = []
+    for m in result.group:
+        for key in ("name", "student_id", "email"):
+            chars = suspicious(str(m.get(key, "")))
+            if chars:
+                found.append(f"{key} '{visible(str(m.get(key, '')))}' holds {', '.join(chars)}")
+    kept = tuple(f for f in result.flags if f.code != "group.suspicious")
+    if not found:
+        return replace(result, flags=kept)
+    message = ("the group cell holds invisible control or direction characters: " + "; ".join(found)
+               + "; a tutor must check who this group is")
+    return replace(result, flags=(*kept, Flag("group.suspicious", None, message)))
+
+
+def post_grade(result: SubmissionResult, job: Job, rubric: Rubric) -> SubmissionResult:
+    """The steps after grading, on a typed result: the group's characters, the late policy, the
+    tutors' scores. Idempotent, so a kept result passes through them again."""
+    result = suspicious_flags(replace(result, folder=job.folder))
+    deadline = datetime.fromisoformat(job.deadline) if job.deadline else None
+    submitted = datetime.fromisoformat(job.submitted) if job.submitted else None
+    result = apply_late(result, rubric.late, deadline, submitted, job.submitted_source)
+    return apply_manual(result, job.manual)
+
+
+def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, dict[str, str]]:
+    """Grade one submission and draw its pages; every failure becomes an ``error`` result."""
+    result = grade_submission(job.path, ctx)
+    try:
+        result = post_grade(result, job, ctx.rubric)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
+        result = stopped_result(ctx.rubric, job, "the grader could not finish this submission; a tutor will "
+                                "look at it", "".join(traceback.format_exception(exc)), result.submission)
+    return result, safe_pages(result.to_json())
+
+
+def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox_mode: str,
+                 memory_mb: int) -> None:
+    """The body of a forked worker: read a job (one JSON line), write a reply (one JSON line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the batch's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Only the soft limit: a kernel started from here sets its own (prlimit), above this one.
+    have = psutil.Process().memory_info().vms
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = have + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    torch.set_num_threads(1)
+    ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
+    # The next submission's kernel starts while this one is graded (grader/kernel/kernelpool.py).
+    pool = KernelPool(ctx.sandbox, ctx.rubric.limits, 1)
+    ctx = replace(ctx, kernels=pool)
+    pool.prime()
+    with pool:
+        _serve(jobs_fd, replies_fd, ctx, pool, memory_mb)
+
+
+def _serve(jobs_fd: int, replies_fd: int, ctx: Any, pool: Any, memory_mb: int) -> None:
+    reader = os.fdopen(jobs_fd, "rb")
+    writer = os.fdopen(replies_fd, "wb")
+    writer.write(b'{"ready": true}\n')
+    writer.flush()
+    for line in reader:
+        raw = json.loads(line)
+        job = Job(Path(raw["path"]), raw["folder"], raw["sha256"], raw["deadline"], raw["submitted"],
+                  raw["submitted_source"], raw["manual"])
+        pool.more = bool(raw.get("more", True))
+        reply: dict[str, Any]
+        try:
+            result, pages = grade_job(job, ctx)
+            reply = {"result": result.to_json(), "pages": pages}
+        except MemoryError:
+            reply = {"over_budget": f"it needed more than the grader's {memory_mb} MB of memory"}
+        writer.write(json.dumps(reply, ensure_ascii=True).encode("ascii") + b"\n")
+        writer.flush()
+        if "over_budget" in reply:
+            return  # the heap may be left fragmented; a fresh worker takes the next one
+
+
+# -- the workers (in the batch's process) -------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it ends."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+class Worker:
+    """A forked grading process with a job pipe and a reply pipe."""
+
+    def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int]) -> None:
+        job_r, job_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker; it never returns into the caller's code
+            code = 0
+            try:
+                os.setsid()  # its own session: Ctrl-C at the terminal reaches only the batch
+                # ... and it dies with the batch, even one killed with SIGKILL; its kernels follow
+                # (each dies with this process from its launch on: grader/kernel/sandbox.py's launch
+                # guard, then bwrap's --die-with-parent and its PID namespace). Set in this
+                # process, after the fork (a death signal is not inherited), and then checked:
+                # a batch that died before the prctl would never send it.
+                _die_with_parent()
+                if os.getppid() != parent:
+                    return
+                for fd in (job_w, rep_r, *close):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                _worker_loop(job_r, rep_w, rubric_path, sandbox_mode, memory_mb)
+            except BaseException:  # noqa: BLE001 - report to the batch by exiting, never raise
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(job_r)
+        os.close(rep_w)
+        self.pid, self.jobs, self.replies = pid, job_w, rep_r
+        self.buffer = b""
+        self.reaped = False  # waited for: its pid may belong to another process now
+        self.job: Job | None = None
+        self.ready = False
+        self.deadline = time.monotonic() + STARTUP_SECONDS
+        self.started = time.monotonic()
+
+    def fds(self) -> list[int]:
+        return [self.jobs, self.replies]
+
+    def send(self, job: Job, seconds: float, more: bool = True) -> None:
+        """``more``: another job will likely follow, so the worker starts its kernel ahead."""
+        line = json.dumps({"path": str(job.path), "folder": job.folder, "sha256": job.sha256,
+                           "deadline": job.deadline, "submitted": job.submitted,
+                           "submitted_source": job.submitted_source, "manual": job.manual,
+                           "more": more}).encode() + b"\n"
+        self.job = job
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        os.write(self.jobs, line)  # a few hundred bytes: the pipe takes it at once
+
+    def read(self) -> dict[str, Any] | None:
+        """What arrived; a complete reply, or ``None`` while it is incomplete. ``EOFError`` when
+        the worker is gone."""
+        chunk = os.read(self.replies, 1 << 20)
+        if not chunk:
+            raise EOFError
+        self.buffer += chunk
+        if b"\n" not in self.buffer:
+            return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close_jobs(self) -> None:
+        """No job will follow: the worker's job loop ends, and it closes what it started ahead
+        (its pool's kernel, that kernel's folder and cgroup) and exits on its own."""
+        try:
+            os.close(self.jobs)
+        except OSError:
+            pass
+
+    def exited(self) -> bool:
+        """Whether the worker has ended (then it is reaped)."""
+        if not self.reaped:
+            try:
+                self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                self.reaped = True
+        return self.reaped
+
+    def kill(self) -> None:
+        """Stop the worker and everything it started (kernels, their children), then reap it."""
+        if self.reaped:  # never signal a pid that may have been given to another process
+            self.close_jobs()
+            try:
+                os.close(self.replies)
+            except OSError:
+                pass
+            return
+        kill_tree(self.pid)
+        for fd in self.fds():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.reaped = True
+
+    def exit_note(self) -> str:
+        if self.reaped:
+            return ""
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return ""
+        self.reaped = pid != 0
+        if pid and os.WIFSIGNALED(status):
+            return f" (signal {os.WTERMSIG(status)})"
+        return ""
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants. Each is stopped first, so none can start another
+    while the tree is listed; kernels run in sessions of their own, so a process group is not
+    enough."""
+    try:
+        root = psutil.Process(pid)
+        root.send_signal(signal.SIGSTOP)
+    except psutil.Error:
+        return
+    seen: dict[int, psutil.Process] = {pid: root}
+    for _ in range(5):  # until no new descendant appears
+        try:
+            found = [p for p in root.children(recursive=True) if p.pid not in seen]
+        except psutil.Error:
+            break
+        if not found:
+            break
+        for p in found:
+            seen[p.pid] = p
+            try:
+                p.send_signal(signal.SIGSTOP)
+            except psutil.Error:
+                pass
+    for p in seen.values():
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+
+
+# -- the batch --------------------------------------------------------------------------------
+@dataclass
+class BatchOutcome:
+    results: list[dict[str, Any]]          # the results' JSON (contract §6), in input order
+    graded_now: int
+    skipped: int
+    out_dir: Path
+    sandbox: Sandbox
+    # What a re-grade changed in automatic points: {folder, submission, old_status, status,
+    # questions: {qid: [old, new]}} per submission whose points moved.
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    typed: list[SubmissionResult] = field(default_factory=list)
+
+
+def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = None, jobs: int = 1,
+              sandbox_mode: str = "auto", regrade: bool = False,
+              on_start: Callable[[int, int], None] | None = None,
+              on_result: Callable[[dict[str, Any], bool], None] | None = None,
+              deadline: datetime | None = None, manifest: Path | None = None,
+              grade_all: GradeAll | None = None) -> BatchOutcome:
+    """Grade every submission in ``paths`` into ``out_dir``; see the module docstring.
+
+    ``grade_all`` replaces the ``jobs`` local grading processes with another way to grade the
+    submissions that are not kept, with :func:`_grade_all`'s signature (e.g.
+    ``grader.batch.cluster.executor`` for Dask workers); everything else is the same.
+
+    ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
+    policy. Tutors' manual scores in the gradebook are applied to every result, also after a
+    re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
+    rubric = load_rubric(rubric_path)
+    sandbox = choose_sandbox(sandbox_mode)
+    from grader.checks.secret import load_secret
+    load_secret()  # made or refused here, with its message, before any worker starts
+    files = expand_inputs(paths)
+    times = read_manifest(manifest) if manifest else {}
+    out = OutDir(out_dir, create=True)
+    all_jobs: list[Job] = []
+    results: dict[str, SubmissionResult] = {}
+    changes: list[dict[str, Any]] = []
+    todo: list[Job] = []
+    with out.gradebook() as book:
+        run_id = book.start_run(rubric.sha256, len(files))
+        manual = book.manual_scores()
+        try:
+            interrupt.live()
+            for p, f in zip(files, assign_folders(files)):
+                submitted, source = submission_time(p, times) if deadline else (None, "")
+                all_jobs.append(Job(p, f, _sha256(p), deadline.isoformat() if deadline else None,
+                                    submitted.isoformat() if submitted else None, source, manual.get(f, {})))
+            for job in all_jobs:
+                kept = None if regrade else _finished(out, job, rubric)
+                if kept is None:
+                    todo.append(job)
+                    continue
+                # a kept result: the deadline or the tutors' scores may have changed since
+                final = post_grade(kept, job, rubric)
+                # Only files whose content changes are written: also pages a newer template draws
+                # differently, and a tutor.html that an older run did not write.
+                out.write_submission(final, redraw=True)
+                results[job.folder] = final
+            if on_start:
+                on_start(len(all_jobs), len(all_jobs) - len(todo))
+            for r in results.values():
+                if on_result:
+                    on_result(r.to_json(), True)
+
+            def finished(result: SubmissionResult, pages: dict[str, str] | None) -> None:
+                with interrupt.shielded():  # a result is written and recorded whole
+                    _finish(result, pages)
+
+            def _finish(result: SubmissionResult, pages: dict[str, str] | None) -> None:
+                change = _change(book.previous_points(result.folder, run_id), result)
+                if change:
+                    changes.append(change)
+                try:
+                    out.write_submission(result, pages)
+                except OutputFolderError as exc:  # e.g. a link planted where its folder goes
+                    result = stopped_result(rubric, _job_of(all_jobs, result.folder),
+                                            "its result could not be written; a tutor will look at it", str(exc))
+                results[result.folder] = result
+                book.record(run_id, result)
+                if on_result:
+                    on_result(result.to_json(), False)
+
+            todo = longest_first(todo, read_history(book.db))
+            if todo:
+                (grade_all or _grade_all)(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
+        except KeyboardInterrupt:
+            with interrupt.shielded():
+                done = [results[j.folder] for j in all_jobs if j.folder in results]
+                book.record_run(run_id, done)
+                missing = [j.path.name for j in all_jobs if j.folder not in results]
+                missing += [p.name for p in files[len(all_jobs):]]
+                out.write_batch(done, rubric, sandbox.note, similarity={}, not_reached=missing)
+            raise
+        ordered = [results[j.folder] for j in all_jobs]
+        with interrupt.shielded():
+            book.record_run(run_id, ordered)
+            try:
+                similarity = batch_similarity([r.to_json() for r in ordered])
+                out.write_similarity(similarity)
+            except Exception:  # noqa: BLE001 - the grades matter more than the comparison
+                similarity = {}
+            out.write_batch(ordered, rubric, sandbox.note, similarity=similarity)
+    return BatchOutcome([r.to_json() for r in ordered], len(todo), len(all_jobs) - len(todo), out_dir,
+                        sandbox, changes, ordered)
+
+
+def _job_of(jobs: list[Job], folder: str) -> Job:
+    return next(j for j in jobs if j.folder == folder)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Seconds an idle worker has, at the end of a batch, to close its pool and exit by itself.
+IDLE_EXIT_SECONDS = 20.0
+
+
+def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
+               finished: Callable[[SubmissionResult, dict[str, str] | None], None]) -> None:
+    """Grade ``todo`` with ``jobs`` workers; calls ``finished`` in this process for each."""
+    queue = deque(todo)
+    workers: list[Worker] = []
+    idle: list[Worker] = []  # told that no job follows; they end on their own
+    budget = rubric.budget
+
+    def spawn() -> None:
+        with interrupt.shielded():  # a worker forked is a worker listed, so it is always stopped
+            workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
+                                  [fd for w in workers for fd in w.fds()]))
+
+    def fail(worker: Worker, message: str, detail: str) -> None:
+        workers.remove(worker)
+        job = worker.job
+        worker.kill()
+        if job is not None:
+            finished(stopped_result(rubric, job, message, detail), None)
+        elif not queue:
+            return
+        else:  # a worker that cannot even start: the next submission gets the error, not a hang
+            bad = queue.popleft()
+            finished(stopped_result(rubric, bad, "the grader could not start a worker for this submission; "
+                                    "a tutor will look at it", detail), None)
+        if queue and len(workers) < jobs:
+            spawn()
+
+    try:
+        for _ in range(min(jobs, len(queue))):
+            spawn()
+        while workers:
+            for w in list(workers):
+                if w.ready and w.job is None:
+                    if queue:
+                        # More to come for this worker when every worker can still get one.
+                        w.send(queue.popleft(), budget.seconds, more=len(queue) >= jobs)
+                    else:
+                        workers.remove(w)
+                        w.close_jobs()
+                        idle.append(w)
+            if not workers:
+                break
+            now = time.monotonic()
+            wait = max(0.0, min(w.deadline for w in workers) - now)
+            readable, _, _ = select.select([w.replies for w in workers], [], [], min(wait, 5.0))
+            for w in [w for w in workers if w.replies in readable]:
+                ok, reply = read_reply(w, fail)
+                if not ok or reply is None:
+                    continue
+                _handle(w, reply, rubric, finished, fail)
+            now = time.monotonic()
+            for w in [w for w in workers if w.deadline < now]:
+                if w.job is None:
+                    fail(w, "", f"a worker did not start within {STARTUP_SECONDS:g} s")
+                else:
+                    fail(w, f"{OVER_BUDGET}: grading took longer than {budget.seconds:g} s and was stopped; "
+                         "a tutor will look at it", f"stopped after {now - w.started:.0f} s")
+    finally:
+        with interrupt.shielded():
+            for w in workers:
+                w.kill()
+            # Idle workers get a moment to close their kernel started ahead themselves (a kill
+            # would leave its folder for the next run's sweep); then they are stopped anyway.
+            end = time.monotonic() + IDLE_EXIT_SECONDS
+            while any(not w.exited() for w in idle) and time.monotonic() < end:
+                time.sleep(0.05)
+            for w in idle:
+                w.kill()
+
+
+def read_reply(w: Worker, fail: Callable[[Worker, str, str], None]) -> tuple[bool, dict[str, Any] | None]:
+    """One reply of a grading worker: (True, reply or None while it is still working), or
+    (False, None) after ``fail`` was told that the worker stopped or sent what cannot be read."""
+    try:
+        return True, w.read()
+    except (EOFError, OSError):
+        fail(w, "the grader's worker stopped while grading this submission; a tutor will look at it",
+             f"worker {w.pid} ended{w.exit_note()}")
+    except (ValueError, RecursionError) as exc:
+        fail(w, "the grader could not read its own result for this submission; a tutor will look at it",
+             f"{type(exc).__name__}: {exc}")
+    return False, None
+
+
+def _handle(w: Worker, reply: dict[str, Any], rubric: Rubric,
+            finished: Callable[[SubmissionResult, dict[str, str] | None], None],
+            fail: Callable[[Worker, str, str], None]) -> None:
+    if reply.get("ready"):
+        w.ready = True
+        w.deadline = float("inf")
+        return
+    job = w.job
+    if job is None:
+        fail(w, "", "a worker sent a result it was not asked for")
+        return
+    if "over_budget" in reply:
+        fail(w, f"{OVER_BUDGET}: {reply['over_budget']}; a tutor will look at it", str(reply["over_budget"]))
+        return
+    try:
+        result = SubmissionResult.from_json(reply["result"])
+        pages = {str(k): str(v) for k, v in reply["pages"].items()}
+    except (KeyError, ValueError, TypeError) as exc:
+        w.job = None
+        finished(stopped_result(rubric, job, "the grader could not read its own result for this submission; "
+                                "a tutor will look at it", f"{type(exc).__name__}: {exc}"), None)
+    else:
+        w.job = None
+        finished(replace(result, folder=job.folder), pages)
+    w.deadline = float("inf")
+
+
+def _change(before: dict[str, Any] | None, result: SubmissionResult) -> dict[str, Any] | None:
+    """What a new grading changed in the automatic points of a submission seen in a run before."""
+    if before is None:
+        return None
+    moved = {}
+    for qid, q in result.questions.items():
+        old = before["questions"].get(qid)
+        if q.status == "auto" and old is not None and round(float(old[0]), 4) != round(q.points, 4):
+            moved[qid] = [old[0], round(q.points, 4)]
+    if not moved and before["status"] == result.status:
+        return None
+    return {"folder": result.folder, "submission": result.submission, "old_status": before["status"],
+            "status": result.status, "questions": moved}
+
+
+def _finished(out: OutDir, job: Job, rubric: Rubric) -> SubmissionResult | None:
+    """The kept result of ``job`` when it was graded from the same file with the same rubric."""
+    try:
+        result = out.read_result(job.folder)
+    except (OSError, ValueError, RecursionError, OutputFolderError):
+        return None  # graded again; a link in the way is reported when the result is written
+    if result.sha256 == job.sha256 and result.rubric_sha256 == rubric.sha256:
+        return result  # its pages are drawn again where missing or changed (OutDir.write_submission)
+    return None
+

@@ -1,0 +1,404 @@
+"""The channel between the grader and a student's kernel: plain arrays and JSON, never pickles.
+
+The grader writes a call's inputs as ``.npy`` files and a JSON description into a fresh folder of
+the kernel's scratch space, runs a short, fixed piece of code in the kernel that loads them,
+calls the student's function and writes what came back the same way. The grader then reads the
+files with ``allow_pickle=False``, without following links, under a size cap. Whatever the
+kernel does to this channel can only change the values it reports for itself.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import stat
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.checks.cases import LossSpec
+from grader.cleantext import strip_controls
+from grader.kernel.execute import CodeResult, KernelSession
+from grader.kernel.sandbox import give_to_kernel
+
+MAX_JSON_BYTES = 1_000_000
+MAX_ARRAY_BYTES = 200_000_000
+# All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
+# a kernel returning many huge arrays must not fill the grader's memory.
+MAX_RESULT_BYTES = 64_000_000
+# Inputs (and a dict's keys) reported after a verified call; the kernel code below uses the same
+# number. Far above any rubric's inputs (tree_encode's vocabulary is the largest), and a bound on
+# what the grader reads.
+MAX_INPUT_ENTRIES = 4096
+
+# Runs inside the kernel. It imports under private names, so a student's `np = None` or a
+# patched `json` changes only what this kernel reports about itself.
+#
+# With `verify`, the call is made twice on inputs loaded afresh from the files each time, and the
+# state of the first call's inputs is reported right after it returns (values, dtype, shape,
+# requires_grad, .grad, dict keys, and whether each object is still the one the caller passed).
+# This is evidence, not a verdict: the grader compares that state with the inputs it sent and
+# the second call's result with the first's itself (grader/checks/contract.py), and a kernel that
+# forges it can at best look like a function that keeps the rules, which earns nothing the
+# returned values do not earn anyway.
+_KERNEL_CODE = r"""
+def __sheet11_call(folder, expr, verify=False, limit=0):
+    import json as _json, os as _os, traceback as _tb
+    import numpy as _np, torch as _torch
+    with open(_os.path.join(folder, "call.json")) as _f:
+        spec = _json.load(_f)
+    def load(name):
+        return _torch.from_numpy(_np.load(_os.path.join(folder, name), allow_pickle=False))
+    def build(d, path, track, getter):
+        kind = d["t"]
+        if kind == "array":
+            v = load(d["file"])
+            track.append((path, "array", v, getter))
+            return v
+        if kind == "dict":
+            out = {}
+            for k, sub in d["items"].items():
+                out[k] = build(sub, path + "[" + repr(k) + "]", track,
+                               (lambda o, k: lambda: o.get(k, track))(out, k))
+            track.append((path, "dict", out, getter))
+            return out
+        if kind == "tree":
+            def tup(t):
+                return t if isinstance(t, str) else tuple(tup(s) for s in t)
+            return tup(d["value"])
+        if kind == "loss":
+            vec = load(d["file"])
+            track.append((path + " (the loss's target)", "array", vec, lambda: vec))
+            if d["kind"] == "linear":
+                return lambda h: (h * vec.to(h.dtype)).sum()
+            return lambda h: 0.5 * ((h - vec.to(h.dtype)) ** 2).sum()
+        return d["value"]
+    def build_all(track):
+        args = {}
+        for k, d in spec["args"].items():
+            args[k] = build(d, k, track, (lambda k: lambda: args.get(k, track))(k))
+        return args
+    def logits(model, x):
+        if hasattr(model, "eval"):
+            model.eval()
+        with _torch.no_grad():
+            return model(x)
+    counter = [0]
+    written = [0]
+    def dump(v, depth=0):
+        if depth > 4:
+            return {"t": "other", "kind": "nested too deep"}
+        if isinstance(v, _torch.Tensor) or isinstance(v, _np.ndarray):
+            kind = "tensor" if isinstance(v, _torch.Tensor) else "ndarray"
+            dtype = str(v.dtype)
+            shape = list(v.shape)
+            try:
+                if kind == "tensor":
+                    arr = v.detach().cpu()
+                    arr = (arr.float() if arr.dtype == _torch.bfloat16 else arr).numpy()
+                else:
+                    arr = _np.asarray(v)
+                if arr.dtype.kind in "biuf":
+                    # Sent as float64: what does not fit the grader's cap is not written at all
+                    # (a full disk would look like an error of the student's function).
+                    if written[0] + arr.size * 8 > limit:
+                        written[0] = limit + 1   # and no second call for the contract rules
+                        return {"t": "other", "kind": "result too large to send back (%d MB as float64)"
+                                % (arr.size * 8 // 1000000)}
+                    arr = arr.astype(_np.float64)
+                else:
+                    return {"t": "other", "kind": kind + " of " + dtype}
+            except Exception as e:
+                return {"t": "other", "kind": kind + " (" + type(e).__name__ + ")"}
+            counter[0] += 1
+            name = "out%d.npy" % counter[0]
+            _np.save(_os.path.join(folder, name), arr, allow_pickle=False)
+            written[0] += arr.nbytes
+            return {"t": "array", "file": name, "kind": kind, "dtype": dtype, "shape": shape}
+        if isinstance(v, (bool, int, float)):
+            return {"t": "scalar", "kind": type(v).__name__, "value": float(v)}
+        if isinstance(v, (tuple, list)):
+            return {"t": "seq", "kind": type(v).__name__, "items": [dump(x, depth + 1) for x in v[:16]], "len": len(v)}
+        if isinstance(v, dict):
+            return {"t": "dict", "kind": "dict", "items": {str(k): dump(x, depth + 1) for k, x in list(v.items())[:16]}}
+        return {"t": "other", "kind": type(v).__name__}
+    def state(track):
+        out = []
+        for path, kind, original, getter in track[:4096]:
+            try:
+                now = getter()
+                entry = {"path": path, "same": now is original, "present": now is not track}
+                if kind == "dict":
+                    entry["keys"] = [str(k) for k in list(now)[:4096]] if isinstance(now, dict) else None
+                elif isinstance(now, _torch.Tensor):
+                    entry["value"] = dump(now)
+                    entry["requires_grad"] = bool(now.requires_grad)
+                    entry["grad"] = None if now.grad is None else dump(now.grad)
+                else:
+                    entry["value"] = dump(now)
+            except Exception as e:
+                entry = {"path": path, "error": type(e).__name__}
+            out.append(entry)
+        return out
+    def failed(e):
+        lines = _tb.format_exception_only(type(e), e)
+        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100]}
+    try:
+        track = []
+        args = build_all(track)
+        value = eval(expr, globals(), {"__args": args, "__logits": logits})
+        result = {"ok": True, "value": dump(value)}
+        if verify:
+            result["inputs"] = state(track)
+    except BaseException as e:
+        result = failed(e)
+    # A first answer larger than the grader reads is refused whatever follows: no second call
+    # (a hostile return value must not cost the grader twice the time and disk).
+    if verify and result["ok"] and written[0] <= limit:
+        try:
+            again = eval(expr, globals(), {"__args": build_all([]), "__logits": logits})
+            result["second"] = {"ok": True, "value": dump(again)}
+        except BaseException as e:
+            result["second"] = failed(e)
+    with open(_os.path.join(folder, "result.json"), "w") as _f:
+        _json.dump(result, _f)
+"""
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What a call gave back: a value in plain data, or the error it raised, or why nothing came."""
+
+    status: str  # ok | raised | timeout | died | garbled
+    value: Any = None  # numpy arrays, tuples, dicts, floats, or a TypeInfo
+    error: str = ""
+    #: The raised exception's class name, as the kernel says (student feedback only: "not
+    #: implemented yet" for NotImplementedError; never a score).
+    error_type: str = ""
+    seconds: float = 0.0
+    #: With ``verify``: the second call on fresh copies of the inputs (``None`` when it was not
+    #: reported), and the first call's inputs as the kernel saw them after the call.
+    second: Returned | None = None
+    inputs_after: tuple[InputState, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InputState:
+    """One input after the call, as the kernel reported it: evidence the grader checks."""
+
+    path: str
+    same: bool = True        # still the object the caller passed
+    present: bool = True     # still in its dict (or argument list)
+    value: Any = None        # ArrayInfo / TypeInfo of a tensor input
+    requires_grad: bool = False
+    grad: Any = None         # ArrayInfo (or TypeInfo) of .grad, None when there is none
+    keys: tuple[str, ...] | None = None  # a dict input's keys
+
+
+class SeqInfo(tuple):
+    """A returned list or tuple: its first items (the kernel sends at most 16) and what it was,
+    so a report says "a list of 30", not "a tuple of 16"."""
+
+    kind: str
+    length: int
+
+    def __new__(cls, items: Any = (), kind: str = "tuple", length: int | None = None) -> SeqInfo:
+        self = super().__new__(cls, items)
+        self.kind = kind
+        self.length = len(self) if length is None else length
+        return self
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """A returned object that is not data: only its kind is known."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    array: np.ndarray
+    kind: str   # tensor | ndarray
+    dtype: str  # as the kernel named it, e.g. torch.float32
+
+
+class Bridge:
+    """Calls functions in a :class:`KernelSession` with plain-data inputs and outputs."""
+
+    def __init__(self, session: KernelSession) -> None:
+        self.session = session
+        self._ids = itertools.count(1)
+
+    def _folder(self) -> Path:
+        # In the session's own `calls` folder, which the kernel cannot change (not in its
+        # scratch space, where it could have put a link in the way), under a name it cannot guess.
+        return Path(tempfile.mkdtemp(prefix=f"{next(self._ids)}-", dir=self.session.calls))
+
+    def call(self, expr: str, args: dict[str, Any], timeout: float, verify: bool = False) -> Returned:
+        """Evaluate ``expr`` (e.g. ``rnn_forward(**__args)``) in the kernel with ``args``.
+
+        With ``verify`` the kernel calls twice, on fresh copies of ``args`` each time, within
+        ``2 * timeout``, and reports the first call's inputs as it left them
+        (:attr:`Returned.inputs_after`) and the second result (:attr:`Returned.second`).
+        """
+        folder = self._folder()
+        spec = {"args": {k: _encode(v, folder, k) for k, v in args.items()}}
+        _write_new(folder / "call.json", json.dumps(spec).encode())
+        if self.session.sandbox.confined:
+            give_to_kernel(folder, self.session.uid)  # only now may the kernel write (its result) there
+        # The helper is defined again with every call, so a student cannot have replaced it.
+        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r}, {MAX_RESULT_BYTES})"
+        ran: CodeResult = self.session.run_code(code, 2 * timeout if verify else timeout)
+        if ran.status in ("timeout", "died"):
+            return Returned(ran.status, seconds=ran.seconds)
+        try:
+            result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
+            if not result.get("ok"):
+                return Returned("raised", error=plain_text(result.get("error", "")), seconds=ran.seconds,
+                                error_type=_identifier(result.get("type")))
+            budget = [MAX_RESULT_BYTES]
+            value = _decode(result["value"], folder, budget=budget)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Returned("garbled", error=f"the kernel's answer could not be read ({type(exc).__name__})"
+                            + (f"; the cell failed: {ran.error}" if ran.error else ""), seconds=ran.seconds)
+        if not verify:
+            return Returned("ok", value, seconds=ran.seconds)
+        # The evidence for the contract rules is read apart from the value: where it is missing
+        # or garbled (only a kernel that tampered with this channel does that), the value still
+        # counts and grader/checks/contract.py reports the rules as not verifiable, which costs the case.
+        return Returned("ok", value, seconds=ran.seconds, second=_read_second(result, folder, budget),
+                        inputs_after=_read_inputs(result, folder, budget))
+
+
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def plain_text(value: Any, limit: int = 800) -> str:
+    """Text the kernel sent (an exception's message, a type's name) as a report may show it: no
+    terminal escapes, control or format characters (tab and newline stay), at most ``limit``
+    characters."""
+    # Format characters go too (zero-width ones included): an exception's message needs none.
+    text = strip_controls(str(value)[:4 * limit])
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))[:limit]
+
+
+def _identifier(value: Any) -> str:
+    """A class name the kernel reported, or "" where it is not a plain identifier."""
+    return value if isinstance(value, str) and len(value) <= 100 and value.isidentifier() else ""
+
+
+def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | None:
+    try:
+        second = result["second"]
+        if not second.get("ok"):
+            return Returned("raised", error=plain_text(second.get("error", "")))
+        return Returned("ok", _decode(second["value"], folder, budget=budget))
+    except _READ_ERRORS:
+        return None
+
+
+def _read_inputs(result: Any, folder: Path, budget: list[int]) -> tuple[InputState, ...] | None:
+    try:
+        raw = result["inputs"]
+        if not isinstance(raw, list) or len(raw) > MAX_INPUT_ENTRIES:
+            return None
+        out = []
+        for entry in raw:
+            if "error" in entry:
+                return None
+            keys = entry.get("keys")
+            grad = entry.get("grad")
+            out.append(InputState(
+                path=str(entry["path"])[:200], same=entry["same"] is True,
+                present=entry["present"] is True,
+                value=_decode(entry["value"], folder, budget=budget) if "value" in entry else None,
+                requires_grad=entry.get("requires_grad") is True,
+                grad=None if grad is None else _decode(grad, folder, budget=budget),
+                keys=None if keys is None else tuple(str(k)[:200] for k in keys[:MAX_INPUT_ENTRIES])))
+        return tuple(out)
+    except _READ_ERRORS:
+        return None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` afresh: never through a link, never over a file that is already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _save(folder: Path, name: str, array: np.ndarray) -> str:
+    fname = f"in_{name}.npy"
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    _write_new(folder / fname, buf.getvalue())
+    return fname
+
+
+def _encode(value: Any, folder: Path, name: str) -> dict[str, Any]:
+    if isinstance(value, torch.Tensor):
+        return {"t": "array", "file": _save(folder, name, value.detach().cpu().numpy())}
+    if isinstance(value, LossSpec):
+        return {"t": "loss", "kind": value.kind, "file": _save(folder, name, value.vector.numpy())}
+    if isinstance(value, dict):
+        return {"t": "dict", "items": {k: _encode(v, folder, f"{name}_{i}")
+                                       for i, (k, v) in enumerate(value.items())}}
+    if isinstance(value, tuple):
+        return {"t": "tree", "value": value}
+    if isinstance(value, (str, int, float)):
+        return {"t": "plain", "value": value}
+    raise TypeError(f"cannot send {type(value).__name__} to the kernel")
+
+
+def _read_plain(path: Path, limit: int) -> bytes:
+    """Read a regular file the kernel wrote, never through a link, at most ``limit`` bytes."""
+    # O_NONBLOCK: a FIFO in the file's place must not stall the grader in open().
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError("too large")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("too large")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _decode(desc: Any, folder: Path, depth: int = 0, budget: list[int] | None = None) -> Any:
+    if depth > 5 or not isinstance(desc, dict):
+        raise ValueError("bad description")
+    kind = desc["t"]
+    if kind == "array":
+        name = str(desc["file"])
+        if "/" in name or not name.endswith(".npy"):
+            raise ValueError("bad file name")
+        budget = [MAX_RESULT_BYTES] if budget is None else budget
+        data = _read_plain(folder / name, min(MAX_ARRAY_BYTES, budget[0]))
+        budget[0] -= len(data)
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+        if array.dtype != np.float64:
+            raise ValueError("unexpected dtype")
+        return ArrayInfo(array, str(desc.get("kind", "")), str(desc.get("dtype", "")))
+    if kind == "scalar":
+        return float(desc["value"])
+    if kind == "seq":
+        items = tuple(_decode(d, folder, depth + 1, budget) for d in desc["items"])
+        # The kind and length are the kernel's word: they only shape the message, never a score.
+        length = desc.get("len")
+        return SeqInfo(items, plain_text(desc.get("kind", "tuple"), 100),
+                       length if isinstance(length, int) and length >= 0 else None)
+    if kind == "dict":
+        return {str(k): _decode(v, folder, depth + 1, budget) for k, v in desc["items"].items()}
+    return TypeInfo(plain_text(desc.get("kind", "unknown"), 100))

@@ -1,0 +1,313 @@
+"""Compare what a student's function returned with the reference, in the grader's process.
+
+A case passes when the returned value has the expected structure, a floating dtype, the expected
+shape and values within the rubric's tolerances. A failed case says why in plain words: the
+named mistake it matches, or the first difference with shapes, a slice and the largest errors.
+
+Naming a mistake is a claim about the student's code, so it is made only on evidence that tells
+the catalogued mistakes apart: every catalogued mistake is evaluated on every observation (each
+case, and the probes of grader/checks/probes.py), and a mistake is named only when it is the one
+mistake consistent with all of them. Where several remain, the message says "consistent with A
+or B" rather than picking one (a missing recurrence and "h0 is ignored" coincide at T = 1).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.checks.bridge import ArrayInfo, Returned, TypeInfo
+from grader.checks.mistakes import mistakes_for
+from grader.result import CaseResult, Evidence
+
+GRAD_KEYS = ("W", "U", "b", "V", "c")
+
+
+def to_numpy(value: Any) -> Any:
+    """Reference/mistake output (tensors, tuples, dicts) as float64 numpy in the same structure."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64)
+    if isinstance(value, (tuple, list)):
+        return tuple(to_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, ArrayInfo):
+        return f"a {value.kind} of shape {tuple(value.array.shape)} and dtype {value.dtype}"
+    if isinstance(value, TypeInfo):
+        return "None" if value.kind == "NoneType" else f"a {value.kind}"
+    if isinstance(value, tuple):
+        kind, length = getattr(value, "kind", "tuple"), getattr(value, "length", len(value))
+        items = {_describe(v) for v in value}
+        each = f" (each {items.pop()})" if len(items) == 1 and length == len(value) else ""
+        return f"a {kind} of {length}{each}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(value)}"
+    if isinstance(value, float):
+        return f"the number {value:g}"
+    return type(value).__name__
+
+
+def _expected_text(expected: Any) -> str:
+    if isinstance(expected, np.ndarray):
+        return f"a float32 tensor of shape {tuple(expected.shape)}"
+    if isinstance(expected, tuple):
+        return "a tuple (h_new, c_new) of two tensors of shape " + str(tuple(expected[0].shape))
+    return "a dict with the keys " + ", ".join(GRAD_KEYS) + " (one gradient tensor each)"
+
+
+def _flatten(expected: Any, got: Any) -> tuple[list[tuple[str, np.ndarray, ArrayInfo]], str]:
+    """Pair expected arrays with returned ones, or say what is wrong with the structure."""
+    if isinstance(expected, np.ndarray):
+        pairs = [("", expected, got)]
+    elif isinstance(expected, tuple):
+        if not isinstance(got, tuple) or len(got) != len(expected):
+            return [], f"returned {_describe(got)}; expected {_expected_text(expected)}"
+        pairs = [(n, e, g) for n, e, g in zip(("h_new", "c_new"), expected, got)]
+    else:
+        if not isinstance(got, dict):
+            return [], f"returned {_describe(got)}; expected {_expected_text(expected)}"
+        missing = [k for k in expected if k not in got]
+        if missing:
+            return [], (f"the returned dict has no {', '.join(map(repr, missing))}; "
+                        f"expected the keys {', '.join(GRAD_KEYS)}")
+        pairs = [(k, expected[k], got[k]) for k in expected]
+    for label, exp, g in pairs:
+        where = f"{label}: " if label else ""
+        if not isinstance(g, ArrayInfo):
+            return [], f"{where}returned {_describe(g)}; expected a tensor of shape {tuple(exp.shape)}"
+        if not ("float" in g.dtype or "double" in g.dtype or "half" in g.dtype):
+            return [], f"{where}returned dtype {g.dtype}; expected a floating-point tensor (torch.float32)"
+        if g.array.shape != exp.shape:
+            return [], f"{where}returned shape {tuple(g.array.shape)}; expected {tuple(exp.shape)}"
+    return pairs, ""
+
+
+def _close(exp: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> bool:
+    return bool(np.all(np.isfinite(got)) and np.allclose(got, exp, rtol=rtol, atol=atol))
+
+
+def _fmt(a: np.ndarray) -> str:
+    return np.array2string(a, precision=5, separator=", ", suppress_small=False, max_line_width=100)
+
+
+def _matches(exp: Any, value: Any, rtol: float, atol: float) -> bool:
+    pairs, problem = _flatten(exp, value)
+    return not problem and all(_close(e, g.array, rtol, atol) for _, e, g in pairs)
+
+
+def named_mistakes(function: str, inputs: Mapping[str, Any], got: Any,
+                   rtol: float, atol: float) -> tuple[str, ...]:
+    """The descriptions of every known mistake whose output the returned value matches."""
+    found = []
+    for mistake in mistakes_for(function):
+        try:
+            if not mistake.applies(inputs):
+                continue
+            wrong = to_numpy(mistake.compute(**inputs))
+        except Exception:  # noqa: BLE001 - a variant that cannot run on these inputs is no match
+            continue
+        if _matches(wrong, got, rtol, atol):
+            found.append(mistake.description)
+    return tuple(found)
+
+
+def select(value: Any, part: Sequence[str] | None) -> Any:
+    """The named parts of an output (``h_new``/``c_new`` of a tuple, keys of a dict); all if None.
+
+    Works on numpy structures (:func:`to_numpy`) and on what the Bridge returned; a value of
+    another structure is given back unchanged, so a comparison with it fails as it should.
+    """
+    if not part:
+        return value
+    if isinstance(value, tuple):
+        names = ("h_new", "c_new")
+        if len(value) != len(names):
+            return value
+        return tuple(value[names.index(p)] for p in part)
+    if isinstance(value, dict):
+        if not all(p in value for p in part):
+            return value
+        return {p: value[p] for p in part}
+    return value
+
+
+def same(reference: Any, value: Any, rtol: float, atol: float) -> bool:
+    """``value`` (numpy structure or the Bridge's) equals ``reference`` (numpy) within tolerance."""
+    if isinstance(reference, np.ndarray):
+        arr = value.array if isinstance(value, ArrayInfo) else value
+        return isinstance(arr, np.ndarray) and arr.shape == reference.shape and _close(reference, arr, rtol, atol)
+    if isinstance(reference, tuple):
+        return (isinstance(value, tuple) and len(value) == len(reference)
+                and all(same(r, v, rtol, atol) for r, v in zip(reference, value)))
+    if isinstance(reference, dict):
+        return (isinstance(value, dict) and all(k in value for k in reference)
+                and all(same(reference[k], value[k], rtol, atol) for k in reference))
+    return False
+
+
+def mistake_evidence(function: str, inputs: Mapping[str, Any], expected: Any, got: Any,
+                     rtol: float, atol: float, part: Sequence[str] | None = None) -> tuple[Evidence, ...]:
+    """Every catalogued mistake of ``function`` on one observation.
+
+    ``expected`` is the reference's output (numpy); ``got`` the student's (as the Bridge returned
+    it), or ``None`` when the student's output passed, i.e. equals ``expected``. Only ``part``
+    of the outputs is compared. A mistake that does not apply or cannot run here gives no
+    evidence. Bounded: one evaluation per catalogued mistake.
+    """
+    out = []
+    student = select(expected if got is None else got, part)
+    reference_part = select(expected, part)
+    for mistake in mistakes_for(function):
+        try:
+            if not mistake.applies(inputs):
+                continue
+            wrong = select(to_numpy(mistake.compute(**inputs)), part)
+        except Exception:  # noqa: BLE001 - a variant that cannot run on these inputs tells nothing
+            continue
+        out.append(Evidence(mistake.key, distinct=not same(reference_part, wrong, rtol, atol),
+                            agrees=same(wrong, student, rtol, atol)))
+    return tuple(out)
+
+
+def attribute(observations: Iterable[tuple[tuple[Evidence, ...], bool]]) -> tuple[str, ...]:
+    """The keys of the catalogued mistakes that explain every observation, in catalogue order.
+
+    Each observation is (its evidence, whether the student's output was wrong there). A mistake
+    is kept when the student's output equals the mistake's on every observation where it could
+    run, and at least once where the student was wrong and the mistake differs from the correct
+    output (so it explains a failure, not merely agrees with a pass). One key: that mistake is
+    the only explanation in the catalogue; several: the observations cannot tell them apart.
+    """
+    consistent: dict[str, bool] = {}
+    supported: set[str] = set()
+    for evidence, failed in observations:
+        for e in evidence:
+            consistent[e.key] = consistent.get(e.key, True) and e.agrees
+            if failed and e.agrees and e.distinct:
+                supported.add(e.key)
+    return tuple(k for k, ok in consistent.items() if ok and k in supported)
+
+
+def describe(function: str, key: str) -> str:
+    """The description of mistake ``key`` of ``function`` (see grader/checks/mistakes.py)."""
+    for mistake in mistakes_for(function):
+        if mistake.key == key:
+            return mistake.description
+    raise KeyError(f"{function} has no catalogued mistake {key!r}")
+
+
+def mistake_message(function: str, keys: Sequence[str]) -> str:
+    """One named mistake, or an honest "consistent with A or B" for several; "" for none."""
+    if not keys:
+        return ""
+    if len(keys) == 1:
+        return f"your output matches `{function}` {describe(function, keys[0])}"
+    return (f"your output is consistent with {len(keys)} known mistakes, which these inputs "
+            f"cannot tell apart: `{function}` " + "; or ".join(describe(function, k) for k in keys))
+
+
+def _values_message(where: str, first: tuple[int, ...]) -> str:
+    return f"the values{where} differ from the expected ones (first at index {first})"
+
+
+def with_attribution(case: CaseResult, keys: Sequence[str], diagnosis: str = "",
+                     probes: tuple[Mapping[str, str], ...] = ()) -> CaseResult:
+    """``case`` restated from the attribution over all observations of its function.
+
+    A mistake is named on this case only where the student's output equals it here; several
+    candidates that all agree here are reported as "consistent with ..."; a per-case match that
+    the other observations ruled out is no longer stated.
+    """
+    if case.passed:
+        return case
+    if not case.wrong_values:  # a raise or a wrong shape here: the findings still apply
+        return replace(case, diagnosis=diagnosis, probes=probes)
+    agreeing = {e.key for e in case.evidence if e.agrees}
+    here = [k for k in keys if k in agreeing]
+    if "NaN or infinite" in case.message:
+        message = case.message
+    elif here:
+        message = mistake_message(case.function, here)
+    else:
+        message = case.values_note
+    named = (describe(case.function, here[0]),) if len(here) == 1 else ()
+    several = tuple(describe(case.function, k) for k in here) if len(here) > 1 else ()
+    return replace(case, message=message, mistakes=named, consistent_with=several,
+                   diagnosis=diagnosis, probes=probes)
+
+
+def compare_case(function: str, index: int, params: str, shapes: str, inputs: Mapping[str, Any],
+                 expected: Any, returned: Returned, rtol: float, atol: float,
+                 points: float) -> CaseResult:
+    """Score one case; ``expected`` is the reference's output as numpy (see :func:`to_numpy`)."""
+    base: dict[str, Any] = dict(function=function, index=index, params=params, shapes=shapes,
+                                max_points=points, call_status=returned.status)
+    if returned.status == "timeout":
+        return CaseResult(**base, passed=False, points=0.0,
+                          message=f"`{function}` did not finish in time on this case and was stopped")
+    if returned.status == "died":
+        return CaseResult(**base, passed=False, points=0.0,
+                          message=f"the kernel crashed while `{function}` ran on this case")
+    if returned.status == "raised":
+        return CaseResult(**base, passed=False, points=0.0, error_type=returned.error_type,
+                          message=f"`{function}` raised {returned.error}; expected {_expected_text(expected)}")
+    if returned.status != "ok":
+        return CaseResult(**base, passed=False, points=0.0, message=returned.error)
+    pairs, problem = _flatten(expected, returned.value)
+    if problem:
+        return CaseResult(**base, passed=False, points=0.0, message=problem)
+    series = {}
+    if function in ("hidden_grad_norms", "gradient_bound"):
+        series = {"got": tuple(map(float, pairs[0][2].array)), "expected": tuple(map(float, pairs[0][1]))}
+    bad = [(label, e, g.array) for label, e, g in pairs if not _close(e, g.array, rtol, atol)]
+    if not bad:
+        return CaseResult(**base, passed=True, points=points, series=series)
+    label, exp, got = bad[0]
+    evidence = mistake_evidence(function, inputs, expected, returned.value, rtol, atol)
+    # On this case alone: the mistakes that explain it (grader/checks/probes.py revisits this with the
+    # function's other cases and its probes, which may tell them apart).
+    keys = attribute([(evidence, True)])
+    diff = np.abs(got - exp)
+    rel = diff / np.maximum(np.abs(exp), atol)
+    first = np.unravel_index(int(np.argmax(~np.isclose(got, exp, rtol=rtol, atol=atol))), exp.shape) if exp.ndim else ()
+    window = tuple(slice(i, i + 1) for i in first[:-1]) + (
+        (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
+    where = f" in {label}" if label else ""
+    plain = _values_message(where, tuple(int(i) for i in first))
+    # A half-precision answer misses any float32 tolerance by rounding alone: say so, or the
+    # student hunts for a wrong formula that is not there (kept in values_note, which the
+    # attribution over all cases falls back on).
+    dtype = next((g.dtype for lab, _, g in pairs if lab == label), "")
+    if any(low in dtype for low in ("float16", "bfloat16", "half")):
+        plain += f" (it came back as {dtype}, which keeps about 3 digits: compute and return float32)"
+    if not np.all(np.isfinite(got)):
+        message = f"the result{where} holds NaN or infinite values"
+    elif keys:
+        message = mistake_message(function, keys)
+    else:
+        message = plain
+    return CaseResult(**base, passed=False, points=0.0, message=message,
+                      mistakes=(describe(function, keys[0]),) if len(keys) == 1 else (),
+                      consistent_with=tuple(describe(function, k) for k in keys) if len(keys) > 1 else (),
+                      values_note=plain, evidence=evidence,
+                      expected=_fmt(exp[window]) if exp.ndim else _fmt(exp),
+                      got=_fmt(got[window]) if got.ndim else _fmt(got),
+                      max_abs=float(np.nanmax(diff)) if diff.size else 0.0,
+                      max_rel=float(np.nanmax(rel)) if rel.size else 0.0, series=series)
+
+
+def missing_case(function: str, index: int, params: str, shapes: str, points: float,
+                 why: str = "") -> CaseResult:
+    """A case that could not be run: the function is missing, or ``why`` it could not be called."""
+    return CaseResult(function=function, index=index, params=params, shapes=shapes, passed=False,
+                      points=0.0, max_points=points, call_status="not_called" if why else "missing",
+                      message=why or f"no function named `{function}` was defined after the notebook ran")

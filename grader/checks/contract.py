@@ -1,0 +1,156 @@
+"""The rules of contract §3 that every call must keep, judged in the grader's process.
+
+Contract §3: "Every function leaves its arguments as it found them (values, shape, dtype,
+`requires_grad`, `.grad`) and, `train_recall` aside, returns the same result when called twice
+with the same arguments." The kernel calls each function twice on fresh copies of the inputs and
+reports (grader/checks/bridge.py, ``verify=True``) the first call's inputs as they were after it and the
+second call's result. This module turns that evidence into plain-words violations.
+
+Why a hostile kernel gains nothing here:
+
+- The grader compares the reported inputs with **its own copy** of what it sent, not with a
+  snapshot the kernel took: the kernel cannot choose the reference it is compared against.
+- The grader compares the two returned values itself; the kernel only ships them.
+- Every finding can only lower a score. A kernel that forges the evidence (reports untouched
+  inputs, a second result equal to the first) looks at best like a function that keeps the
+  rules, and is then scored on its first result exactly as without these rules.
+- Evidence that is missing or unreadable (which no honest harness run produces) is itself a
+  violation ("could not be verified"), so deleting the evidence is no way out either.
+- Inputs are loaded afresh from the grader's files for each call, so the first call cannot pass
+  state to the second through its arguments; it can through globals, which is what the second
+  call is there to catch.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.checks.bridge import ArrayInfo, InputState, Returned, TypeInfo
+from grader.checks.cases import LossSpec
+
+RULE_INPUTS = "a function leaves its arguments as it found them"
+RULE_REPEAT = "the same arguments give the same result"
+#: At most this many changed inputs are named in one message; the rest are counted.
+MAX_NAMED = 3
+
+
+def _expected_inputs(inputs: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(path, original) for every mutable input, with the paths the kernel's harness uses."""
+    for name, value in inputs.items():
+        yield from _walk(name, value)
+
+
+def _walk(path: str, value: Any) -> Iterator[tuple[str, Any]]:
+    # Strings, numbers and tuples (tree_encode's `tree`, nested to any depth) cannot be changed
+    # in place, so only tensors and dicts (params, embed) need checking.
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, LossSpec):
+        yield f"{path} (the loss's target)", value.vector
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _walk(f"{path}[{key!r}]", sub)
+        yield path, value
+
+
+def _tensor_changes(path: str, original: torch.Tensor, state: InputState) -> list[str]:
+    got = state.value
+    if not isinstance(got, ArrayInfo):
+        kind = got.kind if isinstance(got, TypeInfo) else "something else"
+        return [f"`{path}` was turned into a {kind}"]
+    if got.kind != "tensor":
+        return [f"`{path}` was turned into a numpy array"]
+    out = []
+    want_dtype = str(original.dtype)
+    want_shape = tuple(original.shape)
+    if got.dtype != want_dtype:
+        out.append(f"`{path}` was changed in place (dtype {want_dtype} -> {got.dtype})")
+    if tuple(got.array.shape) != want_shape:
+        out.append(f"`{path}` was changed in place (shape {want_shape} -> {tuple(got.array.shape)})")
+    elif not np.array_equal(got.array, original.detach().cpu().double().numpy()):
+        # Exact: float32/int64 inputs are exactly representable in the float64 that comes back,
+        # and an untouched tensor comes back bit for bit.
+        out.append(f"`{path}` was changed in place (values)")
+    if state.requires_grad and not original.requires_grad:
+        out.append(f"`requires_grad` of `{path}` was switched on")
+    if state.grad is not None:
+        out.append(f"`.grad` of `{path}` was set")
+    return out
+
+
+def input_changes(inputs: Mapping[str, Any], after: tuple[InputState, ...] | None) -> list[str]:
+    """What the call changed in the inputs it was given, in plain words (empty: nothing)."""
+    if after is None:
+        return ["the state of the inputs after the call could not be verified"]
+    reported = {s.path: s for s in after}
+    out: list[str] = []
+    for path, original in _expected_inputs(inputs):
+        state = reported.get(path)
+        if state is None:
+            return ["the state of the inputs after the call could not be verified"]
+        if not state.present:
+            out.append(f"`{path}` was removed")
+            continue
+        if not state.same:
+            out.append(f"`{path}` was replaced by another object")
+        if isinstance(original, dict):
+            keys = tuple(str(k) for k in original)
+            if state.keys is None:
+                out.append(f"`{path}` was replaced by something that is not a dict")
+            elif state.keys != keys:
+                added = [k for k in state.keys if k not in keys]
+                lost = [k for k in keys if k not in state.keys]
+                what = "; ".join(part for part in (
+                    f"keys {', '.join(map(repr, added))} added" if added else "",
+                    f"keys {', '.join(map(repr, lost))} removed" if lost else "") if part)
+                out.append(f"`{path}` was changed ({what or 'its keys were reordered'})")
+        else:
+            out += _tensor_changes(path, original, state)
+    return out
+
+
+def _same(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    if isinstance(a, ArrayInfo) and isinstance(b, ArrayInfo):
+        return (a.array.shape == b.array.shape and a.dtype == b.dtype and a.kind == b.kind
+                and bool(np.allclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=True)))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y, rtol, atol) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rtol, atol) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+    if isinstance(a, TypeInfo) and isinstance(b, TypeInfo):
+        return a.kind == b.kind
+    return False
+
+
+def repeat_difference(first: Returned, second: Returned | None, rtol: float, atol: float) -> str:
+    """Why the second call's result differs from the first's ('' when it does not)."""
+    if second is None:
+        return "the result of a second call could not be verified"
+    if second.status == "raised":
+        return f"a second call with fresh copies of the same inputs raised {second.error}"
+    if not _same(first.value, second.value, rtol, atol):
+        return "a second call with fresh copies of the same inputs returned different values"
+    return ""
+
+
+def violations(inputs: Mapping[str, Any], returned: Returned, rtol: float, atol: float,
+               function: str = "the function") -> list[str]:
+    """Every contract rule the (successful) call broke, each naming the rule and what happened."""
+    if returned.status != "ok":
+        return []
+    out = []
+    changes = input_changes(inputs, returned.inputs_after)
+    if changes:
+        named = changes[:MAX_NAMED]
+        more = len(changes) - len(named)
+        out.append(f'`{function}` breaks the rule "{RULE_INPUTS}": ' + "; ".join(named)
+                   + (f"; and {more} more change{'s' if more != 1 else ''}" if more else ""))
+    differs = repeat_difference(returned, returned.second, rtol, atol)
+    if differs:
+        out.append(f'`{function}` breaks the rule "{RULE_REPEAT}": {differs}')
+    return out

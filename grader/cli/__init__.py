@@ -1,0 +1,1 @@
+"""The thin command line: options defined once, one error boundary."""

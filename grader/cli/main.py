@@ -1,0 +1,179 @@
+"""The ``grade`` command: parses arguments, calls library functions, prints. Nothing more.
+
+Exit codes: 0 every submission was graded; 1 at least one was rejected or could not be graded;
+2 the command could not run (bad arguments, bad rubric, sandbox missing); 130 interrupted by
+Ctrl-C (SIGINT), 143 stopped by SIGTERM. Interrupted or not, the output folder then holds
+``grades.csv`` and ``summary.html`` for what finished; the same command grades the rest.
+"""
+from __future__ import annotations
+
+# First, before the slow imports: a Ctrl-C from now on is held until the batch can keep what
+# finished (grader/batch/interrupt.py), so no moment of a run ends in a traceback.
+import os
+import sys
+
+from grader.batch import interrupt
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "grade":  # a program, not an import
+    interrupt.install()
+
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from grader.cli.common import (  # noqa: E402,F401
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_GRADED,
+    EXIT_OK,
+    EXIT_USAGE,
+    boundary,
+    interrupted_exit,
+    output_option,
+    rubric_option,
+    sandbox_option,
+)
+from grader.errors import UsageError  # noqa: E402
+
+
+class _DefaultGroup(click.Group):
+    """``grade PATH...`` grades; ``grade <command> ...`` runs a sub-command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        elif not args:
+            args = ["run", "--help"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sheet11-grader")
+def main() -> None:
+    """Grade Exercise Sheet 11 submissions.
+
+    \b
+    grade submissions/*.zip -o graded      grade a batch (same as `grade run ...`)
+    """
+
+
+_KEPT = "Finished submissions are kept; run the same command to go on."
+
+
+@main.command("run")
+@click.argument("paths", nargs=-1, required=True)
+@output_option("Folder for reports, result.json files, grades.csv and summary.html.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Submissions graded at once; each kernel uses one thread.")
+@rubric_option()
+@sandbox_option()
+@click.option("--regrade", is_flag=True, help="Grade again even what is finished and unchanged.")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Grade on Dask workers: local:N (N processes here) or tcp://HOST:8786 (needs the cluster extra).")
+@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
+              help="Seconds to reach the --cluster scheduler before giving up (exit 2).")
+@click.option("--deadline", default=None, metavar="TIME",
+              help="ISO-8601 deadline (e.g. 2024-02-01T23:59, local time); the rubric's late policy applies.")
+@click.option("--manifest", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="CSV with the columns submission,time (ISO-8601); else a file's modification time counts.")
+def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: str | None,
+                sandbox_mode: str, regrade: bool, deadline: str | None, manifest: str | None,
+                cluster: str | None = None, connect_timeout: float = 10.0) -> None:
+    """Grade PATHS (.zip or .ipynb files, folders or globs) into OUTPUT."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    console = Console(stderr=True)
+    with interrupt.installed(), boundary(console, _KEPT):
+        if manifest and not deadline:
+            raise UsageError("--manifest needs --deadline: the times only matter against a deadline")
+        from grader.batch.late import parse_time
+        when = parse_time(deadline, "--deadline") if deadline else None
+        if cluster and jobs != 1:
+            raise UsageError("-j does not apply with --cluster: the cluster's workers grade one submission each")
+        outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
+                       when, Path(manifest) if manifest else None, cluster, connect_timeout)
+        interrupt.hold()  # the outputs are complete: a signal from here on only sets the exit code
+        late_signal = interrupt.pending()
+    if late_signal:
+        interrupted_exit(late_signal, console, "The batch had finished; its outputs are complete.")
+    not_graded = [r for r in outcome.results if r["status"] != "graded"]
+    sys.exit(EXIT_NOT_ALL_GRADED if not_graded else EXIT_OK)
+
+
+_COLOURS = {"graded": "green", "rejected": "yellow", "error": "red"}
+
+
+def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rubric_path: str | None,
+         sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None,
+         cluster: str | None = None, connect_timeout: float = 10.0) -> Any:
+    from grader.batch.cluster import executor
+    from grader.batch.run import run_batch
+    from grader.kernel.sandbox import choose_sandbox
+    sandbox = choose_sandbox(sandbox_mode)
+    if sandbox.note:
+        console.print(f"[bold yellow]warning:[/] {escape(sandbox.note)}", highlight=False)
+    progress = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    task = progress.add_task("grading", total=None)
+
+    def started(total: int, skipped: int) -> None:
+        progress.update(task, total=total)
+        if skipped:
+            console.print(f"{skipped} submission(s) already graded and unchanged: kept.")
+
+    def finished(data: dict[str, Any], kept: bool) -> None:
+        progress.advance(task)
+        if kept:
+            return
+        colour = _COLOURS.get(data["status"], "white")
+        codes = ", ".join(dict.fromkeys(f["code"] for f in data["flags"]))
+        console.print(f"[{colour}]{data['status']:>8}[/] {data['points']:5.2f}/{data['max_points']:g}  "
+                      f"{escape(data['submission'])}" + (f"  [dim]{escape(codes)}[/]" if codes else ""),
+                      highlight=False)
+
+    with progress:
+        outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
+                            on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
+                            grade_all=executor(cluster, connect_timeout) if cluster else None)
+    table = Table(title=f"{len(outcome.results)} submissions")
+    for col in ("submission", "status", "auto points", "flags"):
+        table.add_column(col)
+    for r in outcome.results:
+        table.add_row(escape(r["submission"]), f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
+                      f"{r['points']:.2f}", escape(", ".join(dict.fromkeys(f["code"] for f in r["flags"]))))
+    Console().print(table)
+    for change in outcome.changes:  # what a re-grade changed; tutors' scores are kept
+        moved = ", ".join(f"{q} {old:g} -> {new:g}" for q, (old, new) in change["questions"].items())
+        status = f"{change['old_status']} -> {change['status']}" if change["old_status"] != change["status"] else ""
+        console.print(f"[cyan]changed[/] {escape(change['submission'])}: " + "; ".join(x for x in (status, moved) if x),
+                      highlight=False)
+    console.print(f"Reports: {escape(str(out_dir))}/<submission>/report.html   Gradebook CSV: "
+                  f"{escape(str(out_dir))}/grades.csv   Summary: {escape(str(out_dir))}/summary.html", highlight=False)
+    return outcome
+
+
+# Sub-commands that live in their own modules are registered below, one line each.
+from grader.cli import tutors as _tutor  # noqa: E402
+
+main.add_command(_tutor.review_command)
+main.add_command(_tutor.scores_command)
+main.add_command(_tutor.serve_command)
+main.add_command(_tutor.export_command)
+main.add_command(_tutor.similarity_command)
+main.add_command(_tutor.confirm_command)
+from grader.cli.students import check_command, pack_command, release_command  # noqa: E402
+
+main.add_command(check_command, "check")
+main.add_command(pack_command, "pack")
+main.add_command(release_command, "release")
+from grader.cli.cluster import scheduler_command, worker_command  # noqa: E402
+
+main.add_command(worker_command, "worker")
+main.add_command(scheduler_command, "scheduler")
+
+
+if __name__ == "__main__":
+    main()

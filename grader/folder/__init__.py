@@ -1,0 +1,1 @@
+"""The output folder: its one owner, grades.csv, the gradebook."""

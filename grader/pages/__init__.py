@@ -1,0 +1,1 @@
+"""The pages people read: the report, its charts, highlighted code and sanitised markdown."""

@@ -1,0 +1,1 @@
+"""The students' tools: the release bundle, grade check, grade pack."""

@@ -1,0 +1,1 @@
+"""The tutors' tools: the scoring app, scores, review pages, exports, the platforms."""

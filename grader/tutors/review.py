@@ -1,0 +1,132 @@
+"""Review pages and the scoring sheet for the tutors (``grade review``).
+
+Per written question one HTML page shows every group's answer side by side: the answer as the
+student wrote it (sanitised), its words and sentences, the rule flags, the reference concepts it
+names and misses, the tutor's score so far, and a *suggested* score: the question's points times
+the share of the concepts named, rounded to a quarter point. The suggestion only helps to read
+quickly; it is never awarded (only a tutor's points in the sheet are). The model answer of
+``reference/answers.toml`` heads the page.
+
+The scoring sheet (CSV) has a row per submission and question with the columns ``folder``,
+``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``. ``points``
+and ``comment`` are empty, or hold the tutor's score where one was imported already (so a sheet
+written again and imported again changes nothing). Only graded submissions are listed: a
+rejected one or one that could not be graded has 0 points. ``--question`` and ``--group`` split the
+work; each split writes its own sheet (``scores_<question>_<folder>.csv``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.errors import UsageError
+from grader.folder.grades import SHEET_COLUMNS, is_written, safe_csv
+from grader.folder.outdir import OutDir, write_atomic
+from grader.written.concepts import suggested_score, suggestion_for  # noqa: F401 - the review's API
+
+
+@dataclass
+class ReviewOutcome:
+    pages: list[Path] = field(default_factory=list)
+    sheet: Path | None = None
+    index: Path | None = None
+    rows: int = 0
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable[str],
+                         pages: Iterable[str] = ()) -> dict[str, Any]:
+    """What the review index shows: per written question, of the graded submissions, how many a
+    tutor has scored and how many are still to score; ``pages`` are the questions whose page exists."""
+    graded = [r for r in results if r["status"] == "graded"]
+    have = set(pages)
+    rows = []
+    for qid in written:
+        first = results[0]["questions"][qid] if results else {}
+        scored = sum(1 for r in graded if r["questions"][qid].get("status") == "manual")
+        rows.append({"id": qid, "title": first.get("title", ""), "max_points": first.get("max_points", 0.0),
+                     "scored": scored, "to_score": len(graded) - scored, "page": qid in have})
+    return {"questions": rows, "graded": len(graded),
+            "skipped": [r for r in results if r["status"] != "graded"]}
+
+
+def refresh_review_index(out_dir: Path | OutDir, results: Sequence[Mapping[str, Any]]) -> bool:
+    """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
+    import the progress changes); the pages and the sheet, which a tutor may be filling in, are
+    left alone. True if the index changed."""
+    from grader.pages.report import render_review_index
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    index = out.path("review", "index.html")
+    if not index.exists() or not results:
+        return False
+    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    existing = [qid for qid in written if out.path("review", f"{qid}.html").exists()]
+    html = render_review_index(review_index_context(results, written, existing))
+    return out.write_if_changed(("review", "index.html"), html)
+
+
+def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
+                 to: Path | None = None) -> ReviewOutcome:
+    """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``
+    (``out_dir/review``)."""
+    from grader.pages.report import render_markdown, render_review_index, render_review_page
+    from grader.written.concepts import model_answers
+    out = OutDir(out_dir)
+    typed = out.results()  # names every unreadable result.json instead of leaving a group out
+    results = [r.to_json() for r in typed]
+    written = [qid for qid, q in typed[0].questions.items() if q.written]
+    wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
+    unknown_q = [q for q in wanted_q if q not in written]
+    if unknown_q:
+        raise UsageError(f"unknown written question(s) {', '.join(unknown_q)}; the written questions are "
+                         f"{', '.join(written)}")
+    folders = {r["folder"] for r in results}
+    unknown_g = [g for g in wanted_g if g not in folders]
+    if unknown_g:
+        raise UsageError(f"unknown group folder(s) {', '.join(unknown_g)} in {out_dir}; the folders are "
+                         f"{', '.join(sorted(folders))}")
+    qids = wanted_q or written
+    chosen = [r for r in results if r["status"] == "graded" and (not wanted_g or r["folder"] in wanted_g)]
+    skipped = [r for r in results if r["status"] != "graded" and (not wanted_g or r["folder"] in wanted_g)]
+    target = to or out.path("review")
+    outcome = ReviewOutcome()
+    models = model_answers()
+    sheet_rows: list[list[str]] = [list(SHEET_COLUMNS)]
+    for qid in qids:
+        entries = []
+        for r in chosen:
+            q = r["questions"][qid]
+            flags = [f for f in r.get("flags", []) if f.get("question") == qid]
+            answer = q.get("answer") or {}
+            suggestion = suggestion_for(q, flags)
+            manual = q.get("status") == "manual"
+            entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
+                            "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
+                            if answer.get("markdown", "").strip() else None})
+            sheet_rows.append([r["folder"], r["submission"], qid, _fmt(q.get("max_points")), _fmt(suggestion),
+                               _fmt(q["points"]) if manual else "", q.get("comment", "") if manual else ""])
+            outcome.rows += 1
+        model = models.get(qid)
+        title = results[0]["questions"][qid].get("title", "")
+        html = render_review_page(dict(
+            qid=qid, title=title, max_points=results[0]["questions"][qid].get("max_points", 0.0),
+            model_html=render_markdown(model.markdown) if model else None,
+            concepts=[c.name for c in model.concepts] if model else [],
+            entries=entries, skipped=skipped, questions=qids, all_questions=written))
+        page = target / f"{qid}.html"
+        write_atomic(page, html)
+        outcome.pages.append(page)
+    # The index counts every graded submission, whatever this run's split: it is the tutors' overview.
+    existing = [qid for qid in written if (target / f"{qid}.html").exists()]
+    outcome.index = target / "index.html"
+    write_atomic(outcome.index, render_review_index(review_index_context(results, written, existing)))
+    suffix = "_".join([*wanted_q, *wanted_g])
+    outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
+    # Neutralised for spreadsheets; grade scores restores the exact text (grader/folder/grades.py).
+    write_atomic(outcome.sheet, safe_csv(sheet_rows))
+    return outcome

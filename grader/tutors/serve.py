@@ -1,0 +1,405 @@
+"""``grade serve``: tutors score the written answers in the browser, answer after answer.
+
+A small Starlette app over one output folder, served by uvicorn on 127.0.0.1 only. Per written
+question it shows each graded submission's answer (rendered and sanitised as in the reports),
+the model answer and concept hints of ``reference/answers.toml`` and the suggested score of
+``grade review``; the tutor types points and a comment and moves on with the keyboard. Every save
+goes through :func:`grader.tutors.scores.save_score`: the checks of a ``grade scores`` sheet row, the same
+``manual_scores`` and ``score_history`` tables, one short transaction, then that submission's
+``result.json`` and pages (``report.html``, ``tutor.html``) rendered again. ``grades.csv`` and ``summary.html`` are
+rewritten on request (a button) and when the server stops.
+
+Safety, as Jupyter does it: a random token in the URL printed at start is exchanged for an
+HttpOnly, SameSite=Strict cookie; every POST carries a CSRF token derived from it; the Host header
+must name the loopback address (no DNS rebinding); every page has a Content-Security-Policy that
+allows only the app's own script and style; the only things read from disk are the output
+folder's result.json / tutor.html of a folder that the app itself listed (never a path built
+from a request) and the app's two static files.
+
+Several tutors at once: each form carries the version of the answer's score it was based on
+(the id of its latest ``score_history`` row); a save whose version is stale is refused with who
+changed the score and when. SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` transactions, so
+tutors on one server, or on several servers over the same folder, never lose a score.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import socket
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from grader.errors import GraderError, UsageError
+from grader.folder.gradebook import Gradebook
+from grader.pages.report import PAGES
+from grader.tutors.scores import (
+    ScoreConflict,
+    ScoreRefused,
+    gradebook_path,
+    is_written,
+    load_results,
+    save_score,
+    score_version,
+    sync_outputs,
+)
+
+log = logging.getLogger(__name__)
+HOST = "127.0.0.1"  # never another interface: the app has no accounts, only the token
+ALLOWED_HOSTS = ("127.0.0.1", "localhost")
+POINT_STEP = 0.25   # the points the number keys offer; the same step as grade review's suggestion
+MAX_FORM_BYTES = 64 * 1024
+MAX_COMMENT = 4000
+MAX_TUTOR = 60
+STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+# A report is a self-contained page with inline style and no script: it keeps that, nothing more.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+
+
+@dataclass
+class ServeState:
+    out_dir: Path
+    tutor: str
+    token: str
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)   # folder -> result, latest run's order
+    written: list[str] = field(default_factory=list)
+
+    @property
+    def cookie_name(self) -> str:
+        # One name per server: two `grade serve` on different ports share the browser's cookie jar.
+        return "grade_serve_" + hashlib.sha256(self.token.encode()).hexdigest()[:10]
+
+    def derived(self, purpose: str) -> str:
+        return hmac.new(self.token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+    def reload(self) -> None:
+        results = load_results(self.out_dir)
+        self.results = {r["folder"]: r for r in results}
+        first = next((r for r in results if r["status"] == "graded"), results[0])
+        self.written = [qid for qid, q in first["questions"].items() if is_written(q)]
+
+    def report_key(self, folder: str) -> str:
+        """The report's address: a digest of the folder name, so no name (with its '%', '#', '?' or
+        '..') is ever read back from a URL and turned into a path."""
+        return hashlib.sha256(folder.encode()).hexdigest()[:20]
+
+    def graded(self) -> list[dict[str, Any]]:
+        return [r for r in self.results.values() if r["status"] == "graded"]
+
+
+def clean_tutor(raw: str) -> str | None:
+    """A tutor's name as typed: printable, one line, at most MAX_TUTOR characters; else None."""
+    name = " ".join(raw.split())
+    if not name or len(name) > MAX_TUTOR or any(unicodedata.category(ch)[0] == "C" for ch in name):
+        return None
+    return name
+
+
+def point_choices(maximum: float) -> list[tuple[str, float]]:
+    """(key, points) for the number keys: 0, 0.25, ... up to the maximum, at most ten."""
+    steps = int(round(maximum / POINT_STEP))
+    return [(str(k), round(k * POINT_STEP, 4)) for k in range(min(steps, 9) + 1)]
+
+
+class Guard(BaseHTTPMiddleware):
+    """Host check, token-for-cookie exchange, cookie check, Origin and size of POSTs, security
+    headers. (The CSRF field is checked where the form is read: :func:`read_form`.)"""
+
+    def __init__(self, app: Any, state: ServeState) -> None:
+        super().__init__(app)
+        self.state = state
+
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        st = self.state
+        host = request.headers.get("host", "")
+        hostname = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        # A page of another site that resolves its own name to 127.0.0.1 would send its own Host.
+        if hostname not in ALLOWED_HOSTS:
+            return _secure(PlainTextResponse("This server answers only to http://127.0.0.1 (or localhost).", 400))
+        token = request.query_params.get("token")
+        if token is not None:
+            if not hmac.compare_digest(token.encode(), st.token.encode()):
+                return _secure(_denied("The token in this address is not this server's. Open the address that "
+                                       "`grade serve` printed when it started.", 403))
+            # Take the token out of the address bar and history at once; the cookie carries on.
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response: Response = RedirectResponse(target, 303)
+            response.set_cookie(st.cookie_name, st.derived("cookie"), httponly=True, samesite="strict", path="/")
+            return _secure(response)
+        cookie = request.cookies.get(st.cookie_name, "")
+        if not hmac.compare_digest(cookie.encode(), st.derived("cookie").encode()):
+            return _secure(_denied("Open the address that `grade serve` printed when it started (it ends in "
+                                   "?token=...). The server was perhaps restarted: each start has a new token.", 403))
+        if request.method == "POST":
+            origin = request.headers.get("origin")
+            if origin is not None and origin.split("://", 1)[-1].rsplit(":", 1)[0] not in ALLOWED_HOSTS:
+                return _secure(_denied("A page of another site tried to send this form; nothing was saved.", 403))
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit() or int(length) > MAX_FORM_BYTES:
+                return _secure(_denied(f"A form of at most {MAX_FORM_BYTES // 1024} KiB is accepted; nothing was "
+                                       "saved.", 413))
+        return _secure(await call_next(request))
+
+
+def _secure(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make form POSTs say Origin: null
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    from grader.pages.report import environment
+    return HTMLResponse(environment().get_template(f"serve/{name}").render(**context), status_code=status)
+
+
+def _denied(message: str, status: int) -> HTMLResponse:
+    return _page("message.html.j2", status, title="Not allowed", message=message, csrf="")
+
+
+async def read_form(request: Request, state: ServeState) -> dict[str, str] | Response:
+    """The POSTed fields, or a refusal when the CSRF field is not this server's."""
+    form = await request.form(max_files=0, max_fields=20)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    sent = fields.get("csrf", "")
+    if not hmac.compare_digest(sent.encode(), state.derived("csrf").encode()):
+        return _denied("This form is from an older start of the server (or from another site); nothing was saved. "
+                       "Reload the page and enter it again.", 403)
+    return fields
+
+
+def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None) -> Starlette:
+    """The app over ``out_dir``; ``token`` (default: a new random one) is what the URL must carry."""
+    st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32))
+    st.reload()
+
+    def tutor_of(request: Request) -> str:
+        return clean_tutor(request.cookies.get("grade_tutor", "")) or st.tutor
+
+    def common(request: Request) -> dict[str, Any]:
+        return {"csrf": st.derived("csrf"), "tutor": tutor_of(request), "questions": st.written}
+
+    def scores() -> dict[str, dict[str, dict[str, Any]]]:
+        with Gradebook(gradebook_path(out_dir)) as book:
+            return book.manual_scores()
+
+    def progress(manual: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+        graded = st.graded()
+        return {qid: (sum(1 for r in graded if qid in manual.get(r["folder"], {})), len(graded))
+                for qid in st.written}
+
+    async def index(request: Request) -> Response:
+        st.reload()  # a re-grade or a `grade scores` import since the last page: show the folder as it is
+        manual = scores()
+        return _page("index.html.j2", out_dir=str(out_dir), progress=progress(manual),
+                     skipped=[r for r in st.results.values() if r["status"] != "graded"],
+                     notice=request.query_params.get("notice", ""), **common(request))
+
+    def question_or_404(qid: str) -> Response | None:
+        if qid not in st.written:
+            return _page("message.html.j2", 404, title="No such question",
+                         message=f"There is no written question {qid}; the written questions are "
+                                 f"{', '.join(st.written)}.", **common_static())
+        return None
+
+    def common_static() -> dict[str, Any]:
+        return {"csrf": st.derived("csrf"), "tutor": st.tutor, "questions": st.written}
+
+    async def first(request: Request) -> Response:
+        qid = request.path_params["qid"]
+        missing = question_or_404(qid)
+        if missing:
+            return missing
+        manual = scores()
+        graded = st.graded()
+        at = next((i for i, r in enumerate(graded, 1) if qid not in manual.get(r["folder"], {})), 1)
+        return RedirectResponse(f"/q/{qid}/{at}", 303)
+
+    def answer_page(request: Request, qid: str, n: int, status: int = 200, error: str = "",
+                    typed: Mapping[str, str] | None = None, version: int | None = None) -> Response:
+        from grader.pages.markdown import render_comment, render_markdown
+        from grader.tutors.review import suggestion_for
+        from grader.written.concepts import model_answers
+        graded = st.graded()
+        if not 1 <= n <= len(graded):
+            return _page("message.html.j2", 404, title="No such answer",
+                         message=f"{qid} has {len(graded)} answer(s) to score; there is no number {n}.",
+                         **common(request))
+        r = graded[n - 1]
+        q = r["questions"][qid]
+        flags = [f for f in r.get("flags", []) if f.get("question") == qid]
+        answer = q.get("answer") or {}
+        with Gradebook(gradebook_path(out_dir)) as book:
+            manual = book.manual_scores()
+            current = version if version is not None else score_version(book, r["folder"], qid)
+        stored = manual.get(r["folder"], {}).get(qid)
+        model = model_answers().get(qid)
+        form = {"points": f"{stored['points']:g}" if stored else "", "comment": stored["comment"] if stored else ""}
+        if typed is not None:
+            form = {"points": typed.get("points", ""), "comment": typed.get("comment", "")}
+        return _page(
+            "answer.html.j2", status, qid=qid, n=n, total=len(graded), r=r, q=q, flags=flags,
+            answer_html=render_markdown(answer.get("markdown", ""), answer.get("attachments"))
+            if answer.get("markdown", "").strip() else None,
+            model_html=render_markdown(model.markdown) if model else None,
+            concepts=[c.name for c in model.concepts] if model else [],
+            suggested=suggestion_for(q, flags), stored=stored,
+            stored_comment=render_comment(stored["comment"]) if stored and stored["comment"] else None,
+            stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
+            version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
+            report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
+            saved=request.query_params.get("saved", ""), **common(request))
+
+    async def answer(request: Request) -> Response:
+        qid, n = request.path_params["qid"], request.path_params["n"]
+        return question_or_404(qid) or answer_page(request, qid, n)
+
+    async def save(request: Request) -> Response:
+        qid, n = request.path_params["qid"], request.path_params["n"]
+        missing = question_or_404(qid)
+        if missing:
+            return missing
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        typed = {k: form.get(k, "") for k in ("folder", "version", "points", "comment")}
+        graded = st.graded()
+        if not 1 <= n <= len(graded) or graded[n - 1]["folder"] != typed["folder"]:
+            # The list moved under the form (a re-grade): never store a score on the wrong answer.
+            return _page("message.html.j2", 409, title="The list of answers changed",
+                         message="The answers were graded again since this page was loaded; nothing was saved. "
+                                 f"Open {qid} again from the start page.", **common(request))
+        if not re.fullmatch(r"[0-9]{1,15}", typed["version"]):
+            return answer_page(request, qid, n, 400, "The form lost its version; reload the page.", typed)
+        if len(typed["comment"]) > MAX_COMMENT:
+            return answer_page(request, qid, n, 400, f"A comment of at most {MAX_COMMENT} characters, please; "
+                               "nothing was saved.", typed)
+        result = graded[n - 1]
+        try:
+            # Blocking work (SQLite, rendering) off the event loop: other tutors' pages keep coming.
+            saved = await run_in_threadpool(save_score, out_dir, result["folder"], qid, typed["points"],
+                                            typed["comment"], tutor_of(request), int(typed["version"]))
+        except ScoreConflict as exc:
+            return answer_page(request, qid, n, 409, str(exc), typed, version=exc.version)
+        except ScoreRefused as exc:
+            return answer_page(request, qid, n, 400, f"Not saved: {exc}", typed)
+        st.results[result["folder"]] = saved.result
+        nxt = n + 1 if n < len(graded) else n
+        return RedirectResponse(f"/q/{qid}/{nxt}?saved={n}", 303)
+
+    async def set_tutor(request: Request) -> Response:
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        name = clean_tutor(form.get("tutor", ""))
+        if name is None:
+            return _page("message.html.j2", 400, title="Name not set",
+                         message=f"A name of 1 to {MAX_TUTOR} printable characters, please.", **common(request))
+        response = RedirectResponse("/?" + urlencode({"notice": f"Your scores are saved as {name}."}), 303)
+        response.set_cookie("grade_tutor", name, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def publish(request: Request) -> Response:
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        rewritten = await run_in_threadpool(sync_outputs, out_dir, rubric_path)
+        return RedirectResponse("/?" + urlencode({"notice": f"grades.csv and summary.html written; "
+                                                            f"{len(rewritten)} report(s) rendered again."}), 303)
+
+    async def report(request: Request) -> Response:
+        key = request.path_params["key"]
+        # Only a folder the app listed itself, found by its digest; a URL never becomes a path.
+        folder = next((f for f in st.results if st.report_key(f) == key), None)
+        if folder is None:
+            return _page("message.html.j2", 404, title="No such report", message="There is no such submission.",
+                         **common(request))
+        # The tutor's page of the submission (the student's report plus hints and detail).
+        path = out_dir / folder / PAGES["tutor"]
+        if path.is_symlink() or not path.is_file():
+            return _page("message.html.j2", 404, title="No report", message="This submission has no report yet.",
+                         **common(request))
+        response = HTMLResponse(path.read_text(encoding="utf-8"))
+        response.headers["Content-Security-Policy"] = REPORT_CSP
+        return response
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            return PlainTextResponse("not found", 404)
+        if name == "app.css":
+            from grader.pages.report import environment
+            env = environment()  # the reports' look, and their math and code styles
+            text = "\n".join((env.get_template("_style.css.j2").render(), str(env.globals.get("highlight_css", "")),
+                               (STATIC / name).read_text(encoding="utf-8")))
+        else:
+            text = (STATIC / name).read_text(encoding="utf-8")
+        return Response(text, media_type=STATIC_FILES[name])
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        try:  # the batch files follow the scores when the server stops
+            sync_outputs(out_dir, rubric_path)
+        except GraderError as exc:
+            log.warning("grades.csv and summary.html were not written: %s; run `grade scores` or "
+                        "`grade serve` again to write them", exc)
+
+    app = Starlette(routes=[
+        Route("/", index),
+        Route("/q/{qid}", first),
+        Route("/q/{qid}/{n:int}", answer, methods=["GET"]),
+        Route("/q/{qid}/{n:int}", save, methods=["POST"]),
+        Route("/tutor", set_tutor, methods=["POST"]),
+        Route("/publish", publish, methods=["POST"]),
+        Route("/report/{key}", report),
+        Route("/static/{name}", static),
+    ], lifespan=lifespan)
+    app.add_middleware(Guard, state=st)
+    app.state.serve = st
+    return app
+
+
+def free_port(port: int) -> int:
+    """``port`` if it can be bound on 127.0.0.1 (0: any free one); else UsageError."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {HOST}:{port} ({exc.strerror}); choose another port with "
+                             "--port N") from None
+        return int(s.getsockname()[1])
+
+
+def serve(out_dir: Path, port: int, tutor: str, echo: Callable[[str], None], rubric_path: str | None = None) -> None:
+    """Run the app until Ctrl-C; ``echo`` prints the address with the token."""
+    import uvicorn
+    token = secrets.token_urlsafe(32)
+    app = create_app(out_dir, tutor, token, rubric_path)  # refuses a folder without results before listening
+    port = free_port(port)
+    echo(f"Scoring {out_dir} as {tutor}. Open in your browser (only on this machine):")
+    echo(f"    http://{HOST}:{port}/?token={token}")
+    echo("Ctrl-C stops the server; grades.csv and summary.html are then written again.")
+    # No access log: the first request's line would hold the token.
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
