@@ -20,6 +20,18 @@ settings.load_profile("deterministic")
 import pytest  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite the golden files (tests/files/golden/) from today's output instead of "
+                          "comparing with them; review the diff afterwards")
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    """Whether golden files are rewritten (``pytest --update-goldens``): the one way to refresh them."""
+    return bool(request.config.getoption("--update-goldens"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _course_secret(tmp_path_factory: pytest.TempPathFactory):
     """Hidden cases are drawn under a course secret (grader/checks/secret.py): tests use their own, never

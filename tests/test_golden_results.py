@@ -1,12 +1,11 @@
 """result.json is the product a course keeps: a few fixtures graded end to end are compared with
 golden files in tests/files/golden/, key for key. Timings and the machine's sandbox note are left
 out, floats are kept to four significant digits; everything else (points, checks, messages, mistakes, probe findings, flags, answers) must be
-byte-stable. After an intended change: UPDATE_GOLDEN=1 pytest tests/test_golden_results.py, then
+byte-stable. After an intended change: pytest tests/test_golden_results.py --update-goldens, then
 review the diff."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -47,18 +46,18 @@ def ctx():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_result_json_matches_its_golden_file(name: str, ctx) -> None:
+def test_result_json_matches_its_golden_file(name: str, ctx, update_goldens: bool) -> None:
     result = grade_submission(CASES[name], ctx)
     text = json.dumps(_stable(result.to_json()), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     path = GOLDEN / f"{name}.result.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
+    if update_goldens:
         path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/test_golden_results.py"
+    assert path.exists(), f"{path} is missing: run pytest tests/test_golden_results.py --update-goldens"
     golden = path.read_text(encoding="utf-8")
     if text != golden:
         changed = [k for k in json.loads(golden) if json.loads(golden)[k] != json.loads(text).get(k)]
         pytest.fail(f"{name}: result.json differs from {path.name} in {changed}; if intended: "
-                    "UPDATE_GOLDEN=1 pytest tests/test_golden_results.py")
+                    "pytest tests/test_golden_results.py --update-goldens")
 
 
 def test_the_comparison_sees_a_changed_point() -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -361,16 +360,16 @@ GOLDEN_NAMES = sorted([f"{k}.report.html" for k in KINDS] + ["good.tutor.html", 
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
-def test_pages_match_their_golden_files(name: str) -> None:
-    """The pages are byte-stable; after an intended change: UPDATE_GOLDEN=1 pytest tests/test_report.py"""
+def test_pages_match_their_golden_files(name: str, update_goldens: bool) -> None:
+    """The pages are byte-stable; after an intended change: pytest tests/test_report.py --update-goldens"""
     html = _golden_pages()[name]
     path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
+    if update_goldens:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/test_report.py"
+    assert path.exists(), f"{path} is missing: run pytest tests/test_report.py --update-goldens"
     assert html == path.read_text(encoding="utf-8"), \
-        f"{name} differs from {path}; if the change is intended: UPDATE_GOLDEN=1 pytest tests/test_report.py"
+        f"{name} differs from {path}; if the change is intended: pytest tests/test_report.py --update-goldens"
 
 
 def test_rendering_does_not_change_the_result() -> None:
