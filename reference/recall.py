@@ -24,7 +24,7 @@ Calibration (``python -m reference.calibrate``; OMP_NUM_THREADS=1, torch 2.13 CP
 
     Seed 3 is the exception both ways: its LSTM is still on the plateau after 2000 steps and
     its RNN happens to find the solution. A correct implementation fails on some seeds, which is
-    why the grader tries several (docs/recall.md; the table of all implementations
+    why the grader tries several (README, "The recall verdict"; the table of all implementations
     measured is there and in the rubric's ``[recall]`` comments).
 
 The figures are copied into :data:`CALIBRATION`; seconds depend on the machine's load.
