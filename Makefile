@@ -26,9 +26,10 @@ docs: setup
 	$(PY) -m mkdocs build --strict --site-dir site
 
 # Unit tests only (no kernel, no training, no browser), in two processes as `make test`.
-# Measured 2026-12-06 on 2 cores shared with other jobs (load average 1.3-2.5): 1,021 tests in 40 s
-# of wall time (52 s in one process). A machine busy with other work stretches it: 126-160 s were
-# seen in one process under heavy load. The slowest tests take 3-4 s each (pytest --durations=20).
+# Measured 2026-12-06 on 2 cores shared with other jobs: 1,021 tests in 40 s of wall time at load
+# average 1.3-2.5 (52 s in one process); 1,037 tests in 133 s at load average 7 (the cores shared
+# by seven other agents' work). So: within 60 s on two cores that are mostly its own, 2-3x that on
+# a busy machine. The slowest tests take 3-4 s each (pytest --durations=20).
 fast: setup
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadgroup
 
