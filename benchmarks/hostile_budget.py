@@ -7,7 +7,7 @@ Each submission is graded in a fresh Python process (``grade_submission`` and th
 batch worker does), so ``ru_maxrss`` is the peak resident memory of that grading process alone:
 the kernel is a child process and is not counted. Kernel limits are the hostile tests' short ones
 (cell_timeout 5 s, notebook_timeout 60 s); every other limit is the rubric's. Prints a Markdown
-table (the one in README's *Security model*).
+table (the one in docs/security.md, "The grader's own work on hostile input").
 """
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --co
 # holds a whole course in memory.
 IN_FLIGHT_PER_WORKER = 2
 # Dask's settings for grading, in the coordinator's LocalCluster and every worker process (as
-# environment variables: dask_env); README, "Many machines", starts a remote scheduler with them.
+# environment variables: dask_env); docs/performance.md, "Many machines", starts a remote scheduler with them.
 # Each worker's grading process and kernel keep both cores busy, so Dask's own periodic work
 # takes CPU from training directly: with Dask's defaults an idle LocalCluster of 2 workers used
 # 11 % of a core (its statistical profiler samples every 10 ms, the event loops' tick every

@@ -1,6 +1,6 @@
 """The recall verdict of 11.4.d: train the student's ``train_recall`` in its kernel and judge it.
 
-What makes the verdict defensible (README, "The recall verdict"):
+What makes the verdict defensible (docs/recall.md):
 
 - **Learning, not reading the input.** The label of a recall sequence is its first token, so a
   model that returns ``x[0]`` scores 100 % without learning anything. During the grader's calls
@@ -111,7 +111,7 @@ def wall_budget_spent(attempts: list[Attempt], wall_limit: float) -> bool:
 
     The safety net bounds the grader's time per submission (at most about twice
     ``wall_time_limit`` for the LSTM, whatever a submission does, e.g. sleep); correct training
-    stays far below it (README, calibration).
+    stays far below it (docs/recall.md, "Calibration").
     """
     return sum(a.wall_seconds for a in attempts) >= wall_limit
 

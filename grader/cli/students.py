@@ -27,6 +27,13 @@ def _fail(console: Console, exc: GraderError) -> None:
     fail(exc, console)  # the one printer (grader/cli/common.py): markup escaped
 
 
+def _say(console: Console, label: str, style: str, text: str) -> None:
+    """Print our coloured ``label`` and then ``text`` (students' names, file names, paths) as plain
+    text: a Text object is never parsed as Rich markup, so ``[/]`` in a name is printed as written."""
+    console.print(Text.assemble((label, style), " ", text) if label else Text(text), highlight=False,
+                  soft_wrap=True)
+
+
 @click.command("check")
 @click.argument("notebook", type=click.Path(dir_okay=False))
 @rubric_option()
@@ -55,13 +62,13 @@ def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str, ful
         _fail(err, exc)
         return
     if report.sandbox_note:
-        err.print(f"[bold yellow]warning:[/] {report.sandbox_note}", highlight=False)
-    table = Table(title=f"grade check: {report.submission}", show_lines=False, expand=False)
+        _say(err, "warning:", "bold yellow", report.sandbox_note)
+    table = Table(title=Text(f"grade check: {report.submission}"), show_lines=False, expand=False)
     for col in ("question", "check", "result", "what to do / details"):
         table.add_column(col, overflow="fold")
     for r in report.rows:
         style, word = _STYLE.get(r.status, ("white", r.status))
-        table.add_row(r.question, Text(r.item), Text(word, style=style), Text(r.message))
+        table.add_row(Text(r.question), Text(r.item), Text(word, style=style), Text(r.message))
     out.print(table)
     counts = report.counts()
     summary = ", ".join(f"{counts[k]} {_STYLE[k][1]}" for k in ("pass", "fail", "todo", "advice") if counts.get(k))
@@ -98,11 +105,10 @@ def pack_command(notebook: str, extras: tuple[str, ...], out_dir: str, force: bo
         return
     out = Console()
     for problem in result.problems:
-        out.print(f"[bold yellow]packed anyway (--force):[/] {problem}", highlight=False)
+        _say(out, "packed anyway (--force):", "bold yellow", problem)
     for warning in result.warnings:
-        out.print(f"[cyan]note:[/] {warning}", highlight=False)
-    out.print(f"[green]wrote[/] {result.path}  ({', '.join(result.entries)}; group: {group_text(result.members)})",
-              highlight=False, soft_wrap=True)
+        _say(out, "note:", "cyan", warning)
+    _say(out, "wrote", "green", f"{result.path}  ({', '.join(result.entries)}; group: {group_text(result.members)})")
 
 
 @click.command("release")
@@ -118,4 +124,4 @@ def release_command(out_dir: str, rubric_path: str | None) -> None:
     except GraderError as exc:
         _fail(err, exc)
         return
-    Console().print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+    _say(Console(), "", "", "wrote " + ", ".join(str(p) for p in written))
