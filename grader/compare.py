@@ -9,6 +9,14 @@ the catalogued mistakes apart: every catalogued mistake is evaluated on every ob
 case, and the probes of grader/probes.py), and a mistake is named only when it is the one
 mistake consistent with all of them. Where several remain, the message says "consistent with A
 or B" rather than picking one (a missing recurrence and "h0 is ignored" coincide at T = 1).
+
+A mistake is verified before it is named: where it does not apply it computes the reference's
+output, so it must reproduce the student's output on every case and probe. A mistake that
+explains the failures of one setting alone (one activation, T = 1, one k regime, one tree shape;
+:func:`settings_of`), the student being right in every other setting, is named for that setting
+("in the sigmoid case your output matches ..."). A result that is a slice, transposition,
+reshaping, reversal or constant multiple of the expected one, or a pair in the wrong order, is
+said so (:func:`structural_finding`), each checked within tolerance.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ Rules, each for a reason:
   that crashes the kernel or runs out of time ends the probing of that function (a further call
   would restart the kernel and run the whole notebook again), as `_run_check` does for the
   hidden cases.
+- Verified: a probe clears its terms only on a match within :data:`CLEAR_RTOL` (a near match is
+  "close" and clears nothing); a located term is stated only when pinned (see :func:`verdict`),
+  else the report says the wrong part could not be located. No probe saturates an activation.
 - Probes are also observations for naming mistakes: every catalogued mistake is evaluated on
   them too (grader/compare.py), so a named mistake is consistent with what the probes found.
 """
@@ -401,6 +404,10 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
     single bug shows, several when one term cannot explain all (two terms wrong). Where several
     equally small explanations exist, all their terms are named as "one of these". A differing
     probe that exercises only cleared terms means the error lies in how the terms combine.
+    A claim is verified first: each named term must be pinned (the only uncleared term of some
+    differing probe), a single term may also stand when some probe matched, and "one of these"
+    needs a differing probe whose uncleared terms are exactly those; otherwise the wrong part
+    "could not be located". "close" probes neither clear nor differ.
     """
     terms = _terms(function, activation)
     differ = [r for r in runs if r.outcome in ("differs", "raised")]

@@ -499,7 +499,7 @@ def test_probe_findings_reach_result_json_and_the_report(graded_bugs) -> None:
     assert failed and all("probes" in c and "diagnosis" in c for c in failed)
     for c in failed:  # contract §6 keys kept
         assert {"name", "passed", "points", "max_points", "message"} <= set(c)
-        assert {p["outcome"] for p in c["probes"]} <= {"matches", "differs", "raised", "stopped"}
+        assert {p["outcome"] for p in c["probes"]} <= {"matches", "close", "differs", "raised", "stopped"}
     assert all("probes" not in c for c in checks if c["passed"])
     assert "the input term `U x_t` is wrong" in failed[0]["diagnosis"]
     html = render_report(data)
