@@ -28,6 +28,9 @@ class Evidence:
     key: str       # the mistake's key in grader/checks/mistakes.py
     distinct: bool  # its output differs from the correct one here: this input can tell it apart
     agrees: bool    # the student's output equals its output here
+    #: the setting of the observation ({"activation": 'activation = "sigmoid"', "T": "T = 1"}),
+    #: so a mistake that explains one setting's failures can be named for that setting
+    settings: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class CaseResult:
     evidence: tuple[Evidence, ...] = field(default=(), repr=False)
     consistent_with: tuple[str, ...] = ()  # several mistakes fit and no input tells them apart
     values_note: str = ""  # "the values differ ... (first at index ...)": the plain finding
+    settings: Mapping[str, str] = field(default_factory=dict, repr=False)  # see settings_of
+    structure: str = ""  # the result is a slice, transposition, ... of the expected one (see structural_finding)
     diagnosis: str = ""  # what the probes (or the cases together) say is wrong, in plain words
     probes: tuple[Mapping[str, str], ...] = ()  # each probe: setting, isolates, outcome, text
 

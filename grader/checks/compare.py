@@ -9,6 +9,14 @@ the catalogued mistakes apart: every catalogued mistake is evaluated on every ob
 case, and the probes of grader/checks/probes.py), and a mistake is named only when it is the one
 mistake consistent with all of them. Where several remain, the message says "consistent with A
 or B" rather than picking one (a missing recurrence and "h0 is ignored" coincide at T = 1).
+
+A mistake is verified before it is named: where it does not apply it computes the reference's
+output, so it must reproduce the student's output on every case and probe. A mistake that
+explains the failures of one setting alone (one activation, T = 1, one k regime, one tree shape;
+:func:`settings_of`), the student being right in every other setting, is named for that setting
+("in the sigmoid case your output matches ..."). A result that is a slice, transposition,
+reshaping, reversal or constant multiple of the expected one, or a pair in the wrong order, is
+said so (:func:`structural_finding`), each checked within tolerance.
 """
 from __future__ import annotations
 
@@ -104,6 +112,117 @@ def _matches(exp: Any, value: Any, rtol: float, atol: float) -> bool:
     return not problem and all(_close(e, g.array, rtol, atol) for _, e, g in pairs)
 
 
+def _tree_shape(tree: Any) -> str:
+    if isinstance(tree, str):
+        return "a single leaf"
+    chain = tree
+    while not isinstance(chain, str) and isinstance(chain[1], str):
+        chain = chain[0]
+    return "a left chain" if isinstance(chain, str) else "a tree that is not a left chain"
+
+
+def settings_of(function: str, inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The settings an input exercises, in words (one activation, T = 1, a k regime, a tree
+    shape): a mistake that explains the failures of one setting alone is named for it."""
+    out: dict[str, str] = {}
+    if "activation" in inputs:
+        out["activation"] = f"the {inputs['activation']} case"
+    x = inputs.get("x")
+    if isinstance(x, torch.Tensor) and x.ndim == 3 and function != "lstm_cell":
+        T = x.shape[0]
+        out["T"] = "the case T = 1" if T == 1 else "the cases T > 1"
+        if "k" in inputs:
+            k = int(inputs["k"])
+            out["k"] = ("the case k >= T" if k >= T else "the case k = 1" if k == 1
+                        else "the case 1 < k < T")
+    if "tree" in inputs:
+        out["shape"] = f"the case of {_tree_shape(inputs['tree'])}"
+    return out
+
+
+#: How a finding that the result is a multiple of the expected one begins.
+SCALED = "every value is the expected one times the same factor"
+
+#: What the axes of an expected result are called, where a finding can say it in the contract's words.
+AXES = {"rnn_forward": ("T", "B", "H")}
+
+
+def _array_finding(function: str, exp: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str:
+    """How ``got`` relates to ``exp`` when it is a slice, a transposition, a reshaping, a
+    reversal or a multiple of it ("" when none fits). Each is checked exactly, within tolerance."""
+    def close(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape and _close(a, b, rtol, atol)
+
+    if not np.all(np.isfinite(got)):
+        return ""
+    if exp.ndim >= 2 and exp.shape[0] > 1:
+        if close(exp[-1], got):
+            return (f"it equals the last step alone (the last entry along the first axis, shape "
+                    f"{tuple(exp.shape[1:])}): only the last step came back, where every step was expected")
+        if close(exp[0], got):
+            return ("it equals the first step alone (the first entry along the first axis): "
+                    "only the first step came back, where every step was expected")
+    if exp.ndim >= 2 and exp.shape[0] != 1 and exp.shape[1] != 1 or exp.ndim >= 2 and got.shape != exp.shape:
+        swapped = np.swapaxes(exp, 0, 1)
+        if close(swapped, got) and not close(exp, got):
+            names = AXES.get(function)
+            if names and len(names) == exp.ndim:
+                order = ", ".join((names[1], names[0], *names[2:]))
+                want = ", ".join(names)
+                return (f"it holds the expected values with axes 0 and 1 swapped: ({order}) order "
+                        f"where ({want}) is expected")
+            if exp.ndim == 2:
+                return "it is the expected matrix transposed"
+            return "it holds the expected values with axes 0 and 1 swapped"
+    if got.shape != exp.shape and got.size == exp.size and \
+            [n for n in got.shape if n != 1] == [n for n in exp.shape if n != 1]:
+        if close(exp, got.reshape(exp.shape)):
+            return (f"it holds the expected values with an extra axis of length 1 (shape "
+                    f"{tuple(got.shape)} where {tuple(exp.shape)} is expected)")
+    if got.shape == exp.shape and exp.ndim >= 1 and exp.shape[0] > 1:
+        if close(np.flip(exp, 0), got):
+            return "it holds the expected values in reverse order along the first axis"
+    if got.shape == exp.shape and exp.size > 1:
+        denom = float(np.dot(exp.ravel(), exp.ravel()))
+        if denom > 0:
+            c = float(np.dot(exp.ravel(), got.ravel())) / denom
+            if abs(c - 1) > 10 * rtol and abs(c) > 1e-12 and close(c * exp, got):
+                return (f"{SCALED} {c:.6g}: a factor "
+                        "that multiplies the whole result is wrong or missing")
+    return ""
+
+
+def structural_finding(function: str, expected: Any, got: Any, rtol: float, atol: float) -> str:
+    """A slice, transposition, reshaping, reversal or multiple of the expected result, or a
+    pair of results in the wrong order, said in words ("" when the result is none of these)."""
+    if isinstance(expected, np.ndarray):
+        if isinstance(got, ArrayInfo):
+            return _array_finding(function, expected, got.array, rtol, atol)
+        return ""
+    if isinstance(expected, tuple):
+        if (isinstance(got, tuple) and len(got) == 2 == len(expected)
+                and all(isinstance(g, ArrayInfo) for g in got)):
+            a, b = (g.array for g in got)
+            h, c = expected
+            if (a.shape == c.shape and b.shape == h.shape and _close(c, a, rtol, atol)
+                    and _close(h, b, rtol, atol) and not _close(h, a, rtol, atol)):
+                return ("the two results came back in the order (c_new, h_new): "
+                        "`lstm_cell` returns (h_new, c_new)")
+        return ""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        found = []
+        for key in expected:
+            g = got.get(key)
+            if isinstance(g, ArrayInfo) and not (g.array.shape == expected[key].shape
+                                                 and _close(expected[key], g.array, rtol, atol)):
+                what = _array_finding(function, expected[key], g.array, rtol, atol)
+                if not what:
+                    return ""
+                found.append(f"{key}: {what}")
+        return "; ".join(found)
+    return ""
+
+
 def named_mistakes(function: str, inputs: Mapping[str, Any], got: Any,
                    rtol: float, atol: float) -> tuple[str, ...]:
     """The descriptions of every known mistake whose output the returned value matches."""
@@ -166,15 +285,21 @@ def mistake_evidence(function: str, inputs: Mapping[str, Any], expected: Any, go
     out = []
     student = select(expected if got is None else got, part)
     reference_part = select(expected, part)
+    correct_here = got is None or same(reference_part, student, rtol, atol)
+    settings = settings_of(function, inputs)
     for mistake in mistakes_for(function):
         try:
-            if not mistake.applies(inputs):
-                continue
-            wrong = select(to_numpy(mistake.compute(**inputs)), part)
-        except Exception:  # noqa: BLE001 - a variant that cannot run on these inputs tells nothing
+            runs = mistake.applies(inputs)
+            wrong = select(to_numpy(mistake.compute(**inputs)), part) if runs else None
+        except Exception:  # noqa: BLE001 - a variant that cannot run here: as the reference
+            wrong = None
+        if wrong is None:
+            # Where a mistake does not apply (or cannot run) it computes what the reference
+            # computes: it reproduces the student's output here only if that output is right.
+            out.append(Evidence(mistake.key, distinct=False, agrees=correct_here, settings=settings))
             continue
         out.append(Evidence(mistake.key, distinct=not same(reference_part, wrong, rtol, atol),
-                            agrees=same(wrong, student, rtol, atol)))
+                            agrees=same(wrong, student, rtol, atol), settings=settings))
     return tuple(out)
 
 
@@ -195,6 +320,32 @@ def attribute(observations: Iterable[tuple[tuple[Evidence, ...], bool]]) -> tupl
             if failed and e.agrees and e.distinct:
                 supported.add(e.key)
     return tuple(k for k, ok in consistent.items() if ok and k in supported)
+
+
+def attribute_by_setting(observations: Iterable[tuple[tuple[Evidence, ...], bool]]) -> tuple[tuple[str, str], ...]:
+    """Mistakes that explain the failures of one setting alone: (key, setting in words).
+
+    A mistake is named for a setting ("the sigmoid case") when, on every observation of that
+    setting, the student's output equals the mistake's, it explains at least one failure there,
+    and on every observation of the other settings of that kind the student's output is right.
+    Used where :func:`attribute` finds no mistake for the whole function.
+    """
+    obs = list(observations)
+    found: list[tuple[str, str]] = []
+    kinds = sorted({k for ev, _ in obs for e in ev for k in e.settings})
+    for kind in kinds:
+        values = sorted({e.settings[kind] for ev, _ in obs for e in ev if kind in e.settings})
+        if len(values) < 2:
+            continue
+        for value in values:
+            inside = [(ev, failed) for ev, failed in obs if ev and ev[0].settings.get(kind) == value]
+            outside = [(ev, failed) for ev, failed in obs if ev and ev[0].settings.get(kind) != value]
+            if any(failed for _, failed in outside) or not inside:
+                continue
+            for key in attribute(inside):
+                if (key, value) not in found and not any(k == key for k, _ in found):
+                    found.append((key, value))
+    return tuple(found)
 
 
 def describe(function: str, key: str) -> str:
@@ -219,13 +370,20 @@ def _values_message(where: str, first: tuple[int, ...]) -> str:
     return f"the values{where} differ from the expected ones (first at index {first})"
 
 
+def setting_message(function: str, key: str, setting: str) -> str:
+    """A mistake named for the one setting whose failures it explains."""
+    return f"in {setting} your output matches `{function}` {describe(function, key)}"
+
+
 def with_attribution(case: CaseResult, keys: Sequence[str], diagnosis: str = "",
-                     probes: tuple[Mapping[str, str], ...] = ()) -> CaseResult:
+                     probes: tuple[Mapping[str, str], ...] = (),
+                     in_setting: Sequence[tuple[str, str]] = ()) -> CaseResult:
     """``case`` restated from the attribution over all observations of its function.
 
     A mistake is named on this case only where the student's output equals it here; several
     candidates that all agree here are reported as "consistent with ..."; a per-case match that
-    the other observations ruled out is no longer stated.
+    the other observations ruled out is no longer stated. ``in_setting``: mistakes that explain
+    one setting's failures alone (:func:`attribute_by_setting`), named on the cases of that setting.
     """
     if case.passed:
         return case
@@ -233,10 +391,16 @@ def with_attribution(case: CaseResult, keys: Sequence[str], diagnosis: str = "",
         return replace(case, diagnosis=diagnosis, probes=probes)
     agreeing = {e.key for e in case.evidence if e.agrees}
     here = [k for k in keys if k in agreeing]
+    local = [(k, v) for k, v in in_setting
+             if k in agreeing and v in case.settings.values()] if not here else []
     if "NaN or infinite" in case.message:
         message = case.message
     elif here:
         message = mistake_message(case.function, here)
+    elif len(local) == 1:
+        message = setting_message(case.function, *local[0])
+        return replace(case, message=message, mistakes=(describe(case.function, local[0][0]),),
+                       consistent_with=(), diagnosis=diagnosis, probes=probes)
     else:
         message = case.values_note
     named = (describe(case.function, here[0]),) if len(here) == 1 else ()
@@ -262,9 +426,12 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
                           message=f"`{function}` raised {returned.error}; expected {_expected_text(expected)}")
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)
+    base["settings"] = settings_of(function, inputs)
     pairs, problem = _flatten(expected, returned.value)
     if problem:
-        return CaseResult(**base, passed=False, points=0.0, message=problem)
+        finding = structural_finding(function, expected, returned.value, rtol, atol)
+        return CaseResult(**base, passed=False, points=0.0, structure=finding,
+                          message=f"{problem}: {finding}" if finding else problem)
     series = {}
     if function in ("hidden_grad_norms", "gradient_bound"):
         series = {"got": tuple(map(float, pairs[0][2].array)), "expected": tuple(map(float, pairs[0][1]))}
@@ -283,6 +450,9 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         (slice(max(0, first[-1] - 1), first[-1] + 3),) if first else ())
     where = f" in {label}" if label else ""
     plain = _values_message(where, tuple(int(i) for i in first))
+    finding = structural_finding(function, expected, returned.value, rtol, atol)
+    if finding:
+        plain = f"{plain}: {finding}"
     # A half-precision answer misses any float32 tolerance by rounding alone: say so, or the
     # student hunts for a wrong formula that is not there (kept in values_note, which the
     # attribution over all cases falls back on).
@@ -298,7 +468,7 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
     return CaseResult(**base, passed=False, points=0.0, message=message,
                       mistakes=(describe(function, keys[0]),) if len(keys) == 1 else (),
                       consistent_with=tuple(describe(function, k) for k in keys) if len(keys) > 1 else (),
-                      values_note=plain, evidence=evidence,
+                      values_note=plain, evidence=evidence, structure=finding,
                       expected=_fmt(exp[window]) if exp.ndim else _fmt(exp),
                       got=_fmt(got[window]) if got.ndim else _fmt(got),
                       max_abs=float(np.nanmax(diff)) if diff.size else 0.0,

@@ -34,7 +34,7 @@ class Mistake:
     applies: Callable[[Mapping[str, Any]], bool]  # can this mistake be told apart on these inputs?
 
 
-_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}
+_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda z: z}
 
 
 def _dact(z: torch.Tensor, name: str) -> torch.Tensor:
@@ -99,22 +99,44 @@ def _unroll(x, h0, W, U, b, activation):
 
 
 def _grad_norms(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, wrt="h",
-                reverse=False, squared=False, loss_on_all=False):
+                reverse=False, squared=False, loss_on_all=False, local=False, loss_at=-1,
+                no_derivative=False):
+    a = act or activation
+    if no_derivative:  # back through W only: dL/dh_t = W^T dL/dh_{t+1}, act'(z) forgotten
+        with torch.no_grad():
+            _, hs = _unroll(x, h0, W, U, b, a)
+        with torch.enable_grad():
+            hT = hs[-1].detach().clone().requires_grad_(True)
+            (d,) = torch.autograd.grad(loss_fn(hT).sum(), hT)
+        ds = [d]
+        for _ in range(x.shape[0] - 1):
+            ds.append(ds[-1] @ W.to(d.dtype))
+        return torch.stack([torch.linalg.vector_norm(v) for v in ds[::-1]]).float()
     with torch.enable_grad():
         h0 = h0.detach().clone().requires_grad_(True)
-        zs, hs = _unroll(x.detach(), h0, W.detach(), U.detach(), b.detach(), act or activation)
+        zs, hs = _unroll(x.detach(), h0, W.detach(), U.detach(), b.detach(), a)
         targets = {"h": hs[1:], "z": zs, "h_prev": hs[:-1]}[wrt]
-        # loss_on_all: L = sum_t loss_fn(h_t), as if every state had a target
-        loss = sum(loss_fn(h).sum() for h in hs[1:]) if loss_on_all else loss_fn(hs[-1]).sum()
-        grads = torch.autograd.grad(loss, targets, allow_unused=True)
+        if local:  # d loss_fn(h_t) / d h_t at each t, h_t taken as a leaf
+            grads = tuple(_local_grad(loss_fn, h) for h in hs[1:])
+        else:
+            # loss_on_all: L = sum_t loss_fn(h_t), as if every state had a target
+            loss = (sum(loss_fn(h).sum() for h in hs[1:]) if loss_on_all
+                    else loss_fn(hs[1:][loss_at]).sum())
+            grads = torch.autograd.grad(loss, targets, allow_unused=True)
     n = torch.stack([torch.zeros(()) if g is None else torch.linalg.vector_norm(g) for g in grads])
     n = n**2 if squared else n
     return (n.flip(0) if reverse else n).float()
 
 
+def _local_grad(loss_fn, h):
+    leaf = h.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(leaf).sum(), leaf)
+    return g
+
+
 def _bound(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, exp_shift=0, w_ord=2,
            j_ord="spectral", j_of="derivative", j_first=1, j_last=0, combine="prod",
-           full_step=False):
+           full_step=False, j_from_h=False):
     """r[i] = ||dL/dh_T|| ||W||^(T-t) combine(||J_j|| for j in the window), t = i + 1.
 
     The norms ||J_j||, J_j = diag(act'(z_j)), j = 1..T, sit at nJ[j-1]; the correct window
@@ -128,14 +150,16 @@ def _bound(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, exp_shift=0,
         (gT,) = torch.autograd.grad(loss_fn(hT).sum(), hT)
     gT = torch.linalg.vector_norm(gT.float())
     T = len(zs)
-    ds = [_dact(z[0], a) if j_of == "derivative" else _ACT[a](z[0]) for z in zs]
+    pre = [h[0] for h in hs[1:]] if j_from_h else [z[0] for z in zs]  # j_from_h: act'(h), not act'(z)
+    ds = [_dact(z, a) if j_of == "derivative" else _ACT[a](z) for z in pre]
     if full_step:  # the norm of the whole step Jacobian diag(d) W, and no separate ||W|| power
         nJ = torch.stack([torch.linalg.matrix_norm(torch.diag(d) @ W, ord=2) for d in ds])
     elif j_ord == "fro":
         nJ = torch.stack([torch.linalg.vector_norm(d) for d in ds])
     else:  # spectral norm of a diagonal matrix: its largest |entry|
         nJ = torch.stack([d.abs().max() for d in ds])
-    wn = torch.linalg.matrix_norm(W, ord=w_ord)
+    wn = (torch.linalg.eigvals(W).abs().max() if w_ord == "radius"
+          else torch.linalg.matrix_norm(W, ord=w_ord))
     r = []
     for i in range(T):
         seg = nJ[max(i + j_first, 0): T + j_last]
@@ -146,19 +170,24 @@ def _bound(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, exp_shift=0,
 
 
 def _lstm(x, h, c, W_ih, W_hh, b_ih, b_hh, *, order="ifgo", forget=True, tanh_c=True,
-          old_c=False, g_act=torch.tanh, o_act=torch.sigmoid, use_b_ih=True, use_b_hh=True):
+          old_c=False, g_act=torch.tanh, o_act=torch.sigmoid, use_b_ih=True, use_b_hh=True,
+          sig=torch.sigmoid):
     z = x @ W_ih.T + h @ W_hh.T
     if use_b_ih:
         z = z + b_ih
     if use_b_hh:
         z = z + b_hh
     gate = dict(zip(order, z.chunk(4, dim=-1)))  # `order` names the four stacked blocks
-    i, f = (torch.sigmoid(gate[k]) for k in "if")
-    o = o_act(gate["o"])
+    i, f = (sig(gate[k]) for k in "if")
+    o = (sig if o_act is torch.sigmoid else o_act)(gate["o"])
     g = g_act(gate["g"])
     c_new = i * g + (f * c if forget else 0)
     cc = c if old_c else c_new
     return o * (torch.tanh(cc) if tanh_c else cc), c_new
+
+
+def _sig_neg(z: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(-z)
 
 
 def _leaves(tree) -> list[str]:
@@ -318,6 +347,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
          "with the time and batch axes of `x` swapped: the batch is walked as if it were time",
          lambda i: i["x"].shape[0] > 1 and i["x"].shape[1] in (1, i["x"].shape[0]),
          dict(swap_time_batch=True)),
+        ("rnn_forward", "no_activation",  # h_t = z_t: the activation is never applied
+         "without the activation: h_t = z_t = W h_{t-1} + U x_t + b, never squashed", _always,
+         dict(act="identity")),
         ("rnn_forward", "bias_twice",  # b_ih and b_hh of torch.nn.RNN both set to b
          "with the bias `b` added twice: z_t = W h_{t-1} + b + U x_t + b", _nonzero("b"),
          dict(bias_times=2)),
@@ -359,6 +391,16 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("hidden_grad_norms", "shifted_includes_h0",  # hs = [h0, ...] indexed with hs[t-1]
          "shifted by one step: g[t-1] = ||dL/dh_{t-1}||, starting at h_0 and leaving out h_T",
          _always, dict(wrt="h_prev")),
+        ("hidden_grad_norms", "local_loss",  # loss_fn(h_t) differentiated at each t, locally
+         "with the loss differentiated locally at each step: g[t-1] = ||d loss_fn(h_t) / dh_t|| "
+         "instead of the gradient of L = loss_fn(h_T) carried back through time", _steps,
+         dict(local=True)),
+        ("hidden_grad_norms", "no_activation_derivative",  # dL/dh_t = W^T dL/dh_{t+1}
+         "with the gradient carried back through `W` alone: the activation's derivative "
+         "act'(z_{t+1}) is missing from each step back", _steps, dict(no_derivative=True)),
+        ("hidden_grad_norms", "loss_at_first_state",  # the wrong end of the sequence
+         "with the loss taken at the wrong end of the sequence: L = loss_fn(h_1) instead of "
+         "loss_fn(h_T)", _steps, dict(loss_at=0)),
         # ---- gradient_bound --------------------------------------------------------------
         ("gradient_bound", "activation_ignored",
          "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
@@ -393,6 +435,12 @@ MISTAKES: tuple[Mistake, ...] = tuple(
         ("gradient_bound", "J_of_value",
          "with act(z_{k+1}) in place of act'(z_{k+1}) in J_{k+1}: the activation, "
          "not its derivative", _steps, dict(j_of="value")),
+        ("gradient_bound", "J_of_h",  # act'(h_{k+1}) where act'(z_{k+1}) belongs
+         "with J_{k+1} built from the state h_{k+1} instead of the pre-activation z_{k+1}: "
+         "act'(h_{k+1}) on its diagonal", _steps, dict(j_from_h=True)),
+        ("gradient_bound", "W_spectral_radius",  # max |eigenvalue| is not the spectral norm
+         "with the spectral radius of `W` (its largest |eigenvalue|) instead of its spectral "
+         "norm (its largest singular value)", _always, dict(w_ord="radius")),
         ("gradient_bound", "full_step_jacobian",  # a tighter quantity, not the bound of (1)
          "with ||J_{k+1} W|| (the norm of the whole step Jacobian) in place of "
          "||W|| ||J_{k+1}|| for each step", _steps, dict(full_step=True)),
@@ -424,6 +472,9 @@ MISTAKES: tuple[Mistake, ...] = tuple(
          _nonzero("b_hh"), dict(use_b_hh=False)),
         ("lstm_cell", "b_ih_dropped", "with `b_hh` as the only bias: `b_ih` is left out",
          _nonzero("b_ih"), dict(use_b_ih=False)),
+        ("lstm_cell", "sigmoid_negated",  # a hand-written 1 / (1 + exp(z))
+         "with sigmoid(-z) in place of sigmoid(z) for the gates i, f and o: a hand-written "
+         "sigmoid 1 / (1 + exp(z)) has lost the minus sign", _always, dict(sig=_sig_neg)),
         # ---- tree_encode -----------------------------------------------------------------
         ("tree_encode", "children_swapped",
          "with the children concatenated the wrong way round: [v_right ; v_left]",

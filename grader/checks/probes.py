@@ -27,6 +27,9 @@ Rules, each for a reason:
   that crashes the kernel or runs out of time ends the probing of that function (a further call
   would restart the kernel and run the whole notebook again), as `_run_check` does for the
   hidden cases.
+- Verified: a probe clears its terms only on a match within :data:`CLEAR_RTOL` (a near match is
+  "close" and clears nothing); a located term is stated only when pinned (see :func:`verdict`),
+  else the report says the wrong part could not be located. No probe saturates an activation.
 - Probes are also observations for naming mistakes: every catalogued mistake is evaluated on
   them too (grader/checks/compare.py), so a named mistake is consistent with what the probes found.
 """
@@ -43,17 +46,19 @@ import reference
 from grader.checks import cases as case_inputs
 from grader.checks.bridge import Returned
 from grader.checks.compare import (
-    CaseResult,
-    Evidence,
+    SCALED,
     _flatten,
     attribute,
+    attribute_by_setting,
     describe,
     mistake_evidence,
     same,
     select,
+    setting_message,
     to_numpy,
     with_attribution,
 )
+from grader.result import CaseResult, Evidence
 from grader.rubric import Case, Check
 
 __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Probe", "ProbeRun", "probes_for", "review",
@@ -62,14 +67,15 @@ __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Probe", "ProbeRun", "probes_for", "
 #: Calls per failing function, at most. Each table below stays within it (a test checks).
 MAX_PROBES = 6
 
-# A gate "held open": its weights zero and its pre-activation this large, split over b_ih and
-# b_hh. sigmoid(20) and tanh(20) are both 1 in float32 (so is half of it), so an open gate reads 1 whichever
-# activation (or block order) a student uses, and a student who drops one of the two biases
-# still holds it open. Only the live gate's own terms can then change the output.
-_OPEN = 40.0
+# Probes stay in the regime the student's code is meant for: no input saturates an activation (a
+# saturated gate reads the same under a right and a wrong sigmoid, and hides the bug). A gate is
+# "held" by zeroing its weights and biases: its pre-activation is exactly 0, where sigmoid is 1/2
+# and tanh is 0, the most linear point of both.
 
-# A pre-activation at which tanh' and sigmoid' are 0 to float32 precision (tanh'(40) ~ 1e-34).
-_SATURATE = 40.0
+#: A probe clears the terms it exercises only when the student's output equals the reference's
+#: within this relative tolerance (and the check's atol, which float32 rounding near 0 needs): a
+#: match within the check's own, looser rtol may hide a wrong term whose effect is small there.
+CLEAR_RTOL = 1e-5
 
 Inputs = dict[str, Any]
 Draw = Callable[..., Inputs]  # draw(**overrides): fresh inputs on the base shape, params overridden
@@ -91,7 +97,10 @@ class Probe:
 
 @dataclass(frozen=True)
 class ProbeRun:
-    """One probe as it ran: ``outcome`` is matches | differs | raised | stopped | skipped."""
+    """One probe as it ran: ``outcome`` is matches | close | differs | raised | stopped | skipped.
+
+    ``close``: within the check's tolerance but not within :data:`CLEAR_RTOL`, so it neither
+    clears a term nor counts as a difference."""
 
     probe: Probe
     outcome: str
@@ -100,6 +109,7 @@ class ProbeRun:
 
     def to_json(self, terms: Mapping[str, str], activation: str | None) -> dict[str, str]:
         words = {"matches": "matches the reference", "differs": "differs from the reference",
+                 "close": "is close to the reference but not equal to it (not taken as a match)",
                  "raised": "raised an error", "stopped": "did not finish (probing stopped)",
                  "skipped": "was not tried (the probes' time budget was used up)"}
         setting = _setting(self.probe, activation)
@@ -129,24 +139,13 @@ def _squared(draw: Draw, **over: Any) -> Inputs:
 
 
 def _rank_one_W(inputs: Inputs) -> Inputs:
-    """W replaced by a rank-1 matrix of the same spectral norm: its Frobenius norm is the same."""
-    W = inputs["W"]
-    outer = torch.outer(W[:, 0], W[0, :])
-    if float(outer.abs().max()) == 0.0:
-        outer = torch.ones_like(W)
-    scale = torch.linalg.matrix_norm(W.double(), ord=2) / torch.linalg.matrix_norm(outer.double(), ord=2)
-    return {**inputs, "W": (outer.double() * scale).float()}
-
-
-def _one_live_unit(inputs: Inputs) -> Inputs:
-    """Every hidden unit but the first held saturated by a large bias, so each J_{k+1} has one
-    nonzero entry and its Frobenius norm equals its spectral norm, while `W` keeps both apart.
-
-    |W h_{t-1} + U x_t| stays far below the bias at the rubric's scales (||W||_2 <= a few,
-    |h| <= 1, small x), so the saturated units' act' underflows to about 0 in float32."""
-    b = inputs["b"].clone()
-    b[1:] = _SATURATE
-    return {**inputs, "b": b}
+    """W replaced by s u u^T (|u| = 1, s its spectral norm): a symmetric rank-1 matrix whose
+    spectral norm, Frobenius norm and spectral radius all equal s."""
+    W = inputs["W"].double()
+    u = W[:, 0] if float(W[:, 0].abs().max()) > 0 else torch.ones_like(W[:, 0])
+    u = u / torch.linalg.vector_norm(u)
+    s = torch.linalg.matrix_norm(W, ord=2)
+    return {**inputs, "W": (s * torch.outer(u, u)).float()}
 
 
 def _unit_spectral_W(inputs: Inputs) -> Inputs:
@@ -154,26 +153,26 @@ def _unit_spectral_W(inputs: Inputs) -> Inputs:
     return {**inputs, "W": (W / torch.linalg.matrix_norm(W, ord=2)).float()}
 
 
-def _lstm_live(gate: str | None, zero_bias: bool = False) -> Callable[[Inputs, Draw], Inputs]:
-    """Only ``gate`` (of torch's i, f, g, o blocks) computed from the inputs; the others held open.
-
-    ``gate=None``: every gate held open. ``zero_bias``: all gates live and both biases zero.
-    """
+def _lstm_held(live: str, c_zero: bool = False, zero_bias: bool = False) -> Callable[[Inputs, Draw], Inputs]:
+    """Only the gates in ``live`` (of torch's i, f, g, o blocks) computed from the inputs; each
+    other gate held at pre-activation 0 (its weights and biases zero: i, f, o read 1/2, g reads 0).
+    ``c_zero``: the old cell state is 0 (then f does not matter); ``zero_bias``: every gate live
+    and both biases zero."""
     def build(base: Inputs, draw: Draw) -> Inputs:
         out = {k: v.clone() for k, v in base.items()}
+        if c_zero:
+            out["c"].zero_()
         if zero_bias:
             out["b_ih"].zero_()
             out["b_hh"].zero_()
             return out
         H = base["h"].shape[1]
         for j, name in enumerate("ifgo"):
-            if name == gate:
+            if name in live:
                 continue
             rows = slice(j * H, (j + 1) * H)
-            out["W_ih"][rows] = 0.0
-            out["W_hh"][rows] = 0.0
-            out["b_ih"][rows] = _OPEN / 2
-            out["b_hh"][rows] = _OPEN / 2
+            for key in ("W_ih", "W_hh", "b_ih", "b_hh"):
+                out[key][rows] = 0.0
         return out
     return build
 
@@ -230,7 +229,8 @@ TERMS: dict[str, dict[str, str]] = {
         "act_other": "the activation ({other}) in the forward pass",
         "wnorm": "the norm of `W` (its spectral norm, the largest singular value)",
         "exponent": "the power ||W||^(T-t)",
-        "jprod": "which Jacobians J_{{k+1}} enter the product (k = t, ..., T-1)",
+        "jprod": "which Jacobians J_{{k+1}} = diag(act'(z_{{k+1}})) enter the product "
+                 "(k = t, ..., T-1), and what is on their diagonals",
         "jnorm": "the norm of J_{{k+1}} (its spectral norm, the largest |act'(z)|)",
     },
     "lstm_cell": {
@@ -299,21 +299,19 @@ PROBES: tuple[Probe, ...] = (
        "gT act exponent jprod"),
     _p(_B, "unit_norm_W", "`W` rescaled to ||W||_2 = 1 (every power of it is 1)",
        lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm"),
-    _p(_B, "rank_one_W", "a rank-1 `W` (its spectral and Frobenius norms agree)",
-       lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm"),
-    _p(_B, "one_live_unit", "all hidden units but one saturated (each J_{{k+1}} has one nonzero "
-       "entry, so its norms agree)", lambda i, d: _one_live_unit(_squared(d)),
-       "gT act wnorm exponent jprod"),
+    _p(_B, "rank_one_W", "a symmetric rank-1 `W` (its spectral norm, Frobenius norm and spectral "
+       "radius agree)", lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm"),
     _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "gT act_other wnorm exponent jprod jnorm"),
-    # ---- lstm_cell: one gate live at a time, the others held open -----------------------------
-    _p(_L, "only_i", "only the input gate i live (the other gates held open)", _lstm_live("i"),
-       "i cell bias", ("c_new",)),
-    _p(_L, "only_f", "only the forget gate f live", _lstm_live("f"), "f cell bias", ("c_new",)),
-    _p(_L, "only_g", "only the candidate g live", _lstm_live("g"), "g cell bias", ("c_new",)),
-    _p(_L, "only_o", "only the output gate o live", _lstm_live("o"), "o cell out bias", ("h_new",)),
-    _p(_L, "all_open", "every gate held open", _lstm_live(None), "cell out"),
-    _p(_L, "no_bias", "`b_ih = 0, b_hh = 0`", _lstm_live(None, zero_bias=True), "i f g o cell out"),
+    # ---- lstm_cell: some gates live, the others held at pre-activation 0 (no saturation) -----
+    _p(_L, "i_and_g", "only i and g live, the other gates held at pre-activation 0, and `c = 0`",
+       _lstm_held("ig", c_zero=True), "i g cell bias", ("c_new",)),
+    _p(_L, "only_g", "only the candidate g live, and `c = 0`", _lstm_held("g", c_zero=True),
+       "g i cell bias", ("c_new",)),
+    _p(_L, "only_f", "only the forget gate f live", _lstm_held("f"), "f cell bias", ("c_new",)),
+    _p(_L, "h_out", "the forget gate f held and `c = 0` (h_new compared)",
+       _lstm_held("igo", c_zero=True), "i g o cell out bias", ("h_new",)),
+    _p(_L, "no_bias", "`b_ih = 0, b_hh = 0`", _lstm_held("ifgo", zero_bias=True), "i f g o cell out"),
     # ---- tree_encode ----------------------------------------------------------------------------
     _p(_T, "leaf", "a single leaf", _tree(lambda a, b: a), "leaf"),
     _p(_T, "same_pair", "a pair of the same word `(a, a)`", _tree(lambda a, b: (a, a)),
@@ -384,9 +382,11 @@ def run_probes(function: str, base_params: Mapping[str, Any], seed: int, bridge:
         if problem:
             runs.append(ProbeRun(probe, "differs", problem))
             continue
-        matched = same(select(expected, probe.part), select(returned.value, probe.part), rtol, atol)
+        ref, got = select(expected, probe.part), select(returned.value, probe.part)
+        matched = same(ref, got, CLEAR_RTOL, atol)
+        outcome = "matches" if matched else "close" if same(ref, got, rtol, atol) else "differs"
         evidence = mistake_evidence(function, inputs, expected, returned.value, rtol, atol, probe.part)
-        runs.append(ProbeRun(probe, "matches" if matched else "differs", evidence=evidence))
+        runs.append(ProbeRun(probe, outcome, evidence=evidence))
     return runs
 
 
@@ -403,6 +403,10 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
     single bug shows, several when one term cannot explain all (two terms wrong). Where several
     equally small explanations exist, all their terms are named as "one of these". A differing
     probe that exercises only cleared terms means the error lies in how the terms combine.
+    A claim is verified first: each named term must be pinned (the only uncleared term of some
+    differing probe), a single term may also stand when some probe matched, and "one of these"
+    needs a differing probe whose uncleared terms are exactly those; otherwise the wrong part
+    "could not be located". "close" probes neither clear nor differ.
     """
     terms = _terms(function, activation)
     differ = [r for r in runs if r.outcome in ("differs", "raised")]
@@ -420,6 +424,24 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
             if explanations:
                 break
     keys = tuple(t for t in order if any(t in e for e in explanations))
+    # Verification (issue 22): a located term is a claim that the reference's computation in
+    # its place would give the student's outputs. The probes support it only where a probe on
+    # which every other term it exercises was cleared (by an exact match) differs: the term is
+    # "pinned". A single term found only as the intersection of probes that all differ, or a set
+    # of several terms that are not each pinned, is not stated.
+    pinned = {next(iter(rem)) for rem in remaining if len(rem) == 1}
+    hedge = bool(explanations) and len(explanations[0]) == 1 and len(keys) > 1
+    if hedge:
+        verified = any(rem == set(keys) for rem in remaining)
+    elif len(keys) == 1:
+        verified = keys[0] in pinned or bool(match)
+    else:
+        verified = all(k in pinned for k in keys)
+    if keys and not verified:
+        keys = ()
+        unverified = True
+    else:
+        unverified = False
     if match:
         lead = (f"With {_settings(match, activation)} your output matches the reference; with "
                 f"{_settings(differ, activation)} it does not")
@@ -427,6 +449,10 @@ def verdict(function: str, runs: Sequence[ProbeRun], activation: str | None = No
         lead = (f"With every probe ({_settings(differ, activation)}) your output differs from "
                 "the reference")
     named = "; ".join(terms[k] for k in keys)
+    if not keys and unverified:
+        return (f"{lead}: the wrong part could not be located (no single term, put right, would "
+                "explain every probe); compare your output with the expected values of the "
+                "failing case shown."), ()
     if not keys:
         return (f"{lead}: the probes cannot isolate one term, so the error lies in how the "
                 "terms combine."), ()
@@ -460,14 +486,17 @@ def _case_evidence(check: Check, case: Case, secret: bytes | None = None) -> tup
 
 
 def _keys(check: Check, results: Sequence[CaseResult], failing: Sequence[CaseResult],
-          runs: Sequence[ProbeRun], public: bool, secret: bytes | None = None) -> tuple[str, ...]:
-    """The catalogued mistakes that explain every case and every probe (see compare.attribute)."""
+          runs: Sequence[ProbeRun], public: bool,
+          secret: bytes | None = None) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The catalogued mistakes that explain every case and every probe (see compare.attribute),
+    and, where none does, those that explain every case and probe of one setting alone."""
     observations = [(r.evidence, True) for r in failing]
     passed = [_case_of(check, r, public) for r in results if r.passed]
     observations += [(_case_evidence(check, case, None if public else secret), False)
                      for case in passed if case is not None]
-    observations += [(r.evidence, r.outcome == "differs") for r in runs if r.evidence]
-    return attribute(observations)
+    observations += [(r.evidence, r.outcome != "matches") for r in runs if r.evidence]
+    keys = attribute(observations)
+    return keys, (() if keys else attribute_by_setting(observations))
 
 
 def review(check: Check, results: Sequence[CaseResult], bridge: Caller, timeout: float,
@@ -496,13 +525,17 @@ def _review(check: Check, results: list[CaseResult], bridge: Caller, timeout: fl
     failing = [r for r in results if r.wrong_values and _case_of(check, r, public) is not None]
     if not failing or any(r.call_status in ("died", "timeout") for r in results):
         return results
+    if any(r.structure and not r.structure.startswith(SCALED) for r in results if not r.passed):
+        # a slice, transposition or reordering of the expected result explains a failure: that
+        # finding is the diagnosis; probes would only meet the same layout again
+        return results
     base = _case_of(check, failing[0], public)
     assert base is not None  # filtered above
     runs: list[ProbeRun] = []
     if check.public_seeds:  # the base is drawn from a public seed only (public-safe inputs)
         runs = run_probes(check.function, base.params, check.public_seeds[0], bridge, timeout,
                           check.rtol, check.atol)
-    keys = _keys(check, results, failing, runs, public, secret)
+    keys, in_setting = _keys(check, results, failing, runs, public, secret)
     activation = base.params.get("activation")
     finding, _ = verdict(check.function, runs, activation)
     sentences = [finding] if finding else []
@@ -512,7 +545,12 @@ def _review(check: Check, results: list[CaseResult], bridge: Caller, timeout: fl
     elif keys:
         sentences.append(f"Your output is consistent with {len(keys)} known mistakes: `{check.function}` "
                          + "; or ".join(describe(check.function, k) for k in keys) + ".")
+    elif len(in_setting) == 1:
+        key, setting = in_setting[0]
+        sentences.append(f"Over all cases{' and probes' if runs else ''}, "
+                         f"{setting_message(check.function, key, setting)}; every other case is right.")
     terms = _terms(check.function, activation)
     probes_json = tuple(r.to_json(terms, activation) for r in runs)
-    return [r if r.passed else with_attribution(r, keys, " ".join(sentences), probes_json)
+    one = in_setting if len(in_setting) == 1 else ()
+    return [r if r.passed else with_attribution(r, keys, " ".join(sentences), probes_json, one)
             for r in results]
