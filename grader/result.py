@@ -303,6 +303,8 @@ class SubmissionResult:
     # copied-work check so nothing reads the archive twice.
     code_cells: tuple[str, ...] = ()
     late: LateNote | None = None
+    # Who handed the file in, as the learning platform says (grader/submission/platform.py).
+    platform: Mapping[str, Any] | None = None
 
     @property
     def points(self) -> float:
@@ -345,6 +347,8 @@ class SubmissionResult:
             out["recall"] = self.recall.to_json()
         if self.late is not None:
             out["late"] = self.late.to_json()
+        if self.platform is not None:
+            out["platform"] = dict(self.platform)
         return out
 
     @classmethod
@@ -372,7 +376,8 @@ class SubmissionResult:
                 seconds=_float(data.get("seconds", 0.0), "seconds"), folder=str(data.get("folder", "")),
                 rubric_sha256=str(data.get("rubric_sha256", "")),
                 code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
-                late=LateNote.from_json(late) if isinstance(late, Mapping) else None)
+                late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
+                platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None)
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -193,6 +193,10 @@ class ArchiveLimits:
     max_total_mb: float
     max_ratio: float
     max_depth: int
+    # A platform's download of every submission (grader/submission/platform.py): entries, size, depth.
+    platform_max_entries: int = 20000
+    platform_max_total_mb: float = 8000.0
+    platform_max_depth: int = 6
 
 
 @dataclass(frozen=True)
@@ -499,6 +503,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         max_total_mb=ar.get("max_total_mb", float, positive=True),
         max_ratio=ar.get("max_ratio", float, positive=True),
         max_depth=ar.get("max_depth", int, positive=True),
+        platform_max_entries=ar.get("platform_max_entries", int, positive=True),
+        platform_max_total_mb=ar.get("platform_max_total_mb", float, positive=True),
+        platform_max_depth=ar.get("platform_max_depth", int, positive=True),
     )
     ar.no_unknown()
 

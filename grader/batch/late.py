@@ -1,10 +1,12 @@
 """Late submissions: a post-step on a typed result, applied by the batch before it is written.
 
-The submission time comes from a manifest CSV (columns ``submission,time``, ISO-8601) or, where
-the manifest does not name the file, from the file's modification time. The rubric's ``[late]``
-policy decides what follows: ``none`` (nothing), ``flag`` (a ``late`` flag), ``per_day`` (the
-flag and ``per_day`` points off per started day) or ``zero`` (the flag and no points). Without a
-deadline there is never a ``late`` flag. The step is idempotent: it first removes what an earlier
+The submission time comes from a manifest CSV (columns ``submission,time``, ISO-8601), else from
+the learning platform's download (the time Moodle's zip entry carries; grader/submission/platform.py,
+source ``platform``), else from the file's modification time. Canvas's own ``LATE`` marker is a
+``late`` flag of its own (grader/submission/platform.py), as Canvas's due date is a deadline
+given. The rubric's ``[late]`` policy decides what follows: ``none`` (nothing), ``flag`` (a
+``late`` flag), ``per_day`` (the flag and ``per_day`` points off per started day) or ``zero`` (the
+flag and no points). Without a deadline there is never a ``late`` flag. The step is idempotent: it first removes what an earlier
 application left, so a result can be passed through it again with another deadline.
 """
 from __future__ import annotations
@@ -103,7 +105,9 @@ def apply_late(result: SubmissionResult, policy: Late, deadline: datetime | None
     else:
         deduction = 0.0
         consequence = "no points deducted; your tutor was told"
-    when = "from the submission list" if source == "manifest" else "by the file's modification time"
+    when = {"manifest": "from the submission list",
+            "platform": "by the time the learning platform's download gives the file"}.get(
+        source, "by the file's modification time")
     message = (f"handed in {_duration(seconds)} after the deadline {deadline.strftime('%Y-%m-%d %H:%M')} "
                f"({when}); {consequence}")
     note = LateNote(seconds=round(seconds), days=days, deduction=deduction, policy=policy.policy,

@@ -43,16 +43,18 @@ from grader.batch.schedule import longest_first, read_history
 from grader.checks.similarity import batch_similarity
 from grader.errors import OutputFolderError, UsageError
 from grader.folder.grades import suspicious, visible
-from grader.folder.outdir import OutDir, assign_folders, safe_pages
+from grader.folder.outdir import ROSTER, OutDir, assign_folders, safe_pages, write_atomic
 from grader.grade import Context, grade_submission
 from grader.kernel.kernelpool import KernelPool
 from grader.kernel.sandbox import Sandbox, choose_sandbox
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
+from grader.submission.platform import Person, apply_platform, discover, read_roster
 from grader.tutors.scores import apply_manual
 
 __all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
 
+STAGING = ".platform"  # submissions copied out of a platform's download, in the output folder
 STARTUP_SECONDS = 300.0  # for a worker to be ready (it only sets up; nothing of a submission)
 OVER_BUDGET = "over the grader's budget"
 # How the submissions that are not kept get graded: (todo, rubric, rubric_path, sandbox_mode,
@@ -361,6 +363,7 @@ class BatchOutcome:
     # questions: {qid: [old, new]}} per submission whose points moved.
     changes: list[dict[str, Any]] = field(default_factory=list)
     typed: list[SubmissionResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what the intake left out, for the tutor
 
 
 def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = None, jobs: int = 1,
@@ -368,7 +371,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
               on_start: Callable[[int, int], None] | None = None,
               on_result: Callable[[dict[str, Any], bool], None] | None = None,
               deadline: datetime | None = None, manifest: Path | None = None,
-              grade_all: GradeAll | None = None) -> BatchOutcome:
+              grade_all: GradeAll | None = None, roster: Path | None = None) -> BatchOutcome:
     """Grade every submission in ``paths`` into ``out_dir``; see the module docstring.
 
     ``grade_all`` replaces the ``jobs`` local grading processes with another way to grade the
@@ -377,34 +380,65 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
 
     ``deadline`` (with the times of ``manifest`` or the files' mtimes) applies the rubric's late
     policy. Tutors' manual scores in the gradebook are applied to every result, also after a
-    re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points."""
+    re-grade; ``BatchOutcome.changes`` lists what a re-grade changed in the points.
+
+    ``paths`` may be learning-platform downloads (grader/submission/platform.py): their submissions
+    are staged in ``out_dir/.platform`` and the platform's identity is applied to each result in
+    this process. ``roster`` (a participant list) is kept in ``out_dir/roster.json`` for later
+    runs and exports: its students in no submission get a ``no submission`` row in grades.csv."""
     rubric = load_rubric(rubric_path)
     sandbox = choose_sandbox(sandbox_mode)
     from grader.checks.secret import load_secret
     load_secret()  # made or refused here, with its message, before any worker starts
-    files = expand_inputs(paths)
-    times = read_manifest(manifest) if manifest else {}
+    people = read_roster(roster) if roster else None
     out = OutDir(out_dir, create=True)
+    found = discover(paths, out.path(STAGING), rubric.archive)
+    files = [f.path for f in found.found]
+    times = read_manifest(manifest) if manifest else {}
+    if people is not None:  # kept for later runs and exports: only what matching needs
+        write_atomic(out.path(ROSTER), json.dumps([p.to_json() for p in people], indent=1, ensure_ascii=False))
+    roster_people = [Person(**p) for p in out.read_json_list(ROSTER)] if people is None else people
     all_jobs: list[Job] = []
     results: dict[str, SubmissionResult] = {}
     changes: list[dict[str, Any]] = []
     todo: list[Job] = []
+    platform_info: dict[str, Any] = {}
+    unreadable: dict[str, str] = {}
+
+    def identified(result: SubmissionResult) -> SubmissionResult:
+        return apply_platform(result, platform_info.get(result.folder), roster_people)
+
     with out.gradebook() as book:
         run_id = book.start_run(rubric.sha256, len(files))
         manual = book.manual_scores()
         try:
             interrupt.live()
-            for p, f in zip(files, assign_folders(files)):
-                submitted, source = submission_time(p, times) if deadline else (None, "")
+            for item, f in zip(found.found, assign_folders(files)):
+                p = item.path
+                platform_info[f] = item.info()
+                if item.problem:
+                    unreadable[f] = item.problem
+                    all_jobs.append(Job(p, f, "", None, None, "", manual.get(f, {})))
+                    continue
+                submitted, source = (None, "")
+                if deadline:
+                    submitted, source = submission_time(p, times)
+                    if source == "mtime" and item.order[0]:  # the platform's time, not the staged copy's
+                        submitted, source = datetime.fromisoformat(item.order[0]), "platform"
                 all_jobs.append(Job(p, f, _sha256(p), deadline.isoformat() if deadline else None,
                                     submitted.isoformat() if submitted else None, source, manual.get(f, {})))
             for job in all_jobs:
+                if job.folder in unreadable:  # reported for its student; nothing to grade
+                    failed = identified(stopped_result(rubric, job, unreadable[job.folder]))
+                    out.write_submission(failed)
+                    results[job.folder] = failed
+                    continue
                 kept = None if regrade else _finished(out, job, rubric)
                 if kept is None:
                     todo.append(job)
                     continue
                 # a kept result: the deadline or the tutors' scores may have changed since
-                final = post_grade(kept, job, rubric)
+                final = identified(post_grade(kept, job, rubric))
                 # Only files whose content changes are written: also pages a newer template draws
                 # differently, and a tutor.html that an older run did not write.
                 out.write_submission(final, redraw=True)
@@ -420,6 +454,9 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     _finish(result, pages)
 
             def _finish(result: SubmissionResult, pages: dict[str, str] | None) -> None:
+                named = identified(result)
+                if named != result:  # the pages were drawn without the platform's findings
+                    result, pages = named, None
                 change = _change(book.previous_points(result.folder, run_id), result)
                 if change:
                     changes.append(change)
@@ -454,7 +491,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 similarity = {}
             out.write_batch(ordered, rubric, sandbox.note, similarity=similarity)
     return BatchOutcome([r.to_json() for r in ordered], len(todo), len(all_jobs) - len(todo), out_dir,
-                        sandbox, changes, ordered)
+                        sandbox, changes, ordered, found.notes)
 
 
 def _job_of(jobs: list[Job], folder: str) -> Job:

@@ -79,11 +79,16 @@ _KEPT = "Finished submissions are kept; run the same command to go on."
 @click.option("--deadline", default=None, metavar="TIME",
               help="ISO-8601 deadline (e.g. 2024-02-01T23:59, local time); the rubric's late policy applies.")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="CSV with the columns submission,time (ISO-8601); else a file's modification time counts.")
+              help="CSV with the columns submission,time (ISO-8601); else the platform's time or a file's "
+                   "modification time counts.")
+@click.option("--roster", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="The course's participants: Moodle participants CSV (or grading worksheet), Canvas gradebook "
+                   "export. Students in no submission get a 'no submission' row; kept for later runs.")
 def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: str | None,
                 sandbox_mode: str, regrade: bool, deadline: str | None, manifest: str | None,
-                cluster: str | None = None, connect_timeout: float = 10.0) -> None:
-    """Grade PATHS (.zip or .ipynb files, folders or globs) into OUTPUT."""
+                cluster: str | None = None, connect_timeout: float = 10.0, roster: str | None = None) -> None:
+    """Grade PATHS into OUTPUT: .zip or .ipynb files, folders (searched), globs, or a Moodle or
+    Canvas "download all submissions" zip (or the same unpacked)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     console = Console(stderr=True)
     with interrupt.installed(), boundary(console, _KEPT):
@@ -94,7 +99,8 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
         if cluster and jobs != 1:
             raise UsageError("-j does not apply with --cluster: the cluster's workers grade one submission each")
         outcome = _run(console, paths, Path(out_dir), jobs, rubric_path, sandbox_mode, regrade,
-                       when, Path(manifest) if manifest else None, cluster, connect_timeout)
+                       when, Path(manifest) if manifest else None, cluster, connect_timeout,
+                       Path(roster) if roster else None)
         interrupt.hold()  # the outputs are complete: a signal from here on only sets the exit code
         late_signal = interrupt.pending()
     if late_signal:
@@ -108,7 +114,7 @@ _COLOURS = {"graded": "green", "rejected": "yellow", "error": "red"}
 
 def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rubric_path: str | None,
          sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None,
-         cluster: str | None = None, connect_timeout: float = 10.0) -> Any:
+         cluster: str | None = None, connect_timeout: float = 10.0, roster: Path | None = None) -> Any:
     from grader.batch.cluster import executor
     from grader.batch.run import run_batch
     from grader.kernel.sandbox import choose_sandbox
@@ -137,7 +143,9 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     with progress:
         outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
                             on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
-                            grade_all=executor(cluster, connect_timeout) if cluster else None)
+                            grade_all=executor(cluster, connect_timeout) if cluster else None, roster=roster)
+    for note in outcome.notes:
+        console.print(f"[bold yellow]not graded:[/] {escape(note)}", highlight=False)
     table = Table(title=f"{len(outcome.results)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)

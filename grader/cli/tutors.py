@@ -63,9 +63,19 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
               help="canvas: the assignment column to fill, e.g. 'Sheet 11 (4711)' (needed when there are several).")
 @click.option("--require-complete", is_flag=True,
               help="Exit with 1 and write nothing while submissions are not graded or answers not scored.")
+@click.option("--allow-partial", is_flag=True,
+              help="moodle/canvas: also write students whose written answers are not scored yet (provisional points; "
+                   "the comment says what is pending).")
+@click.option("--match", "matches", multiple=True, metavar="STUDENT=ROW",
+              help="moodle/canvas: match a student (id or e-mail) to the platform's row (its Identifier, e-mail or "
+                   "ID) by hand; kept in OUTPUT for later exports ('STUDENT=' removes it). Repeatable.")
+@click.option("--feedback-zip", "feedback_zip", default=None, type=click.Path(dir_okay=False),
+              help="moodle/canvas: also write the groups' report.html files as a zip the platform imports "
+                   "(Moodle: Upload multiple feedback files in a zip; Canvas: Re-upload submissions).")
 @rubric_option()
 def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, column: str | None,
-                   require_complete: bool, rubric_path: str | None) -> None:
+                   require_complete: bool, rubric_path: str | None, allow_partial: bool = False,
+                   matches: tuple[str, ...] = (), feedback_zip: str | None = None) -> None:
     """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
     from rich.console import Console
     from rich.markup import escape as rich_escape
@@ -80,8 +90,8 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         if fmt in ("moodle", "canvas") and not into:
             where = "Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"
             raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from {where}")
-        if into and fmt not in ("moodle", "canvas"):
-            raise UsageError("--into is for --format moodle or canvas")
+        if (into or allow_partial or matches or feedback_zip) and fmt not in ("moodle", "canvas"):
+            raise UsageError("--into, --allow-partial, --match and --feedback-zip are for --format moodle or canvas")
         try:
             missing = incomplete(load_results(Path(out_dir)))
         except UsageError:
@@ -95,7 +105,8 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
                 sys.exit(1)
         if fmt in ("moodle", "canvas"):
             assert into is not None
-            outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column)
+            outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column,
+                                      allow_partial, matches, Path(feedback_zip) if feedback_zip else None)
         else:
             path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
     if fmt in ("moodle", "canvas"):
@@ -112,8 +123,22 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
                 say(f"  {line}")
         for line in outcome.unconfirmed:
             say(f"  no grade: {line}")
+        if outcome.cannot:
+            say(f"Not filled in, left as they are ({len(outcome.cannot)}); fix these and export again:")
+            for line in outcome.cannot:
+                say(f"  {line}")
         say(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
                                                     if fmt == "moodle" else "Canvas (Grades > Import)."))
+        if feedback_zip:
+            say(f"{len(outcome.feedback)} report(s) in {feedback_zip}; upload it to " + (
+                "Moodle (Grading action: Upload multiple feedback files in a zip)." if fmt == "moodle" else
+                "Canvas (the assignment's page: Re-upload submissions); each student finds the report as a comment "
+                "on their submission."))
+        elif fmt == "canvas":
+            say("Canvas's gradebook import takes points only: give the reports with --feedback-zip and upload that "
+                "zip (Re-upload submissions), or they do not reach the students.")
+        if outcome.cannot:
+            sys.exit(1)
     elif path is None:
         click.echo(text, nl=False)
     else:

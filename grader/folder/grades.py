@@ -33,6 +33,7 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 UNCONFIRMED = "unconfirmed"  # the row status of a member not in the file name, until confirmed
 NOT_GRADED = "not graded"    # the row status of a submission a stopped batch did not reach
+NO_SUBMISSION = "no submission"  # a student of the roster (grade --roster) in no submission
 
 
 def is_written(question: Mapping[str, Any]) -> bool:
@@ -95,9 +96,12 @@ class Member:
 
 def members(result: SubmissionResult, confirmed: Iterable[str] = ()) -> list[Member]:
     """The students a result grades: the group cell's members (confirmed where the file name
-    names their id, or a tutor confirmed them), else the file name's pairs."""
+    names their id, the platform says they handed it in, or a tutor confirmed them), else the
+    file name's pairs."""
     named = {i for _, i in parse_filename(result.submission).pairs}
-    ok = set(confirmed)
+    # ... or the learning platform says they handed it in (grader/submission/platform.py)
+    ok = set(confirmed) | {str(u.get("member")) for u in (result.platform or {}).get("handed_in_by", [])
+                           if u.get("member")}
     if result.group:
         return [Member(str(m.get("student_id", "")), str(m.get("name", "")), str(m.get("email", "")),
                        str(m.get("student_id", "")) in named or str(m.get("student_id", "")) in ok)
@@ -113,8 +117,10 @@ def unconfirmed(results: Iterable[SubmissionResult],
 
 def grade_rows(results: Iterable[SubmissionResult], question_ids: list[str],
                confirmed: Mapping[str, Iterable[str]] | None = None,
-               not_reached: Iterable[str] = ()) -> tuple[list[str], list[list[str]]]:
-    """The header and one row per student (plain text, not yet neutralised)."""
+               not_reached: Iterable[str] = (),
+               absent: Iterable[Mapping[str, str]] = ()) -> tuple[list[str], list[list[str]]]:
+    """The header and one row per student (plain text, not yet neutralised); ``absent``: the
+    roster's students in no submission (name, student_id, email), a ``no submission`` row each."""
     header = [*CSV_FIXED, *question_ids, *CSV_TAIL]
     rows: list[list[str]] = []
     for r in results:
@@ -132,11 +138,15 @@ def grade_rows(results: Iterable[SubmissionResult], question_ids: list[str],
                 rows.append([*ident, UNCONFIRMED, *[""] * len(question_ids), "", f"{r.max_points:g}", codes])
     for name in not_reached:
         rows.append(["", "", "", visible(name), NOT_GRADED, *[""] * len(question_ids), "", "", ""])
+    for p in absent:
+        rows.append([visible(p.get("student_id", "")), visible(p.get("name", "")), visible(p.get("email", "")), "",
+                     NO_SUBMISSION, *[""] * len(question_ids), "", "", ""])
     return header, rows
 
 
 def grades_csv(results: Iterable[SubmissionResult], question_ids: list[str],
-               confirmed: Mapping[str, Iterable[str]] | None = None, not_reached: Iterable[str] = ()) -> str:
+               confirmed: Mapping[str, Iterable[str]] | None = None, not_reached: Iterable[str] = (),
+               absent: Iterable[Mapping[str, str]] = ()) -> str:
     """``grades.csv``: one row per student, every cell safe for a spreadsheet."""
-    header, rows = grade_rows(results, question_ids, confirmed, not_reached)
+    header, rows = grade_rows(results, question_ids, confirmed, not_reached, absent)
     return safe_csv([header, *rows])

@@ -37,6 +37,9 @@ from grader.rubric import Rubric
 MAX_NAME = 120  # characters of a submission folder's name (file systems allow 255 bytes)
 RESULT = "result.json"
 GRADES, SUMMARY, SIMILARITY, GRADEBOOK = "grades.csv", "summary.html", "similarity.json", "gradebook.sqlite"
+# The course's participants (grade --roster), kept for later runs and exports; and the matches a
+# tutor made by hand between students and the platform's rows (grade export --match).
+ROSTER, MATCHES = "roster.json", "platform-matches.json"
 RESERVED = {"review", GRADES, SUMMARY, SIMILARITY, GRADEBOOK}
 
 
@@ -249,6 +252,24 @@ class OutDir:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def read_json_list(self, name: str) -> list[dict[str, str]]:
+        """A stored list of string maps (``roster.json``, ``platform-matches.json``); [] where none."""
+        try:
+            data = json.loads(self.path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return []
+        if not isinstance(data, list):
+            return []
+        return [{str(k): str(v) for k, v in d.items()} for d in data if isinstance(d, dict)]
+
+    def absent(self, results: Sequence[SubmissionResult]) -> list[dict[str, str]]:
+        """The roster's students whom no result's group cell names (by student id or e-mail)."""
+        ids = {str(m.get("student_id", "")).strip() for r in results for m in r.group} - {""}
+        mails = {str(m.get("email", "")).strip().casefold() for r in results for m in r.group} - {""}
+        return [p for p in self.read_json_list(ROSTER)
+                if not (p.get("student_id") and p["student_id"] in ids)
+                and not (p.get("email") and p["email"].casefold() in mails)]
+
     def write_batch(self, results: Sequence[SubmissionResult], rubric: Rubric, sandbox_note: str,
                     similarity: Mapping[str, Any] | None = None, not_reached: Iterable[str] = ()) -> None:
         """``grades.csv`` and ``summary.html`` for ``results``. ``not_reached`` names submissions
@@ -258,7 +279,7 @@ class OutDir:
         with self.gradebook() as book:
             confirmed = book.confirmed_members()
         qids = list(rubric.questions)
-        self.write((GRADES,), grades_csv(results, qids, confirmed, waiting))
+        self.write((GRADES,), grades_csv(results, qids, confirmed, waiting, self.absent(results)))
         data: list[Mapping[str, Any]] = [r.to_json() for r in results]
         folders = {r.folder for r in results}
         sim = dict(similarity if similarity is not None else self.read_similarity())

@@ -196,6 +196,8 @@ class Student:
     points: float
     max_points: float
     feedback: str
+    pending: tuple[str, ...] = ()   # written answers not scored yet
+    message: str = ""               # why a submission could not be graded
 
 
 def points_text(value: float) -> str:
@@ -203,44 +205,68 @@ def points_text(value: float) -> str:
     return f"{round(value, 4):.4f}".rstrip("0").rstrip(".")
 
 
-def feedback_for(result: Mapping[str, Any]) -> str:
-    """One line for the platform's comment field: the total, the reason where the submission got
-    0 points, and each tutor's comment by question. HTML-escaped: Moodle shows it as HTML."""
-    parts = [f"Sheet 11: {points_text(float(result['points']))} of {points_text(float(result['max_points']))} points."]
+def pending_written(result: Mapping[str, Any]) -> list[str]:
+    """The written answers of a graded result still waiting for a tutor."""
+    from grader.folder.grades import is_written
+    if result.get("status") != "graded":
+        return []
+    return [qid for qid, q in result.get("questions", {}).items() if is_written(q) and q.get("status") == "pending"]
+
+
+def feedback_for(result: Mapping[str, Any], partial: bool = False) -> str:
+    """The platform's comment (HTML, every text escaped): the total, why a submission got 0
+    points, each question's points, one line per failing check, each tutor's comment by
+    question, and, where written answers are still pending (``partial``), which ones."""
+    def e(text: str) -> str:
+        return html.escape(text, quote=False)  # element text: quotes are plain there
+
+    total = f"Sheet 11: {points_text(float(result['points']))} of {points_text(float(result['max_points']))} points"
+    pending = pending_written(result)
+    lines = [e(total + (" so far (provisional)." if partial and pending else "."))]
+    if partial and pending:
+        lines.append(e(f"Not scored yet: {', '.join(pending)}; the grade will change when they are."))
     if result.get("status") != "graded" and result.get("message"):
-        parts.append(str(result["message"]))
+        lines.append(e(" ".join(str(result["message"]).split())))
     for qid, q in result.get("questions", {}).items():
+        shown = "pending" if q.get("status") == "pending" else \
+            f"{points_text(float(q.get('points', 0)))} / {points_text(float(q.get('max_points', 0)))}"
+        lines.append(f"<b>{e(qid)}</b>: {e(shown)}")
+        for c in q.get("checks") or []:
+            if not c.get("passed", True):
+                why = " ".join(str(c.get("message") or "failed").split())[:300]
+                lines.append(f"&nbsp;&nbsp;- {e(str(c.get('name', '')))}: {e(why)}")
         if q.get("comment"):
-            parts.append(f"{qid}: {q['comment']}")
-    text = " ".join(" ".join(p.split()) for p in parts)  # one line: comments may hold newlines
-    return html.escape(text, quote=False)
+            lines.append(f"&nbsp;&nbsp;{e(' '.join(str(q['comment']).split()))}")
+    return "<br>".join(lines)
 
 
 def students_of(results: Iterable[Mapping[str, Any]], confirmed: Mapping[str, Iterable[str]] | None = None,
-                skipped: list[str] | None = None) -> tuple[list[Student], list[str]]:
+                skipped: list[str] | None = None, partial: bool = False) -> tuple[list[Student], list[str]]:
     """Every member of every result whom grades.csv grades, and the problems (a student in two
-    groups). A member the file name does not name and no tutor confirmed gets no grade, as in
-    grades.csv; they are added to ``skipped``."""
+    groups, by name). A member the file name does not name, the platform does not name and no
+    tutor confirmed gets no grade, as in grades.csv; they are added to ``skipped``."""
     from grader.folder.grades import members
     from grader.result import SubmissionResult
     out: list[Student] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     for r in results:
+        pending = tuple(pending_written(r))
         for m in members(SubmissionResult.from_json(r), (confirmed or {}).get(r["folder"], ())):
             if not m.confirmed:
                 if skipped is not None:
-                    skipped.append(f"{m.name} ({m.student_id}) of {r['submission']}: not in the file name and not "
-                                   "confirmed (grade confirm), so no grade, as in grades.csv")
+                    skipped.append(f"{m.name} ({m.student_id}) of {r['submission']}: not in the file name, not named "
+                                   "by the platform and not confirmed (grade confirm), so no grade, as in grades.csv")
                 continue
             s = Student(m.name, m.student_id.strip(), m.email.strip(), r["folder"], r["submission"], r["status"],
-                        float(r["points"]), float(r["max_points"]), feedback_for(r))
+                        float(r["points"]), float(r["max_points"]), feedback_for(r, partial), pending,
+                        str(r.get("message", "")))
             keys = [f"id {s.student_id}" if s.student_id else "", f"e-mail {s.email.casefold()}" if s.email else ""]
             for key in filter(None, keys):
-                if key in seen and seen[key] != s.folder:
-                    problems.append(f"{s.name} ({key}) is a member of two groups, {seen[key]} and {s.folder}: "
+                if key in seen and seen[key][0] != s.folder:
+                    problems.append(f"{s.name} ({key}) is a member of two groups, {seen[key][0]} and {s.folder}: "
                                     "which grade counts is for you to decide; remove one of the results")
-                seen.setdefault(key, s.folder)
+                seen.setdefault(key, (s.folder, s.name))
             out.append(s)
     return out, problems
 
@@ -253,14 +279,24 @@ class FillOutcome:
     changed: int = 0                  # fields whose text changed
     not_in_grades: list[str] = field(default_factory=list)   # platform rows without a submission
     unconfirmed: list[str] = field(default_factory=list)     # group members left out, as in grades.csv
+    cannot: list[str] = field(default_factory=list)          # students left out, by name, and why
     text: bytes = b""
+    rows: dict[int, Student] = field(default_factory=dict)   # row index -> the student filled in
+    records: list[Record] = field(default_factory=list)      # the rows (for the feedback files)
+    label_col: int = 0                                       # the rows' identity ("Participant N")
+    name_col: int | None = None                              # the rows' student name
+    feedback: list[str] = field(default_factory=list)        # the feedback zip's entries
 
 
 def _match(students: list[Student], rows: list[Record], email_cols: list[int], id_cols: list[int],
-           describe: Any) -> tuple[dict[int, Student], list[str]]:
-    """Row index -> student; by e-mail first, then by id. Problems for every doubt."""
+           describe: Any, manual: Mapping[str, str] | None = None,
+           manual_cols: Sequence[int] = ()) -> tuple[dict[int, Student], list[str]]:
+    """Row index -> student: a tutor's match first (``manual``: a student's id or e-mail -> a
+    value of one of the row's identity columns), then by e-mail, then by id. A problem, naming
+    the student, for every doubt; that student is left out."""
     by_email: dict[str, list[int]] = {}
     by_id: dict[str, list[int]] = {}
+    by_any: dict[str, list[int]] = {}
     for k, rec in enumerate(rows):
         for c in email_cols:
             v = rec.value(c).strip().casefold()
@@ -272,28 +308,46 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
                 by_id.setdefault(v, [])
                 if k not in by_id[v]:
                     by_id[v].append(k)
+        for c in {*email_cols, *id_cols, *manual_cols}:
+            v = rec.value(c).strip().casefold()
+            if v and k not in by_any.setdefault(v, []):
+                by_any[v].append(k)
+    manual = {k.strip().casefold(): v.strip().casefold() for k, v in (manual or {}).items()}
     matched: dict[int, Student] = {}
     problems: list[str] = []
     for s in students:
-        e_rows = by_email.get(s.email.casefold(), []) if s.email else []
-        i_rows = by_id.get(s.student_id, []) if s.student_id else []
         who = f"{s.name} ({s.student_id or 'no id'}, {s.email or 'no e-mail'}) of {s.submission}"
-        if len(e_rows) > 1 or (not e_rows and len(i_rows) > 1):
-            found = e_rows if len(e_rows) > 1 else i_rows
-            problems.append(f"{who} matches several rows ({', '.join(describe(rows[k]) for k in found)})")
-            continue
-        others = [k for k in i_rows if e_rows and k != e_rows[0]]
-        if others:
-            problems.append(f"{who}: the e-mail address matches {describe(rows[e_rows[0]])} but the student id "
-                            f"(also) matches {', '.join(describe(rows[k]) for k in others)}")
-            continue
-        row = e_rows[0] if e_rows else i_rows[0] if i_rows else None
+        hand = manual.get(s.student_id.casefold()) or manual.get(s.email.casefold())
+        if hand is not None:
+            found = by_any.get(hand, [])
+            if len(found) != 1:
+                problems.append(f"{who}: your match --match to '{hand}' finds {len(found)} rows; give a value of one "
+                                "row's identity column (e.g. the Identifier, the e-mail address or the ID)")
+                continue
+            row: int | None = found[0]
+        else:
+            e_rows = by_email.get(s.email.casefold(), []) if s.email else []
+            i_rows = by_id.get(s.student_id, []) if s.student_id else []
+            if len(e_rows) > 1 or (not e_rows and len(i_rows) > 1):
+                found = e_rows if len(e_rows) > 1 else i_rows
+                problems.append(f"{who} matches several rows ({', '.join(describe(rows[k]) for k in found)}); "
+                                "choose one with --match")
+                continue
+            others = [k for k in i_rows if e_rows and k != e_rows[0]]
+            if others:
+                problems.append(f"{who}: the e-mail address matches {describe(rows[e_rows[0]])} but the student id "
+                                f"(also) matches {', '.join(describe(rows[k]) for k in others)}; choose one with "
+                                "--match")
+                continue
+            row = e_rows[0] if e_rows else i_rows[0] if i_rows else None
         if row is None:
-            problems.append(f"{who} is not in the file (no row with this e-mail address or student id)")
+            problems.append(f"{who} is not in the file (no row with this e-mail address or student id); if the "
+                            f"student is there under another address: --match '{s.student_id or s.email}=<the row's "
+                            "e-mail address or identifier>'")
             continue
         if row in matched and matched[row].folder != s.folder:
             problems.append(f"{describe(rows[row])} matches {who} and {matched[row].name} of "
-                            f"{matched[row].submission}")
+                            f"{matched[row].submission}; choose with --match")
             continue
         matched[row] = s
     return matched, problems
@@ -307,14 +361,16 @@ class Platform:
     what: str                        # the file's name in messages and errors
     email_columns: tuple[str, ...]   # a student is matched by e-mail address here first, ...
     id_columns: tuple[str, ...]      # ... then by student id here
-    label_column: str                # a row's name in messages; column 0 where absent
+    label_column: str                # a row's identity in messages; column 0 where absent
+    name_column: str                 # a row's student name in messages
 
 
 MOODLE = Platform("Moodle grading worksheet", email_columns=("Email address",),
-                  id_columns=("ID number", "Student ID", "Matriculation number"), label_column="Identifier")
+                  id_columns=("ID number", "Student ID", "Matriculation number"), label_column="Identifier",
+                  name_column="Full name")
 # Canvas has no e-mail column; the SIS login is the university account, often the e-mail address.
 CANVAS = Platform("Canvas gradebook export", email_columns=("SIS Login ID",),
-                  id_columns=("SIS User ID", "SIS Login ID"), label_column="Student")
+                  id_columns=("SIS User ID", "SIS Login ID"), label_column="ID", name_column="Student")
 
 
 @dataclass(frozen=True)
@@ -324,49 +380,73 @@ class Columns:
     emails: list[int]
     ids: list[int]
     label: int
+    name: int | None
 
     @classmethod
     def of(cls, sheet: Sheet, platform: Platform) -> Columns:
         def present(names: tuple[str, ...]) -> list[int]:
             return [c for c in (sheet.column(n) for n in names) if c is not None]
+        label = sheet.column(platform.label_column)
         return cls(present(platform.email_columns), present(platform.id_columns),
-                   sheet.column(platform.label_column) or 0)
+                   label if label is not None else 0, sheet.column(platform.name_column))
 
     def describe(self, rec: Record) -> str:
-        """"line 7 (Participant 104)": the row's label, else its first identity."""
+        """"line 7 (Ada Lovelace, Participant 104)": the row's name and label."""
         first = (self.emails + self.ids)[:1]
-        return f"line {rec.line} ({rec.value(self.label) or (rec.value(first[0]) if first else '')})"
+        label = rec.value(self.label) or (rec.value(first[0]) if first else "")
+        name = rec.value(self.name).strip() if self.name is not None else ""
+        return f"line {rec.line} ({', '.join(x for x in (name, label) if x)})"
 
 
-# A row's new field texts (column index, value), or the problem that stops it.
+# A row's new field texts (column index, value), or why this student's row is left out.
 RowFill = Callable[[Record, Student], list[tuple[int, str]] | str]
 
 
 def _fill(sheet: Sheet, cols: Columns, rows: list[Record], results: Sequence[Mapping[str, Any]],
           confirmed: Mapping[str, Iterable[str]] | None, to: Path | None, row_fill: RowFill,
-          check: Callable[[list[Student]], list[str]] = lambda students: []) -> FillOutcome:
-    """The one matching of every platform: the sheet's students to ``rows`` (by e-mail first, then
-    by id), ``check`` on the students, ``row_fill`` on every matched row; raises
-    :class:`PlatformError` listing every problem (and writes nothing), else writes ``to``."""
+          check: Callable[[list[Student]], list[str]] = lambda students: [],
+          allow_partial: bool = False, manual: Mapping[str, str] | None = None) -> FillOutcome:
+    """The one matching of every platform: the sheet's students to ``rows`` (a tutor's match,
+    then by e-mail, then by id), ``check`` on the students (a problem there is the file's:
+    :class:`PlatformError`, nothing written), ``row_fill`` on every matched row. A student who
+    cannot be filled in (no row or several, a submission that could not be graded, written
+    answers not scored yet unless ``allow_partial``) is left out and listed by name with the
+    reason in ``cannot``; every other row is written to ``to``."""
     skipped: list[str] = []
-    students, problems = students_of(results, confirmed, skipped)
-    matched, more = _match(students, rows, cols.emails, cols.ids, cols.describe)
-    problems += more + check(students)
-    changes: list[tuple[Field, str]] = []
-    for k, s in matched.items():
-        rec = rows[k]
-        fill = row_fill(rec, s)
-        if isinstance(fill, str):
-            problems.append(fill)
-            continue
-        if any(c >= len(rec.fields) for c, _ in fill):
-            problems.append(f"{cols.describe(rec)} has {len(rec.fields)} fields, fewer than the header")
-            continue
-        changes += [(rec.fields[c], value) for c, value in fill]
+    students, cannot = students_of(results, confirmed, skipped, allow_partial)
+    matched, more = _match(students, rows, cols.emails, cols.ids, cols.describe, manual, [cols.label])
+    cannot += more
+    problems = check(students)
     if problems:
         raise PlatformError(str(sheet.path), problems)
+    changes: list[tuple[Field, str]] = []
+    filled: dict[int, Student] = {}
+    for k, s in matched.items():
+        rec = rows[k]
+        who = f"{s.name} ({s.student_id or s.email}) of {s.submission}, {cols.describe(rec)}"
+        if s.status == "error":
+            cannot.append(f"{who}: could not be graded ({s.message or 'see its report'}); grade it again or score it "
+                          "by hand; the row is left as it is")
+            continue
+        if s.pending and not allow_partial:
+            cannot.append(f"{who}: written answers not scored yet ({', '.join(s.pending)}); score them "
+                          "(grade serve) or export with --allow-partial to write provisional points")
+            continue
+        fill = row_fill(rec, s)
+        if isinstance(fill, str):
+            cannot.append(fill)
+            continue
+        if any(c >= len(rec.fields) for c, _ in fill):
+            cannot.append(f"{who}: the row has {len(rec.fields)} fields, fewer than the header")
+            continue
+        changes += [(rec.fields[c], value) for c, value in fill]
+        filled[k] = s
     outcome = _finish(sheet, changes, to)
-    outcome.filled = len(matched)
+    outcome.filled = len(filled)
+    outcome.rows = filled
+    outcome.records = rows
+    outcome.label_col, outcome.name_col = cols.label, cols.name
+    outcome.cannot = cannot
     outcome.not_in_grades = [cols.describe(rec) for k, rec in enumerate(rows) if k not in matched and not rec.blank]
     outcome.unconfirmed = skipped
     return outcome
@@ -406,11 +486,13 @@ def _finish(sheet: Sheet, changes: list[tuple[Field, str]], to: Path | None) -> 
 
 
 def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None,
-                confirmed: Mapping[str, Iterable[str]] | None = None) -> FillOutcome:
+                confirmed: Mapping[str, Iterable[str]] | None = None, allow_partial: bool = False,
+                manual: Mapping[str, str] | None = None) -> FillOutcome:
     """Fill "Grade" and "Feedback comments" of Moodle's offline grading worksheet ``path``.
 
-    Writes ``to`` (atomically) unless it is None; raises :class:`PlatformError` listing every
-    problem, and then writes nothing."""
+    Writes ``to`` (atomically) unless it is None, with every row that can be filled; the others
+    are in ``FillOutcome.cannot``. Raises :class:`PlatformError` (nothing written) where the file
+    itself is wrong (its header)."""
     sheet = read_sheet(path, MOODLE.what)
     grade = sheet.column("Grade")
     feedback = sheet.column("Feedback comments")
@@ -432,13 +514,14 @@ def fill_moodle(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
                 return (f"{cols.describe(rec)}: the assignment's maximum grade is {rec.value(maximum)!r} but the "
                         f"sheet has {points_text(s.max_points)} points; set the maximum grade in Moodle "
                         f"to {points_text(s.max_points)} and download the worksheet again")
-        if can_change is not None and rec.value(can_change).strip().casefold() == "no":
+        if can_change is not None and rec.value(can_change).strip().casefold() in ("no", "0", "false"):
             return (f"{cols.describe(rec)}: Moodle says the grade of {s.name} cannot be changed (it is locked "
                     "or overridden in the gradebook); unlock it, then download the worksheet again")
         assert grade is not None  # checked above; mypy does not follow it into the closure
         return [(grade, points_text(s.points))] + ([(feedback, s.feedback)] if feedback is not None else [])
 
-    return _fill(sheet, cols, sheet.records[1:], results, confirmed, to, row_fill)
+    return _fill(sheet, cols, sheet.records[1:], results, confirmed, to, row_fill, allow_partial=allow_partial,
+                 manual=manual)
 
 
 _CANVAS_ASSIGNMENT = re.compile(r"^(?P<name>.*\S)\s*\((?P<id>\d+)\)$")
@@ -455,7 +538,9 @@ def canvas_assignments(sheet: Sheet) -> list[int]:
 
 
 def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | None,
-                column: str | None = None, confirmed: Mapping[str, Iterable[str]] | None = None) -> FillOutcome:
+                column: str | None = None, confirmed: Mapping[str, Iterable[str]] | None = None,
+                allow_partial: bool = False, manual: Mapping[str, str] | None = None,
+                sheet_number: str = "11") -> FillOutcome:
     """Fill one assignment column of a Canvas gradebook export ``path`` with the points.
 
     ``column`` names it ("Sheet 11 (4711)", "Sheet 11" or "4711") where the export has several."""
@@ -478,18 +563,15 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
                                                     f"header, e.g. {sheet.header[i]!r}"])
                 chosen = i
         if chosen is None:
-            raise PlatformError(str(path), [f"no assignment column {column!r}; the assignment columns are: "
-                                            f"{', '.join(sheet.header[i] for i in candidates) or 'none'}"])
+            raise PlatformError(str(path), [f"no assignment column {column!r}; " + _suggest(sheet, candidates,
+                                                                                        sheet_number)])
     elif len(candidates) == 1:
         chosen = candidates[0]
     else:
         raise PlatformError(str(path), [
-            "the export has "
-            + (f"{len(candidates)} assignment columns ({', '.join(sheet.header[i] for i in candidates)})"
-               if candidates else "no assignment column (\"Name (id)\")")
-            + "; name the one to fill with --column, e.g. --column "
-            + repr(sheet.header[candidates[0]] if candidates else "Sheet 11 (4711)")
-            + ("" if candidates else "; create the assignment in Canvas first and export the gradebook again")])
+            ("the export has several assignment columns; " if candidates else
+             "the export has no assignment column (\"Name (id)\"); create the assignment in Canvas first and "
+             "export the gradebook again. ") + _suggest(sheet, candidates, sheet_number)])
     meta = [r for r in sheet.records[1:] if r.value(student_col).strip() in ("Points Possible", "") and
             not any(r.value(c).strip() for c in cols.ids)]
     rows = [r for r in sheet.records[1:] if r not in meta]
@@ -507,4 +589,20 @@ def fill_canvas(path: Path, results: Sequence[Mapping[str, Any]], to: Path | Non
                 f"sheet has {points_text(students[0].max_points)}; set the assignment's points in "
                 f"Canvas to {points_text(students[0].max_points)} and export again"]
 
-    return _fill(sheet, cols, rows, results, confirmed, to, lambda rec, s: [(target, points_text(s.points))], check)
+    return _fill(sheet, cols, rows, results, confirmed, to, lambda rec, s: [(target, points_text(s.points))], check,
+                 allow_partial, manual)
+
+
+def _suggest(sheet: Sheet, candidates: list[int], number: str) -> str:
+    """Which --column to give: only columns of this sheet's assignment (a name holding the
+    sheet's number as a number of its own: "Sheet 11", "Übung 11", not "Sheet 110")."""
+    if not candidates:
+        return ""
+    mine = [sheet.header[i] for i in candidates
+            if re.search(rf"(?<![\d.]){re.escape(number)}(?![\d.])", _CANVAS_ASSIGNMENT.match(sheet.header[i])["name"])]  # type: ignore[index]
+    if len(mine) == 1:
+        return f"name the one to fill with --column, e.g. --column {mine[0]!r}"
+    if mine:
+        return f"name the one to fill with --column; of this sheet's: {', '.join(repr(m) for m in mine)}"
+    return (f"no column's name holds the sheet's number {number}; name the assignment's column with --column "
+            f"'<its name> (<its id>)' (the assignment columns are: {', '.join(sheet.header[i] for i in candidates)})")
