@@ -6,8 +6,8 @@ source ``platform``), else from the file's modification time. Canvas's own ``LAT
 ``late`` flag of its own (grader/submission/platform.py), as Canvas's due date is a deadline
 given. The rubric's ``[late]`` policy decides what follows: ``none`` (nothing), ``flag`` (a
 ``late`` flag), ``per_day`` (the flag and ``per_day`` points off per started day) or ``zero`` (the
-flag and no points). Without a deadline there is never a ``late`` flag. The step is idempotent: it first removes what an earlier
-application left, so a result can be passed through it again with another deadline.
+flag and no points). Without a deadline there is never a ``late`` flag. The step is idempotent:
+it first removes what an earlier application left, so a result can be passed through it again with another deadline.
 """
 from __future__ import annotations
 
