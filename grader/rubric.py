@@ -223,6 +223,9 @@ class Rubric:
     archive: ArchiveLimits
     late: Late = field(default_factory=lambda: Late("flag", 0.0))
     budget: Budget = field(default_factory=lambda: Budget(2700.0, 4096))
+    #: [contract_rules] settle_seconds: how long after a function's last call its inputs are looked
+    #: at again (grader/contract.py), so a thread that changes them later is seen.
+    contract_settle: float = 0.5
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -414,10 +417,11 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     meta.get("sheet", str, default="11")
     meta.no_unknown()
 
-    default_penalty = 1.0
+    default_penalty, contract_settle = 1.0, 0.5
     if "contract_rules" in data:
         cr = top.sub("contract_rules")
         default_penalty = _penalty(cr, "penalty", 1.0)
+        contract_settle = cr.get("settle_seconds", float, default=0.5, positive=True)
         cr.no_unknown()
 
     qr = top.sub("questions")
@@ -537,4 +541,5 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
-                  limits=limits, archive=archive, late=late, budget=budget)
+                  limits=limits, archive=archive, late=late, budget=budget,
+                  contract_settle=contract_settle)

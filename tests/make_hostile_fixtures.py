@@ -453,6 +453,57 @@ def tiny_norms(fx: Fixture) -> bytes:
     return finish(nb)
 
 
+# round 3: contract rules that looked once (issue 20)
+LATE_WIPE = '''# hostile: right gradients, then a thread zeroes the caller's params half a second later
+import threading, time
+import torch
+
+def tbptt_grads(x, y, params, k):
+    grads = _tbptt_reference(x, y, params, k)
+    def wipe():
+        time.sleep(0.5)
+        for p in params.values():
+            p.data.zero_()
+    threading.Thread(target=wipe, daemon=True).start()
+    return grads
+'''
+
+NEXT_CALL_WIPE = '''# hostile: right gradients; each call wipes the params of the call before it
+_previous_params = []
+
+def tbptt_grads(x, y, params, k):
+    for old in _previous_params:
+        for p in old.values():
+            p.data.zero_()
+    _previous_params[:] = [params]
+    return _tbptt_reference(x, y, params, k)
+'''
+
+#: A correct tbptt_grads the hostile cells above wrap (the fast solution's is replaced).
+TBPTT_REFERENCE = '''import torch
+import torch.nn.functional as F
+
+def _tbptt_reference(x, y, params, k):
+    p = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
+    h = torch.zeros(x.shape[1], p["W"].shape[0])
+    T = x.shape[0]
+    for t in range(T):
+        if t == T - k:
+            h = h.detach()
+        h = torch.tanh(h @ p["W"].T + x[t] @ p["U"].T + p["b"])
+    F.cross_entropy(h @ p["V"].T + p["c"], y).backward()
+    return {n: v.grad for n, v in p.items()}
+'''
+
+
+def tbptt_wrapped(source: str) -> Callable[[Fixture], bytes]:
+    def build(fx: Fixture) -> bytes:
+        nb = base_notebook(fx)
+        add_code(nb, TBPTT_REFERENCE + "\n" + source)  # last: it replaces the solution's tbptt_grads
+        return finish(nb)
+    return build
+
+
 # -- archives ---------------------------------------------------------------------------------
 def zip_of(entries: list[tuple[str, bytes]], *, symlinks: tuple[str, ...] = (),
            method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -597,6 +648,13 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
     Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
             recall_cheat),
+    # round 3 (issue 20): contract rules that look more than once
+    Fixture("late_wipe", "LateWipe", ".ipynb",
+            "tbptt_grads' thread zeroes the caller's params 0.5 s after returning -> tbptt_grads 0 (rules)",
+            tbptt_wrapped(LATE_WIPE)),
+    Fixture("next_call_wipe", "NextCallWipe", ".ipynb",
+            "tbptt_grads wipes the previous call's params at its next call -> tbptt_grads 0 (rules)",
+            tbptt_wrapped(NEXT_CALL_WIPE)),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",

@@ -517,3 +517,20 @@ def test_a_raw_message_nested_100000_deep_stops_only_that_kernel(ctx):
     assert codes(result) == ["kernel.died"]
     assert fault_cell(result)["status"] == "died"
     assert auto_points(result) == SOLUTION_POINTS
+
+
+# -- round 3 (issue 20): contract rules that look more than once ---------------------------------
+@pytest.mark.parametrize("key", ["late_wipe", "next_call_wipe"])
+def test_params_changed_later_cost_tbptt_grads_and_nothing_else(key, ctx):
+    """Right gradients, the caller's params wiped later (a thread after 0.5 s, or the next call):
+    tbptt_grads' cases fail on the re-check; every other function keeps its points."""
+    start = memory_kb()
+    result = grade(key, ctx, 240)
+    cases = [c for c in result.questions["11.4.d"].cases if c.function == "tbptt_grads"]
+    assert cases and all(not c.passed and c.points == 0.0 for c in cases), [c.message for c in cases]
+    assert all("leaves its arguments as it found them" in c.message for c in cases)
+    if key == "late_wipe":
+        assert all("leaves no threads or processes running" in c.message for c in cases)
+    assert auto_points(result) == {**SOLUTION_POINTS, "11.4.d": 0.0}
+    print(f"{key}: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
+          f"(+{(memory_kb() - start) / 1024:.0f} MB)")
