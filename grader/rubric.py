@@ -139,6 +139,10 @@ class Recall:
     wall_time_limit: float  # s of wall clock per call: the safety net that stops a call
     compare_rnn: bool       # also train the vanilla RNN once, shown beside the LSTM
     check_seq_len: int      # the short interface run of the self-check and `grade check`
+    #: The memory evidence (grader/recall.py, judge_memory): held-out sequences it runs on, and
+    #: the probe accuracy the learned recurrent state must reach.
+    evidence_n: int = 600
+    memory_min_accuracy: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,11 @@ def _check_recall(rr: _Reader, recall: Recall) -> None:
         raise rr.fail("wall_time_limit", f"is {recall.wall_time_limit:g} s, under cpu_time_limit = "
                       f"{recall.cpu_time_limit:g} CPU s; the wall clock is the safety net and needs a "
                       "wide margin over the CPU limit")
+    if not 1 / recall.n_classes < recall.memory_min_accuracy <= 1:
+        raise rr.fail("memory_min_accuracy", f"is {recall.memory_min_accuracy!r}; expected an accuracy "
+                      f"above chance (1 / n_classes = {1 / recall.n_classes:.3f}) and at most 1")
+    if not 20 <= recall.evidence_n <= recall.heldout_n:
+        raise rr.fail("evidence_n", f"is {recall.evidence_n}; expected 20 to heldout_n = {recall.heldout_n}")
     if recall.check_seq_len >= recall.seq_len:
         raise rr.fail("check_seq_len", f"is {recall.check_seq_len}; the interface run must be shorter "
                       f"than seq_len = {recall.seq_len}")
@@ -450,6 +459,8 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         wall_time_limit=rr.get("wall_time_limit", float, positive=True),
         compare_rnn=rr.get("compare_rnn", bool),
         check_seq_len=rr.get("check_seq_len", int, positive=True),
+        evidence_n=rr.get("evidence_n", int, default=600, positive=True),
+        memory_min_accuracy=rr.get("memory_min_accuracy", float, default=0.6, positive=True),
     )
     rr.no_unknown()
     _check_recall(rr, recall)

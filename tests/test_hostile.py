@@ -534,3 +534,18 @@ def test_params_changed_later_cost_tbptt_grads_and_nothing_else(key, ctx):
     assert auto_points(result) == {**SOLUTION_POINTS, "11.4.d": 0.0}
     print(f"{key}: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
           f"(+{(memory_kb() - start) / 1024:.0f} MB)")
+
+
+# -- round 3 (issue 20): the recall verdict ------------------------------------------------------
+def test_reading_the_relabelling_off_one_batch_earns_nothing_for_train_recall(ctx):
+    """100 % held-out accuracy from a lookup read off one batch, an untrained LSTM as decoy:
+    0 for train_recall (the grader runs the LSTM itself), nothing else lost."""
+    start = memory_kb()
+    result = grade("recall_peek", ctx, 300)
+    case = next(c for c in result.questions["11.4.d"].cases if c.function == "train_recall")
+    assert not case.passed and case.points == 0.0
+    assert "not through what an LSTM learned" in case.message and "names the first token for only" in case.message
+    assert result.recall is not None and result.recall.lstm_accuracy == 1.0
+    assert auto_points(result) == SOLUTION_POINTS
+    print(f"recall_peek: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
+          f"(+{(memory_kb() - start) / 1024:.0f} MB)")
