@@ -26,6 +26,7 @@ from grader.contract import recheck_violations
 from grader.contract import violations as contract_violations
 from grader.errors import SecretError
 from grader.execute import KernelSession
+from grader.identity import find_origins
 from grader.intake import read_submission
 from grader.kernelpool import KernelPool
 from grader.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
@@ -240,6 +241,13 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
             why = "the kernel did not answer after the notebook ran, so no function could be called"
             flags.append(Flag("kernel.died", None, why))
         defined = found or {}
+        # The code that ran: a graded name bound to text that is not in the notebook is flagged
+        # for the tutor, whose report shows the notebook's definitions (grader/identity.py).
+        code_cells = [c.source for c in opened.nb.cells if c.cell_type == "code"]
+        for origin in find_origins(bridge, [n for n in FUNCTIONS if defined.get(n)], code_cells,
+                                   rubric.limits.call_timeout):
+            if origin.problem:
+                flags.append(Flag("code.not_in_notebook", rubric.question_of(origin.function), origin.problem))
         by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
         verified: list[Verified] = []
         for check in rubric.checks():
