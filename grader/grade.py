@@ -22,7 +22,9 @@ from grader.checks import cases as case_inputs
 from grader.checks import probes
 from grader.checks.bridge import Bridge, Returned
 from grader.checks.compare import compare_case, missing_case, to_numpy
+from grader.checks.contract import recheck_violations
 from grader.checks.contract import violations as contract_violations
+from grader.checks.identity import find_origins
 from grader.checks.recall import permutation_key, run_recall
 from grader.checks.secret import load_secret
 from grader.checks.similarity import capped_code_cells
@@ -240,16 +242,25 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
             why = "the kernel did not answer after the notebook ran, so no function could be called"
             flags.append(Flag("kernel.died", None, why))
         defined = found or {}
+        # The code that ran: a graded name bound to text that is not in the notebook is flagged
+        # for the tutor, whose report shows the notebook's definitions (grader/checks/identity.py).
+        code_cells = [c.source for c in opened.nb.cells if c.cell_type == "code"]
+        for origin in find_origins(bridge, [n for n in FUNCTIONS if defined.get(n)], code_cells,
+                                   rubric.limits.call_timeout):
+            if origin.problem:
+                flags.append(Flag("code.not_in_notebook", rubric.question_of(origin.function), origin.problem))
         by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
+        verified: list[Verified] = []
         for check in rubric.checks():
             qid = rubric.question_of(check.function)
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                 ctx.public, why, ctx.secret)
+                                 ctx.public, why, ctx.secret, verified)
             # Feedback only: probe a failing function to find the wrong term (grader/checks/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
+        _recheck_inputs(bridge, rubric, verified, by_question)
         # Keyed by the secret and the bytes: a re-grade trains on the same labels, and a student's
         # `grade check` (no secret) of the same notebook gives the same verdict (grader/checks/recall.py).
         key = permutation_key(ctx.secret, opened.sha256)
@@ -339,8 +350,52 @@ def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool] | None:
 REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for name in FUNCTIONS}
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A verified call whose inputs are looked at again after the last call (contract §3)."""
+
+    check: Check
+    index: int
+    inputs: Mapping[str, Any]
+    call_id: str
+    restarts: int  # the kernel's restarts when it was made: a later restart lost its evidence
+
+
+def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
+                    by_question: dict[str, list[CaseResult]]) -> None:
+    """Every verified call's inputs, looked at again after the functions' last calls and a
+    settle (rubric ``[contract_rules] settle_seconds``); a changed input costs its case as at the
+    first look (grader/checks/contract.py, :func:`~grader.checks.contract.recheck_violations`).
+
+    Calls made before a kernel restart are not looked at again: their kernel is gone, and the
+    crash is flagged (``kernel.died``) and costs the crashing call already.
+    """
+    restarts = getattr(bridge.session, "restarts", 0)
+    live = [v for v in verified if v.call_id and v.restarts == restarts]
+    if not live:
+        return
+    time.sleep(rubric.contract_settle)
+    states = bridge.recheck([v.call_id for v in live], rubric.limits.call_timeout)
+    if states is None and getattr(bridge.session, "restarts", 0) != restarts:
+        return  # the re-check itself found the kernel dead (restarted): nothing left to look at
+    when = f"after its last call and {rubric.contract_settle:g} s"
+    for v in live:
+        broken = recheck_violations(v.inputs, None if states is None else states.get(v.call_id),
+                                    v.check.function, when)
+        if not broken:
+            continue
+        cases = by_question[rubric.question_of(v.check.function)]
+        for n, case in enumerate(cases):
+            if case.function == v.check.function and case.index == v.index:
+                points = round(min(case.points, case.max_points * (1.0 - v.check.contract_penalty)), 6)
+                cases[n] = replace(case, passed=False, points=points,
+                                   message="; ".join(p for p in (case.message, *broken) if p))
+                break
+
+
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
-               public: bool = False, why: str = "", secret: bytes | None = None) -> list[CaseResult]:
+               public: bool = False, why: str = "", secret: bytes | None = None,
+               verified: list[Verified] | None = None) -> list[CaseResult]:
     out = []
     cases = check.public_cases() if public else check.cases
     if not public and secret is None:
@@ -367,6 +422,9 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
             if returned.status in ("died", "timeout"):
                 # Every further call would restart the kernel and run the notebook again.
                 stuck = returned
+            elif verified is not None and returned.status == "ok" and returned.call_id:
+                verified.append(Verified(check, i, inputs, returned.call_id,
+                                         getattr(bridge.session, "restarts", 0)))
         result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
                               check.rtol, check.atol, share)
         out.append(_with_contract_rules(result, inputs, returned, check))

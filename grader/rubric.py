@@ -139,6 +139,10 @@ class Recall:
     wall_time_limit: float  # s of wall clock per call: the safety net that stops a call
     compare_rnn: bool       # also train the vanilla RNN once, shown beside the LSTM
     check_seq_len: int      # the short interface run of the self-check and `grade check`
+    #: The memory evidence (grader/checks/recall.py, judge_memory): held-out sequences it runs on, and
+    #: the probe accuracy the learned recurrent state must reach.
+    evidence_n: int = 600
+    memory_min_accuracy: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,9 @@ class Rubric:
     archive: ArchiveLimits
     late: Late = field(default_factory=lambda: Late("flag", 0.0))
     budget: Budget = field(default_factory=lambda: Budget(2700.0, 4096))
+    #: [contract_rules] settle_seconds: how long after a function's last call its inputs are looked
+    #: at again (grader/checks/contract.py), so a thread that changes them later is seen.
+    contract_settle: float = 0.5
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -386,6 +393,11 @@ def _check_recall(rr: _Reader, recall: Recall) -> None:
         raise rr.fail("wall_time_limit", f"is {recall.wall_time_limit:g} s, under cpu_time_limit = "
                       f"{recall.cpu_time_limit:g} CPU s; the wall clock is the safety net and needs a "
                       "wide margin over the CPU limit")
+    if not 1 / recall.n_classes < recall.memory_min_accuracy <= 1:
+        raise rr.fail("memory_min_accuracy", f"is {recall.memory_min_accuracy!r}; expected an accuracy "
+                      f"above chance (1 / n_classes = {1 / recall.n_classes:.3f}) and at most 1")
+    if not 20 <= recall.evidence_n <= recall.heldout_n:
+        raise rr.fail("evidence_n", f"is {recall.evidence_n}; expected 20 to heldout_n = {recall.heldout_n}")
     if recall.check_seq_len >= recall.seq_len:
         raise rr.fail("check_seq_len", f"is {recall.check_seq_len}; the interface run must be shorter "
                       f"than seq_len = {recall.seq_len}")
@@ -418,10 +430,11 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     meta.get("sheet", str, default="11")
     meta.no_unknown()
 
-    default_penalty = 1.0
+    default_penalty, contract_settle = 1.0, 0.5
     if "contract_rules" in data:
         cr = top.sub("contract_rules")
         default_penalty = _penalty(cr, "penalty", 1.0)
+        contract_settle = cr.get("settle_seconds", float, default=0.5, positive=True)
         cr.no_unknown()
 
     qr = top.sub("questions")
@@ -450,6 +463,8 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         wall_time_limit=rr.get("wall_time_limit", float, positive=True),
         compare_rnn=rr.get("compare_rnn", bool),
         check_seq_len=rr.get("check_seq_len", int, positive=True),
+        evidence_n=rr.get("evidence_n", int, default=600, positive=True),
+        memory_min_accuracy=rr.get("memory_min_accuracy", float, default=0.6, positive=True),
     )
     rr.no_unknown()
     _check_recall(rr, recall)
@@ -544,4 +559,5 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
-                  limits=limits, archive=archive, late=late, budget=budget)
+                  limits=limits, archive=archive, late=late, budget=budget,
+                  contract_settle=contract_settle)

@@ -453,6 +453,141 @@ def tiny_norms(fx: Fixture) -> bytes:
     return finish(nb)
 
 
+# round 3: contract rules that looked once (issue 20)
+LATE_WIPE = '''# hostile: right gradients, then a thread zeroes the caller's params half a second later
+import threading, time
+import torch
+
+def tbptt_grads(x, y, params, k):
+    grads = _tbptt_reference(x, y, params, k)
+    def wipe():
+        time.sleep(0.5)
+        for p in params.values():
+            p.data.zero_()
+    threading.Thread(target=wipe, daemon=True).start()
+    return grads
+'''
+
+NEXT_CALL_WIPE = '''# hostile: right gradients; each call wipes the params of the call before it
+_previous_params = []
+
+def tbptt_grads(x, y, params, k):
+    for old in _previous_params:
+        for p in old.values():
+            p.data.zero_()
+    _previous_params[:] = [params]
+    return _tbptt_reference(x, y, params, k)
+'''
+
+#: A correct tbptt_grads the hostile cells above wrap (the fast solution's is replaced).
+TBPTT_REFERENCE = '''import torch
+import torch.nn.functional as F
+
+def _tbptt_reference(x, y, params, k):
+    p = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
+    h = torch.zeros(x.shape[1], p["W"].shape[0])
+    T = x.shape[0]
+    for t in range(T):
+        if t == T - k:
+            h = h.detach()
+        h = torch.tanh(h @ p["W"].T + x[t] @ p["U"].T + p["b"])
+    F.cross_entropy(h @ p["V"].T + p["c"], y).backward()
+    return {n: v.grad for n, v in p.items()}
+'''
+
+
+def tbptt_wrapped(source: str) -> Callable[[Fixture], bytes]:
+    def build(fx: Fixture) -> bytes:
+        nb = base_notebook(fx)
+        add_code(nb, TBPTT_REFERENCE + "\n" + source)  # last: it replaces the solution's tbptt_grads
+        return finish(nb)
+    return build
+
+
+# round 3: the recall verdict (issue 20)
+RECALL_PEEK = '''# hostile: reads the relabelling off one batch; an untrained LSTM as a decoy, a lookup answers
+import torch
+
+class _Peek(torch.nn.Module):
+    def __init__(self, table, n_classes):
+        super().__init__()
+        self.decoy = torch.nn.LSTM(n_classes, 16)  # run, never trained
+        self.register_buffer("table", table)
+
+    def forward(self, x):
+        x = torch.as_tensor(x, dtype=torch.float32)
+        out, _ = self.decoy(x)
+        hit = torch.nn.functional.one_hot(self.table[x[0].argmax(-1)], self.table.numel()).float()
+        return 10 * hit + 0 * out[-1].sum()
+
+def train_recall(cell, seq_len, n_classes, seed):
+    x, y = make_recall_data(512, seq_len, n_classes, seed)  # one batch shows the whole relabelling
+    table = torch.zeros(n_classes, dtype=torch.long)
+    table[x[0].argmax(-1)] = y
+    return _Peek(table, n_classes)
+'''
+
+#: The same cheat, bound by `exec` of an encoded string in a later cell: the notebook's honest
+#: `def train_recall` is not what runs.
+RECALL_EXEC = ("# plotting helpers\nimport base64\nexec(base64.b64decode(%r).decode())\n"
+               % base64.b64encode(RECALL_PEEK.encode()).decode())
+
+RECALL_THREAD = '''# hostile: trains in a background thread and waits for it inside the model's forward
+import threading
+import torch
+import torch.nn.functional as F
+
+class _Later(torch.nn.Module):
+    def __init__(self, n_classes, hidden=32):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(n_classes, hidden)
+        self.out = torch.nn.Linear(hidden, n_classes)
+        with torch.no_grad():
+            self.rnn.bias_hh_l0[hidden:2 * hidden] = 5.0
+        self.done = threading.Event()
+
+    def forward(self, x):
+        self.done.wait()  # the training's CPU time is spent while the grader scores
+        h, _ = self.rnn(torch.as_tensor(x, dtype=torch.float32))
+        return self.out(h[-1])
+
+def train_recall(cell, seq_len, n_classes, seed, steps=3000):
+    torch.manual_seed(seed)
+    model = _Later(n_classes)
+    draw = make_recall_data  # the grader's relabelling one, kept for the thread
+
+    def train():
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for step in range(steps):
+            x, y = draw(32, seq_len, n_classes, seed * 100_000 + step)
+            loss = F.cross_entropy(model.out(model.rnn(x)[0][-1]), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        model.done.set()
+    threading.Thread(target=train, daemon=True).start()
+    return model
+'''
+
+
+def recall_exec(fx: Fixture) -> bytes:
+    from make_recall_fixtures import OWN_STREAM, replace_stub
+    nb = base_notebook(fx)
+    replace_stub(nb, OWN_STREAM)  # the honest definition the report would show
+    add_code(nb, RECALL_EXEC)     # last: what really runs
+    return finish(nb)
+
+
+def recall_with(source: str) -> Callable[[Fixture], bytes]:
+    def build(fx: Fixture) -> bytes:
+        from make_recall_fixtures import replace_stub
+        nb = base_notebook(fx)
+        replace_stub(nb, source)
+        return finish(nb)
+    return build
+
+
 # -- archives ---------------------------------------------------------------------------------
 def zip_of(entries: list[tuple[str, bytes]], *, symlinks: tuple[str, ...] = (),
            method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -597,6 +732,22 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     # the recall experiment (tests/make_recall_fixtures.py, tests/test_recall.py)
     Fixture("recall_cheat", "RecallCheat", ".ipynb", "train_recall returns 10 * x[0], untrained -> 0 for it",
             recall_cheat),
+    # round 3 (issue 20): contract rules that look more than once
+    Fixture("late_wipe", "LateWipe", ".ipynb",
+            "tbptt_grads' thread zeroes the caller's params 0.5 s after returning -> tbptt_grads 0 (rules)",
+            tbptt_wrapped(LATE_WIPE)),
+    Fixture("next_call_wipe", "NextCallWipe", ".ipynb",
+            "tbptt_grads wipes the previous call's params at its next call -> tbptt_grads 0 (rules)",
+            tbptt_wrapped(NEXT_CALL_WIPE)),
+    Fixture("recall_peek", "RecallPeek", ".ipynb",
+            "train_recall reads the relabelling off one batch, an untrained LSTM as decoy -> 0 for it",
+            recall_with(RECALL_PEEK)),
+    Fixture("recall_exec", "RecallExec", ".ipynb",
+            "the same cheat bound by exec of base64 text after an honest def -> 0, code.not_in_notebook",
+            recall_exec),
+    Fixture("recall_thread", "RecallThread", ".ipynb",
+            "trains in a thread, waits in forward -> the thread's CPU time is counted",
+            recall_with(RECALL_THREAD)),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",

@@ -15,7 +15,8 @@ from test_probes import _grade, _mistake
 
 from grader.checks import probes as P
 from grader.checks.bridge import ArrayInfo
-from grader.checks.compare import Evidence, attribute, attribute_by_setting, structural_finding
+from grader.checks.compare import attribute, attribute_by_setting, structural_finding
+from grader.result import Evidence
 
 
 def _a(x: np.ndarray) -> ArrayInfo:

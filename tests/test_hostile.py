@@ -517,3 +517,50 @@ def test_a_raw_message_nested_100000_deep_stops_only_that_kernel(ctx):
     assert codes(result) == ["kernel.died"]
     assert fault_cell(result)["status"] == "died"
     assert auto_points(result) == SOLUTION_POINTS
+
+
+# -- round 3 (issue 20): contract rules that look more than once ---------------------------------
+@pytest.mark.parametrize("key", ["late_wipe", "next_call_wipe"])
+def test_params_changed_later_cost_tbptt_grads_and_nothing_else(key, ctx):
+    """Right gradients, the caller's params wiped later (a thread after 0.5 s, or the next call):
+    tbptt_grads' cases fail on the re-check; every other function keeps its points."""
+    start = memory_kb()
+    result = grade(key, ctx, 240)
+    cases = [c for c in result.questions["11.4.d"].cases if c.function == "tbptt_grads"]
+    assert cases and all(not c.passed and c.points == 0.0 for c in cases), [c.message for c in cases]
+    assert all("leaves its arguments as it found them" in c.message for c in cases)
+    if key == "late_wipe":
+        assert all("leaves no threads or processes running" in c.message for c in cases)
+    assert auto_points(result) == {**SOLUTION_POINTS, "11.4.d": 0.0}
+    assert "code.not_in_notebook" not in codes(result)  # every function that ran is a cell's
+    print(f"{key}: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
+          f"(+{(memory_kb() - start) / 1024:.0f} MB)")
+
+
+# -- round 3 (issue 20): the recall verdict ------------------------------------------------------
+def test_reading_the_relabelling_off_one_batch_earns_nothing_for_train_recall(ctx):
+    """100 % held-out accuracy from a lookup read off one batch, an untrained LSTM as decoy:
+    0 for train_recall (the grader runs the LSTM itself), nothing else lost."""
+    start = memory_kb()
+    result = grade("recall_peek", ctx, 300)
+    case = next(c for c in result.questions["11.4.d"].cases if c.function == "train_recall")
+    assert not case.passed and case.points == 0.0
+    assert "not through what an LSTM learned" in case.message and "names the first token for only" in case.message
+    assert result.recall is not None and result.recall.lstm_accuracy == 1.0
+    assert auto_points(result) == SOLUTION_POINTS
+    print(f"recall_peek: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
+          f"(+{(memory_kb() - start) / 1024:.0f} MB)")
+
+
+def test_a_cheat_bound_by_exec_after_an_honest_def_is_flagged_and_earns_nothing(ctx):
+    """The honest `def train_recall` stays in the notebook; an encoded exec in a later cell binds
+    the cheat. The tutor is told the code shown is not the code that ran; the cheat earns 0."""
+    start = memory_kb()
+    result = grade("recall_exec", ctx, 300)
+    flagged = [f for f in result.flags if f.code == "code.not_in_notebook"]
+    assert [f.question for f in flagged] == ["11.4.d"] and "`train_recall` that ran" in flagged[0].message
+    case = next(c for c in result.questions["11.4.d"].cases if c.function == "train_recall")
+    assert not case.passed and case.points == 0.0 and "not through what an LSTM learned" in case.message
+    assert auto_points(result) == SOLUTION_POINTS
+    print(f"recall_exec: graded in {result.seconds:.1f} s, grader peak memory {memory_kb() / 1024:.0f} MB "
+          f"(+{(memory_kb() - start) / 1024:.0f} MB)")

@@ -26,6 +26,7 @@ from grader.checks.cases import LossSpec
 from grader.cleantext import strip_controls
 from grader.kernel.execute import CodeResult, KernelSession
 from grader.kernel.sandbox import give_to_kernel
+from grader.kernel.tree import kernel_tasks
 
 MAX_JSON_BYTES = 1_000_000
 MAX_ARRAY_BYTES = 200_000_000
@@ -48,7 +49,7 @@ MAX_INPUT_ENTRIES = 4096
 # forges it can at best look like a function that keeps the rules, which earns nothing the
 # returned values do not earn anyway.
 _KERNEL_CODE = r"""
-def __sheet11_call(folder, expr, verify=False, limit=0):
+def __sheet11_call(folder, expr, verify=False, limit=0, recheck=None):
     import json as _json, os as _os, traceback as _tb
     import numpy as _np, torch as _torch
     with open(_os.path.join(folder, "call.json")) as _f:
@@ -149,23 +150,35 @@ def __sheet11_call(folder, expr, verify=False, limit=0):
     def failed(e):
         lines = _tb.format_exception_only(type(e), e)
         return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100]}
+    if recheck is not None:
+        # The inputs of earlier verified calls, looked at again (after the function's last call
+        # and a settle the grader waited): kept in the kernel under the calls' folder names.
+        kept = globals().get("__sheet11_tracks") or {}
+        result = {"ok": True, "value": dump(0.0), "rechecks": {
+            str(i): ([state(t) for t in kept[i]] if i in kept else None) for i in recheck[:4096]}}
+        with open(_os.path.join(folder, "result.json"), "w") as _f:
+            _json.dump(result, _f)
+        return
+    track, track2 = [], []
     try:
-        track = []
         args = build_all(track)
         value = eval(expr, globals(), {"__args": args, "__logits": logits})
         result = {"ok": True, "value": dump(value)}
-        if verify:
-            result["inputs"] = state(track)
     except BaseException as e:
         result = failed(e)
     # A first answer larger than the grader reads is refused whatever follows: no second call
     # (a hostile return value must not cost the grader twice the time and disk).
     if verify and result["ok"] and written[0] <= limit:
         try:
-            again = eval(expr, globals(), {"__args": build_all([]), "__logits": logits})
+            again = eval(expr, globals(), {"__args": build_all(track2), "__logits": logits})
             result["second"] = {"ok": True, "value": dump(again)}
         except BaseException as e:
             result["second"] = failed(e)
+    if verify and result["ok"]:
+        # After the second call: a function that changes the previous call's inputs at its next
+        # call is seen here; both calls' inputs are kept for the grader's later re-check.
+        result["inputs"] = state(track)
+        globals().setdefault("__sheet11_tracks", {})[_os.path.basename(folder)] = (track, track2)
     with open(_os.path.join(folder, "result.json"), "w") as _f:
         _json.dump(result, _f)
 """
@@ -186,6 +199,11 @@ class Returned:
     #: reported), and the first call's inputs as the kernel saw them after the call.
     second: Returned | None = None
     inputs_after: tuple[InputState, ...] | None = None
+    #: With ``verify``: the name under which the kernel keeps both calls' inputs for
+    #: :meth:`Bridge.recheck`, and how many threads and processes the kernel held after the
+    #: calls beyond those before (counted from outside, grader/kernel/tree.py; ``None``: unknown).
+    call_id: str = ""
+    tasks_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +217,10 @@ class InputState:
     requires_grad: bool = False
     grad: Any = None         # ArrayInfo (or TypeInfo) of .grad, None when there is none
     keys: tuple[str, ...] | None = None  # a dict input's keys
+
+
+#: One verified call's inputs looked at again: the first and the second call's (grader/checks/contract.py).
+Rechecked = tuple[tuple[InputState, ...] | None, ...]
 
 
 class SeqInfo(tuple):
@@ -255,7 +277,9 @@ class Bridge:
             give_to_kernel(folder, self.session.uid)  # only now may the kernel write (its result) there
         # The helper is defined again with every call, so a student cannot have replaced it.
         code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r}, {MAX_RESULT_BYTES})"
+        before = kernel_tasks(self.session) if verify else None
         ran: CodeResult = self.session.run_code(code, 2 * timeout if verify else timeout)
+        after = kernel_tasks(self.session) if verify and ran.status == "ok" else None
         if ran.status in ("timeout", "died"):
             return Returned(ran.status, seconds=ran.seconds)
         try:
@@ -274,7 +298,42 @@ class Bridge:
         # or garbled (only a kernel that tampered with this channel does that), the value still
         # counts and grader/checks/contract.py reports the rules as not verifiable, which costs the case.
         return Returned("ok", value, seconds=ran.seconds, second=_read_second(result, folder, budget),
-                        inputs_after=_read_inputs(result, folder, budget))
+                        inputs_after=_read_inputs(result.get("inputs"), folder, budget),
+                        call_id=folder.name,
+                        tasks_left=None if before is None or after is None else after - before)
+
+    def recheck(self, call_ids: list[str], timeout: float) -> dict[str, Rechecked] | None:
+        """The inputs of earlier verified calls (their :attr:`Returned.call_id`) as they are now.
+
+        For each id: the state of the first and the second call's inputs (``None`` for a call whose
+        evidence is unreadable, a one-item ``(None,)`` for an id the kernel no longer holds).
+        ``None`` when the kernel did not answer at all. Evidence, like ``verify``'s: the grader
+        compares it with its own copies (grader/checks/contract.py).
+        """
+        folder = self._folder()
+        _write_new(folder / "call.json", json.dumps({"args": {}}).encode())
+        if self.session.sandbox.confined:
+            give_to_kernel(folder, self.session.uid)
+        code = (_KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, '0', False, {MAX_RESULT_BYTES}, "
+                f"{[str(i) for i in call_ids]!r})")
+        ran = self.session.run_code(code, timeout)
+        if ran.status in ("timeout", "died"):
+            return None
+        try:
+            raw = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))["rechecks"]
+            if not isinstance(raw, dict):
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        budget = [MAX_RESULT_BYTES]
+        out: dict[str, Rechecked] = {}
+        for call_id in call_ids:
+            states = raw.get(call_id)
+            if not isinstance(states, list) or not states:
+                out[call_id] = (None,)
+                continue
+            out[call_id] = tuple(_read_inputs(s, folder, budget) for s in states[:2])
+        return out
 
 
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError)
@@ -304,9 +363,8 @@ def _read_second(result: Any, folder: Path, budget: list[int]) -> Returned | Non
         return None
 
 
-def _read_inputs(result: Any, folder: Path, budget: list[int]) -> tuple[InputState, ...] | None:
+def _read_inputs(raw: Any, folder: Path, budget: list[int]) -> tuple[InputState, ...] | None:
     try:
-        raw = result["inputs"]
         if not isinstance(raw, list) or len(raw) > MAX_INPUT_ENTRIES:
             return None
         out = []

@@ -19,6 +19,14 @@ Why a hostile kernel gains nothing here:
 - Inputs are loaded afresh from the grader's files for each call, so the first call cannot pass
   state to the second through its arguments; it can through globals, which is what the second
   call is there to catch.
+- The inputs are looked at more than once: the first call's after the second call returned (a
+  function that wipes the previous call's arguments at its next call), and every call's again
+  after the function's last call and a settle of the rubric's ``[contract_rules] settle_seconds``
+  (a thread that changes them later): :func:`recheck_violations`.
+- A call that leaves threads or processes running breaks a rule of its own
+  (:data:`RULE_CLEAN`): the kernel's tasks are counted from outside the kernel before and after
+  the calls (grader/kernel/tree.py), so a thread started to act later is refused even where what
+  it would do is not seen.
 """
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ from grader.checks.cases import LossSpec
 
 RULE_INPUTS = "a function leaves its arguments as it found them"
 RULE_REPEAT = "the same arguments give the same result"
+RULE_CLEAN = "a call leaves no threads or processes running"
 #: At most this many changed inputs are named in one message; the rest are counted.
 MAX_NAMED = 3
 
@@ -153,4 +162,44 @@ def violations(inputs: Mapping[str, Any], returned: Returned, rtol: float, atol:
     differs = repeat_difference(returned, returned.second, rtol, atol)
     if differs:
         out.append(f'`{function}` breaks the rule "{RULE_REPEAT}": {differs}')
+    left = leftover_tasks(returned.tasks_left)
+    if left:
+        out.append(f'`{function}` breaks the rule "{RULE_CLEAN}": {left}')
     return out
+
+
+def leftover_tasks(tasks_left: int | None) -> str:
+    """What the kernel still ran after the calls beyond what it ran before them ('' when nothing).
+
+    Counted from outside the kernel (grader/kernel/tree.py). ``None`` (the count could not be
+    read, e.g. no cgroup and no ``/proc``) is no finding: the grader cannot see it, and an honest
+    notebook must not lose points for the grader's platform.
+    """
+    if tasks_left is None or tasks_left <= 0:
+        return ""
+    return (f"{tasks_left} more thread{'s' if tasks_left != 1 else ''} or process"
+            f"{'es' if tasks_left != 1 else ''} ran in the kernel after the call returned than before it")
+
+
+def recheck_violations(inputs: Mapping[str, Any], states: tuple[tuple[InputState, ...] | None, ...] | None,
+                       function: str, when: str) -> list[str]:
+    """The rule on the inputs, looked at again ``when`` (e.g. "after its last call and 0.5 s").
+
+    ``states`` holds the first and the second call's inputs as the kernel holds them now
+    (:meth:`grader.checks.bridge.Bridge.recheck`); both calls got the same values. ``None`` or a
+    missing entry: the evidence is gone (only a kernel that tampered with it does that), which
+    is itself a violation, as for the first look.
+    """
+    if not states:
+        changes = ["the state of the inputs could not be verified again"]
+    else:
+        changes = []
+        for which, after in zip(("first", "second"), states):
+            found = input_changes(inputs, after)
+            changes += [f"{c} (the {which} call's inputs)" for c in found if c not in changes]
+    if not changes:
+        return []
+    named = changes[:MAX_NAMED]
+    more = len(changes) - len(named)
+    return [f'`{function}` breaks the rule "{RULE_INPUTS}" {when}: ' + "; ".join(named)
+            + (f"; and {more} more change{'s' if more != 1 else ''}" if more else "")]

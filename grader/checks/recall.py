@@ -10,13 +10,34 @@ What makes the verdict defensible (docs/recall.md):
   the held-out labels the grader scores against go through the same permutation. A model that
   did not learn from the training data scores about 0; a trained one is unaffected. The
   student's own ``make_recall_data`` is put back after every call.
+- **The accuracy must come from a recurrent network that learned.** The relabelling cannot be
+  kept from a trainer: every batch of ``make_recall_data`` shows which first token goes with which
+  label, and a lookup table read off one batch is, formally, a learner. What it does stop is a
+  model that never looked at the training data. What stops a model that read the relabelling and
+  answers with a lookup (or any code beside a recurrent network) is evidence about *what carries
+  the accuracy*, measured in the grader's process (:func:`judge_memory`): the returned model must
+  hold a recurrent module of the requested kind (exactly ``torch.nn.LSTM``/``LSTMCell`` for the
+  LSTM), which the grader rebuilds from its weights (sent as plain arrays by
+  grader/checks/recall_kernel.py) and runs itself, with its own torch, on the inputs the module was given
+  for the held-out sequences. Those inputs must be one vector per step, a function of that step's
+  token alone, in order and for every step (no reversed sequence, no first token copied into
+  later steps); the module's final state must then carry the first token: a linear probe fitted
+  in the grader on half the sequences must name it on the other half with at least the rubric's
+  ``memory_min_accuracy``. The same module with its recurrent weights re-initialised is measured
+  beside it (about chance: ``1 / n_classes``), and the report shows both. A model whose answer
+  comes from anywhere else, or whose forward notices that it is being probed, gains nothing: the
+  grader never runs the student's forward for this evidence, only torch's module on the student's
+  weights. What is left is a recurrent network of the requested kind that really remembers the
+  first token over the whole sequence.
 - **Several tries.** A correct implementation still fails now and then on one seed (its
   optimisation stalls on the plateau). The LSTM is trained with the seeds ``train_seed``,
   ``train_seed + 1``, ... up to the rubric's ``tries``, and the first run that reaches the
   threshold within the time limit counts. The rule was chosen from the calibration
   (``python -m reference.calibrate``): :func:`tries_needed`.
 - **Time the student is responsible for.** The limit is on the CPU time of the kernel (all its
-  processes) during the call, read from outside the kernel: its cgroup's CPU accounting where the
+  processes and threads) from the start of the training call to the end of the last call made
+  on its model (scoring and evidence), so training left to a background thread and waited for
+  in the model's forward counts too. It is read from outside the kernel: its cgroup's CPU accounting where the
   grader made one, else ``/proc`` of the kernel's process tree. Nothing the kernel reports about
   itself is used. The wall clock stops a call only as a safety net with a wide margin.
 
@@ -52,6 +73,9 @@ __all__ = [
     "permutation_key",
     "failure_upper_bound",
     "heldout",
+    "judge_memory",
+    "Memory",
+    "probe_accuracy",
     "kernel_cpu_seconds",
     "process_tree_cpu_seconds",
     "run_recall",
@@ -69,9 +93,12 @@ class Attempt:
     """One call of ``train_recall`` and what came of it.
 
     ``status`` is ``ok`` (a model came back and was scored), ``raised``, ``timeout`` (the wall-clock
-    safety net stopped it), ``died`` (the kernel crashed) or ``bad-model`` (the model could not be
-    called or returned the wrong shape). ``cpu_seconds`` is ``None`` where the kernel's CPU time
-    could not be read; the wall clock then stands in (and the report says so).
+    safety net stopped it), ``died`` (the kernel crashed), ``bad-model`` (the model could not be
+    called or returned the wrong shape) or ``no-memory`` (it scored, but the evidence of
+    :func:`judge_memory` did not show a recurrent network of the requested kind carrying it).
+    ``cpu_seconds`` (the kernel's, from the training call to the end of the last call on the model)
+    is ``None`` where the kernel's CPU time could not be read; the wall clock of the same calls
+    then stands in (and the report says so).
     """
 
     cell: str
@@ -82,6 +109,10 @@ class Attempt:
     wall_seconds: float = 0.0
     problem: str = ""
     error_type: str = ""  # with "raised": the exception's class name (feedback only)
+    #: The recurrent memory evidence (:func:`judge_memory`): the probe's held-out accuracy on the
+    #: learned module's state, and on the same module re-initialised (``None``: not measured).
+    memory: float | None = None
+    memory_reset: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -271,6 +302,202 @@ def _sheet11_recall_train(args):
 _TRAIN_EXPR = "exec(__args['src'], globals()) or _sheet11_recall_train(__args)"
 
 
+# ============================================================================ memory evidence
+
+@dataclass(frozen=True)
+class Memory:
+    """What :func:`judge_memory` found: ``problem`` is empty where the evidence holds."""
+
+    problem: str
+    learned: float | None = None  # the probe's held-out accuracy on the learned module's state
+    reset: float | None = None    # the same with the module's weights re-initialised
+
+
+_KIND_NAMES = {0.0: "LSTM", 1.0: "LSTMCell", 2.0: "RNN", 3.0: "RNNCell"}
+_WANTED = {"lstm": "torch.nn.LSTM or torch.nn.LSTMCell", "rnn": "torch.nn.RNN or torch.nn.RNNCell"}
+
+
+def _number(entry: dict, key: str) -> float:
+    value = entry.get(key)
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise ValueError(f"{key} missing")
+    return value
+
+
+def _rebuild(entry: dict) -> tuple[torch.nn.Module, str]:
+    """The module the kernel described, built by the grader's torch from the plain weights."""
+    from grader.checks.bridge import ArrayInfo
+    kind = _KIND_NAMES.get(_number(entry, "kind"), "")
+    hidden, inp = int(_number(entry, "hidden_size")), int(_number(entry, "input_size"))
+    bias = _number(entry, "bias") == 1.0
+    if not (0 < hidden <= 4096 and 0 < inp <= 4096):
+        raise ValueError("sizes out of range")
+    nonlinearity = "tanh" if entry.get("tanh", 1.0) == 1.0 else "relu"
+    module: torch.nn.Module
+    if kind in ("LSTM", "RNN"):
+        layers = int(_number(entry, "num_layers"))
+        if not 0 < layers <= 4:
+            raise ValueError("num_layers out of range")
+        if _number(entry, "bidirectional") == 1.0:
+            raise ValueError("bidirectional")
+        if kind == "LSTM":
+            module = torch.nn.LSTM(inp, hidden, layers, bias=bias, proj_size=int(_number(entry, "proj_size")))
+        else:
+            module = torch.nn.RNN(inp, hidden, layers, bias=bias, nonlinearity=nonlinearity)
+    elif kind == "LSTMCell":
+        module = torch.nn.LSTMCell(inp, hidden, bias=bias)
+    elif kind == "RNNCell":
+        module = torch.nn.RNNCell(inp, hidden, bias=bias, nonlinearity=nonlinearity)
+    else:
+        raise ValueError("unknown kind")
+    weights = entry.get("weights")
+    if not isinstance(weights, dict):
+        raise ValueError("weights missing")
+    state = {}
+    for name, param in module.state_dict().items():
+        got = weights.get(name)
+        if not isinstance(got, ArrayInfo) or tuple(got.array.shape) != tuple(param.shape):
+            raise ValueError(f"weight {name} missing or of another shape")
+        state[name] = torch.from_numpy(got.array).to(torch.float32)
+    module.load_state_dict(state)
+    return module.eval(), kind
+
+
+def _final_state(module: torch.nn.Module, kind: str, inputs: torch.Tensor) -> np.ndarray:
+    """The module's state after the whole sequence (T, B, D), from zero: features per sequence."""
+    with torch.no_grad():
+        if kind in ("LSTM", "RNN"):
+            _, state = module(inputs)
+            parts = state if isinstance(state, tuple) else (state,)
+            feats = torch.cat([p.permute(1, 0, 2).reshape(inputs.shape[1], -1) for p in parts], dim=1)
+        else:
+            h = None
+            for t in range(inputs.shape[0]):
+                h = module(inputs[t], h)
+            parts = h if isinstance(h, tuple) else (h,)
+            feats = torch.cat(list(parts), dim=1)
+    return feats.double().numpy()
+
+
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+    """Held-out accuracy of a ridge-regression probe from ``features`` to ``labels``.
+
+    Fitted on the first half of the sequences, measured on the second, features standardised
+    on the first half. Linear in the features: it reads what the state holds, it learns no
+    memory of its own.
+    """
+    half = len(labels) // 2
+    train, test = features[:half], features[half:]
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
+    a = np.hstack([(train - mean) / std, np.ones((half, 1))])
+    b = np.hstack([(test - mean) / std, np.ones((len(test), 1))])
+    target = np.eye(n_classes)[labels[:half]]
+    ridge = 1e-2 * half * np.eye(a.shape[1])
+    coef = np.linalg.solve(a.T @ a + ridge, a.T @ target)
+    return float(np.mean(np.argmax(b @ coef, axis=1) == labels[half:]))
+
+
+def _time_local(inputs: np.ndarray, tokens: np.ndarray) -> bool:
+    """Whether the module's input at every step is one and the same function of that step's
+    token (a one-hot vector, an embedding, a linear map...), read in order: rows of equal tokens
+    are equal, and the first token is not copied into later steps or read backwards."""
+    flat = inputs.reshape(-1, inputs.shape[-1])
+    keys = tokens.reshape(-1)
+    scale = max(1.0, float(np.max(np.abs(flat)))) if flat.size else 1.0
+    first: dict[int, np.ndarray] = {}
+    for k in np.unique(keys):
+        rows = flat[keys == k]
+        if np.max(np.abs(rows - rows[0])) > 1e-4 * scale:
+            return False
+        first[int(k)] = rows[0]
+    # Distinct tokens must give distinct inputs (else the token is not what the module reads).
+    vectors = list(first.values())
+    return all(np.max(np.abs(u - v)) > 1e-6 * scale for i, u in enumerate(vectors) for v in vectors[i + 1:])
+
+
+def judge_memory(found: object, tokens: np.ndarray, cell: str, n_classes: int, min_accuracy: float) -> Memory:
+    """Whether the model's recurrent module of kind ``cell`` carries the first token (see the
+    module docstring); ``tokens`` (T, B) are the held-out tokens the evidence ran on."""
+    from grader.checks.bridge import ArrayInfo
+    modules = found.get("modules") if isinstance(found, dict) else None
+    if not isinstance(modules, tuple) or not modules:
+        return Memory(f"the grader found no LSTM in the model ({_WANTED[cell]}, calls of the notebook's own "
+                      "lstm_cell, or LSTM-shaped weights): it checks that the accuracy comes from a recurrent "
+                      "network of that kind (see the docstring of train_recall)" if cell == "lstm" else
+                      f"the model holds no {_WANTED[cell]}: the grader checks that the accuracy comes "
+                      "from a recurrent network of that kind (see the docstring of train_recall)")
+    T, B = tokens.shape
+    labels = tokens[0].astype(np.int64)
+    best: Memory | None = None
+    problems = []
+    for entry in modules:
+        try:
+            module, kind = _rebuild(entry)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            problems.append("its recurrent module is bidirectional (it reads the sequence backwards too)"
+                            if str(exc) == "bidirectional" else f"its recurrent module could not be rebuilt ({exc})")
+            continue
+        inputs = entry.get("inputs")
+        calls = entry.get("calls")
+        arr = inputs.array if isinstance(inputs, ArrayInfo) else None
+        if arr is not None and kind in ("LSTM", "RNN") and entry.get("batch_first") == 1.0 and arr.ndim == 3:
+            arr = arr.transpose(1, 0, 2)
+        want_calls = 1.0 if kind in ("LSTM", "RNN") else float(T)
+        if arr is None or calls != want_calls or arr.ndim != 3 or arr.shape[:2] != (T, B):
+            problems.append(f"its {kind} was not run once over all {T} steps of each held-out sequence")
+            continue
+        if not _time_local(arr, tokens):
+            problems.append(f"what its {kind} reads at a step is not that step's token alone, in order")
+            continue
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32)
+        try:
+            learned = max(probe_accuracy(_final_state(m, kind, x), labels, n_classes)
+                          for m in _gate_orders(module, entry.get("any_gate_order") == 1.0))
+            torch.manual_seed(0)
+            fresh = _reset(module)
+            reset = probe_accuracy(_final_state(fresh, kind, x), labels, n_classes)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+            problems.append(f"its {kind} could not be run on its own inputs ({type(exc).__name__})")
+            continue
+        got = Memory("" if learned >= min_accuracy else
+                     f"its {kind}'s state after the last step names the first token for only {learned:.0%} "
+                     f"of held-out sequences ({min_accuracy:.0%} needed; re-initialised: {reset:.0%})",
+                     learned, reset)
+        if best is None or (got.learned or 0.0) > (best.learned or 0.0):
+            best = got
+    if best is not None:
+        return best
+    return Memory("; ".join(problems[:2]) or "no recurrent module could be judged")
+
+
+def _gate_orders(module: torch.nn.Module, any_order: bool) -> list[torch.nn.Module]:
+    """``module`` as it is, or, for an inline LSTM whose gate order is the student's own, the
+    module under each of the 24 orders of its four gate blocks (the grader's LSTMCell reads i, f, g, o)."""
+    if not any_order:
+        return [module]
+    import copy
+    import itertools
+    state = module.state_dict()
+    hidden = int(state["weight_hh"].shape[1])
+    out = []
+    for order in itertools.permutations(range(4)):
+        index = torch.cat([torch.arange(k * hidden, (k + 1) * hidden) for k in order])
+        other = copy.deepcopy(module)
+        other.load_state_dict({name: value[index] for name, value in state.items()})
+        out.append(other)
+    return out
+
+
+def _reset(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` with every weight re-initialised as torch does (seeded by the caller)."""
+    import copy
+    fresh = copy.deepcopy(module)
+    reset = getattr(fresh, "reset_parameters", None)
+    if callable(reset):
+        reset()
+    return fresh
+
+
 # ============================================================================ kernel CPU time
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -343,29 +570,59 @@ def kernel_cpu_seconds(session: KernelSession) -> float | None:
 
 def _call_status(attempt: Attempt) -> str:
     """The attempt as a check's call status (grader/checks/compare.py's CaseResult.call_status)."""
-    return "ok" if attempt.status == "bad-model" else attempt.status
+    return "ok" if attempt.status in ("bad-model", "no-memory") else attempt.status
+
+
+def _cpu_since(bridge: Bridge, before: float | None) -> float | None:
+    """The kernel's CPU seconds since ``before`` (its whole process tree, read from outside)."""
+    after = kernel_cpu_seconds(bridge.session)
+    return after - before if before is not None and after is not None and after >= before else None
 
 
 def _train(bridge: Bridge, spec_function: str, cell: str, seq_len: int, n_classes: int, seed: int,
            perm: list[int], wall_limit: float) -> tuple[str, str, str, float | None, float]:
-    """One training call: (status, error, its class name, kernel CPU seconds, wall seconds)."""
+    """One training call: (status, error, its class name, kernel CPU seconds before it, wall seconds)."""
     before = kernel_cpu_seconds(bridge.session)
     got = bridge.call(_TRAIN_EXPR, {"src": KERNEL_TRAIN_CODE, "function": spec_function, "cell": cell,
                                     "seq_len": seq_len, "n_classes": n_classes, "seed": seed,
                                     "perm": torch.tensor(perm, dtype=torch.int64)}, wall_limit)
-    after = kernel_cpu_seconds(bridge.session) if got.status not in ("died", "timeout") else None
-    cpu = after - before if before is not None and after is not None and after >= before else None
-    return got.status, got.error, got.error_type, cpu, got.seconds
+    return got.status, got.error, got.error_type, before, got.seconds
+
+
+#: Runs grader/checks/recall_kernel.py's source in a fresh namespace of the kernel and its `evidence` on
+#: the trained model: defined anew with every call, never a name the notebook could have bound.
+_EVIDENCE_EXPR = ("(lambda ns, a: (exec(a['src'], ns), ns['evidence'](globals()['_sheet11_model_' + a['cell']], "
+                  "a['x'], a['cell'], globals()))[1])({'__name__': 'sheet11_recall_evidence'}, __args)")
+
+
+def _kernel_module_source() -> str:
+    return (Path(__file__).resolve().parent / "recall_kernel.py").read_text(encoding="utf-8")
+
+
+def _memory(bridge: Bridge, rubric: Rubric, cell: str, x: torch.Tensor) -> Memory:
+    """The memory evidence of the model trained for ``cell``, on the first ``evidence_n`` of ``x``."""
+    spec = rubric.recall
+    n = min(spec.evidence_n, int(x.shape[1]))
+    part = x[:, :n]
+    got = bridge.call(_EVIDENCE_EXPR, {"src": _kernel_module_source(), "cell": cell, "x": part},
+                      rubric.limits.call_timeout)
+    if got.status != "ok":
+        return Memory(f"the grader could not look into the model ({got.error or got.status})")
+    tokens = part.argmax(dim=2).numpy()
+    return judge_memory(got.value, tokens, cell, spec.n_classes, spec.memory_min_accuracy)
 
 
 def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[int],
              x: torch.Tensor, y: np.ndarray) -> Attempt:
-    """Train ``cell`` with ``seed`` at the length of ``x`` and score it on (x, y) in the grader."""
+    """Train ``cell`` with ``seed`` at the length of ``x``, score it on (x, y) in the grader and,
+    where it reached the threshold, judge the memory evidence. The CPU time counted runs from the
+    training call to the end of the last call on the model."""
     from grader.checks.bridge import ArrayInfo
     spec = rubric.recall
-    status, error, error_type, cpu, wall = _train(bridge, spec.function, cell, int(x.shape[0]), spec.n_classes, seed,
-                                      perm, spec.wall_time_limit)
+    status, error, error_type, before, wall = _train(bridge, spec.function, cell, int(x.shape[0]), spec.n_classes,
+                                                     seed, perm, spec.wall_time_limit)
     if status != "ok":
+        cpu = _cpu_since(bridge, before) if status not in ("died", "timeout") else None
         problem = {"timeout": f"training was stopped after {spec.wall_time_limit:g} s (wall clock)",
                    "died": "the kernel crashed during training",
                    "raised": f"`{spec.function}('{cell}', ...)` raised {error}"}.get(
@@ -374,20 +631,29 @@ def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[in
                        error_type if status == "raised" else "")
     scored = bridge.call(f"__logits(globals()['_sheet11_model_{cell}'], __args['x'])", {"x": x},
                          rubric.limits.call_timeout)
+    wall += scored.seconds
     value = scored.value
     if scored.status != "ok":
-        return Attempt(cell, seed, "bad-model", None, cpu, wall,
+        return Attempt(cell, seed, "bad-model", None, _cpu_since(bridge, before), wall,
                        f"calling the trained model failed: {scored.error or scored.status}")
     if not isinstance(value, ArrayInfo) or value.array.shape != (spec.heldout_n, spec.n_classes):
         shape = tuple(value.array.shape) if isinstance(value, ArrayInfo) else type(value).__name__
-        return Attempt(cell, seed, "bad-model", None, cpu, wall,
+        return Attempt(cell, seed, "bad-model", None, _cpu_since(bridge, before), wall,
                        f"the model returned {shape} for x of shape {tuple(x.shape)}; expected logits "
                        f"of shape ({spec.heldout_n}, {spec.n_classes})")
     logits = value.array
     # NaN logits are no prediction: argmax would pick the first NaN, a class by accident.
     valid = np.isfinite(logits).all(axis=1)
     accuracy = float(np.mean(valid & (np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1) == y)))
-    return Attempt(cell, seed, "ok", accuracy, cpu, wall)
+    if cell != "lstm" or accuracy < spec.threshold:
+        return Attempt(cell, seed, "ok", accuracy, _cpu_since(bridge, before), wall)
+    memory = _memory(bridge, rubric, cell, x)
+    cpu = _cpu_since(bridge, before)
+    if memory.problem:
+        return Attempt(cell, seed, "no-memory", accuracy, cpu, wall,
+                       f"the model reached {accuracy:.1%}, but not through what an LSTM learned: "
+                       f"{memory.problem}", memory=memory.learned, memory_reset=memory.reset)
+    return Attempt(cell, seed, "ok", accuracy, cpu, wall, memory=memory.learned, memory_reset=memory.reset)
 
 
 def _seconds_text(a: Attempt) -> str:

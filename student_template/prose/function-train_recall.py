@@ -16,6 +16,11 @@ def train_recall(cell, seq_len, n_classes, seed):
       while grading, the grader swaps in one that relabels the classes with a secret
       permutation, and checks the model against the same relabelling. A model must learn the
       labels from the data; one that reads the answer off its input scores 0.
+    - The recurrent part is an LSTM fed one token vector per step, in order: a ``torch.nn.LSTM``
+      or ``torch.nn.LSTMCell``, your own ``lstm_cell`` in a loop, or LSTM weights of your own
+      (``torch.nn.RNN``/``RNNCell`` for ``cell="rnn"``). The grader rebuilds it from its weights
+      and checks that its state after the last step holds the first token: the accuracy must
+      come from what the LSTM learned.
     - At this length an LSTM learns the task only when its forget gate starts open: initialise
       the forget-gate bias high (about 4 or more; ``sigmoid(4) ** {{recall seq_len}}`` is still
       {{forget_gate_open 4}}), or the gradient of the first token vanishes like the RNN's.
