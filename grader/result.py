@@ -240,6 +240,8 @@ class SubmissionResult:
     # copied-work check so nothing reads the archive twice.
     code_cells: tuple[str, ...] = ()
     late: LateNote | None = None
+    #: What it was graded with (grader/replay.py): hashes, versions, sandbox, the secret's id.
+    manifest: Mapping[str, Any] | None = None
 
     @property
     def points(self) -> float:
@@ -282,6 +284,8 @@ class SubmissionResult:
             out["recall"] = self.recall.to_json()
         if self.late is not None:
             out["late"] = self.late.to_json()
+        if self.manifest is not None:
+            out["manifest"] = dict(self.manifest)
         return out
 
     @classmethod
@@ -309,7 +313,8 @@ class SubmissionResult:
                 seconds=_float(data.get("seconds", 0.0), "seconds"), folder=str(data.get("folder", "")),
                 rubric_sha256=str(data.get("rubric_sha256", "")),
                 code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
-                late=LateNote.from_json(late) if isinstance(late, Mapping) else None)
+                late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
+                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None)
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
