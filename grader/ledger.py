@@ -139,7 +139,7 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
         verdict.problems.append(f"the ledger ends after entry {len(entries)}, but its head says "
                                 f"{head.get('entries')} entries: entries at the end were removed (or the "
                                 "head file was replaced) outside grade")
-    found: list[tuple[int, str]] = []
+    found: list[tuple[float, str]] = []
     seen: set[tuple[str, str]] = set()
     for table, rows in tables.items():
         for row in rows:
@@ -160,14 +160,16 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
     wanted: dict[tuple[str, str], Mapping[str, Any]] = {}
     for row in tables.get("score_history", ()):
         wanted[(str(row["folder"]), str(row["question"]))] = row
+    def after(h: Mapping[str, Any]) -> float:  # just after the history row's own entry
+        return latest.get(("score_history", ref_of("score_history", h)), (1 << 62, ""))[0] + 0.5
     for m in manual:
         last = wanted.pop((str(m["folder"]), str(m["question"])), None)
         if last is None or float(last["new_points"]) != float(m["points"]) or last["new_comment"] != m["comment"]:
-            found.append((int(last["id"]) if last else 1 << 62,
+            found.append((after(last) if last else 1 << 62,
                           f"manual_scores row of {m['question']} of '{m['folder']}' ({float(m['points']):g} points) "
                           "is not what score_history gives: it was edited outside grade"))
     for (folder, question), h in wanted.items():
-        found.append((int(h["id"]), f"the manual score of {question} of '{folder}' is missing (score_history row "
+        found.append((after(h), f"the manual score of {question} of '{folder}' is missing (score_history row "
                                     f"{h['id']} gives {float(h['new_points']):g}): it was deleted outside grade"))
     verdict.problems += [text for _, text in sorted(found, key=lambda x: x[0])]
     return verdict
