@@ -105,13 +105,13 @@ def grade_submission(path: Path, ctx: Context, name: str | None = None) -> Submi
         result = _stopped(ctx, name or path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
                           [], detail="".join(traceback.format_exception(exc))[-4000:])
-    from grader.replay import build_manifest
+    from grader.manifest import build_manifest
     sha = result.sha256 or _file_sha256(path)
     return replace(result, seconds=time.monotonic() - t0, manifest=build_manifest(ctx, sha))
 
 
 def _file_sha256(path: Path) -> str:
-    from grader.replay import file_sha256
+    from grader.manifest import file_sha256
     try:
         return file_sha256(path)
     except OSError:

@@ -9,14 +9,14 @@ the digest. A row replaced later (a result graded again) gets a new entry; the l
 row is the one its values must match. ``manual_scores`` is not chained itself: it must equal what
 the chained ``score_history`` says (the latest score of every answer).
 
-:func:`verify` (``grade verify -o DIR``) walks the chain and names, in the chain's order, every
-problem: an entry whose MAC does not follow (the ledger was edited), a row whose values differ from
-its latest entry (edited outside ``grade``), a row with no entry (added outside ``grade``), an
-entry whose row is gone (deleted outside ``grade``), a manual score the history does not give, and
-a ``result.json`` that differs from the gradebook (its status, group, points). The first of them is
-"the first row edited outside grade". Without the secret no one can write an entry that verifies;
-with it, ``grade`` itself re-seals the chain only where it deletes on purpose (``grade purge``),
-and records that it did.
+:func:`verify_gradebook` (with grader/audit.py's ``verify``: ``grade verify -o DIR``) walks the
+chain and names, in the chain's order, every problem: an entry whose MAC does not follow (the
+ledger was edited), a row whose values differ from its latest entry (edited outside ``grade``), a
+row with no entry (added outside ``grade``), an entry whose row is gone (deleted outside
+``grade``), a manual score the history does not give, and a ``result.json`` that differs from the
+gradebook (its status, group, points). The first of them is "the first row edited outside
+grade". Without the secret no one can write an entry that verifies; with it, ``grade`` itself
+re-seals the chain only where it deletes on purpose (``grade purge``), and records that it did.
 
 The end of the chain (the number of entries and the last MAC, under the same key) is also written
 beside the gradebook (``gradebook.ledger-head``), so entries cut off the end are found as well.
@@ -29,10 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from grader.outdir import OutDir
+from typing import Any
 
 #: table -> the columns that name one of its rows (the ``ref`` of its ledger entries).
 CHAINED: dict[str, tuple[str, ...]] = {
@@ -73,9 +70,20 @@ def head_mac(key: bytes, count: int, last: str) -> str:
 
 
 def write_head(gradebook: Path, key: bytes, count: int, last: str) -> None:
-    from grader.outdir import write_atomic
-    write_atomic(gradebook.with_name(gradebook.name + HEAD_SUFFIX),
-                 json.dumps({"entries": count, "last": last, "mac": head_mac(key, count, last)}) + "\n")
+    """The chain's end beside the gradebook, written atomically (write, then rename)."""
+    import os
+    import tempfile
+    path = gradebook.with_name(gradebook.name + HEAD_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"entries": count, "last": last, "mac": head_mac(key, count, last)}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_head(gradebook: Path) -> dict[str, Any] | None:
@@ -172,58 +180,4 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
         found.append((after(h), f"the manual score of {question} of '{folder}' is missing (score_history row "
                                     f"{h['id']} gives {float(h['new_points']):g}): it was deleted outside grade"))
     verdict.problems += [text for _, text in sorted(found, key=lambda x: x[0])]
-    return verdict
-
-
-def check_result_files(out: OutDir, results_rows: Sequence[Mapping[str, Any]],
-                       manual: Sequence[Mapping[str, Any]]) -> tuple[int, list[str]]:
-    """Every ``result.json`` of ``out`` against the gradebook: its row in ``results`` (same
-    file, same rubric) with the tutors' scores applied must give the same status, group, points
-    of every question and total. Returns (files checked, problems)."""
-    from grader.result import SubmissionResult
-    from grader.scores import apply_manual
-    by_key = {(r["folder"], r["sha256"], r["rubric_sha256"]): r for r in results_rows}
-    scores: dict[str, dict[str, dict[str, Any]]] = {}
-    for m in manual:
-        scores.setdefault(str(m["folder"]), {})[str(m["question"])] = dict(m)
-    loaded = out.load_results()
-    problems = [f"{u} cannot be read" for u in loaded.unreadable]
-    for result in loaded.results:
-        row = by_key.get((result.folder, result.sha256, result.rubric_sha256))
-        if row is None:
-            problems.append(f"{result.folder}/result.json: the gradebook holds no result of this file with this "
-                            "rubric: it was written or edited outside grade")
-            continue
-        stored = apply_manual(SubmissionResult.from_json({**json.loads(row["result_json"]), "folder": result.folder}),
-                              scores.get(result.folder, {}))
-        diffs = []
-        if stored.status != result.status:
-            diffs.append(f"status {stored.status} -> {result.status}")
-        if [dict(m) for m in stored.group] != [dict(m) for m in result.group]:
-            diffs.append("group")
-        for qid, q in stored.questions.items():
-            other = result.questions.get(qid)
-            if other is None or round(other.points, 4) != round(q.points, 4) or other.status != q.status:
-                diffs.append(f"{qid} {q.points:g} ({q.status}) -> "
-                             + (f"{other.points:g} ({other.status})" if other else "missing"))
-        if round(stored.points, 4) != round(result.points, 4) and not diffs:
-            diffs.append(f"points {stored.points:g} -> {result.points:g}")
-        if diffs:
-            problems.append(f"{result.folder}/result.json differs from the gradebook: {'; '.join(diffs)}")
-    return len(loaded.results), problems
-
-
-def verify(out: OutDir, secret: bytes) -> Verdict:
-    """The chain of ``out``'s gradebook, then every ``result.json`` against it."""
-    from grader.errors import UsageError
-    if not out.path("gradebook.sqlite").exists():
-        raise UsageError(f"'{out}' has no gradebook.sqlite; give the output folder of `grade` with -o")
-    key = ledger_key(secret)
-    with out.gradebook() as book:
-        entries = book.ledger_entries()
-        tables = {t: book.table_rows(t) for t in CHAINED}
-        manual = book.table_rows("manual_scores")
-    verdict = verify_gradebook(entries, tables, manual, key, read_head(out.gradebook_path))
-    verdict.results, problems = check_result_files(out, tables["results"], manual)
-    verdict.problems += problems
     return verdict

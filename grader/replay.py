@@ -1,6 +1,6 @@
 """Grades that can be replayed: the manifest of a result, and grading a submission again from it.
 
-Every ``result.json`` carries a ``manifest`` (:func:`build_manifest`): the SHA-256 of the
+Every ``result.json`` carries a ``manifest`` (grader/manifest.py): the SHA-256 of the
 submission and of the rubric, the project's, torch's and Python's versions, the sandbox mode, the
 cases (``hidden`` or ``public``) and the id of the course secret (:func:`grader.secret.secret_id`,
 a keyed digest, never the secret). Results written before manifests existed have none.
@@ -16,17 +16,15 @@ status, every check's verdict and points, the written answers' counts and concep
 """
 from __future__ import annotations
 
-import hashlib
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader.errors import GraderError, UsageError
+from grader.manifest import build_manifest, file_sha256
 
 if TYPE_CHECKING:
-    from grader.grade import Context
     from grader.outdir import OutDir
     from grader.result import SubmissionResult
 
@@ -37,27 +35,6 @@ REQUIRED = ("submission_sha256", "rubric_sha256", "grader_version", "torch_versi
 
 class ReplayRefused(GraderError):
     """The stored manifest cannot be met here; the message names every difference."""
-
-
-def build_manifest(ctx: Context, submission_sha256: str) -> dict[str, Any]:
-    """What a result was graded with (see the module docstring)."""
-    import torch
-
-    from grader.cluster import project_version
-    from grader.secret import secret_id
-    return {"submission_sha256": submission_sha256, "rubric_sha256": ctx.rubric.sha256,
-            "grader_version": project_version(), "torch_version": str(torch.__version__),
-            "python_version": platform.python_version(), "sandbox": ctx.sandbox.mode,
-            "cases": "public" if ctx.public else "hidden",
-            "secret_id": secret_id(ctx.secret) if ctx.secret is not None else None}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unmet(recorded: Mapping[str, Any], here: Mapping[str, Any]) -> list[str]:

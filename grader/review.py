@@ -106,11 +106,12 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
     groups = [resolve_group(g, labels) for g in dict.fromkeys(groups)]
     revealed = [resolve_group(g, labels) for g in dict.fromkeys(reveal)]
     if revealed:
-        from grader.scores import default_tutor
         if not reason.strip():
             raise UsageError("--reveal needs --reason TEXT: every reveal is recorded with your name, the time and why")
+        if not tutor:
+            raise UsageError("--reveal needs the tutor's name (--tutor NAME): every reveal is recorded with it")
         for folder in revealed:
-            record_reveal(out, folder, tutor or default_tutor(), reason, key)
+            record_reveal(out, folder, tutor, reason, key)
     results = _blind_all([r.to_json() for r in typed], labels, revealed)
     by_label = {labels[r.folder]: r.folder for r in typed}
     written = [qid for qid, q in typed[0].questions.items() if q.written]

@@ -3,7 +3,7 @@
 ``grade purge``, ``grade verify``, ``grade replay``.
 
 Thin click wrappers around grader.review, grader.scores, grader.export, grader.similarity,
-grader.privacy, grader.ledger, grader.replay and the gradebook; they are registered on the
+grader.privacy, grader.retention, grader.audit, grader.replay and the gradebook; they are registered on the
 ``grade`` group at the end of grader/cli.py. Errors go
 through the one boundary of grader/cli_common.py.
 """
@@ -34,8 +34,10 @@ def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, 
 
     Blind: groups appear under pseudonyms (Group K7F-2QM); --group takes a pseudonym."""
     from grader.review import write_review
+    from grader.scores import default_tutor
     with boundary():
-        outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None, reveal, reason, tutor)
+        outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None, reveal, reason,
+                               tutor or default_tutor())
     click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}; "
                f"start at {outcome.index}")
     click.echo(f"Scoring sheet ({outcome.rows} rows): {outcome.sheet}")
@@ -191,7 +193,7 @@ def privacy_command(out_dir: str) -> None:
     import datetime as dt
 
     from grader.outdir import OutDir
-    from grader.privacy import TABLE_PERSONAL, inventory
+    from grader.retention import TABLE_PERSONAL, inventory
 
     def day(t: float | None) -> str:
         return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"
@@ -229,7 +231,7 @@ def purge_command(out_dir: str, before: str | None, student: str | None, by: str
                   rubric_path: str | None) -> None:
     """Remove personal data older than a date, or of one student's group; writes a deletion log."""
     from grader.outdir import OutDir
-    from grader.privacy import purge
+    from grader.retention import purge
     from grader.scores import default_tutor
     from grader.secret import load_secret
     if not yes:
@@ -245,7 +247,7 @@ def purge_command(out_dir: str, before: str | None, student: str | None, by: str
 @output_option()
 def verify_command(out_dir: str) -> None:
     """Check the gradebook's hash chain and every result.json against it; exit 1 on any problem."""
-    from grader.ledger import verify
+    from grader.audit import verify
     from grader.outdir import OutDir
     from grader.secret import load_secret
     with boundary():

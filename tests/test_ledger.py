@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_privacy import FOLDERS, graded_course
 
+from grader.audit import verify
 from grader.cli import main
-from grader.ledger import verify
 from grader.outdir import OutDir
 from grader.scores import save_score
 from grader.secret import load_secret

@@ -12,8 +12,9 @@ from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
 from grader.errors import UsageError
 from grader.outdir import OutDir
-from grader.privacy import blind_view, inventory, pseudonym, pseudonyms, purge
+from grader.privacy import blind_view, pseudonym, pseudonyms
 from grader.result import SubmissionResult
+from grader.retention import inventory, purge
 from grader.review import write_review
 from grader.scores import import_sheet
 from grader.secret import load_secret
@@ -95,7 +96,7 @@ def test_a_reveal_needs_a_reason_and_is_recorded(tmp_path: Path) -> None:
     out = graded_course(tmp_path / "out")
     label = pseudonym(load_secret(), FOLDERS[1])
     with pytest.raises(UsageError, match="--reason"):
-        write_review(out, reveal=[label])
+        write_review(out, reveal=[label], tutor="bob")
     write_review(out, reveal=[label], reason="student asked about a plagiarism flag", tutor="bob")
     page = (out / "review" / "11.2.1.html").read_text()
     assert "Grace Hopper" in page or "Hopper" in page  # the revealed group only
@@ -140,7 +141,7 @@ def test_a_purge_by_student_leaves_none_of_the_groups_data(tmp_path: Path) -> No
     log = [json.loads(line) for line in (out / "deletion-log.jsonl").read_text().splitlines()]
     assert log[0]["by"] == "dpo" and log[0]["removed"]["submission_folders"] == 1
     assert "2579876" not in (out / "deletion-log.jsonl").read_text()
-    from grader.ledger import verify
+    from grader.audit import verify
     assert verify(OutDir(out), load_secret()).ok  # the chain was re-sealed, and says so in deletions
 
 
