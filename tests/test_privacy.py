@@ -166,3 +166,18 @@ def test_a_purge_refuses_a_gradebook_that_does_not_verify(tmp_path: Path) -> Non
     with pytest.raises(OutputFolderError, match="does not verify"):
         purge(OutDir(out), load_secret(), "dpo", before="2999-01-01")
     assert (out / FOLDERS[1]).exists()
+
+
+def test_the_commands_print_the_inventory_and_purge(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from grader.cli import main
+    out = graded_course(tmp_path / "out")
+    shown = CliRunner().invoke(main, ["privacy", "-o", str(out)])
+    assert shown.exit_code == 0 and "result_json" in shown.output and "Purges recorded: 0" in shown.output
+    bad = CliRunner().invoke(main, ["purge", "-o", str(out), "--before", "soon", "--yes"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    done = CliRunner().invoke(main, ["purge", "-o", str(out), "--student", "2570001", "--yes", "--by", "dpo"])
+    assert done.exit_code == 0 and "1 submission(s) purged" in done.output
+    again = CliRunner().invoke(main, ["privacy", "-o", str(out)])
+    assert "Purges recorded: 1" in again.output and "by dpo" in again.output and "2570001" not in again.output
