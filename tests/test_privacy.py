@@ -51,10 +51,12 @@ def _files_text(root: Path) -> dict[str, bytes]:
 
 
 def _found(root: Path, needles: list[str]) -> list[str]:
+    """Where the needles are, as the grader stores them (case-sensitive: a lowercase "ada" is
+    also a run of hexadecimal digits in any digest)."""
     hits = []
     for name, data in _files_text(root).items():
         for needle in needles:
-            if needle.lower().encode() in data.lower() or needle.lower() in name.lower():
+            if needle.encode() in data or needle.lower() in name.lower():
                 hits.append(f"{needle} in {name}")
     return hits
 
