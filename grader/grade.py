@@ -108,7 +108,17 @@ def grade_submission(path: Path, ctx: Context, name: str | None = None) -> Submi
         result = _stopped(ctx, name or path.name, "", "error",
                           "the grader could not grade this submission; a tutor will look at it",
                           [], detail="".join(traceback.format_exception(exc))[-4000:])
-    return replace(result, seconds=time.monotonic() - t0)
+    from grader.checks.manifest import build_manifest
+    sha = result.sha256 or _file_sha256(path)
+    return replace(result, seconds=time.monotonic() - t0, manifest=build_manifest(ctx, sha))
+
+
+def _file_sha256(path: Path) -> str:
+    from grader.checks.manifest import file_sha256
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
 
 
 # -- the steps ---------------------------------------------------------------------------------

@@ -305,6 +305,8 @@ class SubmissionResult:
     late: LateNote | None = None
     # Who handed the file in, as the learning platform says (grader/submission/platform.py).
     platform: Mapping[str, Any] | None = None
+    #: What it was graded with (grader/batch/replay.py): hashes, versions, sandbox, the secret's id.
+    manifest: Mapping[str, Any] | None = None
 
     @property
     def points(self) -> float:
@@ -349,6 +351,8 @@ class SubmissionResult:
             out["late"] = self.late.to_json()
         if self.platform is not None:
             out["platform"] = dict(self.platform)
+        if self.manifest is not None:
+            out["manifest"] = dict(self.manifest)
         return out
 
     @classmethod
@@ -377,7 +381,8 @@ class SubmissionResult:
                 rubric_sha256=str(data.get("rubric_sha256", "")),
                 code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
                 late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
-                platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None)
+                platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None,
+                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None)
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

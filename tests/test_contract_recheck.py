@@ -21,10 +21,10 @@ from test_bridge import FakeSession
 
 import reference
 from grader.checks.bridge import Bridge
-from grader.checks.compare import CaseResult
 from grader.checks.contract import RULE_CLEAN, RULE_INPUTS, leftover_tasks
 from grader.grade import Verified, _recheck_inputs, _run_check
 from grader.kernel.tree import process_tree_tasks
+from grader.result import CaseResult
 from grader.rubric import load_rubric
 
 SECRET = b"recheck-test-secret-0123456789abcdef"

@@ -10,9 +10,18 @@ from pathlib import Path
 import pytest
 from test_scores import MEMBERS, fake_output, fake_result
 
+from grader.checks.secret import load_secret
 from grader.errors import UsageError
 from grader.rubric import WRITTEN_IDS
+from grader.tutors.privacy import pseudonym
 from grader.tutors.review import suggested_score, write_review
+
+HOPPER = "Hopper_2570001_Dijkstra_2570002"
+
+
+def _label(folder: str) -> str:
+    """The blind pages' name of a group (grader/tutors/privacy.py)."""
+    return pseudonym(load_secret(), folder)
 
 
 def _out(tmp_path: Path) -> Path:
@@ -39,23 +48,25 @@ def test_pages_and_sheet(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
     assert outcome.sheet.name == "scores.csv" and len(rows) == 2 * len(WRITTEN_IDS)  # the rejected one is left out
     assert list(rows[0]) == ["folder", "submission", "question", "max_points", "suggested", "points", "comment"]
-    row = next(r for r in rows if r["question"] == "11.2.1" and r["folder"].startswith("Hopper"))
+    row = next(r for r in rows if r["question"] == "11.2.1" and r["folder"] == _label(HOPPER))
     assert row["max_points"] == "0.75" and row["suggested"] == "0.25" and row["points"] == "" and row["comment"] == ""
+    assert row["submission"] == ""  # blind: the sheet names the group by its pseudonym only
     page = (out / "review" / "11.2.1.html").read_text()
     assert "112 words (limit 100)" in page and "Model answer" in page and "suggested 0.25" in page
-    assert "Lovelace_2571234_Turing_2579876.ipynb" in page and "Hopper_2570001_Dijkstra_2570002.ipynb" in page
+    assert _label("Lovelace_2571234_Turing_2579876") in page and _label(HOPPER) in page
+    assert "Lovelace" not in page and "Hopper" not in page
     assert "onerror" not in page and "Not listed" in page
 
 
 def test_split_by_question_and_group(tmp_path: Path) -> None:
     out = _out(tmp_path)
-    outcome = write_review(out, questions=["11.2.1"], groups=["Hopper_2570001_Dijkstra_2570002"])
+    outcome = write_review(out, questions=["11.2.1"], groups=[_label(HOPPER)])
     rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
-    assert [(r["folder"], r["question"]) for r in rows] == [("Hopper_2570001_Dijkstra_2570002", "11.2.1")]
-    assert outcome.sheet.name == "scores_11.2.1_Hopper_2570001_Dijkstra_2570002.csv"
+    assert [(r["folder"], r["question"]) for r in rows] == [(_label(HOPPER), "11.2.1")]
+    assert outcome.sheet.name == f"scores_11.2.1_{_label(HOPPER).removeprefix('Group ')}.csv"
     with pytest.raises(UsageError, match="unknown written question"):
         write_review(out, questions=["11.4.a"])
-    with pytest.raises(UsageError, match="unknown group folder"):
+    with pytest.raises(UsageError, match="no group 'Nobody'"):
         write_review(out, groups=["Nobody"])
 
 
@@ -72,11 +83,11 @@ def test_index_shows_per_question_progress(tmp_path: Path) -> None:
                            r'<td class="num">(\d+)</td>', index))
     assert rows["11.2.1"] == "1" and rows["11.1.1"] == "0" and len(rows) == len(WRITTEN_IDS)
     assert index.count('<span class="done">') == 0 and "2 graded submissions" in index
-    assert "Noether_2570003_Goedel_2570004.ipynb (rejected)" in index
+    assert f"{_label('Noether_2570003_Goedel_2570004')} (rejected)" in index and "Noether" not in index
     page = (out / "review" / "11.2.1.html").read_text()
     assert 'href="index.html"' in page and 'aria-current="page"' in page
     assert "<math" in page  # the tutor's comment rendered with its formula
-    assert 'href="../Hopper_2570001_Dijkstra_2570002/tutor.html"' in page
+    assert "tutor.html" not in page  # blind: no link into a folder named after the students
 
 
 def test_a_split_review_writes_an_index_of_the_pages_it_has(tmp_path: Path) -> None:
@@ -101,7 +112,7 @@ def test_an_import_refreshes_the_review_index(tmp_path: Path) -> None:
     out = _out(tmp_path)
     outcome = write_review(out)
     rows = list(csv.DictReader(io.StringIO(outcome.sheet.read_text())))
-    row = next(r for r in rows if r["question"] == "11.3.3" and r["folder"].startswith("Hopper"))
+    row = next(r for r in rows if r["question"] == "11.3.3" and r["folder"] == _label(HOPPER))
     sheet = _write_sheet(tmp_path / "filled.csv", [dict(row, points="0.5")])
     before = (out / "review" / "index.html").read_text()
     import_sheet(sheet, out, tutor="ada")

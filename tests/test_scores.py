@@ -200,14 +200,19 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
     for r in rows:  # the tutor fills in every row; the suggestion as points, a comment on 11.1.1
         r["points"] = r["suggested"] or "0"
         if r["question"] == "11.1.1":
-            r["comment"] = f"Right <b>idea</b> for {r['folder'][:6]}"
+            r["comment"] = f"Right <b>idea</b> for {r['folder']}"
     sheet = _write_sheet(tmp_path / "filled.csv", rows)
     import_sheet(sheet, out, tutor="ada")
 
+    from grader.checks.secret import load_secret
+    from grader.tutors.privacy import pseudonyms
+    typed = OutDir(out).results()
+    labels = pseudonyms(load_secret(), [r.folder for r in typed])  # the blind sheet's names
+    by_submission = {r.submission: labels[r.folder] for r in typed}
     grades = list(csv.DictReader(io.StringIO((out / "grades.csv").read_text())))
     assert len(grades) == 6
     for g in grades:
-        mine = [r for r in rows if r["submission"] == g["submission"]]
+        mine = [r for r in rows if r["folder"] == by_submission[g["submission"]]]
         for r in mine:
             assert float(g[r["question"]]) == float(r["points"])
         auto = sum(float(g[q]) for q in AUTO_IDS)
@@ -216,7 +221,7 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
         data = json.loads((out / folder / "result.json").read_text())
         assert all(data["questions"][q]["status"] == "manual" for q in WRITTEN_IDS)
         html = (out / folder / "report.html").read_text()
-        assert f"Right &lt;b&gt;idea&lt;/b&gt; for {folder[:6]}" in html
+        assert f"Right &lt;b&gt;idea&lt;/b&gt; for {labels[folder]}" in html
     assert "Lovelace_2571234_Turing_2579876.zip" in [g["submission"] for g in grades]
     snap = _snapshot(out)
     import_sheet(sheet, out, tutor="ada")
@@ -238,6 +243,9 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
     with sqlite3.connect(out / "gradebook.sqlite") as db:
         assert db.execute("SELECT COUNT(DISTINCT run_id) FROM run_results").fetchone()[0] == 2
     assert [r.folder for r in OutDir(out).results()] == [r["folder"] for r in again.results]
+    from grader.tutors.verify import verify  # two runs, a sheet imported twice, a re-grade: all by grade
+    verdict = verify(OutDir(out), load_secret())
+    assert verdict.ok, verdict.problems
 
 
 # -- the sheet round-trips exactly, whoever wrote it -----------------------------------------------

@@ -172,6 +172,10 @@ main.add_command(_tutor.serve_command)
 main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
 main.add_command(_tutor.confirm_command)
+main.add_command(_tutor.privacy_command)
+main.add_command(_tutor.purge_command)
+main.add_command(_tutor.verify_command)
+main.add_command(_tutor.replay_command)
 from grader.cli.students import check_command, pack_command, release_command  # noqa: E402
 
 main.add_command(check_command, "check")

@@ -1,9 +1,11 @@
 """The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
-``grade similarity``, ``grade confirm``.
+``grade similarity``, ``grade confirm``, and for personal data and accountability ``grade privacy``,
+``grade purge``, ``grade verify``, ``grade replay``.
 
-Thin click wrappers around grader.tutors (review, scores, export), grader.checks.similarity and
-the gradebook; they are registered on the ``grade`` group at the end of grader/cli/main.py. Errors
-go through the one boundary of grader/cli/common.py.
+Thin click wrappers around grader.tutors (review, scores, export, privacy, retention, verify),
+grader.batch.replay, grader.checks.similarity and the gradebook; they are registered on the
+``grade`` group at the end of grader/cli/main.py. Errors go through the one boundary of
+grader/cli/common.py.
 """
 from __future__ import annotations
 
@@ -22,11 +24,20 @@ from grader.cli.common import boundary, output_option, rubric_option
 @click.option("--group", "groups", multiple=True, metavar="FOLDER", help="Only this submission folder (repeatable).")
 @click.option("--to", "to", default=None, type=click.Path(file_okay=False),
               help="Folder for the pages and the sheet (default OUTPUT/review).")
-def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, ...], to: str | None) -> None:
-    """Review pages per written question and a scoring sheet (CSV) for the tutors."""
+@click.option("--reveal", "reveal", multiple=True, metavar="GROUP",
+              help="Show who this group is (its pseudonym; repeatable); needs --reason, and is recorded.")
+@click.option("--reason", default="", help="Why the reveal is needed (recorded with your name and the time).")
+@click.option("--tutor", default=None, help="Who reviews (default: the login name); recorded with a reveal.")
+def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, ...], to: str | None,
+                   reveal: tuple[str, ...] = (), reason: str = "", tutor: str | None = None) -> None:
+    """Review pages per written question and a scoring sheet (CSV) for the tutors.
+
+    Blind: groups appear under pseudonyms (Group K7F-2QM); --group takes a pseudonym."""
     from grader.tutors.review import write_review
+    from grader.tutors.scores import default_tutor
     with boundary():
-        outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None)
+        outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None, reveal, reason,
+                               tutor or default_tutor())
     click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}; "
                f"start at {outcome.index}")
     click.echo(f"Scoring sheet ({outcome.rows} rows): {outcome.sheet}")
@@ -198,3 +209,103 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
         done = confirm_members(Path(out_dir), folder, student_ids, tutor, rubric_path, time.time())
     for sid in student_ids:
         click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {sid} in {folder}")
+
+
+@click.command("privacy")
+@output_option()
+def privacy_command(out_dir: str) -> None:
+    """What personal data the output folder holds, where, since when, and the purges done."""
+    import datetime as dt
+
+    from grader.folder.outdir import OutDir
+    from grader.tutors.retention import TABLE_PERSONAL, inventory
+
+    def day(t: float | None) -> str:
+        return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"
+    with boundary():
+        inv = inventory(OutDir(Path(out_dir)))
+    click.echo(f"Personal data in {inv.folder} (kept until `grade purge`; nothing expires by itself)")
+    click.echo("\nFiles:")
+    for item in inv.items:
+        click.echo(f"  {item.where}  [{item.count} item(s), {day(item.oldest)} .. {day(item.newest)}]")
+        click.echo(f"      holds: {item.holds}")
+        click.echo(f"      personal: {item.personal}")
+    if inv.tables:
+        click.echo("\nGradebook tables (gradebook.sqlite):")
+        for table, columns in inv.tables.items():
+            click.echo(f"  {table} ({inv.rows.get(table, '?')} rows): {', '.join(columns)}")
+            click.echo(f"      personal: {TABLE_PERSONAL.get(table, 'none')}")
+    click.echo(f"\nReveals of blind groups recorded: {inv.reveals}")
+    click.echo(f"Purges recorded: {len(inv.deletions)}")
+    for d in inv.deletions:
+        click.echo(f"  {day(d['deleted_at'])} by {d['deleted_by']}: {d['scope']}: {d['removed_json']}")
+    click.echo("\nOutside this folder:")
+    for line in inv.outside:
+        click.echo(f"  {line}")
+
+
+@click.command("purge")
+@output_option()
+@click.option("--before", default=None, metavar="DATE",
+              help="Remove the submissions last written before DATE (YYYY-MM-DD).")
+@click.option("--student", default=None, metavar="ID", help="Remove the submission(s) of this student's group.")
+@click.option("--by", "by", default=None, help="Who purges (default: the login name); recorded.")
+@click.option("--yes", is_flag=True, help="Do not ask; purge.")
+@rubric_option()
+def purge_command(out_dir: str, before: str | None, student: str | None, by: str | None, yes: bool,
+                  rubric_path: str | None) -> None:
+    """Remove personal data older than a date, or of one student's group; writes a deletion log."""
+    from grader.checks.secret import load_secret
+    from grader.folder.outdir import OutDir
+    from grader.tutors.retention import purge
+    from grader.tutors.scores import default_tutor
+    if not yes:
+        click.confirm("This deletes submissions' folders and gradebook rows for good. Go on?", abort=True)
+    with boundary():
+        outcome = purge(OutDir(Path(out_dir)), load_secret(create=False), by or default_tutor(), before, student,
+                        rubric_path)
+    click.echo(f"{outcome.folders} submission(s) purged: {outcome.removed}")
+    click.echo(f"Logged in {out_dir}/deletion-log.jsonl and the gradebook (no personal data in either).")
+
+
+@click.command("verify")
+@output_option()
+def verify_command(out_dir: str) -> None:
+    """Check the gradebook's hash chain and every result.json against it; exit 1 on any problem."""
+    from grader.checks.secret import load_secret
+    from grader.folder.outdir import OutDir
+    from grader.tutors.verify import verify
+    with boundary():
+        verdict = verify(OutDir(Path(out_dir)), load_secret(create=False))
+    if verdict.ok:
+        click.echo(f"verified: {verdict.entries} ledger entries, {verdict.rows} rows, {verdict.results} result.json "
+                   "files: nothing was edited outside grade")
+        return
+    click.echo(f"NOT verified: {len(verdict.problems)} problem(s); the first row edited outside grade:")
+    for i, line in enumerate(verdict.problems):
+        click.echo(f"  {'first: ' if i == 0 else ''}{line}")
+    sys.exit(1)
+
+
+@click.command("replay")
+@click.argument("submission", type=click.Path(dir_okay=False, exists=True))
+@output_option()
+@rubric_option()
+def replay_command(submission: str, out_dir: str, rubric_path: str | None) -> None:
+    """Grade SUBMISSION again from its result's manifest; prints `same` or each difference (exit 1)."""
+    import os
+
+    from grader.batch.replay import replay
+    from grader.folder.outdir import OutDir
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with boundary():
+        outcome = replay(Path(submission), OutDir(Path(out_dir)), rubric_path)
+    for note in outcome.notes:
+        click.echo(f"note: {note}")
+    if outcome.same:
+        click.echo(f"same: {outcome.folder}")
+        return
+    click.echo(f"differs: {outcome.folder}")
+    for line in outcome.differences:
+        click.echo(f"  {line}")
+    sys.exit(1)

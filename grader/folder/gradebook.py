@@ -2,17 +2,25 @@
 
 Results are keyed by the submission's content hash and the rubric's hash, so a batch that was
 stopped is taken up again by running the same command: what is finished is not graded again.
+
+Every row written into a chained table (grader/folder/ledger.py: ``CHAINED``) gets its ledger entry in
+the same transaction, under a key derived from the course secret (loaded when the first row is
+written, unless given); rows that were there before the ledger existed are sealed as they are the
+first time. ``reveals`` records every reveal of a blind group (who, when, why), ``deletions``
+every purge (what kinds and how many, when, by whom; no personal data). All of the grader's SQL
+lives in this module.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from grader.folder import ledger
 from grader.result import SubmissionResult
 
 SCHEMA = """
@@ -76,14 +84,46 @@ CREATE TABLE IF NOT EXISTS confirmed_members (
     confirmed_at REAL NOT NULL,
     PRIMARY KEY (folder, student_id)
 );
+-- Who saw which blind group's names, when and why (grader/tutors/privacy.py).
+CREATE TABLE IF NOT EXISTS reveals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    folder TEXT NOT NULL,
+    tutor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    revealed_at REAL NOT NULL
+);
+-- Every purge: what kinds of data and how many, when, by whom; never whose (grader/tutors/privacy.py).
+CREATE TABLE IF NOT EXISTS deletions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    deleted_at REAL NOT NULL,
+    deleted_by TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    removed_json TEXT NOT NULL
+);
+-- The hash chain over the tables above (grader/folder/ledger.py).
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
 """
+#: Tables that hold a submission folder's data (the folder name holds the students' names).
+FOLDER_TABLES = ("results", "run_results", "manual_scores", "score_history", "confirmed_members", "reveals")
+_TABLES = (*ledger.CHAINED, "manual_scores", "ledger")
 
 
 class Gradebook:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
+        """``key``: the ledger's key (grader.folder.ledger.ledger_key); by default derived from the course
+        secret when the first chained row is written."""
         self.path = path
+        self._key = key
+        self._unsealed_head = False
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA secure_delete=ON")  # a deleted row's bytes are overwritten, not left behind
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -95,17 +135,162 @@ class Gradebook:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # -- the ledger (grader/folder/ledger.py) ----------------------------------------------------------
+    def key(self) -> bytes:
+        if self._key is None:
+            from grader.checks.secret import load_secret
+            self._key = ledger.ledger_key(load_secret(create=False))
+        return self._key
+
+    def _row(self, table: str, where: dict[str, Any]) -> dict[str, Any]:
+        assert table in _TABLES
+        cur = self.db.execute(f"SELECT * FROM {table} WHERE " + " AND ".join(f"{c}=?" for c in where),  # noqa: S608
+                              tuple(where.values()))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
+        assert row is not None, f"{table} {where}: no such row"
+        return dict(zip(names, row))
+
+    def _last_link(self) -> tuple[int, str]:
+        row = self.db.execute("SELECT COUNT(*), (SELECT mac FROM ledger ORDER BY seq DESC LIMIT 1) FROM ledger"
+                              ).fetchone()
+        return int(row[0]), str(row[1] or "")
+
+    def _append(self, table: str, row: dict[str, Any]) -> None:
+        ref = ledger.ref_of(table, row)
+        digest = ledger.row_digest(table, row)
+        _, previous = self._last_link()
+        self.db.execute("INSERT INTO ledger (tbl, ref, digest, mac) VALUES (?, ?, ?, ?)",
+                        (table, ref, digest, ledger.link(self.key(), previous, table, ref, digest)))
+        self._unsealed_head = True
+
+    def _seal(self, table: str, **where: Any) -> None:
+        """The ledger entry of the row of ``table`` that ``where`` names (inside a transaction)."""
+        if self._last_link()[0] == 0:
+            self._adopt()
+        self._append(table, self._row(table, where))
+
+    def _adopt(self) -> None:
+        """Seal every row written before the ledger existed, as it is (an older gradebook)."""
+        for table in ledger.CHAINED:
+            for row in self.table_rows(table):
+                self._append(table, row)
+
+    def _write_head(self) -> None:
+        if self._unsealed_head:
+            count, last = self._last_link()
+            ledger.write_head(self.path, self.key(), count, last)
+            self._unsealed_head = False
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A transaction, or the caller's where one is open."""
+        if self.db.in_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
+
+    def ledger_entries(self) -> list[dict[str, Any]]:
+        return self.table_rows("ledger")
+
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of one of the gradebook's tables, as stored, in rowid order."""
+        if table not in _TABLES:
+            raise ValueError(f"no table {table} in the gradebook")
+        cur = self.db.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608 - a fixed name
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def reseal(self) -> None:
+        """A new chain over the rows as they are now (inside a transaction): only ``grade purge``,
+        after it checked the old chain and deleted on purpose, and recorded that it did."""
+        self.db.execute("DELETE FROM ledger")
+        self.db.execute("DELETE FROM sqlite_sequence WHERE name='ledger'")
+        self._adopt()
+
+    # -- personal data: reveals, purges ----------------------------------------------------------
+    def record_reveal(self, folder: str, tutor: str, reason: str, now: float) -> None:
+        with self._atomic():
+            cur = self.db.execute("INSERT INTO reveals (folder, tutor, reason, revealed_at) VALUES (?, ?, ?, ?)",
+                                  (folder, tutor, reason, now))
+            self._seal("reveals", id=cur.lastrowid)
+
+    def folder_dates(self) -> dict[str, float]:
+        """``folder -> `` the latest time anything of it was written (graded, scored, confirmed, revealed)."""
+        out: dict[str, float] = {}
+        for sql in ("SELECT folder, MAX(graded_at) FROM results GROUP BY folder",
+                    "SELECT folder, MAX(changed_at) FROM score_history GROUP BY folder",
+                    "SELECT folder, MAX(confirmed_at) FROM confirmed_members GROUP BY folder",
+                    "SELECT folder, MAX(revealed_at) FROM reveals GROUP BY folder"):
+            for folder, at in self.db.execute(sql):
+                out[folder] = max(out.get(folder, 0.0), float(at or 0.0))
+        for (folder,) in self.db.execute("SELECT DISTINCT folder FROM run_results"):
+            out.setdefault(folder, 0.0)
+        return out
+
+    def folders_of_student(self, student_id: str) -> set[str]:
+        """The folders whose stored result or confirmed members hold ``student_id``."""
+        found = {f for (f,) in self.db.execute("SELECT folder FROM confirmed_members WHERE student_id=?",
+                                               (student_id,))}
+        for folder, text in self.db.execute("SELECT folder, result_json FROM results"):
+            try:
+                group = json.loads(text).get("group") or []
+            except ValueError:
+                continue
+            if any(str(m.get("student_id", "")) == student_id for m in group if isinstance(m, dict)):
+                found.add(folder)
+        return found
+
+    def delete_folders(self, folders: Iterable[str]) -> dict[str, int]:
+        """Delete every row of ``folders`` (inside a transaction); ``table -> rows deleted``."""
+        counts: dict[str, int] = {}
+        for folder in folders:
+            for table in FOLDER_TABLES:
+                cur = self.db.execute(f"DELETE FROM {table} WHERE folder=?", (folder,))  # noqa: S608
+                counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
+        return counts
+
+    def record_deletion(self, by: str, scope: str, removed: dict[str, Any], now: float) -> None:
+        cur = self.db.execute("INSERT INTO deletions (deleted_at, deleted_by, scope, removed_json) VALUES (?, ?, ?, ?)",
+                              (now, by, scope, json.dumps(removed, sort_keys=True)))
+        self._seal("deletions", id=cur.lastrowid)
+
+    def compact(self) -> None:
+        """Rewrite the file without the free pages deleted rows left, and empty the WAL."""
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def columns(self) -> dict[str, list[str]]:
+        """``table -> its columns``, for the privacy report."""
+        out = {}
+        for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                                       "ORDER BY name"):
+            out[name] = [r[1] for r in self.db.execute(f"PRAGMA table_info({name})")]
+        return out
+
+    def count(self, table: str) -> int:
+        if table not in _TABLES:
+            raise ValueError(f"no table {table} in the gradebook")
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    # -- runs -------------------------------------------------------------------------------------
     def start_run(self, rubric_sha256: str, inputs: int) -> int:
-        cur = self.db.execute("INSERT INTO runs (started, rubric_sha256, inputs) VALUES (?, ?, ?)",
-                              (time.time(), rubric_sha256, inputs))
-        return int(cur.lastrowid or 0)
+        with self._atomic():
+            cur = self.db.execute("INSERT INTO runs (started, rubric_sha256, inputs) VALUES (?, ?, ?)",
+                                  (time.time(), rubric_sha256, inputs))
+            run_id = int(cur.lastrowid or 0)
+            self._seal("runs", id=run_id)
+        return run_id
 
     def record(self, run_id: int, result: SubmissionResult) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (result.folder, result.submission, result.sha256, result.rubric_sha256,
-             result.status, float(result.points), json.dumps(result.to_json(), ensure_ascii=False),
-             time.time(), run_id))
+        with self._atomic():
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (result.folder, result.submission, result.sha256, result.rubric_sha256,
+                 result.status, float(result.points), json.dumps(result.to_json(), ensure_ascii=False),
+                 time.time(), run_id))
+            self._seal("results", folder=result.folder, sha256=result.sha256, rubric_sha256=result.rubric_sha256)
 
     # -- runs: what every run graded, so a re-grade can show what changed -------------------
     def record_run(self, run_id: int, results: Sequence[SubmissionResult]) -> None:
@@ -116,6 +301,7 @@ class Gradebook:
                 self.db.execute("INSERT OR REPLACE INTO run_results VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 (run_id, position, r.folder, r.submission, r.status,
                                  float(r.points), json.dumps(questions, sort_keys=True)))
+                self._seal("run_results", run_id=run_id, folder=r.folder)
 
     def previous_points(self, folder: str, before_run: int) -> dict[str, Any] | None:
         """``{"status", "points", "questions": {qid: [points, status]}}`` of ``folder`` in the
@@ -159,11 +345,19 @@ class Gradebook:
             return False
         self.db.execute("INSERT OR REPLACE INTO manual_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (folder, question, submission, points, comment, tutor, now))
-        self.db.execute("INSERT INTO score_history (folder, question, submission, old_points, new_points, "
-                        "old_comment, new_comment, tutor, changed_at, sheet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (folder, question, submission, old[0] if old else None, points,
-                         old[1] if old else None, comment, tutor, now, sheet))
+        cur = self.db.execute("INSERT INTO score_history (folder, question, submission, old_points, new_points, "
+                              "old_comment, new_comment, tutor, changed_at, sheet) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (folder, question, submission, old[0] if old else None, points,
+                               old[1] if old else None, comment, tutor, now, sheet))
+        self._seal("score_history", id=cur.lastrowid)
         return True
+
+    def latest_change(self, folder: str, question: str) -> dict[str, Any] | None:
+        """The latest score_history row of one answer (``id``, ``tutor``, ``changed_at``, ``new_points``)."""
+        row = self.db.execute("SELECT id, tutor, changed_at, new_points FROM score_history WHERE folder=? AND "
+                              "question=? ORDER BY id DESC LIMIT 1", (folder, question)).fetchone()
+        return None if row is None else {"id": row[0], "tutor": row[1], "changed_at": row[2], "new_points": row[3]}
 
     def history(self, folder: str | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT folder, question, submission, old_points, new_points, old_comment, new_comment, tutor, "
@@ -184,12 +378,16 @@ class Gradebook:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        self._write_head()
 
     # -- group members confirmed by a tutor ---------------------------------------------------
     def confirm_member(self, folder: str, student_id: str, tutor: str, now: float) -> bool:
         """Confirm ``student_id`` as a member of ``folder``'s group; False when it already was."""
-        cur = self.db.execute("INSERT OR IGNORE INTO confirmed_members VALUES (?, ?, ?, ?)",
-                              (folder, student_id, tutor, now))
+        with self._atomic():
+            cur = self.db.execute("INSERT OR IGNORE INTO confirmed_members VALUES (?, ?, ?, ?)",
+                                  (folder, student_id, tutor, now))
+            if cur.rowcount > 0:
+                self._seal("confirmed_members", folder=folder, student_id=student_id)
         return cur.rowcount > 0
 
     def confirmed_members(self) -> dict[str, set[str]]:

@@ -161,8 +161,10 @@ def _is_submission(name: str) -> bool:
 
 
 def _ignored(posix: str) -> bool:
+    """Folders the platforms and operating systems add (``__MACOSX``, hidden folders) and macOS's
+    ``._name`` metadata files; any other file, a dotted name included, is a submission to grade."""
     parts = PurePosixPath(posix).parts
-    return any(p in IGNORED_DIRS or p.startswith(".") for p in parts)
+    return any(p in IGNORED_DIRS or p.startswith(".") for p in parts[:-1]) or parts[-1].startswith("._")
 
 
 def _layout(names: Sequence[str]) -> str:
@@ -239,7 +241,7 @@ def _folder(root: Path, staging: Path, archive: ArchiveLimits, limits: PlatformL
             if seen > limits.max_entries:
                 raise UsageError(f"{root} holds more than {limits.max_entries} files; give the folder of the "
                                  "download itself")
-            if _is_submission(name) and not name.startswith("."):
+            if _is_submission(name) and not name.startswith("._"):  # macOS metadata, not a notebook
                 q = here / name
                 if q.is_symlink():
                     notes.append(f"{q}: a symbolic link, not followed")

@@ -12,7 +12,14 @@ The scoring sheet (CSV) has a row per submission and question with the columns `
 and ``comment`` are empty, or hold the tutor's score where one was imported already (so a sheet
 written again and imported again changes nothing). Only graded submissions are listed: a
 rejected one or one that could not be graded has 0 points. ``--question`` and ``--group`` split the
-work; each split writes its own sheet (``scores_<question>_<folder>.csv``).
+work; each split writes its own sheet (``scores_<question>_<pseudonym>.csv``).
+
+Blind by default (grader/tutors/privacy.py): the pages, the index and the sheet name each group by its
+pseudonym only (``Group K7F-2QM``, also in the sheet's ``folder`` column; its ``submission``
+column is empty), answers and flags have the group's names, ids and e-mails replaced, and no
+page links to a folder (whose name holds the students' names). ``grade scores`` maps the
+pseudonyms back. ``reveal`` (``--reveal GROUP --reason TEXT``) shows the named groups with their
+file name and members, after recording each reveal (tutor, time, group, reason) in the gradebook.
 """
 from __future__ import annotations
 
@@ -55,6 +62,14 @@ def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable
             "skipped": [r for r in results if r["status"] != "graded"]}
 
 
+def _blind_all(results: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
+               revealed: Iterable[str] = ()) -> list[dict[str, Any]]:
+    from grader.tutors.privacy import blind_view
+    shown = set(revealed)
+    return [{**r, "pseudonym": labels[r["folder"]]} if r["folder"] in shown
+            else blind_view(r, labels[r["folder"]]) for r in results]
+
+
 def refresh_review_index(out_dir: Path | OutDir, results: Sequence[Mapping[str, Any]]) -> bool:
     """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
     import the progress changes); the pages and the sheet, which a tutor may be filling in, are
@@ -64,35 +79,53 @@ def refresh_review_index(out_dir: Path | OutDir, results: Sequence[Mapping[str, 
     index = out.path("review", "index.html")
     if not index.exists() or not results:
         return False
+    from grader.checks.secret import load_secret
+    from grader.tutors.privacy import pseudonyms
+    labels = pseudonyms(load_secret(create=False), [r["folder"] for r in results])
     written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
     existing = [qid for qid in written if out.path("review", f"{qid}.html").exists()]
-    html = render_review_index(review_index_context(results, written, existing))
+    html = render_review_index({**review_index_context(_blind_all(results, labels), written, existing), "blind": True})
     return out.write_if_changed(("review", "index.html"), html)
 
 
 def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
-                 to: Path | None = None) -> ReviewOutcome:
+                 to: Path | None = None, reveal: Iterable[str] = (), reason: str = "",
+                 tutor: str | None = None, secret: bytes | None = None) -> ReviewOutcome:
     """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``
-    (``out_dir/review``)."""
+    (``out_dir/review``). ``groups`` and ``reveal`` name groups by pseudonym (or folder);
+    ``reveal`` needs a ``reason`` and is recorded before anything is written."""
+    from grader.checks.secret import load_secret
     from grader.pages.report import render_markdown, render_review_index, render_review_page
+    from grader.tutors.privacy import pseudonyms, resolve_group, slug
+    from grader.tutors.privacy import reveal as record_reveal
     from grader.written.concepts import model_answers
     out = OutDir(out_dir)
     typed = out.results()  # names every unreadable result.json instead of leaving a group out
-    results = [r.to_json() for r in typed]
+    key = secret if secret is not None else load_secret(create=False)
+    labels = pseudonyms(key, [r.folder for r in typed])
+    groups = [resolve_group(g, labels) for g in dict.fromkeys(groups)]
+    revealed = [resolve_group(g, labels) for g in dict.fromkeys(reveal)]
+    if revealed:
+        if not reason.strip():
+            raise UsageError("--reveal needs --reason TEXT: every reveal is recorded with your name, the time and why")
+        if not tutor:
+            raise UsageError("--reveal needs the tutor's name (--tutor NAME): every reveal is recorded with it")
+        for folder in revealed:
+            record_reveal(out, folder, tutor, reason, key)
+    results = _blind_all([r.to_json() for r in typed], labels, revealed)
+    by_label = {labels[r.folder]: r.folder for r in typed}
     written = [qid for qid, q in typed[0].questions.items() if q.written]
     wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
     unknown_q = [q for q in wanted_q if q not in written]
     if unknown_q:
         raise UsageError(f"unknown written question(s) {', '.join(unknown_q)}; the written questions are "
                          f"{', '.join(written)}")
-    folders = {r["folder"] for r in results}
-    unknown_g = [g for g in wanted_g if g not in folders]
-    if unknown_g:
-        raise UsageError(f"unknown group folder(s) {', '.join(unknown_g)} in {out_dir}; the folders are "
-                         f"{', '.join(sorted(folders))}")
     qids = wanted_q or written
-    chosen = [r for r in results if r["status"] == "graded" and (not wanted_g or r["folder"] in wanted_g)]
-    skipped = [r for r in results if r["status"] != "graded" and (not wanted_g or r["folder"] in wanted_g)]
+
+    def wanted(r: Mapping[str, Any]) -> bool:
+        return not wanted_g or by_label[r["pseudonym"]] in wanted_g
+    chosen = [r for r in results if r["status"] == "graded" and wanted(r)]
+    skipped = [r for r in results if r["status"] != "graded" and wanted(r)]
     target = to or out.path("review")
     outcome = ReviewOutcome()
     models = model_answers()
@@ -105,11 +138,15 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
             answer = q.get("answer") or {}
             suggestion = suggestion_for(q, flags)
             manual = q.get("status") == "manual"
+            label = r["pseudonym"]
+            shown = not r.get("blind")
             entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
+                            "label": label, "anchor": slug(label), "revealed": shown,
                             "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
                             if answer.get("markdown", "").strip() else None})
-            sheet_rows.append([r["folder"], r["submission"], qid, _fmt(q.get("max_points")), _fmt(suggestion),
-                               _fmt(q["points"]) if manual else "", q.get("comment", "") if manual else ""])
+            sheet_rows.append([label, r["submission"] if shown else "", qid, _fmt(q.get("max_points")),
+                               _fmt(suggestion), _fmt(q["points"]) if manual else "",
+                               q.get("comment", "") if manual else ""])
             outcome.rows += 1
         model = models.get(qid)
         title = results[0]["questions"][qid].get("title", "")
@@ -117,15 +154,16 @@ def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[
             qid=qid, title=title, max_points=results[0]["questions"][qid].get("max_points", 0.0),
             model_html=render_markdown(model.markdown) if model else None,
             concepts=[c.name for c in model.concepts] if model else [],
-            entries=entries, skipped=skipped, questions=qids, all_questions=written))
+            entries=entries, skipped=skipped, questions=qids, all_questions=written, blind=True))
         page = target / f"{qid}.html"
         write_atomic(page, html)
         outcome.pages.append(page)
     # The index counts every graded submission, whatever this run's split: it is the tutors' overview.
     existing = [qid for qid in written if (target / f"{qid}.html").exists()]
     outcome.index = target / "index.html"
-    write_atomic(outcome.index, render_review_index(review_index_context(results, written, existing)))
-    suffix = "_".join([*wanted_q, *wanted_g])
+    write_atomic(outcome.index, render_review_index({**review_index_context(results, written, existing),
+                                                     "blind": True}))
+    suffix = "_".join([*wanted_q, *(slug(labels[g]) for g in wanted_g)])
     outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
     # Neutralised for spreadsheets; grade scores restores the exact text (grader/folder/grades.py).
     write_atomic(outcome.sheet, safe_csv(sheet_rows))

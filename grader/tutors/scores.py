@@ -191,9 +191,10 @@ def check_score(result: SubmissionResult, qid: str, raw_points: str,
     return points, None
 
 
-def read_sheet(sheet: Path, results: list[SubmissionResult]) -> list[Score]:
+def read_sheet(sheet: Path, results: list[SubmissionResult],
+               aliases: Mapping[str, str] | None = None) -> list[Score]:
     """Every scored row of ``sheet``, checked against ``results``; :class:`SheetError` lists all
-    problems at once."""
+    problems at once. ``aliases`` maps the pseudonyms of a blind sheet (grader/tutors/privacy.py) to folders."""
     rows = parse_sheet(sheet)
     reader = iter(rows)
     header = [h.strip().lower() for h in next(reader, [])]
@@ -224,7 +225,7 @@ def read_sheet(sheet: Path, results: list[SubmissionResult]) -> list[Score]:
         folder, submission, qid = row.get("folder", ""), row.get("submission", ""), row.get("question", "")
         result = None
         if folder:
-            result = by_folder.get(folder)
+            result = by_folder.get(folder) or by_folder.get((aliases or {}).get(folder, ""))
             if result is None:
                 problems.append(f"{where}: unknown submission folder '{folder}' (not in this output folder)")
                 continue
@@ -268,7 +269,10 @@ def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
     out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     rubric = load_rubric(rubric_path)
     results = out.results()
-    scores = read_sheet(sheet, results)
+    from grader.checks.secret import load_secret
+    from grader.tutors.privacy import pseudonyms
+    labels = pseudonyms(load_secret(create=False), [r.folder for r in results])
+    scores = read_sheet(sheet, results, {label: folder for folder, label in labels.items()})
     who = tutor or default_tutor()
     now = time.time()
     outcome = ImportOutcome(len(scores))
@@ -356,9 +360,8 @@ def render_lock(out_dir: Path | OutDir) -> Iterator[None]:
 
 def score_version(book: Gradebook, folder: str, question: str) -> int:
     """The id of the latest change of this answer's score (0: never scored): a form's version."""
-    row = book.db.execute("SELECT MAX(id) FROM score_history WHERE folder=? AND question=?",
-                          (folder, question)).fetchone()
-    return int(row[0] or 0)
+    last = book.latest_change(folder, question)
+    return int(last["id"]) if last else 0
 
 
 def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: str, comment: str,
@@ -383,10 +386,10 @@ def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: s
             if based_on is not None and current != based_on:
                 now_stored = book.manual_scores(folder).get(folder, {}).get(question)
                 if not (now_stored and float(now_stored["points"]) == points and now_stored["comment"] == comment):
-                    last = book.db.execute("SELECT tutor, changed_at, new_points FROM score_history WHERE id=?",
-                                           (current,)).fetchone()
+                    last = book.latest_change(folder, question) or {}
                     raise ScoreConflict(folder, question,
-                                        {"tutor": last[0], "changed_at": last[1], "new_points": last[2]}, current)
+                                        {"tutor": last.get("tutor"), "changed_at": last.get("changed_at"),
+                                         "new_points": last.get("new_points")}, current)
             changed = book.set_manual_score(folder, question, result.submission, points, comment, tutor,
                                             source, time.time())
             version = score_version(book, folder, question)
