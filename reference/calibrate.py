@@ -179,6 +179,48 @@ def train_cell_loop(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Mo
                   batch_seed=lambda step: gen_seed * 10_007 + step)
 
 
+class _CellModule(nn.Module):
+    """``nn.LSTMCell`` (or ``nn.RNNCell``) stepped in a Python loop, a linear head on the last state."""
+
+    def __init__(self, cell: str, n_classes: int, hidden: int) -> None:
+        super().__init__()
+        self.step = nn.LSTMCell(n_classes, hidden) if cell == "lstm" else nn.RNNCell(n_classes, hidden)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = None
+        for t in range(x.shape[0]):
+            state = self.step(x[t], state)
+        return self.head(state[0] if isinstance(state, tuple) else state)
+
+
+def train_fragile(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Module:
+    """A fragile but correct trainer (issue 22): an ``nn.LSTMCell`` loop with a fixed budget of
+    300 Adam steps (hidden 64, lr 1e-2, batch 64, clipping at norm 1, forget gate started at 5), stopping
+    early once it reaches 98 % on 256 validation sequences of its own (checked every 25 steps).
+    It reaches the threshold on about half of its seeds: the trainer the tries' budget is for.
+    """
+    torch.manual_seed(seed)
+    model = _CellModule(cell, n_classes, 64)
+    if cell == "lstm":
+        with torch.no_grad():
+            model.step.bias_ih[64:128] = 5.0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    xv, yv = make_recall_data(256, seq_len, n_classes, 10_000_019 + seed)
+    for step in range(300):
+        x, y = make_recall_data(64, seq_len, n_classes, seed * 100_003 + step)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 25 == 24:
+            with torch.no_grad():
+                if (model(xv).argmax(1) == yv).float().mean().item() >= 0.98:
+                    break
+    return model
+
+
 def train_reference(cell: str, seq_len: int, n_classes: int, seed: int) -> nn.Module:
     """The reference :func:`reference.recall.train_recall` at its calibrated defaults."""
     return train_recall(cell, seq_len, n_classes, seed)
@@ -189,9 +231,10 @@ IMPLEMENTATIONS: dict[str, TrainFn] = {
     "nn_lstm": train_nn_lstm,
     "cell_loop": train_cell_loop,
     "no_forget_bias": train_no_forget_bias,
+    "fragile": train_fragile,
 }
 #: Implementations the decision rule must serve; ``no_forget_bias`` is the counter-example.
-CORRECT = ("reference", "nn_lstm", "cell_loop")
+CORRECT = ("reference", "nn_lstm", "cell_loop", "fragile")
 
 
 # --------------------------------------------------------------------------------------------

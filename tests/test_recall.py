@@ -337,7 +337,7 @@ def test_rubric_reads_the_recall_rule() -> None:
     ({"n_classes": 1}, "recall.n_classes", "at least 2"),
     ({"threshold": 1.5}, "recall.threshold", "(0, 1]"),
     ({"check_seq_len": 60}, "recall.check_seq_len", "shorter"),
-    ({"tries": 20}, "recall.cpu_time_limit", "limits.cpu_seconds"),
+    ({"cpu_budget": 1700}, "recall.cpu_budget", "limits.cpu_seconds"),
 ])
 def test_rubric_refuses_bad_recall_settings(tmp_path: Path, change: dict, key: str, words: str) -> None:
     with pytest.raises(RubricError) as exc:
@@ -357,7 +357,7 @@ def load_private(name: str, path: Path):  # type: ignore[no-untyped-def]
 
 
 OTHER = {"seq_len": 45, "threshold": 0.85, "cpu_time_limit": 77, "wall_time_limit": 400,
-         "tries": 2, "check_seq_len": 4, "n_classes": 6}
+         "tries": 2, "cpu_budget": 150, "check_seq_len": 4, "n_classes": 6}
 
 
 def test_release_ships_the_committed_template_for_the_default_rubric(tmp_path: Path) -> None:
@@ -379,7 +379,7 @@ def test_template_release_and_self_check_follow_the_rubric(tmp_path: Path) -> No
     trycell = next(c.source for c in nb.cells if "try-train_recall" in c.metadata.get("tags", []))
     for text in (stub,):
         assert "seq_len=45" in text and "n_classes=6" in text and "85%" in text
-        assert "77 CPU seconds" in text and "up to 2 seeds (0, 1)" in text
+        assert "77 CPU seconds" in text and "under 150 CPU seconds (at most\n    2 tries)" in text
         assert "seq_len=60" not in text and "120" not in text
         assert "relabels the classes" in text
     assert "77 CPU seconds" in intro
@@ -394,7 +394,7 @@ def test_template_release_and_self_check_follow_the_rubric(tmp_path: Path) -> No
                         if "function-train_recall" in c["metadata"].get("tags", []))
     assert shipped_stub == stub
     assert '"lstm", 45, 6, seed' in readme and "85%" in readme and "77 CPU seconds" in readme
-    assert "Up to 2 seeds (0, 1)" in readme and "seq_len 4" in readme
+    assert "under 150 CPU seconds (at most 2 tries)" in readme and "seq_len 4" in readme
 
     # The in-notebook self-check's message, from the public data the release writes.
     description, arrays = student.public_data(load_rubric(path))
@@ -457,11 +457,37 @@ def test_experiment_retries_until_the_first_success(monkeypatch: pytest.MonkeyPa
 
 def test_experiment_fails_after_all_tries(monkeypatch: pytest.MonkeyPatch) -> None:
     rubric = load_rubric()
-    fake_attempts(monkeypatch, {"lstm": [ok(0.5, seed=s) for s in range(rubric.recall.tries)],
+    fake_attempts(monkeypatch, {"lstm": [ok(0.5, seed=s, cpu=1.0) for s in range(rubric.recall.tries)],
                                 "rnn": [R.Attempt("rnn", 0, "ok", 0.2, 5.0, 5.0)]})
     recall, case = R.run_recall(None, rubric, defined=True)  # type: ignore[arg-type]
     assert not case.passed and case.points == 0.0 and recall.tries == rubric.recall.tries
     assert "relabels the classes" in case.message
+
+
+@pytest.mark.parametrize("cpu", [5.0, 13.1, 32.1, 100.0])
+def test_the_cpu_budget_not_a_count_bounds_the_tries(monkeypatch: pytest.MonkeyPatch, cpu: float) -> None:
+    """A fast, fragile trainer gets as many tries as its speed allows; a slow one as many as the
+    budget holds; no try starts once the tries used the budget."""
+    rubric = load_rubric()
+    spec = rubric.recall
+    calls = fake_attempts(monkeypatch, {"lstm": [ok(0.5, seed=s, cpu=cpu) for s in range(spec.tries)],
+                                        "rnn": [R.Attempt("rnn", 0, "ok", 0.2, 5.0, 5.0)]})
+    recall, case = R.run_recall(None, rubric, defined=True)  # type: ignore[arg-type]
+    expected = R.tries_within(spec.cpu_budget, cpu, spec.tries)
+    assert recall.tries == expected == len([c for c in calls if c[0] == "lstm"])
+    assert (expected - 1) * cpu < spec.cpu_budget <= expected * cpu or expected == spec.tries
+    if expected < spec.tries:
+        assert f"the budget for them is {spec.cpu_budget:g} CPU s" in case.message
+    assert R.cpu_budget_spent([ok(0.1, cpu=spec.cpu_budget)], spec.cpu_budget)
+    assert not R.cpu_budget_spent([ok(0.1, cpu=spec.cpu_budget - 1)], spec.cpu_budget)
+
+
+def test_a_fragile_trainer_fails_the_budget_rarely() -> None:
+    """The rubric's budget keeps each calibrated trainer's false-fail probability <= 0.1 % at its
+    p95 CPU s per try and the 95 % upper bound of its per-try failure rate (rubrics/sheet11.toml)."""
+    spec = load_rubric().recall
+    for upper_bound, p95_cpu in [(0.24, 25.6), (0.50, 13.1), (0.32, 32.1)]:
+        assert upper_bound ** R.tries_within(spec.cpu_budget, p95_cpu, spec.tries) <= 1e-3
 
 
 def test_experiment_does_not_retry_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:

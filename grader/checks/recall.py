@@ -147,6 +147,24 @@ def wall_budget_spent(attempts: list[Attempt], wall_limit: float) -> bool:
     return sum(a.wall_seconds for a in attempts) >= wall_limit
 
 
+def cpu_budget_spent(attempts: list[Attempt], budget: float) -> bool:
+    """No further try once the tries together used the rubric's CPU budget for them.
+
+    The budget, not a count, bounds the tries: a fast but fragile trainer gets as many as its
+    speed allows, a slow one as many as the budget holds (docs/recall.md, "Calibration"). Each
+    try counts its CPU seconds where known, else its wall clock (:attr:`Attempt.seconds`).
+    """
+    return sum(a.seconds for a in attempts) >= budget
+
+
+def tries_within(budget: float, seconds_per_try: float, cap: int) -> int:
+    """How many tries a trainer that takes ``seconds_per_try`` CPU s gets from the budget: a try
+    starts while the ones before used less than the budget, so ceil(budget / s), at most ``cap``."""
+    if seconds_per_try <= 0:
+        return cap
+    return max(1, min(cap, math.ceil(budget / seconds_per_try)))
+
+
 def decide(attempts: list[Attempt], threshold: float, cpu_limit: float) -> tuple[bool, Attempt | None]:
     """The verdict over the LSTM's tries: passed, and the attempt that decides it.
 
@@ -710,7 +728,7 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
                    spec.public_heldout_seed if public else spec.heldout_seed, perm)
     attempts: list[Attempt] = []
     for seed in train_seeds(spec.train_seed, spec.tries):
-        if wall_budget_spent(attempts, spec.wall_time_limit):
+        if wall_budget_spent(attempts, spec.wall_time_limit) or cpu_budget_spent(attempts, spec.cpu_budget):
             break
         attempt = _attempt(bridge, rubric, "lstm", seed, perm, x, y)
         attempts.append(attempt)
@@ -722,8 +740,12 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
     rnn = _attempt(bridge, rubric, "rnn", spec.train_seed, perm, x, y) if spec.compare_rnn else None
 
     if (not passed and len(attempts) < spec.tries and should_retry(deciding, spec.threshold, spec.cpu_time_limit)):
-        skipped = (f"no further try: the tries took {sum(a.wall_seconds for a in attempts):.0f} s of wall "
-                   f"clock together, the safety net is {spec.wall_time_limit:g} s")
+        if cpu_budget_spent(attempts, spec.cpu_budget):
+            skipped = (f"no further try: the tries used {sum(a.seconds for a in attempts):.0f} CPU s together, "
+                       f"the budget for them is {spec.cpu_budget:g} CPU s")
+        else:
+            skipped = (f"no further try: the tries took {sum(a.wall_seconds for a in attempts):.0f} s of wall "
+                       f"clock together, the safety net is {spec.wall_time_limit:g} s")
     else:
         skipped = ""
     tried = "; ".join(

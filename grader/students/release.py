@@ -146,7 +146,8 @@ Keep all four files in one folder and open the notebook from there.
 - **How `train_recall` is graded.** The grader trains `train_recall("lstm", {seq_len}, {n_classes}, seed)`
   itself in your notebook's kernel, on one CPU thread, and needs at least {threshold:.0%} held-out
   accuracy within {cpu_time_limit:g} CPU seconds of training (CPU time, so a busy grading machine does
-  not count against you). Up to {tries} seeds ({seeds}) are tried; the first success counts. While
+  not count against you). Seed after seed is tried until one succeeds, while the tries together
+  stay under {cpu_budget:g} CPU seconds (at most {tries} tries): a fast trainer gets more tries. While
   grading, the global `make_recall_data` relabels the classes with a secret permutation and the
   held-out data uses the same one: train on `make_recall_data`, so the model learns the labels from
   the data. {rnn_note}
@@ -156,8 +157,8 @@ Keep all four files in one folder and open the notebook from there.
   cell, missing answers and the word, sentence and citation rules. Exit code 0 means everything
   that can be checked automatically is in order. It trains `train_recall` only briefly;
   `grade check --full sheet11.ipynb` also runs the grading experiment above (on public held-out
-  data), so you see what grading will see. It takes as long as your training does, up to {tries}
-  times.
+  data), so you see what grading will see. It takes as long as your training does, up to
+  {cpu_budget:g} CPU seconds for the tries together.
 
 Passing the public examples is necessary, not sufficient: the grader also runs hidden examples of
 the same sizes and settings (the public ones show every setting the hidden ones use: both
@@ -243,7 +244,7 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
     readme = STUDENT_README.format(
         n_classes=spec.n_classes, seq_len=spec.seq_len, threshold=spec.threshold,
         cpu_time_limit=spec.cpu_time_limit, tries=spec.tries, check_seq_len=spec.check_seq_len,
-        seeds=", ".join(str(s) for s in range(spec.train_seed, spec.train_seed + spec.tries)),
+        cpu_budget=spec.cpu_budget,
         rnn_note="A vanilla RNN is trained once beside it for comparison, without points."
         if spec.compare_rnn else "")
     texts = {
