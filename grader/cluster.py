@@ -431,12 +431,15 @@ def require_dask() -> Any:
 
 
 class PickleRefused(TypeError):
-    """Dask tried to unpickle something in the coordinator's process (:func:`no_unpickling`).
-    A TypeError: Dask's own handlers treat it as data that cannot be read."""
+    """What Dask gets in place of anything it would have unpickled in the coordinator's process
+    under :func:`no_unpickling`: an inert exception (returned, not raised, so that a message
+    holding a pickle does not break the client's connection; where Dask expects an exception,
+    this is the exception)."""
 
 
 def _refuse(*args: Any, **kwargs: Any) -> Any:
-    raise PickleRefused("the coordinator reads no pickle from the cluster (results are JSON data only)")
+    return PickleRefused("not unpickled: the coordinator reads no pickle from the cluster (results are JSON data "
+                         "only)")
 
 
 class _PickleWithoutLoads:
@@ -524,6 +527,7 @@ def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
                     time.sleep(0.2)
             start(worker_argv(address, n, rubric_path, sandbox_mode, host="127.0.0.1", credentials=credentials),
                   worker_env(rubric_path, sandbox_mode))
+            _wait_for_workers(address, credentials, n, deadline, folder / "cluster.log")
             yield address, credentials
         finally:
             log_file.close()
@@ -531,6 +535,20 @@ def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
         for proc in reversed(procs):  # the workers (and their nannies) first, then the scheduler
             _stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for_workers(address: str, credentials: Path, n: int, deadline: float, log_path: Path) -> None:
+    from grader.cluster_tls import course_security
+    with no_unpickling():
+        client = data_only_client(address, course_security("client", credentials),
+                                  max(1.0, deadline - time.monotonic()))
+        try:
+            client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise ClusterError(f"the {n} local Dask worker(s) did not start: "
+                               + log_path.read_text(errors="replace")[-2000:]) from None
+        finally:
+            client.close()
 
 
 def _stop(proc: Any) -> None:
@@ -551,14 +569,29 @@ def _stop(proc: Any) -> None:
         proc.wait()
 
 
+TASK_FAILED = "the task failed on the cluster; its exception was not read (the coordinator reads no pickle)"
+
+
 def data_only_client(address: str, security: Any, timeout: float) -> Any:
     """A Dask client that sends and accepts msgpack only (never a pickle from the cluster; the
-    rest is closed by :func:`no_unpickling`), authenticated by ``security``."""
+    rest is closed by :func:`no_unpickling`), authenticated by ``security``.
+
+    Its report stream from the scheduler is read without deserializing (nothing the client needs
+    there is serialized; a task's exception is, and is not read: the failed future's exception
+    says so), and it takes no ``print``/``warn`` events from workers."""
     distributed = require_dask()
-    client = distributed.Client(address, security=security, timeout=timeout,
+    client = distributed.Client(address, security=security, timeout=timeout, set_as_default=False,
                                 serializers=["msgpack"], deserializers=["msgpack"])
     for topic in ("print", "warn"):  # events a worker posts; nothing of theirs is shown here
         client.unsubscribe_topic(topic)
+    client.scheduler_comm.comm.deserialize = False
+    handle_erred = client._stream_handlers["task-erred"]
+
+    def task_erred(key: Any = None, exception: Any = None, traceback: Any = None, **rest: Any) -> Any:
+        return handle_erred(key=key, exception=TASK_FAILED, traceback=None)
+
+    client._stream_handlers["task-erred"] = task_erred
+    client._state_handlers["erred"] = task_erred
     return client
 
 
@@ -585,11 +618,6 @@ def connect(address: str, rubric_path: str | None, sandbox_mode: str,
                                "`grade scheduler` runs there, its port is open, and that this machine has the "
                                "course's client certificate (grade cluster-credentials)") from None
         stack.callback(client.close)
-        if kind == "local":
-            try:
-                client.wait_for_workers(n, timeout=STARTUP_TIMEOUT)
-            except TimeoutError:
-                raise ClusterError(f"the {n} local Dask worker(s) did not start within {STARTUP_TIMEOUT:g} s") from None
         yield client
 
 
@@ -744,9 +772,9 @@ def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], Submission
     except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
         # A task of ours never raises, so this is Dask's failure (a worker lost repeatedly:
         # KilledWorker) or an answer that was no data; its exception is never unpickled here.
-        name = type(exc).__name__ if not isinstance(exc, PickleRefused) else "an answer that was not data"
+        what = str(exc) if str(exc) == TASK_FAILED else f"its answer could not be read as data ({type(exc).__name__})"
         return failed(job, "the grading machines failed on this submission (or sent an answer that was not data); "
-                      "a tutor will look at it", f"Dask task {future.key} failed: {name}")
+                      "a tutor will look at it", f"Dask task {future.key}: {what}"[:1000])
     try:
         kind, data = verify_answer(text, str(future.key), job, secret, rubric_sha256)
     except _Unverified as exc:
