@@ -677,7 +677,7 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
         window = max(2, IN_FLIGHT_PER_WORKER * workers)
         queue = list(reversed(todo))  # pop() takes the next in order
         jobs_of: dict[Any, Any] = {}
-        arriving = distributed.as_completed()
+        arriving = distributed.as_completed(loop=client.loop)
         sent = 0
 
         def submit() -> None:
@@ -753,7 +753,7 @@ def verify_answer(text: object, key: str, job: Any, secret: bytes, rubric_sha256
     if not hmac.compare_digest(good, str(fields["mac"])):
         raise _Unverified("its MAC under the course secret is wrong")
     if fields["key"] != key or fields["sha256"] != job.sha256 or fields["rubric_sha256"] != rubric_sha256:
-        raise _Unverified("it answers another task")  # unreachable with a good MAC; kept as the rule
+        raise _Unverified("it names another task, submission or rubric")  # the MAC was over the ones sent
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):

@@ -44,6 +44,12 @@ def worker_command(scheduler: str, nworkers: int, rubric_path: str | None, sandb
     """Start grading worker(s) connected to the Dask SCHEDULER (tls://HOST:8786)."""
     console = Console(stderr=True)
     with boundary(console):
+        if sandbox_mode == "none" and os.geteuid() == 0:
+            # Confined kernels drop to an unprivileged uid of their own (grader/sandbox.py); an
+            # unconfined one would run students' code as root on this machine.
+            raise UsageError("grade worker --sandbox none as root would run students' code as root; use the "
+                             "bubblewrap sandbox (its kernels drop to an unprivileged uid) or run the worker as "
+                             "an unprivileged user")
         argv = worker_argv(scheduler, nworkers, rubric_path, sandbox_mode, name, host)
         env = worker_env(rubric_path, sandbox_mode)
         console.print(f"grading worker(s): {nworkers} process(es), sandbox {sandbox_mode}, "

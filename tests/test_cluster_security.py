@@ -318,3 +318,12 @@ def test_what_a_worker_sends_that_needs_pickle_is_not_unpickled_on_the_coordinat
     marks = {p.name for p in folder.iterdir()}
     assert marks, "the tasks did not run (the worker itself unpickles a raised exception once)"
     assert str(os.getpid()) not in marks  # nothing of theirs ran in this process
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is for root")
+def test_grade_worker_as_root_refuses_to_run_student_code_unconfined(course_credentials: Path) -> None:
+    from click.testing import CliRunner
+
+    from grader.cli import EXIT_USAGE, main
+    run = CliRunner().invoke(main, ["worker", "tls://127.0.0.1:8786", "--sandbox", "none"])
+    assert run.exit_code == EXIT_USAGE and "as root" in run.output
