@@ -20,19 +20,21 @@ import pytest
 from builders import GOOD_NAME, ROOT, BatchOfThree, set_group, solution, write_notebook
 
 from grader.batch.cluster import (
-    DASK_SETTINGS,
     Fingerprint,
-    WorkerMismatch,
     check_scheduler,
     connect,
-    dask_env,
+    data_only_client,
     differences,
     executor,
     fingerprint,
     grade_remote,
-    local_env,
-    parse_address,
+    grade_task,
+    local_cluster,
+    no_unpickling,
+    task_mac,
 )
+from grader.batch.cluster_tls import course_security, credentials_dir, make_credentials
+from grader.batch.daskproc import DASK_SETTINGS, dask_env, local_env, parse_address
 from grader.batch.run import run_batch
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
@@ -48,6 +50,15 @@ def _no_resource_tracker_left() -> Iterator[None]:
     resource_tracker._resource_tracker._stop()
 
 
+@pytest.fixture
+def course_credentials() -> Path:
+    """The course's cluster credentials beside the tests' course secret (conftest.py), made once."""
+    folder = credentials_dir()
+    if not (folder / "ca.pem").exists():
+        make_credentials()
+    return folder
+
+
 def strip(r: dict[str, Any]) -> dict[str, Any]:
     """A result without its timings, which differ from run to run."""
     r = {k: v for k, v in r.items() if k != "seconds"}
@@ -60,9 +71,9 @@ def strip(r: dict[str, Any]) -> dict[str, Any]:
 # -- without a cluster ----------------------------------------------------------------------------
 def test_addresses_are_local_n_or_a_scheduler_and_nothing_else() -> None:
     assert parse_address("local:2") == ("local", 2)
-    assert parse_address("tcp://scheduler.example:8786") == ("remote", 0)
-    assert parse_address("tcp://10.0.0.5:8786") == ("remote", 0)
-    for bad in ("local:0", "local:x", "8786", "http://h:8786", "tcp://h", "local:2; rm -rf /"):
+    assert parse_address("tls://scheduler.example:8786") == ("remote", 0)
+    assert parse_address("tls://10.0.0.5:8786") == ("remote", 0)
+    for bad in ("local:0", "local:x", "8786", "http://h:8786", "tls://h", "local:2; rm -rf /"):
         with pytest.raises(UsageError, match="--cluster"):
             parse_address(bad)
 
@@ -99,15 +110,20 @@ def test_cluster_and_jobs_together_are_a_usage_error(tmp_path: Path) -> None:
 def test_a_task_refuses_a_file_name_that_is_a_path_and_bytes_that_do_not_match(monkeypatch: pytest.MonkeyPatch,
                                                                                 tmp_path: Path) -> None:
     monkeypatch.setenv("SHEET11_SANDBOX", "none")
-    rubric = load_rubric()
-    expected = fingerprint(rubric, False).to_json()
     import hashlib
     data = b"{}"
     with pytest.raises(ValueError, match="sha256"):
-        grade_remote("A_1_B_2.ipynb", data, "0" * 64, {"folder": "A_1_B_2"}, expected)
+        grade_task("A_1_B_2.ipynb", data, "0" * 64, {"folder": "A_1_B_2"})
     for name in ("../../etc/x.ipynb", "..", "a/b.ipynb"):
         with pytest.raises(ValueError, match="plain file name"):
-            grade_remote(name, data, hashlib.sha256(data).hexdigest(), {"folder": "x"}, expected)
+            grade_task(name, data, hashlib.sha256(data).hexdigest(), {"folder": "x"})
+    # as a task, it never raises: the coordinator gets a signed error record
+    from grader.checks.secret import load_secret
+    expected = fingerprint(load_rubric(), False).to_json()
+    job = {"folder": "x"}
+    mac = task_mac(load_secret(), "k", "a/b.ipynb", "0" * 64, job, expected)
+    record = json.loads(grade_remote("k", "a/b.ipynb", data, "0" * 64, job, expected, mac))
+    assert record["kind"] == "error" and "sha256" in json.loads(record["body"])["detail"]
 
 
 def test_dask_settings_become_the_environment_variables_dask_reads() -> None:
@@ -138,21 +154,28 @@ def test_a_scheduler_that_binds_tasks_to_busy_workers_is_named_with_what_to_do(
     assert "start it with `grade scheduler`" in caplog.text
 
 
-def test_grade_scheduler_is_dask_scheduler_with_the_grading_settings() -> None:
-    from grader.cli.cluster import scheduler_argv, scheduler_env
-    assert scheduler_argv(8786)[1:] == ["-m", "distributed.cli.dask_scheduler", "--port", "8786"]
+def test_grade_scheduler_is_dask_scheduler_with_the_grading_settings(course_credentials: Path) -> None:
+    from grader.batch.daskproc import scheduler_argv, scheduler_env
+    assert scheduler_argv(8786)[1:] == [
+        "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "8786", "--protocol", "tls",
+        "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--tls-ca-file", str(course_credentials / "ca.pem"),
+        "--tls-cert", str(course_credentials / "scheduler.pem"), "--tls-key",
+        str(course_credentials / "scheduler-key.pem")]
     assert scheduler_env()["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] == "1.0"
+    assert scheduler_env()["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
 
 
 # -- with a cluster -------------------------------------------------------------------------------
 @pytest.fixture
 def cluster_of_two() -> Any:
-    """A scheduler with two single-threaded grading workers (as `grade worker` starts them)."""
-    from distributed import Client, LocalCluster
-    env = local_env(None, "auto")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env=env, silence_logs=50) as cluster, Client(cluster) as client:
-        yield cluster, client
+    """A scheduler with two single-threaded grading workers (as `grade scheduler` and `grade
+    worker` start them, with a CA of their own) and a data-only client of it."""
+    with local_cluster(2, None, "auto") as (address, credentials), no_unpickling():
+        client = data_only_client(address, course_security("client", credentials), 30)
+        try:
+            yield address, credentials, client
+        finally:
+            client.close()
 
 
 @pytest.mark.slow
@@ -205,7 +228,7 @@ def _slow_submissions(tmp_path: Path, n: int, sleep: float) -> list[Path]:
 @pytest.mark.slow
 def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_once(
         tmp_path: Path, cluster_of_two: Any) -> None:
-    cluster, client = cluster_of_two
+    address, credentials, client = cluster_of_two
     paths = _slow_submissions(tmp_path, 3, sleep=20)
     killed: list[int] = []
 
@@ -225,7 +248,7 @@ def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_on
     killer.start()
     out = tmp_path / "out"
     try:
-        outcome = run_batch([str(p) for p in paths], out, grade_all=executor(cluster.scheduler_address))
+        outcome = run_batch([str(p) for p in paths], out, grade_all=executor(address, credentials=credentials))
     finally:
         killer.join()
     assert killed, "no worker was busy to be killed"
@@ -244,38 +267,46 @@ def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_on
 
 @pytest.mark.slow
 def test_a_worker_with_another_rubric_is_refused_with_its_name_and_what_differs(tmp_path: Path) -> None:
-    from distributed import Client, LocalCluster
     other = tmp_path / "other.toml"
     text = (ROOT / "rubrics" / "sheet11.toml").read_text()
     other.write_text(text.replace("threshold = 0.9", "threshold = 0.8", 1))
     assert other.read_text() != text
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env=local_env(str(other), "auto"), silence_logs=50) as cluster, Client(cluster) as client:
-        worker = next(iter(client.scheduler_info()["workers"]))
+    with local_cluster(1, str(other), "auto") as (address, credentials):
         paths = _slow_submissions(tmp_path, 1, sleep=0)
         with pytest.raises(ClusterError) as refused:
-            run_batch([str(p) for p in paths], tmp_path / "out", grade_all=executor(cluster.scheduler_address))
+            run_batch([str(p) for p in paths], tmp_path / "out", grade_all=executor(address, credentials=credentials))
         message = str(refused.value)
-        assert worker in message and "rubric sha256" in message
-        assert f"{worker}: rubric sha256" in message
+        assert "rubric sha256" in message and ": rubric sha256" in message
+        worker = message.split("\n")[1].strip().split(": rubric")[0]
+        assert worker.startswith("tls://127.0.0.1:")
         assert "torch version:" not in message and "project version:" not in message
-        # a worker that joins later refuses the task itself
+        # a worker that joins later refuses the task itself, with a `refused` record
+        from grader.checks.secret import load_secret
         expected = fingerprint(load_rubric(), True).to_json()
         data = paths[0].read_bytes()
         import hashlib
-        future = client.submit(grade_remote, paths[0].name, data, hashlib.sha256(data).hexdigest(),
-                               {"folder": paths[0].stem}, expected, pure=False)
-        with pytest.raises(WorkerMismatch, match="rubric sha256"):
-            future.result()
+        sha = hashlib.sha256(data).hexdigest()
+        job = {"folder": paths[0].stem}
+        with no_unpickling():
+            client = data_only_client(address, course_security("client", credentials), 30)
+            try:
+                future = client.submit(grade_remote, "late-1", paths[0].name, data, sha, job, expected,
+                                       task_mac(load_secret(), "late-1", paths[0].name, sha, job, expected),
+                                       key="late-1", pure=False)
+                record = json.loads(future.result())
+            finally:
+                client.close()
+        assert record["kind"] == "refused" and record["worker"] == worker
+        assert any("rubric sha256" in d for d in record["differences"])
 
 
 @pytest.mark.slow
-def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path, course_credentials: Path) -> None:
     sub = tmp_path / f"{GOOD_NAME}.ipynb"
     shutil.copyfile(ROOT / "tests" / "files" / "outdir" / f"{GOOD_NAME}.ipynb", sub)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-m", "grader.cli.main", str(sub), "-o", str(tmp_path / "o"),
-                          "--cluster", "tcp://127.0.0.1:9", "--connect-timeout", "3"],
+                          "--cluster", "tls://127.0.0.1:9", "--connect-timeout", "3"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 2, run.stderr
     assert "could not be reached within 3 s" in run.stderr
@@ -283,17 +314,23 @@ def test_an_unreachable_scheduler_exits_2_with_a_clear_message(tmp_path: Path) -
 
 
 def test_grade_worker_is_dask_worker_with_one_thread_and_refuses_without_a_sandbox(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, course_credentials: Path) -> None:
     import grader.kernel.sandbox
-    from grader.cli.cluster import worker_argv, worker_env
+    from grader.batch.daskproc import worker_argv, worker_env
     from grader.errors import SandboxUnavailable
-    argv = worker_argv("tcp://sched.example:8786", 4, None, "none")
-    assert argv[1:] == ["-m", "distributed.cli.dask_worker", "tcp://sched.example:8786", "--nthreads", "1",
-                        "--nworkers", "4"]
+    argv = worker_argv("tls://sched.example:8786", 4, None, "none", host="10.1.2.3")
+    assert argv[1:] == ["-m", "distributed.cli.dask_worker", "tls://sched.example:8786", "--nthreads", "1",
+                        "--nworkers", "4", "--host", "10.1.2.3", "--protocol", "tls", "--no-dashboard",
+                        "--dashboard-address", "127.0.0.1:0", "--tls-ca-file", str(course_credentials / "ca.pem"),
+                        "--tls-cert", str(course_credentials / "worker.pem"), "--tls-key",
+                        str(course_credentials / "worker-key.pem")]
+    # by default it listens where the route to the scheduler leaves this machine, not everywhere
+    assert worker_argv("tls://127.0.0.1:8786", 1, None, "none")[8:10] == ["--host", "127.0.0.1"]
     env = worker_env(None, "none")
     assert env["OMP_NUM_THREADS"] == "1" and env["SHEET11_SANDBOX"] == "none"
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
     with pytest.raises(UsageError, match="scheduler's address"):
         worker_argv("local:2", 1, None, "none")
     monkeypatch.setattr(grader.kernel.sandbox, "_bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
-        worker_argv("tcp://sched.example:8786", 1, None, "bwrap")
+        worker_argv("tls://sched.example:8786", 1, None, "bwrap")

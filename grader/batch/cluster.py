@@ -1,4 +1,4 @@
-"""Grade a batch on a Dask distributed cluster: ``grade PATH... --cluster tcp://HOST:8786`` or
+"""Grade a batch on a Dask distributed cluster: ``grade PATH... --cluster tls://HOST:8786`` or
 ``--cluster local:N``.
 
 The coordinator (the ``grade`` command) keeps everything that touches the output folder: it
@@ -7,16 +7,32 @@ gradebook rows, ``grades.csv``, ``summary.html`` and the similarity as results a
 as ``-j N`` does (grader/batch/run.py). A worker only grades:
 
 - a task carries the submission as bytes with its file name and sha256 (workers need no shared
-  file system), the job's plain data (deadline, tutors' scores) and the coordinator's
-  *fingerprint*: project version, rubric sha256, torch version and whether kernels are sandboxed;
-- the worker compares that with its own and refuses the task (:class:`WorkerMismatch`) when
-  any differs; the coordinator stops and names the worker and what differs;
+  file system), the job's plain data (deadline, tutors' scores), the coordinator's
+  *fingerprint* (project version, rubric sha256, torch version, whether kernels are sandboxed,
+  a keyed digest of the course secret), the task's key and a MAC over all of it under the course
+  secret (grader/checks/secret.py);
+- the worker checks the MAC (a client without the secret cannot make it grade) and compares the
+  fingerprint with its own; a difference is answered with a ``refused`` record and the
+  coordinator stops and names the worker and what differs;
 - otherwise it writes the bytes into a private temporary folder and grades them with the
   batch's own machinery: a grading process as ``-j N`` uses (``batch.Worker``: the same sandbox,
-  limits, rubric, grader budget, one fresh kernel per task), kept by the Dask worker across tasks
-  so that the next task's kernel is started ahead (grader/kernel/kernelpool.py); it returns the
-  ``result.json`` data as a JSON string. Nothing of the grader's is unpickled on the
-  coordinator beyond Dask's own call.
+  limits, rubric, grader budget, one fresh kernel per task, student code in a kernel of its own
+  uid, never root: grader/kernel/sandbox.py), kept by the Dask worker across tasks so that the next
+  task's kernel is started ahead (grader/kernel/kernelpool.py).
+
+Security (README/docs "Many machines"): addresses are ``tls://`` only; scheduler, workers and
+coordinator authenticate each other with mutual TLS under the course CA (grader/batch/cluster_tls.py),
+``local:N`` with a CA made for that run in a 0700 folder of the grading user, every listener on
+loopback. A task *always returns* one JSON string, never raises: ``{"kind": "result"|"error",
+"key", "sha256", "rubric_sha256", "body", "mac"}`` with ``mac`` = HMAC-SHA256 under the course
+secret over (kind, key, sha256, rubric_sha256, body), or ``{"kind": "refused", ...}``. The
+coordinator reads results as data only: its Dask client accepts msgpack only
+(``deserializers=["msgpack"]``) and, while connected, every unpickling path of Dask in its
+process refuses (:func:`no_unpickling`: the ``__Pickled__`` frames Dask decodes regardless of
+the deserializers, the result type of ``key-in-memory``, task exceptions and tracebacks,
+``client.run`` errors, ``warn`` events). A result is accepted only when its MAC, key, sha256 and
+rubric sha256 are those of the task sent; anything else gives that submission an ``error``
+result (the batch goes on), as does a task that failed in Dask (its exception is not read).
 
 Faults: a worker that dies mid-task (SIGKILL, a lost machine) makes the scheduler run the task
 on another worker (Dask reschedules tasks of lost workers, up to
@@ -36,7 +52,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import select
 import shutil
 import tempfile
@@ -47,15 +62,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grader.errors import ClusterError, UsageError
+from grader.batch.daskproc import (
+    DASK_SETTINGS,
+    ENV_RUBRIC,
+    ENV_SANDBOX,
+    SATURATION,
+    parse_address,
+    require_dask,
+)
+from grader.errors import ClusterError
 from grader.kernel.sandbox import choose_sandbox
 from grader.result import SubmissionResult
 from grader.rubric import Rubric, load_rubric
-
-# The environment a worker grades with: set by `grade worker` and by `--cluster local:N` for the
-# worker processes it starts, read by the task on the worker.
-ENV_RUBRIC = "SHEET11_RUBRIC"
-ENV_SANDBOX = "SHEET11_SANDBOX"
 
 CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --connect-timeout
 # Submissions in flight at once per worker thread: enough to keep every worker busy while the
@@ -63,34 +81,8 @@ CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --co
 # that is free, with no round trip to the coordinator), few enough that the coordinator never
 # holds a whole course in memory.
 IN_FLIGHT_PER_WORKER = 2
-# Dask's settings for grading, in the coordinator's LocalCluster and every worker process (as
-# environment variables: dask_env); docs/performance.md, "Many machines", starts a remote scheduler with them.
-# Each worker's grading process and kernel keep both cores busy, so Dask's own periodic work
-# takes CPU from training directly: with Dask's defaults an idle LocalCluster of 2 workers used
-# 11 % of a core (its statistical profiler samples every 10 ms, the event loops' tick every
-# 20 ms, system monitors every 500 ms), with these 1.3 %.
-SATURATION = "distributed.scheduler.worker-saturation"
-DASK_SETTINGS: dict[str, object] = {
-    # The scheduler gives a worker its next submission only when it is free, so the longest-first
-    # order holds as with -j N (Dask's default, 1.1, binds a second one to a busy worker while
-    # another may go idle).
-    SATURATION: 1.0,
-    "distributed.worker.profile.enabled": False,   # the dashboard's profile: nobody reads it here
-    "distributed.admin.tick.interval": "1s",        # only detects a blocked event loop
-    "distributed.admin.system-monitor.interval": "5s",  # the dashboard's CPU and network plots
-    "distributed.worker.memory.monitor-interval": "1s",  # kernels have their own memory limits
-}
-_LOCAL = re.compile(r"local:(\d{1,3})")
-_TCP = re.compile(r"(tcp|tls)://[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
 
 log = logging.getLogger("grader")
-
-INSTALL_HINT = ('the cluster mode needs Dask distributed, an optional extra: '
-                'pip install "sheet11-grader[cluster]" (or pip install "dask[distributed]")')
-
-
-class WorkerMismatch(Exception):
-    """Raised on a worker that refuses a task; the message is JSON (worker, differences)."""
 
 
 @dataclass(frozen=True)
@@ -157,34 +149,6 @@ def differences(coordinator: Fingerprint, worker: Fingerprint) -> list[str]:
     return out
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    """``("local", N)`` for ``local:N``, ``("remote", 0)`` for ``tcp://HOST:PORT``; else a UsageError."""
-    local = _LOCAL.fullmatch(address)
-    if local:
-        n = int(local.group(1))
-        if not 1 <= n <= 64:
-            raise UsageError(f"--cluster {address}: local:N needs 1 <= N <= 64 worker processes")
-        return "local", n
-    if _TCP.fullmatch(address):
-        return "remote", 0
-    raise UsageError(f"--cluster {address!r} is not understood; give local:N (N worker processes on this "
-                     "machine) or the scheduler's address, e.g. tcp://scheduler.example:8786")
-
-
-def local_env(rubric_path: str | None, sandbox_mode: str) -> dict[str, str]:
-    """The environment of a grading worker process: the rubric and sandbox mode its tasks use,
-    one torch/OpenMP thread, and Dask's settings for grading (:data:`DASK_SETTINGS`)."""
-    return {ENV_RUBRIC: str(Path(rubric_path).resolve()) if rubric_path else "", ENV_SANDBOX: sandbox_mode,
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", **dask_env()}
-
-
-def dask_env(settings: dict[str, object] | None = None) -> dict[str, str]:
-    """Dask settings as the environment variables Dask reads when it starts
-    (``distributed.admin.tick.interval`` -> ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL``)."""
-    return {"DASK_" + "__".join(part.upper().replace("-", "_") for part in key.split(".")): str(value)
-            for key, value in (DASK_SETTINGS if settings is None else settings).items()}
-
-
 # -- the worker side --------------------------------------------------------------------------
 _worker_state: dict[str, Any] = {}
 
@@ -215,28 +179,99 @@ def _this_worker() -> str:
         return f"pid {os.getpid()}"
 
 
-def grade_remote(name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
-    """The task a worker runs for one submission; returns the result's JSON as a string."""
+def _secret() -> bytes | None:
+    """This process's course secret (None where it has none), read once."""
+    if "secret" not in _worker_state:
+        from grader.checks.secret import load_secret
+        from grader.errors import SecretError
+        try:
+            _worker_state["secret"] = load_secret(create=False)
+        except SecretError:
+            _worker_state["secret"] = None
+    return _worker_state["secret"]
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+
+def task_mac(secret: bytes, key: str, name: str, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
+    """The coordinator's MAC over a task: a worker grades only what carries it."""
+    from grader.checks.secret import derive
+    return derive(secret, "sheet11 cluster task", key, name, sha256, _canonical(job), _canonical(expected)).hex()
+
+
+def answer_mac(secret: bytes, kind: str, key: str, sha256: str, rubric_sha256: str, body: str) -> str:
+    """The worker's MAC over its answer to the task ``key``."""
+    from grader.checks.secret import derive
+    return derive(secret, "sheet11 cluster answer", kind, key, sha256, rubric_sha256, body).hex()
+
+
+def _current_key() -> str | None:
+    try:
+        from distributed import get_worker
+        return str(get_worker().get_current_task())
+    except (ImportError, ValueError):
+        return None
+
+
+def grade_remote(key: str, name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any],
+                 mac: str) -> str:
+    """The task a worker runs for one submission. It never raises (a raised exception would
+    reach the coordinator as a pickle): it returns one JSON string, a signed ``result`` or
+    ``error`` record, or a ``refused`` record where the worker's setup differs or the task's MAC
+    does not check out."""
+    secret = _secret()
+    rubric_sha256 = str(expected.get("rubric_sha256", ""))
+
+    def signed(kind: str, body: dict[str, Any]) -> str:
+        text = json.dumps(body, ensure_ascii=False)
+        assert secret is not None
+        return json.dumps({"kind": kind, "key": key, "sha256": sha256, "rubric_sha256": rubric_sha256,
+                           "body": text, "mac": answer_mac(secret, kind, key, sha256, rubric_sha256, text)})
+
+    def refused(differences: list[str]) -> str:
+        return json.dumps({"kind": "refused", "worker": _this_worker(), "differences": differences})
+
+    try:
+        if secret is None:
+            return refused(["course secret: the worker has none (copy the coordinator's secret file there, see "
+                            "grader/checks/secret.py)"])
+        import hmac
+        running = _current_key()
+        if not hmac.compare_digest(task_mac(secret, key, name, sha256, job, expected), str(mac)) or \
+                (running is not None and running != key):
+            return refused(["the task does not carry the course's MAC (sent by a client without the course "
+                            "secret, or for another task); nothing was graded"])
+        _worker_setup()
+        mine: Fingerprint = _worker_state["fingerprint"]
+        differ = differences(Fingerprint.from_json(expected), mine)
+        if differ:
+            return refused(differ)
+        return signed("result", grade_task(name, data, sha256, job).to_json())
+    except Exception as exc:  # noqa: BLE001 - answered as data: the coordinator reads no exception
+        if secret is None:
+            return refused([f"the worker failed before it could sign its answer: {type(exc).__name__}"])
+        return signed("error", {"message": "the grader could not grade this submission; a tutor will look at it",
+                                "detail": f"{type(exc).__name__}: {exc}"[:4000]})
+
+
+def grade_task(name: str, data: bytes, sha256: str, job: dict[str, Any]) -> SubmissionResult:
+    """Grade one submission's bytes on this worker (checked: the bytes have the sha256 sent,
+    the name is a plain file name, never a path into the worker's file system)."""
     from grader.batch.run import Job
-    # What arrived is what the coordinator hashed, and the name is a plain file name (the
-    # coordinator sends Path.name), never a path into the worker's file system.
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(f"{name}: the bytes that arrived do not have the sha256 that was sent")
     if not name or name in (".", "..") or "/" in name or "\0" in name:
         raise ValueError(f"not a plain file name: {name!r}")
     rubric, mode, rubric_path = _worker_setup()
-    mine: Fingerprint = _worker_state["fingerprint"]
-    differ = differences(Fingerprint.from_json(expected), mine)
-    if differ:
-        raise WorkerMismatch(json.dumps({"worker": _this_worker(), "differences": differ}))
     folder = tempfile.mkdtemp(prefix="sheet11-task-")
     try:
         path = Path(folder) / name
         path.write_bytes(data)
         grading = Job(path, str(job["folder"]), sha256, job.get("deadline"), job.get("submitted"),
                       str(job.get("submitted_source", "")), job.get("manual") or {})
-        result = _grade_here(grading, rubric, rubric_path, mode, bool(job.get("more", True)))
-        return json.dumps(result.to_json(), ensure_ascii=False)
+        return _grade_here(grading, rubric, rubric_path, mode, bool(job.get("more", True)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -313,9 +348,11 @@ def _close_grader(worker: Any) -> None:
 
 
 # -- the coordinator side ---------------------------------------------------------------------
-def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Callable[..., None]:
+def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT,
+             credentials: str | Path | None = None) -> Callable[..., None]:
     """What ``run_batch(grade_all=...)`` grades with on the cluster at ``address``; a bad address
-    is refused here, before anything is done."""
+    is refused here, before anything is done. ``credentials``: the folder of the course's
+    cluster credentials (default: beside the course secret, grader/batch/cluster_tls.py)."""
     parse_address(address)
 
     def grade_all(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str, jobs: int,
@@ -323,52 +360,199 @@ def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Callable
         from grader.batch.run import stopped_result
         grade_on_cluster(todo, rubric, rubric_path, sandbox_mode, address, finished,
                          lambda job, message, detail: stopped_result(rubric, job, message, detail),
-                         connect_timeout)
+                         connect_timeout, credentials)
     return grade_all
 
-def require_dask() -> Any:
-    """The ``distributed`` package, or a UsageError that says how to install it."""
+
+class PickleRefused(TypeError):
+    """What Dask gets in place of anything it would have unpickled in the coordinator's process
+    under :func:`no_unpickling`: an inert exception (returned, not raised, so that a message
+    holding a pickle does not break the client's connection; where Dask expects an exception,
+    this is the exception)."""
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    return PickleRefused("not unpickled: the coordinator reads no pickle from the cluster (results are JSON data "
+                         "only)")
+
+
+class _PickleWithoutLoads:
+    """The ``pickle`` module as Dask's client module sees it under :func:`no_unpickling`."""
+
+    loads = staticmethod(_refuse)
+    load = staticmethod(_refuse)
+
+    def __getattr__(self, name: str) -> Any:
+        import pickle
+        return getattr(pickle, name)
+
+
+@contextmanager
+def no_unpickling() -> Iterator[None]:
+    """While this holds, Dask unpickles nothing in this process.
+
+    Read from distributed 2026.8's source, these are the ways bytes from the cluster are
+    unpickled in a client's process, and each is closed here:
+
+    - ``distributed.protocol.pickle.loads``: the ``__Pickled__`` frames of every message (decoded
+      whatever the client's ``deserializers`` say), the ``pickle`` and ``dask`` serializer families
+      (``type-serialized``), numpy frames, and task exceptions and tracebacks
+      (``core.clean_exception``, which a ``task-erred`` report and ``client.run`` errors go through);
+    - ``distributed.client.loads`` (the same function bound at import): the result type of a
+      ``key-in-memory`` report and the pickled RPC errors of ``client.run``;
+    - ``distributed.client.pickle.loads``: ``warn`` events a worker posts to the client.
+
+    The coordinator has no scheduler in its process (``local:N`` starts it as a subprocess), so
+    nothing in this process needs to unpickle while the client runs."""
+    import distributed.client
+    import distributed.protocol.pickle as dask_pickle
+    saved = (dask_pickle.loads, distributed.client.loads, distributed.client.pickle)
+    dask_pickle.loads = _refuse
+    distributed.client.loads = _refuse
+    distributed.client.pickle = _PickleWithoutLoads()  # type: ignore[assignment]
     try:
-        import distributed
-    except ImportError:
-        raise UsageError(INSTALL_HINT) from None
-    return distributed
+        yield
+    finally:
+        dask_pickle.loads, distributed.client.loads, distributed.client.pickle = saved
+
+
+STARTUP_TIMEOUT = 180.0  # s for local:N's scheduler and workers to start on a loaded machine
+
+
+def _die_with_parent() -> None:
+    from grader.batch.run import _die_with_parent as die
+    die()
+
+
+@contextmanager
+def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
+                  startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[tuple[str, Path]]:
+    """``--cluster local:N``: a scheduler and N single-threaded grading workers on this machine,
+    as subprocesses (``grade scheduler``'s and ``grade worker``'s commands), on 127.0.0.1 only,
+    with mutual TLS under a CA made for this run in a fresh 0700 folder of this user (no other
+    account can read its keys, so none can join). Yields the scheduler's address and the
+    credentials folder; stops both and removes the folder afterwards."""
+    import subprocess
+
+    from grader.batch.cluster_tls import make_credentials
+    from grader.batch.daskproc import scheduler_argv, scheduler_env, worker_argv, worker_env
+    folder = Path(tempfile.mkdtemp(prefix="sheet11-cluster-"))  # mode 0700
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        credentials = make_credentials(folder / "tls", days=1, name=f"sheet11 run {os.getpid()}")
+        address_file = folder / "scheduler.json"
+        log_file = open(folder / "cluster.log", "wb")  # noqa: SIM115 - closed below
+        try:
+            def start(argv: list[str], env: dict[str, str]) -> None:
+                procs.append(subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+                                              stderr=subprocess.STDOUT, start_new_session=True,
+                                              preexec_fn=_die_with_parent))  # noqa: PLW1509
+            start(scheduler_argv(0, "127.0.0.1", credentials) + ["--scheduler-file", str(address_file)],
+                  scheduler_env())
+            deadline = time.monotonic() + startup_timeout
+            address = ""
+            while not address:
+                if procs[0].poll() is not None or time.monotonic() > deadline:
+                    raise ClusterError("the local Dask scheduler did not start: "
+                                       + (folder / "cluster.log").read_text(errors="replace")[-2000:])
+                try:
+                    address = str(json.loads(address_file.read_text())["address"])
+                except (OSError, ValueError, KeyError):
+                    time.sleep(0.2)
+            start(worker_argv(address, n, rubric_path, sandbox_mode, host="127.0.0.1", credentials=credentials),
+                  worker_env(rubric_path, sandbox_mode))
+            _wait_for_workers(address, credentials, n, deadline, folder / "cluster.log")
+            yield address, credentials
+        finally:
+            log_file.close()
+    finally:
+        for proc in reversed(procs):  # the workers (and their nannies) first, then the scheduler
+            _stop(proc)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for_workers(address: str, credentials: Path, n: int, deadline: float, log_path: Path) -> None:
+    from grader.batch.cluster_tls import course_security
+    with no_unpickling():
+        client = data_only_client(address, course_security("client", credentials),
+                                  max(1.0, deadline - time.monotonic()))
+        try:
+            client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise ClusterError(f"the {n} local Dask worker(s) did not start: "
+                               + log_path.read_text(errors="replace")[-2000:]) from None
+        finally:
+            client.close()
+
+
+def _stop(proc: Any) -> None:
+    import signal
+    import subprocess
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+
+
+TASK_FAILED = "the task failed on the cluster; its exception was not read (the coordinator reads no pickle)"
+
+
+def data_only_client(address: str, security: Any, timeout: float) -> Any:
+    """A Dask client that sends and accepts msgpack only (never a pickle from the cluster; the
+    rest is closed by :func:`no_unpickling`), authenticated by ``security``.
+
+    Its report stream from the scheduler is read without deserializing (nothing the client needs
+    there is serialized; a task's exception is, and is not read: the failed future's exception
+    says so), and it takes no ``print``/``warn`` events from workers."""
+    distributed = require_dask()
+    client = distributed.Client(address, security=security, timeout=timeout, set_as_default=False,
+                                serializers=["msgpack"], deserializers=["msgpack"])
+    for topic in ("print", "warn"):  # events a worker posts; nothing of theirs is shown here
+        client.unsubscribe_topic(topic)
+    client.scheduler_comm.comm.deserialize = False
+    handle_erred = client._stream_handlers["task-erred"]
+
+    def task_erred(key: Any = None, exception: Any = None, traceback: Any = None, **rest: Any) -> Any:
+        return handle_erred(key=key, exception=TASK_FAILED, traceback=None)
+
+    client._stream_handlers["task-erred"] = task_erred
+    client._state_handlers["erred"] = task_erred
+    return client
 
 
 @contextmanager
 def connect(address: str, rubric_path: str | None, sandbox_mode: str,
-            connect_timeout: float = CONNECT_TIMEOUT) -> Iterator[Any]:
-    """A Dask client for ``address``; ``local:N`` starts (and afterwards stops) a LocalCluster of
-    N single-threaded worker processes grading with this rubric and sandbox mode."""
+            connect_timeout: float = CONNECT_TIMEOUT, credentials: str | Path | None = None) -> Iterator[Any]:
+    """A data-only, mutually authenticated Dask client for ``address``; ``local:N`` starts (and
+    afterwards stops) :func:`local_cluster` with N workers grading with this rubric and sandbox."""
     kind, n = parse_address(address)
-    distributed = require_dask()
-    cluster = None
-    try:
+    require_dask()
+    from contextlib import ExitStack
+
+    from grader.batch.cluster_tls import course_security
+    with ExitStack() as stack:
         if kind == "local":
-            # dashboard_address ":0": the scheduler's HTTP server always listens; on a port of
-            # its own, so a second local cluster (or Jupyter's on 8787) does not collide.
-            import dask
-            with dask.config.set(DASK_SETTINGS):  # the scheduler's, in this process
-                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                   dashboard_address=":0",
-                                                   env=local_env(rubric_path, sandbox_mode), silence_logs=50)
-            client = distributed.Client(cluster, timeout=connect_timeout)
-        else:
-            client = distributed.Client(address, timeout=connect_timeout)
-    except (OSError, TimeoutError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise ClusterError(f"the Dask scheduler at {address} could not be reached within "
-                           f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Check the address and "
-                           "that `dask scheduler` runs there and its port is open") from None
-    try:
-        yield client
-    finally:
+            address, credentials = stack.enter_context(local_cluster(n, rubric_path, sandbox_mode))
+        security = course_security("client", credentials)
+        stack.enter_context(no_unpickling())
         try:
-            client.close()
-        finally:
-            if cluster is not None:
-                cluster.close()
+            client = data_only_client(address, security, connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"the Dask scheduler at {address} could not be reached within "
+                               f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Check the address, that "
+                               "`grade scheduler` runs there, its port is open, and that this machine has the "
+                               "course's client certificate (grade cluster-credentials)") from None
+        stack.callback(client.close)
+        yield client
 
 
 def check_workers(client: Any, mine: Fingerprint) -> int:
@@ -377,7 +561,7 @@ def check_workers(client: Any, mine: Fingerprint) -> int:
     Raises :class:`ClusterError` naming each worker that differs and what differs."""
     prints = client.run(worker_fingerprint)
     if not prints:
-        raise ClusterError("the Dask cluster has no workers; start some with `grade worker tcp://HOST:8786`")
+        raise ClusterError("the Dask cluster has no workers; start some with `grade worker tls://HOST:8786`")
     bad = []
     for worker, data in sorted(prints.items()):
         differ = differences(mine, Fingerprint.from_json(data))
@@ -412,22 +596,26 @@ def check_scheduler(client: Any) -> bool:
 def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, sandbox_mode: str,
                      address: str, finished: Callable[[SubmissionResult, dict[str, str] | None], None],
                      failed: Callable[[Any, str, str], SubmissionResult],
-                     connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                     connect_timeout: float = CONNECT_TIMEOUT, credentials: str | Path | None = None) -> None:
     """Grade ``todo`` (batch Jobs, in order) on the cluster; ``finished`` gets each result as it
     arrives (in this process); ``failed(job, message, detail)`` makes the result of a submission
-    the cluster could not grade."""
+    the cluster could not grade, or whose answer could not be verified."""
+    from grader.checks.secret import load_secret
     distributed = require_dask()
     mine = fingerprint(rubric, choose_sandbox(sandbox_mode).confined)
+    secret = load_secret()
     expected = mine.to_json()
-    with connect(address, rubric_path, sandbox_mode, connect_timeout) as client:
+    with connect(address, rubric_path, sandbox_mode, connect_timeout, credentials) as client:
         workers = check_workers(client, mine)
         check_scheduler(client)
         window = max(2, IN_FLIGHT_PER_WORKER * workers)
         queue = list(reversed(todo))  # pop() takes the next in order
         jobs_of: dict[Any, Any] = {}
-        arriving = distributed.as_completed()
+        arriving = distributed.as_completed(loop=client.loop)
+        sent = 0
 
         def submit() -> None:
+            nonlocal sent
             job = queue.pop()
             data = job.path.read_bytes()
             # more: as -j N, a kernel is started ahead only while every worker has another task
@@ -435,8 +623,11 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
             meta = {"folder": job.folder, "deadline": job.deadline, "submitted": job.submitted,
                     "submitted_source": job.submitted_source, "manual": dict(job.manual),
                     "more": len(queue) >= workers}
-            future = client.submit(grade_remote, job.path.name, data, job.sha256, meta, expected,
-                                   key=f"grade-{job.sha256[:16]}-{len(jobs_of)}", pure=False)
+            key = f"grade-{job.sha256[:16]}-{sent}-{os.urandom(4).hex()}"
+            sent += 1
+            mac = task_mac(secret, key, job.path.name, job.sha256, meta, expected)
+            future = client.submit(grade_remote, key, job.path.name, data, job.sha256, meta, expected, mac,
+                                   key=key, pure=False)
             jobs_of[future] = job
             arriving.add(future)
 
@@ -445,7 +636,7 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
                 submit()
             for future in arriving:
                 job = jobs_of.pop(future)
-                result = _collect(future, job, failed, distributed)
+                result = _collect(future, job, failed, secret, rubric.sha256)
                 if queue:
                     submit()
                 finished(replace(result, folder=job.folder), None)
@@ -461,29 +652,75 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
                 pass
 
 
+UNVERIFIED = ("the grading machine's answer for this submission could not be verified, so it was not used; "
+              "a tutor will look at it")
+
+
+class _Unverified(Exception):
+    pass
+
+
+def verify_answer(text: object, key: str, job: Any, secret: bytes, rubric_sha256: str) -> tuple[str, dict[str, Any]]:
+    """``(kind, body)`` of a worker's answer to the task ``key`` for ``job``, after checking that
+    it is a JSON record of this task (key, submission sha256, rubric sha256) with a valid MAC
+    under the course secret. Raises ``_Unverified`` (the reason) otherwise; a ``refused``
+    record is a :class:`ClusterError`."""
+    import hmac
+    if not isinstance(text, str) or len(text) > 64 * 1024 * 1024:
+        raise _Unverified(f"the answer is not a JSON string but {type(text).__name__}")
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _Unverified("the answer is not JSON") from None
+    if not isinstance(record, dict):
+        raise _Unverified("the answer is not a JSON object")
+    if record.get("kind") == "refused":
+        who = str(record.get("worker", "a worker"))[:200]
+        what = "; ".join(str(d)[:500] for d in record.get("differences", []) if isinstance(d, str))[:2000]
+        raise ClusterError(f"worker {who} refused {job.path.name}: {what}. Install the same project "
+                           "version, rubric, torch and course secret on every worker; finished results are kept.")
+    fields = {name: record.get(name) for name in ("kind", "key", "sha256", "rubric_sha256", "body", "mac")}
+    if not all(isinstance(v, str) for v in fields.values()) or fields["kind"] not in ("result", "error"):
+        raise _Unverified("the answer does not have the fields of a signed record")
+    kind, body = str(fields["kind"]), str(fields["body"])
+    good = answer_mac(secret, kind, key, job.sha256, rubric_sha256, body)
+    if not hmac.compare_digest(good, str(fields["mac"])):
+        raise _Unverified("its MAC under the course secret is wrong")
+    if fields["key"] != key or fields["sha256"] != job.sha256 or fields["rubric_sha256"] != rubric_sha256:
+        raise _Unverified("it names another task, submission or rubric")  # the MAC was over the ones sent
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Unverified("its body is not JSON") from None
+    if not isinstance(data, dict):
+        raise _Unverified("its body is not a JSON object")
+    return kind, data
+
+
 def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], SubmissionResult],
-             distributed: Any) -> SubmissionResult:
-    """The result of one finished task (an ``error`` result where the cluster failed it)."""
+             secret: bytes, rubric_sha256: str) -> SubmissionResult:
+    """The result of one finished task (an ``error`` result where the cluster failed it or its
+    answer could not be verified)."""
     try:
         text = future.result()
-    except WorkerMismatch as exc:
-        try:
-            info = json.loads(str(exc.args[0]))
-            who, what = info["worker"], "; ".join(info["differences"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            who, what = "a worker", str(exc)
-        raise ClusterError(f"worker {who} refused {job.path.name}: {what}. Install the same project "
-                           "version, rubric and torch on every worker; finished results are kept.") from None
-    except distributed.KilledWorker as exc:
-        return failed(job, "the grading machines failed on this submission repeatedly; a tutor will look at it",
-                      f"Dask KilledWorker: {exc}")
     except Exception as exc:  # noqa: BLE001 - one submission's failure never stops the batch
-        return failed(job, "the grader could not grade this submission; a tutor will look at it",
-                      f"{type(exc).__name__}: {exc}"[:4000])
+        # A task of ours never raises, so this is Dask's failure (a worker lost repeatedly:
+        # KilledWorker) or an answer that was no data; its exception is never unpickled here.
+        what = str(exc) if str(exc) == TASK_FAILED else f"its answer could not be read as data ({type(exc).__name__})"
+        return failed(job, "the grading machines failed on this submission (or sent an answer that was not data); "
+                      "a tutor will look at it", f"Dask task {future.key}: {what}"[:1000])
     try:
-        data = json.loads(text)
+        kind, data = verify_answer(text, str(future.key), job, secret, rubric_sha256)
+    except _Unverified as exc:
+        log.warning("%s: the answer of task %s was refused: %s", job.path.name, future.key, exc)
+        return failed(job, UNVERIFIED, f"refused the answer of task {future.key}: {exc}")
+    if kind == "error":
+        return failed(job, str(data.get("message", ""))[:2000] or UNVERIFIED, str(data.get("detail", ""))[:4000])
+    try:
         result = SubmissionResult.from_json(data)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         return failed(job, "the grader could not read its own result for this submission; a tutor will look at it",
                       f"{type(exc).__name__}: {exc}")
+    if result.sha256 != job.sha256:
+        return failed(job, UNVERIFIED, "the result names another submission's sha256")
     return result

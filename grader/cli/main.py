@@ -73,7 +73,8 @@ _KEPT = "Finished submissions are kept; run the same command to go on."
 @sandbox_option()
 @click.option("--regrade", is_flag=True, help="Grade again even what is finished and unchanged.")
 @click.option("--cluster", default=None, metavar="ADDRESS",
-              help="Grade on Dask workers: local:N (N processes here) or tcp://HOST:8786 (needs the cluster extra).")
+              help="Grade on Dask workers: local:N (N processes here) or tls://HOST:8786 (needs the cluster "
+                   "extra and `grade cluster-credentials`).")
 @click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
               help="Seconds to reach the --cluster scheduler before giving up (exit 2).")
 @click.option("--deadline", default=None, metavar="TIME",
@@ -181,10 +182,11 @@ from grader.cli.students import check_command, pack_command, release_command  # 
 main.add_command(check_command, "check")
 main.add_command(pack_command, "pack")
 main.add_command(release_command, "release")
-from grader.cli.cluster import scheduler_command, worker_command  # noqa: E402
+from grader.cli.cluster import credentials_command, scheduler_command, worker_command  # noqa: E402
 
 main.add_command(worker_command, "worker")
 main.add_command(scheduler_command, "scheduler")
+main.add_command(credentials_command, "cluster-credentials")
 
 
 if __name__ == "__main__":
