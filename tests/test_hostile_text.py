@@ -1,0 +1,53 @@
+"""Issue 20, hostile text: copies hidden by invisible edits, words no reader sees, hidden inputs in
+a report, escapes in the tutor's terminal, unbounded rendering, the reaper, look-alike identities.
+
+Each test fails without its fix (the fixtures are in ``tests/files/hostile/``, written by
+``tests/make_hostile_fixtures.py``).
+"""
+from __future__ import annotations
+
+import nbformat
+from make_hostile_fixtures import fixture
+
+from grader.cleantext import fold, skeleton
+from grader.similarity import THRESHOLD, analyse, notebook_document
+
+
+def _read(key: str) -> nbformat.NotebookNode:
+    return nbformat.read(str(fixture(key)), as_version=4)
+
+
+# -- 1. copied work: one group cell, text compared after folding ---------------------------------
+def test_a_copy_tagged_group_with_zero_width_spaces_is_still_marked() -> None:
+    original = notebook_document("original", _read("infinite_loop"))
+    copy = notebook_document("copy", _read("group_tag_copy"))
+    assert copy.code, "tagging every code cell `group` hid all of its code"
+    pair = analyse([original, copy])["pairs"][0]
+    assert pair["code"]["score"] >= 0.9 and pair["text"]["score"] >= 0.9 and pair["score"] >= THRESHOLD
+
+
+def test_zero_width_and_look_alike_characters_fold_away() -> None:
+    assert fold("ve\u200bry\u00ad sim\u2060ilar ｔｅｘｔ \u212aelvin ca\u0301fe") == "very similar text kelvin cafe"
+    assert skeleton("\u212aate@Uni.example ") == skeleton("kate@uni.example") == "kate@uni.example"
+    assert skeleton("\u0430lan") == "alan"  # Cyrillic а
+
+
+def test_the_lexer_never_sees_a_long_line(monkeypatch) -> None:
+    import time
+
+    import copydetect.utils
+
+    from grader import similarity
+    seen: list[int] = []
+    real = copydetect.utils.filter_code
+
+    def spy(code: str, *args: object, **kwargs: object) -> object:
+        seen.append(max((len(line) for line in code.splitlines()), default=0))
+        return real(code, *args, **kwargs)
+    monkeypatch.setattr(copydetect.utils, "filter_code", spy)
+    doc = notebook_document("escapes", _read("escape_code"))
+    assert len(doc.code) > 200_000
+    start = time.process_time()
+    similarity.fingerprint(doc.code, "code", similarity.template_boilerplate()["code"])
+    assert max(seen) <= similarity.MAX_LEXED_LINE
+    assert time.process_time() - start < 20  # linear: ~1.5 s here; one 200,000-character line took 140 s
