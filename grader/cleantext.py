@@ -22,7 +22,7 @@ import functools
 import re
 import unicodedata
 
-__all__ = ["ANSI", "BIDI", "draws_nothing", "fold", "fold_char", "identity_problems", "reveal_controls",
+__all__ = ["ANSI", "BIDI", "UNDRAWN_TAGS", "draws_nothing", "fold", "fold_char", "identity_problems", "reveal_controls",
            "skeleton", "strip_controls", "terminal_text"]
 
 #: Terminal escapes: CSI (``ESC [ ... m``), OSC (``ESC ] ... BEL``) and two-character ones;
@@ -63,6 +63,15 @@ def reveal_controls(text: str) -> str:
     as ``[U+XXXX]``: for code, where a hidden U+202E can make a line read other than it runs
     ("Trojan Source"), the reader must see that it is there."""
     return _CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
+# -- what is drawn -----------------------------------------------------------------------------------
+#: Elements whose content no reader sees: the renderer (grader/markdown.py) removes them with their
+#: content, and the rules (grader/answertext.py) read none of their text, so a word, a citation or
+#: a concept hidden in one counts nowhere. ``mphantom`` draws nothing but its size; the rest are
+#: never drawn in a page.
+UNDRAWN_TAGS = frozenset({"mphantom", "script", "style", "template", "title", "head", "noscript",
+                          "annotation", "annotation-xml", "xmp", "noembed", "noframes"})
 
 
 # -- comparing text as it reads -------------------------------------------------------------------

@@ -51,3 +51,45 @@ def test_the_lexer_never_sees_a_long_line(monkeypatch) -> None:
     similarity.fingerprint(doc.code, "code", similarity.template_boilerplate()["code"])
     assert max(seen) <= similarity.MAX_LEXED_LINE
     assert time.process_time() - start < 20  # linear: ~1.5 s here; one 200,000-character line took 140 s
+
+
+# -- 2. rules and hints read what is drawn; no box escapes its answer ------------------------------
+def _answer(key: str, qid: str) -> str:
+    from grader.notebook import find_answer
+    return find_answer(_read(key), qid).source
+
+
+def test_text_no_reader_sees_counts_for_nothing() -> None:
+    from grader.answertext import analyse
+    from grader.concepts import match_concepts
+    from grader.rules import count_words, has_citation
+    answer = _answer("phantom_answer", "11.2.2")
+    visible = analyse(answer).text.visible
+    assert "padding" not in visible and "vanishing" not in visible and "Goodfellow" not in visible
+    assert count_words(answer) < 30  # the 120 phantom words are not counted
+    assert not has_citation("The last words decided it. <mphantom>(Goodfellow et al., 2016)</mphantom>")
+    assert not has_citation("The last words decided it. $\\phantom{(Goodfellow et al., 2016)}$")
+    found, _ = match_concepts("11.2.2", visible)
+    assert not any("vanish" in name.lower() for name in found)
+
+
+def test_boxes_cannot_hide_shrink_or_move_their_content() -> None:
+    import re
+
+    from grader.markdown import render_markdown
+    html = str(render_markdown(_answer("phantom_answer", "11.1.1")))
+    assert "padding words" not in html and "mphantom" not in html       # not drawn: not there
+    assert "hidden under the page" in html                              # drawn, so it counts
+    assert not re.search(r"voffset|scriptlevel=\"\+50|width=\"-|<mpadded [^>]", html), html
+
+
+def test_deep_html_renders_in_linear_time() -> None:
+    import time
+
+    from grader.markdown import render_markdown
+    answer = _answer("nested_lists", "11.1.1")
+    assert len(answer) >= 200_000
+    start = time.process_time()
+    html = str(render_markdown(answer))
+    assert time.process_time() - start < 3  # 12 s before (html5ever on 25,000 open lists)
+    assert "shown as its source" in html
