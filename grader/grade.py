@@ -20,7 +20,7 @@ import reference
 from grader import cases as case_inputs
 from grader import probes, resources
 from grader.bridge import Bridge, Returned
-from grader.compare import CaseResult, compare_case, missing_case, to_numpy
+from grader.compare import CHECK_PUBLIC, CaseResult, compare_case, missing_case, redacted_hidden, to_numpy
 from grader.concepts import match_concepts
 from grader.contract import violations as contract_violations
 from grader.errors import SecretError
@@ -368,18 +368,23 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                 stuck = returned
         result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
                               check.rtol, check.atol, share)
-        out.append(_with_contract_rules(result, inputs, returned, check))
+        if not public:  # a student's report never shows what their code made of a hidden input
+            result = redacted_hidden(result)
+        out.append(_with_contract_rules(result, inputs, returned, check, hidden=not public))
     return out
 
 
 def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
-                         check: Check) -> CaseResult:
+                         check: Check, hidden: bool = False) -> CaseResult:
     """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
     case's points and is named in its message (grader/contract.py explains why a kernel that
     forges the evidence gains nothing)."""
     broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function)
     if not broken:
         return result
+    if hidden:  # what was changed (keys, a second call's message) can quote the hidden inputs
+        broken = [f"the call broke the rules of contract §3 on this hidden case (an input changed, or a "
+                  f"second call on fresh copies differed; {CHECK_PUBLIC})"]
     points = round(min(result.points, result.max_points * (1.0 - check.contract_penalty)), 6)
     message = "; ".join(part for part in (result.message, *broken) if part)
     return replace(result, passed=False, points=points, message=message)

@@ -93,3 +93,21 @@ def test_deep_html_renders_in_linear_time() -> None:
     html = str(render_markdown(answer))
     assert time.process_time() - start < 3  # 12 s before (html5ever on 25,000 open lists)
     assert "shown as its source" in html
+
+
+# -- 3. a student's report never shows a hidden input ----------------------------------------------
+def test_a_function_that_raises_with_its_hidden_inputs_shows_none_of_them() -> None:
+    import json
+    import re
+
+    from builders import quick_context
+
+    from grader.grade import grade_submission
+    from grader.report import render_report
+    result = grade_submission(fixture("hidden_raise"), quick_context(cell_timeout=30))
+    cases = [c for c in result.to_json()["questions"]["11.4.a"]["checks"] if c["function"] == "rnn_forward"]
+    assert cases and all(not c["passed"] for c in cases)
+    assert all("ValueError" in c["message"] and "inputs:" not in c["message"] for c in cases)
+    page = render_report(result.to_json()) + json.dumps(result.to_json())
+    # the hidden inputs are float32 numbers with many digits: none of the message's reached the page
+    assert "inputs: [" not in page and not re.search(r"\[\[\[-?\d\.\d{5,}", page)
