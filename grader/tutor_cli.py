@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from grader.cli_common import boundary, output_option, rubric_option
+from grader.cli_common import boundary, output_option, plain, rubric_option, shown
 
 
 @click.command("review")
@@ -27,10 +27,10 @@ def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, 
     from grader.review import write_review
     with boundary():
         outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None)
-    click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}; "
-               f"start at {outcome.index}")
-    click.echo(f"Scoring sheet ({outcome.rows} rows): {outcome.sheet}")
-    click.echo(f"Fill in points and comments, then: grade scores {outcome.sheet} -o {out_dir}")
+    click.echo(f"{len(outcome.pages)} review page(s) in {plain(outcome.pages[0].parent if outcome.pages else to)}; "
+               f"start at {plain(outcome.index)}")
+    click.echo(f"Scoring sheet ({outcome.rows} rows): {plain(outcome.sheet)}")
+    click.echo(f"Fill in points and comments, then: grade scores {plain(outcome.sheet)} -o {plain(out_dir)}")
 
 
 @click.command("scores")
@@ -46,7 +46,7 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
     click.echo(f"{outcome.scores} score(s) in the sheet; {len(outcome.changed)} new or changed; "
                f"{len(outcome.rewritten)} submission(s) rendered again.")
     for s in outcome.changed:
-        click.echo(f"  {s.submission} {s.question}: {s.points:g}")
+        click.echo(f"  {plain(s.submission)} {plain(s.question)}: {s.points:g}")
 
 
 @click.command("export")
@@ -68,7 +68,6 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
                    require_complete: bool, rubric_path: str | None) -> None:
     """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
     from rich.console import Console
-    from rich.markup import escape as rich_escape
 
     from grader.errors import UsageError
     from grader.export import export, export_platform, incomplete
@@ -89,7 +88,7 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         if missing:
             err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
             for line in missing:
-                err.print(f"  {rich_escape(line)}", highlight=False, soft_wrap=True)
+                err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
             if require_complete:
                 err.print("Nothing was written (--require-complete).", highlight=False)
                 sys.exit(1)
@@ -105,19 +104,19 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
             sys.stdout.flush()
         say = (lambda line: click.echo(line, err=True)) if to_stdout else click.echo
         say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
-            f"written to {outcome.path or 'standard output'}")
+            f"written to {plain(outcome.path or 'standard output')}")
         if outcome.not_in_grades:
             say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
             for line in outcome.not_in_grades:
-                say(f"  {line}")
+                say(f"  {plain(line)}")
         for line in outcome.unconfirmed:
-            say(f"  no grade: {line}")
-        say(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
+            say(f"  no grade: {plain(line)}")
+        say(f"Upload {plain(outcome.path or 'it')} to " + ("Moodle (Grading action: Upload grading worksheet)."
                                                     if fmt == "moodle" else "Canvas (Grades > Import)."))
     elif path is None:
         click.echo(text, nl=False)
     else:
-        click.echo(f"Grades written to {path}")
+        click.echo(f"Grades written to {plain(path)}")
 
 
 @click.command("serve")
@@ -154,7 +153,7 @@ def similarity_command(out_dir: str, rubric_path: str | None) -> None:
     above = [p for p in data["pairs"] if p["score"] >= data["threshold"]]
     click.echo(f"{data['pairs_compared']} pair(s) compared; {len(above)} at or above {data['threshold']:.0%}.")
     for p in data["pairs"][:5]:
-        click.echo(f"  {p['score']:.0%}  {p['a_label']}  ~  {p['b_label']}")
+        click.echo(f"  {p['score']:.0%}  {plain(p['a_label'])}  ~  {plain(p['b_label'])}")
 
 
 @click.command("confirm")
@@ -172,4 +171,4 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
     with boundary():
         done = confirm_members(Path(out_dir), folder, student_ids, tutor, rubric_path, time.time())
     for sid in student_ids:
-        click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {sid} in {folder}")
+        click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {plain(sid)} in {plain(folder)}")

@@ -111,3 +111,52 @@ def test_a_function_that_raises_with_its_hidden_inputs_shows_none_of_them() -> N
     page = render_report(result.to_json()) + json.dumps(result.to_json())
     # the hidden inputs are float32 numbers with many digits: none of the message's reached the page
     assert "inputs: [" not in page and not re.search(r"\[\[\[-?\d\.\d{5,}", page)
+
+
+# -- 4. the tutor's terminal ------------------------------------------------------------------------
+HOSTILE_NAME = "Evil\x1b]52;c;cm0gLXJmIH4=\x07_1\r\x1b[2KAll good_2.ipynb"
+RAW = ("\x1b", "\x07", "\r")
+
+
+def test_text_from_a_submission_reaches_the_terminal_cleaned() -> None:
+    from grader.cli_common import plain, shown
+    assert plain(HOSTILE_NAME) == "Evil_1[U+000D]All good_2.ipynb"
+    assert shown("Ada [/] [red]x") == "Ada \\[/] \\[red]x"
+    assert not any(c in plain("a\x9b31mb\u202ec\n") for c in ("\x9b", "\u202e", "\n"))
+
+
+def test_similarity_and_scores_print_no_raw_escape(tmp_path) -> None:
+    from click.testing import CliRunner
+    from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
+
+    from grader.cli import main
+    results = [fake_result("Lovelace_2571234_Turing_2579876", MEMBERS[0]),
+               fake_result("Hopper_2570001_Dijkstra_2570002", MEMBERS[1])]
+    for r in results:
+        r["submission"] = HOSTILE_NAME
+    out = fake_output(tmp_path / "out", results)
+    runner = CliRunner()
+    similar = runner.invoke(main, ["similarity", "-o", str(out)])
+    assert similar.exit_code == 0, similar.output
+    sheet = _write_sheet(tmp_path / "s.csv", [{"folder": "Lovelace_2571234_Turing_2579876", "question": "11.2.1",
+                                               "points": "0.5", "comment": "ok"}])
+    scores = runner.invoke(main, ["scores", str(sheet), "-o", str(out), "--tutor", "ada"])
+    assert scores.exit_code == 0, scores.output
+    assert "All good" in similar.output and "All good" in scores.output
+    for output in (similar.output, scores.output):
+        assert not any(c in output for c in RAW), repr(output)
+
+
+def test_rich_markup_in_a_name_does_not_crash_pack(tmp_path) -> None:
+    from builders import set_group, solution, write_notebook
+    from click.testing import CliRunner
+
+    from grader.cli import main
+    nb = solution(fast=True)
+    set_group(nb, [("Ada [/] Lovelace", "2571111", "ada@uni.example"),
+                   ("Alan [bold]Turing", "2572222", "alan@uni.example")])
+    path = write_notebook(nb, tmp_path / "sheet11.ipynb")
+    result = CliRunner().invoke(main, ["pack", str(path), "-o", str(tmp_path / "out"), "--force"],
+                                env={"COLUMNS": "220"})
+    assert result.exit_code == 0, result.output
+    assert "[/]" in result.output and "[bold]Turing" in result.output
