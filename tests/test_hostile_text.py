@@ -160,3 +160,30 @@ def test_rich_markup_in_a_name_does_not_crash_pack(tmp_path) -> None:
                                 env={"COLUMNS": "220"})
     assert result.exit_code == 0, result.output
     assert "[/]" in result.output and "[bold]Turing" in result.output
+
+
+# -- 6. the reaper kills only the kernel's own processes ---------------------------------------------
+def test_the_reaper_spares_an_unrelated_process_of_the_same_uid(monkeypatch, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from grader import sandbox
+    # As if the grader were root with kernels under their own uid: here that uid is ours, and a
+    # process of it that is not the kernel's (a rootless container's user, say) must survive.
+    monkeypatch.setattr(sandbox, "_drop_privileges", lambda uid=None: ["setpriv"])
+    mark = f"sheet11-run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    env = {"PATH": os.environ.get("PATH", "")}
+    kernel = subprocess.Popen(sleeper, env={**env, "HOME": str(tmp_path / mark / "kernel")})
+    unrelated = subprocess.Popen(sleeper, env=env)
+    try:
+        left = sandbox.reap_kernel_processes(timeout=5.0, uid=os.getuid(), mark=mark)
+        assert left == 0
+        assert kernel.wait(timeout=5) == -9
+        assert unrelated.poll() is None, "a process of the same uid outside the kernel was killed"
+    finally:
+        for p in (kernel, unrelated):
+            p.kill()
+            p.wait()
