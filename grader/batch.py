@@ -38,6 +38,7 @@ import psutil
 import torch
 
 from grader import interrupt
+from grader.cleantext import identity_problems, skeleton
 from grader.errors import OutputFolderError, UsageError
 from grader.grade import Context, grade_submission
 from grader.grades import suspicious, visible
@@ -109,18 +110,30 @@ def stopped_result(rubric: Rubric, job: Job, message: str, detail: str = "",
 
 
 def suspicious_flags(result: SubmissionResult) -> SubmissionResult:
-    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell holding control or
-    bidi characters (U+202E makes a name read backwards), shown escaped."""
+    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell that may pretend to
+    be another (grader/cleantext.py's :func:`~grader.cleantext.identity_problems`): control, bidi
+    or other invisible characters (U+202E makes a name read backwards), look-alike compatibility
+    characters (the Kelvin sign for K), words mixing scripts (a Cyrillic "а" in "Alan"), and in an
+    id or e-mail any character outside ASCII; also two members who read the same. Shown escaped."""
     found = []
+    seen: dict[tuple[str, str], str] = {}
     for m in result.group:
         for key in ("name", "student_id", "email"):
-            chars = suspicious(str(m.get(key, "")))
-            if chars:
-                found.append(f"{key} '{visible(str(m.get(key, '')))}' holds {', '.join(chars)}")
+            value = str(m.get(key, ""))
+            problems = identity_problems(value, ascii_only=key != "name")
+            chars = suspicious(value)
+            if chars and not problems:
+                problems = [f"characters {', '.join(chars)}"]
+            if problems:
+                found.append(f"{key} '{visible(value)}' holds {'; '.join(problems)}")
+            same = (key, skeleton(value))
+            if same[1] and key != "name" and seen.get(same, value) != value:
+                found.append(f"{key} '{visible(value)}' reads the same as '{visible(seen[same])}'")
+            seen.setdefault(same, value)
     kept = tuple(f for f in result.flags if f.code != "group.suspicious")
     if not found:
         return replace(result, flags=kept)
-    message = ("the group cell holds invisible control or direction characters: " + "; ".join(found)
+    message = ("the group cell holds identities that may pretend to be others: " + "; ".join(found)
                + "; a tutor must check who this group is")
     return replace(result, flags=(*kept, Flag("group.suspicious", None, message)))
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from grader import resources
-from grader.cleantext import fold_char
+from grader.cleantext import fold_char, skeleton
 
 THRESHOLD = 0.5
 CODE_K, CODE_WINDOW = 25, 6      # copydetect's defaults: noise threshold 25, guarantee threshold 30
@@ -368,15 +368,16 @@ def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
 
 
 def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Student ids that appear in more than one group."""
+    """Student ids that appear in more than one group, compared by their skeletons (a look-alike
+    of another group's id is that id: grader/cleantext.py's :func:`~grader.cleantext.skeleton`)."""
     where: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
         for m in r.get("group") or []:
-            sid = str(m.get("student_id", "")).strip()
+            sid = skeleton(str(m.get("student_id", "")))
             if sid and r not in where.setdefault(sid, []):
                 where[sid].append(r)
     return [{"student_id": sid, "names": sorted({str(m.get("name", "")) for r in rs for m in r.get("group") or []
-                                                if str(m.get("student_id", "")).strip() == sid}),
+                                                if skeleton(str(m.get("student_id", ""))) == sid}),
              "submissions": [{"folder": r["folder"], "submission": r["submission"]} for r in rs]}
             for sid, rs in sorted(where.items()) if len(rs) > 1]
 

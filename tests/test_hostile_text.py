@@ -187,3 +187,43 @@ def test_the_reaper_spares_an_unrelated_process_of_the_same_uid(monkeypatch, tmp
         for p in (kernel, unrelated):
             p.kill()
             p.wait()
+
+
+# -- 7. look-alike identities ---------------------------------------------------------------------------
+def test_a_look_alike_e_mail_raises_group_suspicious() -> None:
+    from test_scores import fake_result
+
+    from grader.batch import suspicious_flags
+    from grader.naming import read_group
+    from grader.notebook import find_group_source
+    from grader.result import SubmissionResult
+    members = read_group(find_group_source(_read("lookalike_member"))[0])
+    result = SubmissionResult.from_json(fake_result("LookalikeMember_2600051_Turing_2799999",
+                                                    [(m.name, m.student_id, m.email) for m in members]))
+    flags = [f for f in suspicious_flags(result).flags if f.code == "group.suspicious"]
+    assert flags and "U+212A" in flags[0].message
+    # a Cyrillic letter inside a Latin name, an id in Arabic-Indic digits: flagged too
+    other = SubmissionResult.from_json(fake_result("X_1_Y_2", [("\u0410lan Turing", "\u0662\u0665\u0667", "a@b.example")]))
+    message = next(f.message for f in suspicious_flags(other).flags if f.code == "group.suspicious")
+    assert "several scripts" in message and "outside ASCII" in message
+
+
+def test_the_moodle_export_lists_a_look_alike_of_another_students_row(tmp_path) -> None:
+    import shutil
+    from pathlib import Path
+
+    import pytest
+    from test_scores import MEMBERS, fake_output, fake_result
+
+    from grader.platforms import PlatformError, fill_moodle
+    from grader.scores import load_results
+    folder = "Lovelace_2571234_Turing_2799999"  # the file name names the made-up id too
+    hostile = [("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2799999", "\u212aurt@uni.example")]
+    out = fake_output(tmp_path / "out", [fake_result(folder, hostile), fake_result("Hopper_2570001_Dijkstra_2570002",
+                                                                                    MEMBERS[1])])
+    sheet = Path(shutil.copy(Path(__file__).parent / "files" / "platforms" / "moodle_worksheet.csv",
+                             tmp_path / "moodle.csv"))
+    with pytest.raises(PlatformError) as info:
+        fill_moodle(sheet, load_results(out), tmp_path / "filled.csv")
+    assert "Participant 107" in str(info.value) and "conflicts" in str(info.value), str(info.value)
+    assert not (tmp_path / "filled.csv").exists()
