@@ -235,11 +235,23 @@ def _prepare(raw: str, kind: str) -> tuple[str, np.ndarray]:
     return _normalise(raw)
 
 
-def fingerprint(raw: str, kind: str, boilerplate: np.ndarray) -> Fingerprint:
+def prepared(doc: Document) -> dict[str, Any]:
+    """The per-group work of the comparison (lexing the code, folding the text), as JSON: the batch
+    runs it for each group under that submission's budget (grader/batch.py)."""
+    out: dict[str, Any] = {}
+    for kind in ("code", "text"):
+        filtered, mapping = _prepare(getattr(doc, kind)[:MAX_DOC_CHARS], kind)
+        out[kind] = [filtered, mapping.tolist()]
+    return out
+
+
+def fingerprint(raw: str, kind: str, boilerplate: np.ndarray,
+                ready: tuple[str, np.ndarray] | None = None) -> Fingerprint:
+    """``raw``'s fingerprint; ``ready`` is :func:`prepared`'s result for it where already made."""
     from copydetect.utils import get_token_coverage
     k, window = (CODE_K, CODE_WINDOW) if kind == "code" else (TEXT_K, TEXT_WINDOW)
     raw = raw[:MAX_DOC_CHARS]  # bounded work per group (a prefix: passages map back unchanged)
-    filtered, mapping = _prepare(raw, kind)
+    filtered, mapping = ready if ready is not None else _prepare(raw, kind)
     hashes, idx = _winnowed(filtered, k, window)
     if len(boilerplate) and len(hashes):
         keep = ~np.isin(hashes, boilerplate)
@@ -339,12 +351,23 @@ def passages(raw: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return out
 
 
+def _ready(data: Mapping[str, Any] | None, kind: str) -> tuple[str, np.ndarray] | None:
+    if data is None:
+        return None
+    filtered, mapping = data[kind]
+    return str(filtered), np.array(mapping, dtype=np.int64).reshape((-1, 2) if kind == "code" else (-1,))
+
+
 def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
-            boilerplate: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """Every pair of ``documents`` compared; the most similar first, with their passages."""
+            boilerplate: Mapping[str, np.ndarray] | None = None,
+            ready: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every pair of ``documents`` compared; the most similar first, with their passages.
+    ``ready``: :func:`prepared` per document key, where it was made already."""
     docs = list(documents)
     plate = boilerplate if boilerplate is not None else template_boilerplate()
-    prints = {d.key: {kind: fingerprint(getattr(d, kind), kind, plate[kind]) for kind in ("code", "text")}
+    made = ready or {}
+    prints = {d.key: {kind: fingerprint(getattr(d, kind), kind, plate[kind], _ready(made.get(d.key), kind))
+                      for kind in ("code", "text")}
               for d in docs}
     pairs = []
     for a, b in itertools.combinations(docs, 2):
@@ -383,6 +406,8 @@ def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- in the batch ------------------------------------------------------------------------------
-def batch_similarity(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every pair of the results' JSON compared, in memory (grader/outdir.py stores it)."""
-    return analyse(result_document(r) for r in results)
+def batch_similarity(results: Iterable[Mapping[str, Any]],
+                     ready: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every pair of the results' JSON compared, in memory (grader/outdir.py stores it); ``ready``
+    as for :func:`analyse`."""
+    return analyse((result_document(r) for r in results), ready=ready)

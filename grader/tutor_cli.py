@@ -142,12 +142,14 @@ def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str |
 @rubric_option()
 def similarity_command(out_dir: str, rubric_path: str | None) -> None:
     """Compare every pair of groups again (code and answers) and rewrite summary.html."""
+    from grader.batch import bounded_similarity
     from grader.outdir import OutDir
+    from grader.rubric import load_rubric
     from grader.scores import sync_outputs
-    from grader.similarity import batch_similarity
     with boundary():
         out = OutDir(Path(out_dir))
-        data = batch_similarity([r.to_json() for r in out.results()])
+        # each group's part under its submission's budget, as in the batch
+        data = bounded_similarity(list(out.results()), load_rubric(rubric_path).budget)
         out.write_similarity(data)
         sync_outputs(out, rubric_path)
     above = [p for p in data["pairs"] if p["score"] >= data["threshold"]]

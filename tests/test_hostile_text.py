@@ -227,3 +227,45 @@ def test_the_moodle_export_lists_a_look_alike_of_another_students_row(tmp_path) 
         fill_moodle(sheet, load_results(out), tmp_path / "filled.csv")
     assert "Participant 107" in str(info.value) and "conflicts" in str(info.value), str(info.value)
     assert not (tmp_path / "filled.csv").exists()
+
+
+# -- 5. every per-submission step of the batch is under the budget ----------------------------------
+def test_a_step_over_the_budget_is_stopped() -> None:
+    import time
+
+    import pytest
+
+    from grader.batch import OverBudget, run_bounded
+    assert run_bounded(lambda n: n * 2, 21, 10.0, 512) == 42
+    start = time.monotonic()
+    with pytest.raises(OverBudget, match="longer"):
+        run_bounded(lambda s: time.sleep(s), 30, 1.0, 512)
+    assert time.monotonic() - start < 5
+    with pytest.raises(OverBudget, match="memory"):
+        run_bounded(lambda n: len(bytearray(n)), 4 << 30, 10.0, 256)
+
+
+def test_the_comparison_of_one_group_is_bounded_by_its_budget(monkeypatch) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from test_scores import MEMBERS, fake_result
+
+    from grader import similarity
+    from grader.batch import bounded_similarity
+    from grader.result import SubmissionResult
+    results = [fake_result(f"G{i}_257000{i}_H_257100{i}", MEMBERS[i]) for i in range(3)]
+    for r in results:
+        r["code_cells"] = ["def f(x):\n    return x * 2\n" * 20]
+    results[1]["code_cells"] = ["#" + "'\\N{" * 50_000]
+    real = similarity.prepared
+
+    def slow_for_the_hostile_one(doc):  # as the 142 s of the unbounded lexer were
+        if len(doc.code) > 100_000:
+            time.sleep(60)
+        return real(doc)
+    monkeypatch.setattr(similarity, "prepared", slow_for_the_hostile_one)
+    start = time.monotonic()
+    out = bounded_similarity([SubmissionResult.from_json(r) for r in results], SimpleNamespace(seconds=3, memory_mb=1024))
+    assert time.monotonic() - start < 20
+    assert out["compared"] == 2 and len(out["left_out"]) == 1 and "longer" in out["left_out"][0]
