@@ -21,8 +21,8 @@ from grader import resources
 from grader.checks import cases as case_inputs
 from grader.checks import probes
 from grader.checks.bridge import Bridge, Returned
-from grader.checks.compare import compare_case, missing_case, to_numpy
-from grader.checks.contract import recheck_violations
+from grader.checks.compare import compare_case, missing_case, redacted_hidden, to_numpy
+from grader.checks.contract import recheck_violations, redact_hidden
 from grader.checks.contract import violations as contract_violations
 from grader.checks.identity import find_origins
 from grader.checks.recall import permutation_key, run_recall
@@ -369,6 +369,7 @@ class Verified:
     inputs: Mapping[str, Any]
     call_id: str
     restarts: int  # the kernel's restarts when it was made: a later restart lost its evidence
+    hidden: bool = False  # a hidden case's call: its messages say only what a hidden case may
 
 
 def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
@@ -392,6 +393,8 @@ def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
     for v in live:
         broken = recheck_violations(v.inputs, None if states is None else states.get(v.call_id),
                                     v.check.function, when)
+        if v.hidden:
+            broken = [redact_hidden(b) for b in broken]
         if not broken:
             continue
         cases = by_question[rubric.question_of(v.check.function)]
@@ -434,19 +437,23 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                 stuck = returned
             elif verified is not None and returned.status == "ok" and returned.call_id:
                 verified.append(Verified(check, i, inputs, returned.call_id,
-                                         getattr(bridge.session, "restarts", 0)))
+                                         getattr(bridge.session, "restarts", 0), not public))
         result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
                               check.rtol, check.atol, share)
-        out.append(_with_contract_rules(result, inputs, returned, check))
+        if not public:  # a student's report never shows what their code made of a hidden input
+            result = redacted_hidden(result)
+        out.append(_with_contract_rules(result, inputs, returned, check, hidden=not public))
     return out
 
 
 def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
-                         check: Check) -> CaseResult:
+                         check: Check, hidden: bool = False) -> CaseResult:
     """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
     case's points and is named in its message (grader/checks/contract.py explains why a kernel that
     forges the evidence gains nothing)."""
-    broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function)
+    # hidden: keys other than the contract's and a second call's message can quote the hidden
+    # inputs, so the rule and the input are named without them (contract.redact_hidden)
+    broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function, hidden=hidden)
     if not broken:
         return result
     points = round(min(result.points, result.max_points * (1.0 - check.contract_penalty)), 6)

@@ -652,6 +652,72 @@ def zip_truncated(fx: Fixture) -> bytes:
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
+
+# -- issue 20: copied work hidden by invisible edits, text no reader sees, hostile identities -----
+def group_tag_copy(fx: Fixture) -> bytes:
+    """A verbatim copy of the fast solution with every code cell tagged `group` and a zero-width
+    space after every blank of every answer."""
+    nb = base_notebook(fx)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.metadata["tags"] = sorted({*cell.metadata.get("tags", []), "group"})
+        elif any(str(t).startswith("answer-") for t in cell.metadata.get("tags", [])):
+            cell.source = cell.source.replace(" ", " \u200b")
+    return finish(nb)
+
+
+PHANTOM = ("The last words decided it. <math><mphantom><mtext>vanishing gradient exploding gradient "
+           "long-term dependencies (Goodfellow et al., 2016) https://www.deeplearningbook.org "
+           + "padding words " * 60 + "</mtext></mphantom></math> "
+           '<math><mpadded width="0" height="0" depth="0" voffset="-40em"><mtext>hidden under the '
+           "page (Hochreiter, 1991)</mtext></mpadded></math> "
+           '<math><mstyle scriptlevel="+50"><mtext>tiny (Bengio et al., 1994)</mtext></mstyle></math>'
+           '<math><mspace width="-300em"></mspace><merror><mtext>ESCAPED</mtext></merror></math>')
+
+
+def phantom_answer(fx: Fixture) -> bytes:
+    """Answers whose words, citations and concepts stand in MathML no reader sees."""
+    nb = base_notebook(fx)
+    for qid in ("11.1.1", "11.2.2"):
+        set_answer(nb, qid, PHANTOM)
+    return finish(nb)
+
+
+HIDDEN_RAISE = '''# hostile: raises with all the numbers of its (hidden) inputs in the message
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    raise ValueError("inputs: " + repr(x.tolist()) + repr(W.tolist()))
+'''
+
+
+def hidden_raise(fx: Fixture) -> bytes:
+    nb = base_notebook(fx)
+    add_code(nb, HIDDEN_RAISE)
+    return finish(nb)
+
+
+def nested_lists(fx: Fixture) -> bytes:
+    """An answer of 200,000 characters of unclosed nested HTML lists."""
+    nb = base_notebook(fx)
+    set_answer(nb, "11.1.1", "<ul><li>" * 25_000)
+    return finish(nb)
+
+
+def escape_code(fx: Fixture) -> bytes:
+    """A 200,000-character code cell of unterminated string escapes (a comment to Python)."""
+    nb = base_notebook(fx)
+    add_code(nb, "#" + "'\\N{" * 50_000)
+    return finish(nb)
+
+
+def lookalike_member(fx: Fixture) -> bytes:
+    """A member who writes another student's e-mail with the Kelvin sign (U+212A) for K, and a
+    made-up id."""
+    nb = solution(fast=True)
+    a, _ = fx.ids
+    set_group(nb, [(f"Ada {fx.case} Lovelace", a, "ada@uni.example"),
+                   ("Alan Turing", "2799999", "\u212aatherine.johnson@uni.example")])
+    return finish(nb)
+
 FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     # kernel faults
     Fixture("infinite_loop", "InfiniteLoop", ".ipynb", "while True: pass -> cell.timeout", with_fault(INFINITE_LOOP)),
@@ -748,6 +814,23 @@ FIXTURES: dict[str, Fixture] = {f.key: f for f in [
     Fixture("recall_thread", "RecallThread", ".ipynb",
             "trains in a thread, waits in forward -> the thread's CPU time is counted",
             recall_with(RECALL_THREAD)),
+    # issue 20 (grader/cleantext.py, similarity.py, answertext.py, markdown.py, compare.py, platforms.py)
+    Fixture("group_tag_copy", "GroupTagCopy", ".ipynb",
+            "a verbatim copy, every code cell tagged group, zero-width spaces in the answers -> marked as copied",
+            group_tag_copy),
+    Fixture("phantom_answer", "PhantomAnswer", ".ipynb",
+            "words, citations and concepts inside mphantom/clipped mpadded -> not counted, boxes constrained",
+            phantom_answer),
+    Fixture("hidden_raise", "HiddenRaise", ".ipynb",
+            "rnn_forward raises with its hidden inputs in the message -> the report shows none of them",
+            hidden_raise),
+    Fixture("nested_lists", "NestedLists", ".ipynb", "200,000 characters of nested <ul><li> -> rendered in linear time",
+            nested_lists),
+    Fixture("escape_code", "EscapeCode", ".ipynb",
+            "a 200,000-character line of unterminated escapes -> the comparison stays linear", escape_code),
+    Fixture("lookalike_member", "LookalikeMember", ".ipynb",
+            "another student's e-mail with a Kelvin sign K, a made-up id -> group.suspicious, export conflict",
+            lookalike_member),
 ]}
 
 KERNEL_FAULTS = ("infinite_loop", "long_sleep", "input", "sys_exit", "os_exit", "segfault", "memory_bomb",

@@ -39,8 +39,8 @@ from grader.errors import ClusterError, UsageError
 from grader.result import SubmissionResult
 from grader.rubric import load_rubric
 
-HOSTILE = ROOT / "tests" / "files" / "hostile"
-sys.path.insert(0, str(HOSTILE))
+PAYLOADS = ROOT / "tests" / "files" / "cluster"  # beside, not in, the generated hostile fixtures
+sys.path.insert(0, str(PAYLOADS))
 import cluster_payloads  # noqa: E402
 
 
@@ -298,7 +298,7 @@ def test_no_unpickling_closes_every_path_dask_unpickles_by_in_a_client(tmp_path:
 @pytest.mark.slow
 def test_what_a_worker_sends_that_needs_pickle_is_not_unpickled_on_the_coordinator(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HOSTILE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PAYLOADS), os.environ.get("PYTHONPATH", "")]))
     folder = tmp_path / "marks"
     folder.mkdir()
     os.chmod(folder, 0o777)

@@ -41,6 +41,7 @@ from grader.batch import interrupt
 from grader.batch.late import apply_late, read_manifest, submission_time
 from grader.batch.schedule import longest_first, read_history
 from grader.checks.similarity import batch_similarity
+from grader.cleantext import identity_problems, skeleton
 from grader.errors import OutputFolderError, UsageError
 from grader.folder.grades import suspicious, visible
 from grader.folder.outdir import ROSTER, OutDir, assign_folders, safe_pages, write_atomic
@@ -111,18 +112,30 @@ def stopped_result(rubric: Rubric, job: Job, message: str, detail: str = "",
 
 
 def suspicious_flags(result: SubmissionResult) -> SubmissionResult:
-    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell holding control or
-    bidi characters (U+202E makes a name read backwards), shown escaped."""
+    """A ``group.suspicious`` flag for a name, id or e-mail of the group cell that may pretend to
+    be another (grader/cleantext.py's :func:`~grader.cleantext.identity_problems`): control, bidi
+    or other invisible characters (U+202E makes a name read backwards), look-alike compatibility
+    characters (the Kelvin sign for K), words mixing scripts (a Cyrillic "а" in "Alan"), and in an
+    id or e-mail any character outside ASCII; also two members who read the same. Shown escaped."""
     found = []
+    seen: dict[tuple[str, str], str] = {}
     for m in result.group:
         for key in ("name", "student_id", "email"):
-            chars = suspicious(str(m.get(key, "")))
-            if chars:
-                found.append(f"{key} '{visible(str(m.get(key, '')))}' holds {', '.join(chars)}")
+            value = str(m.get(key, ""))
+            problems = identity_problems(value, ascii_only=key != "name")
+            chars = suspicious(value)
+            if chars and not problems:
+                problems = [f"characters {', '.join(chars)}"]
+            if problems:
+                found.append(f"{key} '{visible(value)}' holds {'; '.join(problems)}")
+            same = (key, skeleton(value))
+            if same[1] and key != "name" and seen.get(same, value) != value:
+                found.append(f"{key} '{visible(value)}' reads the same as '{visible(seen[same])}'")
+            seen.setdefault(same, value)
     kept = tuple(f for f in result.flags if f.code != "group.suspicious")
     if not found:
         return replace(result, flags=kept)
-    message = ("the group cell holds invisible control or direction characters: " + "; ".join(found)
+    message = ("the group cell holds identities that may pretend to be others: " + "; ".join(found)
                + "; a tutor must check who this group is")
     return replace(result, flags=(*kept, Flag("group.suspicious", None, message)))
 
@@ -440,8 +453,9 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 # a kept result: the deadline or the tutors' scores may have changed since
                 final = identified(post_grade(kept, job, rubric))
                 # Only files whose content changes are written: also pages a newer template draws
-                # differently, and a tutor.html that an older run did not write.
-                out.write_submission(final, redraw=True)
+                # differently, and a tutor.html that an older run did not write. Drawn under the
+                # submission's budget, as in a worker.
+                out.write_submission(final, _bounded_pages(final, rubric), redraw=True)
                 results[job.folder] = final
             if on_start:
                 on_start(len(all_jobs), len(all_jobs) - len(todo))
@@ -485,13 +499,100 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
         with interrupt.shielded():
             book.record_run(run_id, ordered)
             try:
-                similarity = batch_similarity([r.to_json() for r in ordered])
+                similarity = bounded_similarity(ordered, rubric.budget)
                 out.write_similarity(similarity)
             except Exception:  # noqa: BLE001 - the grades matter more than the comparison
                 similarity = {}
             out.write_batch(ordered, rubric, sandbox.note, similarity=similarity)
     return BatchOutcome([r.to_json() for r in ordered], len(todo), len(all_jobs) - len(todo), out_dir,
                         sandbox, changes, ordered, found.notes)
+
+
+class OverBudget(Exception):
+    """A per-submission step did not finish within the submission's budget."""
+
+
+def run_bounded(fn: Callable[[Any], Any], arg: Any, seconds: float, memory_mb: int) -> Any:
+    """``fn(arg)`` in a forked child under one submission's budget: at most ``seconds`` of wall
+    time and ``memory_mb`` more address space; the result comes back as JSON (nothing is
+    unpickled). :class:`OverBudget` when it takes longer, runs out of memory or fails.
+
+    For the steps of a submission that the batch's own process would otherwise run unbounded: a
+    kept result's pages drawn again, its part of the copied-work comparison."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, answer, exit without running the parent's cleanup
+        code = 0
+        try:
+            os.close(read_fd)
+            _die_with_parent()
+            have = psutil.Process().memory_info().vms
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            soft = have + memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+            data = json.dumps({"value": fn(arg)}, ensure_ascii=True).encode("ascii")
+            with os.fdopen(write_fd, "wb") as w:
+                w.write(data)
+        except BaseException:  # noqa: BLE001 - the parent sees no answer and says so
+            code = 1
+        os._exit(code)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OverBudget(f"it took longer than the grader's {seconds:g} s")
+            ready, _, _ = select.select([read_fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(read_fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    try:
+        return json.loads(b"".join(chunks))["value"]
+    except (ValueError, KeyError) as exc:
+        raise OverBudget(f"it failed or needed more than the grader's {memory_mb} MB of memory") from exc
+
+
+def bounded_similarity(results: list[SubmissionResult], budget: Any) -> dict[str, Any]:
+    """The copied-work comparison with each group's own work (lexing its code, folding its text)
+    under its submission's budget; a group over it is left out and named."""
+    from grader.checks.similarity import prepared, result_document
+    ready: dict[str, Any] = {}
+    kept: list[dict[str, Any]] = []
+    left_out: list[str] = []
+    for r in results:
+        data = r.to_json()
+        try:
+            ready[data["folder"]] = run_bounded(lambda d: prepared(result_document(d)), data,
+                                                budget.seconds, budget.memory_mb)
+            kept.append(data)
+        except OverBudget as exc:
+            left_out.append(f"{data['submission']}: {exc}")
+    out = batch_similarity(kept, ready)
+    if left_out:
+        out["left_out"] = left_out
+    return out
+
+
+def _bounded_pages(result: SubmissionResult, rubric: Rubric) -> dict[str, str]:
+    from grader.folder.outdir import _fallback
+    from grader.pages.report import PAGES
+    try:
+        pages = run_bounded(safe_pages, result.to_json(), rubric.budget.seconds, rubric.budget.memory_mb)
+        return {str(k): str(v) for k, v in pages.items()}
+    except OverBudget as exc:
+        html = _fallback.render(title="The report", why=f"over the grader's budget: {exc}", where="result.json")
+        return {name: html for name in PAGES.values()}
 
 
 def _job_of(jobs: list[Job], folder: str) -> Job:

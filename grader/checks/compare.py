@@ -475,6 +475,35 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
                       max_rel=float(np.nanmax(rel)) if rel.size else 0.0, series=series)
 
 
+HIDDEN_GOT = "(not shown: the case's inputs are hidden)"
+CHECK_PUBLIC = "`grade check` runs the public examples and shows it in full"
+
+
+def redacted_hidden(case: CaseResult) -> CaseResult:
+    """``case`` as a student may see it when its inputs are hidden: nothing the student's code
+    made of them is shown (an exception's message, a value it returned, its type, keys or shape,
+    its largest error, its curve), since any of it can carry the hidden inputs out. What stays is
+    the grader's own wording (a named mistake, "the values differ ... first at index ..."), the
+    exception's class name and the reference's values; the public examples reproduce a failure
+    with everything shown."""
+    # the chart keeps the reference's curve; the student's is a channel out (one value per step)
+    series = {"expected": tuple(case.series["expected"]), "got": ()} if "expected" in case.series else {}
+    if case.passed:
+        return replace(case, series=series)
+    if case.call_status == "raised":
+        message = (f"`{case.function}` raised {case.error_type or 'an exception'} on this hidden case "
+                   f"(its message is not shown, as it may quote the hidden inputs; {CHECK_PUBLIC})")
+    elif case.call_status == "ok" and not case.wrong_values and "NaN or infinite" not in case.message:
+        message = (f"`{case.function}` returned a value of another structure, type, shape or dtype "
+                   f"than expected on this hidden case ({CHECK_PUBLIC})")
+    elif case.call_status not in ("ok", "timeout", "died", "missing", "not_called"):
+        message = f"`{case.function}`'s answer on this hidden case could not be read ({CHECK_PUBLIC})"
+    else:
+        message = case.message  # the grader's own words only (a mistake, where the values differ)
+    return replace(case, message=message, got=HIDDEN_GOT if case.got else "", max_abs=None,
+                   max_rel=None, series=series)
+
+
 def missing_case(function: str, index: int, params: str, shapes: str, points: float,
                  why: str = "") -> CaseResult:
     """A case that could not be run: the function is missing, or ``why`` it could not be called."""

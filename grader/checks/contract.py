@@ -30,6 +30,7 @@ Why a hostile kernel gains nothing here:
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -136,11 +137,31 @@ def _same(a: Any, b: Any, rtol: float, atol: float) -> bool:
     return False
 
 
-def repeat_difference(first: Returned, second: Returned | None, rtol: float, atol: float) -> str:
-    """Why the second call's result differs from the first's ('' when it does not)."""
+#: The dict keys of the contract's own inputs (``params`` of tbptt_grads): safe to name. Any
+#: other key (``embed``'s words) comes from a hidden case's inputs or from the student's code.
+CONTRACT_KEYS = frozenset({"W", "U", "b", "V", "c"})
+_KEY = re.compile(r"\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\]")
+
+
+def redact_hidden(message: str) -> str:
+    """A rule's message as a hidden case may show it: the inputs named by the contract's argument
+    names and keys only; another key (a word of a hidden tree, a key the code added) becomes
+    ``[…]``, and the keys added or removed are not listed. The rule and the kind of change stay."""
+    def key(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(1)[1:-1] in CONTRACT_KEYS else "[…]"
+    message = re.sub(r"\(keys [^;]*? (added|removed)(; keys [^;]*? removed)?\)", "(its keys changed)", message)
+    return _KEY.sub(key, message)
+
+
+def repeat_difference(first: Returned, second: Returned | None, rtol: float, atol: float,
+                      hidden: bool = False) -> str:
+    """Why the second call's result differs from the first's ('' when it does not); ``hidden``:
+    an exception's message, which may quote the hidden inputs, is not repeated."""
     if second is None:
         return "the result of a second call could not be verified"
     if second.status == "raised":
+        if hidden:
+            return "a second call with fresh copies of the same inputs raised an exception (its message is not shown)"
         return f"a second call with fresh copies of the same inputs raised {second.error}"
     if not _same(first.value, second.value, rtol, atol):
         return "a second call with fresh copies of the same inputs returned different values"
@@ -148,8 +169,9 @@ def repeat_difference(first: Returned, second: Returned | None, rtol: float, ato
 
 
 def violations(inputs: Mapping[str, Any], returned: Returned, rtol: float, atol: float,
-               function: str = "the function") -> list[str]:
-    """Every contract rule the (successful) call broke, each naming the rule and what happened."""
+               function: str = "the function", hidden: bool = False) -> list[str]:
+    """Every contract rule the (successful) call broke, each naming the rule and what happened;
+    ``hidden``: said as a hidden case may (:func:`redact_hidden`)."""
     if returned.status != "ok":
         return []
     out = []
@@ -159,13 +181,13 @@ def violations(inputs: Mapping[str, Any], returned: Returned, rtol: float, atol:
         more = len(changes) - len(named)
         out.append(f'`{function}` breaks the rule "{RULE_INPUTS}": ' + "; ".join(named)
                    + (f"; and {more} more change{'s' if more != 1 else ''}" if more else ""))
-    differs = repeat_difference(returned, returned.second, rtol, atol)
+    differs = repeat_difference(returned, returned.second, rtol, atol, hidden)
     if differs:
         out.append(f'`{function}` breaks the rule "{RULE_REPEAT}": {differs}')
     left = leftover_tasks(returned.tasks_left)
     if left:
         out.append(f'`{function}` breaks the rule "{RULE_CLEAN}": {left}')
-    return out
+    return [redact_hidden(m) for m in out] if hidden else out
 
 
 def leftover_tasks(tasks_left: int | None) -> str:

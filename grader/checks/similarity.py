@@ -5,7 +5,11 @@ filtered by Pygments (every variable name becomes ``V``, every function name ``F
 ``S``; comments and layout are dropped), so renamed variables do not hide a copy; the k-grams of
 what remains are winnowed (Schleimer, Wilkerson & Aiken 2003) and two documents share what their
 fingerprints share, wherever it stands in the document, so reordered cells do not hide one either.
-Written answers are compared the same way on their text (lower case, whitespace collapsed).
+Written answers are compared the same way on their text, folded (grader/cleantext.py's
+:func:`~grader.cleantext.fold`: characters that draw nothing such as zero-width spaces dropped,
+NFKC forms, case, accents and look-alike letters folded; whitespace collapsed); code is compared
+with its invisible characters as blanks. Only the one group cell (names and ids) is left out, so
+a ``group`` tag on every cell hides nothing.
 What the template already contains (its code and its markdown: the questions, the function
 stubs, "Your answer here") is boilerplate and never counts.
 
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from grader import resources
+from grader.cleantext import fold_char, skeleton
 
 THRESHOLD = 0.5
 CODE_K, CODE_WINDOW = 25, 6      # copydetect's defaults: noise threshold 25, guarantee threshold 30
@@ -44,6 +49,10 @@ MAX_SHOWN = 40                   # at most this many pairs are stored
 # the template's code is about 10,000; hashing is a Python loop per character, so a 25 MB
 # notebook of code would otherwise cost minutes and land whole in result.json.
 MAX_DOC_CHARS = 200_000
+# A line of code longer than this is lexed alone, in pieces of this length: Pygments' work on an
+# unterminated escape grows with the line's length (quadratic on one endless line). Real code
+# lines are under 120 characters; only such a line lexes differently for being cut.
+MAX_LEXED_LINE = 1_000
 CONTEXT_LINES = 2
 MAX_PASSAGE_CHARS = 6000
 TEMPLATE = resources.template_notebook()
@@ -51,9 +60,12 @@ TEMPLATE = resources.template_notebook()
 
 # -- sources -----------------------------------------------------------------------------------
 def notebook_code_cells(nb: Any) -> list[str]:
-    """The sources of a notebook's code cells, without the group cell (names and ids)."""
-    from grader.submission.notebook import tags
-    return [c.source for c in nb.cells if c.cell_type == "code" and "group" not in tags(c)]
+    """The sources of a notebook's code cells, without THE group cell (names and ids): only the
+    one cell :func:`grader.submission.notebook.group_cell_index` picks, so tagging every cell ``group``
+    hides no code from the comparison (nor from the tutor's report)."""
+    from grader.submission.notebook import group_cell_index
+    group, _ = group_cell_index(nb)
+    return [c.source for i, c in enumerate(nb.cells) if c.cell_type == "code" and i != group]
 
 
 def capped_code_cells(nb: Any) -> list[str]:
@@ -147,7 +159,9 @@ def _winnowed(doc: str, k: int, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _normalise(text: str) -> tuple[str, np.ndarray]:
-    """Lower case, whitespace runs as one space; and each character's index in ``text``."""
+    """Folded (grader/cleantext.py's :func:`~grader.cleantext.fold_char`: invisible characters
+    dropped, NFKC forms, case, accents and look-alike letters folded), whitespace runs as one
+    space; and each character's index in ``text``."""
     chars: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
@@ -155,25 +169,89 @@ def _normalise(text: str) -> tuple[str, np.ndarray]:
             if chars and chars[-1] != " ":
                 chars.append(" ")
                 where.append(i)
-        else:
-            chars.append(ch.lower())
+            continue
+        for folded in fold_char(ch):
+            chars.append(" " if folded.isspace() else folded)
             where.append(i)
     return "".join(chars), np.array(where, dtype=np.int64)
 
 
+def _code_chars(raw: str) -> str:
+    """``raw`` with the same length, each character as it is compared: what draws nothing is a
+    blank (Python rejects it in names, so it only ever stands between tokens, in strings or in
+    comments), a compatibility form that stays one character is that character (Python itself
+    reads names in NFKC)."""
+    out = []
+    for ch in raw:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        folded = fold_char(ch)
+        out.append(" " if not folded else folded if len(folded) == 1 else ch)
+    return "".join(out)
+
+
+def _pieces(raw: str, size: int) -> list[tuple[int, str]]:
+    """``raw`` as pieces to lex, with their starts: the runs of lines up to ``size`` characters
+    whole, and each longer line alone, cut hard every ``size`` characters."""
+    out: list[tuple[int, str]] = []
+    run_start = pos = 0
+    for line in raw.splitlines(keepends=True):
+        if len(line) > size:
+            if pos > run_start:
+                out.append((run_start, raw[run_start:pos]))
+            out.extend((pos + k, line[k:k + size]) for k in range(0, len(line), size))
+            run_start = pos + len(line)
+        pos += len(line)
+    if pos > run_start:
+        out.append((run_start, raw[run_start:pos]))
+    return out
+
+
+def _filter_code(raw: str) -> tuple[str, np.ndarray]:
+    """copydetect's tokenising filter with every line bounded: Pygments' Python lexer looks for
+    the end of an escape to the end of the line (``'\\N{`` repeated on one line of 48,000
+    characters took 2.5 s, quadratic), so a line longer than :data:`MAX_LEXED_LINE` is lexed
+    alone in pieces of that length, and the work is linear in the document's length. Offsets
+    are copydetect's (a filtered index and the characters removed before it), shifted to the
+    whole document."""
+    from copydetect.utils import filter_code
+    filtered: list[str] = []
+    offsets: list[np.ndarray] = []
+    done = 0
+    for start, piece in _pieces(_code_chars(raw), MAX_LEXED_LINE):
+        text, offs = filter_code(piece, "cells.py", "python")
+        if len(offs):
+            offs = np.asarray(offs, dtype=np.int64).reshape(-1, 2) + np.array([done, start - done])
+            offsets.append(offs)
+        filtered.append(text)
+        done += len(text)
+    return "".join(filtered), (np.concatenate(offsets) if offsets else np.zeros((0, 2), dtype=np.int64))
+
+
 def _prepare(raw: str, kind: str) -> tuple[str, np.ndarray]:
     if kind == "code":
-        from copydetect.utils import filter_code
-        filtered, offsets = filter_code(raw, "cells.py", "python")
-        return filtered, offsets
+        return _filter_code(raw)
     return _normalise(raw)
 
 
-def fingerprint(raw: str, kind: str, boilerplate: np.ndarray) -> Fingerprint:
+def prepared(doc: Document) -> dict[str, Any]:
+    """The per-group work of the comparison (lexing the code, folding the text), as JSON: the batch
+    runs it for each group under that submission's budget (grader/batch/run.py)."""
+    out: dict[str, Any] = {}
+    for kind in ("code", "text"):
+        filtered, mapping = _prepare(getattr(doc, kind)[:MAX_DOC_CHARS], kind)
+        out[kind] = [filtered, mapping.tolist()]
+    return out
+
+
+def fingerprint(raw: str, kind: str, boilerplate: np.ndarray,
+                ready: tuple[str, np.ndarray] | None = None) -> Fingerprint:
+    """``raw``'s fingerprint; ``ready`` is :func:`prepared`'s result for it where already made."""
     from copydetect.utils import get_token_coverage
     k, window = (CODE_K, CODE_WINDOW) if kind == "code" else (TEXT_K, TEXT_WINDOW)
     raw = raw[:MAX_DOC_CHARS]  # bounded work per group (a prefix: passages map back unchanged)
-    filtered, mapping = _prepare(raw, kind)
+    filtered, mapping = ready if ready is not None else _prepare(raw, kind)
     hashes, idx = _winnowed(filtered, k, window)
     if len(boilerplate) and len(hashes):
         keep = ~np.isin(hashes, boilerplate)
@@ -273,12 +351,23 @@ def passages(raw: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return out
 
 
+def _ready(data: Mapping[str, Any] | None, kind: str) -> tuple[str, np.ndarray] | None:
+    if data is None:
+        return None
+    filtered, mapping = data[kind]
+    return str(filtered), np.array(mapping, dtype=np.int64).reshape((-1, 2) if kind == "code" else (-1,))
+
+
 def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
-            boilerplate: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """Every pair of ``documents`` compared; the most similar first, with their passages."""
+            boilerplate: Mapping[str, np.ndarray] | None = None,
+            ready: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every pair of ``documents`` compared; the most similar first, with their passages.
+    ``ready``: :func:`prepared` per document key, where it was made already."""
     docs = list(documents)
     plate = boilerplate if boilerplate is not None else template_boilerplate()
-    prints = {d.key: {kind: fingerprint(getattr(d, kind), kind, plate[kind]) for kind in ("code", "text")}
+    made = ready or {}
+    prints = {d.key: {kind: fingerprint(getattr(d, kind), kind, plate[kind], _ready(made.get(d.key), kind))
+                      for kind in ("code", "text")}
               for d in docs}
     pairs = []
     for a, b in itertools.combinations(docs, 2):
@@ -302,20 +391,23 @@ def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
 
 
 def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Student ids that appear in more than one group."""
+    """Student ids that appear in more than one group, compared by their skeletons (a look-alike
+    of another group's id is that id: grader/cleantext.py's :func:`~grader.cleantext.skeleton`)."""
     where: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
         for m in r.get("group") or []:
-            sid = str(m.get("student_id", "")).strip()
+            sid = skeleton(str(m.get("student_id", "")))
             if sid and r not in where.setdefault(sid, []):
                 where[sid].append(r)
     return [{"student_id": sid, "names": sorted({str(m.get("name", "")) for r in rs for m in r.get("group") or []
-                                                if str(m.get("student_id", "")).strip() == sid}),
+                                                if skeleton(str(m.get("student_id", ""))) == sid}),
              "submissions": [{"folder": r["folder"], "submission": r["submission"]} for r in rs]}
             for sid, rs in sorted(where.items()) if len(rs) > 1]
 
 
 # -- in the batch ------------------------------------------------------------------------------
-def batch_similarity(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every pair of the results' JSON compared, in memory (grader/folder/outdir.py stores it)."""
-    return analyse(result_document(r) for r in results)
+def batch_similarity(results: Iterable[Mapping[str, Any]],
+                     ready: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every pair of the results' JSON compared, in memory (grader/folder/outdir.py stores it); ``ready``
+    as for :func:`analyse`."""
+    return analyse((result_document(r) for r in results), ready=ready)

@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from grader.cleantext import terminal_text
 from grader.errors import GraderError, Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,9 +41,24 @@ def sandbox_option() -> Callable[[F], F]:
                         help="How student kernels are confined; `none` must be asked for knowingly.")
 
 
+def plain(value: object) -> str:
+    """What the CLI prints that came from a submission or a file (a file name, a member's name, a
+    message quoting them), for a plain printer (``click.echo``): one line, terminal escapes
+    removed and every other control character (CR, newline, BEL, ESC, bidi) written out as
+    ``[U+XXXX]`` (grader/cleantext.py's :func:`~grader.cleantext.terminal_text`). Every printer
+    passes such text through this or :func:`shown`."""
+    return terminal_text(value)
+
+
+def shown(value: object) -> str:
+    """:func:`plain` for a Rich console: also Rich's markup escaped, so ``[/]`` or ``[red]`` in a
+    name is printed as written (it crashed `grade pack`) and never styles anything."""
+    return escape(terminal_text(value))
+
+
 def print_error(exc: GraderError, console: Console | None = None) -> None:
     """The one printer of user-facing errors."""
-    (console or Console(stderr=True)).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True,
+    (console or Console(stderr=True)).print(f"[bold red]error:[/] {shown(exc)}", soft_wrap=True,
                                             highlight=False)
 
 
@@ -54,7 +70,7 @@ def fail(exc: GraderError, console: Console | None = None) -> NoReturn:
 def interrupted_exit(signum: int, console: Console | None = None, what: str = "") -> NoReturn:
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     (console or Console(stderr=True)).print(
-        f"[yellow]Interrupted ({name}).[/] {escape(what)}", soft_wrap=True, highlight=False)
+        f"[yellow]Interrupted ({name}).[/] {shown(what)}", soft_wrap=True, highlight=False)
     sys.exit(128 + signum)
 
 

@@ -22,7 +22,6 @@ from typing import Any  # noqa: E402
 
 import click  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -36,6 +35,7 @@ from grader.cli.common import (  # noqa: E402,F401
     output_option,
     rubric_option,
     sandbox_option,
+    shown,
 )
 from grader.errors import UsageError  # noqa: E402
 
@@ -121,7 +121,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
     from grader.kernel.sandbox import choose_sandbox
     sandbox = choose_sandbox(sandbox_mode)
     if sandbox.note:
-        console.print(f"[bold yellow]warning:[/] {escape(sandbox.note)}", highlight=False)
+        console.print(f"[bold yellow]warning:[/] {shown(sandbox.note)}", highlight=False)
     progress = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     task = progress.add_task("grading", total=None)
@@ -138,7 +138,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
         colour = _COLOURS.get(data["status"], "white")
         codes = ", ".join(dict.fromkeys(f["code"] for f in data["flags"]))
         console.print(f"[{colour}]{data['status']:>8}[/] {data['points']:5.2f}/{data['max_points']:g}  "
-                      f"{escape(data['submission'])}" + (f"  [dim]{escape(codes)}[/]" if codes else ""),
+                      f"{shown(data['submission'])}" + (f"  [dim]{shown(codes)}[/]" if codes else ""),
                       highlight=False)
 
     with progress:
@@ -146,21 +146,21 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
                             on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
                             grade_all=executor(cluster, connect_timeout) if cluster else None, roster=roster)
     for note in outcome.notes:
-        console.print(f"[bold yellow]not graded:[/] {escape(note)}", highlight=False)
+        console.print(f"[bold yellow]not graded:[/] {shown(note)}", highlight=False)
     table = Table(title=f"{len(outcome.results)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)
     for r in outcome.results:
-        table.add_row(escape(r["submission"]), f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
-                      f"{r['points']:.2f}", escape(", ".join(dict.fromkeys(f["code"] for f in r["flags"]))))
+        table.add_row(shown(r["submission"]), f"[{_COLOURS.get(r['status'], 'white')}]{shown(r['status'])}[/]",
+                      f"{r['points']:.2f}", shown(", ".join(dict.fromkeys(f["code"] for f in r["flags"]))))
     Console().print(table)
     for change in outcome.changes:  # what a re-grade changed; tutors' scores are kept
         moved = ", ".join(f"{q} {old:g} -> {new:g}" for q, (old, new) in change["questions"].items())
         status = f"{change['old_status']} -> {change['status']}" if change["old_status"] != change["status"] else ""
-        console.print(f"[cyan]changed[/] {escape(change['submission'])}: " + "; ".join(x for x in (status, moved) if x),
-                      highlight=False)
-    console.print(f"Reports: {escape(str(out_dir))}/<submission>/report.html   Gradebook CSV: "
-                  f"{escape(str(out_dir))}/grades.csv   Summary: {escape(str(out_dir))}/summary.html", highlight=False)
+        what = "; ".join(x for x in (status, moved) if x)
+        console.print(f"[cyan]changed[/] {shown(change['submission'])}: {shown(what)}", highlight=False)
+    console.print(f"Reports: {shown(out_dir)}/<submission>/report.html   Gradebook CSV: "
+                  f"{shown(out_dir)}/grades.csv   Summary: {shown(out_dir)}/summary.html", highlight=False)
     return outcome
 
 

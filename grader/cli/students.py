@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from grader.cli.common import fail, rubric_option, sandbox_option
+from grader.cli.common import fail, plain, rubric_option, sandbox_option, shown
 from grader.errors import GraderError
 
 _STYLE = {"pass": ("green", "pass"), "fail": ("bold red", "FIX"), "todo": ("yellow", "OPEN"),
@@ -62,13 +62,13 @@ def check_command(notebook: str, rubric_path: str | None, sandbox_mode: str, ful
         _fail(err, exc)
         return
     if report.sandbox_note:
-        _say(err, "warning:", "bold yellow", report.sandbox_note)
-    table = Table(title=Text(f"grade check: {report.submission}"), show_lines=False, expand=False)
+        err.print(f"[bold yellow]warning:[/] {shown(report.sandbox_note)}", highlight=False)
+    table = Table(title=f"grade check: {shown(report.submission)}", show_lines=False, expand=False)
     for col in ("question", "check", "result", "what to do / details"):
         table.add_column(col, overflow="fold")
     for r in report.rows:
         style, word = _STYLE.get(r.status, ("white", r.status))
-        table.add_row(Text(r.question), Text(r.item), Text(word, style=style), Text(r.message))
+        table.add_row(shown(r.question), Text(plain(r.item)), Text(word, style=style), Text(plain(r.message)))
     out.print(table)
     counts = report.counts()
     summary = ", ".join(f"{counts[k]} {_STYLE[k][1]}" for k in ("pass", "fail", "todo", "advice") if counts.get(k))
@@ -105,10 +105,11 @@ def pack_command(notebook: str, extras: tuple[str, ...], out_dir: str, force: bo
         return
     out = Console()
     for problem in result.problems:
-        _say(out, "packed anyway (--force):", "bold yellow", problem)
+        out.print(f"[bold yellow]packed anyway (--force):[/] {shown(problem)}", highlight=False)
     for warning in result.warnings:
-        _say(out, "note:", "cyan", warning)
-    _say(out, "wrote", "green", f"{result.path}  ({', '.join(result.entries)}; group: {group_text(result.members)})")
+        out.print(f"[cyan]note:[/] {shown(warning)}", highlight=False)
+    out.print(f"[green]wrote[/] {shown(result.path)}  ({shown(', '.join(result.entries))}; "
+              f"group: {shown(group_text(result.members))})", highlight=False, soft_wrap=True)
 
 
 @click.command("release")
@@ -124,4 +125,4 @@ def release_command(out_dir: str, rubric_path: str | None) -> None:
     except GraderError as exc:
         _fail(err, exc)
         return
-    _say(Console(), "", "", "wrote " + ", ".join(str(p) for p in written))
+    Console().print("wrote " + shown(", ".join(str(p) for p in written)), highlight=False, soft_wrap=True)

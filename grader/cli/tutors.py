@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from grader.cli.common import boundary, output_option, rubric_option
+from grader.cli.common import boundary, output_option, plain, rubric_option, shown
 
 
 @click.command("review")
@@ -38,10 +38,10 @@ def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, 
     with boundary():
         outcome = write_review(Path(out_dir), questions, groups, Path(to) if to else None, reveal, reason,
                                tutor or default_tutor())
-    click.echo(f"{len(outcome.pages)} review page(s) in {outcome.pages[0].parent if outcome.pages else to}; "
-               f"start at {outcome.index}")
-    click.echo(f"Scoring sheet ({outcome.rows} rows): {outcome.sheet}")
-    click.echo(f"Fill in points and comments, then: grade scores {outcome.sheet} -o {out_dir}")
+    click.echo(f"{len(outcome.pages)} review page(s) in {plain(outcome.pages[0].parent if outcome.pages else to)}; "
+               f"start at {plain(outcome.index)}")
+    click.echo(f"Scoring sheet ({outcome.rows} rows): {plain(outcome.sheet)}")
+    click.echo(f"Fill in points and comments, then: grade scores {plain(outcome.sheet)} -o {plain(out_dir)}")
 
 
 @click.command("scores")
@@ -57,7 +57,7 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
     click.echo(f"{outcome.scores} score(s) in the sheet; {len(outcome.changed)} new or changed; "
                f"{len(outcome.rewritten)} submission(s) rendered again.")
     for s in outcome.changed:
-        click.echo(f"  {s.submission} {s.question}: {s.points:g}")
+        click.echo(f"  {plain(s.submission)} {plain(s.question)}: {s.points:g}")
 
 
 @click.command("export")
@@ -89,7 +89,6 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
                    matches: tuple[str, ...] = (), feedback_zip: str | None = None) -> None:
     """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
     from rich.console import Console
-    from rich.markup import escape as rich_escape
 
     from grader.errors import UsageError
     from grader.tutors.export import export, export_platform, incomplete
@@ -110,7 +109,7 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         if missing:
             err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
             for line in missing:
-                err.print(f"  {rich_escape(line)}", highlight=False, soft_wrap=True)
+                err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
             if require_complete:
                 err.print("Nothing was written (--require-complete).", highlight=False)
                 sys.exit(1)
@@ -127,18 +126,18 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
             sys.stdout.flush()
         say = (lambda line: click.echo(line, err=True)) if to_stdout else click.echo
         say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
-            f"written to {outcome.path or 'standard output'}")
+            f"written to {plain(outcome.path or 'standard output')}")
         if outcome.not_in_grades:
             say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
             for line in outcome.not_in_grades:
-                say(f"  {line}")
+                say(f"  {plain(line)}")
         for line in outcome.unconfirmed:
-            say(f"  no grade: {line}")
+            say(f"  no grade: {plain(line)}")
         if outcome.cannot:
             say(f"Not filled in, left as they are ({len(outcome.cannot)}); fix these and export again:")
             for line in outcome.cannot:
-                say(f"  {line}")
-        say(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
+                say(f"  {plain(line)}")
+        say(f"Upload {plain(outcome.path or 'it')} to " + ("Moodle (Grading action: Upload grading worksheet)."
                                                     if fmt == "moodle" else "Canvas (Grades > Import)."))
         if feedback_zip:
             say(f"{len(outcome.feedback)} report(s) in {feedback_zip}; upload it to " + (
@@ -153,7 +152,7 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
     elif path is None:
         click.echo(text, nl=False)
     else:
-        click.echo(f"Grades written to {path}")
+        click.echo(f"Grades written to {plain(path)}")
 
 
 @click.command("serve")
@@ -179,18 +178,20 @@ def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str |
 @rubric_option()
 def similarity_command(out_dir: str, rubric_path: str | None) -> None:
     """Compare every pair of groups again (code and answers) and rewrite summary.html."""
-    from grader.checks.similarity import batch_similarity
+    from grader.batch.run import bounded_similarity
     from grader.folder.outdir import OutDir
+    from grader.rubric import load_rubric
     from grader.tutors.scores import sync_outputs
     with boundary():
         out = OutDir(Path(out_dir))
-        data = batch_similarity([r.to_json() for r in out.results()])
+        # each group's part under its submission's budget, as in the batch
+        data = bounded_similarity(list(out.results()), load_rubric(rubric_path).budget)
         out.write_similarity(data)
         sync_outputs(out, rubric_path)
     above = [p for p in data["pairs"] if p["score"] >= data["threshold"]]
     click.echo(f"{data['pairs_compared']} pair(s) compared; {len(above)} at or above {data['threshold']:.0%}.")
     for p in data["pairs"][:5]:
-        click.echo(f"  {p['score']:.0%}  {p['a_label']}  ~  {p['b_label']}")
+        click.echo(f"  {p['score']:.0%}  {plain(p['a_label'])}  ~  {plain(p['b_label'])}")
 
 
 @click.command("confirm")
@@ -208,7 +209,7 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
     with boundary():
         done = confirm_members(Path(out_dir), folder, student_ids, tutor, rubric_path, time.time())
     for sid in student_ids:
-        click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {sid} in {folder}")
+        click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {plain(sid)} in {plain(folder)}")
 
 
 @click.command("privacy")
@@ -227,7 +228,7 @@ def privacy_command(out_dir: str) -> None:
     click.echo(f"Personal data in {inv.folder} (kept until `grade purge`; nothing expires by itself)")
     click.echo("\nFiles:")
     for item in inv.items:
-        click.echo(f"  {item.where}  [{item.count} item(s), {day(item.oldest)} .. {day(item.newest)}]")
+        click.echo(f"  {plain(item.where)}  [{item.count} item(s), {day(item.oldest)} .. {day(item.newest)}]")
         click.echo(f"      holds: {item.holds}")
         click.echo(f"      personal: {item.personal}")
     if inv.tables:
@@ -238,10 +239,11 @@ def privacy_command(out_dir: str) -> None:
     click.echo(f"\nReveals of blind groups recorded: {inv.reveals}")
     click.echo(f"Purges recorded: {len(inv.deletions)}")
     for d in inv.deletions:
-        click.echo(f"  {day(d['deleted_at'])} by {d['deleted_by']}: {d['scope']}: {d['removed_json']}")
+        click.echo(f"  {day(d['deleted_at'])} by {plain(d['deleted_by'])}: {plain(d['scope'])}: "
+                   f"{plain(d['removed_json'])}")
     click.echo("\nOutside this folder:")
     for line in inv.outside:
-        click.echo(f"  {line}")
+        click.echo(f"  {plain(line)}")
 
 
 @click.command("purge")
@@ -283,7 +285,7 @@ def verify_command(out_dir: str) -> None:
         return
     click.echo(f"NOT verified: {len(verdict.problems)} problem(s); the first row edited outside grade:")
     for i, line in enumerate(verdict.problems):
-        click.echo(f"  {'first: ' if i == 0 else ''}{line}")
+        click.echo(f"  {'first: ' if i == 0 else ''}{plain(line)}")
     sys.exit(1)
 
 
@@ -301,11 +303,11 @@ def replay_command(submission: str, out_dir: str, rubric_path: str | None) -> No
     with boundary():
         outcome = replay(Path(submission), OutDir(Path(out_dir)), rubric_path)
     for note in outcome.notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {plain(note)}")
     if outcome.same:
-        click.echo(f"same: {outcome.folder}")
+        click.echo(f"same: {plain(outcome.folder)}")
         return
-    click.echo(f"differs: {outcome.folder}")
+    click.echo(f"differs: {plain(outcome.folder)}")
     for line in outcome.differences:
-        click.echo(f"  {line}")
+        click.echo(f"  {plain(line)}")
     sys.exit(1)

@@ -471,7 +471,7 @@ class KernelSession:
         if self.sandbox.confined:
             # Forks and background processes of the old kernel must be gone before a new one
             # starts under the same uid and process limit.
-            reap_kernel_processes(uid=self.uid)
+            reap_kernel_processes(uid=self.uid, mark=self.base.name)
 
     def _release_sockets(self) -> None:
         pinned, self._pinned = self._pinned, None

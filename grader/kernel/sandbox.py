@@ -63,21 +63,33 @@ def give_to_kernel(path: Path | str, uid: int | None = None) -> None:
         os.chown(path, uid, uid, follow_symlinks=False)
 
 
-def reap_kernel_processes(timeout: float = 10.0, uid: int | None = None) -> int:
-    """Kill every process still running under this grading process's kernel uid; wait for them.
+def reap_kernel_processes(timeout: float = 10.0, uid: int | None = None, *, mark: str) -> int:
+    """Kill every process still running of one kernel session; wait for them.
 
     A kernel's forks, background processes and daemons end with its PID namespace, but not at
     once; a restarted kernel under the same uid would find the process limit still used up by
-    them. The uid is this grading process's own, so nothing else is touched. Returns how many
-    were left when the time ran out (0: all gone). Does nothing unless the grader is root.
+    them. A process is the session's when it runs under the session's kernel uid *and* carries
+    the session's ``mark`` (the name of its run folder, ``sheet11-run-<pid>-...``): in the path
+    of its cgroup (which no process can leave) or in its environment (HOME, MPLCONFIGDIR: the
+    kernel's, inherited by all it starts). A uid alone is no proof: 100000 and up is also where
+    /etc/subuid puts rootless containers' users, so an unrelated process of that uid is never
+    touched. Returns how many were left when the time ran out (0: all gone). Does nothing unless
+    the grader is root.
     """
     if not _drop_privileges():
         return 0
+    if not mark.startswith("sheet11-run-"):
+        raise ValueError(f"not a kernel session's mark: {mark!r}")
     uid = kernel_uid() if uid is None else uid
 
-    def under_uid(pid: int) -> bool:
-        return _real_uid(pid) == uid
-    return _kill_until_gone(lambda: [pid for pid in _pids() if under_uid(pid)], timeout, under_uid)
+    def ours(pid: int) -> bool:
+        return _real_uid(pid) == uid and _carries(pid, mark)
+    return _kill_until_gone(lambda: [pid for pid in _pids() if ours(pid)], timeout, ours)
+
+
+def _carries(pid: int, mark: str) -> bool:
+    """Whether process ``pid`` is in a cgroup named with ``mark`` or has it in its environment."""
+    return mark in _proc_text(pid, "cgroup") or mark in _proc_text(pid, "environ")
 
 
 def _pids() -> list[int]:

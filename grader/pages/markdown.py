@@ -25,7 +25,7 @@ from markdown_it.token import Token
 from markupsafe import Markup, escape
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from grader.cleantext import strip_controls
+from grader.cleantext import UNDRAWN_TAGS, strip_controls
 
 __all__ = ["render_markdown", "render_comment", "render_inline", "latex_to_mathml", "MATHML_TAGS"]
 
@@ -46,7 +46,7 @@ _MATHML_NS = "{http://www.w3.org/1998/Math/MathML}"
 MATHML_TAGS = frozenset({
     "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup",
     "mfrac", "msqrt", "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd",
-    "mstyle", "mpadded", "mphantom", "menclose", "merror", "mmultiscripts", "mprescripts", "none",
+    "mstyle", "mpadded", "menclose", "merror", "mmultiscripts", "mprescripts", "none",
 })
 _MATHML_ATTRIBUTES = frozenset({
     "display", "mathvariant", "stretchy", "fence", "form", "separator", "accent", "accentunder",
@@ -75,8 +75,59 @@ _RASTER = re.compile(r"^data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=]+$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
 
 
+# What a reader sees is what the rules read (grader/written/answertext.py): content that is not drawn is
+# removed (``mphantom`` and the UNDRAWN_TAGS, with their content), and no box may hide, shrink or
+# move its content out of the answer. ``mpadded`` keeps no attribute (a zero size clips, a voffset
+# raises), ``voffset`` is dropped everywhere, every length is a non-negative size of at most
+# MAX_MATH_LENGTH em (or named), and ``scriptlevel`` may only go a step or two down.
+MAX_MATH_LENGTH = 5.0
+_LENGTH_ATTRIBUTES = frozenset({"width", "height", "depth", "lspace", "rspace", "minsize", "maxsize",
+                                "linethickness", "columnspacing", "rowspacing"})
+_LENGTH = re.compile(r"^(\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})(em|ex|px|pt|mm|%)?$")
+_UNIT_EM = {"em": 1.0, "ex": 0.5, "px": 1 / 16, "pt": 1 / 12, "mm": 1 / 4.2, "%": 0.01, "": 1.0}
+_NAMED_SPACES = frozenset({"veryverythinmathspace", "verythinmathspace", "thinmathspace",
+                           "mediummathspace", "thickmathspace", "verythickmathspace",
+                           "veryverythickmathspace", "thin", "medium", "thick", "0", "auto", "infinity"})
+_SCRIPTLEVELS = frozenset({"0", "1", "2", "+1", "+2", "-1"})
+# Deeper nesting than this in an answer's HTML is shown as its source: html5ever's work grows with
+# the depth of the open elements (200,000 characters of <ul><li> took 12 s), real answers nest a
+# few levels (markdown itself stops at 20).
+MAX_HTML_DEPTH = 100
+_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed",
+                   "source", "track", "wbr", "param", "mspace", "none", "mprescripts"})
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]{0,40})(?:\s[^<>]*)?>")
+
+
+def _bounded_length(value: str) -> str | None:
+    v = value.strip()
+    if v in _NAMED_SPACES:
+        return v if v != "infinity" else None
+    m = _LENGTH.match(v)
+    if not m:
+        return None
+    return v if float(m.group(1)) * _UNIT_EM[m.group(2) or ""] <= MAX_MATH_LENGTH else None
+
+
+def _html_depth(html: str) -> int:
+    """The deepest nesting of elements in ``html`` (an upper bound: unclosed elements count as
+    open), in one pass."""
+    depth = deepest = 0
+    for m in _TAG.finditer(html):
+        if m.group(2).lower() in _VOID or m.group(0).endswith("/>"):
+            continue
+        depth = max(0, depth - 1) if m.group(1) else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _keep_attribute(element: str, attribute: str, value: str) -> str | None:
     """nh3's last word on each attribute that survived the allow-list."""
+    if element == "mpadded" or attribute == "voffset":
+        return None
+    if element in MATHML_TAGS and attribute in _LENGTH_ATTRIBUTES:
+        return _bounded_length(value)
+    if attribute == "scriptlevel":
+        return value.strip() if value.strip() in _SCRIPTLEVELS else None
     if element == "img" and attribute == "src":
         return value if len(value) <= MAX_IMAGE_CHARS + 32 and _RASTER.match(value) else None
     if element == "a" and attribute == "href":
@@ -95,6 +146,7 @@ def _keep_attribute(element: str, attribute: str, value: str) -> str | None:
 
 def _clean(html: str) -> str:
     return nh3.clean(html, tags=set(_HTML_TAGS | MATHML_TAGS), attributes=_ATTRIBUTES,
+                     clean_content_tags=set(UNDRAWN_TAGS),
                      url_schemes={"http", "https", "data"}, attribute_filter=_keep_attribute,
                      link_rel="noopener noreferrer nofollow")
 
@@ -108,6 +160,8 @@ def _rebuild(node: ET.Element, out: list[str]) -> None:
     if not node.tag.startswith(_MATHML_NS):
         raise _NotConverted(node.tag)
     tag = node.tag[len(_MATHML_NS):]
+    if tag == "mphantom":  # \phantom: draws nothing (its size is not worth keeping)
+        return
     if tag not in MATHML_TAGS:
         raise _NotConverted(tag)
     attrs = []
@@ -241,6 +295,9 @@ def render_markdown(source: str, attachments: Mapping[str, Any] | None = None) -
     """
     text, note = _capped(strip_controls(source) if isinstance(source, str) else "")
     html = _BLOCK.render(text, {"attachments": attachments or {}})
+    if _html_depth(html) > MAX_HTML_DEPTH:
+        html = (f"<p><em>(shown as its source: its HTML nests deeper than {MAX_HTML_DEPTH} levels)</em></p>"
+                f"<pre><code>{escape(text)}</code></pre>")
     return Markup(_clean(html + note))
 
 

@@ -175,7 +175,10 @@ def read_group(source: str) -> tuple[Member, ...]:
                 raise GroupCellError(
                     f"member {i} of GROUP: {key!r} is {len(raw):,} characters long (at most "
                     f"{MAX_NAME_CHARS})")
-            fields[key] = unicodedata.normalize("NFC", raw.strip())
+            # A name is NFC (macOS writes NFD); an id or e-mail is kept as written: NFC would turn a
+            # Kelvin sign into K, making a look-alike of another student's address that address
+            # before anything could flag it (grader/batch/run.py's group.suspicious does).
+            fields[key] = unicodedata.normalize("NFC", raw.strip()) if key == "name" else raw.strip()
         if not fields["name"]:
             raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
         members.append(Member(**fields))

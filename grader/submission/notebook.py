@@ -186,15 +186,23 @@ def find_answer(nb: Any, qid: str) -> Located:
     return Located("", None, "")
 
 
-def find_group_source(nb: Any) -> tuple[str, str]:
-    """The group cell's source and how it was found, or ``('', '')``."""
+def group_cell_index(nb: Any) -> tuple[int | None, str]:
+    """The index of THE group cell (the first tagged ``group``, else the first code cell that
+    assigns ``GROUP``) and how it was found; ``(None, '')`` without one. One cell only: a tag on
+    more cells makes none of the others a group cell."""
     tagged = find_tagged(nb, "group")
     if tagged:
-        return nb.cells[tagged[0]].source, "tag"
-    for cell in nb.cells:
+        return tagged[0], "tag"
+    for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and re.match(r"\s*(#.*\n\s*)*GROUP\s*(:[^=]*)?=", cell.source):
-            return cell.source, "heading"
-    return "", ""
+            return i, "heading"
+    return None, ""
+
+
+def find_group_source(nb: Any) -> tuple[str, str]:
+    """The group cell's source and how it was found, or ``('', '')``."""
+    index, how = group_cell_index(nb)
+    return (nb.cells[index].source, how) if index is not None else ("", "")
 
 
 def template_answers(template: Any) -> dict[str, str]:

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.cleantext import skeleton
 from grader.errors import PlatformError, UsageError
+from grader.folder.grades import visible
 
 # A downloaded gradebook of a course of a few thousand students is well below this; a bigger
 # file is not a gradebook, and the parser's work stays bounded.
@@ -261,7 +263,9 @@ def students_of(results: Iterable[Mapping[str, Any]], confirmed: Mapping[str, It
             s = Student(m.name, m.student_id.strip(), m.email.strip(), r["folder"], r["submission"], r["status"],
                         float(r["points"]), float(r["max_points"]), feedback_for(r, partial), pending,
                         str(r.get("message", "")))
-            keys = [f"id {s.student_id}" if s.student_id else "", f"e-mail {s.email.casefold()}" if s.email else ""]
+            # compared as a reader tells them apart: a look-alike of another group's member is that member
+            keys = [f"id {skeleton(s.student_id)}" if s.student_id else "",
+                    f"e-mail {skeleton(s.email)}" if s.email else ""]
             for key in filter(None, keys):
                 if key in seen and seen[key][0] != s.folder:
                     problems.append(f"{s.name} ({key}) is a member of two groups, {seen[key][0]} and {s.folder}: "
@@ -293,17 +297,24 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
            manual_cols: Sequence[int] = ()) -> tuple[dict[int, Student], list[str]]:
     """Row index -> student: a tutor's match first (``manual``: a student's id or e-mail -> a
     value of one of the row's identity columns), then by e-mail, then by id. A problem, naming
-    the student, for every doubt; that student is left out."""
+    the student, for every doubt; that student is left out.
+
+    Identities are compared by their skeletons (NFKC, case folded, invisible characters dropped,
+    look-alike letters folded: grader/cleantext.py's :func:`~grader.cleantext.skeleton`), so a
+    look-alike of a row's e-mail address finds that row, and then conflicts: a row is a conflict
+    when the student's e-mail or id is written with other characters than the row's (the Kelvin
+    sign for K), or when the row holds a student id and the student's is not it. A tutor's own
+    match settles a conflict."""
     by_email: dict[str, list[int]] = {}
     by_id: dict[str, list[int]] = {}
     by_any: dict[str, list[int]] = {}
     for k, rec in enumerate(rows):
         for c in email_cols:
-            v = rec.value(c).strip().casefold()
+            v = skeleton(rec.value(c))
             if v:
                 by_email.setdefault(v, []).append(k)
         for c in id_cols:
-            v = rec.value(c).strip()
+            v = skeleton(rec.value(c))
             if v:
                 by_id.setdefault(v, [])
                 if k not in by_id[v]:
@@ -316,8 +327,9 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
     matched: dict[int, Student] = {}
     problems: list[str] = []
     for s in students:
-        who = f"{s.name} ({s.student_id or 'no id'}, {s.email or 'no e-mail'}) of {s.submission}"
-        hand = manual.get(s.student_id.casefold()) or manual.get(s.email.casefold())
+        who = (f"{visible(s.name)} ({visible(s.student_id) or 'no id'}, {visible(s.email) or 'no e-mail'}) "
+               f"of {s.submission}")
+        hand = manual.get(s.student_id.strip().casefold()) or manual.get(s.email.strip().casefold())
         if hand is not None:
             found = by_any.get(hand, [])
             if len(found) != 1:
@@ -326,8 +338,8 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
                 continue
             row: int | None = found[0]
         else:
-            e_rows = by_email.get(s.email.casefold(), []) if s.email else []
-            i_rows = by_id.get(s.student_id, []) if s.student_id else []
+            e_rows = by_email.get(skeleton(s.email), []) if s.email else []
+            i_rows = by_id.get(skeleton(s.student_id), []) if s.student_id else []
             if len(e_rows) > 1 or (not e_rows and len(i_rows) > 1):
                 found = e_rows if len(e_rows) > 1 else i_rows
                 problems.append(f"{who} matches several rows ({', '.join(describe(rows[k]) for k in found)}); "
@@ -345,12 +357,42 @@ def _match(students: list[Student], rows: list[Record], email_cols: list[int], i
                             f"student is there under another address: --match '{s.student_id or s.email}=<the row's "
                             "e-mail address or identifier>'")
             continue
+        conflict = "" if hand is not None else _identity_conflict(s, rows[row], email_cols, id_cols)
+        if conflict:
+            problems.append(f"{who} conflicts with {describe(rows[row])}: {conflict}; the row is left as it is "
+                            f"until a tutor settles who this is (--match '{s.student_id or s.email}=<the row's "
+                            "identifier>' if it is this student)")
+            continue
         if row in matched and matched[row].folder != s.folder:
             problems.append(f"{describe(rows[row])} matches {who} and {matched[row].name} of "
                             f"{matched[row].submission}; choose with --match")
             continue
         matched[row] = s
     return matched, problems
+
+
+def _ascii_lower(text: str) -> str:
+    return text.strip().translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _identity_conflict(s: Student, rec: Record, email_cols: list[int], id_cols: list[int]) -> str:
+    """Why the row a student matched may be someone else's ('' when it is theirs)."""
+    emails = [rec.value(c).strip() for c in email_cols if rec.value(c).strip()]
+    # a column that is both (Canvas's SIS Login ID) is an e-mail-like login, not the student id
+    ids = [rec.value(c).strip() for c in id_cols if c not in email_cols and rec.value(c).strip()]
+    same = [e for e in emails if skeleton(e) == skeleton(s.email)] if s.email else []
+    if same and all(_ascii_lower(e) != _ascii_lower(s.email) for e in same):
+        return (f"the e-mail address '{visible(s.email)}' only looks like the row's '{visible(same[0])}' "
+                "(other characters)")
+    same_id = [i for i in ids if skeleton(i) == skeleton(s.student_id)] if s.student_id else []
+    if same_id and all(i != s.student_id.strip() for i in same_id):
+        return f"the student id '{visible(s.student_id)}' only looks like the row's '{visible(same_id[0])}'"
+    if s.student_id and ids and not same_id:
+        return f"the row's student id is {', '.join(ids)}, the group cell says {visible(s.student_id)}"
+    return ""
 
 
 @dataclass(frozen=True)

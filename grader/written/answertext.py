@@ -14,7 +14,12 @@ The visible text (:attr:`AnswerText.visible`):
 * formulas are kept **verbatim with their delimiters** normalised to ``$..$`` (inline) and
   ``$$..$$`` (display, ``\\[..\\]``), so a report can show them; code spans keep their content
   without backticks. Each formula or code span is exactly one :class:`Word`, even with spaces;
-* images, code blocks, HTML tags and comments, link targets and the sources block are left out.
+* images, code blocks, HTML tags and comments, link targets and the sources block are left out;
+* so is everything no reader sees: the content of ``mphantom`` and the other elements of
+  :data:`grader.cleantext.UNDRAWN_TAGS` (the renderer, grader/pages/markdown.py, removes the same), and
+  ``\\phantom{..}`` (also ``\\hphantom``, ``\\vphantom``) inside a formula. Boxes that could hide
+  text by size or offset (``mpadded``, ``voffset``, negative or huge lengths) are neutralised by
+  the renderer, so their text is drawn and counts.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from markdown_it.token import Token
 from mdit_py_plugins.amsmath import amsmath_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.texmath import texmath_plugin
+
+from grader.cleantext import UNDRAWN_TAGS
 
 __all__ = ["AnswerText", "Word", "count_words", "list_items", "parse_answer", "sentences"]
 
@@ -180,7 +187,7 @@ def _split_sources(markdown: str) -> tuple[str, str]:
 class _HTMLText(HTMLParser):
     """Collects the text between tags; nothing is executed or fetched."""
 
-    _SKIP = {"script", "style", "template"}
+    _SKIP = UNDRAWN_TAGS
     _BREAKS = {"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
                "ul", "ol", "table", "blockquote", "section", "center", "hr"}
 
@@ -189,6 +196,10 @@ class _HTMLText(HTMLParser):
         self.parts: list[str] = []
         self.skip = 0
         self.has_media = False
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self._SKIP:  # <mphantom/> hides nothing
+            self.handle_starttag(tag, attrs)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
@@ -325,11 +336,42 @@ class _Builder:
 _TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")  # the name of one inline HTML tag
 
 
+_PHANTOM = re.compile(r"\\[hv]?phantom\s*\{")
+
+
+def _drawn_latex(latex: str) -> str:
+    """``latex`` without its ``\\phantom{..}`` groups (braces balanced; linear)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = _PHANTOM.search(latex, pos)
+        if m is None:
+            out.append(latex[pos:])
+            return "".join(out)
+        out.append(latex[pos:m.start()])
+        depth, i = 1, m.end()
+        while i < len(latex) and depth:
+            depth += {"{": 1, "}": -1}.get(latex[i], 0)
+            i += 1
+        pos = i
+
+
 def _walk_inline(children: list[Token], b: _Builder) -> bool:
-    """Append an inline token stream; returns whether an image was skipped."""
+    """Append an inline token stream; returns whether an image was skipped. Text inside an
+    element that is not drawn (:data:`UNDRAWN_TAGS`, e.g. ``<mphantom>``) is left out: the block
+    ends such an element, as the browser's parser ends it at the paragraph's end."""
     media = False
+    hidden = 0
     for tok in children:
         t = tok.type
+        if t == "html_inline":
+            tag = _TAG_NAME.match(tok.content)
+            name = tag.group(1).lower() if tag else ""
+            if name in UNDRAWN_TAGS and not tok.content.rstrip().endswith("/>"):
+                hidden = max(0, hidden - 1) if tok.content.startswith("</") else hidden + 1
+                continue
+        if hidden:
+            continue
         if t == "text":
             b.text(tok.content)
         elif t == "softbreak":
@@ -340,9 +382,11 @@ def _walk_inline(children: list[Token], b: _Builder) -> bool:
             if tok.content.strip():
                 b.atom(tok.content.strip())
         elif t == "math_inline":
-            b.atom(f"${tok.content.strip()}$")
+            if _drawn_latex(tok.content).strip():
+                b.atom(f"${_drawn_latex(tok.content).strip()}$")
         elif t == "math_inline_double":
-            b.atom(f"$${tok.content.strip()}$$")
+            if _drawn_latex(tok.content).strip():
+                b.atom(f"$${_drawn_latex(tok.content).strip()}$$")
         elif t == "image":
             media = True  # neither the image nor its alt text is read
         elif t == "html_inline":
@@ -518,7 +562,9 @@ def analyse(markdown: str) -> Analysis:
             b.close()
             after_math = False
         elif t in ("math_block", "math_block_eqno", "amsmath"):
-            content = tok.content.strip()
+            content = _drawn_latex(tok.content).strip()
+            if not content:
+                continue
             b.open("para", item, join=True)
             b.atom(content if t == "amsmath" else f"$${content}$$")
             b.close()
