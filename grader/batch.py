@@ -48,7 +48,7 @@ from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Sandbox, choose_sandbox
 from grader.schedule import longest_first, read_history
-from grader.scores import apply_manual
+from grader.scores import apply_manual, tutor_scores
 from grader.similarity import batch_similarity
 
 __all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
@@ -391,7 +391,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     todo: list[Job] = []
     with out.gradebook() as book:
         run_id = book.start_run(rubric.sha256, len(files))
-        manual = book.manual_scores()
+        manual = tutor_scores(book)
         try:
             interrupt.live()
             for p, f in zip(files, assign_folders(files)):

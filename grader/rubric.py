@@ -223,6 +223,8 @@ class Rubric:
     archive: ArchiveLimits
     late: Late = field(default_factory=lambda: Late("flag", 0.0))
     budget: Budget = field(default_factory=lambda: Budget(2700.0, 4096))
+    # Whom a student asks to contest a grade ([rubric] contact): the report's next step names it.
+    contact: str = ""
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -412,6 +414,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     title = meta.get("title", str)
     max_points = meta.get("max_points", float, positive=True)
     meta.get("sheet", str, default="11")
+    contact = " ".join(meta.get("contact", str, default="").split())
+    if len(contact) > 300:
+        raise meta.fail("contact", "is longer than 300 characters; name a person or an address")
     meta.no_unknown()
 
     default_penalty = 1.0
@@ -537,4 +542,4 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
-                  limits=limits, archive=archive, late=late, budget=budget)
+                  limits=limits, archive=archive, late=late, budget=budget, contact=contact)
