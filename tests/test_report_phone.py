@@ -57,7 +57,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data["folder"] = kind
         results.append(SubmissionResult.from_json(data))
         folder.write_submission(results[-1], render_pages(data))
-    folder.write_batch(results, load_rubric(), "")
+    # A pair of groups whose shared code holds a long line: the side-by-side view must fit a phone.
+    long = "W_hh = torch.randn(hidden_size, hidden_size) * spectral_norm_scale_for_the_gradient_bound_experiment\n"
+    side = {"a": 1.0, "b": 1.0, "score": 1.0, "passages_a": [[long * 3, True]], "passages_b": [[long * 3, True]]}
+    similarity = {"threshold": 0.5, "method": "shared passages", "pairs_compared": 1,
+                  "pairs": [{"a": "good", "b": "failing", "a_label": "Hopper_2581111_Liskov_2582222.ipynb",
+                             "b_label": "Lovelace_2571234_Turing_2579876.zip", "score": 1.0,
+                             "code": side, "text": side}]}
+    folder.write_batch(results, load_rubric(), "", similarity=similarity)
     return out
 
 
