@@ -1,5 +1,8 @@
 """Tutors' scores for the written answers: import a scoring sheet into the gradebook and render
-every output of the folder again with them.
+every output of the folder again with them. Also what ``grade serve`` saves one at a time: a
+written answer's score (:func:`save_score`) and an automatic question's points set by hand with a
+required reason (:func:`save_override`); :func:`apply_manual` applies both, to every render and
+every re-grade (:func:`tutor_scores` reads them from the gradebook).
 
 The sheet (written by ``grade review``) has a row per submission and question with the columns
 ``folder``, ``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``.
@@ -43,7 +46,7 @@ from grader.rubric import load_rubric
 MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
 
 __all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "gradebook_path", "import_sheet", "is_written",
-           "load_results", "read_sheet", "sync_outputs"]
+           "load_results", "read_sheet", "save_override", "save_score", "sync_outputs", "tutor_scores"]
 
 
 # -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
