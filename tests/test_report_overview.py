@@ -94,3 +94,36 @@ def test_automatic_points_set_by_a_tutor_show_the_reason_and_the_checks_points()
     student, tutor = _text(render_report(data)), _text(render_tutor_report(data))
     assert "Points set by a tutor (the checks gave" in student and "W^T is accepted this term" in student
     assert "(ada)" not in student and "Points set by a tutor (ada)" in tutor
+
+
+def test_the_contact_is_checked_where_the_rubric_is_read(tmp_path: Path) -> None:
+    import pytest
+
+    from grader.errors import RubricError
+    from grader.resources import default_rubric
+    text = default_rubric().read_text(encoding="utf-8")
+    assert "\ncontact = " in text
+    path = tmp_path / "rubric.toml"
+    path.write_text(re.sub(r"\ncontact = .*\n", "\ncontact = \"" + "x" * 301 + "\"\n", text, count=1))
+    with pytest.raises(RubricError) as err:
+        load_rubric(path)
+    assert "rubric.contact" in str(err.value) and "longer than 300" in str(err.value)
+    path.write_text(re.sub(r"\ncontact = .*\n", "\ncontact = \"  Dr.   Who\"\n", text, count=1))
+    assert load_rubric(path).contact == "Dr. Who"
+
+
+def test_grading_marks_the_self_check_cells_and_the_code_after_an_answer() -> None:
+    import nbformat
+
+    from grader.grade import is_self_check, nearby_code
+    from grader.resources import template_notebook
+    nb = nbformat.read(str(template_notebook()), as_version=4)
+    checks = [i for i, c in enumerate(nb.cells) if is_self_check(c)]
+    assert len(checks) == 9 and all("check(" in nb.cells[i].source for i in checks[1:])
+    answer = next(i for i, c in enumerate(nb.cells) if "answer-11.3.3" in c.metadata.get("tags", []))
+    assert nearby_code(nb, answer) == ()  # the template has no code there
+    nb.cells.insert(answer + 1, nbformat.v4.new_markdown_cell("My working:"))
+    nb.cells.insert(answer + 2, nbformat.v4.new_code_cell("p = W @ [c1; c2]\nprint(p)"))
+    nb.cells.insert(answer + 3, nbformat.v4.new_code_cell(""))
+    assert nearby_code(nb, answer) == ({"index": answer + 2, "source": "p = W @ [c1; c2]\nprint(p)"},)
+    assert nearby_code(nb, None) == ()
