@@ -27,7 +27,8 @@ HttpOnly, SameSite=Strict cookie; every POST carries a CSRF token derived from i
 must name the loopback address (no DNS rebinding); every page has a Content-Security-Policy that
 allows only the app's own script and style; the only things read from disk are the output
 folder's result.json / tutor.html of a folder that the app itself listed (never a path built
-from a request) and the app's two static files.
+from a request), the gradebook, the student template (the questions' prompts, read once at start)
+and the app's two static files.
 
 Several tutors at once: each form carries the version of the answer's score it was based on
 (the id of its latest ``score_history`` row); a save whose version is stale because another tutor
