@@ -158,5 +158,11 @@ def test_the_scoring_keys_at_a_phones_and_a_desks_width(server: Any, browser: An
         page.keyboard.press("c")                             # the cursor at its end: new text is appended
         page.keyboard.type(" Cite it.")
         assert page.locator("#comment").input_value() == "First line and more\nGood start. Cite it."
+        for path in ("/", page.locator("a", has_text="automatic points").get_attribute("href")):
+            page.goto(f"{base}{path}")                       # the start page and the overrides page fit too
+            widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert widths[0] <= widths[1], f"{path} scrolls sideways at {size[0]} px: {widths}"
+        rows = page.evaluate("[...document.querySelectorAll('table.auto tbody tr')].map(r => getComputedStyle(r).display)")
+        assert rows and set(rows) == {"block" if size[0] < 640 else "table-row"}, rows  # cards on a phone
     finally:
         context.close()
