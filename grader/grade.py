@@ -37,7 +37,14 @@ from grader.result import CaseResult, Flag, QuestionResult, Recall, SubmissionRe
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
 from grader.submission.intake import read_submission
 from grader.submission.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
-from grader.submission.notebook import NotebookInvalid, find_answer, find_group_source, parse_notebook, template_answers
+from grader.submission.notebook import (
+    NotebookInvalid,
+    find_answer,
+    find_group_source,
+    parse_notebook,
+    tags,
+    template_answers,
+)
 from grader.written.concepts import match_concepts
 from grader.written.rules import AnswerRule, check_answer
 
@@ -89,7 +96,8 @@ def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, 
     return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
                             questions=_empty_questions(ctx.rubric), flags=tuple(flags),
                             max_points=ctx.rubric.max_points, message=message, tutor_detail=detail,
-                            sandbox_note=ctx.sandbox.note, rubric_sha256=ctx.rubric.sha256, **kw)
+                            sandbox_note=ctx.sandbox.note, rubric_sha256=ctx.rubric.sha256,
+                            contact=ctx.rubric.contact, **kw)
 
 
 def grade_submission(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
@@ -282,7 +290,9 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
         by_question[rubric.recall.question].append(recall_case)
         shown = notebook_outputs(opened.nb.cells)  # capped, text and raster images only, for the report
         cells = tuple({"index": c.index, "status": c.status, "seconds": round(c.seconds, 2),
-                       "error": c.error, "outputs": shown.get(c.index, [])} for c in run.cells)
+                       "error": c.error, "outputs": shown.get(c.index, []),
+                       "self_check": is_self_check(opened.nb.cells[c.index]) if c.index < len(opened.nb.cells)
+                       else False} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags))
 
@@ -307,11 +317,37 @@ def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[
     return SubmissionResult(submission=group.filename, sha256=opened.sha256, status="graded", group=group.group,
                             questions=questions, flags=tuple(flags), max_points=rubric.max_points,
                             sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
-                            rubric_sha256=rubric.sha256, **opened.extra)
+                            rubric_sha256=rubric.sha256, contact=rubric.contact, **opened.extra)
 
 
 def _cell_message(message: str, cell: int | None) -> str:
     return message if cell is None else f"cell {cell + 1}: {message}"
+
+
+def is_self_check(cell: Any) -> bool:
+    """A cell of the template's in-notebook self-check (its import, a ``check(...)`` call): in a
+    graded report its output is left out, since the hidden checks there are what counts and the
+    grading kernel does not hold the self-check module (it would only say it is not available)."""
+    return any(t == "check-import" or t.startswith("check-") for t in tags(cell))
+
+
+MAX_NEARBY_CELLS = 4        # code cells after an answer shown to its tutor
+MAX_NEARBY_CHARS = 6000     # of each, the first characters
+
+
+def nearby_code(nb: Any, index: int | None) -> tuple[dict[str, Any], ...]:
+    """The untagged code cells right after the answer cell ``index``, up to the next tagged cell
+    (the group's own code for that question), capped in number and length."""
+    if index is None:
+        return ()
+    found: list[dict[str, Any]] = []
+    for i in range(index + 1, len(nb.cells)):
+        cell = nb.cells[i]
+        if tags(cell) or len(found) >= MAX_NEARBY_CELLS:
+            break
+        if cell.cell_type == "code" and "".join(cell.source).strip():
+            found.append({"index": i, "source": "".join(cell.source)[:MAX_NEARBY_CHARS]})
+    return tuple(found)
 
 
 def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag]]:
@@ -336,7 +372,8 @@ def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag
                            visible=checked.text.visible, notes=tuple(notes),
                            concepts_found=found, concepts_missing=missing,
                            attachments=dict(nb.cells[located.index].get("attachments", {}) or {})
-                           if located.index is not None else {})
+                           if located.index is not None else {},
+                           nearby=nearby_code(nb, located.index))
     return QuestionResult(qid, q.title, 0.0, q.points, "pending", answer=answer), flags
 
 

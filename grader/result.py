@@ -134,6 +134,9 @@ class WrittenAnswer:
     concepts_found: tuple[str, ...] = ()
     concepts_missing: tuple[str, ...] = ()
     attachments: Mapping[str, Any] = field(default_factory=dict)  # images of the answer cell
+    # The code cells the group put right after the answer cell (before the next tagged cell):
+    # ({"index": cell index, "source": capped source}, ...), for the tutor's scoring page.
+    nearby: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,10 @@ class QuestionResult:
     cases: tuple[CaseResult, ...] = ()
     answer: WrittenAnswer | None = None
     comment: str = ""
-    scored_by: str = ""  # the tutor, for status "manual"
+    scored_by: str = ""  # the tutor, for status "manual" (and an automatic question a tutor overrode)
+    # An automatic question whose points a tutor set by hand (``comment`` holds the reason): the
+    # points the checks gave. None: not overridden.
+    auto_points: float | None = None
 
     @property
     def written(self) -> bool:
@@ -166,10 +172,14 @@ class QuestionResult:
             out["concepts_missing"] = list(a.concepts_missing)
             out["answer"] = {"markdown": a.markdown, "found_by": a.found_by, "over_limit_at": a.over_limit_at,
                              "visible": a.visible, "notes": list(a.notes), "attachments": dict(a.attachments)}
+            if a.nearby:
+                out["answer"]["nearby"] = [dict(c) for c in a.nearby]
         if self.scored_by:
             out["scored_by"] = self.scored_by
         if self.comment:
             out["comment"] = self.comment
+        if self.auto_points is not None:
+            out["auto_points"] = round(self.auto_points, 4)
         return out
 
     @classmethod
@@ -183,13 +193,17 @@ class QuestionResult:
                 over_limit_at=raw.get("over_limit_at"), visible=str(raw.get("visible", "")),
                 notes=tuple(raw.get("notes") or ()), concepts_found=tuple(data.get("concepts_found") or ()),
                 concepts_missing=tuple(data.get("concepts_missing") or ()),
-                attachments=dict(raw.get("attachments") or {}))
+                attachments=dict(raw.get("attachments") or {}),
+                nearby=tuple({"index": int(c.get("index", 0)), "source": str(c.get("source", ""))}
+                             for c in raw.get("nearby") or () if isinstance(c, Mapping)))
         return cls(id=qid, title=str(data.get("title", "")),
                    points=_float(data.get("points", 0.0), f"questions.{qid}.points"),
                    max_points=_float(data.get("max_points", 0.0), f"questions.{qid}.max_points"),
                    status=_status(data.get("status"), QUESTION_STATUSES, f"questions.{qid}.status"),
                    cases=tuple(_case_from_json(c) for c in data.get("checks") or ()),
-                   answer=answer, comment=str(data.get("comment", "")), scored_by=str(data.get("scored_by", "")))
+                   answer=answer, comment=str(data.get("comment", "")), scored_by=str(data.get("scored_by", "")),
+                   auto_points=None if data.get("auto_points") is None
+                   else _float(data.get("auto_points"), f"questions.{qid}.auto_points"))
 
 
 def _case_json(c: CaseResult) -> dict[str, Any]:
@@ -292,6 +306,7 @@ class SubmissionResult:
     message: str = ""
     tutor_detail: str = ""  # technical detail kept for the tutor, never shown to students
     sandbox_note: str = ""
+    contact: str = ""  # whom to ask about a grade (the rubric's [rubric] contact), for the report
     other_files: tuple[str, ...] = ()
     notebook_name: str = ""
     recall: Recall | None = None
@@ -345,6 +360,8 @@ class SubmissionResult:
             out["tutor_detail"] = self.tutor_detail
         if self.sandbox_note:
             out["sandbox"] = self.sandbox_note
+        if self.contact:
+            out["contact"] = self.contact
         if self.recall is not None:
             out["recall"] = self.recall.to_json()
         if self.late is not None:
@@ -373,7 +390,8 @@ class SubmissionResult:
                 flags=tuple(Flag.from_json(f) for f in data.get("flags") or ()),
                 max_points=_float(data.get("max_points", 0.0), "max_points"),
                 message=str(data.get("message", "")), tutor_detail=str(data.get("tutor_detail", "")),
-                sandbox_note=str(data.get("sandbox", "")), other_files=tuple(data.get("other_files") or ()),
+                sandbox_note=str(data.get("sandbox", "")), contact=str(data.get("contact", "")),
+                other_files=tuple(data.get("other_files") or ()),
                 notebook_name=str(data.get("notebook", "")),
                 recall=Recall.from_json(recall) if isinstance(recall, Mapping) else None,
                 cells=tuple(dict(c) for c in data.get("cells") or ()),

@@ -237,6 +237,8 @@ class Rubric:
     #: [contract_rules] settle_seconds: how long after a function's last call its inputs are looked
     #: at again (grader/checks/contract.py), so a thread that changes them later is seen.
     contract_settle: float = 0.5
+    # Whom a student asks to contest a grade ([rubric] contact): the report's next step names it.
+    contact: str = ""
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -431,6 +433,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     title = meta.get("title", str)
     max_points = meta.get("max_points", float, positive=True)
     meta.get("sheet", str, default="11")
+    contact = " ".join(meta.get("contact", str, default="").split())
+    if len(contact) > 300:
+        raise meta.fail("contact", "is longer than 300 characters; name a person or an address")
     meta.no_unknown()
 
     default_penalty, contract_settle = 1.0, 0.5
@@ -566,4 +571,4 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
                   limits=limits, archive=archive, late=late, budget=budget,
-                  contract_settle=contract_settle)
+                  contract_settle=contract_settle, contact=contact)

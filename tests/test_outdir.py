@@ -79,7 +79,7 @@ def test_results_read_back_typed_and_unreadable_ones_are_named(tmp_path: Path) -
 
 
 def test_a_report_that_cannot_be_drawn_becomes_a_short_page(monkeypatch) -> None:
-    def broken(data):
+    def broken(data, confirmed=()):
         raise ValueError("math domain error")
     monkeypatch.setattr(grader.folder.outdir, "render_pages", broken)
     pages = safe_pages(fake_result("A_1_B_2", MEMBERS[0]))

@@ -124,7 +124,6 @@ def test_a_post_without_the_csrf_field_stores_nothing(app: Any, out: Path) -> No
     for csrf in ("", "0" * 64, "wrong"):
         response = _score(client, "11.2.1", 1, "0.5", csrf=csrf)
         assert response.status_code == 403 and "nothing was saved" in response.text
-        assert client.post("/tutor", data={"csrf": csrf, "tutor": "mallory"}).status_code == 403
         assert client.post("/publish", data={"csrf": csrf}).status_code == 403
     assert _table(out, "manual_scores") == [] and _table(out, "score_history") == []
 
@@ -170,8 +169,8 @@ def test_a_save_goes_into_the_gradebook_with_history_and_renders_the_report(app:
     client = _client(app)
     n = _position(client, "11.2.1", ADA)
     response = _score(client, "11.2.1", n, "0,5", "Good <b>point</b>, cite the source")
-    assert response.status_code == 303  # on to the next answer (the last one stays)
-    assert response.headers["location"] == f"/q/11.2.1/{min(n + 1, 2)}?saved={n}"
+    assert response.status_code == 303  # on to the next answer; after the last one, to the next question
+    assert response.headers["location"] == (f"/q/11.2.1/{n + 1}?saved={n}" if n == 1 else "/q/11.2.2?after=11.2.1")
     assert [(r[0], r[1], r[3], r[4], r[5]) for r in _table(out, "manual_scores")] == \
         [(ADA, "11.2.1", 0.5, "Good <b>point</b>, cite the source", "ada")]
     with Gradebook(out / "gradebook.sqlite") as book:
@@ -230,14 +229,27 @@ def test_a_form_for_another_answer_or_an_overlong_comment_stores_nothing(app: An
     assert _table(out, "manual_scores") == []
 
 
-def test_a_tutor_sets_a_name_and_it_is_recorded(app: Any, out: Path) -> None:
+def test_who_saves_is_the_servers_to_say_not_a_cookie_or_a_field(app: Any, out: Path) -> None:
+    """Cookies are not separated by port: a page on another 127.0.0.1 port can set any cookie for
+    this server. No cookie and no form field changes whose name a score is saved under."""
     client = _client(app)
-    csrf = _form(client.get("/q/11.2.1/1").text)["csrf"]
-    assert client.post("/tutor", data={"csrf": csrf, "tutor": "\u00c9mile \"Q\" Zo\u00eb"}).status_code == 200
-    assert client.post("/tutor", data={"csrf": csrf, "tutor": "x" * 61}).status_code == 400
-    assert client.post("/tutor", data={"csrf": csrf, "tutor": "bad\x00name"}).status_code == 400
-    assert _score(client, "11.1.1", 1, "0.25").status_code == 303
-    assert _table(out, "manual_scores")[0][5] == "\u00c9mile \"Q\" Zo\u00eb"
+    client.cookies.set("grade_tutor", "mallory")  # what the old app read the name from
+    page = client.get("/q/11.1.1/1").text
+    assert "scoring as <strong>ada</strong>" in page and "mallory" not in page
+    assert _score(client, "11.1.1", 1, "0.25", tutor="mallory").status_code == 303
+    assert _table(out, "manual_scores")[0][5] == "ada"
+    assert client.post("/tutor", data={"csrf": _form(page)["csrf"], "tutor": "mallory"}).status_code in (404, 405)
+
+
+@pytest.mark.parametrize("path", ["/?notice=<b>Call+0800+now</b>", "/?notice=published%3Cscript%3E",
+                                  "/q/11.2.1/1?saved=<i>hi</i>", "/q/11.2.1/1?saved=99",
+                                  "/q/11.2.1/1?after=<i>hi</i>", "/q/<i>hi</i>", "/q/11.2.1?after=<i>hi</i>"])
+def test_no_text_from_the_address_is_shown(app: Any, path: str) -> None:
+    client = _client(app)
+    page = client.get(path)
+    assert "hi</i>" not in page.text and "&lt;i&gt;" not in page.text and "Call" not in page.text
+    assert "0800" not in page.text and 'role="status"' not in page.text
+    assert client.get("/?notice=published").text.count('role="status"') == 1  # a known code: its own sentence
 
 
 def test_progress_per_question(app: Any) -> None:
@@ -255,8 +267,7 @@ def test_progress_per_question(app: Any) -> None:
 
 # -- several tutors ----------------------------------------------------------------------------------
 def test_a_conflicting_edit_is_refused_with_who_and_when(app: Any, out: Path) -> None:
-    ada, bob = _client(app), _client(app)
-    bob.post("/tutor", data={"csrf": _form(bob.get("/q/11.2.1/1").text)["csrf"], "tutor": "bob"})
+    ada, bob = _client(app), _client(create_app(out, "bob", TOKEN))  # bob runs his own server
     bob_form = _form(bob.get("/q/11.2.1/1").text)   # bob opens the answer ...
     assert _score(ada, "11.2.1", 1, "0.25", "ada was first").status_code == 303   # ... ada saves first
     refused = bob.post("/q/11.2.1/1", data={**bob_form, "points": "0.75", "comment": "bob"})
@@ -304,8 +315,6 @@ def test_two_tutors_scoring_at_once_lose_nothing(app: Any, out: Path) -> None:
     of the second half, and both score 11.3.3 (the same answers) at the same time."""
     # bob on a second server over the same folder, as a second tutor's `grade serve` would be
     clients = {"ada": _client(app), "bob": _client(create_app(out, "bob", TOKEN))}
-    for name, client in clients.items():
-        client.post("/tutor", data={"csrf": _form(client.get("/q/11.1.1/1").text)["csrf"], "tutor": name})
     half = len(WRITTEN_IDS) // 2
     plan = {"ada": [q for q in WRITTEN_IDS[:half]] + ["11.3.3"], "bob": [q for q in WRITTEN_IDS[half:]]}
     errors: list[str] = []

@@ -17,6 +17,7 @@ from grader.folder.gradebook import Gradebook
 from grader.tutors.serve import HOST, create_app, free_port
 
 pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 @pytest.fixture()
@@ -75,7 +76,7 @@ def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_re
     page.keyboard.press("Shift+Enter")                  # a new line, not a save
     page.keyboard.type("Zweite Zeile")
     page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/q/11.2.1/2?saved=2")     # the last answer stays
+    page.wait_for_url(f"{base}/q/11.2.2/1?after=11.2.1")  # the last answer: on to the next question
 
     page.goto(f"{base}/q/11.1.1/1")
     page.keyboard.press("1")                            # 0.25 points
@@ -90,8 +91,7 @@ def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_re
     assert stored[order[0]]["11.1.1"]["points"] == 0.25
     assert sorted(order) == sorted([ADA, GRACE])
 
-    page.reload()                                       # what was saved is what the tutor sees
-    page.goto(f"{base}/q/11.2.1/2")
+    page.goto(f"{base}/q/11.2.1/2")                    # what was saved is what the tutor sees
     page.reload()
     assert page.locator("#points").input_value() == "0.75"
     assert page.locator("#comment").input_value() == 'Klar & gut, "ja" <b>\nZweite Zeile'
@@ -110,3 +110,59 @@ def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_re
     report = (out / order[1] / "report.html").read_text()
     assert "Klar &amp; gut" in report and "&lt;b&gt;" in report and "Zweite Zeile" in report
     assert "<b>" not in report.split("Klar &amp; gut")[1][:200]  # the tutor's comment: HTML shown as text
+
+
+SIZES = [(390, 844), (1300, 900)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["390", "1300"])
+def test_the_scoring_keys_at_a_phones_and_a_desks_width(server: Any, browser: Any, size: tuple[int, int]) -> None:
+    """N moves to the next question; c puts the cursor after an existing comment; r then 1 inserts
+    a kept comment; two quick Enters save once, without a conflict; the page does not scroll
+    sideways and shows the question's prompt."""
+    from test_serve import _out  # noqa: F401 - the same folder as the server's
+    base, out = server
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{base}/?token={TOKEN}")
+        page.goto(f"{base}/q/11.2.1/1")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"serve.answer.{size[0]}.png"), full_page=True)
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], f"the scoring page scrolls sideways at {size[0]} px: {widths}"
+        assert page.locator("#prompt").is_visible() and "CNN and RNN" in page.locator("#prompt").inner_text()
+        page.keyboard.press("Shift+N")                       # the next question
+        page.wait_for_url(f"{base}/q/11.2.2/1")
+        page.goto(f"{base}/q/11.2.1/1")
+        page.keyboard.press("2")
+        page.keyboard.press("c")
+        page.keyboard.type("Good start.")
+        page.locator("#keep").click()                        # kept for reuse on 11.2.1
+        page.wait_for_selector("button.reuse")
+        page.locator("#comment").fill("First line and more")
+        page.locator("body").click(position={"x": 1, "y": 1})
+        page.keyboard.press("r")
+        page.keyboard.press("1")                             # the kept comment, at the end
+        assert page.locator("#comment").input_value() == "First line and more\nGood start."
+        page.locator("#comment").focus()
+        page.keyboard.press("Enter")                         # two quick Enters: one save, no conflict
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/q/11.2.1/2?saved=1")
+        assert page.locator("#error").count() == 0
+        with Gradebook(out / "gradebook.sqlite") as book:
+            history = [h for h in book.history() if h["question"] == "11.2.1"]
+        assert len(history) == 1 and history[0]["new_comment"] == "First line and more\nGood start."
+        page.goto(f"{base}/q/11.2.1/1")                     # the stored comment, as the page brings it
+        page.keyboard.press("c")                             # the cursor at its end: new text is appended
+        page.keyboard.type(" Cite it.")
+        assert page.locator("#comment").input_value() == "First line and more\nGood start. Cite it."
+        for path in ("/", page.locator("a", has_text="automatic points").get_attribute("href")):
+            page.goto(f"{base}{path}")                       # the start page and the overrides page fit too
+            widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert widths[0] <= widths[1], f"{path} scrolls sideways at {size[0]} px: {widths}"
+        rows = page.evaluate("[...document.querySelectorAll('table.auto tbody tr')].map(r => getComputedStyle(r).display)")
+        assert rows and set(rows) == {"block" if size[0] < 640 else "table-row"}, rows  # cards on a phone
+    finally:
+        context.close()

@@ -51,7 +51,7 @@ from grader.kernel.sandbox import Sandbox, choose_sandbox
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.submission.platform import Person, apply_platform, discover, read_roster
-from grader.tutors.scores import apply_manual
+from grader.tutors.scores import apply_manual, tutor_scores
 
 __all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
 
@@ -423,7 +423,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
 
     with out.gradebook() as book:
         run_id = book.start_run(rubric.sha256, len(files))
-        manual = book.manual_scores()
+        manual = tutor_scores(book)
         try:
             interrupt.live()
             for item, f in zip(found.found, assign_folders(files)):

@@ -91,7 +91,7 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
     from rich.console import Console
 
     from grader.errors import UsageError
-    from grader.tutors.export import export, export_platform, incomplete
+    from grader.tutors.export import export, export_platform, incomplete, list_overrides
     from grader.tutors.scores import load_results
     err = Console(stderr=True)
     path: Path | None = None
@@ -113,6 +113,11 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
             if require_complete:
                 err.print("Nothing was written (--require-complete).", highlight=False)
                 sys.exit(1)
+        overridden = list_overrides(Path(out_dir)) if load_ok(Path(out_dir)) else []
+        if overridden:
+            err.print(f"Automatic points set by hand ({len(overridden)}):", highlight=False)
+            for line in overridden:
+                err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
         if fmt in ("moodle", "canvas"):
             assert into is not None
             outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column,
@@ -155,11 +160,23 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
         click.echo(f"Grades written to {plain(path)}")
 
 
+def load_ok(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds results (else the export itself says what is wrong)."""
+    from grader.errors import UsageError
+    from grader.tutors.scores import load_results
+    try:
+        return bool(load_results(out_dir))
+    except UsageError:
+        return False
+
+
 @click.command("serve")
 @output_option()
 @click.option("--port", default=8011, show_default=True, type=click.IntRange(0, 65535),
               help="Port on 127.0.0.1 (0: any free one).")
-@click.option("--tutor", default=None, help="Who scores (default: the login name); each browser can set its own.")
+@click.option("--tutor", default=None,
+              help="Who scores (default: the login name): recorded with every save, and nothing a browser "
+                   "sends changes it. Tutors scoring at the same time each run their own server (--port).")
 @rubric_option()
 def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str | None) -> None:
     """Score the written answers in the browser (a local web app on 127.0.0.1)."""
@@ -167,7 +184,7 @@ def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str |
     from grader.tutors.scores import default_tutor
     from grader.tutors.serve import clean_tutor, serve
     with boundary():
-        name = clean_tutor(tutor) if tutor is not None else default_tutor()
+        name = clean_tutor(tutor if tutor is not None else default_tutor())
         if name is None:
             raise UsageError("--tutor: a name of 1 to 60 printable characters, please")
         serve(Path(out_dir), port, name, click.echo, rubric_path)

@@ -9,6 +9,9 @@ written, unless given); rows that were there before the ledger existed are seale
 first time. ``reveals`` records every reveal of a blind group (who, when, why), ``deletions``
 every purge (what kinds and how many, when, by whom; no personal data). All of the grader's SQL
 lives in this module.
+The tutors' work lives here too: written answers' scores (``manual_scores``), automatic points a
+tutor set by hand with a reason (``point_overrides``), both with every change in
+``score_history``; group members a tutor confirmed; and comments kept for reuse per question.
 """
 from __future__ import annotations
 
@@ -76,6 +79,26 @@ CREATE TABLE IF NOT EXISTS score_history (
     changed_at REAL NOT NULL,
     sheet TEXT NOT NULL
 );
+-- Automatic points a tutor set by hand, with the reason (grade serve); their changes go into
+-- score_history too (sheet "override", new_comment the reason).
+CREATE TABLE IF NOT EXISTS point_overrides (
+    folder TEXT NOT NULL,
+    question TEXT NOT NULL,
+    submission TEXT NOT NULL,
+    points REAL NOT NULL,
+    reason TEXT NOT NULL,
+    tutor TEXT NOT NULL,
+    set_at REAL NOT NULL,
+    PRIMARY KEY (folder, question)
+);
+-- Comments a tutor keeps for reuse, per written question (grade serve).
+CREATE TABLE IF NOT EXISTS saved_comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    question TEXT NOT NULL,
+    text TEXT NOT NULL,
+    tutor TEXT NOT NULL,
+    saved_at REAL NOT NULL
+);
 -- Group members the file name does not name, confirmed by a tutor (`grade confirm`).
 CREATE TABLE IF NOT EXISTS confirmed_members (
     folder TEXT NOT NULL,
@@ -110,8 +133,9 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 """
 #: Tables that hold a submission folder's data (the folder name holds the students' names).
-FOLDER_TABLES = ("results", "run_results", "manual_scores", "score_history", "confirmed_members", "reveals")
-_TABLES = (*ledger.CHAINED, "manual_scores", "ledger")
+FOLDER_TABLES = ("results", "run_results", "manual_scores", "point_overrides", "score_history", "confirmed_members",
+                 "reveals")
+_TABLES = (*ledger.CHAINED, "manual_scores", "point_overrides", "saved_comments", "ledger")
 
 
 class Gradebook:
@@ -358,6 +382,57 @@ class Gradebook:
         row = self.db.execute("SELECT id, tutor, changed_at, new_points FROM score_history WHERE folder=? AND "
                               "question=? ORDER BY id DESC LIMIT 1", (folder, question)).fetchone()
         return None if row is None else {"id": row[0], "tutor": row[1], "changed_at": row[2], "new_points": row[3]}
+    # -- automatic points set by a tutor ---------------------------------------------------------
+    def overrides(self, folder: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """``folder -> question -> {points, reason, tutor, set_at}`` of every override."""
+        sql = "SELECT folder, question, points, reason, tutor, set_at FROM point_overrides"
+        rows = self.db.execute(sql + " WHERE folder=?", (folder,)) if folder else self.db.execute(sql)
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for f, q, points, reason, tutor, at in rows:
+            out.setdefault(f, {})[q] = {"points": points, "reason": reason, "tutor": tutor, "set_at": at}
+        return out
+
+    def set_override(self, folder: str, question: str, submission: str, points: float, reason: str,
+                     tutor: str, now: float) -> bool:
+        """Store one override with its history row (inside a caller's transaction); False when it
+        is already so."""
+        old = self.db.execute("SELECT points, reason FROM point_overrides WHERE folder=? AND question=?",
+                              (folder, question)).fetchone()
+        if old and float(old[0]) == float(points) and old[1] == reason:
+            return False
+        self.db.execute("INSERT OR REPLACE INTO point_overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (folder, question, submission, points, reason, tutor, now))
+        cur = self.db.execute("INSERT INTO score_history (folder, question, submission, old_points, new_points, "
+                              "old_comment, new_comment, tutor, changed_at, sheet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                              "?)", (folder, question, submission, old[0] if old else None, points,
+                                     old[1] if old else None, reason, tutor, now, "override"))
+        self._seal("score_history", id=cur.lastrowid)  # in the hash chain like every history row
+        return True
+
+    # -- comments kept for reuse ------------------------------------------------------------------
+    def saved_comments(self, question: str) -> list[dict[str, Any]]:
+        """The comments kept for ``question``, oldest first: ``{id, text, tutor, saved_at}``."""
+        rows = self.db.execute("SELECT id, text, tutor, saved_at FROM saved_comments WHERE question=? ORDER BY id",
+                               (question,))
+        return [{"id": r[0], "text": r[1], "tutor": r[2], "saved_at": r[3]} for r in rows]
+
+    def keep_comment(self, question: str, text: str, tutor: str, now: float) -> int:
+        """Keep ``text`` for reuse on ``question`` (the same text twice is kept once); its id."""
+        row = self.db.execute("SELECT id FROM saved_comments WHERE question=? AND text=?", (question, text)).fetchone()
+        if row:
+            return int(row[0])
+        cur = self.db.execute("INSERT INTO saved_comments (question, text, tutor, saved_at) VALUES (?, ?, ?, ?)",
+                              (question, text, tutor, now))
+        return int(cur.lastrowid or 0)
+
+    def edit_comment(self, question: str, comment_id: int, text: str, tutor: str, now: float) -> bool:
+        """Change a kept comment's text (empty text: drop it); False when there is no such comment."""
+        if not text:
+            cur = self.db.execute("DELETE FROM saved_comments WHERE id=? AND question=?", (comment_id, question))
+        else:
+            cur = self.db.execute("UPDATE saved_comments SET text=?, tutor=?, saved_at=? WHERE id=? AND question=?",
+                                  (text, tutor, now, comment_id, question))
+        return cur.rowcount > 0
 
     def history(self, folder: str | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT folder, question, submission, old_points, new_points, old_comment, new_comment, tutor, "

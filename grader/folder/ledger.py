@@ -124,9 +124,10 @@ def _describe(table: str, row: Mapping[str, Any]) -> str:
 
 def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, Sequence[Mapping[str, Any]]],
                      manual: Sequence[Mapping[str, Any]], key: bytes,
-                     head: Mapping[str, Any] | None) -> Verdict:
+                     head: Mapping[str, Any] | None, overrides: Sequence[Mapping[str, Any]] = ()) -> Verdict:
     """Check the chain ``entries`` (``seq, tbl, ref, digest, mac`` in order) against the rows of
-    ``tables`` and ``manual_scores`` against ``score_history``."""
+    ``tables``, and ``manual_scores`` and ``point_overrides`` (automatic points a tutor set, history
+    rows of sheet ``override``) against ``score_history``."""
     verdict = Verdict(entries=len(entries))
     previous = ""
     latest: dict[tuple[str, str], tuple[int, str]] = {}
@@ -164,12 +165,24 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
     for (table, ref), (seq, _) in latest.items():
         if (table, ref) not in seen and table in tables:
             found.append((seq, f"{table} row {ref} (ledger entry {seq}) was deleted outside grade"))
-    # manual_scores must be what the chained history says
+    # manual_scores and point_overrides must be what the chained history says
     wanted: dict[tuple[str, str], Mapping[str, Any]] = {}
+    wanted_overrides: dict[tuple[str, str], Mapping[str, Any]] = {}
     for row in tables.get("score_history", ()):
-        wanted[(str(row["folder"]), str(row["question"]))] = row
+        into = wanted_overrides if row.get("sheet") == "override" else wanted
+        into[(str(row["folder"]), str(row["question"]))] = row
+
     def after(h: Mapping[str, Any]) -> float:  # just after the history row's own entry
         return latest.get(("score_history", ref_of("score_history", h)), (1 << 62, ""))[0] + 0.5
+    for o in overrides:
+        last = wanted_overrides.pop((str(o["folder"]), str(o["question"])), None)
+        if last is None or float(last["new_points"]) != float(o["points"]) or last["new_comment"] != o["reason"]:
+            found.append((after(last) if last else 1 << 62,
+                          f"point_overrides row of {o['question']} of '{o['folder']}' ({float(o['points']):g} points) "
+                          "is not what score_history gives: it was edited outside grade"))
+    for (folder, question), h in wanted_overrides.items():
+        found.append((after(h), f"the override of {question} of '{folder}' is missing (score_history row "
+                                f"{h['id']} gives {float(h['new_points']):g}): it was deleted outside grade"))
     for m in manual:
         last = wanted.pop((str(m["folder"]), str(m["question"])), None)
         if last is None or float(last["new_points"]) != float(m["points"]) or last["new_comment"] != m["comment"]:

@@ -29,7 +29,7 @@ from jinja2 import Environment, select_autoescape
 from grader.checks.similarity import duplicate_ids
 from grader.errors import OutputFolderError, ResultFormatError, UsageError
 from grader.folder.gradebook import Gradebook
-from grader.folder.grades import grades_csv, unconfirmed, visible
+from grader.folder.grades import grades_csv, members, unconfirmed, visible
 from grader.pages.report import PAGES, render_pages, render_summary
 from grader.result import SubmissionResult
 from grader.rubric import Rubric
@@ -101,12 +101,12 @@ _fallback = Environment(autoescape=select_autoescape(default=True, default_for_s
     "{{ where }} holds them.</p></html>")
 
 
-def safe_pages(data: Mapping[str, Any]) -> dict[str, str]:
+def safe_pages(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> dict[str, str]:
     """The pages of a result's folder (``report.html`` for the student, ``tutor.html``), or for
     each a short page saying it could not be drawn: a page that fails must not lose the result or
     stop a batch, an import or a re-run."""
     try:
-        return render_pages(data)
+        return render_pages(data, confirmed)
     except Exception as exc:  # noqa: BLE001 - any failure of drawing is reported in the page
         html = _fallback.render(title="The report", why=type(exc).__name__, where="result.json")
         return {name: html for name in PAGES.values()}
@@ -189,8 +189,15 @@ class OutDir:
         text = json.dumps(data, indent=2, ensure_ascii=False)
         changed = self.write_if_changed((result.folder, RESULT), text)
         missing = any(not self.path(result.folder, name).exists() for name in PAGES.values())
-        if pages is None and (changed or missing or redraw):
-            pages = safe_pages(data)
+        # A member the file name does not name: the report says whether a tutor confirmed them,
+        # which only the gradebook knows (a grading worker drew its pages without it).
+        unnamed = [m for m in members(result) if not m.confirmed]
+        if unnamed or (pages is None and (changed or missing or redraw)):
+            confirmed: set[str] = set()
+            if unnamed and self.gradebook_path.exists():
+                with self.gradebook() as book:
+                    confirmed = book.confirmed_members().get(result.folder, set())
+            pages = safe_pages(data, confirmed)
         for name, html in (pages or {}).items():
             changed = self.write_if_changed((result.folder, name), html) or changed
         return changed

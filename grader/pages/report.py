@@ -8,6 +8,13 @@ code through :mod:`grader.pages.highlight` (Pygments), notebook outputs through
 :func:`grader.outputs.safe_image`. Plots are inline SVG (grader/pages/charts.py), so a report can be
 mailed, and every page forbids scripts with its Content-Security-Policy.
 
+The student's report reads on a phone (390 px) as on a desk: it opens with a per-question points
+overview and the next step (how to reproduce a failing check; whom to contact, the rubric's
+``contact``); tables become cards on narrow screens; checks with the same outcome and message are
+one row with a count; the self-check cells' outputs are left out (the grading kernel has no
+self-check module, and the hidden checks above are what counts); a group member the file name does
+not name is told they get no points until a tutor confirms them.
+
 Two audiences: the student's report never carries what is meant for tutors (the concept hints,
 suggested scores, ``tutor_detail``, the grader's technical detail); ``tutor.html`` adds them.
 """
@@ -104,25 +111,67 @@ def _first_failure(checks: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return None
 
 
-def _outputs(cells: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The notebook's outputs per cell, images checked again (result.json is a file on disk)."""
+def _cell_items(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for o in cell.get("outputs") or []:
+        if not isinstance(o, Mapping):
+            continue
+        if o.get("kind") == "image":
+            src = str(o.get("src", ""))
+            mime, _, data = src.partition(";base64,")
+            uri = safe_image(mime.removeprefix("data:"), data)
+            items.append({"kind": "image", "src": uri} if uri else
+                         {"kind": "note", "text": "an image that could not be shown was left out"})
+        elif o.get("kind") in ("text", "error", "note"):
+            items.append({"kind": o["kind"], "text": str(o.get("text", ""))})
+    return items
+
+
+def cell_outputs_for(data: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """``cell index -> outputs`` of a result's notebook, images checked again (for grade serve)."""
+    return {int(c.get("index", 0)): _cell_items(c) for c in data.get("cells") or [] if isinstance(c, Mapping)}
+
+
+def _outputs(cells: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The notebook's outputs per cell, images checked again (result.json is a file on disk), and
+    how many self-check cells' outputs were left out (see :func:`grader.grade.is_self_check`)."""
     shown = []
+    left_out = 0
     for cell in cells:
-        items = []
-        for o in cell.get("outputs") or []:
-            if not isinstance(o, Mapping):
-                continue
-            if o.get("kind") == "image":
-                src = str(o.get("src", ""))
-                mime, _, data = src.partition(";base64,")
-                uri = safe_image(mime.removeprefix("data:"), data)
-                items.append({"kind": "image", "src": uri} if uri else
-                             {"kind": "note", "text": "an image that could not be shown was left out"})
-            elif o.get("kind") in ("text", "error", "note"):
-                items.append({"kind": o["kind"], "text": str(o.get("text", ""))})
+        items = _cell_items(cell)
+        if items and cell.get("self_check"):
+            left_out += 1
+            continue
         if items:
             shown.append({"index": cell.get("index", 0), "items": items})
-    return shown
+    return shown, left_out
+
+
+def _grouped(checks: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a check table: checks with the same outcome and the same message are one row
+    with a count (18 hidden cases that all raised NotImplementedError say so once), in the order
+    of each group's first check."""
+    rows: dict[tuple[bool, str], dict[str, Any]] = {}
+    for c in checks:
+        key = (bool(c.get("passed")), str(c.get("message") or ""))
+        row = rows.get(key)
+        if row is None:
+            rows[key] = {"name": c.get("name", ""), "names": [c.get("name", "")], "passed": key[0],
+                         "message": key[1], "points": float(c.get("points", 0.0)),
+                         "max_points": float(c.get("max_points", 0.0)), "count": 1}
+        else:
+            row["names"].append(c.get("name", ""))
+            row["points"] += float(c.get("points", 0.0))
+            row["max_points"] += float(c.get("max_points", 0.0))
+            row["count"] += 1
+    return list(rows.values())
+
+
+def _unconfirmed(data: Mapping[str, Any], confirmed: Iterable[str]) -> list[Mapping[str, Any]]:
+    """Group members whom the file name does not name and no tutor confirmed (see grader/folder/grades.py)."""
+    from grader.submission.naming import parse_filename
+    named = {i for _, i in parse_filename(str(data.get("submission", ""))).pairs} | set(confirmed)
+    return [m for m in data.get("group") or [] if isinstance(m, Mapping) and str(m.get("student_id", "")) not in named]
 
 
 def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, Any]]:
@@ -136,7 +185,7 @@ def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, 
     return out
 
 
-def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
+def _context(data: Mapping[str, Any], tutor: bool, confirmed: Iterable[str] = ()) -> dict[str, Any]:
     graded = data.get("status") == "graded"
     said = str(data.get("message") or "")
     checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
@@ -158,6 +207,7 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
             functions = list(dict.fromkeys(c["function"] for c in q_checks if c.get("function")))
             found = [d for d in defined if d.name in functions]
             entry.update(first=_first_failure(q_checks), functions=functions, code=_by_function(found, functions),
+                         rows=_grouped(q_checks), failing=any(not c.get("passed") for c in q_checks),
                          undefined=[f for f in functions if graded and f not in {d.name for d in found}])
         else:
             answer = q.get("answer") or {}
@@ -168,31 +218,36 @@ def _context(data: Mapping[str, Any], tutor: bool) -> dict[str, Any]:
                          suggested=suggestion_for(q, flags.get(qid, [])) if tutor else None)
         questions.append(entry)
     recall = data.get("recall")
+    outputs, self_checks = _outputs(list(data.get("cells") or []))
     return dict(
+        unconfirmed=_unconfirmed(data, confirmed), contact=str(data.get("contact") or ""),
+        failing=[e["id"] for e in questions if e.get("failing")], self_checks=self_checks,
         r=data, tutor=tutor, graded=graded, questions=questions, general_flags=flags.get(None, []),
         pending=sum(1 for q in data["questions"].values() if q.get("status") == "pending"),
         gradient_plot=gradient_plot(checks) if graded else None,
         recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"],
                                 recall.get("rnn_run", True))
         if recall and graded else None,
-        outputs=_outputs(list(data.get("cells") or [])),
+        outputs=outputs,
         broken=[c for c in data.get("cells") or [] if c.get("error")])
 
 
-def render_report(data: Mapping[str, Any]) -> str:
-    """The student's report, one self-contained HTML page, from a result's JSON."""
-    return _env.get_template("report.html.j2").render(**_context(data, tutor=False))
+def render_report(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> str:
+    """The student's report, one self-contained HTML page, from a result's JSON (``confirmed``:
+    the ids of group members a tutor confirmed, from the gradebook)."""
+    return _env.get_template("report.html.j2").render(**_context(data, tutor=False, confirmed=confirmed))
 
 
-def render_tutor_report(data: Mapping[str, Any]) -> str:
+def render_tutor_report(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> str:
     """The tutor's view of the same result: the student's report plus the concept hints, the
     suggested scores and the technical detail."""
-    return _env.get_template("report.html.j2").render(**_context(data, tutor=True))
+    return _env.get_template("report.html.j2").render(**_context(data, tutor=True, confirmed=confirmed))
 
 
-def render_pages(data: Mapping[str, Any]) -> dict[str, str]:
+def render_pages(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> dict[str, str]:
     """``{file name: HTML}`` of the pages a result's folder holds (see :data:`PAGES`)."""
-    return {PAGES["student"]: render_report(data), PAGES["tutor"]: render_tutor_report(data)}
+    confirmed = list(confirmed)
+    return {PAGES["student"]: render_report(data, confirmed), PAGES["tutor"]: render_tutor_report(data, confirmed)}
 
 
 def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_points: float,

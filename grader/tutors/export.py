@@ -5,6 +5,10 @@ One row (CSV) or object (JSON) per student with the columns of ``grades.csv``: `
 ``flags``. It is read from the folder's results, which carry the tutors' imported scores (the
 gradebook's ``manual_scores``), so it is the current state after grading and scoring. In JSON a
 question still waiting for a tutor is ``null`` and points are numbers.
+
+Automatic points a tutor set by hand (``grade serve``) are in the rows like any points; the
+command also lists every such override (:func:`list_overrides`: who, when, from what to what,
+why) on the standard error, so whoever exports sees what was changed by hand.
 """
 from __future__ import annotations
 
@@ -174,3 +178,28 @@ def feedback_files(out_dir: Path, fmt: str, outcome: Any, results: Sequence[Mapp
     from grader.tutors.platforms import write_atomic_bytes
     write_atomic_bytes(to, buffer.getvalue())
     return sorted(entries)
+
+
+def list_overrides(out_dir: Path) -> list[str]:
+    """One line per automatic question whose points a tutor set by hand: the submission, the
+    question, the checks' points and the tutor's, who, when (UTC) and the reason (one line,
+    control characters written out)."""
+    import time
+
+    from grader.folder.grades import visible
+    out = OutDir(out_dir)
+    auto = {r.folder: r for r in out.results()}
+    with out.gradebook() as book:
+        overrides = book.overrides()
+    lines = []
+    for folder, questions in sorted(overrides.items()):
+        r = auto.get(folder)
+        for qid, o in sorted(questions.items()):
+            q = r.questions.get(qid) if r else None
+            was = f"{q.auto_points:g}" if q is not None and q.auto_points is not None else "?"
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(o["set_at"]))
+            reason = visible(" ".join(str(o["reason"]).split()))
+            name = visible(r.submission if r else folder)
+            lines.append(f"{name} {qid}: {was} -> {float(o['points']):g} by {visible(str(o['tutor']))} "
+                         f"at {when}: {reason}")
+    return lines

@@ -62,6 +62,8 @@ TABLE_PERSONAL = {
     "run_results": "folder and submission (names and ids)",
     "manual_scores": "folder and submission (names and ids); comment (a tutor's words on the answer); tutor",
     "score_history": "folder and submission (names and ids); comments; tutor",
+    "point_overrides": "folder and submission (names and ids); reason (a tutor's words); tutor",
+    "saved_comments": "a tutor's reusable remarks per question; tutor; no student data",
     "confirmed_members": "folder (names and ids); student_id; tutor",
     "reveals": "folder (names and ids); tutor; reason",
     "deletions": "deleted_by (a tutor); no student data",

@@ -1,5 +1,8 @@
 """Tutors' scores for the written answers: import a scoring sheet into the gradebook and render
-every output of the folder again with them.
+every output of the folder again with them. Also what ``grade serve`` saves one at a time: a
+written answer's score (:func:`save_score`) and an automatic question's points set by hand with a
+required reason (:func:`save_override`); :func:`apply_manual` applies both, to every render and
+every re-grade (:func:`tutor_scores` reads them from the gradebook).
 
 The sheet (written by ``grade review``) has a row per submission and question with the columns
 ``folder``, ``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``.
@@ -43,7 +46,7 @@ from grader.tutors.review import refresh_review_index
 MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
 
 __all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "gradebook_path", "import_sheet", "is_written",
-           "load_results", "read_sheet", "sync_outputs"]
+           "load_results", "read_sheet", "save_override", "save_score", "sync_outputs", "tutor_scores"]
 
 
 # -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
@@ -60,12 +63,35 @@ def gradebook_path(out_dir: Path | OutDir) -> Path:
 
 
 # -- applying scores to a result --------------------------------------------------------------
+def tutor_scores(book: Gradebook, folder: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """What tutors decided, per folder and question, for :func:`apply_manual`: the written
+    answers' scores and the overridden automatic points (``override: True``, the reason as
+    ``comment``)."""
+    out = book.manual_scores(folder)
+    for f, questions in book.overrides(folder).items():
+        for qid, o in questions.items():
+            out.setdefault(f, {})[qid] = {"points": o["points"], "comment": o["reason"], "tutor": o["tutor"],
+                                          "scored_at": o["set_at"], "override": True}
+    return out
+
+
 def apply_manual(result: SubmissionResult, manual: Mapping[str, Mapping[str, Any]]) -> SubmissionResult:
-    """``result`` with the tutors' scores of its folder (status ``manual``); the total follows."""
+    """``result`` with the tutors' scores of its folder: a written answer's (status ``manual``)
+    and an automatic question's overridden points (status stays ``auto``; ``auto_points`` keeps
+    what the checks gave, ``comment`` the reason); the total follows. Idempotent."""
     out = result
     for qid, score in manual.items():
         q = out.questions.get(qid)
-        if q is None or not q.written:
+        if q is None:
+            continue
+        if score.get("override"):
+            if q.written or result.status != "graded":
+                continue
+            auto = q.auto_points if q.auto_points is not None else q.points
+            out = out.with_question(replace(q, points=round(float(score["points"]), 4), auto_points=auto,
+                                            scored_by=str(score["tutor"]), comment=str(score.get("comment") or "")))
+            continue
+        if not q.written:
             continue
         out = out.with_question(replace(q, points=round(float(score["points"]), 4), status="manual",
                                         scored_by=str(score["tutor"]), comment=str(score.get("comment") or "")))
@@ -80,7 +106,7 @@ def sync_outputs(out_dir: Path | OutDir, rubric_path: str | None = None) -> list
     with render_lock(out):  # the scores read below are the ones written, not a stale copy (grade serve)
         results = out.results()
         with out.gradebook() as book:
-            manual = book.manual_scores()
+            manual = tutor_scores(book)
         final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
         return _write_all(out, final, rubric_path, rubric)
 
@@ -277,7 +303,7 @@ def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
     now = time.time()
     outcome = ImportOutcome(len(scores))
     with out.gradebook() as book:
-        manual = book.manual_scores()
+        manual = tutor_scores(book)
         for s in scores:  # what the gradebook will hold once the sheet is in (unchanged: as it was)
             old = manual.get(s.folder, {}).get(s.question)
             if old is None or float(old["points"]) != s.points or old["comment"] != s.comment:
@@ -294,7 +320,7 @@ def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
     # Stored: from here on the gradebook is the truth, and a crash is repaired by sync_outputs.
     with render_lock(out):  # from what is stored now: a score saved in `grade serve` meanwhile is kept
         with out.gradebook() as book:
-            manual = book.manual_scores()
+            manual = tutor_scores(book)
         final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
         outcome.rewritten = _write_all(out, final, rubric_path, rubric)
     return outcome
@@ -383,7 +409,8 @@ def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: s
     with out.gradebook() as book:
         with book.transaction():
             current = score_version(book, folder, question)
-            if based_on is not None and current != based_on:
+            if based_on is not None and current != based_on and _changed_by_others(book, folder, question,
+                                                                                    based_on, tutor):
                 now_stored = book.manual_scores(folder).get(folder, {}).get(question)
                 if not (now_stored and float(now_stored["points"]) == points and now_stored["comment"] == comment):
                     last = book.latest_change(folder, question) or {}
@@ -396,12 +423,50 @@ def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: s
     return SavedScore(changed, version, points, comment, tutor, render_folder(out, folder))
 
 
+def _changed_by_others(book: Gradebook, folder: str, question: str, since: int, tutor: str) -> bool:
+    """Whether anyone but ``tutor`` changed this answer's score after version ``since``: one's own
+    save (a second Enter, a second tab) is no conflict with oneself."""
+    row = book.db.execute("SELECT COUNT(*) FROM score_history WHERE folder=? AND question=? AND id>? AND tutor!=?",
+                          (folder, question, since, tutor)).fetchone()
+    return bool(row[0])
+
+
+MAX_REASON = 2000
+
+
+def save_override(out_dir: Path | OutDir, folder: str, question: str, raw_points: str, reason: str,
+                  tutor: str) -> SavedScore:
+    """Set the points of an automatic question by hand: 0 to its maximum, with a reason (required;
+    the students read it in their report). Stored with the tutor and the time in
+    ``point_overrides`` and ``score_history``; every later render and re-grade applies it again."""
+    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+    result = out.read_result(folder)
+    q = result.questions.get(question)
+    if q is None or q.written:
+        raise ScoreRefused(f"{question} is not an automatic question; written answers are scored as usual")
+    if result.status != "graded":
+        raise ScoreRefused(f"'{result.submission}' was not graded (status {result.status}); it gets 0 points")
+    reason = reason.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not reason:
+        raise ScoreRefused("give a reason: the students read it beside the new points")
+    if len(reason) > MAX_REASON:
+        raise ScoreRefused(f"a reason of at most {MAX_REASON} characters, please")
+    points = _number(raw_points)
+    if points is None or points < 0 or points > float(q.max_points) + 1e-9:
+        raise ScoreRefused(f"points for {question}: a number from 0 to {float(q.max_points):g}")
+    with out.gradebook() as book:
+        with book.transaction():
+            changed = book.set_override(folder, question, result.submission, points, reason, tutor, time.time())
+            version = score_version(book, folder, question)
+    return SavedScore(changed, version, points, reason, tutor, render_folder(out, folder))
+
+
 def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
     """Apply the stored scores to one submission's result.json and pages; the new result's JSON."""
     out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     with render_lock(out):
         with out.gradebook() as book:
-            manual = book.manual_scores(folder).get(folder, {})
+            manual = tutor_scores(book, folder).get(folder, {})
         new = apply_manual(out.read_result(folder), manual)
         out.write_submission(new, redraw=True)
     return new.to_json()

@@ -3,22 +3,37 @@
 A small Starlette app over one output folder, served by uvicorn on 127.0.0.1 only. Per written
 question it shows each graded submission's answer (rendered and sanitised as in the reports),
 the model answer and concept hints of ``reference/answers.toml`` and the suggested score of
-``grade review``; the tutor types points and a comment and moves on with the keyboard. Every save
+``grade review``, the question's prompt (from the student template) and the code cells and outputs
+the group put right after its answer; the tutor types points and a comment (or inserts one kept
+for reuse on that question) and moves on with the keyboard; after a question's last answer Enter
+goes on to the next question. Every save
 goes through :func:`grader.tutors.scores.save_score`: the checks of a ``grade scores`` sheet row, the same
 ``manual_scores`` and ``score_history`` tables, one short transaction, then that submission's
 ``result.json`` and pages (``report.html``, ``tutor.html``) rendered again. ``grades.csv`` and ``summary.html`` are
 rewritten on request (a button) and when the server stops.
+
+Who scores is the server's to say: the name given at start (``--tutor``, default the login
+name) is recorded with every save; nothing a browser sends (no cookie, no form field) changes it,
+so a page on another 127.0.0.1 port, which shares this server's cookies, cannot make a score
+someone else's. Tutors who score at the same time each run their own server over the folder.
+No text from a URL is ever shown: notices travel as codes mapped to sentences here, numbers are
+checked as numbers, and a question id is shown only when it is one of the rubric's.
+
+Automatic points: a tutor may set an automatic question's points by hand with a required reason
+(:func:`grader.tutors.scores.save_override`), from the tutor's page of a submission.
 
 Safety, as Jupyter does it: a random token in the URL printed at start is exchanged for an
 HttpOnly, SameSite=Strict cookie; every POST carries a CSRF token derived from it; the Host header
 must name the loopback address (no DNS rebinding); every page has a Content-Security-Policy that
 allows only the app's own script and style; the only things read from disk are the output
 folder's result.json / tutor.html of a folder that the app itself listed (never a path built
-from a request) and the app's two static files.
+from a request), the gradebook, the student template (the questions' prompts, read once at start)
+and the app's two static files.
 
 Several tutors at once: each form carries the version of the answer's score it was based on
-(the id of its latest ``score_history`` row); a save whose version is stale is refused with who
-changed the score and when. SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` transactions, so
+(the id of its latest ``score_history`` row); a save whose version is stale because another tutor
+changed the score since is refused with who changed it and when (one's own earlier save, e.g. a
+second Enter, is no conflict). SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` transactions, so
 tutors on one server, or on several servers over the same folder, never lose a score.
 """
 from __future__ import annotations
@@ -54,6 +69,7 @@ from grader.tutors.scores import (
     gradebook_path,
     is_written,
     load_results,
+    save_override,
     save_score,
     score_version,
     sync_outputs,
@@ -81,6 +97,7 @@ class ServeState:
     token: str
     results: dict[str, dict[str, Any]] = field(default_factory=dict)   # folder -> result, latest run's order
     written: list[str] = field(default_factory=list)
+    published: int = 0   # reports rendered again by the last "write the batch files"
 
     @property
     def cookie_name(self) -> str:
@@ -189,16 +206,50 @@ async def read_form(request: Request, state: ServeState) -> dict[str, str] | Res
     return fields
 
 
+# Notices travel in the address as codes only; the sentences are the server's.
+NOTICES = {
+    "published": "grades.csv and summary.html written; {published} report(s) rendered again.",
+    "done": "Every written question's last answer is saved. Write grades.csv and summary.html below, "
+            "or stop the server (Ctrl-C), which writes them too.",
+}
+
+
+def _prompts() -> dict[str, Any]:
+    """Each written question's prompt as the student template words it (rendered like an answer)."""
+    import nbformat
+
+    from grader import resources
+    from grader.pages.markdown import render_markdown
+    from grader.submission.notebook import tags
+    path = resources.template_notebook()
+    if not path.exists():
+        return {}
+    nb = nbformat.read(str(path), as_version=4)
+    out: dict[str, Any] = {}
+    for cell in nb.cells:
+        for tag in tags(cell):
+            if tag.startswith("question-"):
+                out[tag.removeprefix("question-")] = render_markdown("".join(cell.source))
+    return out
+
+
+def _number_in(raw: str, low: int, high: int) -> int | None:
+    """``raw`` as a whole number from ``low`` to ``high``, else None (a URL's or form's digits)."""
+    if not re.fullmatch(r"[0-9]{1,9}", raw or ""):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
 def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None) -> Starlette:
-    """The app over ``out_dir``; ``token`` (default: a new random one) is what the URL must carry."""
+    """The app over ``out_dir`` for the tutor named ``tutor`` (who every save is recorded as);
+    ``token`` (default: a new random one) is what the URL must carry."""
     st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32))
     st.reload()
+    prompts = _prompts()
 
-    def tutor_of(request: Request) -> str:
-        return clean_tutor(request.cookies.get("grade_tutor", "")) or st.tutor
-
-    def common(request: Request) -> dict[str, Any]:
-        return {"csrf": st.derived("csrf"), "tutor": tutor_of(request), "questions": st.written}
+    def common(request: Request | None = None) -> dict[str, Any]:
+        return {"csrf": st.derived("csrf"), "tutor": st.tutor, "questions": st.written}
 
     def scores() -> dict[str, dict[str, dict[str, Any]]]:
         with Gradebook(gradebook_path(out_dir)) as book:
@@ -209,22 +260,26 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         return {qid: (sum(1 for r in graded if qid in manual.get(r["folder"], {})), len(graded))
                 for qid in st.written}
 
+    def neighbour(qid: str, step: int) -> str | None:
+        at = st.written.index(qid) + step
+        return st.written[at] if 0 <= at < len(st.written) else None
+
     async def index(request: Request) -> Response:
         st.reload()  # a re-grade or a `grade scores` import since the last page: show the folder as it is
         manual = scores()
+        code = request.query_params.get("notice", "")
+        notice = NOTICES[code].format(published=st.published) if code in NOTICES else ""
         return _page("index.html.j2", out_dir=str(out_dir), progress=progress(manual),
                      skipped=[r for r in st.results.values() if r["status"] != "graded"],
-                     notice=request.query_params.get("notice", ""), **common(request))
+                     graded=[(r, st.report_key(r["folder"])) for r in st.graded()],
+                     notice=notice, **common())
 
     def question_or_404(qid: str) -> Response | None:
-        if qid not in st.written:
+        if qid not in st.written:  # never echo the address: only the rubric's ids are named
             return _page("message.html.j2", 404, title="No such question",
-                         message=f"There is no written question {qid}; the written questions are "
-                                 f"{', '.join(st.written)}.", **common_static())
+                         message=f"There is no such written question; the written questions are "
+                                 f"{', '.join(st.written)}.", **common())
         return None
-
-    def common_static() -> dict[str, Any]:
-        return {"csrf": st.derived("csrf"), "tutor": st.tutor, "questions": st.written}
 
     async def first(request: Request) -> Response:
         qid = request.path_params["qid"]
@@ -234,7 +289,22 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         manual = scores()
         graded = st.graded()
         at = next((i for i, r in enumerate(graded, 1) if qid not in manual.get(r["folder"], {})), 1)
-        return RedirectResponse(f"/q/{qid}/{at}", 303)
+        after = request.query_params.get("after", "")
+        return RedirectResponse(f"/q/{qid}/{at}" + (f"?after={after}" if after in st.written else ""), 303)
+
+    def group_code(r: Mapping[str, Any], answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The code cells the group put after this answer, highlighted, with their outputs."""
+        from grader.pages.highlight import highlight_python
+        from grader.pages.report import cell_outputs_for
+        outputs = cell_outputs_for(r)
+        shown = []
+        for c in answer.get("nearby") or []:
+            if not isinstance(c, Mapping):
+                continue
+            html, _ = highlight_python(str(c.get("source", "")))
+            shown.append({"index": int(c.get("index", 0)), "html": html,
+                          "outputs": outputs.get(int(c.get("index", 0)), [])})
+        return shown
 
     def answer_page(request: Request, qid: str, n: int, status: int = 200, error: str = "",
                     typed: Mapping[str, str] | None = None, version: int | None = None) -> Response:
@@ -244,8 +314,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         graded = st.graded()
         if not 1 <= n <= len(graded):
             return _page("message.html.j2", 404, title="No such answer",
-                         message=f"{qid} has {len(graded)} answer(s) to score; there is no number {n}.",
-                         **common(request))
+                         message=f"{qid} has {len(graded)} answer(s) to score; there is no answer of this number.",
+                         **common())
         r = graded[n - 1]
         q = r["questions"][qid]
         flags = [f for f in r.get("flags", []) if f.get("question") == qid]
@@ -253,23 +323,30 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         with Gradebook(gradebook_path(out_dir)) as book:
             manual = book.manual_scores()
             current = version if version is not None else score_version(book, r["folder"], qid)
+            kept = book.saved_comments(qid)
         stored = manual.get(r["folder"], {}).get(qid)
         model = model_answers().get(qid)
         form = {"points": f"{stored['points']:g}" if stored else "", "comment": stored["comment"] if stored else ""}
         if typed is not None:
             form = {"points": typed.get("points", ""), "comment": typed.get("comment", "")}
+        after = request.query_params.get("after", "")
         return _page(
             "answer.html.j2", status, qid=qid, n=n, total=len(graded), r=r, q=q, flags=flags,
             answer_html=render_markdown(answer.get("markdown", ""), answer.get("attachments"))
             if answer.get("markdown", "").strip() else None,
+            prompt_html=prompts.get(qid), code=group_code(r, answer),
             model_html=render_markdown(model.markdown) if model else None,
             concepts=[c.name for c in model.concepts] if model else [],
             suggested=suggestion_for(q, flags), stored=stored,
             stored_comment=render_comment(stored["comment"]) if stored and stored["comment"] else None,
             stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
             version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
-            report_url=f"/report/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
-            saved=request.query_params.get("saved", ""), **common(request))
+            report_url=f"/report/{st.report_key(r['folder'])}",
+            auto_url=f"/auto/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
+            saved=_number_in(request.query_params.get("saved", ""), 1, len(graded)),
+            after=after if after in st.written else "",
+            next_question=neighbour(qid, 1), prev_question=neighbour(qid, -1),
+            kept=kept[:9], kept_more=kept[9:], **common())
 
     async def answer(request: Request) -> Response:
         qid, n = request.path_params["qid"], request.path_params["n"]
@@ -289,7 +366,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             # The list moved under the form (a re-grade): never store a score on the wrong answer.
             return _page("message.html.j2", 409, title="The list of answers changed",
                          message="The answers were graded again since this page was loaded; nothing was saved. "
-                                 f"Open {qid} again from the start page.", **common(request))
+                                 f"Open {qid} again from the start page.", **common())
         if not re.fullmatch(r"[0-9]{1,15}", typed["version"]):
             return answer_page(request, qid, n, 400, "The form lost its version; reload the page.", typed)
         if len(typed["comment"]) > MAX_COMMENT:
@@ -299,47 +376,113 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         try:
             # Blocking work (SQLite, rendering) off the event loop: other tutors' pages keep coming.
             saved = await run_in_threadpool(save_score, out_dir, result["folder"], qid, typed["points"],
-                                            typed["comment"], tutor_of(request), int(typed["version"]))
+                                            typed["comment"], st.tutor, int(typed["version"]))
         except ScoreConflict as exc:
             return answer_page(request, qid, n, 409, str(exc), typed, version=exc.version)
         except ScoreRefused as exc:
             return answer_page(request, qid, n, 400, f"Not saved: {exc}", typed)
         st.results[result["folder"]] = saved.result
-        nxt = n + 1 if n < len(graded) else n
-        return RedirectResponse(f"/q/{qid}/{nxt}?saved={n}", 303)
+        if n < len(graded):
+            return RedirectResponse(f"/q/{qid}/{n + 1}?saved={n}", 303)
+        following = neighbour(qid, 1)  # the question's last answer: on to the next question
+        if following is not None:
+            return RedirectResponse(f"/q/{following}?after={qid}", 303)
+        return RedirectResponse("/?notice=done", 303)
 
-    async def set_tutor(request: Request) -> Response:
+    async def keep_comment(request: Request) -> Response:
+        """Keep the comment typed in the scoring form for reuse on this question."""
+        qid = request.path_params["qid"]
+        missing = question_or_404(qid)
+        if missing:
+            return missing
         form = await read_form(request, st)
         if isinstance(form, Response):
             return form
-        name = clean_tutor(form.get("tutor", ""))
-        if name is None:
-            return _page("message.html.j2", 400, title="Name not set",
-                         message=f"A name of 1 to {MAX_TUTOR} printable characters, please.", **common(request))
-        response = RedirectResponse("/?" + urlencode({"notice": f"Your scores are saved as {name}."}), 303)
-        response.set_cookie("grade_tutor", name, httponly=True, samesite="strict", path="/")
-        return response
+        n = _number_in(form.get("back", ""), 1, len(st.graded())) or 1
+        typed = {k: form.get(k, "") for k in ("points", "comment")}
+        text = typed["comment"].replace("\r\n", "\n").strip()
+        if not text or len(text) > MAX_COMMENT:
+            return answer_page(request, qid, n, 400, f"Type a comment of 1 to {MAX_COMMENT} characters first, "
+                               "then keep it for reuse.", typed)
+        with Gradebook(gradebook_path(out_dir)) as book:
+            book.keep_comment(qid, text, st.tutor, time.time())
+        return answer_page(request, qid, n, 200, "", typed)
+
+    async def edit_comment(request: Request) -> Response:
+        """Change a kept comment's text; an empty text drops it."""
+        qid, cid = request.path_params["qid"], request.path_params["cid"]
+        missing = question_or_404(qid)
+        if missing:
+            return missing
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        n = _number_in(form.get("back", ""), 1, len(st.graded())) or 1
+        text = form.get("text", "").replace("\r\n", "\n").strip()
+        if len(text) > MAX_COMMENT:
+            return answer_page(request, qid, n, 400, f"A kept comment of at most {MAX_COMMENT} characters, please.")
+        with Gradebook(gradebook_path(out_dir)) as book:
+            if not book.edit_comment(qid, cid, text, st.tutor, time.time()):
+                return answer_page(request, qid, n, 404, "That kept comment is gone (another tutor dropped it).")
+        return RedirectResponse(f"/q/{qid}/{n}", 303)
+
+    def folder_of(key: str) -> str | None:
+        # Only a folder the app listed itself, found by its digest; a URL never becomes a path.
+        return next((f for f in st.results if st.report_key(f) == key), None)
+
+    def auto_page(folder: str, status: int = 200, error: str = "", typed: Mapping[str, str] | None = None) -> Response:
+        r = st.results[folder]
+        with Gradebook(gradebook_path(out_dir)) as book:
+            overrides = book.overrides(folder).get(folder, {})
+        autos = [(qid, q, overrides.get(qid)) for qid, q in r["questions"].items() if not is_written(q)]
+        when = {qid: time.strftime("%Y-%m-%d %H:%M", time.localtime(o["set_at"])) for qid, q, o in autos if o}
+        return _page("auto.html.j2", status, r=r, autos=autos, when=when, error=error, typed=typed or {},
+                     key=st.report_key(folder), report_url=f"/report/{st.report_key(folder)}", **common())
+
+    async def auto(request: Request) -> Response:
+        folder = folder_of(request.path_params["key"])
+        if folder is None or st.results[folder]["status"] != "graded":
+            return _page("message.html.j2", 404, title="No such submission",
+                         message="There is no such graded submission.", **common())
+        return auto_page(folder)
+
+    async def set_auto(request: Request) -> Response:
+        folder = folder_of(request.path_params["key"])
+        if folder is None or st.results[folder]["status"] != "graded":
+            return _page("message.html.j2", 404, title="No such submission",
+                         message="There is no such graded submission.", **common())
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        typed = {k: form.get(k, "") for k in ("question", "points", "reason")}
+        if typed["question"] not in st.results[folder]["questions"]:
+            return auto_page(folder, 400, "Choose one of the automatic questions listed; nothing was saved.")
+        try:
+            saved = await run_in_threadpool(save_override, out_dir, folder, typed["question"], typed["points"],
+                                            typed["reason"], st.tutor)
+        except ScoreRefused as exc:
+            return auto_page(folder, 400, f"Not saved: {exc}", typed)
+        st.results[folder] = saved.result
+        return RedirectResponse(f"/auto/{st.report_key(folder)}", 303)
 
     async def publish(request: Request) -> Response:
         form = await read_form(request, st)
         if isinstance(form, Response):
             return form
         rewritten = await run_in_threadpool(sync_outputs, out_dir, rubric_path)
-        return RedirectResponse("/?" + urlencode({"notice": f"grades.csv and summary.html written; "
-                                                            f"{len(rewritten)} report(s) rendered again."}), 303)
+        st.published = len(rewritten)
+        return RedirectResponse("/?notice=published", 303)
 
     async def report(request: Request) -> Response:
-        key = request.path_params["key"]
-        # Only a folder the app listed itself, found by its digest; a URL never becomes a path.
-        folder = next((f for f in st.results if st.report_key(f) == key), None)
+        folder = folder_of(request.path_params["key"])
         if folder is None:
             return _page("message.html.j2", 404, title="No such report", message="There is no such submission.",
-                         **common(request))
+                         **common())
         # The tutor's page of the submission (the student's report plus hints and detail).
         path = out_dir / folder / PAGES["tutor"]
         if path.is_symlink() or not path.is_file():
             return _page("message.html.j2", 404, title="No report", message="This submission has no report yet.",
-                         **common(request))
+                         **common())
         response = HTMLResponse(path.read_text(encoding="utf-8"))
         response.headers["Content-Security-Policy"] = REPORT_CSP
         return response
@@ -371,7 +514,10 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         Route("/q/{qid}", first),
         Route("/q/{qid}/{n:int}", answer, methods=["GET"]),
         Route("/q/{qid}/{n:int}", save, methods=["POST"]),
-        Route("/tutor", set_tutor, methods=["POST"]),
+        Route("/q/{qid}/comments", keep_comment, methods=["POST"]),
+        Route("/q/{qid}/comments/{cid:int}", edit_comment, methods=["POST"]),
+        Route("/auto/{key}", auto, methods=["GET"]),
+        Route("/auto/{key}", set_auto, methods=["POST"]),
         Route("/publish", publish, methods=["POST"]),
         Route("/report/{key}", report),
         Route("/static/{name}", static),

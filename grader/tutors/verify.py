@@ -20,14 +20,19 @@ from grader.tutors.scores import apply_manual
 
 
 def check_result_files(out: OutDir, results_rows: Sequence[Mapping[str, Any]],
-                       manual: Sequence[Mapping[str, Any]]) -> tuple[int, list[str]]:
+                       manual: Sequence[Mapping[str, Any]],
+                       overrides: Sequence[Mapping[str, Any]] = ()) -> tuple[int, list[str]]:
     """Every ``result.json`` of ``out`` against the gradebook: its row in ``results`` (same
-    file, same rubric) with the tutors' scores applied must give the same status, group, points
-    of every question and total. Returns (files checked, problems)."""
+    file, same rubric) with the tutors' scores and overrides of automatic points applied must
+    give the same status, group, points of every question and total. Returns (files checked,
+    problems)."""
     by_key = {(r["folder"], r["sha256"], r["rubric_sha256"]): r for r in results_rows}
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     for m in manual:
         scores.setdefault(str(m["folder"]), {})[str(m["question"])] = dict(m)
+    for o in overrides:
+        scores.setdefault(str(o["folder"]), {})[str(o["question"])] = {
+            "points": o["points"], "tutor": o["tutor"], "comment": o["reason"], "override": True}
     loaded = out.load_results()
     problems = [f"{u} cannot be read" for u in loaded.unreadable]
     for result in loaded.results:
@@ -64,7 +69,9 @@ def verify(out: OutDir, secret: bytes) -> ledger.Verdict:
         entries = book.ledger_entries()
         tables = {t: book.table_rows(t) for t in ledger.CHAINED}
         manual = book.table_rows("manual_scores")
-    verdict = ledger.verify_gradebook(entries, tables, manual, key, ledger.read_head(out.gradebook_path))
-    verdict.results, problems = check_result_files(out, tables["results"], manual)
+        overrides = book.table_rows("point_overrides")
+    verdict = ledger.verify_gradebook(entries, tables, manual, key, ledger.read_head(out.gradebook_path),
+                                      overrides)
+    verdict.results, problems = check_result_files(out, tables["results"], manual, overrides)
     verdict.problems += problems
     return verdict
