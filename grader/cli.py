@@ -164,6 +164,7 @@ main.add_command(_tutor.serve_command)
 main.add_command(_tutor.export_command)
 main.add_command(_tutor.similarity_command)
 main.add_command(_tutor.confirm_command)
+main.add_command(_tutor.audit_command)
 from grader.student_cli import check_command, pack_command, release_command  # noqa: E402
 
 main.add_command(check_command, "check")

@@ -1,5 +1,5 @@
 """The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
-``grade similarity``, ``grade confirm``.
+``grade similarity``, ``grade confirm``, ``grade audit``.
 
 Thin click wrappers around grader.review, grader.scores, grader.export, grader.similarity and the
 gradebook; they are registered on the ``grade`` group at the end of grader/cli.py. Errors go
@@ -173,3 +173,22 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
         done = confirm_members(Path(out_dir), folder, student_ids, tutor, rubric_path, time.time())
     for sid in student_ids:
         click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {sid} in {folder}")
+
+
+@click.command("audit")
+@click.option("--function", "functions", multiple=True, metavar="NAME",
+              help="Only the mutants of this function of 11.4 (repeatable; default: all seven).")
+@click.option("--sample", "per_function", default=None, type=click.IntRange(1, 10_000), metavar="N",
+              help="A fixed sample of N mutants per function instead of all of them.")
+@click.option("--pipeline", "pipeline", default=0, type=click.IntRange(0, 50), metavar="N",
+              help="Also grade N of the mutants through the whole pipeline (a notebook in a kernel) "
+                   "and say whether it agrees with the in-process audit.")
+@click.option("--verbose", is_flag=True, help="One line per mutant.")
+@rubric_option()
+def audit_command(functions: tuple[str, ...], per_function: int | None, pipeline: int, verbose: bool,
+                  rubric_path: str | None) -> None:
+    """Mutation audit: grade mutants of the reference; refuse (exit 1) a rubric a mutant survives."""
+    from grader.audit import run_audit
+    with boundary():
+        code = run_audit(functions, per_function, pipeline, verbose, rubric_path, click.echo)
+    sys.exit(code)
