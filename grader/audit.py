@@ -734,7 +734,7 @@ class Verdict:
 
 
 #: The kinds of finding that name or locate a wrong function (see finding_kind).
-NAMED_KINDS = ("named", "setting", "layout", "located", "contract")
+NAMED_KINDS = ("named", "setting", "layout", "located", "hedged", "contract")
 
 _LOCATED = re.compile(r"(?:it does not|differs from the reference): (.*?)(?:\.(?: |$))")
 
