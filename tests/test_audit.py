@@ -11,13 +11,16 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import reference
 from grader import audit
+from grader.bridge import ArrayInfo
 from grader.cli import main
-from grader.compare import CaseResult
+from grader.compare import CaseResult, structural_finding
 from grader.rubric import Rubric, load_rubric
 from grader.secret import load_secret
 
@@ -43,7 +46,6 @@ def test_a_mutant_is_a_real_function_and_its_program_stands_alone() -> None:
     (m,) = [m for m in audit.generate("lstm_cell") if m.change == "`(h_new, c_new)` -> `(c_new, h_new)`"]
     assert "reference" not in m.program  # the notebook cell of the pipeline sample needs no package
     fn = m.compile()
-    import torch
     args = [torch.randn(2, 3), torch.randn(2, 4), torch.randn(2, 4), torch.randn(16, 3),
             torch.randn(16, 4), torch.randn(16), torch.randn(16)]
     h, c = reference.lstm_cell(*args)
@@ -149,3 +151,64 @@ def test_grade_audit_refuses_a_rubric_a_mutant_survives(tmp_path: Path) -> None:
 def test_an_unknown_function_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["audit", "--function", "train_recall"])
     assert result.exit_code == 2 and "is not one of" in result.output
+
+
+# ---------------------------------------------------------------------------- diagnoses it drove
+
+E = np.arange(6 * 2 * 3, dtype=np.float64).reshape(6, 2, 3) / 7 - 1
+
+
+def _a(x: np.ndarray) -> ArrayInfo:
+    return ArrayInfo(np.asarray(x, dtype=np.float64), "tensor", "torch.float32")
+
+
+@pytest.mark.parametrize("function,exp,got,words", [
+    ("rnn_forward", E, E[:5], "the first 5 of the 6 expected steps: the loop over time stops early"),
+    ("rnn_forward", E, E[2:], "the last 4 of the 6 expected steps"),
+    ("rnn_forward", E, E[:0], "empty along the first axis (time)"),
+    ("rnn_forward", E, E[:3] + 1, "3 entries along the first axis (time) where 6 are expected"),
+    ("gradient_bound", E[:, 0, 0], np.float64(E[-1, 0, 0]), "the last entry alone"),
+    ("hidden_grad_norms", E[:, 0, 0], E[:7, 0, 0][:4], "the first 4 of the 6 expected steps"),
+])
+def test_a_wrong_number_of_time_steps_is_a_layout_finding(function: str, exp: np.ndarray, got: np.ndarray,
+                                                          words: str) -> None:
+    assert words in structural_finding(function, exp, _a(got), 1e-4, 1e-5)
+
+
+def test_no_step_count_finding_for_a_function_without_a_time_axis() -> None:
+    assert structural_finding("tree_encode", E[:, 0, 0], _a(E[:3, 0, 0] + 1), 1e-4, 1e-5) == ""
+
+
+def test_a_wrong_input_term_in_a_gradient_function_is_located() -> None:
+    """hidden_grad_norms whose forward pass forgets the bias: the T = 1 linear-loss probe clears
+    the loss term, W = 0 does not match, and only the input term explains every probe."""
+    from test_probes import _grade
+
+    def norms(x, h0, W, U, b, loss_fn, activation="tanh"):
+        act = torch.tanh if activation == "tanh" else torch.sigmoid
+        h = h0.clone().requires_grad_(True)
+        hs = []
+        for t in range(x.shape[0]):
+            h = act(h @ W.T + x[t] @ U.T)  # the bias is missing
+            hs.append(h)
+        grads = torch.autograd.grad(loss_fn(hs[-1]), hs)
+        return torch.stack([g.norm() for g in grads]).detach()
+
+    results, _ = _grade("hidden_grad_norms", norms)
+    failed = [r for r in results if not r.passed]
+    assert failed and ": the input term U x_t + b of the forward pass" in failed[0].diagnosis, failed[0].diagnosis
+
+
+@pytest.mark.slow
+def test_the_pipeline_agrees_with_the_in_process_audit(tmp_path: Path) -> None:
+    """Two mutants through grade_submission in a kernel: the same points and the same kind of
+    finding as in process."""
+    from builders import quick_context
+    picked = [m for m in audit.generate("lstm_cell") if m.change == "`(h_new, c_new)` -> `(c_new, h_new)`"]
+    picked += [m for m in audit.generate("rnn_forward") if m.change == "`range(x.shape[0])` -> `range(x.shape[0] - 1)`"]
+    assert len(picked) == 2
+    report = audit.audit(RUBRIC, load_secret(), picked, draws=12)
+    agreements = audit.pipeline_sample(picked, {v.mutant.ident: v for v in report.verdicts}, quick_context(),
+                                       tmp_path)
+    assert [a.pipeline[1] for a in agreements] == ["layout", "layout"]
+    assert all(a.agrees for a in agreements), agreements
