@@ -16,7 +16,10 @@ explains the failures of one setting alone (one activation, T = 1, one k regime,
 :func:`settings_of`), the student being right in every other setting, is named for that setting
 ("in the sigmoid case your output matches ..."). A result that is a slice, transposition,
 reshaping, reversal or constant multiple of the expected one, or a pair in the wrong order, is
-said so (:func:`structural_finding`), each checked within tolerance.
+said so (:func:`structural_finding`), each checked within tolerance; so is a result of a function
+with one entry per time step that has the wrong number of steps (the first or last n steps, or
+only the count wrong), and a single number where a vector was expected that equals its first or
+last entry.
 """
 from __future__ import annotations
 
@@ -146,6 +149,9 @@ SCALED = "every value is the expected one times the same factor"
 #: What the axes of an expected result are called, where a finding can say it in the contract's words.
 AXES = {"rnn_forward": ("T", "B", "H")}
 
+#: The functions whose result has one entry per time step along its first axis.
+TIME_FIRST = ("rnn_forward", "hidden_grad_norms", "gradient_bound")
+
 
 def _array_finding(function: str, exp: np.ndarray, got: np.ndarray, rtol: float, atol: float) -> str:
     """How ``got`` relates to ``exp`` when it is a slice, a transposition, a reshaping, a
@@ -155,6 +161,23 @@ def _array_finding(function: str, exp: np.ndarray, got: np.ndarray, rtol: float,
 
     if not np.all(np.isfinite(got)):
         return ""
+    if exp.ndim == 1 and exp.shape[0] > 1 and got.ndim == 0:
+        for index, which in ((-1, "last"), (0, "first")):
+            if close(exp[index], got):
+                return (f"it equals the {which} entry alone: a single number came back, where all "
+                        f"{exp.shape[0]} entries were expected")
+    if exp.ndim >= 1 and got.ndim == exp.ndim and got.shape[1:] == exp.shape[1:] and \
+            got.shape[0] != exp.shape[0] and function in TIME_FIRST:
+        n, want = got.shape[0], exp.shape[0]
+        if n == 0:
+            return f"it is empty along the first axis (time), where {want} steps are expected"
+        if n < want and close(exp[:n], got):
+            return (f"it equals the first {n} of the {want} expected steps: the loop over time "
+                    "stops early")
+        if n < want and close(exp[-n:], got):
+            return f"it equals the last {n} of the {want} expected steps: the earlier steps are missing"
+        return (f"it has {n} entries along the first axis (time) where {want} are expected, one per "
+                "step: the number of steps the loop runs is wrong")
     if exp.ndim >= 2 and exp.shape[0] > 1:
         if close(exp[-1], got):
             return (f"it equals the last step alone (the last entry along the first axis, shape "

@@ -9,7 +9,8 @@ switch flipped. The grader calls ``m.compute(**inputs)`` for every ``m`` in
 These implementations deliberately do not import the ``reference`` package: a mistake library
 that shared the reference's code would share its bugs. Several mistakes can coincide on one input
 (in `tbptt_grads` with T = 7, k = 3, "chunked windows" and "detach every step" both keep one step),
-so a report should name every match, not only the first.
+so a report should name every match, not only the first. Some entries are generated from a
+class of mistakes rather than written one by one (every order of the LSTM's four gate blocks).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import permutations
 from typing import Any, cast
 
 import torch
@@ -530,6 +532,17 @@ MISTAKES: tuple[Mistake, ...] = tuple(
          lambda i: _asym(i["params"]["V"]), dict(transpose_V=True)),
     ]
 )
+
+
+#: Every other order of the four stacked gate blocks, generated (a swap of two gates, or any
+#: other permutation, reads the blocks in some order): the three orders of other libraries above
+#: keep their own words.
+MISTAKES += tuple(
+    Mistake("lstm_cell", f"gates_{order}",
+            f"with the gates read in the order {', '.join(order)} instead of torch's i, f, g, o",
+            partial(_lstm, order=order), _always)
+    for order in ("".join(p) for p in permutations("ifgo"))
+    if order != "ifgo" and f"gates_{order}" not in {m.key for m in MISTAKES})
 
 
 def mistakes_for(function: str) -> tuple[Mistake, ...]:

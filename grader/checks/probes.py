@@ -177,6 +177,10 @@ def _lstm_held(live: str, c_zero: bool = False, zero_bias: bool = False) -> Call
     return build
 
 
+def _lstm_zero_inputs(base: Inputs, draw: Draw) -> Inputs:
+    return _zero(base, "x", "h")
+
+
 def _tree(shape: Callable[[str, str], Any], zero_b: bool = False) -> Callable[[Inputs, Draw], Inputs]:
     """A tree over the base's first two vocabulary words, e.g. ``lambda a, b: (a, b)``."""
     def build(base: Inputs, draw: Draw) -> Inputs:
@@ -222,6 +226,7 @@ TERMS: dict[str, dict[str, str]] = {
                  "activation's derivative)",
         "only_last": "how the loss reaches h_t (only through h_T)",
         "order": "the order of g (g[t-1] belongs to h_t)",
+        "forward": "the input term U x_t + b of the forward pass z_t = W h_{{t-1}} + U x_t + b",
     },
     "gradient_bound": {
         "gT": "the factor ||dL/dh_T||",
@@ -232,6 +237,7 @@ TERMS: dict[str, dict[str, str]] = {
         "jprod": "which Jacobians J_{{k+1}} = diag(act'(z_{{k+1}})) enter the product "
                  "(k = t, ..., T-1), and what is on their diagonals",
         "jnorm": "the norm of J_{{k+1}} (its spectral norm, the largest |act'(z)|)",
+        "forward": "the input term U x_t + b of the forward pass z_t = W h_{{t-1}} + U x_t + b",
     },
     "lstm_cell": {
         "i": "the input gate i",
@@ -241,6 +247,7 @@ TERMS: dict[str, dict[str, str]] = {
         "cell": "the cell update c_new = f * c + i * g",
         "out": "the output h_new = o * tanh(c_new)",
         "bias": "the bias sum b_ih + b_hh (each added once)",
+        "weights": "the weight terms x W_ih^T + h W_hh^T of the gates' pre-activations",
     },
     "tree_encode": {
         "leaf": "a leaf's vector (embed[word] itself)",
@@ -286,32 +293,40 @@ PROBES: tuple[Probe, ...] = (
     _p(_J, "as_drawn", "a fresh z", lambda i, d: i, "d diag"),
     _p(_J, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(i), "d_other diag"),
     # ---- hidden_grad_norms (squared loss: it sees h_T's value) --------------------------------
-    _p(_G, "one_step", "T = 1", lambda i, d: _squared(d, T=1), "loss act chain"),  # h_1 = act(W h0 + ...)
+    # a linear loss at T = 1: g = [||dL/dh_T||], whatever the forward pass computed
+    _p(_G, "linear_one_step", "T = 1 and a linear loss (then g = [||dL/dh_T||])",
+       lambda i, d: d(T=1, loss="linear"), "loss"),
+    _p(_G, "one_step", "T = 1", lambda i, d: _squared(d, T=1), "loss act chain forward"),  # h_1 = act(W h0 + ...)
     _p(_G, "no_recurrence", "`W = 0` (then dL/dh_t = 0 for t < T)",
-       lambda i, d: _zero(_squared(d), "W"), "loss act only_last order"),
-    _p(_G, "as_drawn", "a fresh input", lambda i, d: _squared(d), "loss act chain only_last order"),
+       lambda i, d: _zero(_squared(d), "W"), "loss act only_last order forward"),
+    _p(_G, "as_drawn", "a fresh input", lambda i, d: _squared(d), "loss act chain only_last order forward"),
     _p(_G, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
-       "loss act_other chain only_last order"),
+       "loss act_other chain only_last order forward"),
     # ---- gradient_bound -----------------------------------------------------------------------
+    _p(_B, "linear_one_step", "T = 1 and a linear loss (then r = [||dL/dh_T||], whatever the forward "
+       "pass computed)", lambda i, d: d(T=1, loss="linear"), "gT exponent"),
     _p(_B, "one_step", "T = 1 (then r = [||dL/dh_T||])", lambda i, d: _squared(d, T=1),
-       "gT act exponent"),
+       "gT act exponent forward"),
     _p(_B, "one_unit", "H = 1 (every norm of a 1x1 matrix agrees)", lambda i, d: _squared(d, H=1),
-       "gT act exponent jprod"),
+       "gT act exponent jprod forward"),
     _p(_B, "unit_norm_W", "`W` rescaled to ||W||_2 = 1 (every power of it is 1)",
-       lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm"),
+       lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm forward"),
     _p(_B, "rank_one_W", "a symmetric rank-1 `W` (its spectral norm, Frobenius norm and spectral "
-       "radius agree)", lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm"),
+       "radius agree)", lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm forward"),
     _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
-       "gT act_other wnorm exponent jprod jnorm"),
+       "gT act_other wnorm exponent jprod jnorm forward"),
     # ---- lstm_cell: some gates live, the others held at pre-activation 0 (no saturation) -----
     _p(_L, "i_and_g", "only i and g live, the other gates held at pre-activation 0, and `c = 0`",
-       _lstm_held("ig", c_zero=True), "i g cell bias", ("c_new",)),
+       _lstm_held("ig", c_zero=True), "i g cell bias weights", ("c_new",)),
     _p(_L, "only_g", "only the candidate g live, and `c = 0`", _lstm_held("g", c_zero=True),
-       "g i cell bias", ("c_new",)),
-    _p(_L, "only_f", "only the forget gate f live", _lstm_held("f"), "f cell bias", ("c_new",)),
+       "g i cell bias weights", ("c_new",)),
+    _p(_L, "only_f", "only the forget gate f live", _lstm_held("f"), "f cell bias weights", ("c_new",)),
     _p(_L, "h_out", "the forget gate f held and `c = 0` (h_new compared)",
-       _lstm_held("igo", c_zero=True), "i g o cell out bias", ("h_new",)),
-    _p(_L, "no_bias", "`b_ih = 0, b_hh = 0`", _lstm_held("ifgo", zero_bias=True), "i f g o cell out"),
+       _lstm_held("igo", c_zero=True), "i g o cell out bias weights", ("h_new",)),
+    _p(_L, "no_bias", "`b_ih = 0, b_hh = 0`", _lstm_held("ifgo", zero_bias=True), "i f g o cell out weights"),
+    # x = 0 and h = 0: every gate is its bias sum alone (small, so nothing saturates)
+    _p(_L, "zero_inputs", "`x = 0, h = 0` (each gate's pre-activation is its bias sum alone)",
+       _lstm_zero_inputs, "i f g o cell out bias"),
     # ---- tree_encode ----------------------------------------------------------------------------
     _p(_T, "leaf", "a single leaf", _tree(lambda a, b: a), "leaf"),
     _p(_T, "same_pair", "a pair of the same word `(a, a)`", _tree(lambda a, b: (a, a)),

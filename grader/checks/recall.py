@@ -113,6 +113,10 @@ class Attempt:
     #: learned module's state, and on the same module re-initialised (``None``: not measured).
     memory: float | None = None
     memory_reset: float | None = None
+    #: Why a model under the threshold failed, read from its held-out predictions
+    #: (grader/checks/recall_diagnosis.py): the kind and the student's message ("" where none fits).
+    diagnosis_kind: str = ""
+    diagnosis: str = ""
 
     @property
     def seconds(self) -> float:
@@ -663,8 +667,12 @@ def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[in
     # NaN logits are no prediction: argmax would pick the first NaN, a class by accident.
     valid = np.isfinite(logits).all(axis=1)
     accuracy = float(np.mean(valid & (np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1) == y)))
-    if cell != "lstm" or accuracy < spec.threshold:
+    if cell != "lstm":
         return Attempt(cell, seed, "ok", accuracy, _cpu_since(bridge, before), wall)
+    if accuracy < spec.threshold:
+        kind, why = _diagnosis(logits, x, y, perm)
+        return Attempt(cell, seed, "ok", accuracy, _cpu_since(bridge, before), wall,
+                       diagnosis_kind=kind, diagnosis=why)
     memory = _memory(bridge, rubric, cell, x)
     cpu = _cpu_since(bridge, before)
     if memory.problem:
@@ -672,6 +680,17 @@ def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[in
                        f"the model reached {accuracy:.1%}, but not through what an LSTM learned: "
                        f"{memory.problem}", memory=memory.learned, memory_reset=memory.reset)
     return Attempt(cell, seed, "ok", accuracy, cpu, wall, memory=memory.learned, memory_reset=memory.reset)
+
+
+def _diagnosis(logits: np.ndarray, x: torch.Tensor, y: np.ndarray, perm: list[int]) -> tuple[str, str]:
+    """Why a model under the threshold failed, from its held-out predictions (in the grader)."""
+    from grader.checks.recall_diagnosis import diagnose_recall
+    tokens = x.argmax(dim=2).numpy()
+    try:
+        got = diagnose_recall(np.nan_to_num(logits, nan=-np.inf), y, tokens[-1], tokens[0], perm)
+    except ValueError:  # logits of another shape are reported as such elsewhere
+        return "", ""
+    return got.kind, got.message
 
 
 def _seconds_text(a: Attempt) -> str:
@@ -759,10 +778,12 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
         message = (f"training took {_seconds_text(deciding)}; the limit is {spec.cpu_time_limit:g} CPU s "
                    "per call")
     else:
+        # The relabelling is named only where the predictions show it is the cause (the model
+        # predicts the classes before relabelling); otherwise what the predictions show, if anything.
+        why = deciding.diagnosis or "its predictions fit no simple pattern (it learned part of the task)"
         message = (f"the LSTM model reached at most {max(a.accuracy or 0.0 for a in attempts):.1%} "
                    f"held-out accuracy in {len(attempts)} tr{'y' if len(attempts) == 1 else 'ies'}; "
-                   f"at least {spec.threshold:.0%} is needed. The grader relabels the classes, so the "
-                   "model must learn them from make_recall_data")
+                   f"at least {spec.threshold:.0%} is needed. In the last try {why}")
     if rnn is None:
         rnn_text = "vanilla RNN: comparison not run (rubric: compare_rnn = false)"
     elif rnn.accuracy is not None:

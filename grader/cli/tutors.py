@@ -1,6 +1,6 @@
 """The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
-``grade similarity``, ``grade confirm``, and for personal data and accountability ``grade privacy``,
-``grade purge``, ``grade verify``, ``grade replay``.
+``grade similarity``, ``grade confirm``, ``grade audit``, and for personal data and accountability
+``grade privacy``, ``grade purge``, ``grade verify``, ``grade replay``.
 
 Thin click wrappers around grader.tutors (review, scores, export, privacy, retention, verify),
 grader.batch.replay, grader.checks.similarity and the gradebook; they are registered on the
@@ -328,3 +328,23 @@ def replay_command(submission: str, out_dir: str, rubric_path: str | None) -> No
     for line in outcome.differences:
         click.echo(f"  {plain(line)}")
     sys.exit(1)
+
+
+
+@click.command("audit")
+@click.option("--function", "functions", multiple=True, metavar="NAME",
+              help="Only the mutants of this function of 11.4 (repeatable; default: all seven).")
+@click.option("--sample", "per_function", default=None, type=click.IntRange(1, 10_000), metavar="N",
+              help="A fixed sample of N mutants per function instead of all of them.")
+@click.option("--pipeline", "pipeline", default=0, type=click.IntRange(0, 50), metavar="N",
+              help="Also grade N of the mutants through the whole pipeline (a notebook in a kernel) "
+                   "and say whether it agrees with the in-process audit.")
+@click.option("--verbose", is_flag=True, help="One line per mutant.")
+@rubric_option()
+def audit_command(functions: tuple[str, ...], per_function: int | None, pipeline: int, verbose: bool,
+                  rubric_path: str | None) -> None:
+    """Mutation audit: grade mutants of the reference; refuse (exit 1) a rubric a mutant survives."""
+    from grader.tutors.audit import run_audit
+    with boundary():
+        code = run_audit(functions, per_function, pipeline, verbose, rubric_path, click.echo)
+    sys.exit(code)
