@@ -189,7 +189,8 @@ def test_wrong_shape_says_both_shapes(graded) -> None:
         shapes = dict(re.findall(r"(\w+) \(([\d, ]+)\)", case.shapes))
         T, B, _ = (int(s) for s in shapes["x"].split(","))
         Hd = int(shapes["W"].split(",")[0])
-        assert case.message == f"returned shape {(T, Hd, B)}; expected {(T, B, Hd)}", case.message
+        # both shapes first; then, where one fits, what the returned value is of the expected one
+        assert case.message.startswith(f"returned shape {(T, Hd, B)}; expected {(T, B, Hd)}"), case.message
         _no_grader_traceback(case)
     assert result.questions["11.4.b"].points == 1.0 and result.questions["11.4.c"].points == 1.0
 

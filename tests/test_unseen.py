@@ -28,7 +28,8 @@ from grader.rubric import DEFAULT_RUBRIC
 # A short kernel time-out, and a recall experiment small enough to train in a few CPU seconds
 # (seq_len 6, 4 classes, no vanilla-RNN comparison): the decision rule is the rubric's own.
 SHORT = {"cell_timeout": 10, "notebook_timeout": 120, "memory_mb": 3072, "max_file_mb": 64, "call_timeout": 20,
-         "seq_len": 6, "n_classes": 4, "tries": 2, "heldout_n": 200, "cpu_time_limit": 60, "wall_time_limit": 300}
+         "seq_len": 6, "n_classes": 4, "tries": 2, "heldout_n": 200, "evidence_n": 200, "cpu_time_limit": 60,
+         "wall_time_limit": 300}
 
 
 def short_rubric(target: Path) -> Path:
