@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import html
 import io
 import json
@@ -51,11 +52,19 @@ def _client(app: Any, login: bool = True) -> TestClient:
 
 def _form(html: str) -> dict[str, str]:
     return {name: re.search(rf'name="{name}" value="([^"]*)"', html)[1]  # type: ignore[index]
-            for name in ("csrf", "folder", "version")}
+            for name in ("csrf", "key", "version")}
 
 
 def _key(folder: str) -> str:
-    return hashlib.sha256(folder.encode()).hexdigest()[:20]
+    """A group's address in the app: keyed by the server's token (no address names a group)."""
+    return hmac.new(TOKEN.encode(), ("group:" + folder).encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def _label(folder: str) -> str:
+    """The group's pseudonym (blind scoring, grader/tutors/privacy.py)."""
+    from grader.checks.secret import load_secret
+    from grader.tutors.privacy import pseudonym
+    return pseudonym(load_secret(), folder)
 
 
 def _table(out: Path, table: str) -> list[tuple]:
@@ -63,11 +72,18 @@ def _table(out: Path, table: str) -> list[tuple]:
         return db.execute(f"SELECT * FROM {table}").fetchall()
 
 
+def _reveal(client: TestClient, folder: str, reason: str = "a test looks at the tutor's page") -> None:
+    """Ask to see who a group is (blind scoring records it); its tutor's page is then served."""
+    csrf = _form(client.get("/q/11.2.1/1").text)["csrf"]
+    got = client.post(f"/reveal/{_key(folder)}", data={"csrf": csrf, "reason": reason}, follow_redirects=False)
+    assert got.status_code == 303, got.text
+
+
 def _position(client: TestClient, qid: str, folder: str) -> int:
     for n in range(1, 10):
         page = client.get(f"/q/{qid}/{n}")
         assert page.status_code == 200, page.text
-        if _form(page.text)["folder"] == folder:
+        if _form(page.text)["key"] == _key(folder):
             return n
     raise AssertionError(folder)
 
@@ -139,6 +155,7 @@ def test_security_headers_and_sanitised_student_html(app: Any) -> None:
     assert "onerror" not in answer and "<script" not in answer and "A CNN uses local filters" in answer
     assert page.text.count("<script") == 1 and '<script src="/static/app.js" defer>' in page.text
     assert f'href="/report/{_key(ADA)}"' in page.text
+    _reveal(client, ADA)
     report = client.get(f"/report/{_key(ADA)}")
     assert report.status_code == 200 and "script-src" not in report.headers["content-security-policy"]
     assert "onerror" not in report.text
@@ -160,7 +177,9 @@ def test_a_report_that_became_a_link_is_not_followed(app: Any, out: Path, tmp_pa
     secret.write_text("tutor's secret")
     (out / GRACE / "tutor.html").unlink(missing_ok=True)
     (out / GRACE / "tutor.html").symlink_to(secret)
-    response = _client(app).get(f"/report/{_key(GRACE)}")
+    client = _client(app)
+    _reveal(client, GRACE)
+    response = client.get(f"/report/{_key(GRACE)}")
     assert response.status_code == 404 and "secret" not in response.text
 
 
@@ -217,7 +236,7 @@ def test_a_bad_score_is_refused_with_the_sheets_words(app: Any, out: Path, point
 def test_a_form_for_another_answer_or_an_overlong_comment_stores_nothing(app: Any, out: Path) -> None:
     client = _client(app)
     n = _position(client, "11.2.1", ADA)
-    moved = _score(client, "11.2.1", n, "0.5", folder=GRACE)
+    moved = _score(client, "11.2.1", n, "0.5", key=_key(GRACE))
     assert moved.status_code == 409 and "nothing was saved" in moved.text
     long = _score(client, "11.2.1", n, "0.5", "x" * 4001)
     assert long.status_code == 400
@@ -260,7 +279,8 @@ def test_progress_per_question(app: Any) -> None:
     assert '<td class="scored">1</td>' in row and '<td class="to-score">1</td>' in row
     other = index.split('id="progress-11.1.1"')[1].split("</tr>")[0]
     assert '<td class="scored">0</td>' in other and '<td class="to-score">2</td>' in other
-    assert "Noether_2570003_Goedel_2570004.ipynb (error)" in index
+    # blind: the group that could not be graded is listed by its pseudonym, no name or file name
+    assert f"{_label('Noether_2570003_Goedel_2570004')} (error)" in index and "Noether" not in index
     # /q/<id> opens the first answer still to score
     assert client.get("/q/11.3.3", follow_redirects=False).headers["location"] == "/q/11.3.3/2"
 
@@ -376,11 +396,19 @@ def test_an_odd_folder_name_links_to_its_own_report(tmp_path: Path) -> None:
     odd = "Odd #1 %20 ?name"  # a badly named submission is flagged, not rejected: its folder keeps the name
     out = fake_output(tmp_path / "out", [fake_result(odd, MEMBERS[0]), fake_result(GRACE, MEMBERS[1])])
     client = _client(create_app(out, "ada", TOKEN))
-    page = next(client.get(f"/q/11.2.1/{n}").text for n in (1, 2) if odd in client.get(f"/q/11.2.1/{n}").text)
+    page = client.get(f"/q/11.2.1/{_position(client, '11.2.1', odd)}").text
+    assert "Odd #1" not in html.unescape(page)  # blind: the pseudonym only
     link = re.search(r'<a href="(/report/[^"]+)"', page)[1]  # type: ignore[index]
     assert re.fullmatch(r"/report/[0-9a-f]{20}", link)
-    report = client.get(link)
-    assert report.status_code == 200 and "Odd #1 %20 ?name.ipynb" in html.unescape(report.text)
+    blind = client.get(link)  # scoring is blind: the tutor's page names the group only after a reveal
+    assert blind.status_code == 200 and "Odd #1" not in html.unescape(blind.text)
+    key = link.rsplit("/", 1)[1]
+    csrf = _form(page)["csrf"]
+    refused = client.post(f"/reveal/{key}", data={"csrf": csrf, "reason": " "}, follow_redirects=False)
+    assert refused.status_code == 400 and "Odd #1" not in html.unescape(refused.text)
+    shown = client.post(f"/reveal/{key}", data={"csrf": csrf, "reason": "the group asked about its mark"})
+    assert shown.status_code == 200 and "Odd #1 %20 ?name.ipynb" in html.unescape(shown.text)
+    assert [r[2:4] for r in _table(out, "reveals")] == [("ada", "the group asked about its mark")]
 
 
 def test_an_answer_with_math_is_rendered_like_the_reports(tmp_path: Path) -> None:
@@ -389,3 +417,22 @@ def test_an_answer_with_math_is_rendered_like_the_reports(tmp_path: Path) -> Non
     page = _client(create_app(out, "ada", TOKEN)).get("/q/11.3.3/1").text
     answer = page.split('id="answer"')[1].split("</div>")[0]
     assert "<math" in answer and "$h_t" not in answer  # MathML on the server, no script needed
+
+
+def test_scoring_is_blind_no_name_id_or_email_on_any_page(app: Any, out: Path) -> None:
+    """Blind by default (issue 25): the index, every answer page and every automatic-points page
+    name each group by its pseudonym only; the tutor's page needs a reveal, which is recorded."""
+    from test_scores import MEMBERS
+    client = _client(app)
+    pages = [client.get("/").text]
+    for qid in ("11.1.1", "11.2.1", "11.3.3"):
+        pages += [client.get(f"/q/{qid}/{n}").text for n in (1, 2)]
+    pages += [client.get(f"/auto/{_key(f)}").text for f in (ADA, GRACE)]
+    pages += [client.get(f"/report/{_key(f)}").text for f in (ADA, GRACE)]
+    text = html.unescape("\n".join(pages))
+    secrets_of = {part for group in MEMBERS for m in group for part in (*m[0].split(), m[1], m[2])}
+    secrets_of |= {ADA, GRACE, *ADA.split("_"), *GRACE.split("_")}
+    leaked = sorted(s for s in secrets_of if s and s in text)
+    assert not leaked, leaked
+    assert _label(ADA) in text and _label(GRACE) in text
+    assert _table(out, "reveals") == []  # nothing was revealed by looking

@@ -60,12 +60,12 @@ def test_a_tutor_scores_three_answers_with_the_keyboard_and_sees_them_after_a_re
     page.goto(f"{base}/q/11.2.1")
     assert page.url == f"{base}/q/11.2.1/1"
 
-    order = [page.locator('input[name="folder"]').input_value()]
+    order = [page.locator('input[name="key"]').input_value()]
     page.keyboard.press("2")                            # 0.5 points
     assert page.locator("#points").input_value() == "0.5"
     page.keyboard.press("Enter")                        # save, on to answer 2
     page.wait_for_url(f"{base}/q/11.2.1/2?saved=1")
-    order.append(page.locator('input[name="folder"]').input_value())
+    order.append(page.locator('input[name="key"]').input_value())
     page.keyboard.press("p")                            # back and forth with the keys
     page.wait_for_url(f"{base}/q/11.2.1/1")
     page.keyboard.press("n")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from test_scores import MEMBERS, fake_output, fake_result
-from test_serve import ADA, GRACE, TOKEN, _client, _form, _key, _position, _score, _table
+from test_serve import ADA, GRACE, TOKEN, _client, _form, _key, _position, _reveal, _score, _table
 
 from grader.cli.main import main
 from grader.folder.gradebook import Gradebook
@@ -103,6 +103,7 @@ def test_automatic_points_are_overridden_only_with_a_reason_and_kept(app: Any, o
     q = data["questions"]["11.4.a"]
     assert (q["points"], q["auto_points"], q["scored_by"], q["status"]) == (0.5, 1.0, "ada", "auto")
     assert data["points"] == 3.5
+    _reveal(client, ADA)
     tutor_view = client.get(f"/report/{_key(ADA)}").text
     assert "Points set by a tutor (ada)" in tutor_view and "notation was ambiguous" in tutor_view
     assert "(ada)" not in (out / ADA / "report.html").read_text().split("Points set by a tutor")[1][:20]

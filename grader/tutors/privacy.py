@@ -141,6 +141,13 @@ def blind_view(data: Mapping[str, Any], label: str) -> dict[str, Any]:
     return out
 
 
+def blind_cells(data: Mapping[str, Any]) -> list[Any]:
+    """A result's notebook cells and outputs (``cells``, which :func:`blind_view` leaves out) with
+    the group's identities replaced, for a page that shows the group's code beside an answer."""
+    cells = _scrub(list(data.get("cells") or []), redactor(identity_tokens(data)))
+    return list(cells) if isinstance(cells, list) else []
+
+
 def display_name(label: str, data: Mapping[str, Any], revealed: bool) -> str:
     """What a page calls a group: the pseudonym, and after a recorded reveal also the file name."""
     return f"{label} ({data.get('submission', '')})" if revealed else label

@@ -98,6 +98,9 @@ class ServeState:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)   # folder -> result, latest run's order
     written: list[str] = field(default_factory=list)
     published: int = 0   # reports rendered again by the last "write the batch files"
+    secret: bytes = b""  # the course secret: the groups' pseudonyms (grader/tutors/privacy.py)
+    labels: dict[str, str] = field(default_factory=dict)   # folder -> pseudonym
+    revealed: set[str] = field(default_factory=set)        # folders this tutor asked to see, recorded
 
     @property
     def cookie_name(self) -> str:
@@ -108,15 +111,28 @@ class ServeState:
         return hmac.new(self.token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
     def reload(self) -> None:
+        from grader.tutors.privacy import pseudonyms
         results = load_results(self.out_dir)
         self.results = {r["folder"]: r for r in results}
+        self.labels = pseudonyms(self.secret, list(self.results))
         first = next((r for r in results if r["status"] == "graded"), results[0])
         self.written = [qid for qid, q in first["questions"].items() if is_written(q)]
 
+    def view(self, folder: str) -> dict[str, Any]:
+        """A result as the tutor scores from it: blind (the pseudonym, no name, id, e-mail or file
+        name; grader/tutors/privacy.py's blind_view) unless this tutor revealed the group, with a
+        reason that is recorded; then the result with its pseudonym beside the names."""
+        from grader.tutors.privacy import blind_view
+        r, label = self.results[folder], self.labels.get(folder, "Group ?")
+        if folder in self.revealed:
+            return {**r, "pseudonym": label, "submission": f"{label} ({r.get('submission', '')})", "blind": False}
+        from grader.tutors.privacy import blind_cells
+        return {**blind_view(r, label), "cells": blind_cells(r)}  # the code beside an answer, names hidden
+
     def report_key(self, folder: str) -> str:
-        """The report's address: a digest of the folder name, so no name (with its '%', '#', '?' or
-        '..') is ever read back from a URL and turned into a path."""
-        return hashlib.sha256(folder.encode()).hexdigest()[:20]
+        """A group's address: keyed by this server's token, so no name (with its '%', '#', '?' or
+        '..') is ever read back from a URL and turned into a path, and no address names a group."""
+        return self.derived("group:" + folder)[:20]
 
     def graded(self) -> list[dict[str, Any]]:
         return [r for r in self.results.values() if r["status"] == "graded"]
@@ -244,7 +260,8 @@ def _number_in(raw: str, low: int, high: int) -> int | None:
 def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None) -> Starlette:
     """The app over ``out_dir`` for the tutor named ``tutor`` (who every save is recorded as);
     ``token`` (default: a new random one) is what the URL must carry."""
-    st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32))
+    from grader.checks.secret import load_secret
+    st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32), secret=load_secret(create=False))
     st.reload()
     prompts = _prompts()
 
@@ -270,8 +287,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         code = request.query_params.get("notice", "")
         notice = NOTICES[code].format(published=st.published) if code in NOTICES else ""
         return _page("index.html.j2", out_dir=str(out_dir), progress=progress(manual),
-                     skipped=[r for r in st.results.values() if r["status"] != "graded"],
-                     graded=[(r, st.report_key(r["folder"])) for r in st.graded()],
+                     skipped=[st.view(r["folder"]) for r in st.results.values() if r["status"] != "graded"],
+                     graded=[(st.view(r["folder"]), st.report_key(r["folder"])) for r in st.graded()],
                      notice=notice, **common())
 
     def question_or_404(qid: str) -> Response | None:
@@ -316,15 +333,16 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             return _page("message.html.j2", 404, title="No such answer",
                          message=f"{qid} has {len(graded)} answer(s) to score; there is no answer of this number.",
                          **common())
-        r = graded[n - 1]
+        folder = graded[n - 1]["folder"]
+        r = st.view(folder)  # what the tutor scores from: blind unless revealed
         q = r["questions"][qid]
         flags = [f for f in r.get("flags", []) if f.get("question") == qid]
         answer = q.get("answer") or {}
         with Gradebook(gradebook_path(out_dir)) as book:
             manual = book.manual_scores()
-            current = version if version is not None else score_version(book, r["folder"], qid)
+            current = version if version is not None else score_version(book, folder, qid)
             kept = book.saved_comments(qid)
-        stored = manual.get(r["folder"], {}).get(qid)
+        stored = manual.get(folder, {}).get(qid)
         model = model_answers().get(qid)
         form = {"points": f"{stored['points']:g}" if stored else "", "comment": stored["comment"] if stored else ""}
         if typed is not None:
@@ -341,8 +359,8 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             stored_comment=render_comment(stored["comment"]) if stored and stored["comment"] else None,
             stored_when=time.strftime("%Y-%m-%d %H:%M", time.localtime(stored["scored_at"])) if stored else "",
             version=current, form=form, error=error, choices=point_choices(float(q.get("max_points", 0.0))),
-            report_url=f"/report/{st.report_key(r['folder'])}",
-            auto_url=f"/auto/{st.report_key(r['folder'])}", progress=progress(manual)[qid],
+            report_url=f"/report/{st.report_key(folder)}", key=st.report_key(folder),
+            auto_url=f"/auto/{st.report_key(folder)}", progress=progress(manual)[qid],
             saved=_number_in(request.query_params.get("saved", ""), 1, len(graded)),
             after=after if after in st.written else "",
             next_question=neighbour(qid, 1), prev_question=neighbour(qid, -1),
@@ -360,9 +378,9 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         form = await read_form(request, st)
         if isinstance(form, Response):
             return form
-        typed = {k: form.get(k, "") for k in ("folder", "version", "points", "comment")}
+        typed = {k: form.get(k, "") for k in ("key", "version", "points", "comment")}
         graded = st.graded()
-        if not 1 <= n <= len(graded) or graded[n - 1]["folder"] != typed["folder"]:
+        if not 1 <= n <= len(graded) or st.report_key(graded[n - 1]["folder"]) != typed["key"]:
             # The list moved under the form (a re-grade): never store a score on the wrong answer.
             return _page("message.html.j2", 409, title="The list of answers changed",
                          message="The answers were graded again since this page was loaded; nothing was saved. "
@@ -431,7 +449,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         return next((f for f in st.results if st.report_key(f) == key), None)
 
     def auto_page(folder: str, status: int = 200, error: str = "", typed: Mapping[str, str] | None = None) -> Response:
-        r = st.results[folder]
+        r = st.view(folder)
         with Gradebook(gradebook_path(out_dir)) as book:
             overrides = book.overrides(folder).get(folder, {})
         autos = [(qid, q, overrides.get(qid)) for qid, q in r["questions"].items() if not is_written(q)]
@@ -478,6 +496,9 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         if folder is None:
             return _page("message.html.j2", 404, title="No such report", message="There is no such submission.",
                          **common())
+        if folder not in st.revealed:  # the tutor's page names the group: blind until a recorded reveal
+            return _page("reveal.html.j2", 200, title="Blind scoring", label=st.labels.get(folder, ""),
+                         key=request.path_params["key"], **common())
         # The tutor's page of the submission (the student's report plus hints and detail).
         path = out_dir / folder / PAGES["tutor"]
         if path.is_symlink() or not path.is_file():
@@ -486,6 +507,26 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         response = HTMLResponse(path.read_text(encoding="utf-8"))
         response.headers["Content-Security-Policy"] = REPORT_CSP
         return response
+
+    async def reveal_group(request: Request) -> Response:
+        """Show who a group is, after recording who asked, when and why (grader/tutors/privacy.py)."""
+        from grader.folder.outdir import OutDir
+        from grader.tutors.privacy import reveal
+        folder = folder_of(request.path_params["key"])
+        if folder is None:
+            return _page("message.html.j2", 404, title="No such submission", message="There is no such submission.",
+                         **common())
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        reason = form.get("reason", "").strip()
+        if not reason or len(reason) > MAX_COMMENT:
+            return _page("reveal.html.j2", 400, title="Blind scoring", label=st.labels.get(folder, ""),
+                         key=request.path_params["key"], error="Give a reason (it is recorded with your name).",
+                         **common())
+        await run_in_threadpool(reveal, OutDir(out_dir), folder, st.tutor, reason, st.secret)
+        st.revealed.add(folder)
+        return RedirectResponse(f"/report/{request.path_params['key']}", 303)
 
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -518,6 +559,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         Route("/q/{qid}/comments/{cid:int}", edit_comment, methods=["POST"]),
         Route("/auto/{key}", auto, methods=["GET"]),
         Route("/auto/{key}", set_auto, methods=["POST"]),
+        Route("/reveal/{key}", reveal_group, methods=["POST"]),
         Route("/publish", publish, methods=["POST"]),
         Route("/report/{key}", report),
         Route("/static/{name}", static),
