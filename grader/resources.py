@@ -4,8 +4,11 @@ What the grader reads besides its code (the default rubric, the student template
 self-check module, the model answers) is package data, so a wheel installed anywhere works the same
 as this checkout. In the checkout the files keep their places (``rubrics/``, ``student_template/``
 as contract §2 names it, ``reference/answers.toml``); ``pyproject.toml`` maps the first two into
-the package as ``grader.rubrics`` and ``grader.template``. Nothing else in the package builds a
-path from ``__file__``.
+the package as ``grader.rubrics`` and ``grader.template``. The grader's own files that are not
+Python it imports are found here too: the web app's script and style (:func:`static_file`) and
+the kernel-side modules whose source the grader sends into a kernel (:func:`kernel_module`). Nothing
+else in the package builds a path from ``__file__`` (``grade audit`` reads the reference's source
+through ``inspect``).
 """
 from __future__ import annotations
 
@@ -53,6 +56,19 @@ def check_module() -> Path:
 def model_answers() -> Path:
     """``reference/answers.toml``: model answers and the concepts of the written questions."""
     return _path("reference", ANSWERS_NAME)
+
+
+def static_file(name: str) -> Path:
+    """``grader/static/NAME``: the tutors' app's script or style."""
+    with as_file(files("grader.static") / name) as path:
+        return Path(path)
+
+
+def kernel_module(package: str, name: str) -> str:
+    """The source of a module that runs in the student's kernel (e.g. ``grader.checks``,
+    ``recall_kernel.py``): a real, checked module of the package, sent as text and executed
+    there in a fresh namespace, so a notebook cannot have replaced it."""
+    return (files(package) / name).read_text(encoding="utf-8")
 
 
 def checkout_root() -> Path | None:

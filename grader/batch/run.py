@@ -484,7 +484,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                 if on_result:
                     on_result(result.to_json(), False)
 
-            todo = longest_first(todo, read_history(book.db))
+            todo = longest_first(todo, read_history(book))
             if todo:
                 (grade_all or _grade_all)(todo, rubric, rubric_path, sandbox_mode, jobs, finished)
         except KeyboardInterrupt:

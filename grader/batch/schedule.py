@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from grader.folder.gradebook import Gradebook
+
 # How far a size ratio may move an estimate away from the median of the known durations.
 SIZE_FACTOR_MIN, SIZE_FACTOR_MAX = 0.5, 2.0
 
@@ -48,7 +50,7 @@ class History:
         return cls({}, {})
 
 
-def read_history(db: sqlite3.Connection) -> History:
+def read_history(book: Gradebook) -> History:
     """The latest grading time of every submission in a gradebook (its ``results`` table).
 
     Results without a usable ``seconds`` (an old gradebook, a result stopped before grading)
@@ -56,9 +58,7 @@ def read_history(db: sqlite3.Connection) -> History:
     by_sha: dict[str, float] = {}
     by_folder: dict[str, float] = {}
     try:
-        rows = db.execute("SELECT folder, sha256, json_extract(result_json, '$.seconds') FROM results "
-                          "ORDER BY graded_at")
-        for folder, sha, seconds in rows:
+        for folder, sha, seconds in book.durations():
             if isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0:
                 by_sha[str(sha)] = by_folder[str(folder)] = float(seconds)
     except sqlite3.Error:

@@ -618,7 +618,8 @@ _EVIDENCE_EXPR = ("(lambda ns, a: (exec(a['src'], ns), ns['evidence'](globals()[
 
 
 def _kernel_module_source() -> str:
-    return (Path(__file__).resolve().parent / "recall_kernel.py").read_text(encoding="utf-8")
+    from grader.resources import kernel_module
+    return kernel_module("grader.checks", "recall_kernel.py")
 
 
 def _memory(bridge: Bridge, rubric: Rubric, cell: str, x: torch.Tensor) -> Memory:

@@ -382,6 +382,19 @@ class Gradebook:
         row = self.db.execute("SELECT id, tutor, changed_at, new_points FROM score_history WHERE folder=? AND "
                               "question=? ORDER BY id DESC LIMIT 1", (folder, question)).fetchone()
         return None if row is None else {"id": row[0], "tutor": row[1], "changed_at": row[2], "new_points": row[3]}
+    def changed_by_others(self, folder: str, question: str, since: int, tutor: str) -> bool:
+        """Whether anyone but ``tutor`` changed this answer's score after history row ``since``."""
+        row = self.db.execute("SELECT COUNT(*) FROM score_history WHERE folder=? AND question=? AND id>? AND "
+                              "tutor!=?", (folder, question, since, tutor)).fetchone()
+        return bool(row[0])
+
+    def durations(self) -> list[tuple[str, str, Any]]:
+        """(folder, sha256, seconds) of every stored result, oldest first (the batch's order,
+        grader/batch/schedule.py); seconds as stored (None where a result has none). Raises
+        sqlite3.Error where SQLite lacks the JSON functions."""
+        return [(str(f), str(s), sec) for f, s, sec in self.db.execute(
+            "SELECT folder, sha256, json_extract(result_json, '$.seconds') FROM results ORDER BY graded_at")]
+
     # -- automatic points set by a tutor ---------------------------------------------------------
     def overrides(self, folder: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
         """``folder -> question -> {points, reason, tutor, set_at}`` of every override."""

@@ -46,6 +46,7 @@ import ast
 import builtins
 import copy
 import importlib
+import inspect
 import itertools
 import re
 import signal
@@ -101,7 +102,7 @@ CALL_SECONDS = 20.0
 
 def _module_tree(name: str) -> ast.Module:
     module = importlib.import_module(f"reference.{name}")
-    return ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
+    return ast.parse(inspect.getsource(module))
 
 
 def _defined_names(stmt: ast.stmt) -> set[str]:

@@ -64,7 +64,7 @@ def export(out_dir: Path, fmt: str, to: Path | None = None, rubric_path: str | N
         text = json.dumps([_typed(r, numeric) for r in rows], indent=2, ensure_ascii=False) + "\n"
     if to is not None and str(to) == "-":
         return None, text
-    path = to or out_dir / f"export.{fmt}"
+    path = to or OutDir(out_dir).path(f"export.{fmt}")
     write_atomic(path, text)
     return path, text
 

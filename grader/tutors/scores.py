@@ -426,9 +426,7 @@ def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: s
 def _changed_by_others(book: Gradebook, folder: str, question: str, since: int, tutor: str) -> bool:
     """Whether anyone but ``tutor`` changed this answer's score after version ``since``: one's own
     save (a second Enter, a second tab) is no conflict with oneself."""
-    row = book.db.execute("SELECT COUNT(*) FROM score_history WHERE folder=? AND question=? AND id>? AND tutor!=?",
-                          (folder, question, since, tutor)).fetchone()
-    return bool(row[0])
+    return book.changed_by_others(folder, question, since, tutor)
 
 
 MAX_REASON = 2000

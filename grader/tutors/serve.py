@@ -63,6 +63,7 @@ from starlette.routing import Route
 from grader.errors import GraderError, UsageError
 from grader.folder.gradebook import Gradebook
 from grader.pages.report import PAGES
+from grader.resources import static_file
 from grader.tutors.scores import (
     ScoreConflict,
     ScoreRefused,
@@ -82,7 +83,7 @@ POINT_STEP = 0.25   # the points the number keys offer; the same step as grade r
 MAX_FORM_BYTES = 64 * 1024
 MAX_COMMENT = 4000
 MAX_TUTOR = 60
-STATIC = Path(__file__).resolve().parent.parent / "static"
+
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
@@ -500,8 +501,13 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             return _page("reveal.html.j2", 200, title="Blind scoring", label=st.labels.get(folder, ""),
                          key=request.path_params["key"], **common())
         # The tutor's page of the submission (the student's report plus hints and detail).
-        path = out_dir / folder / PAGES["tutor"]
-        if path.is_symlink() or not path.is_file():
+        from grader.errors import OutputFolderError
+        from grader.folder.outdir import OutDir
+        try:  # the folder's one door: plain names only, no link followed, nothing outside it
+            path = OutDir(out_dir).path(folder, PAGES["tutor"])
+        except OutputFolderError:
+            path = None
+        if path is None or not path.is_file():
             return _page("message.html.j2", 404, title="No report", message="This submission has no report yet.",
                          **common())
         response = HTMLResponse(path.read_text(encoding="utf-8"))
@@ -536,9 +542,9 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             from grader.pages.report import environment
             env = environment()  # the reports' look, and their math and code styles
             text = "\n".join((env.get_template("_style.css.j2").render(), str(env.globals.get("highlight_css", "")),
-                               (STATIC / name).read_text(encoding="utf-8")))
+                               static_file(name).read_text(encoding="utf-8")))
         else:
-            text = (STATIC / name).read_text(encoding="utf-8")
+            text = static_file(name).read_text(encoding="utf-8")
         return Response(text, media_type=STATIC_FILES[name])
 
     @asynccontextmanager
