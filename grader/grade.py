@@ -122,7 +122,7 @@ def grade_submission(path: Path, ctx: Context, name: str | None = None) -> Submi
 
 
 def _file_sha256(path: Path) -> str:
-    from grader.checks.manifest import file_sha256
+    from grader.submission.intake import file_sha256
     try:
         return file_sha256(path)
     except OSError:

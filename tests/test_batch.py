@@ -11,7 +11,7 @@ import pytest
 from builders import FILES, GOOD_NAME, BatchOfThree, slowness
 
 import grader.batch.run
-from grader.batch.run import assign_folders, expand_inputs, run_batch
+from grader.batch.run import assign_folders, run_batch
 from grader.errors import UsageError
 from grader.folder.gradebook import Gradebook
 from grader.folder.grades import grades_csv
@@ -25,14 +25,22 @@ def test_folders_keep_the_extension_only_where_stems_clash() -> None:
 
 
 def test_inputs_expand_globs_and_folders(tmp_path: Path) -> None:
+    from grader.rubric import load_rubric
+    from grader.submission.platform import discover
+    subs = tmp_path / "subs"
+    subs.mkdir()
     for name in ("A_1_B_2.zip", "C_3_D_4.ipynb", "notes.txt"):
-        (tmp_path / name).write_text("x")
-    assert [p.name for p in expand_inputs([str(tmp_path)])] == ["A_1_B_2.zip", "C_3_D_4.ipynb"]
-    assert [p.name for p in expand_inputs([str(tmp_path / "*.zip"), str(tmp_path / "A_1_B_2.zip")])] == ["A_1_B_2.zip"]
+        (subs / name).write_text("x")
+    archive = load_rubric().archive
+
+    def found(*paths: Path) -> list[str]:
+        return [f.path.name for f in discover([str(p) for p in paths], tmp_path / "staging", archive).found]
+    assert found(subs) == ["A_1_B_2.zip", "C_3_D_4.ipynb"]
+    assert found(subs / "*.zip", subs / "A_1_B_2.zip") == ["A_1_B_2.zip"]
     with pytest.raises(UsageError, match="no file matches"):
-        expand_inputs([str(tmp_path / "*.nothing")])
+        found(subs / "*.nothing")
     with pytest.raises(UsageError, match="does not exist"):
-        expand_inputs([str(tmp_path / "missing.zip")])
+        found(subs / "missing.zip")
 
 
 def _result(submission: str, status: str, group: list[dict], flags: list[str]) -> SubmissionResult:

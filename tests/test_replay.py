@@ -10,10 +10,11 @@ from builders import FILES
 from click.testing import CliRunner
 from test_scores import MEMBERS, fake_output, fake_result
 
-from grader.batch.replay import ReplayRefused, differences, file_sha256, replay, unmet
+from grader.batch.replay import ReplayRefused, differences, replay, unmet
 from grader.cli.main import main
 from grader.folder.outdir import OutDir
 from grader.result import SubmissionResult
+from grader.submission.intake import file_sha256
 
 FIXTURE = FILES / "flags" / "missing_function.ipynb"
 

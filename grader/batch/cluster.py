@@ -70,6 +70,7 @@ from grader.batch.daskproc import (
     parse_address,
     require_dask,
 )
+from grader.checks.manifest import project_version
 from grader.errors import ClusterError
 from grader.kernel.sandbox import choose_sandbox
 from grader.result import SubmissionResult
@@ -105,14 +106,6 @@ class Fingerprint:
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
         return cls(str(data["version"]), str(data["rubric_sha256"]), str(data["torch"]), bool(data["sandboxed"]),
                    str(data.get("secret_id", "")))
-
-
-def project_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("sheet11-grader")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def fingerprint(rubric: Rubric, sandboxed: bool, create_secret: bool = True) -> Fingerprint:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grader.checks.manifest import build_manifest, file_sha256
+from grader.checks.manifest import build_manifest
 from grader.errors import GraderError, UsageError
+from grader.submission.intake import file_sha256
 
 if TYPE_CHECKING:
     from grader.folder.outdir import OutDir

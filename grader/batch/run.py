@@ -18,8 +18,6 @@ Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
 from __future__ import annotations
 
 import ctypes
-import glob
-import hashlib
 import json
 import os
 import resource
@@ -42,7 +40,7 @@ from grader.batch.late import apply_late, read_manifest, submission_time
 from grader.batch.schedule import longest_first, read_history
 from grader.checks.similarity import batch_similarity
 from grader.cleantext import identity_problems, skeleton
-from grader.errors import OutputFolderError, UsageError
+from grader.errors import OutputFolderError
 from grader.folder.grades import suspicious, visible
 from grader.folder.outdir import ROSTER, OutDir, assign_folders, safe_pages, write_atomic
 from grader.grade import Context, grade_submission
@@ -50,10 +48,11 @@ from grader.kernel.kernelpool import KernelPool
 from grader.kernel.sandbox import Sandbox, choose_sandbox
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
+from grader.submission.intake import file_sha256
 from grader.submission.platform import Person, apply_platform, discover, read_roster
 from grader.tutors.scores import apply_manual, tutor_scores
 
-__all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
+__all__ = ["BatchOutcome", "Job", "assign_folders", "grade_job", "post_grade", "run_batch"]
 
 STAGING = ".platform"  # submissions copied out of a platform's download, in the output folder
 STARTUP_SECONDS = 300.0  # for a worker to be ready (it only sets up; nothing of a submission)
@@ -75,29 +74,6 @@ class Job:
     submitted_source: str = ""
     # The tutors' scores of this folder (gradebook), applied before the report is drawn.
     manual: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-
-def expand_inputs(paths: Iterable[str]) -> list[Path]:
-    """Paths, globs and folders to the .zip and .ipynb files they name, each once, in order."""
-    found: list[Path] = []
-    for raw in paths:
-        matches = sorted(glob.glob(raw)) if any(ch in raw for ch in "*?[") else [raw]
-        if not matches:
-            raise UsageError(f"no file matches '{raw}'; check the path or the pattern")
-        for m in matches:
-            p = Path(m)
-            if p.is_dir():
-                found += sorted(q for q in p.iterdir() if q.suffix.lower() in (".zip", ".ipynb") and q.is_file())
-            elif p.is_file():
-                found.append(p)
-            else:
-                raise UsageError(f"'{raw}' does not exist; give submission files, folders or globs")
-    unique: dict[Path, Path] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), p)
-    if not unique:
-        raise UsageError("no .zip or .ipynb submissions were found in the given paths")
-    return list(unique.values())
 
 
 # -- one submission (in the worker) -------------------------------------------------------------
@@ -438,7 +414,7 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
                     submitted, source = submission_time(p, times)
                     if source == "mtime" and item.order[0]:  # the platform's time, not the staged copy's
                         submitted, source = datetime.fromisoformat(item.order[0]), "platform"
-                all_jobs.append(Job(p, f, _sha256(p), deadline.isoformat() if deadline else None,
+                all_jobs.append(Job(p, f, file_sha256(p), deadline.isoformat() if deadline else None,
                                     submitted.isoformat() if submitted else None, source, manual.get(f, {})))
             for job in all_jobs:
                 if job.folder in unreadable:  # reported for its student; nothing to grade
@@ -599,12 +575,6 @@ def _job_of(jobs: list[Job], folder: str) -> Job:
     return next(j for j in jobs if j.folder == folder)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Seconds an idle worker has, at the end of a batch, to close its pool and exit by itself.

@@ -8,9 +8,7 @@ grades a submission again from it.
 """
 from __future__ import annotations
 
-import hashlib
 import platform
-from pathlib import Path
 from typing import Any
 
 
@@ -35,9 +33,3 @@ def build_manifest(ctx: Any, submission_sha256: str) -> dict[str, Any]:
             "secret_id": secret_id(ctx.secret) if ctx.secret is not None else None}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -36,8 +36,9 @@ class Intake:
     note: str = ""           # archive.contents note when a notebook was still picked
 
 
-def _streamed_sha256(path: Path) -> str:
-    """The file's digest without holding it in memory (for files refused for their size)."""
+def file_sha256(path: Path) -> str:
+    """The file's sha256 without holding it in memory: the one digest of a submission file
+    (intake, the batch's jobs, the result's manifest, replay)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -51,11 +52,11 @@ def read_submission(path: Path, limits: ArchiveLimits, max_notebook_mb: float) -
     size = path.stat().st_size
     # The size decides before the file is read: a 10 GB "notebook" is never loaded.
     if name.lower().endswith(".ipynb") and size > max_nb:
-        return Intake(path, name, _streamed_sha256(path), None, name, problem_code="notebook.invalid",
+        return Intake(path, name, file_sha256(path), None, name, problem_code="notebook.invalid",
                       problem=f"the notebook is {size / 1e6:.1f} MB; the limit is {max_notebook_mb:g} MB "
                               "(clear large outputs and images, then save again)")
     if name.lower().endswith(".zip") and size > limits.max_total_mb * 1024 * 1024:
-        return _unsafe(path, _streamed_sha256(path),
+        return _unsafe(path, file_sha256(path),
                        f"the zip is {size / 1e6:.1f} MB; the limit is {limits.max_total_mb:g} MB")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
