@@ -19,14 +19,14 @@ import nbformat
 import reference
 from grader import resources
 from grader.checks import cases as case_inputs
-from grader.checks import probes
+from grader.checks import learned, probes
 from grader.checks.bridge import Bridge, Returned
 from grader.checks.compare import compare_case, missing_case, redacted_hidden, to_numpy
 from grader.checks.contract import recheck_violations, redact_hidden
 from grader.checks.contract import violations as contract_violations
 from grader.checks.identity import find_origins
 from grader.checks.recall import permutation_key, run_recall
-from grader.checks.secret import load_secret
+from grader.checks.secret import load_secret, secret_id
 from grader.checks.similarity import capped_code_cells
 from grader.errors import SecretError
 from grader.kernel.execute import KernelSession
@@ -174,6 +174,8 @@ class KernelWork:
     cells: tuple[dict[str, Any], ...]
     flags: tuple[Flag, ...]
     not_started: str = ""  # why the kernel did not start (then nothing else was found)
+    #: function -> case key -> output fingerprint of each failing function (grader/checks/learned.py)
+    fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def _grade(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
@@ -268,13 +270,20 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
             if origin.problem:
                 flags.append(Flag("code.not_in_notebook", rubric.question_of(origin.function), origin.problem))
         by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
+        fingerprints: dict[str, dict[str, str]] = {}
         verified: list[Verified] = []
         for check in rubric.checks():
             qid = rubric.question_of(check.function)
             if not defined.get(check.function) and not why:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
+            seen: dict[str, str] = {}
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                 ctx.public, why, ctx.secret, verified)
+                                 ctx.public, why, ctx.secret, verified, seen)
+            if not all(c.passed for c in checked):  # grouped with the batch's alike (grader/checks/learned.py)
+                if not ctx.public:
+                    seen.update(learned.observe_public(check, checked, bridge, rubric.limits.call_timeout,
+                                                       rubric.learned.quantum))
+                fingerprints[check.function] = seen
             # Feedback only: probe a failing function to find the wrong term (grader/checks/probes.py).
             by_question[qid] += probes.review(check, checked, bridge, rubric.limits.call_timeout,
                                               ctx.public, ctx.secret)
@@ -294,7 +303,8 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                        "self_check": is_self_check(opened.nb.cells[c.index]) if c.index < len(opened.nb.cells)
                        else False} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
-    return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags))
+    return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags),
+                      fingerprints=fingerprints)
 
 
 def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[QuestionResult, list[Flag]]],
@@ -314,10 +324,13 @@ def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[
         q = rubric.questions[qid]
         got = work.by_question[qid]
         questions[qid] = QuestionResult(qid, q.title, round(sum(c.points for c in got), 4), q.points, "auto", got)
-    return SubmissionResult(submission=group.filename, sha256=opened.sha256, status="graded", group=group.group,
-                            questions=questions, flags=tuple(flags), max_points=rubric.max_points,
-                            sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
-                            rubric_sha256=rubric.sha256, contact=rubric.contact, **opened.extra)
+    result = SubmissionResult(submission=group.filename, sha256=opened.sha256, status="graded", group=group.group,
+                              questions=questions, flags=tuple(flags), max_points=rubric.max_points,
+                              sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
+                              rubric_sha256=rubric.sha256, contact=rubric.contact,
+                              fingerprints=work.fingerprints, **opened.extra)
+    # The mistakes tutors named in earlier batches, where this output matches (grader/checks/learned.py).
+    return learned.apply_catalogue(result, rubric.learned.mistakes)
 
 
 def _cell_message(message: str, cell: int | None) -> str:
@@ -445,8 +458,12 @@ def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
 
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                public: bool = False, why: str = "", secret: bytes | None = None,
-               verified: list[Verified] | None = None) -> list[CaseResult]:
+               verified: list[Verified] | None = None,
+               fingerprints: dict[str, str] | None = None) -> list[CaseResult]:
+    """The cases of ``check``, scored; ``fingerprints`` (when given) gets each case's output
+    fingerprint under its case key (grader/checks/learned.py)."""
     out = []
+    sid = None if public or secret is None else secret_id(secret)
     cases = check.public_cases() if public else check.cases
     if not public and secret is None:
         # Hidden inputs drawn from the rubric's seeds alone could be searched by the kernel.
@@ -461,6 +478,9 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
         params = case.describe()
         if not defined:
             out.append(missing_case(check.function, i, params, shapes, share, why))
+            if fingerprints is not None:
+                fingerprints[learned.case_key("public" if public else "hidden", case.seed, case.params, sid)] = \
+                    f"status:{out[-1].call_status}"
             continue
         expected = to_numpy(REFERENCE[check.function](**inputs))
         if stuck is not None:
@@ -477,6 +497,9 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                                          getattr(bridge.session, "restarts", 0), not public))
         result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
                               check.rtol, check.atol, share)
+        if fingerprints is not None:
+            fingerprints[learned.case_key("public" if public else "hidden", case.seed, case.params, sid)] = \
+                learned.case_fingerprint(result, returned, expected, rubric.learned.quantum)
         if not public:  # a student's report never shows what their code made of a hidden input
             result = redacted_hidden(result)
         out.append(_with_contract_rules(result, inputs, returned, check, hidden=not public))

@@ -63,6 +63,9 @@ class CaseResult:
     structure: str = ""  # the result is a slice, transposition, ... of the expected one (see structural_finding)
     diagnosis: str = ""  # what the probes (or the cases together) say is wrong, in plain words
     probes: tuple[Mapping[str, str], ...] = ()  # each probe: setting, isolates, outcome, text
+    #: Notes on a mistake learned from a batch (grader/checks/learned.py): {"title", "explanation",
+    #: "source": "tutor" (named in this batch's gradebook) | "catalogue" (the rubric's entry)}.
+    learned: tuple[Mapping[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -214,7 +217,7 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "expected": c.expected, "got": c.got, "max_abs": c.max_abs, "max_rel": c.max_rel,
             "series": {k: list(v) for k, v in c.series.items()},
             **{k: v for k, v in (("call_status", c.call_status), ("error_type", c.error_type)) if v},
-            **c.findings_json()}
+            **c.findings_json(), **({"learned": [dict(n) for n in c.learned]} if c.learned else {})}
 
 
 def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
@@ -228,7 +231,9 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       call_status=str(data.get("call_status", "")), error_type=str(data.get("error_type", "")),
                       consistent_with=tuple(data.get("consistent_with") or ()),
                       diagnosis=str(data.get("diagnosis", "")),
-                      probes=tuple(dict(p) for p in data.get("probes") or ()))
+                      probes=tuple(dict(p) for p in data.get("probes") or ()),
+                      learned=tuple({str(k): str(v) for k, v in n.items()} for n in data.get("learned") or ()
+                                    if isinstance(n, Mapping)))
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,9 @@ class SubmissionResult:
     platform: Mapping[str, Any] | None = None
     #: What it was graded with (grader/batch/replay.py): hashes, versions, sandbox, the secret's id.
     manifest: Mapping[str, Any] | None = None
+    #: The output fingerprints of each failing function (grader/checks/learned.py): function -> case key
+    #: -> fingerprint, on its hidden cases and its public examples; the grader's own, no student text.
+    fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def points(self) -> float:
@@ -370,6 +378,8 @@ class SubmissionResult:
             out["platform"] = dict(self.platform)
         if self.manifest is not None:
             out["manifest"] = dict(self.manifest)
+        if self.fingerprints:
+            out["fingerprints"] = {f: dict(v) for f, v in self.fingerprints.items()}
         return out
 
     @classmethod
@@ -400,7 +410,9 @@ class SubmissionResult:
                 code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
                 late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
                 platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None,
-                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None)
+                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None,
+                fingerprints={str(f): {str(k): str(v) for k, v in cases.items()}
+                              for f, cases in (data.get("fingerprints") or {}).items() if isinstance(cases, Mapping)})
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

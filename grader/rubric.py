@@ -7,6 +7,8 @@ file, the key and what is allowed, before anything is graded.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -222,6 +224,31 @@ class Late:
 
 
 @dataclass(frozen=True)
+class LearnedMistake:
+    """A mistake a tutor named in an earlier batch (grader/checks/learned.py), exported as a catalogue
+    entry: the function, the tutor's title and explanation for students, and the output
+    fingerprint of the group on each case it was observed on (``case key -> fingerprint``, see
+    :func:`grader.checks.learned.case_key`). Matched on a new submission by :func:`grader.checks.learned.matches`."""
+
+    key: str
+    function: str
+    title: str
+    explanation: str
+    cases: Mapping[str, str]
+    members: int = 0
+
+
+@dataclass(frozen=True)
+class Learned:
+    """``[learned]``: the quantum of the output fingerprints (a share of the largest |value| of
+    the reference's result on the case) and the entries of ``[[learned_mistakes]]`` (in the rubric
+    and in the files ``[learned] files`` names, relative to the rubric)."""
+
+    quantum: float = 0.01
+    mistakes: tuple[LearnedMistake, ...] = ()
+
+
+@dataclass(frozen=True)
 class Rubric:
     path: str
     sha256: str
@@ -239,6 +266,8 @@ class Rubric:
     contract_settle: float = 0.5
     # Whom a student asks to contest a grade ([rubric] contact): the report's next step names it.
     contact: str = ""
+    #: [learned] and [[learned_mistakes]]: mistakes named by tutors in earlier batches (grader/checks/learned.py).
+    learned: Learned = field(default_factory=Learned)
 
     def checks(self) -> tuple[Check, ...]:
         return tuple(c for q in self.questions.values() for c in q.checks)
@@ -546,6 +575,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         budget = Budget(br.get("grader_seconds", float, positive=True),
                         br.get("grader_memory_mb", int, positive=True))
         br.no_unknown()
+    learned = _read_learned(top, data, p)
     top.no_unknown()
 
     total = sum(q.points for q in questions.values())
@@ -571,4 +601,128 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
                   limits=limits, archive=archive, late=late, budget=budget,
-                  contract_settle=contract_settle, contact=contact)
+                  contract_settle=contract_settle, contact=contact, learned=learned)
+
+
+#: What a learned entry may hold, at most.
+MAX_LEARNED_TITLE, MAX_LEARNED_TEXT, MAX_LEARNED_CASES, MAX_LEARNED_FILES = 120, 2000, 200, 20
+LEARNED_KINDS = ("public", "hidden")
+
+
+def case_key(kind: str, seed: int, params: Mapping[str, Any], secret_id: str | None) -> str:
+    """The one spelling of a case in an output fingerprint (grader/checks/learned.py):
+    ``<kind>/<secret id or ->/<seed>/<params as sorted JSON>``."""
+    return f"{kind}/{secret_id or '-'}/{seed}/" + json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
+
+
+def _read_learned(top: _Reader, data: Mapping[str, Any], rubric_path: Path) -> Learned:
+    """``[learned]`` (quantum, files) and every ``[[learned_mistakes]]`` entry, validated."""
+    quantum, files = 0.01, []
+    if "learned" in data:
+        lr = top.sub("learned")
+        quantum = lr.get("quantum", float, default=0.01, positive=True)
+        if quantum >= 1:
+            raise lr.fail("quantum", f"is {quantum!r}; expected a share of the result's scale below 1, e.g. 0.01")
+        files = lr.get("files", list, default=[])
+        if len(files) > MAX_LEARNED_FILES or not all(isinstance(f, str) and f for f in files):
+            raise lr.fail("files", f"is {files!r}; expected at most {MAX_LEARNED_FILES} file names (strings)")
+        lr.no_unknown()
+    entries: list[LearnedMistake] = []
+    if "learned_mistakes" in data:
+        top.used.add("learned_mistakes")
+        entries += _read_learned_entries(top.path, data["learned_mistakes"], "learned_mistakes", quantum)
+    for name in files:
+        path = rubric_path.parent / name
+        if not path.is_file():
+            raise RubricError(top.path, "learned.files", f"names '{name}', which is not a file; give a path "
+                              "relative to the rubric")
+        entries += read_learned_file(path, quantum)
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.key in seen:
+            raise RubricError(top.path, "learned_mistakes", f"the entry {entry.key!r} is given twice; keep one")
+        seen.add(entry.key)
+    return Learned(quantum, tuple(entries))
+
+
+def read_learned_file(path: Path, quantum: float) -> list[LearnedMistake]:
+    """The ``[[learned_mistakes]]`` of a file ``grade mistakes export`` wrote (or a tutor edited),
+    validated; its ``[learned_export] quantum`` must be ``quantum``."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RubricError(str(path), "(file)", f"cannot be read ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RubricError(str(path), "(file)", f"is not valid TOML: {exc}") from None
+    fr = _Reader(str(path), raw, "")
+    if "learned_export" in raw:  # what `grade mistakes export` writes about itself
+        meta = fr.sub("learned_export")
+        made = meta.get("quantum", float, positive=True)
+        if made != quantum:
+            raise meta.fail("quantum", f"is {made!r}, but the rubric's [learned] quantum is {quantum!r}: "
+                            "fingerprints made under another quantum never match; export again or set "
+                            "the rubric's quantum to the file's")
+        meta.get("exported", str, default="")
+        meta.get("source", str, default="")
+        meta.no_unknown()
+    fr.used.add("learned_mistakes")
+    entries = _read_learned_entries(str(path), raw.get("learned_mistakes", []), "learned_mistakes", quantum)
+    fr.no_unknown()
+    return entries
+
+
+def _read_learned_entries(path: str, raw: Any, key: str, quantum: float) -> list[LearnedMistake]:
+    if not isinstance(raw, list):
+        raise RubricError(path, key, "expected an array of tables [[learned_mistakes]]")
+    out = []
+    for i, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise RubricError(path, f"{key}[{i}]", "expected a table")
+        r = _Reader(path, table, f"{key}[{i}]")
+        function = r.get("function", str, choices=tuple(CASE_KEYS))
+        entry_key = r.get("key", str)
+        if not re.fullmatch(r"[a-z_]{1,40}-[0-9a-f]{8,64}", entry_key):
+            raise r.fail("key", f"is {entry_key!r}; expected the group's key as exported, "
+                                "e.g. 'rnn_forward-3f2a9c1b0d4e'")
+        title = " ".join(r.get("title", str).split())
+        if not title or len(title) > MAX_LEARNED_TITLE:
+            raise r.fail("title", f"expected 1 to {MAX_LEARNED_TITLE} characters")
+        explanation = r.get("explanation", str).strip()
+        if not explanation or len(explanation) > MAX_LEARNED_TEXT:
+            raise r.fail("explanation", f"expected 1 to {MAX_LEARNED_TEXT} characters")
+        members = r.get("members", int, default=0)
+        cases = _read_learned_cases(r, function)
+        r.no_unknown()
+        out.append(LearnedMistake(entry_key, function, title, explanation, cases, members))
+    return out
+
+
+def _read_learned_cases(r: _Reader, function: str) -> dict[str, str]:
+    raw = r.get("cases", list)
+    if not raw or len(raw) > MAX_LEARNED_CASES:
+        raise r.fail("cases", f"expected 1 to {MAX_LEARNED_CASES} cases {{ kind, seed, params, fingerprint }}")
+    cases: dict[str, str] = {}
+    for j, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise r.fail(f"cases[{j}]", "expected an inline table { kind, seed, params, fingerprint }")
+        cr = _Reader(r.path, item, r._key(f"cases[{j}]"))
+        kind = cr.get("kind", str, choices=LEARNED_KINDS)
+        seed = cr.get("seed", int)
+        params = cr.get("params", dict)
+        wanted = CASE_KEYS[function]
+        if set(params) != set(wanted):
+            raise cr.fail("params", f"has the keys {sorted(params)}; `{function}` cases have {sorted(wanted)}")
+        pr = _Reader(r.path, params, cr._key("params"))
+        params = {k: pr.get(k, wanted[k]) for k in params}  # typed as the rubric's cases are (2 -> 2.0)
+        secret = cr.get("secret_id", str, default="")
+        if (kind == "hidden") != bool(secret) or (secret and not re.fullmatch(r"[0-9a-f]{16}", secret)):
+            raise cr.fail("secret_id", "a hidden case names the secret it was drawn under (16 hex digits); "
+                                       "a public case names none")
+        fp = cr.get("fingerprint", str)
+        if not re.fullmatch(r"pass|status:[a-z_]{1,20}|[0-9a-f]{16}", fp):
+            raise cr.fail("fingerprint", f"is {fp!r}; expected 'pass', 'status:...' or 16 hex digits")
+        cr.no_unknown()
+        cases[case_key(kind, seed, params, secret or None)] = fp
+    if not any(len(v) == 16 and v != "pass" and not v.startswith("status:") for v in cases.values()):
+        raise r.fail("cases", "no case holds a failing output's fingerprint: such an entry would match nothing")
+    return cases

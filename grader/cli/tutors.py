@@ -348,3 +348,22 @@ def audit_command(functions: tuple[str, ...], per_function: int | None, pipeline
     with boundary():
         code = run_audit(functions, per_function, pipeline, verbose, rubric_path, click.echo)
     sys.exit(code)
+
+
+@click.group("mistakes")
+def mistakes_group() -> None:
+    """Mistakes learned from the batch: groups of failing submissions that returned the same."""
+
+
+@mistakes_group.command("export")
+@click.argument("to", metavar="FILE.toml", type=click.Path(dir_okay=False))
+@output_option()
+@rubric_option()
+def mistakes_export_command(to: str, out_dir: str, rubric_path: str | None) -> None:
+    """Write the groups tutors named (grade serve, /mistakes) as [[learned_mistakes]] entries that
+    the next term's rubric loads with [learned] files = ["FILE.toml"]."""
+    from grader.folder.outdir import OutDir, export_learned
+    with boundary():
+        count = export_learned(OutDir(Path(out_dir)), Path(to), rubric_path)
+    click.echo(f"{count} named group(s) written to {plain(to)}; load them with [learned] files = "
+               f"[\"{plain(Path(to).name)}\"] in the next term's rubric")

@@ -11,7 +11,8 @@ every purge (what kinds and how many, when, by whom; no personal data). All of t
 lives in this module.
 The tutors' work lives here too: written answers' scores (``manual_scores``), automatic points a
 tutor set by hand with a reason (``point_overrides``), both with every change in
-``score_history``; group members a tutor confirmed; and comments kept for reuse per question.
+``score_history``; group members a tutor confirmed; comments kept for reuse per question; and
+the names tutors gave to groups of alike failing submissions (``learned_names``, grader/checks/learned.py).
 """
 from __future__ import annotations
 
@@ -122,6 +123,17 @@ CREATE TABLE IF NOT EXISTS deletions (
     deleted_by TEXT NOT NULL,
     scope TEXT NOT NULL,
     removed_json TEXT NOT NULL
+);
+-- Names tutors gave to groups of alike failing submissions (grader/checks/learned.py): the latest row of a
+-- group_key is its name; an empty title takes the name back. Chained: every naming stays in history.
+CREATE TABLE IF NOT EXISTS learned_names (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_key TEXT NOT NULL,
+    function TEXT NOT NULL,
+    title TEXT NOT NULL,
+    explanation TEXT NOT NULL,
+    tutor TEXT NOT NULL,
+    named_at REAL NOT NULL
 );
 -- The hash chain over the tables above (grader/folder/ledger.py).
 CREATE TABLE IF NOT EXISTS ledger (
@@ -467,6 +479,31 @@ class Gradebook:
             raise
         self.db.execute("COMMIT")
         self._write_head()
+
+    # -- names of groups of alike failing submissions (grader/checks/learned.py) ----------------------
+    def name_group(self, group_key: str, function: str, title: str, explanation: str, tutor: str,
+                   now: float) -> bool:
+        """Name a group (an empty title takes its name back); False when it is already so."""
+        with self._atomic():
+            row = self.db.execute("SELECT title, explanation FROM learned_names WHERE group_key=? ORDER BY id DESC "
+                                  "LIMIT 1", (group_key,)).fetchone()
+            if (row and (row[0], row[1]) == (title, explanation)) or (row is None and not title):
+                return False
+            cur = self.db.execute("INSERT INTO learned_names (group_key, function, title, explanation, tutor, "
+                                  "named_at) VALUES (?, ?, ?, ?, ?, ?)",
+                                  (group_key, function, title, explanation, tutor, now))
+            self._seal("learned_names", id=cur.lastrowid)
+        return True
+
+    def group_names(self) -> dict[str, dict[str, Any]]:
+        """``group key -> {function, title, explanation, tutor, named_at}``: each group's latest
+        name, groups whose name was taken back left out."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, function, title, explanation, tutor, at in self.db.execute(
+                "SELECT group_key, function, title, explanation, tutor, named_at FROM learned_names ORDER BY id"):
+            out[key] = {"function": function, "title": title, "explanation": explanation, "tutor": tutor,
+                        "named_at": at}
+        return {k: v for k, v in out.items() if v["title"]}
 
     # -- group members confirmed by a tutor ---------------------------------------------------
     def confirm_member(self, folder: str, student_id: str, tutor: str, now: float) -> bool:

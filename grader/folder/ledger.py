@@ -1,7 +1,8 @@
 """A history that shows tampering: the gradebook's rows as a hash chain keyed by the course secret.
 
 Every row ``grade`` writes into a chained table of the gradebook (``runs``, ``results``,
-``run_results``, ``score_history``, ``confirmed_members``, ``reveals``, ``deletions``) gets an
+``run_results``, ``score_history``, ``confirmed_members``, ``reveals``, ``deletions``,
+``learned_names``) gets an
 entry in the ``ledger`` table, in the same transaction: the table, the row's key, the SHA-256 of
 the row's values (:func:`row_digest`) and a MAC (:func:`link`): HMAC-SHA256, under a key derived
 from the course secret (:func:`ledger_key`), of the previous entry's MAC, the table, the key and
@@ -40,6 +41,7 @@ CHAINED: dict[str, tuple[str, ...]] = {
     "confirmed_members": ("folder", "student_id"),
     "reveals": ("id",),
     "deletions": ("id",),
+    "learned_names": ("id",),
 }
 HEAD_SUFFIX = ".ledger-head"
 

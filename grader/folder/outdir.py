@@ -26,13 +26,14 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from grader.checks.learned import apply_names, batch_groups, export_toml
 from grader.checks.similarity import duplicate_ids
 from grader.errors import OutputFolderError, ResultFormatError, UsageError
 from grader.folder.gradebook import Gradebook
 from grader.folder.grades import grades_csv, members, unconfirmed, visible
 from grader.pages.report import PAGES, render_pages, render_summary
 from grader.result import SubmissionResult
-from grader.rubric import Rubric
+from grader.rubric import Rubric, load_rubric, read_learned_file
 
 MAX_NAME = 120  # characters of a submission folder's name (file systems allow 255 bytes)
 RESULT = "result.json"
@@ -185,6 +186,9 @@ class OutDir:
         ``pages`` are the pages when they were drawn already (in the grading worker); else they
         are drawn when the result changed, a page is missing or ``redraw`` asks for it (a kept
         result: a newer template may draw it differently)."""
+        named = self._with_group_names(result)
+        if named is not result:  # a tutor's note on a mistake of this group: the pages say it too
+            result, pages = named, None
         data = result.to_json()
         text = json.dumps(data, indent=2, ensure_ascii=False)
         changed = self.write_if_changed((result.folder, RESULT), text)
@@ -201,6 +205,22 @@ class OutDir:
         for name, html in (pages or {}).items():
             changed = self.write_if_changed((result.folder, name), html) or changed
         return changed
+
+    def group_names(self) -> dict[str, dict[str, Any]]:
+        """The tutors' names of groups of alike failing submissions (grader/checks/learned.py); {} without
+        a gradebook."""
+        if not self.gradebook_path.exists():
+            return {}
+        with self.gradebook() as book:
+            return book.group_names()
+
+    def _with_group_names(self, result: SubmissionResult) -> SubmissionResult:
+        """``result`` with the tutors' explanations of its groups beside its failing checks (every
+        render and every re-grade; grader/checks/learned.py's apply_names), or ``result`` itself."""
+        if not result.fingerprints and not any(n.get("source") == "tutor" for q in result.questions.values()
+                                               for c in q.cases for n in c.learned):
+            return result
+        return apply_names(result, self.group_names())
 
     def read_result(self, folder: str) -> SubmissionResult:
         """The result of ``folder``; :class:`ResultFormatError` or ``OSError`` where it cannot be read."""
@@ -277,6 +297,17 @@ class OutDir:
                 if not (p.get("student_id") and p["student_id"] in ids)
                 and not (p.get("email") and p["email"].casefold() in mails)]
 
+    def learned_groups(self, results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
+        """The batch's groups of alike failing submissions for ``summary.html``: each once, with
+        its members (folder and submission), its representative failing case and its name."""
+        names = self.group_names()
+        by_folder = {r.folder: r for r in results}
+        return [{"key": g.key, "function": g.function, "count": len(g.members),
+                 "members": [{"folder": f, "submission": by_folder[f].submission} for f in g.members],
+                 "case": g.representative.name, "message": g.representative.message,
+                 "diagnosis": g.representative.diagnosis, "name": names.get(g.key)}
+                for g in batch_groups(results)]
+
     def write_batch(self, results: Sequence[SubmissionResult], rubric: Rubric, sandbox_note: str,
                     similarity: Mapping[str, Any] | None = None, not_reached: Iterable[str] = ()) -> None:
         """``grades.csv`` and ``summary.html`` for ``results``. ``not_reached`` names submissions
@@ -304,7 +335,26 @@ class OutDir:
                            f"grade confirm -o {self.given} {r.folder} {visible(m.student_id)}")
         try:
             html = render_summary(data, rubric.title, rubric.max_points, sandbox_note, similarity=sim,
-                                  notices=notices)
+                                  notices=notices, learned=self.learned_groups(results))
         except Exception as exc:  # noqa: BLE001 - grades.csv is written; the page must not stop the batch
             html = _fallback.render(title="The summary", why=type(exc).__name__, where="grades.csv")
         self.write((SUMMARY,), html)
+
+
+def export_learned(out: OutDir, to: Path, rubric_path: str | None = None) -> int:
+    """Write the named groups of ``out`` to the file ``to`` as ``[[learned_mistakes]]`` entries
+    (grader/checks/learned.py), read back and validated as a rubric reads them before the file is kept.
+    Returns how many entries; UsageError where no group is named."""
+    quantum = load_rubric(rubric_path).learned.quantum
+    text, count = export_toml(batch_groups(out.results()), out.group_names(), quantum, source=str(out.given))
+    if count == 0:
+        raise UsageError(f"no group of {out.given} is named; name groups in `grade serve -o {out.given}` "
+                         "(the page /mistakes) first")
+    staged = to.with_name(f".{to.name}.check")
+    try:
+        write_atomic(staged, text)
+        read_learned_file(staged, quantum)  # what the next rubric will read must load
+    finally:
+        staged.unlink(missing_ok=True)
+    write_atomic(to, text)
+    return count

@@ -252,9 +252,10 @@ def render_pages(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> dict
 
 def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_points: float,
                    sandbox_note: str, similarity: Mapping[str, Any] | None = None,
-                   notices: Iterable[str] = ()) -> str:
+                   notices: Iterable[str] = (), learned: Sequence[Mapping[str, Any]] = ()) -> str:
     """The batch's page from the results' JSON: every submission, a histogram of totals, each
-    hidden case's pass rate and the mistakes recognised, so tutors see what the course got wrong."""
+    hidden case's pass rate, the mistakes recognised and the groups of alike failing submissions
+    (``learned``: grader/folder/outdir.py's learned_groups), so tutors see what the course got wrong."""
     graded = [r for r in results if r["status"] == "graded"]
     rates: dict[str, list[int]] = {}
     mistakes: dict[str, int] = {}
@@ -278,7 +279,7 @@ def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_
         rates=sorted(rates.items()), mistakes=sorted(mistakes.items(), key=lambda kv: -kv[1]),
         flags=sorted(flags.items()), sandbox_note=sandbox_note,
         question_ids=list(results[0]["questions"]) if results else [],
-        similarity=similarity or {}, pages=PAGES, notices=list(notices))
+        similarity=similarity or {}, pages=PAGES, notices=list(notices), learned=list(learned))
 
 
 def render_review_page(context: Mapping[str, Any]) -> str:

@@ -569,10 +569,75 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         Route("/publish", publish, methods=["POST"]),
         Route("/report/{key}", report),
         Route("/static/{name}", static),
+        *_mistakes_routes(st, common),
     ], lifespan=lifespan)
     app.add_middleware(Guard, state=st)
     app.state.serve = st
     return app
+
+
+def _name_group(out_dir: Path, key: str, function: str, title: str, explanation: str, tutor: str,
+                members: tuple[str, ...]) -> None:
+    """Store a group's name (chained, grader/folder/gradebook.py) and draw its members' reports
+    again, which then carry the explanation beside the failing check (grader/checks/learned.py)."""
+    from grader.tutors.scores import render_folder
+    with Gradebook(gradebook_path(out_dir)) as book:
+        book.name_group(key, function, title, explanation, tutor, time.time())
+    for folder in members:
+        render_folder(out_dir, folder)
+
+
+def _mistakes_routes(st: ServeState, common: Callable[..., dict[str, Any]]) -> list[Route]:
+    """``/mistakes``: the batch's groups of alike failing submissions (grader/checks/learned.py), each
+    once with its members under their pseudonyms (blind: no name, id, e-mail or file name) and a
+    representative failing case as a blind view shows it; a tutor names a group (a title and an
+    explanation for the students) with ``POST /mistakes/{key}``, recorded with the tutor and the
+    time, and the members' reports are drawn again with it. A key is only ever compared with the
+    groups the app computed itself."""
+    from grader.checks.learned import Group, batch_groups, clean_name
+    from grader.result import SubmissionResult
+
+    def groups() -> list[Group]:
+        return batch_groups(SubmissionResult.from_json(r) for r in st.results.values())
+
+    def shown(g: Group, names: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        rep = st.view(g.members[0])  # blind unless this tutor revealed the group
+        case: Mapping[str, Any] = next((c for q in rep["questions"].values() for c in q.get("checks", [])
+                     if c.get("function") == g.function and not c.get("passed")), {})
+        return {"key": g.key, "function": g.function, "count": len(g.members),
+                "members": [(st.labels.get(f, "Group ?"), st.report_key(f)) for f in g.members],
+                "case": case.get("name", ""), "message": case.get("message", ""),
+                "diagnosis": case.get("diagnosis", ""), "name": names.get(g.key)}
+
+    def page(status: int = 200, error: str = "", typed: Mapping[str, str] | None = None) -> Response:
+        with Gradebook(gradebook_path(st.out_dir)) as book:
+            names = book.group_names()
+        return _page("mistakes.html.j2", status, groups=[shown(g, names) for g in groups()], error=error,
+                     typed=typed or {}, **common())
+
+    async def mistakes(request: Request) -> Response:
+        st.reload()
+        return page()
+
+    async def name(request: Request) -> Response:
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        key = request.path_params["key"]
+        group = next((g for g in groups() if g.key == key), None)
+        typed = {"key": key, "title": form.get("title", ""), "explanation": form.get("explanation", "")}
+        if group is None:
+            return page(404, "That group is gone (the batch was graded again); nothing was saved.")
+        try:
+            title, explanation = clean_name(typed["title"], typed["explanation"])
+        except ValueError as exc:
+            return page(400, f"Not saved: {exc}.", typed)
+        await run_in_threadpool(_name_group, st.out_dir, group.key, group.function, title, explanation,
+                                st.tutor, group.members)
+        st.reload()
+        return RedirectResponse(f"/mistakes#{group.key}", 303)
+
+    return [Route("/mistakes", mistakes, methods=["GET"]), Route("/mistakes/{key}", name, methods=["POST"])]
 
 
 def free_port(port: int) -> int:
