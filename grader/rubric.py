@@ -246,6 +246,7 @@ class Learned:
 
     quantum: float = 0.01
     mistakes: tuple[LearnedMistake, ...] = ()
+    files: tuple[str, ...] = ()  # as ``[learned] files`` names them; their bytes are in Rubric.sha256
 
 
 @dataclass(frozen=True)
@@ -598,7 +599,11 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
                       for i, c in enumerate(q.checks) if clash[0] in c.public_seeds), "recall.public_heldout_seed")
         raise RubricError(name, where, f"seed {clash[0]} is both public and hidden; keep them apart")
 
-    return Rubric(path=name, sha256=hashlib.sha256(raw_bytes).hexdigest(), title=title,
+    # The rubric's identity covers the learned files it names: their entries change grading.
+    digest = hashlib.sha256(raw_bytes)
+    for entry_file in sorted(learned.files):
+        digest.update(b"\0learned\0" + entry_file.encode() + b"\0" + (Path(name).parent / entry_file).read_bytes())
+    return Rubric(path=name, sha256=digest.hexdigest(), title=title,
                   max_points=max_points, questions=questions, recall=recall, naming=naming,
                   limits=limits, archive=archive, late=late, budget=budget,
                   contract_settle=contract_settle, contact=contact, learned=learned)
@@ -642,7 +647,7 @@ def _read_learned(top: _Reader, data: Mapping[str, Any], rubric_path: Path) -> L
         if entry.key in seen:
             raise RubricError(top.path, "learned_mistakes", f"the entry {entry.key!r} is given twice; keep one")
         seen.add(entry.key)
-    return Learned(quantum, tuple(entries))
+    return Learned(quantum, tuple(entries), tuple(files))
 
 
 def read_learned_file(path: Path, quantum: float) -> list[LearnedMistake]:

@@ -256,8 +256,12 @@ def test_export_then_the_next_terms_grading_names_the_mistake(tmp_path: Path, th
     run = CliRunner().invoke(main, ["mistakes", "export", "-o", str(out), str(exported)])
     assert run.exit_code == 0, run.output
     assert "1 named group(s)" in run.output
-    rubric = load_rubric(_next_rubric(tmp_path, exported))
+    path = _next_rubric(tmp_path, exported)
+    rubric = load_rubric(path)
     (entry,) = rubric.learned.mistakes
+    # the rubric's identity (results, replay, the cluster's fingerprint) covers the learned file
+    (path.parent / exported.name).write_text((path.parent / exported.name).read_text() + "\n# edited\n")
+    assert load_rubric(path).sha256 != rubric.sha256
     assert entry.key == key and entry.members == 2 and entry.title == "Bias left out"
     # the next term: a new course secret, so its hidden cases are other numbers; the public
     # examples are the same and decide
