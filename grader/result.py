@@ -322,6 +322,9 @@ class SubmissionResult:
     platform: Mapping[str, Any] | None = None
     #: What it was graded with (grader/batch/replay.py): hashes, versions, sandbox, the secret's id.
     manifest: Mapping[str, Any] | None = None
+    #: The group's regrade requests as its report shows them (grader/tutors/scores.py's
+    #: regrade_outcomes): question, requested, outcome, and once resolved decided, reason, points.
+    regrades: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def points(self) -> float:
@@ -370,6 +373,8 @@ class SubmissionResult:
             out["platform"] = dict(self.platform)
         if self.manifest is not None:
             out["manifest"] = dict(self.manifest)
+        if self.regrades:
+            out["regrades"] = [dict(r) for r in self.regrades]
         return out
 
     @classmethod
@@ -400,7 +405,8 @@ class SubmissionResult:
                 code_cells=tuple(str(c) for c in data.get("code_cells") or ()),
                 late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
                 platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None,
-                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None)
+                manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None,
+                regrades=tuple(dict(r) for r in data.get("regrades") or () if isinstance(r, Mapping)))
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -51,7 +51,7 @@ from grader.kernel.sandbox import Sandbox, choose_sandbox
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.submission.platform import Person, apply_platform, discover, read_roster
-from grader.tutors.scores import apply_manual, tutor_scores
+from grader.tutors.scores import apply_manual, apply_regrades, regrade_outcomes, tutor_scores
 
 __all__ = ["BatchOutcome", "Job", "assign_folders", "expand_inputs", "grade_job", "post_grade", "run_batch"]
 
@@ -418,12 +418,17 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     platform_info: dict[str, Any] = {}
     unreadable: dict[str, str] = {}
 
+    regrades: dict[str, tuple[dict[str, Any], ...]] = {}
+
     def identified(result: SubmissionResult) -> SubmissionResult:
-        return apply_platform(result, platform_info.get(result.folder), roster_people)
+        """The platform's findings and the group's regrade requests (its report shows them)."""
+        named = apply_platform(result, platform_info.get(result.folder), roster_people)
+        return apply_regrades(named, regrades.get(result.folder))
 
     with out.gradebook() as book:
         run_id = book.start_run(rubric.sha256, len(files))
         manual = tutor_scores(book)
+        regrades.update(regrade_outcomes(book))
         try:
             interrupt.live()
             for item, f in zip(found.found, assign_folders(files)):
