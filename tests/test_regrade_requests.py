@@ -122,6 +122,7 @@ def test_a_request_from_the_groups_page_is_matched_there_and_the_queue_is_blind(
     client, app = _client(course)
     page = client.get(f"/auto/{_key(app, ADA)}")
     assert page.status_code == 200 and 'action="/requests"' in page.text
+    assert f'name="key" value="{_key(app, ADA)}"' in page.text  # the form names its group by its address
     csrf = _csrf(page.text)
     fields = {"csrf": csrf, "key": _key(app, ADA), "question": "11.2.1", "date": "2026-12-03", "text": ADA_TEXT}
     other = client.post("/requests", data={**fields, "student": "grace@uni.example"}, follow_redirects=False)
