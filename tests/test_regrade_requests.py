@@ -299,3 +299,31 @@ def test_a_replay_is_kept_beside_the_request_from_the_command_and_the_queue(tmp_
     assert [p for p in problems if "result.json" not in p] == []
     with OutDir(out).gradebook() as book:
         assert [e["tbl"] for e in book.ledger_entries()[entries:]] == ["regrade_requests"]
+
+
+@pytest.mark.slow
+def test_a_graded_submission_replays_same_from_the_queue_and_a_regrade_keeps_the_outcome(tmp_path: Path) -> None:
+    """The whole path on a real submission: graded, a request by a member's id, its replay `same`,
+    declined, graded again with --regrade: the report still shows the outcome, the history verifies."""
+    import shutil
+
+    from builders import FILES
+
+    from grader.batch.run import run_batch
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    sub = submissions / "missing_function.ipynb"
+    shutil.copy(FILES / "flags" / "missing_function.ipynb", sub)
+    run_batch([str(sub)], tmp_path / "out", sandbox_mode="auto")
+    out = OutDir(tmp_path / "out")
+    stored = out.results()[0]
+    member = str(stored.group[0]["student_id"])
+    sheet = _csv(tmp_path / "r.csv", f"student_id,question,text,date\n{member},11.4.a,please replay,2026-12-01\n")
+    import_requests(sheet, out, load_secret(), "bob")
+    run = CliRunner().invoke(main, ["requests", "replay", "1", "-o", str(out), "--submissions", str(submissions)])
+    assert run.exit_code == 0 and ": same" in run.output, run.output
+    resolve(out, load_secret(), 1, "declined", "The replay gives the same points.", "carol")
+    run_batch([str(sub)], tmp_path / "out", sandbox_mode="auto", regrade=True)
+    report = (tmp_path / "out" / stored.folder / "report.html").read_text()
+    assert "Your regrade requests" in report and "The replay gives the same points." in report
+    assert verify(out, load_secret()).ok

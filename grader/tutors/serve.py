@@ -119,6 +119,7 @@ class ServeState:
     replaying: dict[int, float] = field(default_factory=dict)   # request id -> when its replay started
     replay_failed: dict[int, str] = field(default_factory=dict)  # request id -> why no outcome was kept
     replay_lock: threading.Lock = field(default_factory=threading.Lock)
+    replay_process: subprocess.Popen[bytes] | None = None   # the replay running now, stopped with the server
 
     @property
     def cookie_name(self) -> str:
@@ -296,14 +297,21 @@ def run_replay(st: ServeState, request_id: int, seconds: float) -> None:
             before = (book.regrade_request(request_id) or {}).get("replayed_at")
         why = ""
         try:
-            done = subprocess.run(replay_command(st, request_id), capture_output=True, timeout=seconds,  # noqa: S603
-                                  env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
-            if done.returncode not in (0, 1, 2):
-                why = f"the replay stopped (exit {done.returncode})"
-        except subprocess.TimeoutExpired:
-            why = f"the replay took longer than {seconds:g} s and was stopped"
+            st.replay_process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+                replay_command(st, request_id), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                code = st.replay_process.wait(timeout=seconds)
+                if code not in (0, 1, 2):
+                    why = f"the replay stopped (exit {code})"
+            except subprocess.TimeoutExpired:
+                st.replay_process.kill()
+                st.replay_process.wait()
+                why = f"the replay took longer than {seconds:g} s and was stopped"
         except OSError as exc:
             why = f"the replay could not start ({exc.strerror})"
+        finally:
+            st.replay_process = None
         with Gradebook(gradebook_path(st.out_dir)) as book:
             after = (book.regrade_request(request_id) or {}).get("replayed_at")
         if after == before:
@@ -689,6 +697,9 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        running = st.replay_process
+        if running is not None and running.poll() is None:  # a replay does not outlive its server
+            running.kill()
         try:  # the batch files follow the scores when the server stops
             sync_outputs(out_dir, rubric_path)
         except GraderError as exc:
