@@ -11,6 +11,9 @@ as over the grader's budget and a new worker takes the next submission. Whatever
 one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
 becomes an ``error`` result for it, never a stopped batch.
 
+Each result, graded now or kept, gets the tutors' scores and the outcomes of its group's regrade
+requests (grader/tutors/scores.py) before it is written, so a re-grade keeps what the report shows.
+
 Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
 ``summary.html`` for what finished (marked incomplete) and re-raises
 :class:`~grader.errors.Interrupted`; the same command then grades the rest.

@@ -36,7 +36,8 @@ must name the loopback address (no DNS rebinding); every page has a Content-Secu
 allows only the app's own script and style; the only things read from disk are the output
 folder's result.json / tutor.html of a folder that the app itself listed (never a path built
 from a request), the gradebook, the student template (the questions' prompts, read once at start)
-and the app's two static files.
+and the app's two static files. A replay reads the submissions only through ``grade requests
+replay``, in the folder named at start (``--submissions``), never a path from a request.
 
 Several tutors at once: each form carries the version of the answer's score it was based on
 (the id of its latest ``score_history`` row); a save whose version is stale because another tutor
