@@ -327,3 +327,15 @@ def test_a_graded_submission_replays_same_from_the_queue_and_a_regrade_keeps_the
     report = (tmp_path / "out" / stored.folder / "report.html").read_text()
     assert "Your regrade requests" in report and "The replay gives the same points." in report
     assert verify(out, load_secret()).ok
+
+
+def test_a_hostile_request_is_text_on_the_page_and_in_the_terminal(course: Path, tmp_path: Path) -> None:
+    sheet = _csv(tmp_path / "h.csv", 'student_id,question,text,date\n'
+                 '2571234,11.2.1,"<script>alert(1)</script> \x1b]0;owned\x07\x1b[31mred",2026-12-01\n')
+    import_requests(sheet, OutDir(course), load_secret(), "bob")
+    client, _ = _client(course)
+    page = client.get("/requests").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    listed = CliRunner().invoke(main, ["requests", "list", "-o", str(course)])
+    assert listed.exit_code == 0 and "\x1b" not in listed.output and "\x07" not in listed.output
+    assert "alert(1)" in listed.output
