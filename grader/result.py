@@ -330,6 +330,9 @@ class SubmissionResult:
     #: The output fingerprints of each failing function (grader/checks/learned.py): function -> case key
     #: -> fingerprint, on its hidden cases and its public examples; the grader's own, no student text.
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The group's regrade requests as its report shows them (grader/tutors/scores.py's
+    #: regrade_outcomes): question, requested, outcome, and once resolved decided, reason, points.
+    regrades: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def points(self) -> float:
@@ -380,6 +383,8 @@ class SubmissionResult:
             out["manifest"] = dict(self.manifest)
         if self.fingerprints:
             out["fingerprints"] = {f: dict(v) for f, v in self.fingerprints.items()}
+        if self.regrades:
+            out["regrades"] = [dict(r) for r in self.regrades]
         return out
 
     @classmethod
@@ -412,7 +417,8 @@ class SubmissionResult:
                 platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None,
                 manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None,
                 fingerprints={str(f): {str(k): str(v) for k, v in cases.items()}
-                              for f, cases in (data.get("fingerprints") or {}).items() if isinstance(cases, Mapping)})
+                              for f, cases in (data.get("fingerprints") or {}).items() if isinstance(cases, Mapping)},
+                regrades=tuple(dict(r) for r in data.get("regrades") or () if isinstance(r, Mapping)))
         except ResultFormatError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -13,6 +13,11 @@ again exactly as a batch does (the same late policy times and the tutors' scores
 what the code gives (:func:`differences`): the status, the flags, every question's points and
 status, every check's verdict and points, the written answers' counts and concepts, the total.
 ``same`` or every difference. Timings, versions and the sandbox note are not compared.
+
+A regrade request's replay (:func:`replay_request`; ``grade requests replay ID``, and the queue
+page of ``grade serve``, which runs that command) finds the group's submitted file by its SHA-256
+in the folder the tutor names (grader/tutors/regrades.py's ``find_submission``), replays it and
+keeps the outcome beside the request (``same``, the differences, or why it was refused).
 """
 from __future__ import annotations
 
@@ -151,4 +156,22 @@ def replay(submission: Path, out: OutDir, rubric_path: str | None = None) -> Rep
     outcome = ReplayOutcome(stored.folder, differences(stored.to_json(), again.to_json()))
     if manifest.get("python_version") != here.get("python_version"):
         outcome.notes.append(f"Python {manifest.get('python_version')} then, {here.get('python_version')} now")
+    return outcome
+
+
+def replay_request(out: OutDir, request_id: int, where: Path, rubric_path: str | None = None) -> ReplayOutcome:
+    """Replay the submission of regrade request ``request_id`` (found in ``where``: the file or a
+    folder of submissions) and keep the outcome beside the request; a refusal is kept too, then
+    raised."""
+    from grader.checks.secret import load_secret
+    from grader.tutors.regrades import find_submission, request_for_replay, store_replay
+    secret = load_secret(create=False)
+    result, label = request_for_replay(out, secret, request_id)
+    path = find_submission(result, where, label)
+    try:
+        outcome = replay(path, out, rubric_path)
+    except ReplayRefused as exc:
+        store_replay(out, request_id, "refused", [str(exc)])
+        raise
+    store_replay(out, request_id, "same" if outcome.same else "differs", outcome.differences, outcome.notes)
     return outcome

@@ -11,6 +11,9 @@ as over the grader's budget and a new worker takes the next submission. Whatever
 one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
 becomes an ``error`` result for it, never a stopped batch.
 
+Each result, graded now or kept, gets the tutors' scores and the outcomes of its group's regrade
+requests (grader/tutors/scores.py) before it is written, so a re-grade keeps what the report shows.
+
 Ctrl-C or SIGTERM stops the workers and their kernels, writes ``grades.csv`` and
 ``summary.html`` for what finished (marked incomplete) and re-raises
 :class:`~grader.errors.Interrupted`; the same command then grades the rest.
@@ -50,7 +53,7 @@ from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.submission.intake import file_sha256
 from grader.submission.platform import Person, apply_platform, discover, read_roster
-from grader.tutors.scores import apply_manual, tutor_scores
+from grader.tutors.scores import apply_manual, apply_regrades, regrade_outcomes, tutor_scores
 
 __all__ = ["BatchOutcome", "Job", "assign_folders", "grade_job", "post_grade", "run_batch"]
 
@@ -394,12 +397,17 @@ def run_batch(paths: Iterable[str], out_dir: Path, rubric_path: str | None = Non
     platform_info: dict[str, Any] = {}
     unreadable: dict[str, str] = {}
 
+    regrades: dict[str, tuple[dict[str, Any], ...]] = {}
+
     def identified(result: SubmissionResult) -> SubmissionResult:
-        return apply_platform(result, platform_info.get(result.folder), roster_people)
+        """The platform's findings and the group's regrade requests (its report shows them)."""
+        named = apply_platform(result, platform_info.get(result.folder), roster_people)
+        return apply_regrades(named, regrades.get(result.folder))
 
     with out.gradebook() as book:
         run_id = book.start_run(rubric.sha256, len(files))
         manual = tutor_scores(book)
+        regrades.update(regrade_outcomes(book))
         try:
             interrupt.live()
             for item, f in zip(found.found, assign_folders(files)):

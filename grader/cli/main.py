@@ -179,6 +179,7 @@ main.add_command(_tutor.verify_command)
 main.add_command(_tutor.replay_command)
 main.add_command(_tutor.audit_command)
 main.add_command(_tutor.mistakes_group)
+main.add_command(_tutor.requests_group)
 from grader.cli.students import check_command, pack_command, release_command  # noqa: E402
 
 main.add_command(check_command, "check")

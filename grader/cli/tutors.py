@@ -1,8 +1,9 @@
 """The tutors' commands: ``grade review``, ``grade scores``, ``grade serve``, ``grade export``,
 ``grade similarity``, ``grade confirm``, ``grade audit``, and for personal data and accountability
-``grade privacy``, ``grade purge``, ``grade verify``, ``grade replay``.
+``grade privacy``, ``grade purge``, ``grade verify``, ``grade replay``; students' regrade requests
+``grade requests import|list|replay|resolve``.
 
-Thin click wrappers around grader.tutors (review, scores, export, privacy, retention, verify),
+Thin click wrappers around grader.tutors (review, scores, export, privacy, retention, verify, regrades),
 grader.batch.replay, grader.checks.similarity and the gradebook; they are registered on the
 ``grade`` group at the end of grader/cli/main.py. Errors go through the one boundary of
 grader/cli/common.py.
@@ -177,8 +178,11 @@ def load_ok(out_dir: Path) -> bool:
 @click.option("--tutor", default=None,
               help="Who scores (default: the login name): recorded with every save, and nothing a browser "
                    "sends changes it. Tutors scoring at the same time each run their own server (--port).")
+@click.option("--submissions", default=None, type=click.Path(file_okay=False, exists=True),
+              help="The folder of the submitted files as graded: the regrade requests' replays find them there.")
 @rubric_option()
-def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str | None) -> None:
+def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str | None,
+                  submissions: str | None = None) -> None:
     """Score the written answers in the browser (a local web app on 127.0.0.1)."""
     from grader.errors import UsageError
     from grader.tutors.scores import default_tutor
@@ -187,7 +191,7 @@ def serve_command(out_dir: str, port: int, tutor: str | None, rubric_path: str |
         name = clean_tutor(tutor if tutor is not None else default_tutor())
         if name is None:
             raise UsageError("--tutor: a name of 1 to 60 printable characters, please")
-        serve(Path(out_dir), port, name, click.echo, rubric_path)
+        serve(Path(out_dir), port, name, click.echo, rubric_path, Path(submissions) if submissions else None)
 
 
 @click.command("similarity")
@@ -254,6 +258,7 @@ def privacy_command(out_dir: str) -> None:
             click.echo(f"  {table} ({inv.rows.get(table, '?')} rows): {', '.join(columns)}")
             click.echo(f"      personal: {TABLE_PERSONAL.get(table, 'none')}")
     click.echo(f"\nReveals of blind groups recorded: {inv.reveals}")
+    click.echo(f"Regrade requests recorded: {inv.regrade_requests} ({inv.open_requests} open)")
     click.echo(f"Purges recorded: {len(inv.deletions)}")
     for d in inv.deletions:
         click.echo(f"  {day(d['deleted_at'])} by {plain(d['deleted_by'])}: {plain(d['scope'])}: "
@@ -367,3 +372,119 @@ def mistakes_export_command(to: str, out_dir: str, rubric_path: str | None) -> N
         count = export_learned(OutDir(Path(out_dir)), Path(to), rubric_path)
     click.echo(f"{count} named group(s) written to {plain(to)}; load them with [learned] files = "
                f"[\"{plain(Path(to).name)}\"] in the next term's rubric")
+
+
+@click.group("requests")
+def requests_group() -> None:
+    """Students' regrade requests: import, list (blind), replay, resolve.
+
+    Each request is matched to a group by the student's id or e-mail; the list shows the group's
+    pseudonym, never who asked. The group's report shows the outcome and the reason."""
+
+
+@requests_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@output_option()
+@click.option("--tutor", default=None, help="Who records them (default: the login name).")
+def requests_import_command(file: str, out_dir: str, tutor: str | None) -> None:
+    """Record the requests of a CSV (the platform's export or your own): columns for the student id
+    and/or e-mail, question, text, date. All rows or none."""
+    from grader.checks.secret import load_secret
+    from grader.folder.outdir import OutDir
+    from grader.tutors.regrades import import_requests
+    from grader.tutors.scores import default_tutor
+    with boundary():
+        outcome = import_requests(Path(file), OutDir(Path(out_dir)), load_secret(create=False),
+                                  tutor or default_tutor())
+    click.echo(f"{len(outcome.recorded)} request(s) recorded; {outcome.already} recorded before.")
+    for request_id, label, question in outcome.recorded:
+        click.echo(f"  #{request_id} {plain(label)} {plain(question)}")
+    click.echo(f"The queue: grade requests list -o {plain(out_dir)}")
+
+
+@requests_group.command("list")
+@output_option()
+@click.option("--open", "open_only", is_flag=True, help="Only the requests not resolved yet.")
+def requests_list_command(out_dir: str, open_only: bool) -> None:
+    """The queue, blind: each request under its group's pseudonym, with its replay and outcome."""
+    from grader.checks.secret import load_secret
+    from grader.folder.outdir import OutDir
+    from grader.tutors.regrades import queue
+    with boundary():
+        items = queue(OutDir(Path(out_dir)), load_secret(create=False), open_only)
+    if not items:
+        click.echo("No regrade requests" + (" open." if open_only else "."))
+        return
+    for i in items:
+        now = f"{i.points:g} / {i.max_points:g}" if i.points is not None and i.max_points is not None else "-"
+        click.echo(f"#{i.id} {plain(i.label)} {plain(i.question)} (now {now}), asked {i.requested}: {i.outcome}")
+        click.echo(f"    request: {plain(i.text)}")
+        if i.replay is None:
+            click.echo(f"    replay: not run (grade requests replay {i.id} -o {plain(out_dir)} --submissions DIR)")
+        else:
+            click.echo(f"    replay ({i.replay['at']}): {i.replay['state']}")
+            for line in [*i.replay["lines"], *i.replay["notes"]]:
+                click.echo(f"      {plain(line)}")
+        if i.outcome != "open":
+            change = (f" {i.old_points:g} -> {i.new_points:g} points;" if i.outcome == "upheld"
+                      and i.old_points is not None and i.new_points is not None else "")
+            click.echo(f"    {i.outcome} by {plain(i.resolved_by)} at {i.decided}:{change} {plain(i.reason)}")
+
+
+@requests_group.command("replay")
+@click.argument("request_id", type=click.IntRange(1))
+@output_option()
+@click.option("--submissions", "where", required=True, type=click.Path(exists=True),
+              help="The submitted file, or the folder that holds the submissions as they were graded.")
+@rubric_option()
+def requests_replay_command(request_id: int, out_dir: str, where: str, rubric_path: str | None) -> None:
+    """Grade the request's submission again from its manifest; keeps `same` or the differences beside
+    the request (exit 1 when they differ, 2 when it cannot be replayed here)."""
+    import os
+
+    from grader.batch.replay import replay_request
+    from grader.checks.secret import load_secret
+    from grader.folder.outdir import OutDir
+    from grader.tutors.regrades import queue
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from grader.batch.replay import ReplayRefused
+    with boundary():
+        out = OutDir(Path(out_dir))
+        try:
+            outcome = replay_request(out, request_id, Path(where), rubric_path)
+        except ReplayRefused:  # kept beside the request; printed below as the queue shows it (blind)
+            outcome = None
+        item = next(i for i in queue(out, load_secret(create=False)) if i.id == request_id)
+    assert item.replay is not None
+    click.echo(f"#{request_id} {plain(item.label)}: {item.replay['state']}")
+    for line in [*item.replay["lines"], *item.replay["notes"]]:  # blind: the group's names replaced
+        click.echo(f"  {plain(line)}")
+    if outcome is None:
+        sys.exit(2)
+    if not outcome.same:
+        sys.exit(1)
+
+
+@requests_group.command("resolve")
+@click.argument("request_id", type=click.IntRange(1))
+@output_option()
+@click.option("--upheld", "points", default=None, metavar="POINTS",
+              help="Uphold it with these new points for the question.")
+@click.option("--declined", is_flag=True, help="Decline it.")
+@click.option("--reason", required=True, help="Why (the students read it in their report).")
+@click.option("--tutor", default=None, help="Who resolves (default: the login name).")
+def requests_resolve_command(request_id: int, out_dir: str, points: str | None, declined: bool, reason: str,
+                             tutor: str | None) -> None:
+    """Resolve a request: --upheld POINTS or --declined, with --reason; the group's report shows it."""
+    from grader.checks.secret import load_secret
+    from grader.errors import UsageError
+    from grader.folder.outdir import OutDir
+    from grader.tutors.regrades import resolve
+    from grader.tutors.scores import default_tutor
+    with boundary():
+        if (points is None) == (not declined):
+            raise UsageError("give one outcome: --upheld POINTS or --declined")
+        done = resolve(OutDir(Path(out_dir)), load_secret(create=False), request_id,
+                       "declined" if declined else "upheld", reason, tutor or default_tutor(), points or "")
+    change = f": {done.old_points:g} -> {done.new_points:g} points" if done.new_points is not None else ""
+    click.echo(f"#{done.id} {plain(done.label)} {plain(done.question)} {done.outcome}{change}; the report shows it.")

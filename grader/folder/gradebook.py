@@ -6,7 +6,8 @@ stopped is taken up again by running the same command: what is finished is not g
 Every row written into a chained table (grader/folder/ledger.py: ``CHAINED``) gets its ledger entry in
 the same transaction, under a key derived from the course secret (loaded when the first row is
 written, unless given); rows that were there before the ledger existed are sealed as they are the
-first time. ``reveals`` records every reveal of a blind group (who, when, why), ``deletions``
+first time. ``reveals`` records every reveal of a blind group (who, when, why), ``regrade_requests``
+every student's regrade request with its replay and resolution, ``deletions``
 every purge (what kinds and how many, when, by whom; no personal data). All of the grader's SQL
 lives in this module.
 The tutors' work lives here too: written answers' scores (``manual_scores``), automatic points a
@@ -135,6 +136,29 @@ CREATE TABLE IF NOT EXISTS learned_names (
     tutor TEXT NOT NULL,
     named_at REAL NOT NULL
 );
+-- Students' regrade requests (grader/tutors/regrades.py): who asked (the id or e-mail the request
+-- came with, matched to the group's folder), about which question, their words, when; the replay
+-- beside it; the resolution (upheld with the points before and after, or declined), its reason,
+-- who and when. A row changes only by a replay and by its one resolution, each sealed anew.
+CREATE TABLE IF NOT EXISTS regrade_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    folder TEXT NOT NULL,
+    question TEXT NOT NULL,
+    student TEXT NOT NULL,
+    text TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'open',
+    old_points REAL,
+    new_points REAL,
+    reason TEXT NOT NULL DEFAULT '',
+    resolved_by TEXT NOT NULL DEFAULT '',
+    resolved_at REAL,
+    replay_json TEXT NOT NULL DEFAULT '',
+    replayed_at REAL
+);
 -- The hash chain over the tables above (grader/folder/ledger.py).
 CREATE TABLE IF NOT EXISTS ledger (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -146,7 +170,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 """
 #: Tables that hold a submission folder's data (the folder name holds the students' names).
 FOLDER_TABLES = ("results", "run_results", "manual_scores", "point_overrides", "score_history", "confirmed_members",
-                 "reveals")
+                 "reveals", "regrade_requests")
 _TABLES = (*ledger.CHAINED, "manual_scores", "point_overrides", "saved_comments", "ledger")
 
 
@@ -253,12 +277,15 @@ class Gradebook:
             self._seal("reveals", id=cur.lastrowid)
 
     def folder_dates(self) -> dict[str, float]:
-        """``folder -> `` the latest time anything of it was written (graded, scored, confirmed, revealed)."""
+        """``folder -> `` the latest time anything of it was written (graded, scored, confirmed, revealed,
+        a regrade request recorded or resolved)."""
         out: dict[str, float] = {}
         for sql in ("SELECT folder, MAX(graded_at) FROM results GROUP BY folder",
                     "SELECT folder, MAX(changed_at) FROM score_history GROUP BY folder",
                     "SELECT folder, MAX(confirmed_at) FROM confirmed_members GROUP BY folder",
-                    "SELECT folder, MAX(revealed_at) FROM reveals GROUP BY folder"):
+                    "SELECT folder, MAX(revealed_at) FROM reveals GROUP BY folder",
+                    "SELECT folder, MAX(MAX(requested_at, recorded_at, COALESCE(resolved_at, 0))) "
+                    "FROM regrade_requests GROUP BY folder"):
             for folder, at in self.db.execute(sql):
                 out[folder] = max(out.get(folder, 0.0), float(at or 0.0))
         for (folder,) in self.db.execute("SELECT DISTINCT folder FROM run_results"):
@@ -286,6 +313,58 @@ class Gradebook:
                 cur = self.db.execute(f"DELETE FROM {table} WHERE folder=?", (folder,))  # noqa: S608
                 counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
         return counts
+
+    # -- regrade requests (grader/tutors/regrades.py) ---------------------------------------------
+    def add_regrade_request(self, folder: str, question: str, student: str, text: str, requested_at: float,
+                            source: str, tutor: str, now: float) -> tuple[int, bool]:
+        """Record a request; ``(id, True)``, or ``(id of the same request, False)`` when one with the
+        same group, question, student, words and date is there already (a CSV imported twice)."""
+        with self._atomic():
+            row = self.db.execute("SELECT id FROM regrade_requests WHERE folder=? AND question=? AND student=? AND "
+                                  "text=? AND requested_at=?", (folder, question, student, text, requested_at)
+                                  ).fetchone()
+            if row:
+                return int(row[0]), False
+            cur = self.db.execute("INSERT INTO regrade_requests (folder, question, student, text, requested_at, "
+                                  "source, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (folder, question, student, text, requested_at, source, tutor, now))
+            request_id = int(cur.lastrowid or 0)
+            self._seal("regrade_requests", id=request_id)
+        return request_id, True
+
+    def regrade_requests(self, folder: str | None = None) -> list[dict[str, Any]]:
+        """Every request (of ``folder``), oldest first, as stored."""
+        cur = (self.db.execute("SELECT * FROM regrade_requests WHERE folder=? ORDER BY id", (folder,)) if folder
+               else self.db.execute("SELECT * FROM regrade_requests ORDER BY id"))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def regrade_request(self, request_id: int) -> dict[str, Any] | None:
+        cur = self.db.execute("SELECT * FROM regrade_requests WHERE id=?", (request_id,))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
+        return None if row is None else dict(zip(names, row))
+
+    def record_replay(self, request_id: int, replay_json: str, now: float) -> bool:
+        """Keep the latest replay beside a request; False when there is no such request."""
+        with self._atomic():
+            cur = self.db.execute("UPDATE regrade_requests SET replay_json=?, replayed_at=? WHERE id=?",
+                                  (replay_json, now, request_id))
+            if cur.rowcount > 0:
+                self._seal("regrade_requests", id=request_id)
+        return cur.rowcount > 0
+
+    def resolve_regrade_request(self, request_id: int, outcome: str, reason: str, old_points: float | None,
+                                new_points: float | None, tutor: str, now: float) -> bool:
+        """Resolve an open request (inside the caller's transaction, with the score it changes);
+        False when it is not open (resolved meanwhile by someone else)."""
+        assert outcome in ("upheld", "declined")
+        cur = self.db.execute("UPDATE regrade_requests SET outcome=?, reason=?, old_points=?, new_points=?, "
+                              "resolved_by=?, resolved_at=? WHERE id=? AND outcome='open'",
+                              (outcome, reason, old_points, new_points, tutor, now, request_id))
+        if cur.rowcount > 0:
+            self._seal("regrade_requests", id=request_id)
+        return cur.rowcount > 0
 
     def record_deletion(self, by: str, scope: str, removed: dict[str, Any], now: float) -> None:
         cur = self.db.execute("INSERT INTO deletions (deleted_at, deleted_by, scope, removed_json) VALUES (?, ?, ?, ?)",

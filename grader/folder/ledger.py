@@ -1,13 +1,13 @@
 """A history that shows tampering: the gradebook's rows as a hash chain keyed by the course secret.
 
 Every row ``grade`` writes into a chained table of the gradebook (``runs``, ``results``,
-``run_results``, ``score_history``, ``confirmed_members``, ``reveals``, ``deletions``,
-``learned_names``) gets an
-entry in the ``ledger`` table, in the same transaction: the table, the row's key, the SHA-256 of
-the row's values (:func:`row_digest`) and a MAC (:func:`link`): HMAC-SHA256, under a key derived
-from the course secret (:func:`ledger_key`), of the previous entry's MAC, the table, the key and
-the digest. A row replaced later (a result graded again) gets a new entry; the latest entry of a
-row is the one its values must match. ``manual_scores`` is not chained itself: it must equal what
+``run_results``, ``score_history``, ``confirmed_members``, ``reveals``, ``regrade_requests``,
+``deletions``, ``learned_names``) gets an entry in the ``ledger`` table, in the same transaction: the table, the
+row's key, the SHA-256 of the row's values (:func:`row_digest`) and a MAC (:func:`link`):
+HMAC-SHA256, under a key derived from the course secret (:func:`ledger_key`), of the previous
+entry's MAC, the table, the key and the digest. A row replaced later (a result graded again, a
+regrade request replayed or resolved) gets a new entry; the latest entry of a row is the one its
+values must match. ``manual_scores`` is not chained itself: it must equal what
 the chained ``score_history`` says (the latest score of every answer).
 
 :func:`verify_gradebook` (with grader/tutors/verify.py's ``verify``: ``grade verify -o DIR``) walks the
@@ -40,6 +40,7 @@ CHAINED: dict[str, tuple[str, ...]] = {
     "score_history": ("id",),
     "confirmed_members": ("folder", "student_id"),
     "reveals": ("id",),
+    "regrade_requests": ("id",),
     "deletions": ("id",),
     "learned_names": ("id",),
 }
@@ -121,6 +122,9 @@ def _describe(table: str, row: Mapping[str, Any]) -> str:
         return f"results row of '{row['folder']}' (status {row['status']}, {row['points']:g} points)"
     if table == "run_results":
         return f"run_results row of '{row['folder']}' in run {row['run_id']} ({row['points']:g} points)"
+    if table == "regrade_requests":
+        return (f"regrade_requests row {row['id']} ({row['question']} of '{row['folder']}', {row['outcome']}"
+                + (f" by {row['resolved_by']}" if row.get("resolved_by") else "") + ")")
     return f"{table} row {ref_of(table, row)}"
 
 

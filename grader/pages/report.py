@@ -13,7 +13,9 @@ overview and the next step (how to reproduce a failing check; whom to contact, t
 ``contact``); tables become cards on narrow screens; checks with the same outcome and message are
 one row with a count; the self-check cells' outputs are left out (the grading kernel has no
 self-check module, and the hidden checks above are what counts); a group member the file name does
-not name is told they get no points until a tutor confirms them.
+not name is told they get no points until a tutor confirms them. The group's regrade requests
+(``regrades`` of the result) are listed with the question, the day asked, the outcome, the day
+decided and the tutor's reason (upheld: the points before and after); never the request's words.
 
 Two audiences: the student's report never carries what is meant for tutors (the concept hints,
 suggested scores, ``tutor_detail``, the grader's technical detail); ``tutor.html`` adds them.
@@ -229,6 +231,8 @@ def _context(data: Mapping[str, Any], tutor: bool, confirmed: Iterable[str] = ()
                                 recall.get("rnn_run", True))
         if recall and graded else None,
         outputs=outputs,
+        regrades=[{**r, "title": str((data["questions"].get(str(r.get("question"))) or {}).get("title", ""))}
+                  for r in data.get("regrades") or [] if isinstance(r, Mapping)],
         broken=[c for c in data.get("cells") or [] if c.get("error")])
 
 

@@ -2,12 +2,14 @@
 
 :func:`inventory` (``grade privacy -o DIR``) lists what personal data an output folder
 holds, where, and since when: the files and what in them is personal, the gradebook's tables and
-their columns, and the purges done so far. Nothing expires by itself: data stays until
+their columns (among them the students' regrade requests, grader/tutors/regrades.py), and the
+purges done so far. Nothing expires by itself: data stays until
 ``grade purge``.
 
 :func:`purge` (``grade purge -o DIR --before DATE`` or ``--student ID``) first verifies
 the gradebook's chain (grader/folder/ledger.py; a purge never launders an edit), then removes every
-submission folder whose latest data is older than DATE (or whose group holds the student: the
+submission folder whose latest data (graded, scored, a regrade request recorded or resolved, ...)
+is older than DATE (or whose group holds the student: the
 group's work is one submission, so the whole submission goes), their rows in every gradebook
 table, and the files derived from them (``review/``, ``export.*``, which are made again on
 request); it rewrites ``grades.csv``, ``summary.html`` and ``similarity.json`` from what remains,
@@ -51,6 +53,8 @@ class Inventory:
     tables: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     reveals: int = 0
+    regrade_requests: int = 0
+    open_requests: int = 0
     deletions: list[dict[str, Any]] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
 
@@ -66,6 +70,9 @@ TABLE_PERSONAL = {
     "saved_comments": "a tutor's reusable remarks per question; tutor; no student data",
     "confirmed_members": "folder (names and ids); student_id; tutor",
     "reveals": "folder (names and ids); tutor; reason",
+    "regrade_requests": "folder (names and ids); student (the id or e-mail the request came with); text (the "
+                        "student's words); reason (a tutor's words, shown in the report); replay_json (the "
+                        "replay's differences); tutors (recorded_by, resolved_by)",
     "deletions": "deleted_by (a tutor); no student data",
     "runs": "none",
     "ledger": "digests and MACs only; ref names a row by its key (folder: names and ids)",
@@ -112,6 +119,9 @@ def inventory(out: OutDir) -> Inventory:
             inv.rows = {t: book.count(t) for t in inv.tables if t in TABLE_PERSONAL}
             dates = book.folder_dates()
             inv.reveals = inv.rows.get("reveals", 0)
+            requests = book.regrade_requests()
+            inv.regrade_requests = len(requests)
+            inv.open_requests = sum(1 for r in requests if r["outcome"] == "open")
             inv.deletions = book.table_rows("deletions")
         known = [d for d in dates.values() if d]
         inv.items.append(Item(GRADEBOOK + " (+ -wal, -shm, .ledger-head, .render-lock)", "the gradebook (tables below)",

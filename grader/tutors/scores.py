@@ -2,7 +2,9 @@
 every output of the folder again with them. Also what ``grade serve`` saves one at a time: a
 written answer's score (:func:`save_score`) and an automatic question's points set by hand with a
 required reason (:func:`save_override`); :func:`apply_manual` applies both, to every render and
-every re-grade (:func:`tutor_scores` reads them from the gradebook).
+every re-grade (:func:`tutor_scores` reads them from the gradebook). The outcomes of the group's
+regrade requests (grader/tutors/regrades.py) go into its result the same way
+(:func:`regrade_outcomes`, :func:`apply_regrades`), so its report shows them.
 
 The sheet (written by ``grade review``) has a row per submission and question with the columns
 ``folder``, ``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``.
@@ -45,8 +47,9 @@ from grader.tutors.review import refresh_review_index
 
 MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
 
-__all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "gradebook_path", "import_sheet", "is_written",
-           "load_results", "read_sheet", "save_override", "save_score", "sync_outputs", "tutor_scores"]
+__all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "apply_regrades", "check_override", "gradebook_path",
+           "import_sheet", "is_written", "load_results", "read_sheet", "regrade_outcomes", "save_override",
+           "save_score", "sync_outputs", "tutor_scores"]
 
 
 # -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
@@ -73,6 +76,34 @@ def tutor_scores(book: Gradebook, folder: str | None = None) -> dict[str, dict[s
             out.setdefault(f, {})[qid] = {"points": o["points"], "comment": o["reason"], "tutor": o["tutor"],
                                           "scored_at": o["set_at"], "override": True}
     return out
+
+
+def _day(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(at)) if at else ""
+
+
+def regrade_outcomes(book: Gradebook, folder: str | None = None) -> dict[str, tuple[dict[str, Any], ...]]:
+    """``folder -> `` its regrade requests as the students' report shows them, oldest first: the
+    question, the day it was asked (``requested``), the ``outcome`` (open, upheld, declined) and,
+    once resolved, the day (``decided``), the ``reason`` and, where upheld, the points before and
+    after. Never the request's words, who recorded or resolved it, or the replay: those are the
+    tutors'."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in book.regrade_requests(folder):
+        entry: dict[str, Any] = {"question": row["question"], "requested": _day(row["requested_at"]),
+                                 "outcome": row["outcome"]}
+        if row["outcome"] != "open":
+            entry.update(decided=_day(row["resolved_at"]), reason=row["reason"])
+        if row["outcome"] == "upheld":
+            entry.update(old_points=row["old_points"], new_points=row["new_points"])
+        out.setdefault(row["folder"], []).append(entry)
+    return {f: tuple(entries) for f, entries in out.items()}
+
+
+def apply_regrades(result: SubmissionResult, outcomes: tuple[dict[str, Any], ...] | None) -> SubmissionResult:
+    """``result`` with its group's regrade requests as :func:`regrade_outcomes` gives them. Idempotent."""
+    wanted = tuple(outcomes or ())
+    return result if tuple(result.regrades) == wanted else replace(result, regrades=wanted)
 
 
 def apply_manual(result: SubmissionResult, manual: Mapping[str, Mapping[str, Any]]) -> SubmissionResult:
@@ -107,7 +138,8 @@ def sync_outputs(out_dir: Path | OutDir, rubric_path: str | None = None) -> list
         results = out.results()
         with out.gradebook() as book:
             manual = tutor_scores(book)
-        final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
+            regrades = regrade_outcomes(book)
+        final = [apply_regrades(apply_manual(r, manual.get(r.folder, {})), regrades.get(r.folder)) for r in results]
         return _write_all(out, final, rubric_path, rubric)
 
 
@@ -149,19 +181,21 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_sheet(sheet: Path) -> list[list[str]]:
+def parse_sheet(sheet: Path, what: str = "the scoring sheet",
+                needed: frozenset[str] = frozenset({"question", "points"}),
+                hint: str = "give the sheet `grade review` wrote") -> list[list[str]]:
     """Every row of ``sheet`` as the csv module reads the whole file: UTF-8 (a BOM is dropped),
     the dialect (``,``, ``;`` or TAB; the quoting) sniffed from the whole sample, line breaks
-    inside quoted cells kept, cells as written."""
+    inside quoted cells kept, cells as written. ``what`` names the file in errors; where the
+    sniffed dialect does not give a header with the ``needed`` columns, another delimiter may."""
     try:
         if sheet.stat().st_size > MAX_SHEET_MB * 1024 * 1024:
-            raise UsageError(f"the scoring sheet {sheet} is larger than {MAX_SHEET_MB} MB; "
-                             "give the sheet `grade review` wrote")
+            raise UsageError(f"{what} {sheet} is larger than {MAX_SHEET_MB} MB; {hint}")
         text = sheet.read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise UsageError(f"cannot read the scoring sheet {sheet}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {sheet}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"the scoring sheet {sheet} is not UTF-8 text; save it as "
+        raise UsageError(f"{what} {sheet} is not UTF-8 text; save it as "
                          "\"CSV UTF-8\" in your spreadsheet and import it again") from None
     candidates: list[Any] = []
     try:
@@ -183,10 +217,10 @@ def parse_sheet(sheet: Path) -> list[list[str]]:
             continue
         first = rows if first is None else first
         header = {c.strip().lower() for c in rows[0]} if rows else set()
-        if {"question", "points"} <= header:
+        if needed <= header:
             return rows
     if first is None:
-        raise UsageError(f"the scoring sheet {sheet} is not valid CSV; save it again as CSV (UTF-8)")
+        raise UsageError(f"{what} {sheet} is not valid CSV; save it again as CSV (UTF-8)")
     return first
 
 
@@ -321,7 +355,8 @@ def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
     with render_lock(out):  # from what is stored now: a score saved in `grade serve` meanwhile is kept
         with out.gradebook() as book:
             manual = tutor_scores(book)
-        final = [apply_manual(r, manual.get(r.folder, {})) for r in results]
+            regrades = regrade_outcomes(book)
+        final = [apply_regrades(apply_manual(r, manual.get(r.folder, {})), regrades.get(r.folder)) for r in results]
         outcome.rewritten = _write_all(out, final, rubric_path, rubric)
     return outcome
 
@@ -439,24 +474,38 @@ def save_override(out_dir: Path | OutDir, folder: str, question: str, raw_points
     ``point_overrides`` and ``score_history``; every later render and re-grade applies it again."""
     out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     result = out.read_result(folder)
-    q = result.questions.get(question)
-    if q is None or q.written:
-        raise ScoreRefused(f"{question} is not an automatic question; written answers are scored as usual")
-    if result.status != "graded":
-        raise ScoreRefused(f"'{result.submission}' was not graded (status {result.status}); it gets 0 points")
-    reason = reason.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if not reason:
-        raise ScoreRefused("give a reason: the students read it beside the new points")
-    if len(reason) > MAX_REASON:
-        raise ScoreRefused(f"a reason of at most {MAX_REASON} characters, please")
-    points = _number(raw_points)
-    if points is None or points < 0 or points > float(q.max_points) + 1e-9:
-        raise ScoreRefused(f"points for {question}: a number from 0 to {float(q.max_points):g}")
+    points, reason = check_override(result, question, raw_points, reason)
     with out.gradebook() as book:
         with book.transaction():
             changed = book.set_override(folder, question, result.submission, points, reason, tutor, time.time())
             version = score_version(book, folder, question)
     return SavedScore(changed, version, points, reason, tutor, render_folder(out, folder))
+
+
+def check_reason(reason: str) -> str:
+    """A reason the students read (an override's, a regrade request's resolution): required, at
+    most :data:`MAX_REASON` characters, line breaks as ``\n``; else :class:`ScoreRefused`."""
+    reason = reason.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not reason:
+        raise ScoreRefused("give a reason: the students read it beside the new points")
+    if len(reason) > MAX_REASON:
+        raise ScoreRefused(f"a reason of at most {MAX_REASON} characters, please")
+    return reason
+
+
+def check_override(result: SubmissionResult, question: str, raw_points: str, reason: str) -> tuple[float, str]:
+    """The checks of an automatic question's points set by hand: ``(points, reason)``, else
+    :class:`ScoreRefused` saying what is wrong."""
+    q = result.questions.get(question)
+    if q is None or q.written:
+        raise ScoreRefused(f"{question} is not an automatic question; written answers are scored as usual")
+    if result.status != "graded":
+        raise ScoreRefused(f"'{result.submission}' was not graded (status {result.status}); it gets 0 points")
+    reason = check_reason(reason)
+    points = _number(raw_points)
+    if points is None or points < 0 or points > float(q.max_points) + 1e-9:
+        raise ScoreRefused(f"points for {question}: a number from 0 to {float(q.max_points):g}")
+    return points, reason
 
 
 def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
@@ -465,6 +514,7 @@ def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
     with render_lock(out):
         with out.gradebook() as book:
             manual = tutor_scores(book, folder).get(folder, {})
-        new = apply_manual(out.read_result(folder), manual)
+            regrades = regrade_outcomes(book, folder).get(folder)
+        new = apply_regrades(apply_manual(out.read_result(folder), manual), regrades)
         out.write_submission(new, redraw=True)
     return new.to_json()

@@ -22,13 +22,22 @@ checked as numbers, and a question id is shown only when it is one of the rubric
 Automatic points: a tutor may set an automatic question's points by hand with a required reason
 (:func:`grader.tutors.scores.save_override`), from the tutor's page of a submission.
 
+Regrade requests (grader/tutors/regrades.py): a tutor records a student's request from a small
+form on a group's page (``/auto/KEY``) or on the queue page ``/requests``, by the student's id or
+e-mail, which the server matches to the group. The queue is blind (pseudonyms, the request's words
+with the group's identities hidden). Beside each request its latest replay; "Replay" runs
+``grade requests replay ID`` as a separate process (one at a time, bounded by the rubric's
+``[budget] grader_seconds``) over the folder of submissions given with ``--submissions``. Each
+request is resolved with an outcome (upheld with new points, or declined) and a reason.
+
 Safety, as Jupyter does it: a random token in the URL printed at start is exchanged for an
 HttpOnly, SameSite=Strict cookie; every POST carries a CSRF token derived from it; the Host header
 must name the loopback address (no DNS rebinding); every page has a Content-Security-Policy that
 allows only the app's own script and style; the only things read from disk are the output
 folder's result.json / tutor.html of a folder that the app itself listed (never a path built
 from a request), the gradebook, the student template (the questions' prompts, read once at start)
-and the app's two static files.
+and the app's two static files. A replay reads the submissions only through ``grade requests
+replay``, in the folder named at start (``--submissions``), never a path from a request.
 
 Several tutors at once: each form carries the version of the answer's score it was based on
 (the id of its latest ``score_history`` row); a save whose version is stale because another tutor
@@ -44,6 +53,9 @@ import logging
 import re
 import secrets
 import socket
+import subprocess
+import sys
+import threading
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -62,8 +74,10 @@ from starlette.routing import Route
 
 from grader.errors import GraderError, UsageError
 from grader.folder.gradebook import Gradebook
+from grader.folder.outdir import OutDir
 from grader.pages.report import PAGES
 from grader.resources import static_file
+from grader.rubric import load_rubric
 from grader.tutors.scores import (
     ScoreConflict,
     ScoreRefused,
@@ -102,6 +116,12 @@ class ServeState:
     secret: bytes = b""  # the course secret: the groups' pseudonyms (grader/tutors/privacy.py)
     labels: dict[str, str] = field(default_factory=dict)   # folder -> pseudonym
     revealed: set[str] = field(default_factory=set)        # folders this tutor asked to see, recorded
+    submissions: Path | None = None   # where the submitted files are, for replays (--submissions)
+    rubric_path: str | None = None
+    replaying: dict[int, float] = field(default_factory=dict)   # request id -> when its replay started
+    replay_failed: dict[int, str] = field(default_factory=dict)  # request id -> why no outcome was kept
+    replay_lock: threading.Lock = field(default_factory=threading.Lock)
+    replay_process: subprocess.Popen[bytes] | None = None   # the replay running now, stopped with the server
 
     @property
     def cookie_name(self) -> str:
@@ -228,6 +248,10 @@ NOTICES = {
     "published": "grades.csv and summary.html written; {published} report(s) rendered again.",
     "done": "Every written question's last answer is saved. Write grades.csv and summary.html below, "
             "or stop the server (Ctrl-C), which writes them too.",
+    "recorded": "The request is recorded; the group's report shows it as received.",
+    "known": "This request was recorded before (the same student, question, words and date); nothing was added.",
+    "resolved": "The request is resolved; the group's report shows the outcome and your reason.",
+    "replaying": "The replay runs (one at a time); reload this page to see its outcome.",
 }
 
 
@@ -258,11 +282,56 @@ def _number_in(raw: str, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None) -> Starlette:
+def replay_command(st: ServeState, request_id: int) -> list[str]:
+    """The command a replay from the queue runs: ``grade requests replay`` in its own process."""
+    assert st.submissions is not None
+    return [sys.executable, "-m", "grader.cli.main", "requests", "replay", str(request_id), "-o", str(st.out_dir),
+            "--submissions", str(st.submissions), *(["--rubric", st.rubric_path] if st.rubric_path else [])]
+
+
+def run_replay(st: ServeState, request_id: int, seconds: float) -> None:
+    """One replay at a time, in a process of its own (a thread waits for it); what it finds is
+    kept in the gradebook by the command itself. Where it keeps nothing (it stopped, or took
+    longer than ``seconds``), the queue says so."""
+    import os
+    with st.replay_lock:
+        with Gradebook(gradebook_path(st.out_dir)) as book:
+            before = (book.regrade_request(request_id) or {}).get("replayed_at")
+        why = ""
+        try:
+            st.replay_process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+                replay_command(st, request_id), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                code = st.replay_process.wait(timeout=seconds)
+                if code not in (0, 1, 2):
+                    why = f"the replay stopped (exit {code})"
+            except subprocess.TimeoutExpired:
+                st.replay_process.kill()
+                st.replay_process.wait()
+                why = f"the replay took longer than {seconds:g} s and was stopped"
+        except OSError as exc:
+            why = f"the replay could not start ({exc.strerror})"
+        finally:
+            st.replay_process = None
+        with Gradebook(gradebook_path(st.out_dir)) as book:
+            after = (book.regrade_request(request_id) or {}).get("replayed_at")
+        if after == before:
+            st.replay_failed[request_id] = (why or "the replay kept no outcome") + (
+                f"; run `grade requests replay {request_id} -o DIR --submissions DIR` in a terminal to see why")
+        else:
+            st.replay_failed.pop(request_id, None)
+        st.replaying.pop(request_id, None)
+
+
+def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path: str | None = None,
+               submissions: Path | None = None) -> Starlette:
     """The app over ``out_dir`` for the tutor named ``tutor`` (who every save is recorded as);
-    ``token`` (default: a new random one) is what the URL must carry."""
+    ``token`` (default: a new random one) is what the URL must carry; ``submissions``: the folder
+    of the submitted files, for the regrade requests' replays."""
     from grader.checks.secret import load_secret
-    st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32), secret=load_secret(create=False))
+    st = ServeState(out_dir, tutor, token or secrets.token_urlsafe(32), secret=load_secret(create=False),
+                    submissions=submissions, rubric_path=rubric_path)
     st.reload()
     prompts = _prompts()
 
@@ -449,14 +518,20 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         # Only a folder the app listed itself, found by its digest; a URL never becomes a path.
         return next((f for f in st.results if st.report_key(f) == key), None)
 
-    def auto_page(folder: str, status: int = 200, error: str = "", typed: Mapping[str, str] | None = None) -> Response:
+    def auto_page(folder: str, status: int = 200, error: str = "", typed: Mapping[str, str] | None = None,
+                  request_error: str = "", asked: Mapping[str, str] | None = None) -> Response:
         r = st.view(folder)
         with Gradebook(gradebook_path(out_dir)) as book:
             overrides = book.overrides(folder).get(folder, {})
         autos = [(qid, q, overrides.get(qid)) for qid, q in r["questions"].items() if not is_written(q)]
         when = {qid: time.strftime("%Y-%m-%d %H:%M", time.localtime(o["set_at"])) for qid, q, o in autos if o}
+        from grader.tutors.regrades import queue
+        requests = [i for i in queue(OutDir(out_dir), st.secret) if i.folder == folder]
         return _page("auto.html.j2", status, r=r, autos=autos, when=when, error=error, typed=typed or {},
-                     key=st.report_key(folder), report_url=f"/report/{st.report_key(folder)}", **common())
+                     key=st.report_key(folder), report_url=f"/report/{st.report_key(folder)}",
+                     requests=requests, request_error=request_error, asked=asked or {},
+                     all_questions=list(st.results[folder]["questions"]), today=time.strftime("%Y-%m-%d"),
+                     **common())
 
     async def auto(request: Request) -> Response:
         folder = folder_of(request.path_params["key"])
@@ -483,6 +558,85 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
             return auto_page(folder, 400, f"Not saved: {exc}", typed)
         st.results[folder] = saved.result
         return RedirectResponse(f"/auto/{st.report_key(folder)}", 303)
+
+    # -- regrade requests (grader/tutors/regrades.py) ------------------------------------------------
+    budget = load_rubric(rubric_path).budget.seconds
+
+    def requests_page(status: int = 200, error: str = "", asked: Mapping[str, str] | None = None,
+                      failed_id: int | None = None, notice: str = "") -> Response:
+        """The queue, blind: every request under its group's pseudonym, its replay, its outcome."""
+        from grader.tutors.regrades import queue
+        st.reload()
+        items = queue(OutDir(out_dir), st.secret)
+        questions = list(next(iter(st.results.values()))["questions"]) if st.results else []
+        return _page("requests.html.j2", status, items=items, error=error, failed_id=failed_id, asked=asked or {},
+                     notice=notice, replaying=set(st.replaying), replay_failed=dict(st.replay_failed),
+                     can_replay=st.submissions is not None, all_questions=questions,
+                     keys={i.id: st.report_key(i.folder) for i in items}, today=time.strftime("%Y-%m-%d"),
+                     **common())
+
+    async def requests_queue(request: Request) -> Response:
+        code = request.query_params.get("notice", "")  # a code only: the sentence is the server's
+        return await run_in_threadpool(requests_page, 200, "", None, None, NOTICES.get(code, ""))
+
+    async def add_request(request: Request) -> Response:
+        """Record a request: the student's id or e-mail, matched to a group here; from a group's
+        page (its key: the student must be of that group) or from the queue."""
+        from grader.tutors.regrades import record_request
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        asked = {k: form.get(k, "") for k in ("student", "question", "date", "text")}
+        key = form.get("key", "")
+        folder = folder_of(key) if key else None
+        if key and folder is None:
+            return _page("message.html.j2", 404, title="No such submission",
+                         message="There is no such submission.", **common())
+        try:
+            _, new = await run_in_threadpool(record_request, OutDir(out_dir), st.secret, asked["student"],
+                                             asked["question"], asked["text"], asked["date"], st.tutor,
+                                             "grade serve", folder or "")
+        except ScoreRefused as exc:
+            if folder is not None:
+                return auto_page(folder, 400, request_error=f"Not recorded: {exc}", asked=asked)
+            message = f"Not recorded: {exc}"
+            return await run_in_threadpool(requests_page, 400, message, asked)
+        return RedirectResponse(f"/requests?notice={'recorded' if new else 'known'}", 303)
+
+    async def replay_request(request: Request) -> Response:
+        rid = request.path_params["rid"]
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        if st.submissions is None:
+            return await run_in_threadpool(
+                requests_page, 400, "A replay needs the submitted files: start grade serve with --submissions DIR "
+                "(the folder that holds the submissions as they were graded), or run `grade requests replay` in a "
+                "terminal.", None, rid)
+        with Gradebook(gradebook_path(out_dir)) as book:
+            if book.regrade_request(rid) is None:
+                return _page("message.html.j2", 404, title="No such request", message="There is no such request.",
+                             **common())
+        if rid not in st.replaying:
+            st.replaying[rid] = time.time()
+            threading.Thread(target=run_replay, args=(st, rid, budget + 60.0), daemon=True,
+                             name=f"replay-{rid}").start()
+        return RedirectResponse("/requests?notice=replaying", 303)
+
+    async def resolve_request(request: Request) -> Response:
+        from grader.tutors.regrades import resolve
+        rid = request.path_params["rid"]
+        form = await read_form(request, st)
+        if isinstance(form, Response):
+            return form
+        typed = {k: form.get(k, "") for k in ("outcome", "points", "reason")}
+        try:
+            await run_in_threadpool(resolve, OutDir(out_dir), st.secret, rid, typed["outcome"], typed["reason"],
+                                    st.tutor, typed["points"])
+        except (ScoreRefused, UsageError) as exc:
+            message = f"Not resolved: {exc}"
+            return await run_in_threadpool(requests_page, 400, message, typed, rid)
+        return RedirectResponse("/requests?notice=resolved", 303)
 
     async def publish(request: Request) -> Response:
         form = await read_form(request, st)
@@ -550,6 +704,9 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        running = st.replay_process
+        if running is not None and running.poll() is None:  # a replay does not outlive its server
+            running.kill()
         try:  # the batch files follow the scores when the server stops
             sync_outputs(out_dir, rubric_path)
         except GraderError as exc:
@@ -567,6 +724,10 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         Route("/auto/{key}", set_auto, methods=["POST"]),
         Route("/reveal/{key}", reveal_group, methods=["POST"]),
         Route("/publish", publish, methods=["POST"]),
+        Route("/requests", requests_queue, methods=["GET"]),
+        Route("/requests", add_request, methods=["POST"]),
+        Route("/requests/{rid:int}/replay", replay_request, methods=["POST"]),
+        Route("/requests/{rid:int}/resolve", resolve_request, methods=["POST"]),
         Route("/report/{key}", report),
         Route("/static/{name}", static),
         *_mistakes_routes(st, common),
@@ -651,11 +812,12 @@ def free_port(port: int) -> int:
         return int(s.getsockname()[1])
 
 
-def serve(out_dir: Path, port: int, tutor: str, echo: Callable[[str], None], rubric_path: str | None = None) -> None:
+def serve(out_dir: Path, port: int, tutor: str, echo: Callable[[str], None], rubric_path: str | None = None,
+          submissions: Path | None = None) -> None:
     """Run the app until Ctrl-C; ``echo`` prints the address with the token."""
     import uvicorn
     token = secrets.token_urlsafe(32)
-    app = create_app(out_dir, tutor, token, rubric_path)  # refuses a folder without results before listening
+    app = create_app(out_dir, tutor, token, rubric_path, submissions)  # refuses a folder without results first
     port = free_port(port)
     echo(f"Scoring {out_dir} as {tutor}. Open in your browser (only on this machine):")
     echo(f"    http://{HOST}:{port}/?token={token}")

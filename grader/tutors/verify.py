@@ -3,7 +3,8 @@
 :func:`verify` reads the ledger and every chained table through the gradebook, checks them with
 :func:`grader.folder.ledger.verify_gradebook`, then checks each ``result.json`` of the folder
 (:func:`check_result_files`): its row in ``results`` (same file, same rubric) with the tutors'
-scores applied must give the same status, group, points of every question and total. Problems are
+scores applied must give the same status, group, points of every question and total, and the
+regrade requests its report shows must be the gradebook's (``regrade_requests``). Problems are
 named in the chain's order; the first is the first row edited outside ``grade``.
 """
 from __future__ import annotations
@@ -16,16 +17,18 @@ from grader.errors import UsageError
 from grader.folder import ledger
 from grader.folder.outdir import GRADEBOOK, OutDir
 from grader.result import SubmissionResult
-from grader.tutors.scores import apply_manual
+from grader.tutors.scores import apply_manual, regrade_outcomes
 
 
 def check_result_files(out: OutDir, results_rows: Sequence[Mapping[str, Any]],
                        manual: Sequence[Mapping[str, Any]],
-                       overrides: Sequence[Mapping[str, Any]] = ()) -> tuple[int, list[str]]:
+                       overrides: Sequence[Mapping[str, Any]] = (),
+                       regrades: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> tuple[int, list[str]]:
     """Every ``result.json`` of ``out`` against the gradebook: its row in ``results`` (same
     file, same rubric) with the tutors' scores and overrides of automatic points applied must
-    give the same status, group, points of every question and total. Returns (files checked,
-    problems)."""
+    give the same status, group, points of every question and total; where ``regrades`` is given
+    (``folder -> `` the outcomes of its regrade requests), the requests the file shows must be
+    those. Returns (files checked, problems)."""
     by_key = {(r["folder"], r["sha256"], r["rubric_sha256"]): r for r in results_rows}
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     for m in manual:
@@ -55,6 +58,9 @@ def check_result_files(out: OutDir, results_rows: Sequence[Mapping[str, Any]],
                              + (f"{other.points:g} ({other.status})" if other else "missing"))
         if round(stored.points, 4) != round(result.points, 4) and not diffs:
             diffs.append(f"points {stored.points:g} -> {result.points:g}")
+        if regrades is not None and [dict(r) for r in result.regrades] != [dict(r) for r in
+                                                                        regrades.get(result.folder, ())]:
+            diffs.append("its regrade requests are not the gradebook's")
         if diffs:
             problems.append(f"{result.folder}/result.json differs from the gradebook: {'; '.join(diffs)}")
     return len(loaded.results), problems
@@ -70,8 +76,9 @@ def verify(out: OutDir, secret: bytes) -> ledger.Verdict:
         tables = {t: book.table_rows(t) for t in ledger.CHAINED}
         manual = book.table_rows("manual_scores")
         overrides = book.table_rows("point_overrides")
+        regrades = regrade_outcomes(book)
     verdict = ledger.verify_gradebook(entries, tables, manual, key, ledger.read_head(out.gradebook_path),
                                       overrides)
-    verdict.results, problems = check_result_files(out, tables["results"], manual, overrides)
+    verdict.results, problems = check_result_files(out, tables["results"], manual, overrides, regrades)
     verdict.problems += problems
     return verdict
