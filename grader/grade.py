@@ -176,6 +176,7 @@ class KernelWork:
     not_started: str = ""  # why the kernel did not start (then nothing else was found)
     #: function -> case key -> output fingerprint of each failing function (grader/checks/learned.py)
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    code_origins: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # see SubmissionResult
 
 
 def _grade(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
@@ -265,10 +266,13 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
         # The code that ran: a graded name bound to text that is not in the notebook is flagged
         # for the tutor, whose report shows the notebook's definitions (grader/checks/identity.py).
         code_cells = [c.source for c in opened.nb.cells if c.cell_type == "code"]
+        code_origins: dict[str, tuple[int, int]] = {}
         for origin in find_origins(bridge, [n for n in FUNCTIONS if defined.get(n)], code_cells,
                                    rubric.limits.call_timeout):
             if origin.problem:
                 flags.append(Flag("code.not_in_notebook", rubric.question_of(origin.function), origin.problem))
+            elif origin.bound and origin.cell is not None:
+                code_origins[origin.function] = (origin.cell, origin.line)
         by_question: dict[str, list[CaseResult]] = {qid: [] for qid in AUTO_IDS}
         fingerprints: dict[str, dict[str, str]] = {}
         verified: list[Verified] = []
@@ -304,7 +308,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                        else False} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags),
-                      fingerprints=fingerprints)
+                      fingerprints=fingerprints, code_origins=code_origins)
 
 
 def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[QuestionResult, list[Flag]]],
@@ -328,7 +332,7 @@ def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[
                               questions=questions, flags=tuple(flags), max_points=rubric.max_points,
                               sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
                               rubric_sha256=rubric.sha256, contact=rubric.contact,
-                              fingerprints=work.fingerprints, **opened.extra)
+                              fingerprints=work.fingerprints, code_origins=work.code_origins, **opened.extra)
     # The mistakes tutors named in earlier batches, where this output matches (grader/checks/learned.py).
     return learned.apply_catalogue(result, rubric.learned.mistakes)
 

@@ -327,6 +327,9 @@ class SubmissionResult:
     platform: Mapping[str, Any] | None = None
     #: What it was graded with (grader/batch/replay.py): hashes, versions, sandbox, the secret's id.
     manifest: Mapping[str, Any] | None = None
+    #: The code cell (0-based among the code cells) and line of each graded function whose code
+    #: is not a ``def`` of its name (bound by assignment, given to exec): the report shows it.
+    code_origins: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     #: The output fingerprints of each failing function (grader/checks/learned.py): function -> case key
     #: -> fingerprint, on its hidden cases and its public examples; the grader's own, no student text.
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -381,6 +384,8 @@ class SubmissionResult:
             out["platform"] = dict(self.platform)
         if self.manifest is not None:
             out["manifest"] = dict(self.manifest)
+        if self.code_origins:
+            out["code_origins"] = {f: list(v) for f, v in self.code_origins.items()}
         if self.fingerprints:
             out["fingerprints"] = {f: dict(v) for f, v in self.fingerprints.items()}
         if self.regrades:
@@ -416,6 +421,8 @@ class SubmissionResult:
                 late=LateNote.from_json(late) if isinstance(late, Mapping) else None,
                 platform=dict(data["platform"]) if isinstance(data.get("platform"), Mapping) else None,
                 manifest=dict(data["manifest"]) if isinstance(data.get("manifest"), Mapping) else None,
+                code_origins={str(f): (int(v[0]), int(v[1])) for f, v in (data.get("code_origins") or {}).items()
+                              if isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) for n in v)},
                 fingerprints={str(f): {str(k): str(v) for k, v in cases.items()}
                               for f, cases in (data.get("fingerprints") or {}).items() if isinstance(cases, Mapping)},
                 regrades=tuple(dict(r) for r in data.get("regrades") or () if isinstance(r, Mapping)))

@@ -156,3 +156,22 @@ def test_mistake_message_wording() -> None:
     assert two.startswith("your output is consistent with 2 known mistakes, which these inputs cannot tell apart")
     with pytest.raises(KeyError):
         describe("rnn_forward", "no_such_mistake")
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("returned a list of 6 (each a tensor of shape (3, 5) and dtype torch.float32); expected a tensor of shape (6, 3, 5)",
+     "returned a list; expected a tensor"),
+    ("the returned dict has no 'c'; expected the keys W, U, b, V, c", "the returned dict has no 'c'"),
+    ("returned shape (6, 5, 3); expected (6, 3, 5)", "returned a tensor of another shape; expected shape (6, 3, 5)"),
+    ("returned dtype torch.int64; expected a floating-point tensor (torch.float32)", "returned dtype torch.int64"),
+    ("the returned dict has no 'a secret word'; expected the keys W, U, b, V, c", "another structure"),
+    ("returned a C4711 of 3; expected a tensor of shape (4,)", "returned a value; expected a tensor"),
+])
+def test_a_hidden_cases_structure_is_said_without_what_could_carry_an_input(message: str, shown: str) -> None:
+    """Kinds, a dtype name and the contract's keys are said; a returned shape, length, own key
+    or made-up type name is not (grader/checks/compare.py, redacted_hidden)."""
+    from grader.checks.compare import _hidden_structure
+    said = _hidden_structure(message)
+    assert shown in said
+    for secret in ("(6, 5, 3)", " 6 ", "secret", "C4711", "(3, 5)"):
+        assert secret not in said

@@ -42,7 +42,22 @@ def test_exec_of_an_encoded_string_is_flagged(tmp_path):
     assert "<string>" in got.problem
 
 
-def test_assignment_and_compile_under_a_cells_name_are_flagged(tmp_path):
+def test_an_assignment_after_an_honest_def_is_traced_to_the_cell_that_ran(tmp_path):
+    """The honest def is not what ran: the origin names the cell of `_peek`, which the report
+    shows (marked) instead of the def; the code is in the notebook, so no flag."""
     cells = [HONEST, RECALL_PEEK.replace("def train_recall(", "def _peek("), "train_recall = _peek\n"]
     (got,) = find_origins(_run_cells(tmp_path, cells), ["train_recall"], cells, 30)
-    assert got.cell == 1 and "is `_peek` of code cell 2" in got.problem
+    assert (got.cell, got.bound, got.problem) == (1, True, "")
+
+
+def test_correct_code_by_other_hands_is_not_flagged(tmp_path):
+    """Styles of the unseen corpus (tests/make_unseen_fixtures.py): a lambda bound to a contract
+    name with no def of it, a factory's inner function, and exec of text written in the notebook."""
+    cells = [HONEST,
+             "tbptt_grads = lambda x, y, params, k: {}\n",
+             "def _factory():\n    def inner(z, activation='tanh'):\n        return z\n    return inner\n"
+             "activation_jacobian = _factory()\n",
+             "exec(\"def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):\\n    return h, c\\n\")\n"]
+    got = find_origins(_run_cells(tmp_path, cells), ["tbptt_grads", "activation_jacobian", "lstm_cell"], cells, 30)
+    assert [(o.function, o.cell, o.bound, o.problem) for o in got] == [
+        ("tbptt_grads", 1, True, ""), ("activation_jacobian", 2, True, ""), ("lstm_cell", 3, True, "")]

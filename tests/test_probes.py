@@ -544,8 +544,10 @@ def test_swapped_axes_notebook_is_reported_as_either(graded_bugs) -> None:
     both = {describe("rnn_forward", "state_not_updated"), describe("rnn_forward", "time_batch_swapped")}
     assert all(set(c.consistent_with) == both for c in b1), [c.message for c in b1]
     assert all(c.message.startswith("your output is consistent with 2 known mistakes") for c in b1)
+    # Neither mistake is named (the inputs cannot tell them apart); a located term is stated only
+    # when the probes pin it (grader/checks/probes.py), so here either the update or nothing
     t = _terms("rnn_forward")
-    assert f": {t['update']} is wrong." in b1[0].diagnosis, b1[0].diagnosis
+    assert b1[0].diagnosis in ("",) or f": {t['update']} is wrong." in b1[0].diagnosis, b1[0].diagnosis
     others = [c for c in cases if "B=1" not in c.params]  # they raise or return a wrong shape
     assert others and all(not c.passed and not c.wrong_values for c in others), [c.message for c in others]
 

@@ -433,3 +433,15 @@ def test_probe_findings_render_beside_the_code_as_inline_markdown() -> None:
     assert "<code>W = 0</code>" in section and "&lt;b&gt;" in section and "matches the reference" in section
     assert "not tried" in section and section.index('class="diagnosis"') < section.index('class="code"')
     assert_inert(html)
+
+
+def test_the_code_that_ran_is_shown_where_a_name_was_bound_by_assignment() -> None:
+    """code_origins (grader/checks/identity.py): the report shows the cell that bound the name,
+    marked as the code that ran, and folds the def of the same name away as not the one that ran."""
+    data = fixture("good")
+    cells = ["def rnn_forward(x, h0, W, U, b, activation='tanh'):\n    raise NotImplementedError\n",
+             "rnn_forward = lambda x, h0, W, U, b, activation='tanh': x  # bound here\n"]
+    data = {**data, "code_cells": cells, "code_origins": {"rnn_forward": [1, 1]}}
+    html = render_report(data)
+    assert "The code that ran as <code>rnn_forward</code>: code cell 2" in html
+    assert "not the code that ran" in html

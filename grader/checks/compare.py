@@ -23,6 +23,7 @@ last entry.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -502,6 +503,45 @@ HIDDEN_GOT = "(not shown: the case's inputs are hidden)"
 CHECK_PUBLIC = "`grade check` runs the public examples and shows it in full"
 
 
+_LABEL = r"(?:(?:h_new|c_new|[WUbVc]): )?"
+# Only the grader's own words for a kind: a class name the code made up could spell an input.
+_KIND = re.compile(r"^(None|the number|an? (?:list|tuple|dict|tensor|numpy array|ndarray|str|int|float|bool|"
+                   r"function|generator|set))\b")
+_DTYPE = re.compile(r"^(?:torch\.)?[a-z]{3,8}\d{0,3}$")
+
+
+def _kind(text: str) -> str:
+    """The kind of a value from its description, without its shape, length, keys or values."""
+    m = _KIND.match(text.strip())
+    return "a number" if m and m.group(1) == "the number" else (m.group(1) if m else "a value")
+
+
+def _hidden_structure(message: str) -> str:
+    """A structure message of a hidden case in words that carry no input out: the kind of what
+    came back (list, tuple, dict, None, tensor), a dtype (one of a few names), the contract's
+    missing keys; never a returned shape, length, key of its own or value. Anything else: the
+    plain sentence that the structure differs."""
+    label = re.match(_LABEL, message)
+    where = label.group(0) if label else ""
+    rest = message[len(where):]
+    m = re.fullmatch(r"returned dtype (\S+); expected a floating-point tensor \(torch\.float32\)", rest)
+    if m and _DTYPE.match(m.group(1)):
+        return f"{where}returned dtype {m.group(1)}; expected a floating-point tensor (torch.float32)"
+    m = re.fullmatch(r"returned shape \([\d, ]*\); expected (\([\d, ]*\))", rest)
+    if m:
+        return f"{where}returned a tensor of another shape; expected shape {m.group(1)}"
+    m = re.fullmatch(r"the returned dict has no ((?:'[A-Za-z]', )*'[A-Za-z]'); expected the keys (.*)", rest)
+    if m and all(k.strip("' ") in GRAD_KEYS for k in m.group(1).split(",")):
+        return f"the returned dict has no {m.group(1)}; expected the keys {', '.join(GRAD_KEYS)}"
+    m = re.fullmatch(r"returned (.+?); expected (.+)", rest)
+    if m:
+        got, want = _kind(m.group(1)), _kind(m.group(2))
+        if got != want:
+            return f"{where}returned {got}; expected {want}"
+        return f"{where}returned {got} of another structure, shape or dtype than expected"
+    return "returned a value of another structure, type, shape or dtype than expected"
+
+
 def redacted_hidden(case: CaseResult) -> CaseResult:
     """``case`` as a student may see it when its inputs are hidden: nothing the student's code
     made of them is shown (an exception's message, a value it returned, its type, keys or shape,
@@ -517,8 +557,7 @@ def redacted_hidden(case: CaseResult) -> CaseResult:
         message = (f"`{case.function}` raised {case.error_type or 'an exception'} on this hidden case "
                    f"(its message is not shown, as it may quote the hidden inputs; {CHECK_PUBLIC})")
     elif case.call_status == "ok" and not case.wrong_values and "NaN or infinite" not in case.message:
-        message = (f"`{case.function}` returned a value of another structure, type, shape or dtype "
-                   f"than expected on this hidden case ({CHECK_PUBLIC})")
+        message = f"{_hidden_structure(case.message)} on this hidden case ({CHECK_PUBLIC})"
     elif case.call_status not in ("ok", "timeout", "died", "missing", "not_called"):
         message = f"`{case.function}`'s answer on this hidden case could not be read ({CHECK_PUBLIC})"
     else:

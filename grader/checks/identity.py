@@ -7,8 +7,11 @@ tutor reads is not the code that ran. After the notebook ran, grader/checks/iden
 each function's code object from the kernel (name, file, first line, the text ``linecache`` holds
 for it, bytecode); here, in the grader's process, it is matched with the notebook's code cells:
 
-- the text IPython kept for the function's file must be one of the notebook's code cells, and the
-  function's name in its code must be the graded name;
+- the text IPython kept for the function's file must be one of the notebook's code cells (the
+  name it is bound to may be another: a lambda or a factory's function assigned in a cell is the
+  notebook's code; the report then shows that cell, marked, as the code that ran), or the
+  function was given to ``exec`` as a string literal of a code cell (that literal, compiled in
+  the grader, defines a function of the same name and bytecode);
 - not checked (yet): that the function's bytecode is the one compiled from that cell. Code
   compiled with ``compile(text, <a cell's file name>, ...)`` under a cell's own file name and line
   passes as that cell. (A bytecode comparison was tried: IPython's compilation of a cell gives other
@@ -44,6 +47,9 @@ class Origin:
     cell: int | None
     line: int = 0
     problem: str = ""  # empty: the code that ran is the notebook's cell ``cell``
+    #: The code that ran is not a ``def`` of the graded name in that cell (a lambda or another
+    #: function bound by assignment, text given to exec): the report shows that cell instead.
+    bound: bool = False
 
 
 def _text(value: Any, limit: int = 20_000) -> str:
@@ -55,7 +61,14 @@ def _text(value: Any, limit: int = 20_000) -> str:
 
 
 def match_origin(function: str, info: Any, code_cells: Sequence[str]) -> Origin:
-    """Match one function's kernel report with the notebook's code cells (pure; tests call it)."""
+    """Match one function's kernel report with the notebook's code cells (pure; tests call it).
+
+    The code is the notebook's when IPython kept its text under a cell's file and that text is a
+    code cell of the notebook, whatever name it is bound to (a lambda, a factory's inner function,
+    ``functools.partial`` aside, all bound by assignment in a cell), or when it was given to
+    ``exec`` as a string literal written in a code cell: compiled here, that literal gives the
+    function of the same name with the same bytecode. Anything else (text decoded, downloaded or
+    generated at run time) is not in the notebook."""
     if not isinstance(info, dict) or info.get("code") != 1.0:
         return Origin(function, None, 0, "")  # not a plain function: the checks say what it is
     name, file, cell_text = _text(info.get("name"), 200), _text(info.get("file"), 2000), _text(info.get("cell"))
@@ -63,18 +76,55 @@ def match_origin(function: str, info: Any, code_cells: Sequence[str]) -> Origin:
     where = Path(file).name if file.startswith("/") else file
     found = next((i for i, src in enumerate(code_cells)
                   if cell_text.strip() and src.strip() == cell_text.strip()), None)
-    shown = strip_controls(f"`{name}` compiled from {where or 'an unnamed source'}")[:300]
+    literal = False
     if found is None:
-        return Origin(function, None, line,
-                      f"`{function}` that ran was not defined by any cell of the notebook ({shown}, line {line}): "
-                      "it came from exec of a string, generated code or an assignment; the code shown "
-                      "for it in the report is not the code that was graded")
-    if name != function:
-        return Origin(function, found, line,
-                      f"`{function}` that ran is `{strip_controls(name)[:100]}` of code cell {found + 1} "
-                      "(bound to the graded name by an assignment); the report's code for "
-                      f"`{function}` is not the code that was graded")
-    return Origin(function, found, line)
+        found = _exec_literal(name, _text(info.get("bytecode"), 200_000), code_cells)
+        literal = found is not None
+    if found is not None:
+        return Origin(function, found, line, bound=literal or name != function)
+    shown = strip_controls(f"`{name}` compiled from {where or 'an unnamed source'}")[:300]
+    return Origin(function, None, line,
+                  f"`{function}` that ran was not defined by any cell of the notebook ({shown}, line {line}): "
+                  "it came from exec of text that is not written in the notebook, or from generated code; "
+                  "the code shown for it in the report is not the code that was graded")
+
+
+def _exec_literal(name: str, bytecode: str, code_cells: Sequence[str]) -> int | None:
+    """The code cell holding a string literal that, compiled, defines ``name`` with ``bytecode``
+    (``exec`` of text written in the notebook); None where none does. Bounded: only literals that
+    mention ``def name`` or ``lambda`` are compiled, at most 64 of them."""
+    import ast
+    if not bytecode or not name.isidentifier() and name != "<lambda>":
+        return None
+    tried = 0
+    for index, source in enumerate(code_cells):
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text = node.value
+            if f"def {name}" not in text and "lambda" not in text:
+                continue
+            tried += 1
+            if tried > 64:
+                return None
+            try:
+                module = compile(text, "<string>", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            if _defines(module, name, bytecode):
+                return index
+    return None
+
+
+def _defines(code: Any, name: str, bytecode: str, depth: int = 0) -> bool:
+    """Whether ``code`` or a code object nested in it (to a few levels) is ``name`` with ``bytecode``."""
+    if code.co_name == name and code.co_code.hex() == bytecode:
+        return True
+    return depth < 4 and any(_defines(c, name, bytecode, depth + 1) for c in code.co_consts if hasattr(c, "co_code"))
 
 
 def find_origins(bridge: Bridge, names: Sequence[str], code_cells: Sequence[str], timeout: float) -> list[Origin]:

@@ -176,13 +176,25 @@ def _unconfirmed(data: Mapping[str, Any], confirmed: Iterable[str]) -> list[Mapp
     return [m for m in data.get("group") or [] if isinstance(m, Mapping) and str(m.get("student_id", "")) not in named]
 
 
-def _by_function(found: list[CodeCell], functions: list[str]) -> list[dict[str, Any]]:
+def _by_function(found: list[CodeCell], functions: list[str], origins: Mapping[str, Any] | None = None,
+                 code_cells: list[str] | None = None) -> list[dict[str, Any]]:
     """Per function (in the rubric's order): the definition that ran (the notebook's last) and the
-    earlier ones, which the report folds away."""
+    earlier ones, which the report folds away. Where the kernel showed that the code that ran is
+    another cell's (``code_origins``: a lambda or function bound by assignment, text given to
+    exec; grader/checks/identity.py), that whole cell is shown, its line marked, and every ``def``
+    of the name is folded away as not the one that ran."""
+    from grader.pages.highlight import CodeCell, highlight_python
     out = []
     for name in functions:
         mine = [d for d in found if d.name == name]
-        if mine:
+        origin = (origins or {}).get(name)
+        cells = code_cells or []
+        if isinstance(origin, list) and len(origin) == 2 and 0 <= int(origin[0]) < len(cells):
+            source = cells[int(origin[0])]
+            html, cut = highlight_python(source, (int(origin[1]),))
+            ran = CodeCell(name, 1, len(source.splitlines()), html, cut, True)
+            out.append({"name": name, "last": ran, "earlier": mine, "bound": int(origin[0]) + 1})
+        elif mine:
             out.append({"name": name, "last": mine[-1], "earlier": mine[:-1]})
     return out
 
@@ -195,6 +207,7 @@ def _context(data: Mapping[str, Any], tutor: bool, confirmed: Iterable[str] = ()
     # Every automatic question's functions, found in one pass over the cells (each parsed once).
     all_functions = list(dict.fromkeys(c["function"] for c in checks if isinstance(c.get("function"), str)))
     defined = defining_cells(code_cells, all_functions) if graded else []
+    origins = data.get("code_origins") or {}
     flags: dict[str | None, list[Any]] = {}
     for flag in data.get("flags", []):
         if not graded and _said_already(flag.get("message", ""), said):
@@ -208,7 +221,8 @@ def _context(data: Mapping[str, Any], tutor: bool, confirmed: Iterable[str] = ()
             q_checks = list(q.get("checks", []))
             functions = list(dict.fromkeys(c["function"] for c in q_checks if c.get("function")))
             found = [d for d in defined if d.name in functions]
-            entry.update(first=_first_failure(q_checks), functions=functions, code=_by_function(found, functions),
+            entry.update(first=_first_failure(q_checks), functions=functions,
+                         code=_by_function(found, functions, origins, code_cells),
                          rows=_grouped(q_checks), failing=any(not c.get("passed") for c in q_checks),
                          undefined=[f for f in functions if graded and f not in {d.name for d in found}])
         else:
