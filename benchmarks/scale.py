@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--gradebook", type=Path, default=None, help="draw the durations from this run's gradebook")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep", type=Path, default=None, help="copy the output folder and logs here")
+    ap.add_argument("--profile", type=Path, default=None, help="run the coordinator under cProfile, stats to this file")
     args = ap.parse_args(argv)
 
     from grader.batch.cluster_tls import make_credentials
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         coordinator_out = open(work / "coordinator.log", "wb")  # noqa: SIM115
         import psutil
         c_start = time.time()
-        coordinator = subprocess.Popen([sys.executable, "-m", "grader.cli", "run", str(work / "submissions"),
+        profile = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
+        coordinator = subprocess.Popen([sys.executable, *profile, "-m", "grader.cli", "run", str(work / "submissions"),
                                         "-o", str(out), "--cluster", address, "--connect-timeout", "120"],
                                        env=env, stdin=subprocess.DEVNULL, stdout=coordinator_out,
                                        stderr=subprocess.STDOUT)
