@@ -163,6 +163,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--keep", type=Path, default=None, help="copy the output folder and logs here")
     ap.add_argument("--profile", type=Path, default=None, help="run the coordinator under cProfile, stats to this file")
     args = ap.parse_args(argv)
+    # Stopped (Ctrl-C, SIGTERM, also when started in the background): the finally below stops
+    # the scheduler and the workers.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from grader.batch.cluster_tls import make_credentials
     from grader.batch.daskproc import scheduler_argv, scheduler_env, worker_argv, worker_env
