@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ideal_s": round(ideal, 1), "ratio": round(makespan / ideal, 3), "lost": lost,
             "graded_twice": len(twice), "coordinator_peak_mb": round(peak_mb, 1),
             "time_compression": args.time_compression,
+            "coordinator_rss_sampled_mb": round(peak_sampled / 2**20, 1),
+            "coordinator_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
             "startup_s": round((first or c_end) - c_start, 1), "workers_up_s": round(startup_workers, 1),
             "coordinator_exit": coordinator.returncode, "coordinator_cpu_s": round(cpu, 1),
             "coordinator_cpu_ms_per_result": round(1000 * cpu / max(1, args.submissions), 1),
