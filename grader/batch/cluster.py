@@ -38,9 +38,11 @@ Faults: a worker that dies mid-task (SIGKILL, a lost machine) makes the schedule
 on another worker (Dask reschedules tasks of lost workers, up to
 ``distributed.scheduler.allowed-failures`` times, then the submission gets an ``error`` result);
 the submission is recorded once, when its result arrives; the task's grading process (and its
-kernel) dies with the worker (batch.py's PR_SET_PDEATHSIG). A coordinator that is killed loses
-nothing that was written: the same command resumes. A scheduler that cannot be reached within
-the connect timeout is a :class:`~grader.errors.ClusterError` (exit 2).
+kernel) dies with the worker (batch.py's PR_SET_PDEATHSIG). A finished task's answer is fetched
+into the coordinator the moment it is done (on Dask's callback thread) and the task released on
+the cluster, so a worker lost afterwards takes no finished work with it (Dask would run it
+again). A coordinator that is killed loses nothing that was written: the same command resumes. A
+scheduler that cannot be reached within the connect timeout is a :class:`~grader.errors.ClusterError` (exit 2).
 
 Dask is an optional extra (``pip install "sheet11-grader[cluster]"``); without it ``--cluster``
 says how to install it and ``-j N`` works as always.
@@ -60,6 +62,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from grader.batch.daskproc import (
@@ -594,7 +597,7 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
     arrives (in this process); ``failed(job, message, detail)`` makes the result of a submission
     the cluster could not grade, or whose answer could not be verified."""
     from grader.checks.secret import load_secret
-    distributed = require_dask()
+    require_dask()
     mine = fingerprint(rubric, choose_sandbox(sandbox_mode).confined)
     secret = load_secret()
     expected = mine.to_json()
@@ -603,9 +606,25 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
         check_scheduler(client)
         window = max(2, IN_FLIGHT_PER_WORKER * workers)
         queue = list(reversed(todo))  # pop() takes the next in order
-        jobs_of: dict[Any, Any] = {}
-        arriving = distributed.as_completed(loop=client.loop)
+        jobs_of: dict[str, Any] = {}
+        futures: dict[str, Any] = {}
+        arrived: SimpleQueue[_Fetched] = SimpleQueue()
         sent = 0
+
+        def fetch(future: Any) -> None:
+            # On Dask's callback thread, the moment a task is done: its answer is brought here and
+            # the task released on the cluster at once, so that a worker lost after it (or while
+            # this process writes other results) loses nothing finished, and Dask does not run
+            # a finished submission again (benchmarks/scale.py: with a tenth of the workers
+            # killed, answers waiting on them were graded twice).
+            if future.cancelled():
+                return
+            try:
+                fetched = _Fetched(str(future.key), future.result(), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to _collect, which reads no exception
+                fetched = _Fetched(str(future.key), None, exc)
+            future.release()
+            arrived.put(fetched)
 
         def submit() -> None:
             nonlocal sent
@@ -621,20 +640,24 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
             mac = task_mac(secret, key, job.path.name, job.sha256, meta, expected)
             future = client.submit(grade_remote, key, job.path.name, data, job.sha256, meta, expected, mac,
                                    key=key, pure=False)
-            jobs_of[future] = job
-            arriving.add(future)
+            jobs_of[key], futures[key] = job, future
+            future.add_done_callback(fetch)
 
         try:
             while queue and len(jobs_of) < window:
                 submit()
-            for future in arriving:
-                job = jobs_of.pop(future)
-                result = _collect(future, job, failed, secret, rubric.sha256)
+            while jobs_of:
+                try:
+                    fetched = arrived.get(timeout=1.0)
+                except Empty:
+                    continue
+                job = jobs_of.pop(fetched.key)
+                futures.pop(fetched.key, None)
                 if queue:
                     submit()
-                finished(replace(result, folder=job.folder), None)
+                finished(replace(_collect(fetched, job, failed, secret, rubric.sha256), folder=job.folder), None)
         except BaseException:
-            for future in list(jobs_of):
+            for future in list(futures.values()):
                 future.cancel()
             raise
         finally:
@@ -643,6 +666,21 @@ def grade_on_cluster(todo: list[Any], rubric: Rubric, rubric_path: str | None, s
                 client.run(release_grader, wait=True)
             except Exception:  # noqa: BLE001 - a worker that is gone has nothing left to release
                 pass
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A finished task's answer as fetched on Dask's callback thread: ``result()`` gives the
+    answer or raises what fetching it raised (read by :func:`_collect` as a future is)."""
+
+    key: str
+    value: Any
+    error: BaseException | None
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 UNVERIFIED = ("the grading machine's answer for this submission could not be verified, so it was not used; "

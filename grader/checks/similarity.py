@@ -27,6 +27,7 @@ groups is listed there too.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -369,22 +370,29 @@ def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
     prints = {d.key: {kind: fingerprint(getattr(d, kind), kind, plate[kind], _ready(made.get(d.key), kind))
                       for kind in ("code", "text")}
               for d in docs}
-    pairs = []
-    for a, b in itertools.combinations(docs, 2):
-        entry: dict[str, Any] = {"a": a.key, "b": b.key, "a_label": a.label, "b_label": b.label}
-        for kind in ("code", "text"):
-            entry[kind] = compare(prints[a.key][kind], prints[b.key][kind])
-        entry["score"] = max(entry["code"]["score"], entry["text"]["score"])
-        pairs.append(entry)
-    pairs.sort(key=lambda p: (-p["score"], p["a"], p["b"]))
-    kept = [p for i, p in enumerate(pairs) if (i < TOP or p["score"] >= threshold) and i < MAX_SHOWN]
+    counted = 0
+
+    def every_pair() -> Iterable[dict[str, Any]]:
+        nonlocal counted
+        for a, b in itertools.combinations(docs, 2):
+            entry: dict[str, Any] = {"a": a.key, "b": b.key, "a_label": a.label, "b_label": b.label}
+            for kind in ("code", "text"):
+                entry[kind] = compare(prints[a.key][kind], prints[b.key][kind])
+            entry["score"] = max(entry["code"]["score"], entry["text"]["score"])
+            counted += 1
+            yield entry
+
+    # Only the best MAX_SHOWN pairs are held, never every pair: 2,000 groups are 2 million pairs,
+    # which held at once took 2.3 GB (benchmarks/scale.py). The same pairs as sorting them all.
+    best = heapq.nsmallest(MAX_SHOWN, every_pair(), key=lambda p: (-p["score"], p["a"], p["b"]))
+    kept = [p for i, p in enumerate(best) if i < TOP or p["score"] >= threshold]
     raw = {d.key: d for d in docs}
     for p in kept:
         for kind in ("code", "text"):
             c = p[kind]
             c["passages_a"] = passages(getattr(raw[p["a"]], kind), c.pop("spans_a")) if c["score"] else []
             c["passages_b"] = passages(getattr(raw[p["b"]], kind), c.pop("spans_b")) if c["score"] else []
-    return {"threshold": threshold, "compared": len(docs), "pairs_compared": len(pairs),
+    return {"threshold": threshold, "compared": len(docs), "pairs_compared": counted,
             "method": f"copydetect winnowing; code k={CODE_K}, window {CODE_WINDOW}; "
                       f"text k={TEXT_K}, window {TEXT_WINDOW}; template left out",
             "pairs": kept}
