@@ -175,3 +175,11 @@ def test_a_hidden_cases_structure_is_said_without_what_could_carry_an_input(mess
     assert shown in said
     for secret in ("(6, 5, 3)", " 6 ", "secret", "C4711", "(3, 5)"):
         assert secret not in said
+
+
+def test_a_hidden_cases_shape_finding_keeps_the_graders_words_without_the_returned_shape() -> None:
+    from grader.checks.compare import _hidden_structure
+    said = _hidden_structure("returned shape (9, 7, 1); expected (9, 1, 7): it holds the expected values with an "
+                             "extra axis of length 1 (shape (9, 7, 1) where (9, 1, 7) is expected)")
+    assert said == ("returned a tensor of another shape; expected shape (9, 1, 7): it holds the expected values "
+                    "with an extra axis of length 1")

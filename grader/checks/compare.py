@@ -527,9 +527,14 @@ def _hidden_structure(message: str) -> str:
     m = re.fullmatch(r"returned dtype (\S+); expected a floating-point tensor \(torch\.float32\)", rest)
     if m and _DTYPE.match(m.group(1)):
         return f"{where}returned dtype {m.group(1)}; expected a floating-point tensor (torch.float32)"
-    m = re.fullmatch(r"returned shape \([\d, ]*\); expected (\([\d, ]*\))", rest)
+    m = re.fullmatch(r"returned shape \([\d, ]*\); expected (\([\d, ]*\))(?:: (.*))?", rest, re.S)
     if m:
-        return f"{where}returned a tensor of another shape; expected shape {m.group(1)}"
+        # the grader's finding (axes swapped, an extra axis, ...) stays; the returned shape in it goes
+        finding = re.sub(r"\s*\([^()]*\)", "", re.sub(r"\([\d, ]*\)", "", m.group(2) or ""))
+        # a number left in it could come from the output (a factor): only an axis's length 1 may stay
+        finding = "" if re.search(r"\d", re.sub(r"\b(?:length|axis) 1\b", "", finding)) else finding.strip()
+        return (f"{where}returned a tensor of another shape; expected shape {m.group(1)}"
+                + (f": {finding}" if finding else ""))
     m = re.fullmatch(r"the returned dict has no ((?:'[A-Za-z]', )*'[A-Za-z]'); expected the keys (.*)", rest)
     if m and all(k.strip("' ") in GRAD_KEYS for k in m.group(1).split(",")):
         return f"the returned dict has no {m.group(1)}; expected the keys {', '.join(GRAD_KEYS)}"
