@@ -198,10 +198,10 @@ def test_every_scenario_gets_the_fair_grade(tmp_path: Path) -> None:
             check_scenario(key, result, report)
         except AssertionError as exc:
             failures.append(f"{key}: {exc}")
-    # A list comes back as a list, with its length and what its items are.
+    # A list comes back as a list (on a hidden case without its length: grader/checks/compare.py).
     result, report = graded["list_of_tensors"]
     messages = [c["message"] for c in result["questions"]["11.4.a"]["checks"]]
-    if not all("returned a list of" in m and "tuple" not in m for m in messages):
+    if not all("returned a list;" in m and "tuple" not in m for m in messages):
         failures.append(f"list_of_tensors: {messages}")
     # Members with diacritics reach the CSV; the 5000-digit id is a finding, not a crash.
     csv, _ = graded["__csv__"]
