@@ -390,13 +390,13 @@ def no_unpickling() -> Iterator[None]:
     Read from distributed 2026.8's source, these are the ways bytes from the cluster are
     unpickled in a client's process, and each is closed here:
 
-    - ``distributed.protocol.pickle.loads``: the ``__Pickled__`` frames of every message (decoded
+    - the ``loads`` of ``distributed.protocol.pickle``: the ``__Pickled__`` frames of every message (decoded
       whatever the client's ``deserializers`` say), the ``pickle`` and ``dask`` serializer families
       (``type-serialized``), numpy frames, and task exceptions and tracebacks
       (``core.clean_exception``, which a ``task-erred`` report and ``client.run`` errors go through);
     - ``distributed.client.loads`` (the same function bound at import): the result type of a
       ``key-in-memory`` report and the pickled RPC errors of ``client.run``;
-    - ``distributed.client.pickle.loads``: ``warn`` events a worker posts to the client.
+    - the ``loads`` of ``distributed.client.pickle``: ``warn`` events a worker posts to the client.
 
     The coordinator has no scheduler in its process (``local:N`` starts it as a subprocess), so
     nothing in this process needs to unpickle while the client runs."""
