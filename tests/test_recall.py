@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,11 +23,39 @@ import torch
 from builders import ROOT
 
 import reference
+import reference.recall
 from grader.checks import recall as R
 from grader.errors import RubricError
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 
 RUBRIC_TEXT = DEFAULT_RUBRIC.read_text(encoding="utf-8")
+
+
+def calibrate_script() -> Any:
+    """benchmarks/calibrate.py, loaded from its file (benchmarks/ is scripts, not a package)."""
+    path = ROOT / "benchmarks" / "calibrate.py"
+    spec = importlib.util.spec_from_file_location("sheet11_calibrate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_relabels_training_and_held_out_labels_alike() -> None:
+    """--relabel: inside ``relabelled`` every make_recall_data an implementation reaches returns
+    perm[y] (the same tokens), and the original is back afterwards."""
+    script: Any = calibrate_script()
+    perm = script.relabelling(3, 8)
+    assert sorted(perm) == list(range(8)) and all(p != i for i, p in enumerate(perm))
+    assert perm == script.relabelling(3, 8) and perm != script.relabelling(4, 8)
+    x0, y0 = reference.recall.make_recall_data(16, 5, 8, 7)
+    with script.relabelled(perm):
+        for reach in (reference.recall.make_recall_data, script.make_recall_data):
+            x1, y1 = reach(16, 5, 8, 7)
+            assert torch.equal(x0, x1) and y1.tolist() == [perm[int(v)] for v in y0]
+    x2, y2 = reference.recall.make_recall_data(16, 5, 8, 7)
+    assert torch.equal(y0, y2) and script.make_recall_data is reference.recall.make_recall_data
 
 
 def rubric_with(tmp_path: Path, **recall: object) -> Path:
@@ -489,7 +518,7 @@ def test_the_budget_keeps_every_calibrated_trainer_under_a_thousandth() -> None:
     probability <= 0.1 % (seeds failing independently)."""
     import math
 
-    from reference.calibrate import CORRECT
+    CORRECT = calibrate_script().CORRECT
     spec = load_rubric().recall
     logs = ROOT / "benchmarks" / "recall_calibration"
     for impl in CORRECT:
@@ -654,8 +683,9 @@ def test_correct_implementation_with_its_own_random_stream_passes(tmp_path: Path
 
 
 def test_calibration_summary_from_fake_runs() -> None:
-    """reference.calibrate's table on made-up runs: counts, rates, tries and the RNN column."""
-    from reference.calibrate import markdown, summarise
+    """benchmarks/calibrate.py's table on made-up runs: counts, rates, tries and the RNN column."""
+    script = calibrate_script()
+    markdown, summarise = script.markdown, script.summarise
 
     runs = [{"impl": "reference", "cell": "lstm", "seed": s, "accuracy": 0.5 if s < 3 else 1.0,
              "cpu_s": 10.0 + s, "wall_s": 20.0 + s} for s in range(30)]

@@ -1,4 +1,4 @@
-"""Calibrate the recall verdict: ``OMP_NUM_THREADS=1 python -m reference.calibrate``.
+"""Calibrate the recall verdict: ``OMP_NUM_THREADS=1 python benchmarks/calibrate.py``.
 
 Trains, at the rubric's ``[recall]`` settings (seq_len, n_classes, threshold, held-out set), the
 reference :func:`reference.recall.train_recall` and other *correct* implementations written the
@@ -8,6 +8,10 @@ loop), for both cells and many seeds, and prints per implementation:
 * the false-fail rate: LSTM runs whose held-out accuracy is under the threshold,
 * the false-pass rate of the vanilla RNN: RNN runs at or over the threshold,
 * the training time, median and p95, in CPU seconds and wall seconds.
+
+With ``--relabel`` every (implementation, seed) trains and is scored under its own relabelling of
+the classes, as grading does (a derangement from :func:`grader.checks.recall.draw_permutation`
+keyed by the seed): a draw is then a (seed, relabelling) pair, and the log line carries it.
 
 Each run is also appended as one JSON line to ``--log`` so that a long run can be summarised
 (``--summarise LOG``) while it is still going or after it was stopped. Seeds are the outer loop,
@@ -21,12 +25,13 @@ grader's: only the task (seq_len, n_classes), the threshold and the held-out set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import reference.recall as recall_module
 from reference.recall import accuracy, make_recall_data, train_recall
 
 TrainFn = Callable[[str, int, int, int], nn.Module]
@@ -243,15 +249,56 @@ CORRECT = ("reference", "nn_lstm", "cell_loop", "fragile")
 # --------------------------------------------------------------------------------------------
 
 
+def relabelling(seed: int, n_classes: int) -> list[int]:
+    """The calibration's relabelling for ``seed``: a derangement keyed by the seed, drawn as grading draws."""
+    from grader.checks.recall import draw_permutation  # grader owns the relabelling
+    return draw_permutation(n_classes, key=f"sheet11 calibration seed {seed}".encode())
+
+
+@contextlib.contextmanager
+def relabelled(perm: list[int] | None) -> Iterator[None]:
+    """While open, every ``make_recall_data`` the implementations call returns labels ``perm[y]``.
+
+    The grader does the same in the student's kernel; here both names an implementation can reach
+    (this module's and :mod:`reference.recall`'s) are swapped and put back.
+    """
+    if perm is None:
+        yield
+        return
+    table = torch.tensor(perm)
+    original = recall_module.make_recall_data
+
+    def permuted(n: int, seq_len: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = original(n, seq_len, n_classes, seed)
+        return x, table[y]
+
+    global make_recall_data
+    recall_module.make_recall_data = permuted
+    make_recall_data = permuted
+    try:
+        yield
+    finally:
+        recall_module.make_recall_data = original
+        make_recall_data = original
+
+
 def measure_one(impl: str, cell: str, seed: int, seq_len: int, n_classes: int,
-                x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """Train one (implementation, cell, seed) and return accuracy, CPU and wall seconds."""
+                x: torch.Tensor, y: torch.Tensor, perm: list[int] | None = None) -> dict[str, Any]:
+    """Train one (implementation, cell, seed[, relabelling]) and return accuracy, CPU and wall seconds.
+
+    With ``perm`` the training labels and the held-out labels ``y`` both go through it.
+    """
     c0, w0 = time.process_time(), time.perf_counter()
-    model = IMPLEMENTATIONS[impl](cell, seq_len, n_classes, seed)
+    with relabelled(perm):
+        model = IMPLEMENTATIONS[impl](cell, seq_len, n_classes, seed)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    return {"impl": impl, "cell": cell, "seed": seed, "seq_len": seq_len, "n_classes": n_classes,
-            "accuracy": round(accuracy(model, x, y), 4), "cpu_s": round(cpu, 2),
-            "wall_s": round(wall, 2)}
+    target = y if perm is None else torch.tensor(perm)[y]
+    run: dict[str, Any] = {"impl": impl, "cell": cell, "seed": seed, "seq_len": seq_len, "n_classes": n_classes,
+                           "accuracy": round(accuracy(model, x, target), 4), "cpu_s": round(cpu, 2),
+                           "wall_s": round(wall, 2)}
+    if perm is not None:
+        run["relabelling"] = perm
+    return run
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -347,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=list(CORRECT))
     parser.add_argument("--cells", nargs="+", choices=("lstm", "rnn"), default=["lstm", "rnn"])
     parser.add_argument("--log", type=Path, default=Path("benchmarks/out/recall_calibration.jsonl"))
+    parser.add_argument("--relabel", action="store_true",
+                        help="train and score each seed under its own relabelling of the classes, as grading does")
     parser.add_argument("--summarise", type=Path, nargs="+", default=None, metavar="LOG",
                         help="only print the summary of existing logs")
     args = parser.parse_args(argv)
@@ -355,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise is not None:
         logged = [json.loads(line) for log in args.summarise for line in log.read_text().splitlines()
                   if line.strip()]
-        # A (implementation, cell, seed) run twice (e.g. by two processes) counts once.
-        unique = {(r["impl"], r["cell"], r["seed"]): r for r in logged
+        # A (implementation, cell, seed, relabelling) run twice (e.g. by two processes) counts once.
+        unique = {(r["impl"], r["cell"], r["seed"], tuple(r.get("relabelling") or ())): r for r in logged
                   if r["seq_len"] == rubric.seq_len and r["n_classes"] == rubric.n_classes}
         mine = list(unique.values())
         print(summarise(mine, rubric.threshold))
@@ -373,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for impl in args.impl:
                 for cell in args.cells:
-                    run = measure_one(impl, cell, seed, rubric.seq_len, rubric.n_classes, x, y)
+                    perm = relabelling(seed, rubric.n_classes) if args.relabel else None
+                    run = measure_one(impl, cell, seed, rubric.seq_len, rubric.n_classes, x, y, perm)
                     runs.append(run)
                     log.write(json.dumps(run) + "\n")
                     log.flush()
