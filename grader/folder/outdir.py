@@ -122,7 +122,11 @@ class Loaded:
 
 
 class OutDir:
-    """An output folder; every read and write of it goes through here."""
+    """An output folder, made once per command by its caller and handed down (``grade``:
+    grader/batch/run.py). Every path inside it is made by :meth:`path` (plain names, no symlink
+    on the way, inside the folder); results, pages and the batch's files are read and written by
+    its methods, and the tutors' modules (review, export, serve, scores) write their own files
+    at paths it made."""
 
     def __init__(self, root: Path | str, create: bool = False) -> None:
         given = Path(root)
