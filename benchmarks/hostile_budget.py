@@ -44,7 +44,7 @@ from grader.pages.report import render_report
 ctx = quick_context(cell_timeout=5, notebook_timeout=60)
 t0 = time.monotonic()
 result = grade_submission(__import__("pathlib").Path({path!r}), ctx)
-html = render_report(result.to_json())
+html = render_report(result)
 seconds = time.monotonic() - t0
 print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "status": result.status, "report_kb": len(html) / 1024,

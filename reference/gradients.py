@@ -226,7 +226,8 @@ def check_bound(
 
 
 def _with_spectral_norm(A: torch.Tensor, target: float) -> torch.Tensor:
-    return A * (target / torch.linalg.matrix_norm(A, ord=2))
+    scaled: torch.Tensor = A * (target / torch.linalg.matrix_norm(A, ord=2))
+    return scaled
 
 
 def bound_regimes(T: int = 30, hidden: int = 16, seed: int = 0) -> dict[str, BoundCheck]:
@@ -271,7 +272,8 @@ def bound_regimes(T: int = 30, hidden: int = 16, seed: int = 0) -> dict[str, Bou
     v = v / torch.linalg.vector_norm(v)
 
     def loss_fn(h: torch.Tensor) -> torch.Tensor:
-        return (h * v.to(h.dtype)).sum()
+        loss: torch.Tensor = (h * v.to(h.dtype)).sum()
+        return loss
 
     W_v = _with_spectral_norm(randn(hidden, hidden), 0.5)
     U_v = randn(hidden, hidden) / np.sqrt(hidden)

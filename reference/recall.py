@@ -169,7 +169,8 @@ class RecallClassifier(nn.Module):
         """
         x = torch.as_tensor(x).to(self.head.weight.dtype)
         out, _ = self.rnn(x)
-        return self.head(out[-1])
+        logits: torch.Tensor = self.head(out[-1])
+        return logits
 
 
 class RNNClassifier(RecallClassifier):

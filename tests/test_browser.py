@@ -42,7 +42,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data = json.loads((FIXTURES / f"{kind}.json").read_text(encoding="utf-8"))
         data["folder"] = kind
         results.append(SubmissionResult.from_json(data))
-        folder.write_submission(results[-1], render_pages(data))
+        folder.write_submission(results[-1], render_pages(results[-1]))
     folder.write_batch(results, load_rubric(), "")
     write_review(out)
     return out

@@ -164,7 +164,7 @@ def test_print_flood_is_stopped_and_keeps_grader_memory_and_report_small(ctx):
     result = grade("print_flood", ctx, 60)
     assert_runaway_stopped(result, "cell.timeout")
     assert memory_kb() - hwm < 300_000, "the grader's own memory grew"
-    assert len(render_report(result.to_json())) < 400_000
+    assert len(render_report(result)) < 400_000
     assert len(json.dumps(result.to_json())) < 100_000
 
 
@@ -183,7 +183,7 @@ def test_fake_grader_output_changes_nothing(ctx, capfd):
     assert auto_points(result) == SOLUTION_POINTS and result.points == FULL
     captured = capfd.readouterr()
     assert "FAKE-FD" not in captured.out + captured.err       # nothing on the tutor's terminal
-    html = render_report(result.to_json())
+    html = render_report(result)
     assert '<div class="total">10 / 10' not in html and "<script>alert" not in html
 
 
@@ -406,7 +406,7 @@ def test_one_attachment_referenced_100_times_is_inlined_once(ctx):
     from grader.pages.report import render_report
     hwm = memory_kb()
     result = grade("attachment_flood", ctx, 60)
-    html = render_report(result.to_json())
+    html = render_report(result)
     assert html.count("data:image/png;base64,") == 1
     assert len(html) < 3_000_000
     answer = result.to_json()["questions"]["11.3.2"]["answer"]
@@ -511,7 +511,7 @@ def test_subnormal_gradient_norms_are_drawn(ctx):
 
     from grader.pages.report import render_report
     result = grade("tiny_norms", dataclasses.replace(ctx, public=True, secret=None), 60)
-    html = render_report(result.to_json())
+    html = render_report(result)
     assert "could not be drawn" not in html
     assert "case 1: gradient norms" in html and "1e-324" in html
 

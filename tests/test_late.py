@@ -42,7 +42,7 @@ def test_policies(policy: str, late_by: timedelta, deduction: float, points: flo
     assert len(flags) == 1 and flags[0]["question"] is None
     assert "after the deadline 2024-02-01 23:59" in flags[0]["message"]
     assert SubmissionResult.from_json(out) == typed  # what result.json holds reads back the same
-    html = render_report(out)
+    html = render_report(typed)
     assert "Late" in html and "after the deadline" in html
 
 

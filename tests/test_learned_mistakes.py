@@ -281,7 +281,7 @@ def test_export_then_the_next_terms_grading_names_the_mistake(tmp_path: Path, th
             assert notes[0] == {"title": "Bias left out", "explanation": "Add `b` inside the activation.",
                                 "source": "catalogue"}
             from grader.pages.report import render_report
-            assert "Bias left out" in render_report(noted.to_json())
+            assert "Bias left out" in render_report(noted)
 
 
 def test_grade_check_public_examples_match_a_learned_entry(tmp_path: Path, three_kinds: dict[str, Any],

@@ -82,7 +82,7 @@ def test_a_report_that_cannot_be_drawn_becomes_a_short_page(monkeypatch) -> None
     def broken(data, confirmed=()):
         raise ValueError("math domain error")
     monkeypatch.setattr(grader.folder.outdir, "render_pages", broken)
-    pages = safe_pages(fake_result("A_1_B_2", MEMBERS[0]))
+    pages = safe_pages(SubmissionResult.from_json(fake_result("A_1_B_2", MEMBERS[0])))
     assert set(pages) == {"report.html", "tutor.html"}
     assert all("could not be drawn (ValueError)" in html and "result.json" in html for html in pages.values())
 

@@ -502,7 +502,7 @@ def test_probe_findings_reach_result_json_and_the_report(graded_bugs) -> None:
         assert {p["outcome"] for p in c["probes"]} <= {"matches", "close", "differs", "raised", "stopped"}
     assert all("probes" not in c for c in checks if c["passed"])
     assert "the input term `U x_t` is wrong" in failed[0]["diagnosis"]
-    html = render_report(data)
+    html = render_report(result)
     assert "What the probes found" in html
     assert "the input term <code>U x_t</code> is wrong" in html or "the input term `U x_t` is wrong" in html
     assert "<script" not in html

@@ -4,6 +4,7 @@ import copy
 import functools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,11 @@ def fixture(kind: str) -> dict[str, Any]:
     data = json.loads((FIXTURES / f"{kind}.json").read_text(encoding="utf-8"))
     data["folder"] = kind
     return data
+
+
+def typed(data: dict[str, Any]) -> SubmissionResult:
+    """A result's JSON (a fixture file, edited by a test) as the pages take it."""
+    return SubmissionResult.from_json(data)
 
 
 # -- markdown and math -------------------------------------------------------------------------
@@ -149,7 +155,7 @@ def _result(**kw: Any) -> SubmissionResult:
 
 
 def test_report_is_self_contained_and_escapes_student_text() -> None:
-    html = render_report(_result().to_json())
+    html = render_report(_result())
     assert "<script" not in html.lower()
     assert "&lt;b&gt;Eve&lt;/b&gt;" in html
     assert "onerror" not in html
@@ -162,17 +168,17 @@ def test_report_is_self_contained_and_escapes_student_text() -> None:
 
 def test_report_of_an_error_says_why_without_traceback() -> None:
     html = render_report(_result(status="error", message="the zip file is damaged",
-                                 tutor_detail="Traceback (most recent call last): secret").to_json())
+                                 tutor_detail="Traceback (most recent call last): secret"))
     assert "the zip file is damaged" in html
     assert "Traceback" not in html and "secret" not in html
 
 
 def test_unsandboxed_note_is_in_the_report() -> None:
-    assert "NOT SANDBOXED: because" in render_report(_result(sandbox_note="NOT SANDBOXED: because").to_json())
+    assert "NOT SANDBOXED: because" in render_report(_result(sandbox_note="NOT SANDBOXED: because"))
 
 
 def test_student_report_holds_nothing_for_tutors_and_the_tutor_view_does() -> None:
-    data = _result().to_json()
+    data = _result()
     student, tutor = render_report(data), render_tutor_report(data)
     for marker in ("CONCEPT-FOUND-MARKER", "CONCEPT-MISSING-MARKER", "TUTOR-DETAIL-MARKER", "f" * 12,
                    "Hints for the tutor", "Mentioned", "Suggested score", "Technical detail", "tutors only"):
@@ -201,18 +207,18 @@ def _student_text(data: dict[str, Any]) -> str:
 @pytest.mark.parametrize("kind", KINDS)
 def test_student_report_names_no_concept_and_no_hint(kind: str) -> None:
     data = fixture(kind)
-    html, own = render_report(data), _student_text(data)
+    html, own = render_report(typed(data)), _student_text(data)
     for text in _concept_and_hint_strings():
         # A concept may be in the report only as often as the student's own words hold it.
         assert html.count(text) <= own.count(text), f"{text!r} in the student report of {kind}"
     assert data["rubric_sha256"][:12] not in html
-    tutor = render_tutor_report(data)
+    tutor = render_tutor_report(typed(data))
     if data["status"] == "graded":
         assert "Hints for the tutor" in tutor and "Suggested score" in tutor
 
 
 def test_each_automatic_question_shows_the_students_definitions() -> None:
-    html = render_report(fixture("failing"))
+    html = render_report(typed(fixture("failing")))
     section = html[html.index('id="q-11-4-a"'):html.index('id="q-11-4-b"')]
     assert 'class="hl"' in section
     assert re.search(r"Your (last |earlier )?definition of <code>rnn_forward</code>", section)
@@ -243,12 +249,12 @@ def assert_inert(html: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_page_is_inert(kind: str) -> None:
-    for html in render_pages(fixture(kind)).values():
+    for html in render_pages(typed(fixture(kind))).values():
         assert_inert(html)
 
 
 def test_hostile_code_and_values_are_escaped() -> None:
-    html = render_report(fixture("hostile"))
+    html = render_report(typed(fixture("hostile")))
     assert "&lt;/code&gt;&lt;/pre&gt;&lt;script&gt;" in html  # the student's code, as text
     assert "&lt;/code&gt;&lt;script&gt;" in html  # a value that came back, as text
     assert "Eve &lt;script&gt;" in html
@@ -258,7 +264,7 @@ def test_a_function_that_raised_says_what_happened_instead_of_an_empty_box() -> 
     data = fixture("raised")
     checks = data["questions"]["11.4.c"]["checks"]
     checks[0]["expected"] = "[1.0, 2.0]"  # a case whose reference value was drawn, but nothing came back
-    html = render_report(data)
+    html = render_report(typed(data))
     section = html[html.index('id="q-11-4-c"'):html.index('id="q-11-4-d"')]
     assert "no value came back" in section and "<code>lstm_cell</code> raised RuntimeError" in section
     assert "Your last definition of <code>lstm_cell</code>, the one that ran" in section
@@ -268,14 +274,14 @@ def test_a_function_that_raised_says_what_happened_instead_of_an_empty_box() -> 
 
 def test_an_ungradable_submission_says_so_once_and_grades_nothing() -> None:
     data = fixture("error")
-    html = render_report(data)
+    html = render_report(typed(data))
     assert html.count(data["message"][:40]) == 1
     assert "pending" not in html and "to be marked" not in html
     assert html.count("not graded (") == len(data["questions"])
 
 
 def test_outputs_are_collapsed_sanitised_and_capped() -> None:
-    html = render_report(fixture("hostile"))
+    html = render_report(typed(fixture("hostile")))
     start = html.index('<details class="outputs">')
     details = html[start:html.index("</details>", start)]
     assert "open" not in details.split(">")[0]
@@ -303,10 +309,9 @@ def test_gradient_plot_needs_series() -> None:
 
 
 def test_summary_counts_pass_rates_and_mistakes() -> None:
-    data = _result().to_json()
-    data["folder"] = "A_1_B_2"
-    other = dict(data, submission="C_3_D_4.zip", status="error", points=0.0, folder="C_3_D_4",
-                 message="the notebook is not `valid` JSON")
+    data = replace(_result(), folder="A_1_B_2")
+    other = replace(data, submission="C_3_D_4.zip", status="error", folder="C_3_D_4",
+                    message="the notebook is not `valid` JSON")
     html = render_summary([data, other], "Sheet 11", 10.0, "")
     assert "hidden_grad_norms, case 1" in html and "0 / 1" in html
     assert "in reverse order" in html
@@ -318,8 +323,8 @@ def test_summary_counts_pass_rates_and_mistakes() -> None:
 
 def test_charts_are_inline_svg_and_deterministic() -> None:
     from grader.pages.report import histogram, recall_plot
-    checks = [{"function": "hidden_grad_norms", "case": 1,
-               "series": {"got": [1e-4, 1e-2, 1.0], "expected": [1e-4, 1e-2, 1.0]}}]
+    checks = [CaseResult("hidden_grad_norms", 1, "T=3", "", False, 0.0, 1.0,
+                         series={"got": (1e-4, 1e-2, 1.0), "expected": (1e-4, 1e-2, 1.0)})]
     a, b = gradient_plot(checks), gradient_plot(checks)
     assert a == b and str(a).startswith("<svg") and "yours: norms" in str(a)
     assert "needed: 90%" in str(recall_plot(0.95, None, 0.9))
@@ -327,8 +332,8 @@ def test_charts_are_inline_svg_and_deterministic() -> None:
 
 
 def test_chart_survives_zeros_and_nans() -> None:
-    checks = [{"function": "gradient_bound", "case": 1,
-               "series": {"got": [0.0, float("nan"), 2.0], "expected": [1.0, 1.5, 2.0]}}]
+    checks = [CaseResult("gradient_bound", 1, "T=3", "", False, 0.0, 1.0,
+                         series={"got": (0.0, float("nan"), 2.0), "expected": (1.0, 1.5, 2.0)})]
     assert "<path" in str(gradient_plot(checks))
 
 
@@ -338,7 +343,7 @@ def test_a_report_survives_a_result_with_missing_optional_parts() -> None:
         data.pop(key, None)
     for q in data["questions"].values():
         q.pop("answer", None)
-    html = render_report(data)
+    html = render_report(typed(data))
     assert "report.html" not in html and "No cell of your notebook defines" in html
 
 
@@ -348,9 +353,9 @@ def _golden_pages() -> dict[str, str]:
     pages = {}
     for kind in KINDS:
         data = fixture(kind)
-        for name, html in render_pages(data).items():
+        for name, html in render_pages(typed(data)).items():
             pages[f"{kind}.{name}"] = html
-    results = [fixture(k) for k in KINDS]
+    results = [typed(fixture(k)) for k in KINDS]
     pages["summary.html"] = render_summary(results, "Sheet 11", 10.0, "")
     return pages
 
@@ -375,7 +380,7 @@ def test_pages_match_their_golden_files(name: str, update_goldens: bool) -> None
 def test_rendering_does_not_change_the_result() -> None:
     data = fixture("hostile")
     before = copy.deepcopy(data)
-    render_pages(data)
+    render_pages(typed(data))
     assert data == before
 
 
@@ -427,7 +432,7 @@ def test_probe_findings_render_beside_the_code_as_inline_markdown() -> None:
                           "outcome": "matches"},
                          {"probe": "x", "setting": "`U = 0`", "exercises": "the recurrence",
                           "outcome": "grader_error"}])
-    html = render_report(data)
+    html = render_report(typed(data))
     section = html[html.index('id="q-11-4-a"'):html.index('id="q-11-4-b"')]
     assert section.count('<div class="diagnosis">') == 1  # once per function, not per case
     assert "<code>W = 0</code>" in section and "&lt;b&gt;" in section and "matches the reference" in section
@@ -442,6 +447,18 @@ def test_the_code_that_ran_is_shown_where_a_name_was_bound_by_assignment() -> No
     cells = ["def rnn_forward(x, h0, W, U, b, activation='tanh'):\n    raise NotImplementedError\n",
              "rnn_forward = lambda x, h0, W, U, b, activation='tanh': x  # bound here\n"]
     data = {**data, "code_cells": cells, "code_origins": {"rnn_forward": [1, 1]}}
-    html = render_report(data)
+    html = render_report(typed(data))
     assert "The code that ran as <code>rnn_forward</code>: code cell 2" in html
     assert "not the code that ran" in html
+
+
+def test_a_live_result_and_its_file_draw_the_same_pages() -> None:
+    """The batch draws pages from the live result, the score import from result.json: the numbers
+    a page shows are the file's (points to 4 places, seconds to 2), so both are the same bytes."""
+    live = replace(_result(), seconds=1.04999, folder="A_1_B_2")
+    third = replace(live.questions["11.4.b"], points=0.0049996, auto_points=0.0049996, comment="set")
+    live = live.with_question(third)
+    from_file = SubmissionResult.from_json(json.loads(json.dumps(live.to_json())))
+    assert render_pages(live) == render_pages(from_file)
+    assert render_summary([live], "Sheet 11", 10.0, "") == render_summary([from_file], "Sheet 11", 10.0, "")
+    assert "0.01 / 1.00" in render_report(live)  # 0.0049996 is 0.005 in result.json

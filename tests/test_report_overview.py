@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.pages.report import render_report, render_tutor_report
+from grader.result import SubmissionResult
 from grader.rubric import load_rubric
 
 FIXTURES = Path(__file__).resolve().parent / "files" / "reports"
@@ -26,7 +27,7 @@ def _text(html: str) -> str:
 def test_the_report_opens_with_points_per_question_and_the_next_step() -> None:
     data = fixture("failing")
     data["contact"] = "Dr. Tutor, tutor@uni.example"
-    html = render_report(data)
+    html = render_report(SubmissionResult.from_json(data))
     overview, rest = html.index('id="overview"'), html.index("Programming (11.4)")
     step = html.index('id="next-step"')
     assert overview < step < rest
@@ -46,11 +47,11 @@ def test_the_contact_comes_from_the_rubric() -> None:
 def test_points_so_far_only_while_something_is_pending() -> None:
     data = fixture("good")
     assert any(q.get("status") == "pending" for q in data["questions"].values())
-    assert "Points so far" in render_report(data)
+    assert "Points so far" in render_report(SubmissionResult.from_json(data))
     for q in data["questions"].values():
         if q.get("status") == "pending":
             q.update(status="manual", points=0.25, scored_by="ada", comment="ok")
-    html = render_report(data)
+    html = render_report(SubmissionResult.from_json(data))
     assert "Points so far" not in html and "<th>Points</th>" in html
 
 
@@ -61,7 +62,7 @@ def test_identical_messages_are_one_row_with_a_count() -> None:
         c.update(passed=False, points=0.0, message="`rnn_forward` raised NotImplementedError: stub")
     n = len(q["checks"])
     assert n >= 2
-    html = render_report(data)
+    html = render_report(SubmissionResult.from_json(data))
     section = html[html.index('id="q-11-4-a"'):html.index('id="q-11-4-b"')]
     assert section.count("raised NotImplementedError") == 1
     assert f"{n} checks, the same outcome" in section and f"×{n}" in section
@@ -71,27 +72,27 @@ def test_the_self_checks_output_is_left_out_of_a_graded_report() -> None:
     data = fixture("good")
     data["cells"].append({"index": 99, "status": "ok", "seconds": 0.0, "error": None, "self_check": True,
                           "outputs": [{"kind": "text", "text": "The self-check is not available: put ..."}]})
-    html = render_report(data)
+    html = render_report(SubmissionResult.from_json(data))
     assert "The self-check is not available" not in html
     assert re.search(r"The output of the \d+ self-check cells? is left out", html)
     data["cells"][-1]["self_check"] = False  # the same text from another cell is the student's own
-    assert "The self-check is not available" in render_report(data)
+    assert "The self-check is not available" in render_report(SubmissionResult.from_json(data))
 
 
 def test_an_unconfirmed_member_is_told_they_get_no_points_yet() -> None:
     data = fixture("good")
     data["group"] = [*data["group"], {"name": "Mallory Extra", "student_id": "2999999", "email": "m@uni.example"}]
-    html = render_report(data)
+    html = render_report(SubmissionResult.from_json(data))
     assert "Mallory Extra (2999999) gets no points yet" in _text(html)
-    assert "gets no points yet" not in render_report(data, confirmed=["2999999"])
-    assert "gets no points yet" not in render_report(fixture("good"))  # members the file name names
+    assert "gets no points yet" not in render_report(SubmissionResult.from_json(data), confirmed=["2999999"])
+    assert "gets no points yet" not in render_report(SubmissionResult.from_json(fixture("good")))  # members the file name names
 
 
 def test_automatic_points_set_by_a_tutor_show_the_reason_and_the_checks_points() -> None:
     data = fixture("failing")
     q = data["questions"]["11.4.a"]
     q.update(auto_points=q["points"], points=1.0, scored_by="ada", comment="W^T is accepted this term")
-    student, tutor = _text(render_report(data)), _text(render_tutor_report(data))
+    student, tutor = _text(render_report(SubmissionResult.from_json(data))), _text(render_tutor_report(SubmissionResult.from_json(data)))
     assert "Points set by a tutor (the checks gave" in student and "W^T is accepted this term" in student
     assert "(ada)" not in student and "Points set by a tutor (ada)" in tutor
 

@@ -56,7 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data = stubs_result() if kind == "stubs" else json.loads((FIXTURES / f"{kind}.json").read_text(encoding="utf-8"))
         data["folder"] = kind
         results.append(SubmissionResult.from_json(data))
-        folder.write_submission(results[-1], render_pages(data))
+        folder.write_submission(results[-1], render_pages(results[-1]))
     # A pair of groups whose shared code holds a long line: the side-by-side view must fit a phone.
     long = "W_hh = torch.randn(hidden_size, hidden_size) * spectral_norm_scale_for_the_gradient_bound_experiment\n"
     side = {"a": 1.0, "b": 1.0, "score": 1.0, "passages_a": [[long * 3, True]], "passages_b": [[long * 3, True]]}

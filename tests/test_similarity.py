@@ -14,6 +14,7 @@ from make_function_fixtures import STYLES
 
 from grader.checks.similarity import THRESHOLD, analyse, duplicate_ids, notebook_document
 from grader.pages.report import render_summary
+from grader.result import SubmissionResult
 
 ANSWERS = {
     "numpy": "A CNN slides small shared filters over a grid such as an image, so it captures local spatial "
@@ -94,7 +95,8 @@ def test_shared_passages_are_escaped_and_marked_in_the_summary() -> None:
                 "max_points": 10.0, "questions": {}, "flags": []}
                for f, g in (("A_1_B_2", [{"name": "Ada", "student_id": "1"}]),
                             ("C_3_D_4", [{"name": "Ada L", "student_id": "1"}, {"name": "Cy", "student_id": "3"}]))]
-    html = render_summary(results, "Sheet 11", 10.0, "", similarity={**result, "duplicates": duplicate_ids(results)})
+    typed = [SubmissionResult.from_json(r) for r in results]
+    html = render_summary(typed, "Sheet 11", 10.0, "", similarity={**result, "duplicates": duplicate_ids(results)})
     assert "<mark>" in html and "<script>alert" not in html and "&lt;script&gt;" in html
     assert "Students in more than one group" in html and "A_1_B_2.ipynb" in html
 

@@ -242,5 +242,5 @@ def test_answers_and_outputs_lose_direction_marks_in_the_report(tmp_path: Path) 
     from grader.pages.report import render_report
     target = tmp_path / filename("nasty_text")
     shutil.copyfile(path("nasty_text"), target)
-    report = render_report(grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120)).to_json())
+    report = render_report(grade_submission(target, quick_context(cell_timeout=10, notebook_timeout=120)))
     assert "\u202e" not in report and "\x1b" not in report

@@ -49,15 +49,12 @@ says how to install it and ``-j N`` works as always.
 """
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
 import os
-import select
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -65,19 +62,43 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from grader.batch.daskproc import (
-    DASK_SETTINGS,
-    ENV_RUBRIC,
-    ENV_SANDBOX,
-    SATURATION,
-    parse_address,
-    require_dask,
+from grader.batch.cluster_guard import TASK_FAILED, PickleRefused, data_only_client, no_unpickling
+from grader.batch.cluster_local import STARTUP_TIMEOUT, local_cluster
+from grader.batch.cluster_records import (
+    UNVERIFIED,
+    Fingerprint,
+    Unverified,
+    answer_mac,
+    differences,
+    fingerprint,
+    task_mac,
+    verify_answer,
 )
+from grader.batch.cluster_worker import (
+    _current_key,
+    _grade_here,
+    _secret,
+    _this_worker,
+    _worker_setup,
+    _worker_state,
+    release_grader,
+    worker_fingerprint,
+)
+from grader.batch.daskproc import DASK_SETTINGS, ENV_RUBRIC, ENV_SANDBOX, SATURATION, parse_address, require_dask
 from grader.checks.manifest import project_version
 from grader.errors import ClusterError
 from grader.kernel.sandbox import choose_sandbox
 from grader.result import SubmissionResult
-from grader.rubric import Rubric, load_rubric
+from grader.rubric import Rubric
+
+# What other modules, the tests and the benchmarks import from here (the front door of the
+# cluster batch), though it lives in the sibling modules named above.
+__all__ = ["CONNECT_TIMEOUT", "ENV_RUBRIC", "ENV_SANDBOX", "IN_FLIGHT_PER_WORKER", "STARTUP_TIMEOUT",
+           "TASK_FAILED", "UNVERIFIED", "Fingerprint", "PickleRefused", "answer_mac", "check_scheduler",
+           "check_workers", "connect", "data_only_client", "differences", "executor", "fingerprint",
+           "grade_on_cluster", "grade_remote", "grade_task", "local_cluster", "no_unpickling",
+           "project_version", "release_grader", "task_mac", "verify_answer", "worker_fingerprint",
+           "_collect", "_worker_setup", "_worker_state"]
 
 CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --connect-timeout
 # Submissions in flight at once per worker thread: enough to keep every worker busy while the
@@ -87,128 +108,6 @@ CONNECT_TIMEOUT = 10.0  # s to reach a scheduler before giving up (exit 2); --co
 IN_FLIGHT_PER_WORKER = 2
 
 log = logging.getLogger("grader")
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What must be the same on the coordinator and every worker for results to be the same."""
-
-    version: str
-    rubric_sha256: str
-    torch: str
-    sandboxed: bool
-    # A keyed digest of the course secret the hidden inputs are drawn under (grader/checks/secret.py),
-    # never the secret itself; "" where the worker has none.
-    secret_id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "rubric_sha256": self.rubric_sha256, "torch": self.torch,
-                "sandboxed": self.sandboxed, "secret_id": self.secret_id}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
-        return cls(str(data["version"]), str(data["rubric_sha256"]), str(data["torch"]), bool(data["sandboxed"]),
-                   str(data.get("secret_id", "")))
-
-
-def fingerprint(rubric: Rubric, sandboxed: bool, create_secret: bool = True) -> Fingerprint:
-    import hmac
-
-    import torch
-
-    from grader.checks.secret import load_secret
-    from grader.errors import SecretError
-    try:
-        secret = load_secret(create=create_secret)
-        secret_id = hmac.new(secret, b"sheet11 cluster fingerprint", "sha256").hexdigest()[:16]
-    except SecretError:
-        secret_id = ""
-    return Fingerprint(project_version(), rubric.sha256, str(torch.__version__), sandboxed, secret_id)
-
-
-def differences(coordinator: Fingerprint, worker: Fingerprint) -> list[str]:
-    """What differs, in words: ``project version 0.1.0 here, 0.2.0 on the worker``."""
-    out = []
-    if worker.version != coordinator.version:
-        out.append(f"project version: coordinator {coordinator.version}, worker {worker.version}")
-    if worker.rubric_sha256 != coordinator.rubric_sha256:
-        out.append(f"rubric sha256: coordinator {coordinator.rubric_sha256[:12]}, worker {worker.rubric_sha256[:12]}")
-    if worker.torch != coordinator.torch:
-        out.append(f"torch version: coordinator {coordinator.torch}, worker {worker.torch}")
-    if worker.secret_id != coordinator.secret_id:
-        out.append("course secret: the worker has none (copy the coordinator's secret file there, see "
-                   "grader/checks/secret.py)" if not worker.secret_id else
-                   f"course secret: coordinator {coordinator.secret_id[:8]}, worker {worker.secret_id[:8]} "
-                   "(a keyed digest; the hidden inputs would differ)")
-    if coordinator.sandboxed and not worker.sandboxed:
-        out.append("sandbox: the coordinator's kernels are sandboxed, the worker's are not")
-    return out
-
-
-# -- the worker side --------------------------------------------------------------------------
-_worker_state: dict[str, Any] = {}
-
-
-def _worker_setup() -> tuple[Rubric, str, str | None]:
-    """The rubric and sandbox this worker grades with (from its environment), loaded once."""
-    if "rubric" not in _worker_state:
-        rubric_path = os.environ.get(ENV_RUBRIC) or None
-        mode = os.environ.get(ENV_SANDBOX) or "auto"
-        rubric = load_rubric(rubric_path)
-        sandbox = choose_sandbox(mode)
-        _worker_state.update(rubric=rubric, rubric_path=rubric_path, mode=mode,
-                             fingerprint=fingerprint(rubric, sandbox.confined, create_secret=False))
-    return _worker_state["rubric"], _worker_state["mode"], _worker_state["rubric_path"]
-
-
-def worker_fingerprint() -> dict[str, Any]:
-    """This worker's fingerprint as plain data (``client.run`` calls it on every worker)."""
-    _worker_setup()
-    return dict(_worker_state["fingerprint"].to_json())
-
-
-def _this_worker() -> str:
-    try:
-        from distributed import get_worker
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return f"pid {os.getpid()}"
-
-
-def _secret() -> bytes | None:
-    """This process's course secret (None where it has none), read once."""
-    if "secret" not in _worker_state:
-        from grader.checks.secret import load_secret
-        from grader.errors import SecretError
-        try:
-            _worker_state["secret"] = load_secret(create=False)
-        except SecretError:
-            _worker_state["secret"] = None
-    return _worker_state["secret"]
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-
-
-def task_mac(secret: bytes, key: str, name: str, sha256: str, job: dict[str, Any], expected: dict[str, Any]) -> str:
-    """The coordinator's MAC over a task: a worker grades only what carries it."""
-    from grader.checks.secret import derive
-    return derive(secret, "sheet11 cluster task", key, name, sha256, _canonical(job), _canonical(expected)).hex()
-
-
-def answer_mac(secret: bytes, kind: str, key: str, sha256: str, rubric_sha256: str, body: str) -> str:
-    """The worker's MAC over its answer to the task ``key``."""
-    from grader.checks.secret import derive
-    return derive(secret, "sheet11 cluster answer", kind, key, sha256, rubric_sha256, body).hex()
-
-
-def _current_key() -> str | None:
-    try:
-        from distributed import get_worker
-        return str(get_worker().get_current_task())
-    except (ImportError, ValueError):
-        return None
 
 
 def grade_remote(key: str, name: str, data: bytes, sha256: str, job: dict[str, Any], expected: dict[str, Any],
@@ -272,77 +171,6 @@ def grade_task(name: str, data: bytes, sha256: str, job: dict[str, Any]) -> Subm
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _grade_here(job: Any, rubric: Rubric, rubric_path: str | None, mode: str, more: bool = True) -> SubmissionResult:
-    """Grade ``job`` in this Dask worker's grading process: a ``batch.Worker`` (the process a
-    ``-j N`` batch grades in, with its budget, kernel pool and failure handling), kept across
-    tasks so that it starts the next task's kernel ahead while it grades this one (``more``:
-    the coordinator expects another task for every worker after this one)."""
-    from grader.batch import run as batch
-    got: list[SubmissionResult] = []
-
-    def finished(result: SubmissionResult, pages: dict[str, str] | None) -> None:
-        got.append(result)
-
-    def fail(worker: Any, message: str, detail: str) -> None:
-        # As batch._grade_all does: the process is ended, the submission gets an error result,
-        # and the next task starts a fresh grading process.
-        _worker_state.pop("grader", None)
-        worker.kill()
-        if worker.job is None:
-            message = "the grader could not start a worker for this submission; a tutor will look at it"
-        finished(batch.stopped_result(rubric, job, message, detail), None)
-
-    worker = _worker_state.get("grader")
-    if worker is None:
-        worker = _worker_state["grader"] = batch.Worker(rubric_path, mode, rubric.budget.memory_mb, [])
-        atexit.register(_close_grader, worker)
-    sent = False
-    while not got:
-        if worker.ready and not sent:
-            worker.send(job, rubric.budget.seconds, more=more)  # more: the next task finds its kernel
-            sent = True
-        wait = max(0.0, worker.deadline - time.monotonic())
-        readable, _, _ = select.select([worker.replies], [], [], min(wait, 5.0))
-        if readable:
-            ok, reply = batch.read_reply(worker, fail)
-            if not ok:
-                break
-            if reply is not None:
-                batch._handle(worker, reply, rubric, finished, fail)
-        if not got and worker.deadline < time.monotonic():
-            if worker.job is None:
-                fail(worker, "", f"a worker did not start within {batch.STARTUP_SECONDS:g} s")
-            else:
-                fail(worker, f"{batch.OVER_BUDGET}: grading took longer than {rubric.budget.seconds:g} s and was "
-                     "stopped; a tutor will look at it", f"stopped after {time.monotonic() - worker.started:.0f} s")
-    return got[0]
-
-
-def release_grader() -> bool:
-    """End this Dask worker's grading process, its kernels (the one started ahead) included;
-    the coordinator calls it on every worker when a batch is done (``client.run``)."""
-    worker = _worker_state.pop("grader", None)
-    if worker is None:
-        return False
-    _close_grader(worker)
-    return True
-
-
-def _close_grader(worker: Any) -> None:
-    """Let the grading process stop its kernels (and remove their folders and cgroups) and go."""
-    if getattr(worker, "closed", False):
-        return
-    worker.closed = True
-    try:
-        os.close(worker.jobs)  # end of jobs: it closes its kernel pool and exits
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.waitpid(worker.pid, os.WNOHANG)[0] == 0:
-            time.sleep(0.1)
-    except (OSError, ChildProcessError):
-        pass
-    worker.kill()
-
-
 # -- the coordinator side ---------------------------------------------------------------------
 def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT,
              credentials: str | Path | None = None) -> Callable[..., None]:
@@ -358,171 +186,6 @@ def executor(address: str, connect_timeout: float = CONNECT_TIMEOUT,
                          lambda job, message, detail: stopped_result(rubric, job, message, detail),
                          connect_timeout, credentials)
     return grade_all
-
-
-class PickleRefused(TypeError):
-    """What Dask gets in place of anything it would have unpickled in the coordinator's process
-    under :func:`no_unpickling`: an inert exception (returned, not raised, so that a message
-    holding a pickle does not break the client's connection; where Dask expects an exception,
-    this is the exception)."""
-
-
-def _refuse(*args: Any, **kwargs: Any) -> Any:
-    return PickleRefused("not unpickled: the coordinator reads no pickle from the cluster (results are JSON data "
-                         "only)")
-
-
-class _PickleWithoutLoads:
-    """The ``pickle`` module as Dask's client module sees it under :func:`no_unpickling`."""
-
-    loads = staticmethod(_refuse)
-    load = staticmethod(_refuse)
-
-    def __getattr__(self, name: str) -> Any:
-        import pickle
-        return getattr(pickle, name)
-
-
-@contextmanager
-def no_unpickling() -> Iterator[None]:
-    """While this holds, Dask unpickles nothing in this process.
-
-    Read from distributed 2026.8's source, these are the ways bytes from the cluster are
-    unpickled in a client's process, and each is closed here:
-
-    - the ``loads`` of ``distributed.protocol.pickle``: the ``__Pickled__`` frames of every message (decoded
-      whatever the client's ``deserializers`` say), the ``pickle`` and ``dask`` serializer families
-      (``type-serialized``), numpy frames, and task exceptions and tracebacks
-      (``core.clean_exception``, which a ``task-erred`` report and ``client.run`` errors go through);
-    - ``distributed.client.loads`` (the same function bound at import): the result type of a
-      ``key-in-memory`` report and the pickled RPC errors of ``client.run``;
-    - the ``loads`` of ``distributed.client.pickle``: ``warn`` events a worker posts to the client.
-
-    The coordinator has no scheduler in its process (``local:N`` starts it as a subprocess), so
-    nothing in this process needs to unpickle while the client runs."""
-    import distributed.client
-    import distributed.protocol.pickle as dask_pickle
-    saved = (dask_pickle.loads, distributed.client.loads, distributed.client.pickle)
-    dask_pickle.loads = _refuse
-    distributed.client.loads = _refuse
-    distributed.client.pickle = _PickleWithoutLoads()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        dask_pickle.loads, distributed.client.loads, distributed.client.pickle = saved
-
-
-STARTUP_TIMEOUT = 180.0  # s for local:N's scheduler and workers to start on a loaded machine
-
-
-def _die_with_parent() -> None:
-    from grader.batch.run import _die_with_parent as die
-    die()
-
-
-@contextmanager
-def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
-                  startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[tuple[str, Path]]:
-    """``--cluster local:N``: a scheduler and N single-threaded grading workers on this machine,
-    as subprocesses (``grade scheduler``'s and ``grade worker``'s commands), on 127.0.0.1 only,
-    with mutual TLS under a CA made for this run in a fresh 0700 folder of this user (no other
-    account can read its keys, so none can join). Yields the scheduler's address and the
-    credentials folder; stops both and removes the folder afterwards."""
-    import subprocess
-
-    from grader.batch.cluster_tls import make_credentials
-    from grader.batch.daskproc import scheduler_argv, scheduler_env, worker_argv, worker_env
-    folder = Path(tempfile.mkdtemp(prefix="sheet11-cluster-"))  # mode 0700
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        credentials = make_credentials(folder / "tls", days=1, name=f"sheet11 run {os.getpid()}")
-        address_file = folder / "scheduler.json"
-        log_file = open(folder / "cluster.log", "wb")  # noqa: SIM115 - closed below
-        try:
-            def start(argv: list[str], env: dict[str, str]) -> None:
-                procs.append(subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                                              stderr=subprocess.STDOUT, start_new_session=True,
-                                              preexec_fn=_die_with_parent))  # noqa: PLW1509
-            start(scheduler_argv(0, "127.0.0.1", credentials) + ["--scheduler-file", str(address_file)],
-                  scheduler_env())
-            deadline = time.monotonic() + startup_timeout
-            address = ""
-            while not address:
-                if procs[0].poll() is not None or time.monotonic() > deadline:
-                    raise ClusterError("the local Dask scheduler did not start: "
-                                       + (folder / "cluster.log").read_text(errors="replace")[-2000:])
-                try:
-                    address = str(json.loads(address_file.read_text())["address"])
-                except (OSError, ValueError, KeyError):
-                    time.sleep(0.2)
-            start(worker_argv(address, n, rubric_path, sandbox_mode, host="127.0.0.1", credentials=credentials),
-                  worker_env(rubric_path, sandbox_mode))
-            _wait_for_workers(address, credentials, n, deadline, folder / "cluster.log")
-            yield address, credentials
-        finally:
-            log_file.close()
-    finally:
-        for proc in reversed(procs):  # the workers (and their nannies) first, then the scheduler
-            _stop(proc)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_for_workers(address: str, credentials: Path, n: int, deadline: float, log_path: Path) -> None:
-    from grader.batch.cluster_tls import course_security
-    with no_unpickling():
-        client = data_only_client(address, course_security("client", credentials),
-                                  max(1.0, deadline - time.monotonic()))
-        try:
-            client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise ClusterError(f"the {n} local Dask worker(s) did not start: "
-                               + log_path.read_text(errors="replace")[-2000:]) from None
-        finally:
-            client.close()
-
-
-def _stop(proc: Any) -> None:
-    import signal
-    import subprocess
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait()
-
-
-TASK_FAILED = "the task failed on the cluster; its exception was not read (the coordinator reads no pickle)"
-
-
-def data_only_client(address: str, security: Any, timeout: float) -> Any:
-    """A Dask client that sends and accepts msgpack only (never a pickle from the cluster; the
-    rest is closed by :func:`no_unpickling`), authenticated by ``security``.
-
-    Its report stream from the scheduler is read without deserializing (nothing the client needs
-    there is serialized; a task's exception is, and is not read: the failed future's exception
-    says so), and it takes no ``print``/``warn`` events from workers."""
-    distributed = require_dask()
-    client = distributed.Client(address, security=security, timeout=timeout, set_as_default=False,
-                                serializers=["msgpack"], deserializers=["msgpack"])
-    for topic in ("print", "warn"):  # events a worker posts; nothing of theirs is shown here
-        client.unsubscribe_topic(topic)
-    client.scheduler_comm.comm.deserialize = False
-    handle_erred = client._stream_handlers["task-erred"]
-
-    def task_erred(key: Any = None, exception: Any = None, traceback: Any = None, **rest: Any) -> Any:
-        return handle_erred(key=key, exception=TASK_FAILED, traceback=None)
-
-    client._stream_handlers["task-erred"] = task_erred
-    client._state_handlers["erred"] = task_erred
-    return client
 
 
 @contextmanager
@@ -683,51 +346,6 @@ class _Fetched:
         return self.value
 
 
-UNVERIFIED = ("the grading machine's answer for this submission could not be verified, so it was not used; "
-              "a tutor will look at it")
-
-
-class _Unverified(Exception):
-    pass
-
-
-def verify_answer(text: object, key: str, job: Any, secret: bytes, rubric_sha256: str) -> tuple[str, dict[str, Any]]:
-    """``(kind, body)`` of a worker's answer to the task ``key`` for ``job``, after checking that
-    it is a JSON record of this task (key, submission sha256, rubric sha256) with a valid MAC
-    under the course secret. Raises ``_Unverified`` (the reason) otherwise; a ``refused``
-    record is a :class:`ClusterError`."""
-    import hmac
-    if not isinstance(text, str) or len(text) > 64 * 1024 * 1024:
-        raise _Unverified(f"the answer is not a JSON string but {type(text).__name__}")
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        raise _Unverified("the answer is not JSON") from None
-    if not isinstance(record, dict):
-        raise _Unverified("the answer is not a JSON object")
-    if record.get("kind") == "refused":
-        who = str(record.get("worker", "a worker"))[:200]
-        what = "; ".join(str(d)[:500] for d in record.get("differences", []) if isinstance(d, str))[:2000]
-        raise ClusterError(f"worker {who} refused {job.path.name}: {what}. Install the same project "
-                           "version, rubric, torch and course secret on every worker; finished results are kept.")
-    fields = {name: record.get(name) for name in ("kind", "key", "sha256", "rubric_sha256", "body", "mac")}
-    if not all(isinstance(v, str) for v in fields.values()) or fields["kind"] not in ("result", "error"):
-        raise _Unverified("the answer does not have the fields of a signed record")
-    kind, body = str(fields["kind"]), str(fields["body"])
-    good = answer_mac(secret, kind, key, job.sha256, rubric_sha256, body)
-    if not hmac.compare_digest(good, str(fields["mac"])):
-        raise _Unverified("its MAC under the course secret is wrong")
-    if fields["key"] != key or fields["sha256"] != job.sha256 or fields["rubric_sha256"] != rubric_sha256:
-        raise _Unverified("it names another task, submission or rubric")  # the MAC was over the ones sent
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise _Unverified("its body is not JSON") from None
-    if not isinstance(data, dict):
-        raise _Unverified("its body is not a JSON object")
-    return kind, data
-
-
 def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], SubmissionResult],
              secret: bytes, rubric_sha256: str) -> SubmissionResult:
     """The result of one finished task (an ``error`` result where the cluster failed it or its
@@ -742,7 +360,7 @@ def _collect(future: Any, job: Any, failed: Callable[[Any, str, str], Submission
                       "a tutor will look at it", f"Dask task {future.key}: {what}"[:1000])
     try:
         kind, data = verify_answer(text, str(future.key), job, secret, rubric_sha256)
-    except _Unverified as exc:
+    except Unverified as exc:
         log.warning("%s: the answer of task %s was refused: %s", job.path.name, future.key, exc)
         return failed(job, UNVERIFIED, f"refused the answer of task {future.key}: {exc}")
     if kind == "error":

@@ -65,16 +65,20 @@ def _q_view(q: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _flags(result: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    """(code, question) of a result's flags (JSON), sorted."""
+    return sorted((f["code"], f.get("question") or "") for f in result.get("flags") or ())
+
+
 def differences(stored: Mapping[str, Any], again: Mapping[str, Any]) -> list[str]:
     """What the replay gives differently from the stored result (JSON of both), in words."""
     out = []
     for key in ("status", "message"):
         if stored.get(key, "") != again.get(key, ""):
             out.append(f"{key}: stored {stored.get(key)!r}, replayed {again.get(key)!r}")
-    flags = lambda r: sorted((f["code"], f.get("question") or "") for f in r.get("flags") or ())  # noqa: E731
-    if flags(stored) != flags(again):
-        gone = sorted(set(flags(stored)) - set(flags(again)))
-        new = sorted(set(flags(again)) - set(flags(stored)))
+    if _flags(stored) != _flags(again):
+        gone = sorted(set(_flags(stored)) - set(_flags(again)))
+        new = sorted(set(_flags(again)) - set(_flags(stored)))
         out.append("flags: " + "; ".join([*(f"stored only {c} {q}".strip() for c, q in gone),
                                           *(f"replayed only {c} {q}".strip() for c, q in new)]))
     sq, aq = stored.get("questions") or {}, again.get("questions") or {}

@@ -139,7 +139,7 @@ def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, dict[str, str]]
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops a batch
         result = stopped_result(ctx.rubric, job, "the grader could not finish this submission; a tutor will "
                                 "look at it", "".join(traceback.format_exception(exc)), result.submission)
-    return result, safe_pages(result.to_json())
+    return result, safe_pages(result)
 
 
 def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox_mode: str,
@@ -617,7 +617,7 @@ def _bounded_pages(result: SubmissionResult, rubric: Rubric) -> dict[str, str]:
     from grader.folder.outdir import _fallback
     from grader.pages.report import PAGES
     try:
-        pages = run_bounded(safe_pages, result.to_json(), rubric.budget.seconds, rubric.budget.memory_mb)
+        pages = run_bounded(safe_pages, result, rubric.budget.seconds, rubric.budget.memory_mb)
         return {str(k): str(v) for k, v in pages.items()}
     except OverBudget as exc:
         html = _fallback.render(title="The report", why=f"over the grader's budget: {exc}", where="result.json")

@@ -9,7 +9,8 @@ written, unless given); rows that were there before the ledger existed are seale
 first time. ``reveals`` records every reveal of a blind group (who, when, why), ``regrade_requests``
 every student's regrade request with its replay and resolution, ``deletions``
 every purge (what kinds and how many, when, by whom; no personal data). All of the grader's SQL
-lives in this module.
+lives in this module and its two siblings: the tables in grader/folder/gradebook_schema.py, the
+connection, the ledger chain and transactions in grader/folder/gradebook_store.py.
 The tutors' work lives here too: written answers' scores (``manual_scores``), automatic points a
 tutor set by hand with a reason (``point_overrides``), both with every change in
 ``score_history``; group members a tutor confirmed; comments kept for reuse per question; and
@@ -18,256 +19,20 @@ the names tutors gave to groups of alike failing submissions (``learned_names``,
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from grader.folder import ledger
+from grader.folder.gradebook_schema import FOLDER_TABLES, SCHEMA
+from grader.folder.gradebook_store import Store
 from grader.result import SubmissionResult
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started REAL NOT NULL,
-    rubric_sha256 TEXT NOT NULL,
-    inputs INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    folder TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    rubric_sha256 TEXT NOT NULL,
-    status TEXT NOT NULL,
-    points REAL NOT NULL,
-    result_json TEXT NOT NULL,
-    graded_at REAL NOT NULL,
-    run_id INTEGER REFERENCES runs(id),
-    PRIMARY KEY (folder, sha256, rubric_sha256)
-);
--- Added for the tutors' tools (grader/tutors/scores.py); older gradebooks gain these tables on open.
-CREATE TABLE IF NOT EXISTS run_results (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    position INTEGER NOT NULL,
-    folder TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    status TEXT NOT NULL,
-    points REAL NOT NULL,
-    questions_json TEXT NOT NULL,   -- {qid: [points, status]} as graded in that run
-    PRIMARY KEY (run_id, folder)
-);
-CREATE TABLE IF NOT EXISTS manual_scores (
-    folder TEXT NOT NULL,
-    question TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    points REAL NOT NULL,
-    comment TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    scored_at REAL NOT NULL,
-    PRIMARY KEY (folder, question)
-);
-CREATE TABLE IF NOT EXISTS score_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    folder TEXT NOT NULL,
-    question TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    old_points REAL,
-    new_points REAL NOT NULL,
-    old_comment TEXT,
-    new_comment TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    changed_at REAL NOT NULL,
-    sheet TEXT NOT NULL
-);
--- Automatic points a tutor set by hand, with the reason (grade serve); their changes go into
--- score_history too (sheet "override", new_comment the reason).
-CREATE TABLE IF NOT EXISTS point_overrides (
-    folder TEXT NOT NULL,
-    question TEXT NOT NULL,
-    submission TEXT NOT NULL,
-    points REAL NOT NULL,
-    reason TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    set_at REAL NOT NULL,
-    PRIMARY KEY (folder, question)
-);
--- Comments a tutor keeps for reuse, per written question (grade serve).
-CREATE TABLE IF NOT EXISTS saved_comments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    question TEXT NOT NULL,
-    text TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    saved_at REAL NOT NULL
-);
--- Group members the file name does not name, confirmed by a tutor (`grade confirm`).
-CREATE TABLE IF NOT EXISTS confirmed_members (
-    folder TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    confirmed_at REAL NOT NULL,
-    PRIMARY KEY (folder, student_id)
-);
--- Who saw which blind group's names, when and why (grader/tutors/privacy.py).
-CREATE TABLE IF NOT EXISTS reveals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    folder TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    revealed_at REAL NOT NULL
-);
--- Every purge: what kinds of data and how many, when, by whom; never whose (grader/tutors/privacy.py).
-CREATE TABLE IF NOT EXISTS deletions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    deleted_at REAL NOT NULL,
-    deleted_by TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    removed_json TEXT NOT NULL
-);
--- Names tutors gave to groups of alike failing submissions (grader/checks/learned.py): the latest row of a
--- group_key is its name; an empty title takes the name back. Chained: every naming stays in history.
-CREATE TABLE IF NOT EXISTS learned_names (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    group_key TEXT NOT NULL,
-    function TEXT NOT NULL,
-    title TEXT NOT NULL,
-    explanation TEXT NOT NULL,
-    tutor TEXT NOT NULL,
-    named_at REAL NOT NULL
-);
--- Students' regrade requests (grader/tutors/regrades.py): who asked (the id or e-mail the request
--- came with, matched to the group's folder), about which question, their words, when; the replay
--- beside it; the resolution (upheld with the points before and after, or declined), its reason,
--- who and when. A row changes only by a replay and by its one resolution, each sealed anew.
-CREATE TABLE IF NOT EXISTS regrade_requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    folder TEXT NOT NULL,
-    question TEXT NOT NULL,
-    student TEXT NOT NULL,
-    text TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    source TEXT NOT NULL,
-    recorded_by TEXT NOT NULL,
-    recorded_at REAL NOT NULL,
-    outcome TEXT NOT NULL DEFAULT 'open',
-    old_points REAL,
-    new_points REAL,
-    reason TEXT NOT NULL DEFAULT '',
-    resolved_by TEXT NOT NULL DEFAULT '',
-    resolved_at REAL,
-    replay_json TEXT NOT NULL DEFAULT '',
-    replayed_at REAL
-);
--- The hash chain over the tables above (grader/folder/ledger.py).
-CREATE TABLE IF NOT EXISTS ledger (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tbl TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    mac TEXT NOT NULL
-);
-"""
-#: Tables that hold a submission folder's data (the folder name holds the students' names).
-FOLDER_TABLES = ("results", "run_results", "manual_scores", "point_overrides", "score_history", "confirmed_members",
-                 "reveals", "regrade_requests")
-_TABLES = (*ledger.CHAINED, "manual_scores", "point_overrides", "saved_comments", "ledger")
+__all__ = ["FOLDER_TABLES", "SCHEMA", "Gradebook"]
 
 
-class Gradebook:
-    def __init__(self, path: Path, key: bytes | None = None) -> None:
-        """``key``: the ledger's key (grader.folder.ledger.ledger_key); by default derived from the course
-        secret when the first chained row is written."""
-        self.path = path
-        self._key = key
-        self._unsealed_head = False
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA secure_delete=ON")  # a deleted row's bytes are overwritten, not left behind
-        self.db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Gradebook:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    # -- the ledger (grader/folder/ledger.py) ----------------------------------------------------------
-    def key(self) -> bytes:
-        if self._key is None:
-            from grader.checks.secret import load_secret
-            self._key = ledger.ledger_key(load_secret(create=False))
-        return self._key
-
-    def _row(self, table: str, where: dict[str, Any]) -> dict[str, Any]:
-        assert table in _TABLES
-        cur = self.db.execute(f"SELECT * FROM {table} WHERE " + " AND ".join(f"{c}=?" for c in where),  # noqa: S608
-                              tuple(where.values()))
-        names = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        assert row is not None, f"{table} {where}: no such row"
-        return dict(zip(names, row))
-
-    def _last_link(self) -> tuple[int, str]:
-        row = self.db.execute("SELECT COUNT(*), (SELECT mac FROM ledger ORDER BY seq DESC LIMIT 1) FROM ledger"
-                              ).fetchone()
-        return int(row[0]), str(row[1] or "")
-
-    def _append(self, table: str, row: dict[str, Any]) -> None:
-        ref = ledger.ref_of(table, row)
-        digest = ledger.row_digest(table, row)
-        _, previous = self._last_link()
-        self.db.execute("INSERT INTO ledger (tbl, ref, digest, mac) VALUES (?, ?, ?, ?)",
-                        (table, ref, digest, ledger.link(self.key(), previous, table, ref, digest)))
-        self._unsealed_head = True
-
-    def _seal(self, table: str, **where: Any) -> None:
-        """The ledger entry of the row of ``table`` that ``where`` names (inside a transaction)."""
-        if self._last_link()[0] == 0:
-            self._adopt()
-        self._append(table, self._row(table, where))
-
-    def _adopt(self) -> None:
-        """Seal every row written before the ledger existed, as it is (an older gradebook)."""
-        for table in ledger.CHAINED:
-            for row in self.table_rows(table):
-                self._append(table, row)
-
-    def _write_head(self) -> None:
-        if self._unsealed_head:
-            count, last = self._last_link()
-            ledger.write_head(self.path, self.key(), count, last)
-            self._unsealed_head = False
-
-    @contextmanager
-    def _atomic(self) -> Iterator[None]:
-        """A transaction, or the caller's where one is open."""
-        if self.db.in_transaction:
-            yield
-        else:
-            with self.transaction():
-                yield
-
-    def ledger_entries(self) -> list[dict[str, Any]]:
-        return self.table_rows("ledger")
-
-    def table_rows(self, table: str) -> list[dict[str, Any]]:
-        """Every row of one of the gradebook's tables, as stored, in rowid order."""
-        if table not in _TABLES:
-            raise ValueError(f"no table {table} in the gradebook")
-        cur = self.db.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608 - a fixed name
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur]
-
-    def reseal(self) -> None:
-        """A new chain over the rows as they are now (inside a transaction): only ``grade purge``,
-        after it checked the old chain and deleted on purpose, and recorded that it did."""
-        self.db.execute("DELETE FROM ledger")
-        self.db.execute("DELETE FROM sqlite_sequence WHERE name='ledger'")
-        self._adopt()
+class Gradebook(Store):
+    """An output folder's gradebook: the runs and results, the tutors' work, regrade requests and
+    the records of personal data (reveals, purges)."""
 
     # -- personal data: reveals, purges ----------------------------------------------------------
     def record_reveal(self, folder: str, tutor: str, reason: str, now: float) -> None:
@@ -370,24 +135,6 @@ class Gradebook:
         cur = self.db.execute("INSERT INTO deletions (deleted_at, deleted_by, scope, removed_json) VALUES (?, ?, ?, ?)",
                               (now, by, scope, json.dumps(removed, sort_keys=True)))
         self._seal("deletions", id=cur.lastrowid)
-
-    def compact(self) -> None:
-        """Rewrite the file without the free pages deleted rows left, and empty the WAL."""
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def columns(self) -> dict[str, list[str]]:
-        """``table -> its columns``, for the privacy report."""
-        out = {}
-        for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                                       "ORDER BY name"):
-            out[name] = [r[1] for r in self.db.execute(f"PRAGMA table_info({name})")]
-        return out
-
-    def count(self, table: str) -> int:
-        if table not in _TABLES:
-            raise ValueError(f"no table {table} in the gradebook")
-        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
 
     # -- runs -------------------------------------------------------------------------------------
     def start_run(self, rubric_sha256: str, inputs: int) -> int:
@@ -546,18 +293,6 @@ class Gradebook:
         keys = ("folder", "question", "submission", "old_points", "new_points", "old_comment", "new_comment",
                 "tutor", "changed_at", "sheet")
         return [dict(zip(keys, r)) for r in rows]
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All or nothing: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-        self._write_head()
 
     # -- names of groups of alike failing submissions (grader/checks/learned.py) ----------------------
     def name_group(self, group_key: str, function: str, title: str, explanation: str, tutor: str,

@@ -102,12 +102,12 @@ _fallback = Environment(autoescape=select_autoescape(default=True, default_for_s
     "{{ where }} holds them.</p></html>")
 
 
-def safe_pages(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> dict[str, str]:
+def safe_pages(result: SubmissionResult, confirmed: Iterable[str] = ()) -> dict[str, str]:
     """The pages of a result's folder (``report.html`` for the student, ``tutor.html``), or for
     each a short page saying it could not be drawn: a page that fails must not lose the result or
     stop a batch, an import or a re-run."""
     try:
-        return render_pages(data, confirmed)
+        return render_pages(result, confirmed)
     except Exception as exc:  # noqa: BLE001 - any failure of drawing is reported in the page
         html = _fallback.render(title="The report", why=type(exc).__name__, where="result.json")
         return {name: html for name in PAGES.values()}
@@ -122,7 +122,11 @@ class Loaded:
 
 
 class OutDir:
-    """An output folder; every read and write of it goes through here."""
+    """An output folder, made once per command by its caller and handed down (``grade``:
+    grader/batch/run.py). Every path inside it is made by :meth:`path` (plain names, no symlink
+    on the way, inside the folder); results, pages and the batch's files are read and written by
+    its methods, and the tutors' modules (review, export, serve, scores) write their own files
+    at paths it made."""
 
     def __init__(self, root: Path | str, create: bool = False) -> None:
         given = Path(root)
@@ -189,8 +193,7 @@ class OutDir:
         named = self._with_group_names(result)
         if named is not result:  # a tutor's note on a mistake of this group: the pages say it too
             result, pages = named, None
-        data = result.to_json()
-        text = json.dumps(data, indent=2, ensure_ascii=False)
+        text = json.dumps(result.to_json(), indent=2, ensure_ascii=False)
         changed = self.write_if_changed((result.folder, RESULT), text)
         missing = any(not self.path(result.folder, name).exists() for name in PAGES.values())
         # A member the file name does not name: the report says whether a tutor confirmed them,
@@ -201,7 +204,7 @@ class OutDir:
             if unnamed and self.gradebook_path.exists():
                 with self.gradebook() as book:
                     confirmed = book.confirmed_members().get(result.folder, set())
-            pages = safe_pages(data, confirmed)
+            pages = safe_pages(result, confirmed)
         for name, html in (pages or {}).items():
             changed = self.write_if_changed((result.folder, name), html) or changed
         return changed
@@ -318,11 +321,10 @@ class OutDir:
             confirmed = book.confirmed_members()
         qids = list(rubric.questions)
         self.write((GRADES,), grades_csv(results, qids, confirmed, waiting, self.absent(results)))
-        data: list[Mapping[str, Any]] = [r.to_json() for r in results]
         folders = {r.folder for r in results}
         sim = dict(similarity if similarity is not None else self.read_similarity())
         sim["pairs"] = [p for p in sim.get("pairs", []) if p.get("a") in folders and p.get("b") in folders]
-        sim["duplicates"] = duplicate_ids(data)
+        sim["duplicates"] = duplicate_ids([r.to_json() for r in results])  # checks/similarity reads JSON
         notices = []
         if waiting:
             notices.append(f"Incomplete: grading was stopped; {len(waiting)} submission(s) were not graded yet "
@@ -334,7 +336,7 @@ class OutDir:
                            f"If they belong to the group: "
                            f"grade confirm -o {self.given} {r.folder} {visible(m.student_id)}")
         try:
-            html = render_summary(data, rubric.title, rubric.max_points, sandbox_note, similarity=sim,
+            html = render_summary(results, rubric.title, rubric.max_points, sandbox_note, similarity=sim,
                                   notices=notices, learned=self.learned_groups(results))
         except Exception as exc:  # noqa: BLE001 - grades.csv is written; the page must not stop the batch
             html = _fallback.render(title="The summary", why=type(exc).__name__, where="grades.csv")

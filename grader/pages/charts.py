@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup
@@ -39,15 +40,15 @@ class _Chart:
     y_label: str
     width: int = WIDTH
     height: int = HEIGHT
-    paths: list[dict] = field(default_factory=list)
-    rects: list[dict] = field(default_factory=list)
-    x_ticks: list[dict] = field(default_factory=list)
-    y_ticks: list[dict] = field(default_factory=list)
-    hline: dict | None = None
-    legend: list[dict] = field(default_factory=list)
+    paths: list[dict[str, Any]] = field(default_factory=list)
+    rects: list[dict[str, Any]] = field(default_factory=list)
+    x_ticks: list[dict[str, Any]] = field(default_factory=list)
+    y_ticks: list[dict[str, Any]] = field(default_factory=list)
+    hline: dict[str, Any] | None = None
+    legend: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def plot(self) -> dict:
+    def plot(self) -> dict[str, int]:
         return {"x0": LEFT, "x1": self.width - RIGHT, "y0": TOP, "y1": self.height - BOTTOM}
 
 

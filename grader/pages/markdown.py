@@ -249,7 +249,7 @@ def _image_rule(md: MarkdownIt) -> None:
             shown = env.setdefault("attachments_shown", set())
             token.attrSet("src", "" if name in shown else _attachment_uri(env.get("attachments") or {}, name))
             shown.add(name)
-        return default(tokens, idx, options, env) if default else self.renderToken(tokens, idx, options, env)
+        return str(default(tokens, idx, options, env) if default else self.renderToken(tokens, idx, options, env))
 
     md.add_render_rule("image", image)
 

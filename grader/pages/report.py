@@ -1,8 +1,11 @@
 """Reports: per submission ``report.html`` (the student's) and ``tutor.html`` (the tutor's view
 of the same result), per batch ``summary.html``, and the tutors' review pages.
 
-Every function here is pure: a result's JSON (or a list of them) in, an HTML string out, so the
-batch, the score import and the tutors' web app draw the same pages. All HTML comes from Jinja
+Every function here is pure: a typed result (:class:`grader.result.SubmissionResult`, or a list of
+them) in, an HTML string out, so the batch, the score import and the tutors' web app draw the same
+pages; JSON is read only where a ``result.json`` is (grader/folder/outdir.py), never here. Numbers
+are shown as ``result.json`` rounds them, so a page drawn from a live result and one drawn from its
+file are the same bytes. All HTML comes from Jinja
 templates with autoescape; markdown and math go through :mod:`grader.pages.markdown` (sanitised by nh3),
 code through :mod:`grader.pages.highlight` (Pygments), notebook outputs through
 :func:`grader.outputs.safe_image`. Plots are inline SVG (grader/pages/charts.py), so a report can be
@@ -23,6 +26,7 @@ suggested scores, ``tutor_detail``, the grader's technical detail); ``tutor.html
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -30,13 +34,14 @@ from markupsafe import Markup
 
 from grader.outputs import safe_image
 from grader.pages.charts import Bar, Line, bar_chart, line_chart
-from grader.pages.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells
+from grader.pages.highlight import HIGHLIGHT_CSS, CodeCell, defining_cells, highlight_python
 from grader.pages.markdown import render_comment, render_inline, render_markdown
-from grader.written.concepts import suggestion_for
+from grader.result import CaseResult, Flag, QuestionResult, SubmissionResult
+from grader.written.concepts import suggested_score
 
 __all__ = ["environment", "render_report", "render_tutor_report", "render_pages", "render_summary",
            "render_review_page", "render_review_index", "render_markdown", "render_inline",
-           "gradient_plot", "recall_plot", "histogram", "PAGES"]
+           "gradient_plot", "recall_plot", "histogram", "cell_outputs_for", "PAGES"]
 
 # The files a result's folder holds, by audience: the batch and the score import write both.
 PAGES = {"student": "report.html", "tutor": "tutor.html"}
@@ -56,18 +61,89 @@ def environment() -> Environment:
     return _env
 
 
-def gradient_plot(checks: Iterable[Mapping[str, Any]]) -> Markup | None:
+@dataclass(frozen=True)
+class OutputItem:
+    """One output of a cell as a page shows it: ``kind`` image (``src`` a checked data URI),
+    text, error or note (``text``)."""
+
+    kind: str
+    text: str = ""
+    src: str = ""
+
+
+@dataclass(frozen=True)
+class ShownCell:
+    """A cell whose outputs a report shows (``index``: 0-based among the notebook's cells)."""
+
+    index: int
+    outputs: list[OutputItem]
+
+
+@dataclass
+class CheckRow:
+    """A row of a check table: the checks with one outcome and one message, counted."""
+
+    name: str
+    names: list[str]
+    passed: bool
+    message: str
+    points: float
+    max_points: float
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """One function's code in a report: the definition that ran (``last``) and the earlier
+    ones; ``bound`` (1-based code cell) where the code that ran is bound to the name there."""
+
+    name: str
+    last: CodeCell
+    earlier: list[CodeCell]
+    bound: int | None = None
+
+
+@dataclass
+class QuestionView:
+    """One question as a report draws it: the result, its flags and what the page derives."""
+
+    id: str
+    q: QuestionResult
+    auto: bool
+    flags: list[Flag]
+    # automatic questions
+    first: CaseResult | None = None
+    functions: list[str] = field(default_factory=list)
+    code: list[FunctionCode] = field(default_factory=list)
+    rows: list[CheckRow] = field(default_factory=list)
+    failing: bool = False
+    undefined: list[str] = field(default_factory=list)
+    # written questions
+    html: Markup | None = None
+    within: str = ""
+    beyond: str = ""
+    suggested: float | None = None
+
+
+def _points(value: float) -> float:
+    """Points as ``result.json`` holds them (rounded to 4 places), so a page drawn from a live
+    result and one drawn from its file are the same bytes."""
+    return round(value, 4)
+
+
+def gradient_plot(checks: Iterable[CaseResult]) -> Markup | None:
     """The student's gradient norms and bound against the reference's, on a log scale."""
-    series = {c["function"]: c["series"] for c in checks if c.get("series") and c.get("case") == 1}
+    series = {c.function: c.series for c in checks if c.series and c.index == 1}
     styles = {"hidden_grad_norms": ("norms ||dL/dh_t||", "#1f6feb"), "gradient_bound": ("bound (1)", "#cf222e")}
     lines = []
     for function, data in series.items():
         if function not in styles:
             continue
         label, colour = styles[function]
-        lines.append(Line(f"reference {label}", data["expected"], colour, faint=True))
-        if len(data["got"]) == len(data["expected"]):
-            lines.append(Line(f"yours: {label}", data["got"], colour, dashed=True))
+        expected, got = data.get("expected", ()), data.get("got", ())
+        lines.append(Line(f"reference {label}", expected, colour, faint=True))
+        if len(got) == len(expected):
+            lines.append(Line(f"yours: {label}", got, colour, dashed=True))
     if not lines:
         return None
     return line_chart(_env, lines, "Hidden case 1: gradient norms and the bound", "time step t",
@@ -105,36 +181,38 @@ def _said_already(message: str, said: str) -> bool:
     return bool(said) and bool(message) and message.strip() in said
 
 
-def _first_failure(checks: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def _first_failure(checks: Sequence[CaseResult]) -> CaseResult | None:
     """The first failed check that has values to show (not a missing function)."""
     for c in checks:
-        if not c.get("passed") and (c.get("expected") or c.get("got")):
+        if not c.passed and (c.expected or c.got):
             return c
     return None
 
 
-def _cell_items(cell: Mapping[str, Any]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _cell_items(cell: Mapping[str, Any]) -> list[OutputItem]:
+    items: list[OutputItem] = []
     for o in cell.get("outputs") or []:
         if not isinstance(o, Mapping):
             continue
-        if o.get("kind") == "image":
+        kind = o.get("kind")
+        if kind == "image":
             src = str(o.get("src", ""))
             mime, _, data = src.partition(";base64,")
             uri = safe_image(mime.removeprefix("data:"), data)
-            items.append({"kind": "image", "src": uri} if uri else
-                         {"kind": "note", "text": "an image that could not be shown was left out"})
-        elif o.get("kind") in ("text", "error", "note"):
-            items.append({"kind": o["kind"], "text": str(o.get("text", ""))})
+            items.append(OutputItem("image", src=uri) if uri else
+                         OutputItem("note", text="an image that could not be shown was left out"))
+        elif kind in ("text", "error", "note"):
+            items.append(OutputItem(str(kind), text=str(o.get("text", ""))))
     return items
 
 
-def cell_outputs_for(data: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    """``cell index -> outputs`` of a result's notebook, images checked again (for grade serve)."""
-    return {int(c.get("index", 0)): _cell_items(c) for c in data.get("cells") or [] if isinstance(c, Mapping)}
+def cell_outputs_for(cells: Iterable[Mapping[str, Any]]) -> dict[int, list[OutputItem]]:
+    """``cell index -> outputs`` of a result's notebook (its ``cells``), images checked again
+    (for grade serve)."""
+    return {int(c.get("index", 0)): _cell_items(c) for c in cells if isinstance(c, Mapping)}
 
 
-def _outputs(cells: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def _outputs(cells: Iterable[Mapping[str, Any]]) -> tuple[list[ShownCell], int]:
     """The notebook's outputs per cell, images checked again (result.json is a file on disk), and
     how many self-check cells' outputs were left out (see :func:`grader.grade.is_self_check`)."""
     shown = []
@@ -145,158 +223,179 @@ def _outputs(cells: list[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]
             left_out += 1
             continue
         if items:
-            shown.append({"index": cell.get("index", 0), "items": items})
+            shown.append(ShownCell(int(cell.get("index", 0)), items))
     return shown, left_out
 
 
-def _grouped(checks: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _grouped(checks: Iterable[CaseResult]) -> list[CheckRow]:
     """The rows of a check table: checks with the same outcome and the same message are one row
     with a count (18 hidden cases that all raised NotImplementedError say so once), in the order
     of each group's first check."""
-    rows: dict[tuple[bool, str], dict[str, Any]] = {}
+    rows: dict[tuple[bool, str], CheckRow] = {}
     for c in checks:
-        key = (bool(c.get("passed")), str(c.get("message") or ""))
+        key = (c.passed, c.message)
         row = rows.get(key)
         if row is None:
-            rows[key] = {"name": c.get("name", ""), "names": [c.get("name", "")], "passed": key[0],
-                         "message": key[1], "points": float(c.get("points", 0.0)),
-                         "max_points": float(c.get("max_points", 0.0)), "count": 1}
+            rows[key] = CheckRow(c.name, [c.name], c.passed, c.message, _points(c.points), _points(c.max_points))
         else:
-            row["names"].append(c.get("name", ""))
-            row["points"] += float(c.get("points", 0.0))
-            row["max_points"] += float(c.get("max_points", 0.0))
-            row["count"] += 1
+            row.names.append(c.name)
+            row.points += _points(c.points)
+            row.max_points += _points(c.max_points)
+            row.count += 1
     return list(rows.values())
 
 
-def _unconfirmed(data: Mapping[str, Any], confirmed: Iterable[str]) -> list[Mapping[str, Any]]:
+def _unconfirmed(result: SubmissionResult, confirmed: Iterable[str]) -> list[Mapping[str, str]]:
     """Group members whom the file name does not name and no tutor confirmed (see grader/folder/grades.py)."""
     from grader.submission.naming import parse_filename
-    named = {i for _, i in parse_filename(str(data.get("submission", ""))).pairs} | set(confirmed)
-    return [m for m in data.get("group") or [] if isinstance(m, Mapping) and str(m.get("student_id", "")) not in named]
+    named = {i for _, i in parse_filename(result.submission).pairs} | set(confirmed)
+    return [m for m in result.group if str(m.get("student_id", "")) not in named]
 
 
-def _by_function(found: list[CodeCell], functions: list[str], origins: Mapping[str, Any] | None = None,
-                 code_cells: list[str] | None = None) -> list[dict[str, Any]]:
+def _by_function(found: list[CodeCell], functions: list[str], origins: Mapping[str, tuple[int, int]],
+                 code_cells: Sequence[str]) -> list[FunctionCode]:
     """Per function (in the rubric's order): the definition that ran (the notebook's last) and the
     earlier ones, which the report folds away. Where the kernel showed that the code that ran is
     another cell's (``code_origins``: a lambda or function bound by assignment, text given to
     exec; grader/checks/identity.py), that whole cell is shown, its line marked, and every ``def``
     of the name is folded away as not the one that ran."""
-    from grader.pages.highlight import CodeCell, highlight_python
     out = []
     for name in functions:
         mine = [d for d in found if d.name == name]
-        origin = (origins or {}).get(name)
-        cells = code_cells or []
-        if isinstance(origin, list) and len(origin) == 2 and 0 <= int(origin[0]) < len(cells):
-            source = cells[int(origin[0])]
-            html, cut = highlight_python(source, (int(origin[1]),))
+        origin = origins.get(name)
+        if origin is not None and 0 <= origin[0] < len(code_cells):
+            source = code_cells[origin[0]]
+            html, cut = highlight_python(source, (origin[1],))
             ran = CodeCell(name, 1, len(source.splitlines()), html, cut, True)
-            out.append({"name": name, "last": ran, "earlier": mine, "bound": int(origin[0]) + 1})
+            out.append(FunctionCode(name, ran, mine, bound=origin[0] + 1))
         elif mine:
-            out.append({"name": name, "last": mine[-1], "earlier": mine[:-1]})
+            out.append(FunctionCode(name, mine[-1], mine[:-1]))
     return out
 
 
-def _context(data: Mapping[str, Any], tutor: bool, confirmed: Iterable[str] = ()) -> dict[str, Any]:
-    graded = data.get("status") == "graded"
-    said = str(data.get("message") or "")
-    checks = [c for q in data["questions"].values() for c in q.get("checks", [])]
-    code_cells = [c for c in data.get("code_cells") or [] if isinstance(c, str)]
+def _suggested(q: QuestionResult, flags: Iterable[Flag]) -> float | None:
+    """The suggested score of a written answer: 0 for a missing one, else
+    :func:`grader.written.concepts.suggested_score` over the concepts it names."""
+    if any(f.code == "answer.missing" for f in flags):
+        return 0.0
+    found = q.answer.concepts_found if q.answer else ()
+    missing = q.answer.concepts_missing if q.answer else ()
+    return suggested_score(q.max_points, len(found), len(found) + len(missing))
+
+
+def _auto_view(view: QuestionView, graded: bool, defined: list[CodeCell], result: SubmissionResult) -> None:
+    cases = view.q.cases
+    view.functions = list(dict.fromkeys(c.function for c in cases if c.function))
+    found = [d for d in defined if d.name in view.functions]
+    view.first = _first_failure(cases)
+    view.code = _by_function(found, view.functions, result.code_origins, result.code_cells)
+    view.rows = _grouped(cases)
+    view.failing = any(not c.passed for c in cases)
+    view.undefined = [f for f in view.functions if graded and f not in {d.name for d in found}]
+
+
+def _written_view(view: QuestionView, tutor: bool) -> None:
+    answer = view.q.answer
+    if answer is not None:
+        view.within, view.beyond = _marked(answer.visible, answer.over_limit_at)
+        view.html = render_markdown(answer.markdown, answer.attachments) if answer.markdown.strip() else None
+    view.suggested = _suggested(view.q, view.flags) if tutor else None
+
+
+def _question_views(result: SubmissionResult, tutor: bool,
+                    flags: Mapping[str | None, list[Flag]]) -> list[QuestionView]:
+    graded = result.status == "graded"
+    checks = [c for q in result.questions.values() for c in q.cases]
     # Every automatic question's functions, found in one pass over the cells (each parsed once).
-    all_functions = list(dict.fromkeys(c["function"] for c in checks if isinstance(c.get("function"), str)))
-    defined = defining_cells(code_cells, all_functions) if graded else []
-    origins = data.get("code_origins") or {}
-    flags: dict[str | None, list[Any]] = {}
-    for flag in data.get("flags", []):
-        if not graded and _said_already(flag.get("message", ""), said):
-            continue
-        flags.setdefault(flag.get("question"), []).append(flag)
-    questions = []
-    for qid, q in data["questions"].items():
-        auto = q.get("status") == "auto" or bool(q.get("checks"))
-        entry: dict[str, Any] = {"id": qid, "q": q, "auto": auto, "flags": flags.get(qid, [])}
-        if auto:
-            q_checks = list(q.get("checks", []))
-            functions = list(dict.fromkeys(c["function"] for c in q_checks if c.get("function")))
-            found = [d for d in defined if d.name in functions]
-            entry.update(first=_first_failure(q_checks), functions=functions,
-                         code=_by_function(found, functions, origins, code_cells),
-                         rows=_grouped(q_checks), failing=any(not c.get("passed") for c in q_checks),
-                         undefined=[f for f in functions if graded and f not in {d.name for d in found}])
+    all_functions = list(dict.fromkeys(c.function for c in checks))
+    defined = defining_cells(result.code_cells, all_functions) if graded else []
+    views = []
+    for qid, q in result.questions.items():
+        view = QuestionView(qid, q, q.status == "auto" or bool(q.cases), list(flags.get(qid, [])))
+        if view.auto:
+            _auto_view(view, graded, defined, result)
         else:
-            answer = q.get("answer") or {}
-            within, beyond = _marked(answer.get("visible", ""), answer.get("over_limit_at"))
-            entry.update(html=render_markdown(answer.get("markdown", ""), answer.get("attachments"))
-                         if str(answer.get("markdown", "")).strip() else None,
-                         within=within, beyond=beyond,
-                         suggested=suggestion_for(q, flags.get(qid, [])) if tutor else None)
-        questions.append(entry)
-    recall = data.get("recall")
-    outputs, self_checks = _outputs(list(data.get("cells") or []))
+            _written_view(view, tutor)
+        views.append(view)
+    return views
+
+
+def _context(result: SubmissionResult, tutor: bool, confirmed: Iterable[str] = ()) -> dict[str, Any]:
+    graded = result.status == "graded"
+    flags: dict[str | None, list[Flag]] = {}
+    for flag in result.flags:
+        if not graded and _said_already(flag.message, result.message):
+            continue
+        flags.setdefault(flag.question, []).append(flag)
+    questions = _question_views(result, tutor, flags)
+    recall = result.recall
+    outputs, self_checks = _outputs(result.cells)
     return dict(
-        unconfirmed=_unconfirmed(data, confirmed), contact=str(data.get("contact") or ""),
-        failing=[e["id"] for e in questions if e.get("failing")], self_checks=self_checks,
-        r=data, tutor=tutor, graded=graded, questions=questions, general_flags=flags.get(None, []),
-        pending=sum(1 for q in data["questions"].values() if q.get("status") == "pending"),
-        gradient_plot=gradient_plot(checks) if graded else None,
-        recall_plot=recall_plot(recall["lstm_accuracy"], recall["rnn_accuracy"], recall["threshold"],
-                                recall.get("rnn_run", True))
+        unconfirmed=_unconfirmed(result, confirmed), contact=result.contact,
+        failing=[e.id for e in questions if e.failing], self_checks=self_checks,
+        r=result, tutor=tutor, graded=graded, questions=questions, general_flags=flags.get(None, []),
+        pending=sum(1 for q in result.questions.values() if q.status == "pending"),
+        gradient_plot=gradient_plot(c for q in result.questions.values() for c in q.cases) if graded else None,
+        recall_plot=recall_plot(recall.lstm_accuracy, recall.rnn_accuracy, recall.threshold, recall.rnn_run)
         if recall and graded else None,
         outputs=outputs,
-        regrades=[{**r, "title": str((data["questions"].get(str(r.get("question"))) or {}).get("title", ""))}
-                  for r in data.get("regrades") or [] if isinstance(r, Mapping)],
-        broken=[c for c in data.get("cells") or [] if c.get("error")])
+        regrades=[{**g, "title": _title(result, g.get("question"))} for g in result.regrades],
+        broken=[c for c in result.cells if c.get("error")])
 
 
-def render_report(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> str:
-    """The student's report, one self-contained HTML page, from a result's JSON (``confirmed``:
-    the ids of group members a tutor confirmed, from the gradebook)."""
-    return _env.get_template("report.html.j2").render(**_context(data, tutor=False, confirmed=confirmed))
+def _title(result: SubmissionResult, qid: object) -> str:
+    question = result.questions.get(str(qid))
+    return question.title if question is not None else ""
 
 
-def render_tutor_report(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> str:
+def render_report(result: SubmissionResult, confirmed: Iterable[str] = ()) -> str:
+    """The student's report, one self-contained HTML page, from a result (``confirmed``: the ids
+    of group members a tutor confirmed, from the gradebook)."""
+    return _env.get_template("report.html.j2").render(**_context(result, tutor=False, confirmed=confirmed))
+
+
+def render_tutor_report(result: SubmissionResult, confirmed: Iterable[str] = ()) -> str:
     """The tutor's view of the same result: the student's report plus the concept hints, the
     suggested scores and the technical detail."""
-    return _env.get_template("report.html.j2").render(**_context(data, tutor=True, confirmed=confirmed))
+    return _env.get_template("report.html.j2").render(**_context(result, tutor=True, confirmed=confirmed))
 
 
-def render_pages(data: Mapping[str, Any], confirmed: Iterable[str] = ()) -> dict[str, str]:
+def render_pages(result: SubmissionResult, confirmed: Iterable[str] = ()) -> dict[str, str]:
     """``{file name: HTML}`` of the pages a result's folder holds (see :data:`PAGES`)."""
     confirmed = list(confirmed)
-    return {PAGES["student"]: render_report(data, confirmed), PAGES["tutor"]: render_tutor_report(data, confirmed)}
+    return {PAGES["student"]: render_report(result, confirmed),
+            PAGES["tutor"]: render_tutor_report(result, confirmed)}
 
 
-def render_summary(results: Sequence[Mapping[str, Any]], rubric_title: str, max_points: float,
+def render_summary(results: Sequence[SubmissionResult], rubric_title: str, max_points: float,
                    sandbox_note: str, similarity: Mapping[str, Any] | None = None,
                    notices: Iterable[str] = (), learned: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The batch's page from the results' JSON: every submission, a histogram of totals, each
-    hidden case's pass rate, the mistakes recognised and the groups of alike failing submissions
+    """The batch's page from the results: every submission, a histogram of totals, each hidden
+    case's pass rate, the mistakes recognised and the groups of alike failing submissions
     (``learned``: grader/folder/outdir.py's learned_groups), so tutors see what the course got wrong."""
-    graded = [r for r in results if r["status"] == "graded"]
+    graded = [r for r in results if r.status == "graded"]
     rates: dict[str, list[int]] = {}
     mistakes: dict[str, int] = {}
     for r in graded:
-        for q in r["questions"].values():
-            for c in q.get("checks", []):
-                key = c["name"].split(" (")[0]
+        for q in r.questions.values():
+            for c in q.cases:
+                key = c.name.split(" (")[0]
                 rates.setdefault(key, [0, 0])
-                rates[key][0] += int(bool(c["passed"]))
+                rates[key][0] += int(c.passed)
                 rates[key][1] += 1
-                for m in c.get("mistakes", []):
+                for m in c.mistakes:
                     label = f"{key.split(',')[0]} {m}"
                     mistakes[label] = mistakes.get(label, 0) + 1
     flags: dict[str, int] = {}
     for r in results:
-        for code in {f["code"] for f in r.get("flags", [])}:
+        for code in {f.code for f in r.flags}:
             flags[code] = flags.get(code, 0) + 1
     return _env.get_template("summary.html.j2").render(
-        results=sorted(results, key=lambda r: r["submission"]), title=rubric_title, max_points=max_points,
-        histogram=histogram([r["points"] for r in graded], max_points),
+        results=sorted(results, key=lambda r: r.submission), title=rubric_title, max_points=max_points,
+        histogram=histogram([r.points for r in graded], max_points),
         rates=sorted(rates.items()), mistakes=sorted(mistakes.items(), key=lambda kv: -kv[1]),
         flags=sorted(flags.items()), sandbox_note=sandbox_note,
-        question_ids=list(results[0]["questions"]) if results else [],
+        question_ids=list(results[0].questions) if results else [],
         similarity=similarity or {}, pages=PAGES, notices=list(notices), learned=list(learned))
 
 

@@ -383,7 +383,7 @@ def create_app(out_dir: Path, tutor: str, token: str | None = None, rubric_path:
         """The code cells the group put after this answer, highlighted, with their outputs."""
         from grader.pages.highlight import highlight_python
         from grader.pages.report import cell_outputs_for
-        outputs = cell_outputs_for(r)
+        outputs = cell_outputs_for(r.get("cells") or ())
         shown = []
         for c in answer.get("nearby") or []:
             if not isinstance(c, Mapping):
