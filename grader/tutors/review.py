@@ -31,7 +31,11 @@ from typing import Any
 from grader.errors import UsageError
 from grader.folder.grades import SHEET_COLUMNS, is_written, safe_csv
 from grader.folder.outdir import OutDir, write_atomic
-from grader.written.concepts import suggested_score, suggestion_for  # noqa: F401 - the review's API
+from grader.result import Flag, QuestionResult
+from grader.written.concepts import suggested_score, suggestion_for
+
+__all__ = ["ReviewOutcome", "refresh_review_index", "review_index_context", "suggested_score", "suggestion_for",
+           "suggestion_of", "write_review"]
 
 
 @dataclass
@@ -44,6 +48,17 @@ class ReviewOutcome:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
+
+
+def suggestion_of(q: QuestionResult, flags: Iterable[Flag]) -> float | None:
+    """The suggested score of one written answer (typed; as grader/written/concepts.py's
+    ``suggestion_for`` gives it from the JSON): 0 for a missing answer, else the question's points
+    times the share of the concepts named, rounded to a quarter point."""
+    if any(f.code == "answer.missing" for f in flags):
+        return 0.0
+    found = len(q.answer.concepts_found) if q.answer is not None else 0
+    missing = len(q.answer.concepts_missing) if q.answer is not None else 0
+    return suggested_score(q.max_points, found, found + missing)
 
 
 def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable[str],

@@ -403,7 +403,7 @@ class SavedScore:
     points: float
     comment: str
     tutor: str
-    result: dict[str, Any]   # the submission's result as written again
+    result: SubmissionResult   # the submission's result as written again
 
 
 @contextmanager
@@ -508,8 +508,8 @@ def check_override(result: SubmissionResult, question: str, raw_points: str, rea
     return points, reason
 
 
-def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
-    """Apply the stored scores to one submission's result.json and pages; the new result's JSON."""
+def render_folder(out_dir: Path | OutDir, folder: str) -> SubmissionResult:
+    """Apply the stored scores to one submission's result.json and pages; the new result."""
     out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     with render_lock(out):
         with out.gradebook() as book:
@@ -517,4 +517,4 @@ def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
             regrades = regrade_outcomes(book, folder).get(folder)
         new = apply_regrades(apply_manual(out.read_result(folder), manual), regrades)
         out.write_submission(new, redraw=True)
-    return new.to_json()
+    return new
