@@ -48,16 +48,8 @@ from grader.tutors.review import refresh_review_index
 MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
 
 __all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "apply_regrades", "check_override", "gradebook_path",
-           "import_sheet", "is_written", "load_results", "read_sheet", "regrade_outcomes", "save_override",
+           "import_sheet", "is_written", "read_sheet", "regrade_outcomes", "save_override",
            "save_score", "sync_outputs", "tutor_scores"]
-
-
-# -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
-def load_results(out_dir: Path | OutDir) -> list[dict[str, Any]]:
-    """The JSON of every result of ``out_dir`` in the latest run's order; an unreadable
-    ``result.json`` is an error naming it (never left out)."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
-    return [r.to_json() for r in out.results()]
 
 
 def gradebook_path(out_dir: Path | OutDir) -> Path:
