@@ -22,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from grader.errors import ScoreConflict, ScoreRefused
 from grader.result import QuestionResult
-from grader.tutors.scores import ScoreConflict, ScoreRefused, save_score, score_version
+from grader.tutors.scores import save_score, score_version
 from grader.tutors.serve_guard import NOTICES, number_in, page, read_form
 from grader.tutors.serve_state import MAX_COMMENT, ServeState
 

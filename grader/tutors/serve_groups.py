@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from grader.checks.learned import Group
-from grader.errors import OutputFolderError
+from grader.errors import OutputFolderError, ScoreRefused
 from grader.pages.report import PAGES
-from grader.tutors.scores import ScoreRefused, save_override
+from grader.tutors.scores import save_override
 from grader.tutors.serve_guard import REPORT_CSP, page, read_form
 from grader.tutors.serve_state import MAX_COMMENT, ServeState
 

@@ -24,8 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from grader.errors import UsageError
-from grader.tutors.scores import ScoreRefused
+from grader.errors import ScoreRefused, UsageError
 from grader.tutors.serve_groups import GroupRoutes
 from grader.tutors.serve_guard import NOTICES, page, read_form
 from grader.tutors.serve_state import ServeState
