@@ -126,7 +126,7 @@ def _write_all(out: OutDir, final: list[SubmissionResult], rubric_path: str | No
     rewritten = [r.folder for r in final if out.write_submission(r, redraw=True)]
     note = next((r.sandbox_note for r in final if r.sandbox_note), "")
     out.write_batch(final, rubric, note)
-    refresh_review_index(out, [r.to_json() for r in final])  # the review index's progress
+    refresh_review_index(out, final)  # the review index's progress
     return rewritten
 
 
@@ -223,11 +223,10 @@ class SavedScore:
 
 
 @contextmanager
-def render_lock(out_dir: Path | OutDir) -> Iterator[None]:
+def render_lock(out: OutDir) -> Iterator[None]:
     """One writer of results at a time, across processes: whoever renders reads the scores after
     taking the lock, so the last file written always holds every committed score."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
-    with open(out.gradebook_path.with_name("gradebook.render-lock"), "a+b") as handle:
+    with open(out.path("gradebook.render-lock"), "a+b") as handle:  # the door: no link followed
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -324,9 +323,8 @@ def check_override(result: SubmissionResult, question: str, raw_points: str, rea
     return points, reason
 
 
-def render_folder(out_dir: Path | OutDir, folder: str) -> SubmissionResult:
+def render_folder(out: OutDir, folder: str) -> SubmissionResult:
     """Apply the stored scores to one submission's result.json and pages; the new result."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     with render_lock(out):
         with out.gradebook() as book:
             manual = tutor_scores(book, folder).get(folder, {})
