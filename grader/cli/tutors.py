@@ -155,33 +155,13 @@ def _warn_before_export(out: OutDir, require_complete: bool) -> None:
 def _report_platform(outcome: FillOutcome, fmt: str, feedback_zip: str | None) -> None:
     """What an export into a platform's file did (the file itself on the standard output where
     no file was written); exit 1 where students were left out."""
+    from grader.tutors.export import platform_summary
     to_stdout = outcome.path is None
     if to_stdout:
         sys.stdout.buffer.write(outcome.text)
         sys.stdout.flush()
-    say = (lambda line: click.echo(line, err=True)) if to_stdout else click.echo
-    say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
-        f"written to {plain(outcome.path or 'standard output')}")
-    if outcome.not_in_grades:
-        say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
-        for line in outcome.not_in_grades:
-            say(f"  {plain(line)}")
-    for line in outcome.unconfirmed:
-        say(f"  no grade: {plain(line)}")
-    if outcome.cannot:
-        say(f"Not filled in, left as they are ({len(outcome.cannot)}); fix these and export again:")
-        for line in outcome.cannot:
-            say(f"  {plain(line)}")
-    say(f"Upload {plain(outcome.path or 'it')} to " + ("Moodle (Grading action: Upload grading worksheet)."
-                                                if fmt == "moodle" else "Canvas (Grades > Import)."))
-    if feedback_zip:
-        say(f"{len(outcome.feedback)} report(s) in {feedback_zip}; upload it to " + (
-            "Moodle (Grading action: Upload multiple feedback files in a zip)." if fmt == "moodle" else
-            "Canvas (the assignment's page: Re-upload submissions); each student finds the report as a comment "
-            "on their submission."))
-    elif fmt == "canvas":
-        say("Canvas's gradebook import takes points only: give the reports with --feedback-zip and upload that "
-            "zip (Re-upload submissions), or they do not reach the students.")
+    for line in platform_summary(outcome, fmt, feedback_zip):
+        click.echo(plain(line), err=to_stdout)
     if outcome.cannot:
         sys.exit(1)
 

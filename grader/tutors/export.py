@@ -177,6 +177,31 @@ def export_platform(out: OutDir, fmt: str, into: Path, to: Path | None = None,
     return outcome
 
 
+def platform_summary(outcome: FillOutcome, fmt: str, feedback_zip: str | None) -> list[str]:
+    """What an export into a platform's file did, in lines for the tutor: how many filled in, the
+    rows left as they are and why, where to upload the file and the feedback zip."""
+    lines = [f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
+             f"written to {outcome.path or 'standard output'}"]
+    if outcome.not_in_grades:
+        lines.append(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
+        lines += [f"  {line}" for line in outcome.not_in_grades]
+    lines += [f"  no grade: {line}" for line in outcome.unconfirmed]
+    if outcome.cannot:
+        lines.append(f"Not filled in, left as they are ({len(outcome.cannot)}); fix these and export again:")
+        lines += [f"  {line}" for line in outcome.cannot]
+    lines.append(f"Upload {outcome.path or 'it'} to " + ("Moodle (Grading action: Upload grading worksheet)."
+                                                      if fmt == "moodle" else "Canvas (Grades > Import)."))
+    if feedback_zip:
+        lines.append(f"{len(outcome.feedback)} report(s) in {feedback_zip}; upload it to " + (
+            "Moodle (Grading action: Upload multiple feedback files in a zip)." if fmt == "moodle" else
+            "Canvas (the assignment's page: Re-upload submissions); each student finds the report as a comment "
+            "on their submission."))
+    elif fmt == "canvas":
+        lines.append("Canvas's gradebook import takes points only: give the reports with --feedback-zip and upload "
+                     "that zip (Re-upload submissions), or they do not reach the students.")
+    return lines
+
+
 def _canvas_uploads(result: SubmissionResult) -> list[tuple[str, str]]:
     """(user id, attachment id) of each Canvas upload the intake recorded for ``result``."""
     handed_in = (result.platform or {}).get("handed_in_by", [])
