@@ -214,8 +214,8 @@ def test_the_moodle_export_lists_a_look_alike_of_another_students_row(tmp_path) 
 
     from test_scores import MEMBERS, fake_output, fake_result
 
+    from grader.folder.outdir import OutDir
     from grader.tutors.platforms import fill_moodle
-    from grader.tutors.scores import load_results
     folder = "Lovelace_2571234_Turing_2799999"  # the file name names the made-up id too
     hostile = [("Ada Lovelace", "2571234", "ada@uni.example"), ("Alan Turing", "2799999", "\u212aurt@uni.example")]
     out = fake_output(tmp_path / "out", [fake_result(folder, hostile), fake_result("Hopper_2570001_Dijkstra_2570002",
@@ -224,7 +224,7 @@ def test_the_moodle_export_lists_a_look_alike_of_another_students_row(tmp_path) 
                              tmp_path / "moodle.csv"))
     # The export writes what it can and lists the conflicting row by the student's name; the row
     # a look-alike points at is left as it is (issue 23: exports a tutor can finish).
-    outcome = fill_moodle(sheet, load_results(out), tmp_path / "filled.csv")
+    outcome = fill_moodle(sheet, OutDir(out).results(), tmp_path / "filled.csv")
     listed = [line for line in outcome.cannot if "conflicts" in line]
     assert listed and "Alan Turing" in listed[0] and "Participant 107" in listed[0], outcome.cannot
     filled = (tmp_path / "filled.csv").read_text(encoding="utf-8")

@@ -32,8 +32,9 @@ from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 
 from grader.cli.main import main
 from grader.errors import UsageError
+from grader.folder.outdir import OutDir
 from grader.tutors.platforms import PlatformError, fill_canvas, fill_moodle, parse_csv, quote_like, splice
-from grader.tutors.scores import import_sheet, load_results
+from grader.tutors.scores import import_sheet
 
 FILES = Path(__file__).resolve().parent / "files" / "platforms"
 ADA = "Lovelace_2571234_Turing_2579876"
@@ -69,7 +70,7 @@ def test_moodle_worksheet_gets_grade_and_feedback_and_keeps_every_other_byte(tmp
                                                      "comment": 'Cite "Elman, 1990" <properly>'}]), out, tutor="ada")
     sheet = _copy(tmp_path, "moodle_worksheet.csv")
     before = sheet.read_bytes()
-    outcome = fill_moodle(sheet, load_results(out), tmp_path / "filled.csv", allow_partial=True)
+    outcome = fill_moodle(sheet, OutDir(out).results(), tmp_path / "filled.csv", allow_partial=True)
     assert sheet.read_bytes() == before  # a new file; the download is left alone
     after = (tmp_path / "filled.csv").read_bytes()
     assert after.startswith(b"\xef\xbb\xbf") and after.count(b"\r\n") == before.count(b"\r\n")
@@ -103,7 +104,7 @@ def test_moodle_a_student_missing_from_the_worksheet_is_named_and_the_rest_is_wr
                                       b"Participant 107,Kurt G\xc3\xb6del,kurt@elsewhere.example,2579999")
     sheet.write_bytes(text)
     target = tmp_path / "filled.csv"
-    outcome = fill_moodle(sheet, load_results(out), target, allow_partial=True)
+    outcome = fill_moodle(sheet, OutDir(out).results(), target, allow_partial=True)
     said = "\n".join(outcome.cannot)
     assert "Kurt Goedel (2570004, kurt@uni.example)" in said and "is not in the file" in said and "--match" in said
     assert target.exists() and outcome.filled == 4
@@ -127,7 +128,7 @@ def test_moodle_every_doubt_leaves_that_student_out_by_name(tmp_path: Path, edit
     sheet = _copy(tmp_path, "moodle_worksheet.csv")
     assert edit[0] in sheet.read_bytes()
     sheet.write_bytes(sheet.read_bytes().replace(edit[0], edit[1], 1))
-    outcome = fill_moodle(sheet, load_results(out), tmp_path / "filled.csv", allow_partial=True)
+    outcome = fill_moodle(sheet, OutDir(out).results(), tmp_path / "filled.csv", allow_partial=True)
     assert any(says in c for c in outcome.cannot), outcome.cannot
     assert (tmp_path / "filled.csv").exists() and outcome.filled < 6
 
@@ -137,7 +138,7 @@ def test_moodle_names_with_quotes_commas_and_accents_in_the_grades(tmp_path: Pat
                 ("Alan Turing", "2579876", "alan@uni.example")], *MEMBERS[1:]]
     out = _out(tmp_path, members)
     sheet = _copy(tmp_path, "moodle_worksheet.csv")
-    outcome = fill_moodle(sheet, load_results(out), sheet, allow_partial=True)  # in place, atomically
+    outcome = fill_moodle(sheet, OutDir(out).results(), sheet, allow_partial=True)  # in place, atomically
     assert outcome.path == sheet
     rows = {r["Email address"]: r for r in _rows(sheet.read_bytes())}
     assert rows["ada@uni.example"]["Full name"] == 'Ada "Countess" Lovelace'  # the platform's name is kept
@@ -149,7 +150,7 @@ def test_moodle_header_without_the_columns_names_what_is_missing(tmp_path: Path)
     sheet = tmp_path / "w.csv"
     sheet.write_text("Name,Points\nAda,3\n")
     with pytest.raises(PlatformError, match="no column 'Grade' or 'Email address \\(or ID number\\)'"):
-        fill_moodle(sheet, load_results(_out(tmp_path)), None)
+        fill_moodle(sheet, OutDir(_out(tmp_path)).results(), None)
 
 
 def test_a_student_in_two_groups_is_not_guessed(tmp_path: Path) -> None:
@@ -157,13 +158,13 @@ def test_a_student_in_two_groups_is_not_guessed(tmp_path: Path) -> None:
                             ("Alan Turing", "2579876", "alan@uni.example")], MEMBERS[2]]
     out = fake_output(tmp_path / "out", [fake_result(ADA, members[0]),
                                          fake_result("Hopper_2570001_Turing_2579876", members[1])])
-    outcome = fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), load_results(out), None, allow_partial=True)
+    outcome = fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), OutDir(out).results(), None, allow_partial=True)
     assert any("Alan Turing (id 2579876) is a member of two groups" in c for c in outcome.cannot)
 
 
 def test_a_member_the_file_name_does_not_name_gets_no_grade_as_in_grades_csv(tmp_path: Path) -> None:
     members = [MEMBERS[0], [*MEMBERS[1], ("Emilie du Chatelet", "2570099", "emilie@uni.example")], MEMBERS[2]]
-    outcome = fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), load_results(_out(tmp_path, members)), None,
+    outcome = fill_moodle(_copy(tmp_path, "moodle_worksheet.csv"), OutDir(_out(tmp_path, members)).results(), None,
                           allow_partial=True)
     rows = {r["Email address"]: r for r in _rows(outcome.text)}
     assert rows["emilie@uni.example"]["Grade"] == "" and rows["grace.h@other.example"]["Grade"] == "4"
@@ -186,12 +187,12 @@ def test_canvas_fills_the_named_assignment_column_only(tmp_path: Path) -> None:
     sheet = _copy(tmp_path, "canvas_gradebook.csv")
     with pytest.raises(PlatformError, match="several assignment columns; name the one to fill with --column, "
                                             "e.g. --column 'Sheet 11 \\(4711\\)'$"):
-        fill_canvas(sheet, load_results(out), tmp_path / "x.csv")
+        fill_canvas(sheet, OutDir(out).results(), tmp_path / "x.csv")
     with pytest.raises(PlatformError, match="no assignment column 'Sheet 12'"):
-        fill_canvas(sheet, load_results(out), tmp_path / "x.csv", column="Sheet 12")
+        fill_canvas(sheet, OutDir(out).results(), tmp_path / "x.csv", column="Sheet 12")
     assert not (tmp_path / "x.csv").exists()
     before = sheet.read_bytes()
-    outcome = fill_canvas(sheet, load_results(out), tmp_path / "filled.csv", column="Sheet 11", allow_partial=True)
+    outcome = fill_canvas(sheet, OutDir(out).results(), tmp_path / "filled.csv", column="Sheet 11", allow_partial=True)
     after = (tmp_path / "filled.csv").read_bytes()
     assert not after.endswith(b"\n") and b"\r" not in after  # LF kept, no newline added at the end
     rows = _rows(after)
@@ -211,7 +212,7 @@ def test_canvas_fills_the_named_assignment_column_only(tmp_path: Path) -> None:
     assert [line for line in before.split(b"\n") if any(u in line for u in untouched)] == \
         [line for line in after.split(b"\n") if any(u in line for u in untouched)]
     # by the assignment id, too
-    assert fill_canvas(sheet, load_results(out), None, column="4711", allow_partial=True).text == after
+    assert fill_canvas(sheet, OutDir(out).results(), None, column="4711", allow_partial=True).text == after
 
 
 def test_canvas_points_possible_must_match(tmp_path: Path) -> None:
@@ -219,7 +220,7 @@ def test_canvas_points_possible_must_match(tmp_path: Path) -> None:
     sheet.write_bytes(sheet.read_bytes().replace(b"Points Possible,,,,,10.00,10.00",
                                                  b"Points Possible,,,,,10.00,20.00"))
     with pytest.raises(PlatformError, match="Sheet 11 \\(4711\\) has '20.00' points possible but the sheet has 10"):
-        fill_canvas(sheet, load_results(_out(tmp_path)), None, column="Sheet 11 (4711)")
+        fill_canvas(sheet, OutDir(_out(tmp_path)).results(), None, column="Sheet 11 (4711)")
 
 
 # -- the command -------------------------------------------------------------------------------------

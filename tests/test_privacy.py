@@ -183,3 +183,17 @@ def test_the_commands_print_the_inventory_and_purge(tmp_path: Path) -> None:
     assert done.exit_code == 0 and "1 submission(s) purged" in done.output
     again = CliRunner().invoke(main, ["privacy", "-o", str(out)])
     assert "Purges recorded: 1" in again.output and "by dpo" in again.output and "2570001" not in again.output
+
+
+def test_a_blind_view_of_a_group_whose_folder_is_called_error_keeps_the_statuses_and_reads_as_a_result(
+        tmp_path: Path) -> None:
+    # The folder's name is one of the group's identities, and also the grader's word for a status.
+    data = fake_result("error", [("Graded Manual", "2571234", "pending@uni.example")])
+    view = blind_view(data, "Group K7F-2QM")
+    assert view["status"] == "graded"
+    assert {q["status"] for q in view["questions"].values()} == {q["status"] for q in data["questions"].values()}
+    shown = SubmissionResult.from_json(view)
+    assert shown.submission == "Group K7F-2QM" and shown.group == ()
+    out = fake_output(tmp_path / "out", [data])
+    outcome = write_review(out)  # reads every blind view back as a result
+    assert outcome.rows > 0 and "2571234" not in outcome.sheet.read_text(encoding="utf-8")

@@ -13,10 +13,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.common import boundary, output_option, plain, rubric_option, shown
+
+if TYPE_CHECKING:
+    from grader.folder.outdir import OutDir
+    from grader.tutors.platforms import FillOutcome
 
 
 @click.command("review")
@@ -89,86 +94,76 @@ def export_command(out_dir: str, fmt: str, to: str | None, into: str | None, col
                    require_complete: bool, rubric_path: str | None, allow_partial: bool = False,
                    matches: tuple[str, ...] = (), feedback_zip: str | None = None) -> None:
     """Per-student grades (with the tutors' scores) as CSV or JSON, or into Moodle's or Canvas's file."""
-    from rich.console import Console
-
-    from grader.errors import UsageError
-    from grader.tutors.export import export, export_platform, incomplete, list_overrides
-    from grader.tutors.scores import load_results
-    err = Console(stderr=True)
-    path: Path | None = None
-    text = ""
+    from grader.folder.outdir import OutDir
+    from grader.tutors.export import export, export_platform
     with boundary():
-        if fmt in ("moodle", "canvas") and not into:
-            where = "Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"
-            raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from {where}")
-        if (into or allow_partial or matches or feedback_zip) and fmt not in ("moodle", "canvas"):
-            raise UsageError("--into, --allow-partial, --match and --feedback-zip are for --format moodle or canvas")
-        try:
-            missing = incomplete(load_results(Path(out_dir)))
-        except UsageError:
-            missing = []  # no results to judge: the export below says so, with the same error
-        if missing:
-            err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
-            for line in missing:
-                err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
-            if require_complete:
-                err.print("Nothing was written (--require-complete).", highlight=False)
-                sys.exit(1)
-        overridden = list_overrides(Path(out_dir)) if load_ok(Path(out_dir)) else []
-        if overridden:
-            err.print(f"Automatic points set by hand ({len(overridden)}):", highlight=False)
-            for line in overridden:
-                err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
+        _check_export_options(fmt, into, allow_partial, matches, feedback_zip)
+        out = OutDir(Path(out_dir))
+        _warn_before_export(out, require_complete)
         if fmt in ("moodle", "canvas"):
             assert into is not None
-            outcome = export_platform(Path(out_dir), fmt, Path(into), Path(to) if to else None, column,
+            outcome = export_platform(out, fmt, Path(into), Path(to) if to else None, column,
                                       allow_partial, matches, Path(feedback_zip) if feedback_zip else None)
         else:
-            path, text = export(Path(out_dir), fmt, Path(to) if to else None, rubric_path)
+            path, text = export(out, fmt, Path(to) if to else None, rubric_path)
     if fmt in ("moodle", "canvas"):
-        to_stdout = outcome.path is None
-        if to_stdout:
-            sys.stdout.buffer.write(outcome.text)
-            sys.stdout.flush()
-        say = (lambda line: click.echo(line, err=True)) if to_stdout else click.echo
-        say(f"{outcome.filled} student(s) filled in; {outcome.changed} field(s) changed; "
-            f"written to {plain(outcome.path or 'standard output')}")
-        if outcome.not_in_grades:
-            say(f"Not in the grades, left as they are ({len(outcome.not_in_grades)}; no submission?):")
-            for line in outcome.not_in_grades:
-                say(f"  {plain(line)}")
-        for line in outcome.unconfirmed:
-            say(f"  no grade: {plain(line)}")
-        if outcome.cannot:
-            say(f"Not filled in, left as they are ({len(outcome.cannot)}); fix these and export again:")
-            for line in outcome.cannot:
-                say(f"  {plain(line)}")
-        say(f"Upload {plain(outcome.path or 'it')} to " + ("Moodle (Grading action: Upload grading worksheet)."
-                                                    if fmt == "moodle" else "Canvas (Grades > Import)."))
-        if feedback_zip:
-            say(f"{len(outcome.feedback)} report(s) in {feedback_zip}; upload it to " + (
-                "Moodle (Grading action: Upload multiple feedback files in a zip)." if fmt == "moodle" else
-                "Canvas (the assignment's page: Re-upload submissions); each student finds the report as a comment "
-                "on their submission."))
-        elif fmt == "canvas":
-            say("Canvas's gradebook import takes points only: give the reports with --feedback-zip and upload that "
-                "zip (Re-upload submissions), or they do not reach the students.")
-        if outcome.cannot:
-            sys.exit(1)
+        _report_platform(outcome, fmt, feedback_zip)
     elif path is None:
         click.echo(text, nl=False)
     else:
         click.echo(f"Grades written to {plain(path)}")
 
 
-def load_ok(out_dir: Path) -> bool:
-    """Whether ``out_dir`` holds results (else the export itself says what is wrong)."""
+def _check_export_options(fmt: str, into: str | None, allow_partial: bool, matches: tuple[str, ...],
+                          feedback_zip: str | None) -> None:
     from grader.errors import UsageError
-    from grader.tutors.scores import load_results
+    if fmt in ("moodle", "canvas") and not into:
+        where = "Moodle (Download grading worksheet)" if fmt == "moodle" else "Canvas (Grades > Export)"
+        raise UsageError(f"--format {fmt} needs --into FILE: the file downloaded from {where}")
+    if (into or allow_partial or matches or feedback_zip) and fmt not in ("moodle", "canvas"):
+        raise UsageError("--into, --allow-partial, --match and --feedback-zip are for --format moodle or canvas")
+
+
+def _warn_before_export(out: OutDir, require_complete: bool) -> None:
+    """On the standard error: what is not finished (with --require-complete: exit 1, nothing
+    written), then every automatic question's points set by hand. Silent where ``out`` holds no
+    results (the export itself then says what is wrong)."""
+    from rich.console import Console
+
+    from grader.errors import UsageError
+    from grader.tutors.export import incomplete, list_overrides
+    err = Console(stderr=True)
     try:
-        return bool(load_results(out_dir))
+        results = out.results()
     except UsageError:
-        return False
+        return
+    missing = incomplete(results)
+    if missing:
+        err.print(f"[bold yellow]warning:[/] grading is not complete ({len(missing)}):", highlight=False)
+        for line in missing:
+            err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
+        if require_complete:
+            err.print("Nothing was written (--require-complete).", highlight=False)
+            sys.exit(1)
+    overridden = list_overrides(out, results)
+    if overridden:
+        err.print(f"Automatic points set by hand ({len(overridden)}):", highlight=False)
+        for line in overridden:
+            err.print(f"  {shown(line)}", highlight=False, soft_wrap=True)
+
+
+def _report_platform(outcome: FillOutcome, fmt: str, feedback_zip: str | None) -> None:
+    """What an export into a platform's file did (the file itself on the standard output where
+    no file was written); exit 1 where students were left out."""
+    from grader.tutors.export import platform_summary
+    to_stdout = outcome.path is None
+    if to_stdout:
+        sys.stdout.buffer.write(outcome.text)
+        sys.stdout.flush()
+    for line in platform_summary(outcome, fmt, feedback_zip):
+        click.echo(plain(line), err=to_stdout)
+    if outcome.cannot:
+        sys.exit(1)
 
 
 @click.command("serve")

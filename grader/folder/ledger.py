@@ -135,25 +135,50 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
     ``tables``, and ``manual_scores`` and ``point_overrides`` (automatic points a tutor set, history
     rows of sheet ``override``) against ``score_history``."""
     verdict = Verdict(entries=len(entries))
+    chain = _follow_chain(entries, key)
+    if isinstance(chain, str):
+        verdict.problems.append(chain)
+        return verdict  # nothing after a broken link can be trusted
+    previous, latest = chain
+    verdict.problems += _check_head(head, key, len(entries), previous)
+    found = _check_rows(tables, latest, verdict)
+    found += _check_current(tables.get("score_history", ()), manual, overrides, latest)
+    verdict.problems += [text for _, text in sorted(found, key=lambda x: x[0])]
+    return verdict
+
+
+Latest = dict[tuple[str, str], tuple[int, str]]  # (table, ref) -> (seq, digest) of its latest entry
+
+
+def _follow_chain(entries: Sequence[Mapping[str, Any]], key: bytes) -> tuple[str, Latest] | str:
+    """The chain's last MAC and each row's latest entry; or the problem at the first broken link."""
     previous = ""
-    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    latest: Latest = {}
     for e in entries:
         expected = link(key, previous, str(e["tbl"]), str(e["ref"]), str(e["digest"]))
         if not hmac.compare_digest(expected, str(e["mac"])):
-            verdict.problems.append(f"ledger entry {e['seq']} ({e['tbl']} {e['ref']}) does not follow from the one "
-                                    "before: the ledger was edited, or an entry was removed, outside grade")
-            return verdict  # nothing after a broken link can be trusted
+            return (f"ledger entry {e['seq']} ({e['tbl']} {e['ref']}) does not follow from the one "
+                    "before: the ledger was edited, or an entry was removed, outside grade")
         previous = str(e["mac"])
         latest[(str(e["tbl"]), str(e["ref"]))] = (int(e["seq"]), str(e["digest"]))
+    return previous, latest
+
+
+def _check_head(head: Mapping[str, Any] | None, key: bytes, count: int, previous: str) -> list[str]:
+    """Whether the head file says the chain ends where it does (no entry removed at the end)."""
     if head is None:
-        if entries:
-            verdict.problems.append("the ledger's head file (gradebook.sqlite.ledger-head) is missing; "
-                                    "entries at the end of the chain may have been removed")
-    elif not (head.get("entries") == len(entries) and head.get("last") == previous
-              and hmac.compare_digest(str(head.get("mac", "")), head_mac(key, len(entries), previous))):
-        verdict.problems.append(f"the ledger ends after entry {len(entries)}, but its head says "
-                                f"{head.get('entries')} entries: entries at the end were removed (or the "
-                                "head file was replaced) outside grade")
+        return (["the ledger's head file (gradebook.sqlite.ledger-head) is missing; "
+                 "entries at the end of the chain may have been removed"] if count else [])
+    if head.get("entries") == count and head.get("last") == previous \
+            and hmac.compare_digest(str(head.get("mac", "")), head_mac(key, count, previous)):
+        return []
+    return [f"the ledger ends after entry {count}, but its head says {head.get('entries')} entries: entries at "
+            "the end were removed (or the head file was replaced) outside grade"]
+
+
+def _check_rows(tables: Mapping[str, Sequence[Mapping[str, Any]]], latest: Latest,
+                verdict: Verdict) -> list[tuple[float, str]]:
+    """Every chained row against its latest entry: added, edited or deleted outside grade."""
     found: list[tuple[float, str]] = []
     seen: set[tuple[str, str]] = set()
     for table, rows in tables.items():
@@ -171,32 +196,32 @@ def verify_gradebook(entries: Sequence[Mapping[str, Any]], tables: Mapping[str, 
     for (table, ref), (seq, _) in latest.items():
         if (table, ref) not in seen and table in tables:
             found.append((seq, f"{table} row {ref} (ledger entry {seq}) was deleted outside grade"))
-    # manual_scores and point_overrides must be what the chained history says
+    return found
+
+
+def _check_current(history: Sequence[Mapping[str, Any]], manual: Sequence[Mapping[str, Any]],
+                   overrides: Sequence[Mapping[str, Any]], latest: Latest) -> list[tuple[float, str]]:
+    """``manual_scores`` and ``point_overrides`` must be what the chained history says."""
     wanted: dict[tuple[str, str], Mapping[str, Any]] = {}
     wanted_overrides: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for row in tables.get("score_history", ()):
+    for row in history:
         into = wanted_overrides if row.get("sheet") == "override" else wanted
         into[(str(row["folder"]), str(row["question"]))] = row
 
-    def after(h: Mapping[str, Any]) -> float:  # just after the history row's own entry
+    def after(h: Mapping[str, Any] | None) -> float:  # just after the history row's own entry
+        if h is None:
+            return 1 << 62
         return latest.get(("score_history", ref_of("score_history", h)), (1 << 62, ""))[0] + 0.5
-    for o in overrides:
-        last = wanted_overrides.pop((str(o["folder"]), str(o["question"])), None)
-        if last is None or float(last["new_points"]) != float(o["points"]) or last["new_comment"] != o["reason"]:
-            found.append((after(last) if last else 1 << 62,
-                          f"point_overrides row of {o['question']} of '{o['folder']}' ({float(o['points']):g} points) "
-                          "is not what score_history gives: it was edited outside grade"))
-    for (folder, question), h in wanted_overrides.items():
-        found.append((after(h), f"the override of {question} of '{folder}' is missing (score_history row "
-                                f"{h['id']} gives {float(h['new_points']):g}): it was deleted outside grade"))
-    for m in manual:
-        last = wanted.pop((str(m["folder"]), str(m["question"])), None)
-        if last is None or float(last["new_points"]) != float(m["points"]) or last["new_comment"] != m["comment"]:
-            found.append((after(last) if last else 1 << 62,
-                          f"manual_scores row of {m['question']} of '{m['folder']}' ({float(m['points']):g} points) "
-                          "is not what score_history gives: it was edited outside grade"))
-    for (folder, question), h in wanted.items():
-        found.append((after(h), f"the manual score of {question} of '{folder}' is missing (score_history row "
+    found: list[tuple[float, str]] = []
+    for kind, table, rows, text, history_of in (("override", "point_overrides", overrides, "reason", wanted_overrides),
+                                               ("manual score", "manual_scores", manual, "comment", wanted)):
+        for o in rows:
+            last = history_of.pop((str(o["folder"]), str(o["question"])), None)
+            if last is None or float(last["new_points"]) != float(o["points"]) or last["new_comment"] != o[text]:
+                found.append((after(last), f"{table} row of {o['question']} of '{o['folder']}' "
+                                           f"({float(o['points']):g} points) is not what score_history gives: it "
+                                           "was edited outside grade"))
+        for (folder, question), h in history_of.items():
+            found.append((after(h), f"the {kind} of {question} of '{folder}' is missing (score_history row "
                                     f"{h['id']} gives {float(h['new_points']):g}): it was deleted outside grade"))
-    verdict.problems += [text for _, text in sorted(found, key=lambda x: x[0])]
-    return verdict
+    return found

@@ -129,14 +129,19 @@ _DROPPED = ("group", "tutor_detail", "cells", "code_cells", "other_files", "note
 def blind_view(data: Mapping[str, Any], label: str) -> dict[str, Any]:
     """A result's JSON as a blind tutor may see it: ``submission`` and ``folder`` are the
     pseudonym ``label`` (also in ``pseudonym``), the group and file names are gone, and every
-    text has the group's identities replaced (see :func:`identity_tokens`)."""
+    text has the group's identities replaced (see :func:`identity_tokens`), except the grader's
+    own words for a status (of the submission and of each question), which identify no one: so a
+    blind view is still a result this grader reads (``SubmissionResult.from_json``), even where
+    a folder is called ``error``."""
     redact = redactor(identity_tokens(data))
     out = {k: _scrub(v, redact) for k, v in data.items() if k not in _DROPPED}
     # A tutor's own words stay as written: a sheet written again must import as unchanged.
     for qid, q in (data.get("questions") or {}).items():
-        for key in ("comment", "scored_by"):
+        for key in ("comment", "scored_by", "status"):
             if isinstance(q, Mapping) and key in q:
                 out["questions"][qid][key] = q[key]
+    if "status" in data:
+        out["status"] = data["status"]
     out.update(submission=label, folder=label, pseudonym=label, group=[], blind=True)
     return out
 

@@ -29,9 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import UsageError
-from grader.folder.grades import SHEET_COLUMNS, is_written, safe_csv
+from grader.folder.grades import SHEET_COLUMNS, safe_csv
 from grader.folder.outdir import OutDir, write_atomic
-from grader.written.concepts import suggested_score, suggestion_for  # noqa: F401 - the review's API
+from grader.result import Flag, QuestionResult, SubmissionResult
+from grader.written.concepts import suggested_score, suggestion_for
+
+__all__ = ["ReviewOutcome", "refresh_review_index", "review_index_context", "suggested_score", "suggestion_for",
+           "suggestion_of", "write_review"]
 
 
 @dataclass
@@ -46,125 +50,168 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def review_index_context(results: Sequence[Mapping[str, Any]], written: Iterable[str],
-                         pages: Iterable[str] = ()) -> dict[str, Any]:
+def suggestion_of(q: QuestionResult, flags: Iterable[Flag]) -> float | None:
+    """The suggested score of one written answer (typed; as grader/written/concepts.py's
+    ``suggestion_for`` gives it from the JSON): 0 for a missing answer, else the question's points
+    times the share of the concepts named, rounded to a quarter point."""
+    if any(f.code == "answer.missing" for f in flags):
+        return 0.0
+    found = len(q.answer.concepts_found) if q.answer is not None else 0
+    missing = len(q.answer.concepts_missing) if q.answer is not None else 0
+    return suggested_score(q.max_points, found, found + missing)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result as the review shows it: ``view`` the JSON the templates draw (blind unless
+    revealed), ``result`` the same read typed, ``folder`` the real folder (never shown)."""
+
+    view: dict[str, Any]
+    result: SubmissionResult
+    folder: str
+
+    @property
+    def label(self) -> str:
+        return str(self.view["pseudonym"])
+
+
+def review_index_context(shown: Sequence[Shown], written: Iterable[str], pages: Iterable[str] = ()) -> dict[str, Any]:
     """What the review index shows: per written question, of the graded submissions, how many a
     tutor has scored and how many are still to score; ``pages`` are the questions whose page exists."""
-    graded = [r for r in results if r["status"] == "graded"]
+    graded = [s.result for s in shown if s.result.status == "graded"]
     have = set(pages)
     rows = []
     for qid in written:
-        first = results[0]["questions"][qid] if results else {}
-        scored = sum(1 for r in graded if r["questions"][qid].get("status") == "manual")
-        rows.append({"id": qid, "title": first.get("title", ""), "max_points": first.get("max_points", 0.0),
+        first = shown[0].result.questions[qid] if shown else None
+        scored = sum(1 for r in graded if r.questions[qid].status == "manual")
+        rows.append({"id": qid, "title": first.title if first else "", "max_points": first.max_points if first else 0.0,
                      "scored": scored, "to_score": len(graded) - scored, "page": qid in have})
     return {"questions": rows, "graded": len(graded),
-            "skipped": [r for r in results if r["status"] != "graded"]}
+            "skipped": [s.view for s in shown if s.result.status != "graded"]}
 
 
-def _blind_all(results: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
-               revealed: Iterable[str] = ()) -> list[dict[str, Any]]:
+def _blind_all(results: Sequence[SubmissionResult], labels: Mapping[str, str],
+               revealed: Iterable[str] = ()) -> list[Shown]:
     from grader.tutors.privacy import blind_view
-    shown = set(revealed)
-    return [{**r, "pseudonym": labels[r["folder"]]} if r["folder"] in shown
-            else blind_view(r, labels[r["folder"]]) for r in results]
+    opened = set(revealed)
+    out = []
+    for r in results:
+        data, label = r.to_json(), labels[r.folder]
+        view = {**data, "pseudonym": label} if r.folder in opened else blind_view(data, label)
+        out.append(Shown(view, SubmissionResult.from_json(view), r.folder))
+    return out
 
 
-def refresh_review_index(out_dir: Path | OutDir, results: Sequence[Mapping[str, Any]]) -> bool:
+def refresh_review_index(out: OutDir, results: Sequence[SubmissionResult]) -> bool:
     """Rewrite ``review/index.html`` from ``results`` where `grade review` made one (after an
     import the progress changes); the pages and the sheet, which a tutor may be filling in, are
     left alone. True if the index changed."""
     from grader.pages.report import render_review_index
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     index = out.path("review", "index.html")
     if not index.exists() or not results:
         return False
     from grader.checks.secret import load_secret
     from grader.tutors.privacy import pseudonyms
-    labels = pseudonyms(load_secret(create=False), [r["folder"] for r in results])
-    written = [qid for qid, q in results[0]["questions"].items() if is_written(q)]
+    labels = pseudonyms(load_secret(create=False), [r.folder for r in results])
+    written = [qid for qid, q in results[0].questions.items() if q.written]
     existing = [qid for qid in written if out.path("review", f"{qid}.html").exists()]
     html = render_review_index({**review_index_context(_blind_all(results, labels), written, existing), "blind": True})
     return out.write_if_changed(("review", "index.html"), html)
 
 
+def _entry(s: Shown, qid: str) -> tuple[dict[str, Any], list[str]]:
+    """One answer on a question's page, and its row of the scoring sheet."""
+    from grader.pages.report import render_markdown
+    from grader.tutors.privacy import slug
+    q = s.result.questions[qid]
+    flags = [f for f in s.result.flags if f.question == qid]
+    suggestion = suggestion_of(q, flags)
+    manual = q.status == "manual"
+    revealed = not s.view.get("blind")
+    answer = q.answer
+    entry = {"r": s.view, "q": q.to_json(), "flags": [f.to_json() for f in flags], "suggested": suggestion,
+             "manual": manual, "label": s.label, "anchor": slug(s.label), "revealed": revealed,
+             "html": render_markdown(answer.markdown, answer.attachments)
+             if answer is not None and answer.markdown.strip() else None}
+    row = [s.label, s.result.submission if revealed else "", qid, _fmt(q.max_points), _fmt(suggestion),
+           _fmt(round(q.points, 4)) if manual else "", q.comment if manual else ""]
+    return entry, row
+
+
+def _reveal_first(out: OutDir, revealed: Sequence[str], reason: str, tutor: str | None, key: bytes) -> None:
+    """Record every reveal before anything is written; refused without a reason and a tutor."""
+    from grader.tutors.privacy import reveal as record_reveal
+    if not revealed:
+        return
+    if not reason.strip():
+        raise UsageError("--reveal needs --reason TEXT: every reveal is recorded with your name, the time and why")
+    if not tutor:
+        raise UsageError("--reveal needs the tutor's name (--tutor NAME): every reveal is recorded with it")
+    for folder in revealed:
+        record_reveal(out, folder, tutor, reason, key)
+
+
 def write_review(out_dir: Path, questions: Iterable[str] = (), groups: Iterable[str] = (),
                  to: Path | None = None, reveal: Iterable[str] = (), reason: str = "",
                  tutor: str | None = None, secret: bytes | None = None) -> ReviewOutcome:
-    """Write the review pages, their index and the scoring sheet of ``out_dir`` into ``to``
-    (``out_dir/review``). ``groups`` and ``reveal`` name groups by pseudonym (or folder);
-    ``reveal`` needs a ``reason`` and is recorded before anything is written."""
+    """Write the review pages, their index and the scoring sheet of the output folder ``out_dir``
+    into ``to`` (default: its ``review/``). ``groups`` and ``reveal`` name groups by
+    pseudonym (or folder); ``reveal`` needs a ``reason`` and is recorded before anything is written."""
     from grader.checks.secret import load_secret
     from grader.pages.report import render_markdown, render_review_index, render_review_page
     from grader.tutors.privacy import pseudonyms, resolve_group, slug
-    from grader.tutors.privacy import reveal as record_reveal
     from grader.written.concepts import model_answers
     out = OutDir(out_dir)
     typed = out.results()  # names every unreadable result.json instead of leaving a group out
     key = secret if secret is not None else load_secret(create=False)
     labels = pseudonyms(key, [r.folder for r in typed])
-    groups = [resolve_group(g, labels) for g in dict.fromkeys(groups)]
+    wanted_g = [resolve_group(g, labels) for g in dict.fromkeys(groups)]
     revealed = [resolve_group(g, labels) for g in dict.fromkeys(reveal)]
-    if revealed:
-        if not reason.strip():
-            raise UsageError("--reveal needs --reason TEXT: every reveal is recorded with your name, the time and why")
-        if not tutor:
-            raise UsageError("--reveal needs the tutor's name (--tutor NAME): every reveal is recorded with it")
-        for folder in revealed:
-            record_reveal(out, folder, tutor, reason, key)
-    results = _blind_all([r.to_json() for r in typed], labels, revealed)
-    by_label = {labels[r.folder]: r.folder for r in typed}
+    _reveal_first(out, revealed, reason, tutor, key)
+    shown = _blind_all(typed, labels, revealed)
     written = [qid for qid, q in typed[0].questions.items() if q.written]
-    wanted_q, wanted_g = list(dict.fromkeys(questions)), list(dict.fromkeys(groups))
+    wanted_q = list(dict.fromkeys(questions))
     unknown_q = [q for q in wanted_q if q not in written]
     if unknown_q:
         raise UsageError(f"unknown written question(s) {', '.join(unknown_q)}; the written questions are "
                          f"{', '.join(written)}")
     qids = wanted_q or written
-
-    def wanted(r: Mapping[str, Any]) -> bool:
-        return not wanted_g or by_label[r["pseudonym"]] in wanted_g
-    chosen = [r for r in results if r["status"] == "graded" and wanted(r)]
-    skipped = [r for r in results if r["status"] != "graded" and wanted(r)]
+    chosen = [s for s in shown if not wanted_g or s.folder in wanted_g]
+    skipped = [s.view for s in chosen if s.result.status != "graded"]
+    chosen = [s for s in chosen if s.result.status == "graded"]
     target = to or out.path("review")
     outcome = ReviewOutcome()
     models = model_answers()
     sheet_rows: list[list[str]] = [list(SHEET_COLUMNS)]
     for qid in qids:
         entries = []
-        for r in chosen:
-            q = r["questions"][qid]
-            flags = [f for f in r.get("flags", []) if f.get("question") == qid]
-            answer = q.get("answer") or {}
-            suggestion = suggestion_for(q, flags)
-            manual = q.get("status") == "manual"
-            label = r["pseudonym"]
-            shown = not r.get("blind")
-            entries.append({"r": r, "q": q, "flags": flags, "suggested": suggestion, "manual": manual,
-                            "label": label, "anchor": slug(label), "revealed": shown,
-                            "html": render_markdown(answer.get("markdown", ""), answer.get("attachments"))
-                            if answer.get("markdown", "").strip() else None})
-            sheet_rows.append([label, r["submission"] if shown else "", qid, _fmt(q.get("max_points")),
-                               _fmt(suggestion), _fmt(q["points"]) if manual else "",
-                               q.get("comment", "") if manual else ""])
+        for s in chosen:
+            entry, row = _entry(s, qid)
+            entries.append(entry)
+            sheet_rows.append(row)
             outcome.rows += 1
         model = models.get(qid)
-        title = results[0]["questions"][qid].get("title", "")
+        first = shown[0].result.questions[qid]
         html = render_review_page(dict(
-            qid=qid, title=title, max_points=results[0]["questions"][qid].get("max_points", 0.0),
+            qid=qid, title=first.title, max_points=first.max_points,
             model_html=render_markdown(model.markdown) if model else None,
             concepts=[c.name for c in model.concepts] if model else [],
             entries=entries, skipped=skipped, questions=qids, all_questions=written, blind=True))
-        page = target / f"{qid}.html"
-        write_atomic(page, html)
-        outcome.pages.append(page)
+        outcome.pages.append(_write(out, target, f"{qid}.html", html, to))
     # The index counts every graded submission, whatever this run's split: it is the tutors' overview.
     existing = [qid for qid in written if (target / f"{qid}.html").exists()]
-    outcome.index = target / "index.html"
-    write_atomic(outcome.index, render_review_index({**review_index_context(results, written, existing),
-                                                     "blind": True}))
+    outcome.index = _write(out, target, "index.html", render_review_index(
+        {**review_index_context(shown, written, existing), "blind": True}), to)
     suffix = "_".join([*wanted_q, *(slug(labels[g]) for g in wanted_g)])
-    outcome.sheet = target / (f"scores_{suffix}.csv" if suffix else "scores.csv")
     # Neutralised for spreadsheets; grade scores restores the exact text (grader/folder/grades.py).
-    write_atomic(outcome.sheet, safe_csv(sheet_rows))
+    outcome.sheet = _write(out, target, f"scores_{suffix}.csv" if suffix else "scores.csv", safe_csv(sheet_rows), to)
     return outcome
+
+
+def _write(out: OutDir, target: Path, name: str, text: str, to: Path | None) -> Path:
+    """``text`` as ``target/name``: through the output folder's door where ``target`` is its
+    ``review/`` (the default), else into the folder the tutor chose (``--to``)."""
+    if to is None:
+        return out.write(("review", name), text)
+    write_atomic(target / name, text)
+    return target / name

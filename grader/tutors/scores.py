@@ -6,14 +6,8 @@ every re-grade (:func:`tutor_scores` reads them from the gradebook). The outcome
 regrade requests (grader/tutors/regrades.py) go into its result the same way
 (:func:`regrade_outcomes`, :func:`apply_regrades`), so its report shows them.
 
-The sheet (written by ``grade review``) has a row per submission and question with the columns
-``folder``, ``submission``, ``question``, ``max_points``, ``suggested``, ``points``, ``comment``.
-Rows whose ``points`` cell is empty are skipped. The whole file is parsed by the csv module (its
-dialect sniffed from the whole sample), so sheets saved by Excel (``;``, UTF-8 BOM, CRLF, ``,``
-decimals), LibreOffice and Python round-trip exactly: a comment with quotes, separators, line
-breaks or a leading ``=`` arrives as the tutor wrote it. The whole sheet is checked before
-anything is stored; every problem is reported with its row number (the header is row 1, as a
-spreadsheet shows it; a row holding a line break counts as one row) and nothing is imported while
+The sheet (written by ``grade review``) is read and checked whole by grader/tutors/sheet.py
+(:func:`read_sheet`); every problem is reported with its row number and nothing is imported while
 one remains.
 
 Order of work, so that a crash can never leave the folder half done: every new result and report
@@ -25,11 +19,8 @@ are repaired by the next run, and importing the same sheet twice changes nothing
 """
 from __future__ import annotations
 
-import csv
 import fcntl
 import getpass
-import io
-import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,30 +30,17 @@ from typing import Any
 
 from grader.errors import ScoreConflict, ScoreRefused, SheetError, UsageError
 from grader.folder.gradebook import Gradebook
-from grader.folder.grades import SHEET_COLUMNS, is_written, restore
-from grader.folder.outdir import GRADEBOOK, OutDir
+from grader.folder.grades import SHEET_COLUMNS, is_written
+from grader.folder.outdir import OutDir
 from grader.result import SubmissionResult
 from grader.rubric import load_rubric
 from grader.tutors.review import refresh_review_index
+from grader.tutors.sheet import MAX_SHEET_MB, Score, check_score, parse_points, parse_sheet, read_sheet
 
-MAX_SHEET_MB = 50  # a scoring sheet is a few hundred rows; a larger file is a mistake, not work
-
-__all__ = ["SHEET_COLUMNS", "SheetError", "apply_manual", "apply_regrades", "check_override", "gradebook_path",
-           "import_sheet", "is_written", "load_results", "read_sheet", "regrade_outcomes", "save_override",
+__all__ = ["MAX_SHEET_MB", "SHEET_COLUMNS", "Score", "ScoreConflict", "ScoreRefused", "SheetError", "apply_manual",
+           "apply_regrades", "check_override", "check_reason", "check_score", "import_sheet",
+           "is_written", "parse_sheet", "read_sheet", "regrade_outcomes", "render_folder", "save_override",
            "save_score", "sync_outputs", "tutor_scores"]
-
-
-# -- the folder's results as JSON (for the tutors' web app and other readers of contract §6) ------
-def load_results(out_dir: Path | OutDir) -> list[dict[str, Any]]:
-    """The JSON of every result of ``out_dir`` in the latest run's order; an unreadable
-    ``result.json`` is an error naming it (never left out)."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
-    return [r.to_json() for r in out.results()]
-
-
-def gradebook_path(out_dir: Path | OutDir) -> Path:
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
-    return out.path(GRADEBOOK)
 
 
 # -- applying scores to a result --------------------------------------------------------------
@@ -148,178 +126,16 @@ def _write_all(out: OutDir, final: list[SubmissionResult], rubric_path: str | No
     rewritten = [r.folder for r in final if out.write_submission(r, redraw=True)]
     note = next((r.sandbox_note for r in final if r.sandbox_note), "")
     out.write_batch(final, rubric, note)
-    refresh_review_index(out, [r.to_json() for r in final])  # the review index's progress
+    refresh_review_index(out, final)  # the review index's progress
     return rewritten
 
 
-# -- the sheet --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Score:
-    row: int
-    folder: str
-    submission: str
-    question: str
-    points: float
-    comment: str
-
-
+# -- the sheet (grader/tutors/sheet.py reads it) ----------------------------------------------
 @dataclass
 class ImportOutcome:
     scores: int                      # rows with points
     changed: list[Score] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)
-
-
-def _number(text: str) -> float | None:
-    raw = text.strip()
-    if "," in raw and "." not in raw:
-        raw = raw.replace(",", ".")  # 0,5 as a German spreadsheet writes it
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def parse_sheet(sheet: Path, what: str = "the scoring sheet",
-                needed: frozenset[str] = frozenset({"question", "points"}),
-                hint: str = "give the sheet `grade review` wrote") -> list[list[str]]:
-    """Every row of ``sheet`` as the csv module reads the whole file: UTF-8 (a BOM is dropped),
-    the dialect (``,``, ``;`` or TAB; the quoting) sniffed from the whole sample, line breaks
-    inside quoted cells kept, cells as written. ``what`` names the file in errors; where the
-    sniffed dialect does not give a header with the ``needed`` columns, another delimiter may."""
-    try:
-        if sheet.stat().st_size > MAX_SHEET_MB * 1024 * 1024:
-            raise UsageError(f"{what} {sheet} is larger than {MAX_SHEET_MB} MB; {hint}")
-        text = sheet.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {sheet}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {sheet} is not UTF-8 text; save it as "
-                         "\"CSV UTF-8\" in your spreadsheet and import it again") from None
-    candidates: list[Any] = []
-    try:
-        sniffed: Any = csv.Sniffer().sniff(text[:200_000], delimiters=",;\t")
-        sniffed.doublequote = True  # spreadsheets double a quote inside a cell; never a backslash
-        sniffed.escapechar = None
-        sniffed.quotechar = '"'
-        sniffed.skipinitialspace = False  # a comment's leading space is the tutor's
-        candidates.append(sniffed)
-    except csv.Error:
-        pass
-    for delimiter in (",", ";", "\t"):  # where the sniffer guessed wrong, the header decides
-        candidates.append(type("Sheet", (csv.excel,), {"delimiter": delimiter}))
-    first: list[list[str]] | None = None
-    for dialect in candidates:
-        try:
-            rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
-        except csv.Error:
-            continue
-        first = rows if first is None else first
-        header = {c.strip().lower() for c in rows[0]} if rows else set()
-        if needed <= header:
-            return rows
-    if first is None:
-        raise UsageError(f"{what} {sheet} is not valid CSV; save it again as CSV (UTF-8)")
-    return first
-
-
-def check_score(result: SubmissionResult, qid: str, raw_points: str,
-                comment: str) -> tuple[float | None, str | None]:
-    """The checks of one score, shared by the sheet and ``grade serve``: ``(points, None)``,
-    ``(None, problem)``, or ``(None, None)`` where neither points nor a comment are given."""
-    questions = result.questions
-    if qid not in questions:
-        return None, (f"unknown question '{qid}' (the written questions are "
-                      f"{', '.join(q for q, v in questions.items() if v.written)})")
-    if not questions[qid].written:
-        return None, f"question {qid} is graded automatically; the sheet scores only written answers"
-    raw_points = raw_points.strip()
-    if not raw_points:
-        return None, (f"a comment but no points for {qid} of '{result.submission}'" if comment.strip() else None)
-    points = _number(raw_points)
-    maximum = float(questions[qid].max_points)
-    if points is None:
-        return None, f"points '{raw_points}' is not a number"
-    if points < 0:
-        return None, f"points {raw_points} is negative"
-    if points > maximum + 1e-9:
-        return None, f"points {raw_points} is above the maximum {maximum:g} of {qid}"
-    if result.status != "graded":
-        return None, (f"'{result.submission}' was not graded (status {result.status}); "
-                      "it gets 0 points and cannot be scored")
-    return points, None
-
-
-def read_sheet(sheet: Path, results: list[SubmissionResult],
-               aliases: Mapping[str, str] | None = None) -> list[Score]:
-    """Every scored row of ``sheet``, checked against ``results``; :class:`SheetError` lists all
-    problems at once. ``aliases`` maps the pseudonyms of a blind sheet (grader/tutors/privacy.py) to folders."""
-    rows = parse_sheet(sheet)
-    reader = iter(rows)
-    header = [h.strip().lower() for h in next(reader, [])]
-    missing = [c for c in ("question", "points") if c not in header]
-    if missing or not ({"folder", "submission"} & set(header)):
-        need = missing + ([] if {"folder", "submission"} & set(header) else ["folder (or submission)"])
-        raise SheetError(str(sheet), [f"row 1 (the header): the column(s) {', '.join(need)} are missing; "
-                                      f"the sheet of `grade review` has: {', '.join(SHEET_COLUMNS)}"])
-    by_folder = {r.folder: r for r in results}
-    by_submission: dict[str, list[SubmissionResult]] = {}
-    for r in results:
-        by_submission.setdefault(r.submission, []).append(r)
-    problems: list[str] = []
-    scores: list[Score] = []
-    seen: dict[tuple[str, str], int] = {}
-    for number, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        # The grader's own cells are stripped; the comment is kept exactly as the tutor wrote it
-        # (less the apostrophe `grade review` put before a leading = + - @).
-        row = {h: (cells[i].strip() if i < len(cells) else "") for i, h in enumerate(header)}
-        if "comment" in header and header.index("comment") < len(cells):
-            row["comment"] = restore(cells[header.index("comment")])
-        for key in ("folder", "submission"):
-            if key in row:
-                row[key] = restore(row[key])
-        where = f"row {number}"
-        folder, submission, qid = row.get("folder", ""), row.get("submission", ""), row.get("question", "")
-        result = None
-        if folder:
-            result = by_folder.get(folder) or by_folder.get((aliases or {}).get(folder, ""))
-            if result is None:
-                problems.append(f"{where}: unknown submission folder '{folder}' (not in this output folder)")
-                continue
-            if submission and submission != result.submission:
-                problems.append(f"{where}: folder '{folder}' holds '{result.submission}', not '{submission}'")
-                continue
-        elif submission:
-            matches = by_submission.get(submission, [])
-            if not matches:
-                problems.append(f"{where}: unknown submission '{submission}' (not in this output folder)")
-                continue
-            if len(matches) > 1:
-                problems.append(f"{where}: '{submission}' names several folders; fill in the folder column")
-                continue
-            result = matches[0]
-        else:
-            problems.append(f"{where}: neither a folder nor a submission is given")
-            continue
-        comment = row.get("comment", "")
-        points, problem = check_score(result, qid, row.get("points", ""), comment)
-        if problem:
-            problems.append(f"{where}: {problem}")
-            continue
-        if points is None:
-            continue
-        scored = (result.folder, qid)
-        if scored in seen:
-            problems.append(f"{where}: {qid} of '{result.submission}' is scored again (first in row {seen[scored]})")
-            continue
-        seen[scored] = number
-        scores.append(Score(number, result.folder, result.submission, qid, points, comment))
-    if problems:
-        raise SheetError(str(sheet), problems)
-    return scores
 
 
 def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
@@ -403,15 +219,14 @@ class SavedScore:
     points: float
     comment: str
     tutor: str
-    result: dict[str, Any]   # the submission's result as written again
+    result: SubmissionResult   # the submission's result as written again
 
 
 @contextmanager
-def render_lock(out_dir: Path | OutDir) -> Iterator[None]:
+def render_lock(out: OutDir) -> Iterator[None]:
     """One writer of results at a time, across processes: whoever renders reads the scores after
     taking the lock, so the last file written always holds every committed score."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
-    with open(out.gradebook_path.with_name("gradebook.render-lock"), "a+b") as handle:
+    with open(out.path("gradebook.render-lock"), "a+b") as handle:  # the door: no link followed
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -502,19 +317,18 @@ def check_override(result: SubmissionResult, question: str, raw_points: str, rea
     if result.status != "graded":
         raise ScoreRefused(f"'{result.submission}' was not graded (status {result.status}); it gets 0 points")
     reason = check_reason(reason)
-    points = _number(raw_points)
+    points = parse_points(raw_points)
     if points is None or points < 0 or points > float(q.max_points) + 1e-9:
         raise ScoreRefused(f"points for {question}: a number from 0 to {float(q.max_points):g}")
     return points, reason
 
 
-def render_folder(out_dir: Path | OutDir, folder: str) -> dict[str, Any]:
-    """Apply the stored scores to one submission's result.json and pages; the new result's JSON."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
+def render_folder(out: OutDir, folder: str) -> SubmissionResult:
+    """Apply the stored scores to one submission's result.json and pages; the new result."""
     with render_lock(out):
         with out.gradebook() as book:
             manual = tutor_scores(book, folder).get(folder, {})
             regrades = regrade_outcomes(book, folder).get(folder)
         new = apply_regrades(apply_manual(out.read_result(folder), manual), regrades)
         out.write_submission(new, redraw=True)
-    return new.to_json()
+    return new
