@@ -474,10 +474,10 @@ def test_bounded_patterns_still_find_citations() -> None:
 
 
 def test_sources_line_parser_matches_the_contract() -> None:
-    from grader.written.answertext import _is_sources_line
+    from grader.written.markup import is_sources_line
     for line in ["Sources:", "**Sources:**", "*Source*: a", "## References", "References",
                  "> Sources: x", "__References__:", "   sources :  x"]:
-        assert _is_sources_line(line), line
+        assert is_sources_line(line), line
     for line in ["References to earlier work show", "####### Sources", "****Sources:",
                  "The sources: x", "#Sources"]:
-        assert not _is_sources_line(line), line
+        assert not is_sources_line(line), line

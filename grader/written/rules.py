@@ -18,11 +18,10 @@ from grader.written.answertext import (
     analyse,
     count_words,
     list_items,
-    markdown_parser,
     parse_answer,
     sentences,
-    sources_head,
 )
+from grader.written.markup import markdown_parser, sources_head
 
 __all__ = [
     "AnswerCheck",
