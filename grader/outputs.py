@@ -32,10 +32,10 @@ def _text(value: Any) -> str:
         value = "".join(v for v in value if isinstance(v, str))
     if not isinstance(value, str):
         return ""
-    value = strip_controls(value)  # colour codes of tracebacks and progress bars, bidi overrides
-    if len(value) > MAX_TEXT_CHARS:
-        return value[:MAX_TEXT_CHARS] + f"\n[... cut: {len(value) - MAX_TEXT_CHARS} more characters]"
-    return value
+    text = strip_controls(value)  # colour codes of tracebacks and progress bars, bidi overrides
+    if len(text) > MAX_TEXT_CHARS:
+        return text[:MAX_TEXT_CHARS] + f"\n[... cut: {len(text) - MAX_TEXT_CHARS} more characters]"
+    return text
 
 
 def safe_image(mime: Any, data: Any) -> str | None:
