@@ -38,11 +38,15 @@ _EXTENSIONS = (".zip", ".ipynb")
 
 @dataclass(frozen=True)
 class Member:
-    """One student of the group, as written in the `group` cell."""
+    """One student of the group, as written in the `group` cell (or, without one, as the file
+    name pairs them). ``confirmed``: the submission is known to be this student's, because the
+    file name names their id, the platform says they handed it in or a tutor confirmed them
+    (decided by :func:`grader.folder.grades.members`); the group cell alone never confirms."""
 
     name: str
     student_id: str
     email: str
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def _member(i: int, entry: object) -> Member:
         fields[key] = unicodedata.normalize("NFC", raw.strip()) if key == "name" else raw.strip()
     if not fields["name"]:
         raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
-    return Member(**fields)
+    return Member(fields["name"], fields["student_id"], fields["email"])
 
 
 # --------------------------------------------------------------------------- file name
