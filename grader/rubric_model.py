@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The written questions (a markdown answer cell each, scored by a tutor) and the automatic ones.
 WRITTEN_IDS = ("11.1.1", "11.1.2", "11.2.1", "11.2.2", "11.3.1", "11.3.2", "11.3.3",
                "11.3.4a", "11.3.4b")
 AUTO_IDS = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")
@@ -111,7 +112,13 @@ class Question:
 
     @property
     def automatic(self) -> bool:
+        """Scored by the grader's checks (11.4.*)."""
         return self.id in AUTO_IDS
+
+    @property
+    def written(self) -> bool:
+        """A written question: its answer is a markdown cell a tutor scores (contract §1, §5)."""
+        return self.id in WRITTEN_IDS
 
 
 @dataclass(frozen=True)
