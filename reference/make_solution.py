@@ -332,12 +332,25 @@ def build_solution(package: str = "reference", template_path: Path = TEMPLATE_PA
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the solution notebook (to ``argv[0]`` or reference/solution.ipynb); with
+    ``--check``, write nothing and exit 1 when the committed notebook is stale."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--check"]:
+        if not SOLUTION_PATH.is_file() or SOLUTION_PATH.read_text(encoding="utf-8") != _text(build_solution()):
+            print(f"stale: {SOLUTION_PATH.name}; run: python -m reference.make_solution")
+            return 1
+        return 0
     out = Path(argv[0]) if argv else SOLUTION_PATH
     nb = build_solution()
     nbformat.write(nb, str(out))
     print(f"wrote {out}")
     return 0
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    """The notebook as ``nbformat.write`` stores it."""
+    text: str = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
 
 
 if __name__ == "__main__":
