@@ -284,7 +284,8 @@ class Rubric:
         return seeds | {self.recall.train_seed, self.recall.heldout_seed}
 
 
-#: What a learned entry may hold, at most.
+#: What a learned entry may hold, at most: the grader's own safety limit, not course policy: a
+#: constant, not a rubric entry, so no rubric can loosen it.
 MAX_LEARNED_TITLE, MAX_LEARNED_TEXT, MAX_LEARNED_CASES, MAX_LEARNED_FILES = 120, 2000, 200, 20
 LEARNED_KINDS = ("public", "hidden")
 

@@ -26,8 +26,9 @@ __all__ = [
 ]
 
 _KEYS = ("name", "student_id", "email")
-# Caps on what a student controls, so that reading names costs bounded work (a 25 KB name once
-# kept the grader busy for minutes): longer is a finding, not work.
+# Caps on what a student controls, so that reading names costs bounded work (a 25 KB name once kept
+# the grader busy for minutes): longer is a finding, not work. Each is the grader's own safety
+# limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it.
 MAX_NAME_CHARS = 300          # a member's name, an e-mail, a student id, a file-name part
 MAX_GROUP_CELL_CHARS = 20_000  # the group cell's source (the template's is about 600)
 MAX_FILENAME_CHARS = 255       # what file systems allow anyway

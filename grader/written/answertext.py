@@ -246,8 +246,9 @@ def _item_markdown(lines: list[str], start: int, end: int) -> str:
     return "".join(out).strip("\n").rstrip()
 
 
-# pysbd is quadratic in the length of its input (2,000 characters of "a. a. a." take 0.17 s,
-# 80 KB took 36 s): it only ever sees chunks of at most this many characters.
+# pysbd is quadratic in the length of its input (2,000 characters of "a. a. a." take 0.17 s, 80 KB
+# took 36 s): it only ever sees chunks of at most this many characters (the grader's own safety
+# limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it).
 _CHUNK = 1000
 # A sentence end that is a safe place to cut: ".", "!" or "?" and a blank.
 _SENTENCE_END = re.compile(r"[.!?][\s]")
@@ -335,9 +336,11 @@ def _words(visible: str, masked: str) -> tuple[Word, ...]:
     return tuple(words)
 
 
-# The longest answer that is read: a 100-word answer is under 1,000 characters, the longest
-# model answer under 3,000. Beyond this, the rest is not looked at (and the tutor is told), so
-# the markdown parser, pysbd and the citation search each see bounded input.
+# The longest answer that is read: a 100-word answer is under 1,000 characters, the longest model
+# answer under 3,000. Beyond this, the rest is not looked at (and the tutor is told), so the
+# markdown parser, pysbd and the citation search each see bounded input. This is the grader's own
+# safety limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it; the
+# rubric's word and sentence rules are the course's.
 MAX_ANSWER_CHARS = 20_000
 
 
