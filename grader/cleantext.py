@@ -44,7 +44,9 @@ def strip_controls(text: str) -> str:
 
 # Every C0/C1 control (tab, newline and CR too), DEL and the bidi controls: on one terminal line.
 _TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(BIDI)) + "\u2028\u2029]")
-#: The longest text from a submission that one printed line shows (a name is far shorter).
+#: The longest text from a submission that one printed line shows (a name is far shorter); the
+#: grader's own safety limit, not course policy: a constant, not a rubric entry, so no rubric can
+#: loosen it.
 MAX_TERMINAL_CHARS = 500
 
 

@@ -46,7 +46,7 @@ from grader.submission.notebook import (
     template_answers,
 )
 from grader.written.concepts import match_concepts
-from grader.written.rules import AnswerRule, check_answer
+from grader.written.rules import check_answer
 
 TEMPLATE = resources.template_notebook()
 FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -370,11 +370,7 @@ def nearby_code(nb: Any, index: int | None) -> tuple[dict[str, Any], ...]:
 def _written(qid: str, nb: Any, ctx: Context) -> tuple[QuestionResult, list[Flag]]:
     q = ctx.rubric.questions[qid]
     located = find_answer(nb, qid)
-    rule = AnswerRule(max_words=q.max_words, require_citation=q.require_citation,
-                      min_sentences=q.min_sentences, max_sentences=q.max_sentences,
-                      max_sentences_per_item=q.max_sentences_per_item, expected_items=q.expected_items,
-                      fallback_max_sentences=q.fallback_max_sentences)
-    checked = check_answer(qid, located.source, rule, ctx.template_answers.get(qid))
+    checked = check_answer(q, located.source, ctx.template_answers.get(qid))
     flags = [Flag(f.code, qid, f.message) for f in checked.flags]
     notes = list(checked.notes)
     if located.found_by == "heading":

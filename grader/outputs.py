@@ -16,7 +16,10 @@ from grader.cleantext import strip_controls
 
 __all__ = ["PICTURE_TYPES", "cell_outputs", "notebook_outputs", "safe_image"]
 
-# A report is mailed and opened on phones: these keep one under a few MB whatever a notebook printed.
+# A report is mailed and opened on phones: these keep one under a few MB whatever a notebook
+# printed. Each is the grader's own safety limit, not course policy: a constant, not a rubric entry,
+# so no rubric can loosen it (the rubric's [limits] max_output_chars and max_picture_kb are the
+# course's, within these).
 MAX_TEXT_CHARS = 3_000  # per output
 MAX_CELL_OUTPUTS = 20
 MAX_IMAGE_CHARS = 700_000  # base64 characters of one image (~500 kB)
@@ -32,10 +35,10 @@ def _text(value: Any) -> str:
         value = "".join(v for v in value if isinstance(v, str))
     if not isinstance(value, str):
         return ""
-    value = strip_controls(value)  # colour codes of tracebacks and progress bars, bidi overrides
-    if len(value) > MAX_TEXT_CHARS:
-        return value[:MAX_TEXT_CHARS] + f"\n[... cut: {len(value) - MAX_TEXT_CHARS} more characters]"
-    return value
+    text = strip_controls(value)  # colour codes of tracebacks and progress bars, bidi overrides
+    if len(text) > MAX_TEXT_CHARS:
+        return text[:MAX_TEXT_CHARS] + f"\n[... cut: {len(text) - MAX_TEXT_CHARS} more characters]"
+    return text
 
 
 def safe_image(mime: Any, data: Any) -> str | None:

@@ -26,6 +26,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -146,55 +147,90 @@ class _ModuleSource:
             doc = inspect.cleandoc(str(body[0].value.value))
             remove(body[0], [("# " + ln).rstrip() for ln in doc.splitlines()])
         for node in ast.walk(self.tree):
-            if not isinstance(node, (ast.Import, ast.ImportFrom)):
-                continue
-            nested = node not in body
-            indent = " " * node.col_offset
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name == self.package or alias.name.startswith(self.package + "."):
-                        raise SolutionError(
-                            f"{self.package}.{self.name}: 'import {alias.name}' cannot be inlined; "
-                            f"use 'from .module import name'")
-                continue
-            if node.module == "__future__":
-                remove(node, [indent + "pass"] if nested else [])
-                continue
-            mod = _module_name(self.package, node, self.name)
-            if mod is None:
-                continue
-            if mod in EXCLUDED_MODULES and mod != "__init__":
-                raise SolutionError(f"{self.package}.{self.name} imports from {mod}, which is excluded")
-            for alias in node.names:
-                if alias.name == "*" or (alias.asname and alias.asname != alias.name):
-                    raise SolutionError(
-                        f"{self.package}.{self.name}: 'from .{mod} import {alias.name}"
-                        f"{' as ' + alias.asname if alias.asname else ''}' cannot be inlined")
-                self.needs.append((mod, alias.name))
-            if mod not in self.deps:
-                self.deps.append(mod)
-            remove(node, [indent + "pass  # defined in an earlier cell"] if nested else [])
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                new = self._import_replacement(node, nested=node not in body)
+                if new is not None:
+                    remove(node, new)
         # `__all__` and `if __name__ == "__main__":` mean nothing in a notebook.
         for node in body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "__all__"):
+            if _is_module_scaffolding(node):
                 remove(node, [])
-            elif (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-                  and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"):
-                remove(node, [])
+        return _splice(lines, replace, drop)
 
-        out: list[str] = []
-        for i, line in enumerate(lines):
-            if i in replace:
-                out.extend(replace[i])
-            if i not in drop:
-                out.append(line)
-        text = "\n".join(out)
-        text = re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
-        # one blank line between the docstring-turned-comment and the imports
-        text = re.sub(r"\A((?:#[^\n]*\n)+)\n+", r"\1\n", text)
-        ast.parse(text)  # still valid Python
-        return text
+    def _import_replacement(self, node: ast.Import | ast.ImportFrom, nested: bool) -> list[str] | None:
+        """What replaces an import in the cell: nothing (or ``pass`` where a statement is
+        needed) for ``__future__`` and the package's own imports, whose names earlier cells
+        define (recorded in ``needs`` and ``deps``); None keeps the import."""
+        indent = " " * node.col_offset
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == self.package or alias.name.startswith(self.package + "."):
+                    raise SolutionError(
+                        f"{self.package}.{self.name}: 'import {alias.name}' cannot be inlined; "
+                        f"use 'from .module import name'")
+            return None
+        if node.module == "__future__":
+            return [indent + "pass"] if nested else []
+        mod = _module_name(self.package, node, self.name)
+        if mod is None:
+            return None
+        if mod in EXCLUDED_MODULES and mod != "__init__":
+            raise SolutionError(f"{self.package}.{self.name} imports from {mod}, which is excluded")
+        for alias in node.names:
+            if alias.name == "*" or (alias.asname and alias.asname != alias.name):
+                raise SolutionError(
+                    f"{self.package}.{self.name}: 'from .{mod} import {alias.name}"
+                    f"{' as ' + alias.asname if alias.asname else ''}' cannot be inlined")
+            self.needs.append((mod, alias.name))
+        if mod not in self.deps:
+            self.deps.append(mod)
+        return [indent + "pass  # defined in an earlier cell"] if nested else []
+
+
+def _is_module_scaffolding(node: ast.stmt) -> bool:
+    """``__all__ = ...`` or ``if __name__ == ...:``, which mean nothing in a notebook."""
+    if (isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "__all__"):
+        return True
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+
+
+def _splice(lines: list[str], replace: dict[int, list[str]], drop: set[int]) -> str:
+    """The module's lines with the removed statements replaced, tidied and still valid Python."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if i in replace:
+            out.extend(replace[i])
+        if i not in drop:
+            out.append(line)
+    text = "\n".join(out)
+    text = re.sub(r"\n{4,}", "\n\n\n", text).strip("\n")
+    # one blank line between the docstring-turned-comment and the imports
+    text = re.sub(r"\A((?:#[^\n]*\n)+)\n+", r"\1\n", text)
+    ast.parse(text)  # still valid Python
+    return text
+
+
+def _check_imports(package: str, name: str, mod: _ModuleSource, emitted: dict[str, _ModuleSource]) -> None:
+    """Every name ``mod`` imports from the package is defined by an earlier cell, and no name it
+    defines is bound differently by an earlier module (all cells share one namespace)."""
+    for dep, imported in mod.needs:
+        owner = emitted.get(dep)
+        if dep == "__init__":
+            owner = next((m for m in emitted.values() if imported in m.defines), None)
+        if owner is None or imported not in owner.defines:
+            raise SolutionError(
+                f"{package}.{name} imports {imported!r} from .{dep}, which no earlier cell defines")
+    # All modules share the notebook's one namespace: a name two modules bind differently
+    # would silently replace the first module's helper.
+    for other in emitted.values():
+        for shared in mod.defines & other.defines:
+            if mod.definitions[shared] != other.definitions[shared]:
+                raise SolutionError(
+                    f"{package}.{name} and {package}.{other.name} both define {shared!r} "
+                    "differently; in the notebook's single namespace the second would replace "
+                    "the first (rename one, or import it from the other module)")
 
 
 def function_cells(package: str = "reference") -> dict[str, str]:
@@ -214,22 +250,7 @@ def function_cells(package: str = "reference") -> dict[str, str]:
             if dep == "__init__":
                 continue
             parts.extend(emit(dep, chain + (name,)))
-        for dep, imported in mod.needs:
-            owner = emitted.get(dep)
-            if dep == "__init__":
-                owner = next((m for m in emitted.values() if imported in m.defines), None)
-            if owner is None or imported not in owner.defines:
-                raise SolutionError(
-                    f"{package}.{name} imports {imported!r} from .{dep}, which no earlier cell defines")
-        # All modules share the notebook's one namespace: a name two modules bind differently
-        # would silently replace the first module's helper.
-        for other in emitted.values():
-            for shared in mod.defines & other.defines:
-                if mod.definitions[shared] != other.definitions[shared]:
-                    raise SolutionError(
-                        f"{package}.{name} and {package}.{other.name} both define {shared!r} "
-                        "differently; in the notebook's single namespace the second would replace "
-                        "the first (rename one, or import it from the other module)")
+        _check_imports(package, name, mod, emitted)
         emitted[name] = mod
         header = f"# Reference implementation: {package}/{name}.py"
         if mod.needs:
@@ -254,9 +275,10 @@ def function_cells(package: str = "reference") -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # notebook
 
-def load_answers(path: Path = ANSWERS_PATH) -> dict[str, dict]:
+def load_answers(path: Path = ANSWERS_PATH) -> dict[str, dict[str, Any]]:
     with open(path, "rb") as fh:
-        return tomllib.load(fh)["answers"]
+        answers: dict[str, dict[str, Any]] = tomllib.load(fh)["answers"]
+    return answers
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
@@ -278,7 +300,7 @@ def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def build_solution(package: str = "reference", template_path: Path = TEMPLATE_PATH,
                    answers_path: Path = ANSWERS_PATH) -> nbformat.NotebookNode:
     """The model-solution notebook, built in memory."""
-    nb = nbformat.read(str(template_path), as_version=4)
+    nb: nbformat.NotebookNode = nbformat.read(str(template_path), as_version=4)
     answers = load_answers(answers_path)
     functions = function_cells(package)
     seen: set[str] = set()
@@ -310,12 +332,25 @@ def build_solution(package: str = "reference", template_path: Path = TEMPLATE_PA
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the solution notebook (to ``argv[0]`` or reference/solution.ipynb); with
+    ``--check``, write nothing and exit 1 when the committed notebook is stale."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--check"]:
+        if not SOLUTION_PATH.is_file() or SOLUTION_PATH.read_text(encoding="utf-8") != _text(build_solution()):
+            print(f"stale: {SOLUTION_PATH.name}; run: python -m reference.make_solution")
+            return 1
+        return 0
     out = Path(argv[0]) if argv else SOLUTION_PATH
     nb = build_solution()
     nbformat.write(nb, str(out))
     print(f"wrote {out}")
     return 0
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    """The notebook as ``nbformat.write`` stores it."""
+    text: str = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
 
 
 if __name__ == "__main__":

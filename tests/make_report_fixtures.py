@@ -6,10 +6,17 @@ They start from real results: grade the example submissions and two fixture note
           tests/files/mistakes/lstm_raises.ipynb -o /tmp/graded
     python tests/make_report_fixtures.py /tmp/graded
 
+    python tests/make_report_fixtures.py --check   # exit 1 if a fixture is stale
+
 then this script fixes what varies from run to run (seconds) and adds what a batch run does not
 produce by itself: a tutor's score and comment (with math) on the good one, and on the hostile
 one an attack in every field a report shows (each payload would set ``document.title`` to
 ``XSS`` or fetch from evil.example if it ever ran; the browser tests check that none does).
+
+Grading them again takes kernels and an LSTM's training, so ``--check`` does not: a fixture is
+stale when it is not in today's result format, i.e. when today's grader would not write it back
+as it is (:meth:`SubmissionResult.from_json` then ``to_json`` changes it: a key the result no
+longer has, or one it now writes that the fixture lacks).
 """
 from __future__ import annotations
 
@@ -103,6 +110,32 @@ def _hostile(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def stale() -> list[str]:
+    """The fixtures today's result format would write differently, each with the keys that differ."""
+    from grader.result import SubmissionResult
+    out = []
+    for name in SOURCES:
+        path = HERE / f"{name}.json"
+        if not path.is_file():
+            out.append(f"{path.name}: missing")
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        again = json.loads(json.dumps(SubmissionResult.from_json(data).to_json()))
+        keys = _differ(data, again)
+        if keys:
+            out.append(f"{path.name}: {', '.join(keys)}")
+    return out
+
+
+def _differ(a: Any, b: Any, at: str = "") -> list[str]:
+    """The dotted keys where two JSON values differ (the first level that differs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b), key=str)
+                for k in (_differ(a.get(key), b.get(key), f"{at}{key}.") if key in a and key in b
+                          else [f"{at}{key}"])]
+    return [] if a == b else [at.rstrip(".")]
+
+
 def main(graded: Path) -> None:
     HERE.mkdir(parents=True, exist_ok=True)
     for name, folder in SOURCES.items():
@@ -117,4 +150,9 @@ def main(graded: Path) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        found = stale()
+        for line in found:
+            print(f"stale: {line}; grade the sources again and run this script (see its docstring)")
+        sys.exit(1 if found else 0)
     main(Path(sys.argv[1]))

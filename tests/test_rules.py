@@ -1,11 +1,13 @@
 """Word, sentence, citation and blank rules of contract §5 (grader.written.rules)."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from grader.rubric import Question
 from grader.written.rules import (
     MAX_ANSWER_CHARS,
-    AnswerRule,
     check_answer,
     count_words,
     has_citation,
@@ -16,9 +18,14 @@ from grader.written.rules import (
     sentences,
 )
 
-RULE_WORDS = AnswerRule(max_words=100, require_citation=True)
-RULE_LIST = AnswerRule(max_sentences_per_item=2, expected_items=5, fallback_max_sentences=10)
-RULE_RANGE = AnswerRule(min_sentences=3, max_sentences=5)
+RULE_WORDS: dict[str, Any] = {"max_words": 100, "require_citation": True}
+RULE_LIST: dict[str, Any] = {"max_sentences_per_item": 2, "expected_items": 5, "fallback_max_sentences": 10}
+RULE_RANGE: dict[str, Any] = {"min_sentences": 3, "max_sentences": 5}
+
+
+def question(qid: str, limits: dict[str, Any]) -> Question:
+    """A written question of the rubric with these limits (title and points do not matter here)."""
+    return Question(qid, f"Question {qid}", 1.0, **limits)
 
 
 def words_of(n: int, start: int = 0) -> str:
@@ -158,7 +165,7 @@ def test_exactly_100_words_is_within_limit() -> None:
     markdown = words_of(100) + "\n\nSources: " + words_of(30, 500)
     assert count_words(markdown) == 100
     assert limit_position(markdown, 100) is None
-    check = check_answer("11.2.1", markdown, RULE_WORDS)
+    check = check_answer(question("11.2.1", RULE_WORDS), markdown)
     assert check.words == 100
     assert check.flags == ()
     assert check.over_limit_at is None
@@ -168,7 +175,7 @@ def test_101_words_is_over_limit() -> None:
     markdown = "**Answer.** " + words_of(99) + " (Goodfellow et al., 2016)"
     assert count_words(markdown) == 104
     markdown = words_of(101) + " https://example.org"
-    check = check_answer("11.2.1", markdown, RULE_WORDS)
+    check = check_answer(question("11.2.1", RULE_WORDS), markdown)
     assert check.words == 101
     assert [f.code for f in check.flags] == ["words.over_limit"]
     assert check.flags[0].message == "101 words (limit 100)"
@@ -195,7 +202,7 @@ def test_limit_position(markdown: str, limit: int, expected_prefix_words: int) -
 
 
 def test_112_words_message() -> None:
-    check = check_answer("11.2.2", words_of(112) + "\n\nSources: Hochreiter 1997", RULE_WORDS)
+    check = check_answer(question("11.2.2", RULE_WORDS), words_of(112) + "\n\nSources: Hochreiter 1997")
     assert check.flags == (check.flags[0],)
     assert check.flags[0].message == "112 words (limit 100)"
 
@@ -260,14 +267,14 @@ def test_list_items_markdown() -> None:
 def test_five_items_within_limit() -> None:
     markdown = five_items([1, 2, 2, 1, 2])
     assert len(list_items(markdown) or []) == 5
-    check = check_answer("11.3.1", markdown, RULE_LIST)
+    check = check_answer(question("11.3.1", RULE_LIST), markdown)
     assert check.flags == ()
     assert check.notes == ()
     assert check.sentences == 8
 
 
 def test_item_over_limit_named() -> None:
-    check = check_answer("11.3.1", five_items([1, 2, 3, 2, 4]), RULE_LIST)
+    check = check_answer(question("11.3.1", RULE_LIST), five_items([1, 2, 3, 2, 4]))
     assert [f.code for f in check.flags] == ["sentences.out_of_range"]
     msg = check.flags[0].message
     assert "item 3 ('many-to-one') has 3 sentences (at most 2)" in msg
@@ -279,7 +286,7 @@ def test_broken_list_falls_back_to_ten_sentences() -> None:
     # Four items: the student merged two architectures into one paragraph.
     markdown = five_items([2, 2, 2, 2])
     markdown += "\nThe last one is many-to-many. It tags words. Done here.\n"
-    check = check_answer("11.3.1", markdown, RULE_LIST)
+    check = check_answer(question("11.3.1", RULE_LIST), markdown)
     assert check.sentences == 11
     assert [f.code for f in check.flags] == ["sentences.out_of_range"]
     assert "11 sentences (at most 10" in check.flags[0].message
@@ -289,7 +296,7 @@ def test_broken_list_falls_back_to_ten_sentences() -> None:
 
 def test_no_list_within_fallback_gets_note_only() -> None:
     markdown = "One-to-one is classification. One-to-many is captioning. Many-to-one is sentiment."
-    check = check_answer("11.3.1", markdown, RULE_LIST)
+    check = check_answer(question("11.3.1", RULE_LIST), markdown)
     assert check.flags == ()
     assert check.notes == ("the list of 11.3.1 was broken (no list, expected 5); the whole answer "
                            "was held to 10 sentences",)
@@ -305,7 +312,7 @@ def test_no_list_within_fallback_gets_note_only() -> None:
 def test_sentence_range(n: int, flagged: bool) -> None:
     drawing = "```\n   p\n  / \\\n a   b\n```\n\n![tree](attachment:tree.png)\n\n"
     markdown = drawing + " ".join(f"Sentence number {k} here." for k in range(n))
-    check = check_answer("11.3.2", markdown, RULE_RANGE)
+    check = check_answer(question("11.3.2", RULE_RANGE), markdown)
     assert check.sentences == n
     if flagged:
         assert check.flags[0].code == "sentences.out_of_range"
@@ -358,7 +365,7 @@ def test_citation_not_found(markdown: str) -> None:
 
 
 def test_citation_missing_flag() -> None:
-    check = check_answer("11.2.2", "Gradients vanish in 1997 networks.", RULE_WORDS)
+    check = check_answer(question("11.2.2", RULE_WORDS), "Gradients vanish in 1997 networks.")
     assert [f.code for f in check.flags] == ["citation.missing"]
     assert check.flags[0].message == (
         "no source cited: add a Sources: line, a URL, a DOI or an author-year reference")
@@ -396,10 +403,10 @@ def test_is_blank_answer(markdown: str, template: str | None, blank: bool) -> No
 
 
 def test_blank_gives_only_answer_missing() -> None:
-    check = check_answer("11.2.1", TEMPLATE, RULE_WORDS, template_markdown=TEMPLATE)
+    check = check_answer(question("11.2.1", RULE_WORDS), TEMPLATE, template_markdown=TEMPLATE)
     assert [f.code for f in check.flags] == ["answer.missing"]
     assert check.words == 0 and check.sentences == 0 and check.notes == ()
-    check = check_answer("11.3.1", "", RULE_LIST)
+    check = check_answer(question("11.3.1", RULE_LIST), "")
     assert [f.code for f in check.flags] == ["answer.missing"]
 
 
@@ -414,7 +421,7 @@ def test_realistic_answer_passes() -> None:
         "- Goodfellow, Bengio, Courville. *Deep Learning*, MIT Press, 2016. "
         "https://www.deeplearningbook.org\n"
     )
-    check = check_answer("11.2.1", markdown, RULE_WORDS)
+    check = check_answer(question("11.2.1", RULE_WORDS), markdown)
     assert check.flags == ()
     assert check.words == 45
     assert check.sentences == 2
@@ -456,8 +463,8 @@ def test_chunks_prefer_sentence_ends() -> None:
     "a. " * 70_000,
 ])
 def test_worst_case_answers_finish(text: str) -> None:
-    rule = AnswerRule(max_words=100, require_citation=True, min_sentences=3, max_sentences=5)
-    result = check_answer("11.2.1", text, rule)
+    rule = question("11.2.1", {"max_words": 100, "require_citation": True, "min_sentences": 3, "max_sentences": 5})
+    result = check_answer(rule, text)
     assert result.words > 0 or result.flags
     if len(text) > MAX_ANSWER_CHARS:
         assert any("only the first" in n for n in result.notes)
@@ -474,10 +481,10 @@ def test_bounded_patterns_still_find_citations() -> None:
 
 
 def test_sources_line_parser_matches_the_contract() -> None:
-    from grader.written.answertext import _is_sources_line
+    from grader.written.markup import is_sources_line
     for line in ["Sources:", "**Sources:**", "*Source*: a", "## References", "References",
                  "> Sources: x", "__References__:", "   sources :  x"]:
-        assert _is_sources_line(line), line
+        assert is_sources_line(line), line
     for line in ["References to earlier work show", "####### Sources", "****Sources:",
                  "The sources: x", "#Sources"]:
-        assert not _is_sources_line(line), line
+        assert not is_sources_line(line), line

@@ -17,12 +17,11 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from grader.cleantext import BIDI
 from grader.result import SubmissionResult
-from grader.submission.naming import parse_filename
+from grader.submission.naming import Member, parse_filename
 
 CSV_FIXED = ("student_id", "name", "email", "submission", "status")
 # The tutors' scoring sheet (grade review writes it, grade scores reads it).
@@ -86,14 +85,6 @@ def visible(text: str) -> str:
 
 
 # -- who is confirmed ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Member:
-    student_id: str
-    name: str
-    email: str
-    confirmed: bool
-
-
 def members(result: SubmissionResult, confirmed: Iterable[str] = ()) -> list[Member]:
     """The students a result grades: the group cell's members (confirmed where the file name
     names their id, the platform says they handed it in, or a tutor confirmed them), else the
@@ -103,11 +94,11 @@ def members(result: SubmissionResult, confirmed: Iterable[str] = ()) -> list[Mem
     ok = set(confirmed) | {str(u.get("member")) for u in (result.platform or {}).get("handed_in_by", [])
                            if u.get("member")}
     if result.group:
-        return [Member(str(m.get("student_id", "")), str(m.get("name", "")), str(m.get("email", "")),
-                       str(m.get("student_id", "")) in named or str(m.get("student_id", "")) in ok)
+        return [Member(str(m.get("name", "")), str(m.get("student_id", "")), str(m.get("email", "")),
+                       confirmed=str(m.get("student_id", "")) in named or str(m.get("student_id", "")) in ok)
                 for m in result.group]
     pairs = parse_filename(result.submission).pairs
-    return [Member(i, n, "", True) for n, i in pairs] or [Member("", "", "", True)]
+    return [Member(n, i, "", confirmed=True) for n, i in pairs] or [Member("", "", "", confirmed=True)]
 
 
 def unconfirmed(results: Iterable[SubmissionResult],

@@ -79,54 +79,19 @@ def pack(notebook: str | Path, extras: Iterable[str | Path] = (), out_dir: str |
     """
     rubric = load_rubric(rubric_path)
     nb_path = Path(notebook)
-    if not nb_path.is_file():
-        raise UsageError(f"{nb_path} does not exist or is not a file")
-    if nb_path.suffix.lower() != ".ipynb":
-        raise UsageError(f"{nb_path.name} is not a notebook (.ipynb); pass the notebook first, "
-                         "then any extra files")
-    data = nb_path.read_bytes()
-    try:
-        nb = parse_notebook(data)
-    except NotebookInvalid as exc:
-        raise UsageError(f"{nb_path.name}: {exc}") from None
-    source, found_by = find_group_source(nb)
-    if not source:
-        raise UsageError(f"{nb_path.name} has no group cell (GROUP = [...]); the zip is named "
-                         "after it, so fill it in first")
-    try:
-        members = read_group(source)
-    except GroupCellError as exc:
-        raise UsageError(f"{nb_path.name}: {exc}") from None
+    data, nb, members, found_by = _read_notebook(nb_path)
 
     problems: list[str] = []
     if found_by != "tag":
         problems.append("the group cell has lost its `group` tag (the grader flags this); "
                         "add the tag back or start from the template's cell")
     name = suggest_filename(members, ".zip")
-    own = _member_problems(members)
-    problems += own
-    for finding in check_naming(name, members, rubric.naming.group_size):
-        if own and finding.code in ("naming.pattern", "naming.mismatch"):
-            continue  # the file name is made from the cell: the cell's problems above explain it
-        problems.append(f"{finding.code}: {finding.message}")
+    problems += _naming_problems(name, members, rubric.naming.group_size)
     max_bytes = rubric.limits.max_notebook_mb * 1024 * 1024
     if len(data) > max_bytes:
         problems.append(f"the notebook is {len(data) / 1e6:.1f} MB; the limit is "
                         f"{rubric.limits.max_notebook_mb:g} MB (clear large outputs)")
-
-    entries: dict[str, Path] = {NOTEBOOK_NAME: nb_path}
-    for extra in extras:
-        e = Path(extra)
-        if not e.is_file():
-            raise UsageError(f"{e} does not exist or is not a file")
-        if e.resolve() == nb_path.resolve():
-            continue
-        if e.suffix.lower() == ".ipynb":
-            problems.append(f"{e.name}: a zip may hold one notebook only")
-        if e.name.lower() == NOTEBOOK_NAME or e.name in entries:
-            problems.append(f"{e.name}: two files of that name; rename one")
-            continue
-        entries[e.name] = e
+    entries = _entries(nb_path, extras, problems)
     if problems and not force:
         raise PackRefused("not packed: " + "; ".join(problems)
                           + ". Fix the group cell (or the files) and pack again, or pack anyway with --force.")
@@ -149,6 +114,60 @@ def pack(notebook: str | Path, extras: Iterable[str | Path] = (), out_dir: str |
             raise PackRefused("not packed: " + problem)
         problems.append(problem)
     return PackResult(target, members, tuple(entries), tuple(problems), tuple(_unfinished(nb)))
+
+
+def _read_notebook(nb_path: Path) -> tuple[bytes, Any, tuple[Member, ...], str]:
+    """(the notebook's bytes, the notebook, the group cell's members, how the cell was found);
+    :class:`UsageError` when it is not a notebook or its group cell cannot be read."""
+    if not nb_path.is_file():
+        raise UsageError(f"{nb_path} does not exist or is not a file")
+    if nb_path.suffix.lower() != ".ipynb":
+        raise UsageError(f"{nb_path.name} is not a notebook (.ipynb); pass the notebook first, "
+                         "then any extra files")
+    data = nb_path.read_bytes()
+    try:
+        nb = parse_notebook(data)
+    except NotebookInvalid as exc:
+        raise UsageError(f"{nb_path.name}: {exc}") from None
+    source, found_by = find_group_source(nb)
+    if not source:
+        raise UsageError(f"{nb_path.name} has no group cell (GROUP = [...]); the zip is named "
+                         "after it, so fill it in first")
+    try:
+        members = read_group(source)
+    except GroupCellError as exc:
+        raise UsageError(f"{nb_path.name}: {exc}") from None
+    return data, nb, members, found_by
+
+
+def _naming_problems(name: str, members: tuple[Member, ...], group_size: tuple[int, int]) -> list[str]:
+    """The group cell's own problems, then the naming findings they do not already explain."""
+    own = _member_problems(members)
+    problems = list(own)
+    for finding in check_naming(name, members, group_size):
+        if own and finding.code in ("naming.pattern", "naming.mismatch"):
+            continue  # the file name is made from the cell: the cell's problems above explain it
+        problems.append(f"{finding.code}: {finding.message}")
+    return problems
+
+
+def _entries(nb_path: Path, extras: Iterable[str | Path], problems: list[str]) -> dict[str, Path]:
+    """The zip's entries (the notebook as ``sheet11.ipynb``, then the extra files), adding to
+    ``problems`` a second notebook or a name given twice."""
+    entries: dict[str, Path] = {NOTEBOOK_NAME: nb_path}
+    for extra in extras:
+        e = Path(extra)
+        if not e.is_file():
+            raise UsageError(f"{e} does not exist or is not a file")
+        if e.resolve() == nb_path.resolve():
+            continue
+        if e.suffix.lower() == ".ipynb":
+            problems.append(f"{e.name}: a zip may hold one notebook only")
+        if e.name.lower() == NOTEBOOK_NAME or e.name in entries:
+            problems.append(f"{e.name}: two files of that name; rename one")
+            continue
+        entries[e.name] = e
+    return entries
 
 
 def group_text(members: Iterable[Member]) -> str:

@@ -92,31 +92,57 @@ def _read_zip(path: Path, digest: str, data: bytes, limits: ArchiveLimits, max_n
     total = 0
     files: list[zipfile.ZipInfo] = []
     for info in infos:
-        raw = info.filename
-        if not info.flag_bits & 0x800 and any(ord(ch) > 127 for ch in raw):
-            try:
-                raw.encode("cp437").decode("utf-8")
-            except (UnicodeEncodeError, UnicodeDecodeError):
-                return _unsafe(path, digest, f"a file name in the zip is not UTF-8 ({raw!r})")
-        posix = raw.replace("\\", "/")
-        parts = PurePosixPath(posix).parts
-        if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":") or ".." in parts:
-            return _unsafe(path, digest, f"the entry '{raw}' points outside the zip's folder")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            return _unsafe(path, digest, f"the entry '{raw}' is a symbolic link")
-        if len(parts) > limits.max_depth:
-            return _unsafe(path, digest, f"the entry '{raw}' is nested deeper than {limits.max_depth} folders")
-        if info.is_dir() or (parts and parts[0] in IGNORED_DIRS) or any(p in IGNORED_DIRS for p in parts):
+        refusal = _entry_refusal(info, limits)
+        if refusal:
+            return _unsafe(path, digest, refusal)
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if info.is_dir() or any(p in IGNORED_DIRS for p in parts):
             continue
-        if posix.lower().endswith(ARCHIVE_SUFFIXES):
-            return _unsafe(path, digest, f"the zip holds another archive ('{raw}'); put the files in one zip")
         total += info.file_size
-        if total > limits.max_total_mb * 1024 * 1024:
-            return _unsafe(path, digest, f"the zip unpacks to more than {limits.max_total_mb:g} MB")
-        if info.compress_size and info.file_size / info.compress_size > limits.max_ratio and info.file_size > 1_000_000:
-            return _unsafe(path, digest, f"the entry '{raw}' is compressed {info.file_size // info.compress_size}:1, "
-                                         "which looks like a zip bomb")
+        refusal = _content_refusal(info, limits, total)
+        if refusal:
+            return _unsafe(path, digest, refusal)
         files.append(info)
+    return _read_notebook(path, digest, zf, files, max_nb, max_notebook_mb)
+
+
+def _entry_refusal(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str:
+    """Why a zip entry makes the zip unsafe by its name or kind (not UTF-8, outside the folder,
+    a link, too deep), or ""."""
+    raw = info.filename
+    if not info.flag_bits & 0x800 and any(ord(ch) > 127 for ch in raw):
+        try:
+            raw.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return f"a file name in the zip is not UTF-8 ({raw!r})"
+    posix = raw.replace("\\", "/")
+    parts = PurePosixPath(posix).parts
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":") or ".." in parts:
+        return f"the entry '{raw}' points outside the zip's folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return f"the entry '{raw}' is a symbolic link"
+    if len(parts) > limits.max_depth:
+        return f"the entry '{raw}' is nested deeper than {limits.max_depth} folders"
+    return ""
+
+
+def _content_refusal(info: zipfile.ZipInfo, limits: ArchiveLimits, total: int) -> str:
+    """Why a file the zip holds makes it unsafe by its content (another archive, the zip's
+    ``total`` size so far with it, a zip bomb's ratio), or ""."""
+    raw = info.filename
+    if raw.replace("\\", "/").lower().endswith(ARCHIVE_SUFFIXES):
+        return f"the zip holds another archive ('{raw}'); put the files in one zip"
+    if total > limits.max_total_mb * 1024 * 1024:
+        return f"the zip unpacks to more than {limits.max_total_mb:g} MB"
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio and info.file_size > 1_000_000:
+        return (f"the entry '{raw}' is compressed {info.file_size // info.compress_size}:1, "
+                "which looks like a zip bomb")
+    return ""
+
+
+def _read_notebook(path: Path, digest: str, zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], max_nb: int,
+                   max_notebook_mb: float) -> Intake:
+    """The one notebook of a checked zip (``sheet11.ipynb`` among several), read out bounded."""
     notebooks = [i for i in files if i.filename.lower().endswith(".ipynb")]
     others = tuple(sorted(i.filename for i in files if i not in notebooks))
     note = ""

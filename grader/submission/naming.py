@@ -26,8 +26,9 @@ __all__ = [
 ]
 
 _KEYS = ("name", "student_id", "email")
-# Caps on what a student controls, so that reading names costs bounded work (a 25 KB name once
-# kept the grader busy for minutes): longer is a finding, not work.
+# Caps on what a student controls, so that reading names costs bounded work (a 25 KB name once kept
+# the grader busy for minutes): longer is a finding, not work. Each is the grader's own safety
+# limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it.
 MAX_NAME_CHARS = 300          # a member's name, an e-mail, a student id, a file-name part
 MAX_GROUP_CELL_CHARS = 20_000  # the group cell's source (the template's is about 600)
 MAX_FILENAME_CHARS = 255       # what file systems allow anyway
@@ -38,11 +39,15 @@ _EXTENSIONS = (".zip", ".ipynb")
 
 @dataclass(frozen=True)
 class Member:
-    """One student of the group, as written in the `group` cell."""
+    """One student of the group, as written in the `group` cell (or, without one, as the file
+    name pairs them). ``confirmed``: the submission is known to be this student's, because the
+    file name names their id, the platform says they handed it in or a tutor confirmed them
+    (decided by :func:`grader.folder.grades.members`); the group cell alone never confirms."""
 
     name: str
     student_id: str
     email: str
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,26 @@ def read_group(source: str) -> tuple[Member, ...]:
         raise GroupCellError(
             f"the group cell is {len(source):,} characters long (at most {MAX_GROUP_CELL_CHARS:,}); "
             f"it must hold only {_EXAMPLE}")
+    assignment, assigned_at = _group_assignment(_parse_cell(source))
     try:
-        tree = ast.parse(source or "", mode="exec")
+        value = ast.literal_eval(assignment)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        bad = _first_non_literal(assignment)
+        line = getattr(bad, "lineno", assigned_at)
+        raise GroupCellError(
+            f"GROUP must be written out as a plain list of dictionaries, but line {line} uses "
+            f"{_describe(bad)}; write the names, ids and e-mails as quoted text") from None
+
+    if not isinstance(value, (list, tuple)):
+        raise GroupCellError(
+            f"GROUP must be a list of dictionaries, not a {type(value).__name__}: {_EXAMPLE}")
+    return tuple(_member(i, entry) for i, entry in enumerate(value, start=1))
+
+
+def _parse_cell(source: str) -> ast.Module:
+    """The group cell's syntax tree; :class:`GroupCellError` when it is not Python."""
+    try:
+        return ast.parse(source or "", mode="exec")
     except SyntaxError as exc:
         where = f"line {exc.lineno}" if exc.lineno else "somewhere"
         if "integer string conversion" in str(exc.msg):
@@ -119,70 +142,67 @@ def read_group(source: str) -> tuple[Member, ...]:
     except (RecursionError, MemoryError, ValueError):  # absurd nesting, NUL bytes
         raise GroupCellError(f"the group cell cannot be read; it must hold only {_EXAMPLE}") from None
 
+
+def _group_assignment(tree: ast.Module) -> tuple[ast.expr, int]:
+    """The value assigned to ``GROUP`` and its line: the cell's only statement (comments aside)."""
     if not tree.body:
         raise GroupCellError(f"the group cell is empty; it must hold {_EXAMPLE}")
-    assignment: ast.Assign | ast.AnnAssign | None = None
+    assignment: tuple[ast.expr, int] | None = None
     for stmt in tree.body:
-        is_group = (
-            isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == "GROUP"
-        ) or (
-            isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
-            and stmt.target.id == "GROUP" and stmt.value is not None
-        )
-        if is_group and assignment is None:
-            assignment = stmt  # type: ignore[assignment]
+        value = _group_value(stmt)
+        if value is not None and assignment is None:
+            assignment = value, stmt.lineno
             continue
-        what = "a second assignment to GROUP" if is_group else _describe(stmt)
+        what = "a second assignment to GROUP" if value is not None else _describe(stmt)
         raise GroupCellError(
             f"line {stmt.lineno} of the group cell holds {what}; the cell may hold only "
             f"{_EXAMPLE} (comments are fine)")
-    assert assignment is not None and assignment.value is not None
-    try:
-        value = ast.literal_eval(assignment.value)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        bad = _first_non_literal(assignment.value)
-        line = getattr(bad, "lineno", assignment.lineno)
-        raise GroupCellError(
-            f"GROUP must be written out as a plain list of dictionaries, but line {line} uses "
-            f"{_describe(bad)}; write the names, ids and e-mails as quoted text") from None
+    assert assignment is not None
+    return assignment
 
-    if not isinstance(value, (list, tuple)):
+
+def _group_value(stmt: ast.stmt) -> ast.expr | None:
+    """The value of ``GROUP = ...`` (or ``GROUP: T = ...``), None for any other statement."""
+    if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == "GROUP"):
+        return stmt.value
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == "GROUP":
+        return stmt.value
+    return None
+
+
+def _member(i: int, entry: object) -> Member:
+    """Member ``i`` (from 1) of GROUP, its name NFC, its id and e-mail as written."""
+    if not isinstance(entry, dict):
         raise GroupCellError(
-            f"GROUP must be a list of dictionaries, not a {type(value).__name__}: {_EXAMPLE}")
-    members: list[Member] = []
-    for i, entry in enumerate(value, start=1):
-        if not isinstance(entry, dict):
+            f"member {i} of GROUP is a {type(entry).__name__}, not a dictionary like "
+            f'{{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}}')
+    missing = [k for k in _KEYS if k not in entry]
+    if missing:
+        keys = ", ".join(repr(k) for k in missing)
+        raise GroupCellError(f"member {i} of GROUP has no {keys}; each member needs "
+                             f"'name', 'student_id' and 'email'")
+    fields: dict[str, str] = {}
+    for key in _KEYS:
+        raw = entry[key]
+        # A student id typed as a number is what the student meant: take it silently.
+        if key == "student_id" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+            raw = str(raw)
+        if not isinstance(raw, str):
             raise GroupCellError(
-                f"member {i} of GROUP is a {type(entry).__name__}, not a dictionary like "
-                f'{{"name": "Ada Lovelace", "student_id": "2571234", "email": "ada@uni.example"}}')
-        missing = [k for k in _KEYS if k not in entry]
-        if missing:
-            keys = ", ".join(repr(k) for k in missing)
-            raise GroupCellError(f"member {i} of GROUP has no {keys}; each member needs "
-                                 f"'name', 'student_id' and 'email'")
-        fields: dict[str, str] = {}
-        for key in _KEYS:
-            raw = entry[key]
-            # A student id typed as a number is what the student meant: take it silently.
-            if key == "student_id" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-                raw = str(raw)
-            if not isinstance(raw, str):
-                raise GroupCellError(
-                    f"member {i} of GROUP: {key!r} must be text in quotes, not "
-                    f"{type(raw).__name__} {raw!r}")
-            if len(raw) > MAX_NAME_CHARS:
-                raise GroupCellError(
-                    f"member {i} of GROUP: {key!r} is {len(raw):,} characters long (at most "
-                    f"{MAX_NAME_CHARS})")
-            # A name is NFC (macOS writes NFD); an id or e-mail is kept as written: NFC would turn a
-            # Kelvin sign into K, making a look-alike of another student's address that address
-            # before anything could flag it (grader/batch/run.py's group.suspicious does).
-            fields[key] = unicodedata.normalize("NFC", raw.strip()) if key == "name" else raw.strip()
-        if not fields["name"]:
-            raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
-        members.append(Member(**fields))
-    return tuple(members)
+                f"member {i} of GROUP: {key!r} must be text in quotes, not "
+                f"{type(raw).__name__} {raw!r}")
+        if len(raw) > MAX_NAME_CHARS:
+            raise GroupCellError(
+                f"member {i} of GROUP: {key!r} is {len(raw):,} characters long (at most "
+                f"{MAX_NAME_CHARS})")
+        # A name is NFC (macOS writes NFD); an id or e-mail is kept as written: NFC would turn a
+        # Kelvin sign into K, making a look-alike of another student's address that address
+        # before anything could flag it (grader/batch/run.py's group.suspicious does).
+        fields[key] = unicodedata.normalize("NFC", raw.strip()) if key == "name" else raw.strip()
+    if not fields["name"]:
+        raise GroupCellError(f"member {i} of GROUP has an empty 'name'")
+    return Member(fields["name"], fields["student_id"], fields["email"])
 
 
 # --------------------------------------------------------------------------- file name
@@ -223,18 +243,25 @@ def parse_filename(filename: str) -> ParsedName:
     if len(parts) % 2:
         return bad(f"has {len(parts)} parts separated by '_'; names and ids must come in pairs")
     pairs = tuple((parts[i], parts[i + 1]) for i in range(0, len(parts), 2))
+    why = _pairs_problem(pairs, is_id)
+    return bad(why) if why else ParsedName(pairs, True, "")
+
+
+def _pairs_problem(pairs: tuple[tuple[str, str], ...], is_id: list[bool]) -> str:
+    """What is wrong with the (name, id) pairs of a file name, or "": the order first, then
+    each pair's id, name and length."""
     for i, (name, sid) in enumerate(pairs):
         if is_id[2 * i] and not is_id[2 * i + 1]:
-            return bad(f"has '{name}' where a name belongs and '{sid}' where an id belongs: "
-                       "write the name first, then the id")
+            return (f"has '{name}' where a name belongs and '{sid}' where an id belongs: "
+                    "write the name first, then the id")
     for i, (name, sid) in enumerate(pairs):
         if not is_id[2 * i + 1]:
-            return bad(f"has '{sid}' where a student id belongs; an id is digits only")
+            return f"has '{sid}' where a student id belongs; an id is digits only"
         if not any(ch.isalpha() for ch in name):
-            return bad(f"has '{name}' where a name belongs; a name needs letters")
+            return f"has '{name}' where a name belongs; a name needs letters"
         if len(name) > MAX_NAME_CHARS or len(sid) > MAX_NAME_CHARS:
-            return bad(f"has a part longer than {MAX_NAME_CHARS} characters")
-    return ParsedName(pairs, True, "")
+            return f"has a part longer than {MAX_NAME_CHARS} characters"
+    return ""
 
 
 # --------------------------------------------------------------------------- name matching
@@ -356,38 +383,44 @@ def check_naming(
         findings.append(NamingFinding(
             "naming.group_size", f"{' and '.join(sizes)}; a group has {allowed} members"))
 
-    if parsed.ok:
-        problems: list[str] = []
-        by_id: dict[str, Member] = {}
-        for m in members:
-            if m.student_id in by_id:
-                problems.append(f"{by_id[m.student_id].name} and {m.name} share the student "
-                                f"id {m.student_id} in the group cell")
-            by_id.setdefault(m.student_id, m)
-        seen: set[str] = set()
-        for name, sid in parsed.pairs:
-            member = by_id.get(sid)
-            if sid in seen:
-                problems.append(f"'{name}_{sid}' lists student id {sid} a second time")
-                continue
-            seen.add(sid)
-            if member is None:
-                problems.append(f"'{name}_{sid}': no member of the group cell has student id {sid}")
-            elif not name_matches(name, member.name):
-                problems.append(f"'{name}_{sid}': id {sid} belongs to {member.name}, but "
-                                f"'{name}' is not part of that name")
-        for m in members:
-            if m.student_id not in seen:
-                problems.append(f"{m.name} ({m.student_id}) is in the group cell but not in "
-                                "the file name")
-        if problems:
-            findings.append(NamingFinding("naming.mismatch", "; ".join(problems)))
+    problems = _mismatches(parsed, members) if parsed.ok else []
+    if problems:
+        findings.append(NamingFinding("naming.mismatch", "; ".join(problems)))
 
     bad_mail = [f"{m.name}: '{m.email}'" for m in members if not _valid_email(m.email)]
     if bad_mail:
         findings.append(NamingFinding(
             "group.email", "not a valid e-mail address: " + "; ".join(bad_mail)))
     return tuple(findings)
+
+
+def _mismatches(parsed: ParsedName, members: tuple[Member, ...]) -> list[str]:
+    """Where the file name's (name, id) pairs and the group cell disagree: shared or repeated
+    ids, an id no member has, a name that is not the member's, a member the name leaves out."""
+    problems: list[str] = []
+    by_id: dict[str, Member] = {}
+    for m in members:
+        if m.student_id in by_id:
+            problems.append(f"{by_id[m.student_id].name} and {m.name} share the student "
+                            f"id {m.student_id} in the group cell")
+        by_id.setdefault(m.student_id, m)
+    seen: set[str] = set()
+    for name, sid in parsed.pairs:
+        member = by_id.get(sid)
+        if sid in seen:
+            problems.append(f"'{name}_{sid}' lists student id {sid} a second time")
+            continue
+        seen.add(sid)
+        if member is None:
+            problems.append(f"'{name}_{sid}': no member of the group cell has student id {sid}")
+        elif not name_matches(name, member.name):
+            problems.append(f"'{name}_{sid}': id {sid} belongs to {member.name}, but "
+                            f"'{name}' is not part of that name")
+    for m in members:
+        if m.student_id not in seen:
+            problems.append(f"{m.name} ({m.student_id}) is in the group cell but not in "
+                            "the file name")
+    return problems
 
 
 # --------------------------------------------------------------------------- suggestion

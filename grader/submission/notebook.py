@@ -20,13 +20,16 @@ from nbformat.validator import ValidationError
 from grader.rubric import WRITTEN_IDS, Limits
 
 # A notebook nests about 6 deep (notebook, cells, cell, outputs, output, data); JSON outputs and
-# metadata a little more. Deeper JSON is refused before json/nbformat/jsonschema, which recurse
-# per level (a 100,000-deep array raised RecursionError out of the grader).
+# metadata a little more. Deeper JSON is refused before json/nbformat/jsonschema, which recurse per
+# level (a 100,000-deep array raised RecursionError out of the grader). This is the grader's own
+# safety limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it.
 MAX_JSON_DEPTH = 64
 # What a report shows as a student's drawing: raster images only (contract §2: "an image
 # attachment"); SVG can carry scripts, other types are not drawings.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
-# Only the first line of a markdown cell is searched for a question's heading.
+# Only the first line of a markdown cell is searched for a question's heading (at most this many
+# characters: the grader's own safety limit, not course policy: a constant, not a rubric entry, so
+# no rubric can loosen it).
 MAX_HEADING_CHARS = 200
 
 

@@ -1,6 +1,7 @@
 """The answer as a reader sees it: markdown to visible text, words and sentences (contract §5).
 
-The rules that are applied to it (limits, citations) are in :mod:`grader.written.rules`.
+The rules that are applied to it (limits, citations) are in :mod:`grader.written.rules`; the
+markdown parser, the sources line, HTML text and drawn LaTeX are read in :mod:`grader.written.markup`.
 
 Everything is measured on the answer *as a reader sees it*: the markdown is parsed with
 markdown-it-py and the token stream is walked to build the visible text. No regular expression
@@ -28,17 +29,12 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from html.parser import HTMLParser
 
 import pysbd
-from markdown_it import MarkdownIt
-from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
-from mdit_py_plugins.amsmath import amsmath_plugin
-from mdit_py_plugins.dollarmath import dollarmath_plugin
-from mdit_py_plugins.texmath import texmath_plugin
 
 from grader.cleantext import UNDRAWN_TAGS
+from grader.written.markup import drawn_latex, html_text, markdown_parser, split_sources
 
 __all__ = ["AnswerText", "Word", "count_words", "list_items", "parse_answer", "sentences"]
 
@@ -69,165 +65,12 @@ class AnswerText:
     body_markdown: str
 
 
-# --------------------------------------------------------------------------- parser
-
-
-def _bracket_display_inline(state: StateInline, silent: bool) -> bool:
-    """``\\[..\\]`` inside a paragraph: texmath only knows it at the start of a block."""
-    src, pos = state.src, state.pos
-    if not src.startswith("\\[", pos):
-        return False
-    end = src.find("\\]", pos + 2)
-    if end < 0:
-        return False
-    if not silent:
-        token = state.push("math_inline_double", "math", 0)
-        token.content = src[pos + 2 : end]
-        token.markup = "\\["
-    state.pos = end + 2
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def markdown_parser() -> MarkdownIt:
-    md = (
-        MarkdownIt("commonmark")
-        .enable(["table", "strikethrough"])
-        # allow_digits=False: "costs $5 and $10" is money, not a formula.
-        .use(dollarmath_plugin, double_inline=True, allow_digits=False)
-        .use(texmath_plugin, delimiters="brackets")  # \(..\) inline, \[..\] as a block
-        .use(amsmath_plugin)  # \begin{equation}..\end{equation}
-    )
-    # Before "escape", which would otherwise turn "\[" into a literal "[".
-    md.inline.ruler.before("escape", "math_bracket_display", _bracket_display_inline)
-    return md
+# --------------------------------------------------------------------------- analysis
 
 
 @functools.lru_cache(maxsize=1)
 def _segmenter() -> pysbd.Segmenter:
     return pysbd.Segmenter(language="en", clean=False)
-
-
-# --------------------------------------------------------------------------- sources
-
-# One line that opens the sources block: "Sources: ...", "**References:**", "*Source*: ...",
-# "## References", or the keyword alone on its line. Leading blockquote marks allowed. Read by
-# hand, left to right, once: a regex with several optional blanks in a row backtracks
-# quadratically over a line of spaces.
-_SOURCE_WORDS = ("references", "reference", "sources", "source")
-
-
-@dataclass(frozen=True)
-class _SourcesHead:
-    heading: bool
-    colon: bool
-    rest: str
-
-
-def sources_head(line: str) -> _SourcesHead | None:
-    """The parts of a sources line (keyword, colon, heading, the rest), or None."""
-    s = line.lstrip()
-    while s.startswith(">"):
-        s = s[1:].lstrip()
-    hashes = len(s) - len(s.lstrip("#"))
-    heading = False
-    if hashes:
-        if hashes > 6 or not s[hashes : hashes + 1].isspace():
-            return None
-        heading, s = True, s[hashes:].lstrip()
-    stars = len(s) - len(s.lstrip("*_"))
-    if stars > 3:
-        return None
-    s = s[stars:].lstrip()
-    head = s[:10].casefold()
-    word = next((w for w in _SOURCE_WORDS if head.startswith(w)), None)
-    if word is None:
-        return None
-    s = s[len(word):].lstrip()
-    colon = s.startswith(":")
-    if colon:
-        s = s[1:].lstrip()
-    closing = len(s) - len(s.lstrip("*_"))
-    s = s[min(closing, 3):].lstrip()
-    if s.startswith(":"):
-        colon, s = True, s[1:]
-    return _SourcesHead(heading, colon, s.rstrip("\r\n"))
-
-
-def _code_lines(markdown: str) -> set[int]:
-    """Line numbers inside fenced or indented code blocks (a 'Sources:' there is code)."""
-    lines: set[int] = set()
-    for tok in markdown_parser().parse(markdown):
-        if tok.type in ("fence", "code_block") and tok.map:
-            lines.update(range(tok.map[0], tok.map[1]))
-    return lines
-
-
-def _is_sources_line(line: str) -> bool:
-    head = sources_head(line)
-    if head is None:
-        return False
-    rest = head.rest.strip().strip("#").strip()
-    # "References to earlier work show ..." is prose: need a colon, a heading or nothing else.
-    return head.colon or head.heading or not rest
-
-
-def _split_sources(markdown: str) -> tuple[str, str]:
-    lines = markdown.splitlines(keepends=True)
-    code = _code_lines(markdown)
-    for i, line in enumerate(lines):
-        if i not in code and _is_sources_line(line):
-            return "".join(lines[:i]), "".join(lines[i:])
-    return markdown, ""
-
-
-# --------------------------------------------------------------------------- HTML
-
-
-class _HTMLText(HTMLParser):
-    """Collects the text between tags; nothing is executed or fetched."""
-
-    _SKIP = UNDRAWN_TAGS
-    _BREAKS = {"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
-               "ul", "ol", "table", "blockquote", "section", "center", "hr"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
-        self.has_media = False
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in self._SKIP:  # <mphantom/> hides nothing
-            self.handle_starttag(tag, attrs)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag in ("img", "svg", "video", "canvas"):
-            self.has_media = True
-        if tag in self._BREAKS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP and self.skip:
-            self.skip -= 1
-        if tag in self._BREAKS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
-
-
-def _html_text(html: str) -> tuple[str, bool]:
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    return " ".join("".join(parser.parts).split()), parser.has_media
-
-
-# --------------------------------------------------------------------------- analysis
 
 
 @dataclass(frozen=True)
@@ -336,26 +179,6 @@ class _Builder:
 _TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")  # the name of one inline HTML tag
 
 
-_PHANTOM = re.compile(r"\\[hv]?phantom\s*\{")
-
-
-def _drawn_latex(latex: str) -> str:
-    """``latex`` without its ``\\phantom{..}`` groups (braces balanced; linear)."""
-    out: list[str] = []
-    pos = 0
-    while True:
-        m = _PHANTOM.search(latex, pos)
-        if m is None:
-            out.append(latex[pos:])
-            return "".join(out)
-        out.append(latex[pos:m.start()])
-        depth, i = 1, m.end()
-        while i < len(latex) and depth:
-            depth += {"{": 1, "}": -1}.get(latex[i], 0)
-            i += 1
-        pos = i
-
-
 def _walk_inline(children: list[Token], b: _Builder) -> bool:
     """Append an inline token stream; returns whether an image was skipped. Text inside an
     element that is not drawn (:data:`UNDRAWN_TAGS`, e.g. ``<mphantom>``) is left out: the block
@@ -363,42 +186,49 @@ def _walk_inline(children: list[Token], b: _Builder) -> bool:
     media = False
     hidden = 0
     for tok in children:
-        t = tok.type
-        if t == "html_inline":
-            tag = _TAG_NAME.match(tok.content)
-            name = tag.group(1).lower() if tag else ""
+        if tok.type == "html_inline":
+            name = _tag_name(tok.content)
             if name in UNDRAWN_TAGS and not tok.content.rstrip().endswith("/>"):
                 hidden = max(0, hidden - 1) if tok.content.startswith("</") else hidden + 1
                 continue
-        if hidden:
-            continue
-        if t == "text":
-            b.text(tok.content)
-        elif t == "softbreak":
-            b.text(" ")
-        elif t == "hardbreak":
-            b.text("\n")
-        elif t == "code_inline":
-            if tok.content.strip():
-                b.atom(tok.content.strip())
-        elif t == "math_inline":
-            if _drawn_latex(tok.content).strip():
-                b.atom(f"${_drawn_latex(tok.content).strip()}$")
-        elif t == "math_inline_double":
-            if _drawn_latex(tok.content).strip():
-                b.atom(f"$${_drawn_latex(tok.content).strip()}$$")
-        elif t == "image":
-            media = True  # neither the image nor its alt text is read
-        elif t == "html_inline":
-            # A tag by itself; the text between tags comes as separate text tokens.
-            tag = _TAG_NAME.match(tok.content)
-            name = tag.group(1).lower() if tag else ""
-            if name == "br":
-                b.text(" ")
-            elif name in ("img", "svg", "video"):
-                media = True
-        # link/emphasis/strike open/close tokens carry no reader-visible text.
+        if not hidden:
+            media |= _inline_token(tok, b)
     return media
+
+
+def _tag_name(html: str) -> str:
+    tag = _TAG_NAME.match(html)
+    return tag.group(1).lower() if tag else ""
+
+
+_INLINE_TEXT = {"softbreak": " ", "hardbreak": "\n"}
+_MATH_DELIMITERS = {"math_inline": "$", "math_inline_double": "$$"}
+
+
+def _inline_token(tok: Token, b: _Builder) -> bool:
+    """Append one drawn inline token; returns whether it is an image (seen, not read)."""
+    t = tok.type
+    if t == "text":
+        b.text(tok.content)
+    elif t in _INLINE_TEXT:
+        b.text(_INLINE_TEXT[t])
+    elif t == "code_inline":
+        if tok.content.strip():
+            b.atom(tok.content.strip())
+    elif t in _MATH_DELIMITERS:
+        drawn = drawn_latex(tok.content).strip()
+        if drawn:
+            b.atom(f"{_MATH_DELIMITERS[t]}{drawn}{_MATH_DELIMITERS[t]}")
+    elif t == "image":
+        return True  # neither the image nor its alt text is read
+    elif t == "html_inline":
+        # A tag by itself; the text between tags comes as separate text tokens.
+        name = _tag_name(tok.content)
+        if name == "br":
+            b.text(" ")
+        return name in ("img", "svg", "video")
+    # link/emphasis/strike open/close tokens carry no reader-visible text.
+    return False
 
 
 def _item_markdown(lines: list[str], start: int, end: int) -> str:
@@ -416,8 +246,9 @@ def _item_markdown(lines: list[str], start: int, end: int) -> str:
     return "".join(out).strip("\n").rstrip()
 
 
-# pysbd is quadratic in the length of its input (2,000 characters of "a. a. a." take 0.17 s,
-# 80 KB took 36 s): it only ever sees chunks of at most this many characters.
+# pysbd is quadratic in the length of its input (2,000 characters of "a. a. a." take 0.17 s, 80 KB
+# took 36 s): it only ever sees chunks of at most this many characters (the grader's own safety
+# limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it).
 _CHUNK = 1000
 # A sentence end that is a safe place to cut: ".", "!" or "?" and a blank.
 _SENTENCE_END = re.compile(r"[.!?][\s]")
@@ -505,84 +336,106 @@ def _words(visible: str, masked: str) -> tuple[Word, ...]:
     return tuple(words)
 
 
-# The longest answer that is read: a 100-word answer is under 1,000 characters, the longest
-# model answer under 3,000. Beyond this, the rest is not looked at (and the tutor is told), so
-# the markdown parser, pysbd and the citation search each see bounded input.
+# The longest answer that is read: a 100-word answer is under 1,000 characters, the longest model
+# answer under 3,000. Beyond this, the rest is not looked at (and the tutor is told), so the
+# markdown parser, pysbd and the citation search each see bounded input. This is the grader's own
+# safety limit, not course policy: a constant, not a rubric entry, so no rubric can loosen it; the
+# rubric's word and sentence rules are the course's.
 MAX_ANSWER_CHARS = 20_000
+
+
+class _BlockWalk:
+    """Walks the block tokens of an answer's body into a :class:`_Builder`: paragraphs,
+    headings, table rows, display formulas and HTML blocks, and the top-level list items."""
+
+    def __init__(self, body: str) -> None:
+        self.b = _Builder()
+        self.body_lines = body.splitlines(keepends=True)
+        self.media = False
+        self.item: int | None = None
+        self.items_md: list[str] = []
+        self.in_row = self.first_cell = False
+        self.prev_type = ""
+        self.after_math = False  # the previous block was a display formula joined to a paragraph
+
+    def walk(self, tokens: list[Token]) -> None:
+        for tok in tokens:
+            self.token(tok)
+            self.prev_type = tok.type
+
+    def token(self, tok: Token) -> None:
+        t = tok.type
+        if t in ("list_item_open", "list_item_close") and tok.level == 1:
+            self.list_item(tok)
+        elif t in ("tr_open", "tr_close"):
+            self.row(tok)
+        elif t == "inline":
+            self.inline(tok)
+        elif t in ("math_block", "math_block_eqno", "amsmath"):
+            self.math_block(tok)
+        elif t == "html_block":
+            text, has_img = html_text(tok.content)
+            self.media |= has_img
+            self.b.open("para", self.item)
+            self.b.text(text)
+            self.b.close()
+            self.after_math = False
+        elif t in ("fence", "code_block"):
+            self.media = True  # code or text art: seen, but not counted
+            self.after_math = False
+        elif t not in ("paragraph_open", "paragraph_close"):
+            self.after_math = False  # a list, quote or rule between formula and text: a new block
+
+    def list_item(self, tok: Token) -> None:
+        if tok.type == "list_item_close":
+            self.item = None
+            return
+        self.item = len(self.items_md)
+        self.items_md.append(_item_markdown(self.body_lines, tok.map[0], tok.map[1]) if tok.map else "")
+        self.after_math = False
+
+    def row(self, tok: Token) -> None:
+        if tok.type == "tr_close":
+            self.b.close()
+            self.in_row = False
+            return
+        self.b.open("row", self.item)
+        self.in_row, self.first_cell = True, True
+        self.after_math = False
+
+    def inline(self, tok: Token) -> None:
+        if self.in_row:
+            if not self.first_cell:
+                self.b.text(" | ")
+            self.first_cell = False
+            self.media |= _walk_inline(tok.children or [], self.b)
+            return
+        kind = "heading" if self.prev_type == "heading_open" else "para"
+        # "where x is ..." after a display formula continues the sentence it ended.
+        first = tok.content.lstrip()[:1]
+        join = self.after_math and kind == "para" and bool(first) and (first.islower() or first in ",;.)")
+        self.b.open(kind, self.item, join=join)
+        self.media |= _walk_inline(tok.children or [], self.b)
+        self.b.close()
+        self.after_math = False
+
+    def math_block(self, tok: Token) -> None:
+        content = drawn_latex(tok.content).strip()
+        if not content:
+            return
+        self.b.open("para", self.item, join=True)
+        self.b.atom(content if tok.type == "amsmath" else f"$${content}$$")
+        self.b.close()
+        self.after_math = True
 
 
 @functools.lru_cache(maxsize=256)
 def analyse(markdown: str) -> Analysis:
     markdown = unicodedata.normalize("NFC", (markdown or "")[:MAX_ANSWER_CHARS])
-    body, sources = _split_sources(markdown)
-    tokens = markdown_parser().parse(body)
-    body_lines = body.splitlines(keepends=True)
-
-    b = _Builder()
-    media = False
-    item: int | None = None
-    item_count = 0
-    items_md: list[str] = []
-    in_row = first_cell = False
-    prev_type = ""
-    after_math = False  # the previous block was a display formula joined to a paragraph
-
-    for tok in tokens:
-        t = tok.type
-        if t == "list_item_open" and tok.level == 1:
-            item = item_count
-            item_count += 1
-            if tok.map:
-                items_md.append(_item_markdown(body_lines, tok.map[0], tok.map[1]))
-            else:
-                items_md.append("")
-            after_math = False
-        elif t == "list_item_close" and tok.level == 1:
-            item = None
-        elif t == "tr_open":
-            b.open("row", item)
-            in_row, first_cell = True, True
-            after_math = False
-        elif t == "tr_close":
-            b.close()
-            in_row = False
-        elif t == "inline":
-            if in_row:
-                if not first_cell:
-                    b.text(" | ")
-                first_cell = False
-                media |= _walk_inline(tok.children or [], b)
-                continue
-            kind = "heading" if prev_type == "heading_open" else "para"
-            # "where x is ..." after a display formula continues the sentence it ended.
-            first = tok.content.lstrip()[:1]
-            join = after_math and kind == "para" and bool(first) and (first.islower() or first in ",;.)")
-            b.open(kind, item, join=join)
-            media |= _walk_inline(tok.children or [], b)
-            b.close()
-            after_math = False
-        elif t in ("math_block", "math_block_eqno", "amsmath"):
-            content = _drawn_latex(tok.content).strip()
-            if not content:
-                continue
-            b.open("para", item, join=True)
-            b.atom(content if t == "amsmath" else f"$${content}$$")
-            b.close()
-            after_math = True
-        elif t == "html_block":
-            text, has_img = _html_text(tok.content)
-            media |= has_img
-            b.open("para", item)
-            b.text(text)
-            b.close()
-            after_math = False
-        elif t in ("fence", "code_block"):
-            media = True  # code or text art: seen, but not counted
-            after_math = False
-        elif t not in ("paragraph_open", "paragraph_close"):
-            after_math = False  # a list, quote or rule between formula and text: a new block
-        prev_type = t
-
+    body, sources = split_sources(markdown)
+    walk = _BlockWalk(body)
+    walk.walk(markdown_parser().parse(body))
+    b = walk.b
     visible = b.visible()
     atoms = tuple(b.atoms)
     chars = list(visible)
@@ -591,16 +444,16 @@ def analyse(markdown: str) -> Analysis:
     masked = "".join(chars)
     blocks = tuple(b.blocks)
     answer_text = AnswerText(visible=visible, words=_words(visible, masked), sources=sources,
-                      body_markdown=body)
+                             body_markdown=body)
     return Analysis(
         text=answer_text,
         blocks=blocks,
         atoms=atoms,
         masked=masked,
         sentence_spans=_sentence_spans(masked, blocks, atoms),
-        item_count=item_count,
-        items_markdown=tuple(items_md),
-        has_media=media,
+        item_count=len(walk.items_md),
+        items_markdown=tuple(walk.items_md),
+        has_media=walk.media,
     )
 
 

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from grader.rubric import Question
 from grader.written.answertext import (
     MAX_ANSWER_CHARS,
     Analysis,
@@ -18,15 +19,13 @@ from grader.written.answertext import (
     analyse,
     count_words,
     list_items,
-    markdown_parser,
     parse_answer,
     sentences,
-    sources_head,
 )
+from grader.written.markup import markdown_parser, sources_head
 
 __all__ = [
     "AnswerCheck",
-    "AnswerRule",
     "AnswerText",
     "RuleFlag",
     "Word",
@@ -39,19 +38,6 @@ __all__ = [
     "parse_answer",
     "sentences",
 ]
-
-
-@dataclass(frozen=True)
-class AnswerRule:
-    """The limits that apply to one question's answer (filled from the rubric)."""
-
-    max_words: int | None = None
-    require_citation: bool = False
-    min_sentences: int | None = None
-    max_sentences: int | None = None
-    max_sentences_per_item: int | None = None
-    expected_items: int | None = None
-    fallback_max_sentences: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,12 +193,12 @@ def _range_text(lo: int | None, hi: int | None) -> str:
 
 
 def check_answer(
-    question_id: str,
+    question: Question,
     markdown: str,
-    rule: AnswerRule,
     template_markdown: str | None = None,
 ) -> AnswerCheck:
-    """Apply one question's rule; a blank answer gets only ``answer.missing``.
+    """Apply one written question's limits (the rubric's :class:`~grader.rubric.Question`: words,
+    sentences, list items, citation); a blank answer gets only ``answer.missing``.
 
     Only the first :data:`MAX_ANSWER_CHARS` characters are read; a longer answer gets a note.
     """
@@ -226,52 +212,64 @@ def check_answer(
     n_words = len(a.text.words)
     n_sent = len(a.sentence_spans)
     if is_blank_answer(markdown, template_markdown):
-        return AnswerCheck(question_id, 0, 0,
+        return AnswerCheck(question.id, 0, 0,
                            (RuleFlag("answer.missing", "no answer was given"),),
                            (cut_note,) if cut_note else (), None, a.text)
 
     flags: list[RuleFlag] = []
     notes: list[str] = [cut_note] if cut_note else []
     over_at = None
-    if rule.max_words is not None and n_words > rule.max_words:
-        over_at = a.text.words[rule.max_words].start
-        flags.append(RuleFlag("words.over_limit", f"{n_words} words (limit {rule.max_words})"))
-
-    sentence_problems: list[str] = []
-    if rule.max_sentences_per_item is not None or rule.expected_items is not None:
-        if rule.expected_items is not None and a.item_count == rule.expected_items:
-            per_item = [0] * a.item_count
-            for bi, _, _ in a.sentence_spans:
-                it = a.blocks[bi].item
-                if it is not None:
-                    per_item[it] += 1
-            cap = rule.max_sentences_per_item
-            for i, n in enumerate(per_item):
-                if cap is not None and n > cap:
-                    label = _item_label(a, i)
-                    named = f"item {i + 1} ('{label}')" if label else f"item {i + 1}"
-                    sentence_problems.append(f"{named} has {_plural(n, 'sentence')} (at most {cap})")
-        else:
-            found = "no list" if a.item_count == 0 else f"{_plural(a.item_count, 'top-level item')}"
-            expected = rule.expected_items
-            held = rule.fallback_max_sentences
-            note = f"the list of {question_id} was broken ({found}, expected {expected})"
-            if held is not None:
-                note += f"; the whole answer was held to {held} sentences"
-                if n_sent > held:
-                    sentence_problems.append(
-                        f"{_plural(n_sent, 'sentence')} (at most {held}; the list of "
-                        f"{expected} items was not found)")
-            notes.append(note)
-    if rule.min_sentences is not None or rule.max_sentences is not None:
-        lo, hi = rule.min_sentences, rule.max_sentences
-        if (lo is not None and n_sent < lo) or (hi is not None and n_sent > hi):
-            sentence_problems.append(f"{_plural(n_sent, 'sentence')} ({_range_text(lo, hi)})")
+    if question.max_words is not None and n_words > question.max_words:
+        over_at = a.text.words[question.max_words].start
+        flags.append(RuleFlag("words.over_limit", f"{n_words} words (limit {question.max_words})"))
+    sentence_problems = _sentence_problems(question, a, notes)
     if sentence_problems:
         flags.append(RuleFlag("sentences.out_of_range", "; ".join(sentence_problems)))
-
-    if rule.require_citation and not has_citation(markdown):
+    if question.require_citation and not has_citation(markdown):
         flags.append(RuleFlag(
             "citation.missing",
             "no source cited: add a Sources: line, a URL, a DOI or an author-year reference"))
-    return AnswerCheck(question_id, n_words, n_sent, tuple(flags), tuple(notes), over_at, a.text)
+    return AnswerCheck(question.id, n_words, n_sent, tuple(flags), tuple(notes), over_at, a.text)
+
+
+def _sentence_problems(question: Question, a: Analysis, notes: list[str]) -> list[str]:
+    """What breaks the question's sentence limits: per list item (or, when the list is not
+    found, the fallback for the whole answer, with a note) and for the whole answer."""
+    n_sent = len(a.sentence_spans)
+    problems: list[str] = []
+    if question.max_sentences_per_item is not None or question.expected_items is not None:
+        if question.expected_items is not None and a.item_count == question.expected_items:
+            problems += _item_problems(a, question.max_sentences_per_item)
+        else:
+            found = "no list" if a.item_count == 0 else f"{_plural(a.item_count, 'top-level item')}"
+            expected = question.expected_items
+            held = question.fallback_max_sentences
+            note = f"the list of {question.id} was broken ({found}, expected {expected})"
+            if held is not None:
+                note += f"; the whole answer was held to {held} sentences"
+                if n_sent > held:
+                    problems.append(
+                        f"{_plural(n_sent, 'sentence')} (at most {held}; the list of "
+                        f"{expected} items was not found)")
+            notes.append(note)
+    if question.min_sentences is not None or question.max_sentences is not None:
+        lo, hi = question.min_sentences, question.max_sentences
+        if (lo is not None and n_sent < lo) or (hi is not None and n_sent > hi):
+            problems.append(f"{_plural(n_sent, 'sentence')} ({_range_text(lo, hi)})")
+    return problems
+
+
+def _item_problems(a: Analysis, cap: int | None) -> list[str]:
+    """The list items with more than ``cap`` sentences, each named by its label."""
+    per_item = [0] * a.item_count
+    for bi, _, _ in a.sentence_spans:
+        it = a.blocks[bi].item
+        if it is not None:
+            per_item[it] += 1
+    problems = []
+    for i, n in enumerate(per_item):
+        if cap is not None and n > cap:
+            label = _item_label(a, i)
+            named = f"item {i + 1} ('{label}')" if label else f"item {i + 1}"
+            problems.append(f"{named} has {_plural(n, 'sentence')} (at most {cap})")
+    return problems
