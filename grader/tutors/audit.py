@@ -53,6 +53,7 @@ from grader.checks import probes
 from grader.checks.bridge import Bridge
 from grader.result import CaseResult
 from grader.rubric import Check, Rubric
+from grader.tutors.audit_claims import check_claim
 from grader.tutors.audit_equivalence import (
     EQUIVALENCE_DRAWS,
     InProcessSession,
@@ -99,6 +100,9 @@ def grade_mutant(mutant: Mutant, rubric: Rubric, secret: bytes, reached: set[int
     hidden = grade_in_process(namespace, check, rubric, secret, public=False)
     public = grade_in_process(namespace, check, rubric, secret, public=True)
     kind, text = finding_kind(hidden)
+    claim, right = check_claim(kind, hidden, mutant, namespace[mutant.function], check)
+    if kind == "raised_line" and not right:  # a true place, but not the change: not located
+        kind, claim, right = "error", "", None
     reason = ""
     if difference is None:
         reason = (f"agrees with the reference on {draws} random inputs over the rubric's settings "
@@ -108,7 +112,7 @@ def grade_mutant(mutant: Mutant, rubric: Rubric, secret: bytes, reached: set[int
             reason += "; the changed line is never reached on these inputs"
     return Verdict(mutant, difference is None, difference, round(sum(r.points for r in hidden), 6),
                    check.points, sum(not r.passed for r in public), kind, text, reason,
-                   time.perf_counter() - start)
+                   time.perf_counter() - start, claim, right)
 
 
 def _check(rubric: Rubric, function: str) -> Check:

@@ -26,7 +26,7 @@ from grader.checks import cases as case_inputs
 from grader.checks.compare import to_numpy
 from grader.kernel.execute import CodeResult
 from grader.rubric import Check
-from grader.tutors.audit_mutants import FUNCTIONS, run_program
+from grader.tutors.audit_mutants import FUNCTIONS, program_file, run_program
 
 __all__ = ["CALL_SECONDS", "EQUIVALENCE_DRAWS", "Difference", "InProcessSession", "find_difference",
            "random_params", "reached_lines"]
@@ -152,7 +152,7 @@ def reached_lines(function: str, program: str, check: Check, draws: int = EQUIVA
     name = f"reached-{function}"
     fn = run_program(program, name)[function]
     lines: set[int] = set()
-    filename = f"<{name}>"
+    filename = program_file(name)
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         if frame.f_code.co_filename != filename:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from grader.checks.raised import at_line
 from grader.result import CaseResult
 from grader.tutors.audit_equivalence import Difference
 from grader.tutors.audit_mutants import Mutant
@@ -30,6 +31,9 @@ class Verdict:
     text: str                      # the report's words for it (first failed case)
     reason: str = ""               # why it is equivalent
     seconds: float = 0.0
+    claim: str = ""                # what the report claims (a mistake, terms, a line), in short
+    #: whether the claim is true of the mutant (grader/tutors/audit_claims.py); None: no claim
+    claim_right: bool | None = None
 
     @property
     def killed(self) -> bool:
@@ -41,11 +45,17 @@ class Verdict:
 
     @property
     def named_or_located(self) -> bool:
-        return self.kind in NAMED_KINDS
+        """The report names or locates the mutant's change, and says nothing untrue about it."""
+        return self.kind in NAMED_KINDS and self.claim_right is True
+
+    @property
+    def wrong_claim(self) -> bool:
+        """The report names a mistake, a term or a line that is not the mutant's change."""
+        return self.claim_right is False
 
 
 #: The kinds of finding that name or locate a wrong function (see finding_kind).
-NAMED_KINDS = ("named", "setting", "layout", "located", "hedged", "contract")
+NAMED_KINDS = ("named", "setting", "layout", "located", "hedged", "contract", "raised_line")
 
 _LOCATED = re.compile(r"(?:it does not|differs from the reference): (.*?)(?:\.(?: |$))")
 
@@ -83,7 +93,7 @@ def finding_kind(results: Sequence[CaseResult]) -> tuple[str, str]:
     if any("breaks the rule" in r.message for r in failed):
         return "contract", text
     if first.call_status == "raised":
-        return "error", text
+        return ("raised_line" if at_line(first.message) else "error"), text
     if first.call_status in ("timeout", "died"):
         return "error", text
     if "NaN or infinite" in first.message:
@@ -139,9 +149,15 @@ class AuditReport:
             row["killed"] += v.killed and not v.equivalent
             row["survived"] += v.survived
             row["named_or_located"] += v.killed and not v.equivalent and v.named_or_located
+            row["wrong"] = row.get("wrong", 0) + int(v.killed and not v.equivalent and v.wrong_claim)
             if v.killed and not v.equivalent:
                 row[v.kind] = row.get(v.kind, 0) + 1
         return out
+
+    @property
+    def wrong_claims(self) -> tuple[Verdict, ...]:
+        """The killed mutants whose report claims what is not their change."""
+        return tuple(v for v in self.relevant if v.killed and v.wrong_claim)
 
     def refusals(self) -> list[str]:
         """One line per surviving mutant: what it is and a case that would catch it."""

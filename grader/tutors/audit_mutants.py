@@ -14,7 +14,9 @@ import copy
 import importlib
 import inspect
 import itertools
+import linecache
 import re
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,16 +342,30 @@ class Mutant:
     change: str         # what changed, in code
     program: str = field(repr=False)  # the mutant's source: imports, helpers, the function
     line: int = 0       # the changed line in the program
+    unit: str = ""      # the unit function changed, e.g. "_states"
+    #: the code the change touches, as it was: the dropped or doubled term, the transposed
+    #: operand, else the whole changed node (what grader/tutors/audit_claims.py checks claims against)
+    region: str = ""
 
     def compile(self) -> Callable[..., Any]:
         """The mutant as a real function, from its program run in a fresh namespace."""
         return run_program(self.program, self.ident)[self.function]
 
 
+def program_file(name: str) -> str:
+    """The file name a program runs under: a cell's, as IPython names it (grader/checks/raised.py),
+    so that a traceback locates a raise in it as it would in a notebook."""
+    return f"/sheet11-audit/ipykernel_0/{zlib.crc32(name.encode())}.py"
+
+
 def run_program(text: str, name: str) -> dict[str, Any]:
+    """The program run in a fresh namespace, its source registered as IPython registers a cell's
+    (tracebacks quote its lines)."""
     namespace: dict[str, Any] = {"__name__": f"sheet11_audit_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
                                  "__builtins__": builtins}
-    exec(compile(text, f"<{name}>", "exec"), namespace)  # noqa: S102 - the project's own reference, mutated
+    filename = program_file(name)
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - the project's own reference, mutated
     return namespace
 
 
@@ -411,6 +427,16 @@ def _replace(tree: ast.AST, target: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
+def _region(op_name: str, node: ast.AST, new: ast.AST) -> str:
+    """The part of ``node`` that the replacement ``new`` changes (see :attr:`Mutant.region`)."""
+    if op_name == "drop_term" and isinstance(node, ast.BinOp):
+        kept = ast.dump(new.operand if isinstance(new, ast.UnaryOp) else new)
+        return _u(node.right) if kept == ast.dump(node.left) else _u(node.left)
+    if op_name in ("double_term", "transpose") and isinstance(node, ast.BinOp) and isinstance(new, ast.BinOp):
+        return _u(node.left) if ast.dump(new.left) != ast.dump(node.left) else _u(node.right)
+    return _u(node)
+
+
 def generate(function: str) -> list[Mutant]:
     """Every mutant of ``function``'s unit, in a fixed order, without duplicates (two rules
     that give the same program make one mutant) and without the reference itself."""
@@ -440,7 +466,8 @@ def generate(function: str) -> list[Mutant]:
                 seen.add(text)
                 line = getattr(node, "lineno", 0)
                 out.append(Mutant(f"{function}/{op_name}/{len(out) + 1}", function, op_name,
-                                  f"{site.function}, line {line}", change, text, line))
+                                  f"{site.function}, line {line}", change, text, line, site.function,
+                                  _region(op_name, node, new)))
     return out
 
 
