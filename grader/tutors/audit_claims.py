@@ -84,6 +84,9 @@ TERM_CODE: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "jnorm": (("gradient_bound", "torch.linalg.matrix_norm(activation_jacobian(z.reshape(-1), "
                                      "activation), ord=2)"),),
         "forward": _FWD,
+        "recur": (("_states", "h @ W.T"),),
+        "accumulate": (("gradient_bound", "r[T - 1]"), ("gradient_bound", "r[idx]"),
+                       ("gradient_bound", "factor * w_norm"), ("gradient_bound", "range(T - 2, -1, -1)")),
     },
     "lstm_cell": {
         "i": (("lstm_cell", "torch.sigmoid(i)"), ("lstm_cell", "i, f, g, o")),
