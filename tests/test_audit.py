@@ -213,3 +213,22 @@ def test_the_pipeline_agrees_with_the_in_process_audit(tmp_path: Path) -> None:
                                        tmp_path)
     assert [a.pipeline[1] for a in agreements] == ["layout", "layout"]
     assert all(a.agrees for a in agreements), agreements
+
+
+def test_a_claim_is_checked_against_the_mutants_change() -> None:
+    from grader.tutors.audit_claims import claimed_terms, touched_terms
+    by_change = {m.change: m for m in audit.generate("rnn_forward")}
+    dropped_input = by_change["`x @ U.T + b` -> `b` (the term `x @ U.T` dropped)"]
+    assert touched_terms(dropped_input) == {"input"}
+    dropped_bias = by_change["`x @ U.T + b` -> `x @ U.T` (the term `b` dropped)"]
+    assert touched_terms(dropped_bias) == {"bias"}
+    text = ("With `W = 0` your output matches the reference; with `U = 0, b = 0` it does not: "
+            "the bias term `b` is wrong.")
+    assert claimed_terms("rnn_forward", text) == ("bias",)
+
+
+def test_a_raise_on_the_changed_line_is_located_and_counted_right() -> None:
+    (m,) = [m for m in audit.generate("rnn_forward") if m.change == "`x` -> `x.T` in `x @ U.T`"]
+    (v,) = audit.audit(RUBRIC, load_secret(), [m], draws=4).verdicts
+    assert v.kind == "raised_line" and v.claim_right is True and v.named_or_located
+    assert f"line {m.line} of your cell" in v.text

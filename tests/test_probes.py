@@ -253,7 +253,10 @@ def test_probe_verdicts_name_the_term(function: str, key: str, term: str) -> Non
     failed = [r for r in results if not r.passed]
     activation = CHECKS[function].cases[failed[0].index - 1].params.get("activation")
     expected = _terms(function, activation)[term]
-    assert f": {expected} is wrong." in failed[0].diagnosis, failed[0].diagnosis
+    # A term no probe tells apart from another (the Jacobians of the bound's product and how the
+    # product accumulates into r) is stated as "one of these", with the other beside it.
+    alone, hedged = f": {expected} is wrong.", f"one of these is wrong: {expected};"
+    assert alone in failed[0].diagnosis or hedged in failed[0].diagnosis, failed[0].diagnosis
 
 
 @pytest.mark.parametrize("key,terms", [("tanh_on_output_gate", ("o", "out")),

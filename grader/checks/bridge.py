@@ -149,7 +149,8 @@ def __sheet11_call(folder, expr, verify=False, limit=0, recheck=None):
         return out
     def failed(e):
         lines = _tb.format_exception_only(type(e), e)
-        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100]}
+        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100],
+                "trace": "".join(_tb.format_tb(e.__traceback__))[-3000:]}
     if recheck is not None:
         # The inputs of earlier verified calls, looked at again (after the function's last call
         # and a settle the grader waited): kept in the kernel under the calls' folder names.
@@ -195,6 +196,7 @@ class Returned:
     #: implemented yet" for NotImplementedError; never a score).
     error_type: str = ""
     seconds: float = 0.0
+    trace: str = ""  # with "raised": the traceback's frames as text (grader/checks/raised.py reads it)
     #: With ``verify``: the second call on fresh copies of the inputs (``None`` when it was not
     #: reported), and the first call's inputs as the kernel saw them after the call.
     second: Returned | None = None
@@ -286,7 +288,8 @@ class Bridge:
             result = json.loads(_read_plain(folder / "result.json", MAX_JSON_BYTES))
             if not result.get("ok"):
                 return Returned("raised", error=plain_text(result.get("error", "")), seconds=ran.seconds,
-                                error_type=_identifier(result.get("type")))
+                                error_type=_identifier(result.get("type")),
+                                trace=plain_text(result.get("trace", ""), 3000))
             budget = [MAX_RESULT_BYTES]
             value = _decode(result["value"], folder, budget=budget)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

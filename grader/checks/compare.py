@@ -33,6 +33,7 @@ import torch
 
 from grader.checks.bridge import ArrayInfo, Returned, TypeInfo
 from grader.checks.mistakes import mistakes_for
+from grader.checks.raised import at_line, neutralised, raising_line
 from grader.result import CaseResult, Evidence
 
 GRAD_KEYS = ("W", "U", "b", "V", "c")
@@ -446,8 +447,11 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         return CaseResult(**base, passed=False, points=0.0,
                           message=f"the kernel crashed while `{function}` ran on this case")
     if returned.status == "raised":
+        place = raising_line(returned.trace)  # the student's own line that raised, if in a cell
+        at = f", at {place.words(with_code=True)}" if place else ""
         return CaseResult(**base, passed=False, points=0.0, error_type=returned.error_type,
-                          message=f"`{function}` raised {returned.error}; expected {_expected_text(expected)}")
+                          message=f"`{function}` raised {neutralised(returned.error)}{at}; "
+                                  f"expected {_expected_text(expected)}")
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)
     base["settings"] = settings_of(function, inputs)
@@ -559,7 +563,9 @@ def redacted_hidden(case: CaseResult) -> CaseResult:
     if case.passed:
         return replace(case, series=series)
     if case.call_status == "raised":
-        message = (f"`{case.function}` raised {case.error_type or 'an exception'} on this hidden case "
+        place = at_line(case.message)  # the line number and function only, not the quoted source
+        at = f", at {place.words(with_code=False)}" if place else ""
+        message = (f"`{case.function}` raised {case.error_type or 'an exception'} on this hidden case{at} "
                    f"(its message is not shown, as it may quote the hidden inputs; {CHECK_PUBLIC})")
     elif case.call_status == "ok" and not case.wrong_values and "NaN or infinite" not in case.message:
         message = f"{_hidden_structure(case.message)} on this hidden case ({CHECK_PUBLIC})"

@@ -238,6 +238,9 @@ TERMS: dict[str, dict[str, str]] = {
                  "(k = t, ..., T-1), and what is on their diagonals",
         "jnorm": "the norm of J_{{k+1}} (its spectral norm, the largest |act'(z)|)",
         "forward": "the input term U x_t + b of the forward pass z_t = W h_{{t-1}} + U x_t + b",
+        "recur": "the recurrence term W h_{{t-1}} of the forward pass",
+        "accumulate": "how the factors accumulate into r (the running product from r[t] to r[t-1], "
+                      "and which entry each value is stored in)",
     },
     "lstm_cell": {
         "i": "the input gate i",
@@ -306,15 +309,15 @@ PROBES: tuple[Probe, ...] = (
     _p(_B, "linear_one_step", "T = 1 and a linear loss (then r = [||dL/dh_T||], whatever the forward "
        "pass computed)", lambda i, d: d(T=1, loss="linear"), "gT exponent"),
     _p(_B, "one_step", "T = 1 (then r = [||dL/dh_T||])", lambda i, d: _squared(d, T=1),
-       "gT act exponent forward"),
+       "gT act exponent forward recur"),
     _p(_B, "one_unit", "H = 1 (every norm of a 1x1 matrix agrees)", lambda i, d: _squared(d, H=1),
-       "gT act exponent jprod forward"),
+       "gT act exponent jprod forward recur accumulate"),
     _p(_B, "unit_norm_W", "`W` rescaled to ||W||_2 = 1 (every power of it is 1)",
-       lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm forward"),
+       lambda i, d: _unit_spectral_W(_squared(d)), "gT act wnorm jprod jnorm forward recur accumulate"),
     _p(_B, "rank_one_W", "a symmetric rank-1 `W` (its spectral norm, Frobenius norm and spectral "
-       "radius agree)", lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm forward"),
+       "radius agree)", lambda i, d: _rank_one_W(_squared(d)), "gT act exponent jprod jnorm forward recur accumulate"),
     _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
-       "gT act_other wnorm exponent jprod jnorm forward"),
+       "gT act_other wnorm exponent jprod jnorm forward recur accumulate"),
     # ---- lstm_cell: some gates live, the others held at pre-activation 0 (no saturation) -----
     _p(_L, "i_and_g", "only i and g live, the other gates held at pre-activation 0, and `c = 0`",
        _lstm_held("ig", c_zero=True), "i g cell bias weights", ("c_new",)),
