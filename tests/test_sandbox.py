@@ -16,6 +16,7 @@ import pytest
 from builders import GOOD_NAME, quick_context, solution, write_notebook
 
 from grader.errors import SandboxUnavailable
+from grader.kernel import cgroup as cgroup_mod
 from grader.kernel import sandbox as sandbox_mod
 from grader.kernel.execute import KernelSession
 from grader.kernel.sandbox import PROJECT_ROOT, Sandbox, choose_sandbox
@@ -368,7 +369,7 @@ def fake_cgroups(tmp_path, monkeypatch):
             (root / "pids").mkdir()
         else:
             root.mkdir()
-        monkeypatch.setattr(sandbox_mod, "CGROUP_ROOT", root)
+        monkeypatch.setattr(cgroup_mod, "CGROUP_ROOT", root)
         monkeypatch.setattr(sandbox_mod.os, "geteuid", lambda: 0)
         sandbox_mod._cgroup_layout.cache_clear()
         return root

@@ -30,6 +30,7 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader.kernel.kernelcode import fresh_call
 from grader.kernel.sandbox import (
     KernelCgroup,
     Sandbox,
@@ -95,83 +96,9 @@ class ExecutionResult:
     started: bool = True
 
 
-# Runs in the kernel after it starts: what one execution prints is cut in the kernel already, so
-# that a print loop does not send the grader messages over MAX_MESSAGE_BYTES (which the grader
-# would drop, losing the rest of that kernel's output). A student who undoes this only slows
-# the grading of their own notebook down; the grader's memory stays bounded either way.
-_CAP_OUTPUT = r"""
-def __sheet11_cap_output(limit, shown_limit):
-    import ipykernel.iostream as _io
-    cls = _io.OutStream
-    if getattr(cls, "_sheet11_capped", False):
-        return
-    original = cls.write
-    used = {}
-    def write(self, string):
-        if not isinstance(string, str):
-            return original(self, string)
-        try:
-            key = (id(self), str(self.parent_header.get("msg_id")))
-        except Exception:
-            key = (id(self), "")
-        if key not in used and len(used) > 64:
-            used.clear()
-        room = limit - used.get(key, 0)
-        if room > 0:
-            used[key] = used.get(key, 0) + len(string)
-            original(self, string[:room])
-        return len(string)
-    cls.write = write
-    cls._sheet11_capped = True
-    # Displays (rich outputs, images, metadata and all) get a budget per execution too: the
-    # grader's cap for a cell's pictures plus ten times the text's, enough for every display the
-    # grader could keep, so that 600 displays of 2 MB metadata each are not serialised, sent and
-    # dropped one by one.
-    try:
-        import json as _json
-        import ipykernel.zmqshell as _zs
-        pub = _zs.ZMQDisplayPublisher
-        shown = pub.publish
-        spent = {}
-        def publish(self, data, metadata=None, *args, **kwargs):
-            try:
-                key = str(self.parent_header.get("msg_id"))
-            except Exception:
-                key = ""
-            try:
-                size = len(_json.dumps(data, default=str)) + len(_json.dumps(metadata, default=str))
-            except Exception:
-                size = shown_limit + 1
-            if key not in spent and len(spent) > 64:
-                spent.clear()
-            if spent.get(key, 0) + size > shown_limit:
-                spent[key] = shown_limit + 1
-                return None
-            spent[key] = spent.get(key, 0) + size
-            return shown(self, data, metadata, *args, **kwargs)
-        pub.publish = publish
-    except Exception:
-        pass
-    # IPython 9 also keeps everything a cell prints in its history, in memory and uncapped (its
-    # `_tee` wraps the stream per cell): a print flood grows the kernel to its memory limit,
-    # which can leave the kernel's output channel dead. The grader never reads that history.
-    try:
-        import contextlib
-        get_ipython()._tee = lambda channel: contextlib.nullcontext()
-    except Exception:
-        pass
-__sheet11_cap_output(%d, %d)
-del __sheet11_cap_output
-"""
-# Run as a request of its own after _CAP_OUTPUT: IPython's `_tee`, while it ran that request,
-# stored the stream's *uncapped* bound `write` on the stream object itself, which would shadow
-# the capped class method for good. From this request on no `_tee` runs, so removing it sticks.
-_CAP_SETTLE = r"""
-import sys as __sheet11_sys
-for __sheet11_stream in (__sheet11_sys.stdout, __sheet11_sys.stderr):
-    vars(__sheet11_stream).pop("write", None)
-del __sheet11_sys, __sheet11_stream
-"""
+# Runs in the kernel after it starts, in two requests of its own: what one execution prints is
+# cut in the kernel already (grader/kernel/output_cap_kernel.py, sent as source).
+OUTPUT_CAP_MODULE = ("grader.kernel", "output_cap_kernel.py")
 
 
 # What a kernel of the batch's pool (grader/kernel/kernelpool.py) runs while it boots, before any cell:
@@ -582,10 +509,10 @@ class KernelSession:
         assert self.client is not None
         try:
             self.client.start_new_kernel_client()
-            cap = _CAP_OUTPUT % (self.limits.max_output_chars + 200,
-                                 10 * self.limits.max_output_chars + self.limits.max_picture_chars)
+            cap = fresh_call(*OUTPUT_CAP_MODULE, "cap_output", self.limits.max_output_chars + 200,
+                             10 * self.limits.max_output_chars + self.limits.max_picture_chars)
             if not (self._call(cap, 20)[0] == "ok"
-                    and self._call(_CAP_SETTLE, 20)[0] == "ok"):
+                    and self._call(fresh_call(*OUTPUT_CAP_MODULE, "settle"), 20)[0] == "ok"):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
             self._start_failed(exc)
