@@ -81,7 +81,7 @@ class InputState:
 Rechecked = tuple[tuple[InputState, ...] | None, ...]
 
 
-class SeqInfo(tuple):
+class SeqInfo(tuple[Any, ...]):
     """A returned list or tuple: its first items (the kernel sends at most 16) and what it was,
     so a report says "a list of 30", not "a tuple of 16"."""
 

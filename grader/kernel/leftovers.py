@@ -98,7 +98,7 @@ def die_with_launcher_argv(parent: int | None = None) -> list[str]:
 def _start_time(pid: int) -> float | None:
     """When ``pid`` started (seconds since the epoch), or ``None`` when it does not run."""
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
 
