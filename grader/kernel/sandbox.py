@@ -15,7 +15,6 @@ grader/kernel/leftovers.py).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -149,11 +148,7 @@ def _python_roots() -> list[Path]:
 
 def _masked_paths(visible: list[Path]) -> list[Path]:
     """This project's packages and source, wherever a visible folder would show them."""
-    masked = set()
-    for name in ("grader", "reference"):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin:
-            masked.add(Path(spec.origin).resolve().parent)
+    masked = set(resources.package_folders())
     if PROJECT_ROOT is not None:  # a wheel install has no checkout; site-packages stays visible
         masked.add(PROJECT_ROOT)
     shown = [Path(s) for s in _SYSTEM_DIRS] + visible
