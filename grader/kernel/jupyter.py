@@ -136,7 +136,6 @@ def describe_error(cell: Any) -> str:
     return ""
 
 
-
 class PinningKernelManager(AsyncKernelManager):
     """A kernel manager whose connections go only to sockets pinned by :class:`PinnedSockets`."""
 

@@ -79,7 +79,6 @@ def _real_uid(pid: int) -> int | None:
         return None
 
 
-
 def die_with_launcher_argv(parent: int | None = None) -> list[str]:
     """A prefix that makes the command after it die with ``parent`` (default: this process).
 
@@ -147,7 +146,6 @@ def _kill_if(pid: int, ours: Callable[[int], bool]) -> None:
         pass
     finally:
         os.close(fd)
-
 
 
 def _proc_text(pid: int, name: str, limit: int = 65536) -> str:

@@ -49,7 +49,6 @@ class ExecutionResult:
     started: bool = True
 
 
-
 class KernelStartError(Exception):
     """The kernel did not start or did not answer."""
 

@@ -116,7 +116,6 @@ class Sandbox:
             os.chmod(scratch, 0o700)
 
 
-
 def _prlimit(limits: Limits) -> list[str]:
     if shutil.which("prlimit") is None:
         return []
