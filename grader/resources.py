@@ -6,12 +6,15 @@ as this checkout. In the checkout the files keep their places (``rubrics/``, ``s
 as contract §2 names it, ``reference/answers.toml``); ``pyproject.toml`` maps the first two into
 the package as ``grader.rubrics`` and ``grader.template``. The grader's own files that are not
 Python it imports are found here too: the web app's script and style (:func:`static_file`) and
-the kernel-side modules whose source the grader sends into a kernel (:func:`kernel_module`). Nothing
-else in the package builds a path from ``__file__`` (``grade audit`` reads the reference's source
-through ``inspect``).
+the kernel-side modules whose source the grader sends into a kernel (:func:`kernel_module`, the
+``*_kernel.py`` modules; grader/kernel/kernelcode.py sends them), and where the grader's own code
+lies, which the sandbox hides from kernels (:func:`checkout_root`, :func:`package_folders`).
+Nothing else in the package builds a path from ``__file__`` or from where a module was imported
+(``grade audit`` reads the reference's source through ``inspect``, never through a path).
 """
 from __future__ import annotations
 
+import importlib.util
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -66,8 +69,8 @@ def static_file(name: str) -> Path:
 
 def kernel_module(package: str, name: str) -> str:
     """The source of a module that runs in the student's kernel (e.g. ``grader.checks``,
-    ``recall_kernel.py``): a real, checked module of the package, sent as text and executed
-    there in a fresh namespace, so a notebook cannot have replaced it."""
+    ``recall_kernel.py``): a real, checked module of the package, sent as text (never its path)
+    and executed there in a fresh namespace, so a notebook cannot have replaced it."""
     return (files(package) / name).read_text(encoding="utf-8")
 
 
@@ -78,3 +81,14 @@ def checkout_root() -> Path | None:
     wheel install the package folders themselves are hidden instead, never site-packages."""
     root = Path(__file__).resolve().parent.parent
     return root if (root / "pyproject.toml").is_file() and (root / "grader").is_dir() else None
+
+
+def package_folders() -> list[Path]:
+    """The folders the ``grader`` and ``reference`` packages are imported from (a checkout's, or
+    site-packages' for a wheel install): what a kernel must never see."""
+    found = []
+    for name in ("grader", "reference"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            found.append(Path(spec.origin).resolve().parent)
+    return found

@@ -169,10 +169,10 @@ def test_the_reaper_spares_an_unrelated_process_of_the_same_uid(monkeypatch, tmp
     import sys
     import uuid
 
-    from grader.kernel import sandbox
+    from grader.kernel import leftovers, sandbox
     # As if the grader were root with kernels under their own uid: here that uid is ours, and a
     # process of it that is not the kernel's (a rootless container's user, say) must survive.
-    monkeypatch.setattr(sandbox, "_drop_privileges", lambda uid=None: ["setpriv"])
+    monkeypatch.setattr(leftovers, "drop_privileges", lambda uid=None: ["setpriv"])
     mark = f"sheet11-run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     env = {"PATH": os.environ.get("PATH", "")}

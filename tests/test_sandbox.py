@@ -16,6 +16,7 @@ import pytest
 from builders import GOOD_NAME, quick_context, solution, write_notebook
 
 from grader.errors import SandboxUnavailable
+from grader.kernel import cgroup as cgroup_mod
 from grader.kernel import sandbox as sandbox_mod
 from grader.kernel.execute import KernelSession
 from grader.kernel.sandbox import PROJECT_ROOT, Sandbox, choose_sandbox
@@ -298,11 +299,11 @@ def test_long_temp_dir_still_starts_kernels(tmp_path, monkeypatch):
 def _pin(folder: Path, ports: dict[str, int]):
     import asyncio
 
-    from grader.kernel.execute import _PinnedSockets
+    from grader.kernel.execute import PinnedSockets
 
     async def alive() -> bool:
         return True
-    pinned = _PinnedSockets(folder, str(folder / "k"), ports, os.geteuid())
+    pinned = PinnedSockets(folder, str(folder / "k"), ports, os.geteuid())
     asyncio.run(pinned.pin(alive, 5))
     return pinned
 
@@ -347,9 +348,9 @@ def test_a_planted_link_or_file_is_refused_before_any_connection(tmp_path, plant
 
 
 def test_a_url_is_never_made_for_an_unchecked_socket(tmp_path):
-    from grader.kernel.execute import KernelStartError, _PinnedSockets
+    from grader.kernel.execute import KernelStartError, PinnedSockets
     with pytest.raises(KernelStartError):
-        _PinnedSockets(tmp_path, str(tmp_path / "k"), {"shell": 1}, os.geteuid()).url("shell")
+        PinnedSockets(tmp_path, str(tmp_path / "k"), {"shell": 1}, os.geteuid()).url("shell")
 
 
 # The cgroup code paths on any machine: a fake cgroup tree in a temporary folder stands in for
@@ -368,7 +369,7 @@ def fake_cgroups(tmp_path, monkeypatch):
             (root / "pids").mkdir()
         else:
             root.mkdir()
-        monkeypatch.setattr(sandbox_mod, "CGROUP_ROOT", root)
+        monkeypatch.setattr(cgroup_mod, "CGROUP_ROOT", root)
         monkeypatch.setattr(sandbox_mod.os, "geteuid", lambda: 0)
         sandbox_mod._cgroup_layout.cache_clear()
         return root

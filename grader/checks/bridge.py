@@ -1,9 +1,10 @@
 """The channel between the grader and a student's kernel: plain arrays and JSON, never pickles.
 
 The grader writes a call's inputs as ``.npy`` files and a JSON description into a fresh folder of
-the kernel's scratch space, runs a short, fixed piece of code in the kernel that loads them,
-calls the student's function and writes what came back the same way. The grader then reads the
-files with ``allow_pickle=False``, without following links, under a size cap. Whatever the
+its own, bound into the kernel's sandbox, then runs the bridge's kernel side there
+(grader/checks/bridge_kernel.py, sent as source and executed afresh with every call), which loads
+them, calls the student's function and writes what came back the same way. The grader then reads
+the files with ``allow_pickle=False``, without following links, under a size cap. Whatever the
 kernel does to this channel can only change the values it reports for itself.
 """
 from __future__ import annotations
@@ -25,165 +26,21 @@ import torch
 from grader.checks.cases import LossSpec
 from grader.cleantext import strip_controls
 from grader.kernel.execute import CodeResult, KernelSession
+from grader.kernel.kernelcode import fresh_call
 from grader.kernel.sandbox import give_to_kernel
 from grader.kernel.tree import kernel_tasks
 
+#: The kernel side of every call (its source is sent, never a path): grader/checks/bridge_kernel.py.
+KERNEL_MODULE = ("grader.checks", "bridge_kernel.py")
 MAX_JSON_BYTES = 1_000_000
 MAX_ARRAY_BYTES = 200_000_000
 # All arrays of one answer together: the largest real answer (held-out logits) is well under 1 MB;
 # a kernel returning many huge arrays must not fill the grader's memory.
 MAX_RESULT_BYTES = 64_000_000
-# Inputs (and a dict's keys) reported after a verified call; the kernel code below uses the same
-# number. Far above any rubric's inputs (tree_encode's vocabulary is the largest), and a bound on
-# what the grader reads.
+# Inputs (and a dict's keys) reported after a verified call; the kernel side uses the same number
+# (bridge_kernel.MAX_INPUT_ENTRIES). Far above any rubric's inputs (tree_encode's vocabulary is the
+# largest), and a bound on what the grader reads.
 MAX_INPUT_ENTRIES = 4096
-
-# Runs inside the kernel. It imports under private names, so a student's `np = None` or a
-# patched `json` changes only what this kernel reports about itself.
-#
-# With `verify`, the call is made twice on inputs loaded afresh from the files each time, and the
-# state of the first call's inputs is reported right after it returns (values, dtype, shape,
-# requires_grad, .grad, dict keys, and whether each object is still the one the caller passed).
-# This is evidence, not a verdict: the grader compares that state with the inputs it sent and
-# the second call's result with the first's itself (grader/checks/contract.py), and a kernel that
-# forges it can at best look like a function that keeps the rules, which earns nothing the
-# returned values do not earn anyway.
-_KERNEL_CODE = r"""
-def __sheet11_call(folder, expr, verify=False, limit=0, recheck=None):
-    import json as _json, os as _os, traceback as _tb
-    import numpy as _np, torch as _torch
-    with open(_os.path.join(folder, "call.json")) as _f:
-        spec = _json.load(_f)
-    def load(name):
-        return _torch.from_numpy(_np.load(_os.path.join(folder, name), allow_pickle=False))
-    def build(d, path, track, getter):
-        kind = d["t"]
-        if kind == "array":
-            v = load(d["file"])
-            track.append((path, "array", v, getter))
-            return v
-        if kind == "dict":
-            out = {}
-            for k, sub in d["items"].items():
-                out[k] = build(sub, path + "[" + repr(k) + "]", track,
-                               (lambda o, k: lambda: o.get(k, track))(out, k))
-            track.append((path, "dict", out, getter))
-            return out
-        if kind == "tree":
-            def tup(t):
-                return t if isinstance(t, str) else tuple(tup(s) for s in t)
-            return tup(d["value"])
-        if kind == "loss":
-            vec = load(d["file"])
-            track.append((path + " (the loss's target)", "array", vec, lambda: vec))
-            if d["kind"] == "linear":
-                return lambda h: (h * vec.to(h.dtype)).sum()
-            return lambda h: 0.5 * ((h - vec.to(h.dtype)) ** 2).sum()
-        return d["value"]
-    def build_all(track):
-        args = {}
-        for k, d in spec["args"].items():
-            args[k] = build(d, k, track, (lambda k: lambda: args.get(k, track))(k))
-        return args
-    def logits(model, x):
-        if hasattr(model, "eval"):
-            model.eval()
-        with _torch.no_grad():
-            return model(x)
-    counter = [0]
-    written = [0]
-    def dump(v, depth=0):
-        if depth > 4:
-            return {"t": "other", "kind": "nested too deep"}
-        if isinstance(v, _torch.Tensor) or isinstance(v, _np.ndarray):
-            kind = "tensor" if isinstance(v, _torch.Tensor) else "ndarray"
-            dtype = str(v.dtype)
-            shape = list(v.shape)
-            try:
-                if kind == "tensor":
-                    arr = v.detach().cpu()
-                    arr = (arr.float() if arr.dtype == _torch.bfloat16 else arr).numpy()
-                else:
-                    arr = _np.asarray(v)
-                if arr.dtype.kind in "biuf":
-                    # Sent as float64: what does not fit the grader's cap is not written at all
-                    # (a full disk would look like an error of the student's function).
-                    if written[0] + arr.size * 8 > limit:
-                        written[0] = limit + 1   # and no second call for the contract rules
-                        return {"t": "other", "kind": "result too large to send back (%d MB as float64)"
-                                % (arr.size * 8 // 1000000)}
-                    arr = arr.astype(_np.float64)
-                else:
-                    return {"t": "other", "kind": kind + " of " + dtype}
-            except Exception as e:
-                return {"t": "other", "kind": kind + " (" + type(e).__name__ + ")"}
-            counter[0] += 1
-            name = "out%d.npy" % counter[0]
-            _np.save(_os.path.join(folder, name), arr, allow_pickle=False)
-            written[0] += arr.nbytes
-            return {"t": "array", "file": name, "kind": kind, "dtype": dtype, "shape": shape}
-        if isinstance(v, (bool, int, float)):
-            return {"t": "scalar", "kind": type(v).__name__, "value": float(v)}
-        if isinstance(v, (tuple, list)):
-            return {"t": "seq", "kind": type(v).__name__, "items": [dump(x, depth + 1) for x in v[:16]], "len": len(v)}
-        if isinstance(v, dict):
-            return {"t": "dict", "kind": "dict", "items": {str(k): dump(x, depth + 1) for k, x in list(v.items())[:16]}}
-        return {"t": "other", "kind": type(v).__name__}
-    def state(track):
-        out = []
-        for path, kind, original, getter in track[:4096]:
-            try:
-                now = getter()
-                entry = {"path": path, "same": now is original, "present": now is not track}
-                if kind == "dict":
-                    entry["keys"] = [str(k) for k in list(now)[:4096]] if isinstance(now, dict) else None
-                elif isinstance(now, _torch.Tensor):
-                    entry["value"] = dump(now)
-                    entry["requires_grad"] = bool(now.requires_grad)
-                    entry["grad"] = None if now.grad is None else dump(now.grad)
-                else:
-                    entry["value"] = dump(now)
-            except Exception as e:
-                entry = {"path": path, "error": type(e).__name__}
-            out.append(entry)
-        return out
-    def failed(e):
-        lines = _tb.format_exception_only(type(e), e)
-        return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100],
-                "trace": "".join(_tb.format_tb(e.__traceback__))[-3000:]}
-    if recheck is not None:
-        # The inputs of earlier verified calls, looked at again (after the function's last call
-        # and a settle the grader waited): kept in the kernel under the calls' folder names.
-        kept = globals().get("__sheet11_tracks") or {}
-        result = {"ok": True, "value": dump(0.0), "rechecks": {
-            str(i): ([state(t) for t in kept[i]] if i in kept else None) for i in recheck[:4096]}}
-        with open(_os.path.join(folder, "result.json"), "w") as _f:
-            _json.dump(result, _f)
-        return
-    track, track2 = [], []
-    try:
-        args = build_all(track)
-        value = eval(expr, globals(), {"__args": args, "__logits": logits})
-        result = {"ok": True, "value": dump(value)}
-    except BaseException as e:
-        result = failed(e)
-    # A first answer larger than the grader reads is refused whatever follows: no second call
-    # (a hostile return value must not cost the grader twice the time and disk).
-    if verify and result["ok"] and written[0] <= limit:
-        try:
-            again = eval(expr, globals(), {"__args": build_all(track2), "__logits": logits})
-            result["second"] = {"ok": True, "value": dump(again)}
-        except BaseException as e:
-            result["second"] = failed(e)
-    if verify and result["ok"]:
-        # After the second call: a function that changes the previous call's inputs at its next
-        # call is seen here; both calls' inputs are kept for the grader's later re-check.
-        result["inputs"] = state(track)
-        globals().setdefault("__sheet11_tracks", {})[_os.path.basename(folder)] = (track, track2)
-    with open(_os.path.join(folder, "result.json"), "w") as _f:
-        _json.dump(result, _f)
-"""
-
 
 @dataclass(frozen=True)
 class Returned:
@@ -225,7 +82,7 @@ class InputState:
 Rechecked = tuple[tuple[InputState, ...] | None, ...]
 
 
-class SeqInfo(tuple):
+class SeqInfo(tuple[Any, ...]):
     """A returned list or tuple: its first items (the kernel sends at most 16) and what it was,
     so a report says "a list of 30", not "a tuple of 16"."""
 
@@ -277,8 +134,8 @@ class Bridge:
         _write_new(folder / "call.json", json.dumps(spec).encode())
         if self.session.sandbox.confined:
             give_to_kernel(folder, self.session.uid)  # only now may the kernel write (its result) there
-        # The helper is defined again with every call, so a student cannot have replaced it.
-        code = _KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, {expr!r}, {bool(verify)!r}, {MAX_RESULT_BYTES})"
+        # The kernel side is executed afresh with every call, so a student cannot have replaced it.
+        code = fresh_call(*KERNEL_MODULE, "call", str(folder), expr, bool(verify), MAX_RESULT_BYTES, notebook=True)
         before = kernel_tasks(self.session) if verify else None
         ran: CodeResult = self.session.run_code(code, 2 * timeout if verify else timeout)
         after = kernel_tasks(self.session) if verify and ran.status == "ok" else None
@@ -317,8 +174,8 @@ class Bridge:
         _write_new(folder / "call.json", json.dumps({"args": {}}).encode())
         if self.session.sandbox.confined:
             give_to_kernel(folder, self.session.uid)
-        code = (_KERNEL_CODE + f"\n__sheet11_call({str(folder)!r}, '0', False, {MAX_RESULT_BYTES}, "
-                f"{[str(i) for i in call_ids]!r})")
+        code = fresh_call(*KERNEL_MODULE, "call", str(folder), "0", False, MAX_RESULT_BYTES,
+                          [str(i) for i in call_ids], notebook=True)
         ran = self.session.run_code(code, timeout)
         if ran.status in ("timeout", "died"):
             return None

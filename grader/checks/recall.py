@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from grader.checks.secret import derive
+from grader.resources import kernel_module
 
 if TYPE_CHECKING:  # pragma: no cover - imports for the type checker only
     from grader.checks.bridge import Bridge
@@ -286,42 +287,11 @@ def heldout(n: int, seq_len: int, n_classes: int, seed: int, perm: list[int]) ->
     return x, np.asarray(perm, dtype=np.int64)[y.numpy()]
 
 
-# Runs in the kernel (defined again before every call, so a student cannot have replaced it). It
-# puts a relabelling make_recall_data in the notebook's globals for the duration of the call and
-# the student's own object back afterwards, whatever train_recall does.
-KERNEL_TRAIN_CODE = r'''
-def _sheet11_recall_train(args):
-    import torch as _torch
-    g = globals()
-    perm = args["perm"].long()
-    n_perm = int(perm.numel())
-
-    def make_recall_data(n, seq_len, n_classes, seed):
-        """The template's make_recall_data; during grading the classes are relabelled."""
-        if int(n_classes) != n_perm:
-            raise ValueError("during grading make_recall_data serves n_classes=%d only, got %r"
-                             % (n_perm, n_classes))
-        gen = _torch.Generator().manual_seed(seed)
-        tokens = _torch.randint(0, n_classes, (seq_len, n), generator=gen)
-        x = _torch.nn.functional.one_hot(tokens, n_classes).float()
-        return x, perm[tokens[0]]
-
-    missing = object()
-    saved = g.get("make_recall_data", missing)
-    g["make_recall_data"] = make_recall_data
-    try:
-        model = g[args["function"]](args["cell"], int(args["seq_len"]), int(args["n_classes"]),
-                                    int(args["seed"]))
-    finally:
-        if saved is missing:
-            g.pop("make_recall_data", None)
-        else:
-            g["make_recall_data"] = saved
-    g["_sheet11_model_" + args["cell"]] = model
-    return 0.0
-'''
-
-_TRAIN_EXPR = "exec(__args['src'], globals()) or _sheet11_recall_train(__args)"
+# Runs in the kernel (grader/checks/recall_train_kernel.py, executed afresh in a fresh namespace
+# before every call, so a student cannot have replaced it), with the notebook's globals.
+KERNEL_TRAIN_CODE = kernel_module("grader.checks", "recall_train_kernel.py")
+_TRAIN_EXPR = ("(lambda ns, a: (exec(a['src'], ns), ns['train'](globals(), a))[1])"
+               "({'__name__': 'sheet11_recall_train'}, __args)")
 
 
 # ============================================================================ memory evidence

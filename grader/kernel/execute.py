@@ -8,15 +8,10 @@ fail at once (``allow_stdin`` is off). Outputs are capped while they arrive, not
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import shutil
-import stat
 import subprocess
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
 from typing import Any, NoReturn
@@ -24,12 +19,30 @@ from typing import Any, NoReturn
 import nbformat
 import zmq
 import zmq.asyncio
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader.kernel.jupyter import (
+    MAX_MESSAGE_BYTES,
+    UNREADABLE,
+    CappedClient,
+    describe_error,
+    next_message,
+    pinned_client,
+    write_kernel_spec,
+)
+from grader.kernel.kernelcode import fresh_call
+from grader.kernel.outcomes import (
+    FATAL,
+    CellOutcome,
+    CodeResult,
+    ExecutionResult,
+    KernelStartError,
+    RunFlag,
+    cell_outcome,
+    not_run,
+)
+from grader.kernel.runfolder import new_run_folder
 from grader.kernel.sandbox import (
     KernelCgroup,
     Sandbox,
@@ -37,141 +50,25 @@ from grader.kernel.sandbox import (
     kernel_uid,
     reap_kernel_processes,
     runs_as_kernel_uid,
-    sweep_stale_cgroups,
 )
-from grader.outputs import PICTURE_TYPES
+from grader.kernel.sockets import PinnedSockets
 from grader.rubric import Limits
 
+# This module is the front door of running a notebook: the records it returns
+# (grader/kernel/outcomes.py), the Jupyter classes it drives (grader/kernel/jupyter.py) and the
+# pinned sockets (grader/kernel/sockets.py) stay importable from here.
+__all__ = ["KERNEL_NAME", "MAX_MESSAGE_BYTES", "PREIMPORT", "CellOutcome", "CodeResult", "ExecutionResult",
+           "KernelSession", "KernelStartError", "PinnedSockets", "RunFlag"]
+
 KERNEL_NAME = "sheet11-sandbox"
-# The kernel's ZeroMQ sockets (ipykernel binds them, the grader connects). Each is checked to
-# be a socket owned by the kernel and then pinned by an O_PATH descriptor; the grader connects
-# through /proc/self/fd/N, so a link or another socket put in its place later is never reached.
-SOCKET_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
-# The largest message the grader takes from a kernel, and how many it queues: a kernel that
-# prints gigabytes at once (ipykernel sends what was printed in 0.2 s as one message) or sends
-# raw messages of its own cannot make the grader's memory grow. Larger messages are dropped.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-MAX_QUEUED_MESSAGES = 64
-# Seconds to wait, after a cell's reply, for the rest of its output. The kernel sends its output
-# before the reply, so a kernel whose output channel works is far quicker; one that does not
-# answer in this time is checked (``_interrupt``) and restarted when its output channel is dead.
-IOPUB_TIMEOUT = 4
 # Seconds a check of the output channel waits for its answer on a working kernel (after an
 # interrupt, the queued output of the stopped cell is read and dropped first).
 OUTPUT_CHECK_SECONDS = 10
 
 
-@dataclass(frozen=True)
-class CellOutcome:
-    """What happened to one code cell."""
-
-    index: int
-    status: str  # ok | error | timeout | died | skipped | not_run
-    seconds: float = 0.0
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class RunFlag:
-    code: str
-    message: str
-    cell: int | None = None
-
-
-@dataclass(frozen=True)
-class CodeResult:
-    """The outcome of code the grader ran in the kernel."""
-
-    status: str  # ok | error | timeout | died
-    seconds: float
-    error: str = ""
-
-
-@dataclass
-class ExecutionResult:
-    cells: list[CellOutcome] = field(default_factory=list)
-    flags: list[RunFlag] = field(default_factory=list)
-    seconds: float = 0.0
-    started: bool = True
-
-
-# Runs in the kernel after it starts: what one execution prints is cut in the kernel already, so
-# that a print loop does not send the grader messages over MAX_MESSAGE_BYTES (which the grader
-# would drop, losing the rest of that kernel's output). A student who undoes this only slows
-# the grading of their own notebook down; the grader's memory stays bounded either way.
-_CAP_OUTPUT = r"""
-def __sheet11_cap_output(limit, shown_limit):
-    import ipykernel.iostream as _io
-    cls = _io.OutStream
-    if getattr(cls, "_sheet11_capped", False):
-        return
-    original = cls.write
-    used = {}
-    def write(self, string):
-        if not isinstance(string, str):
-            return original(self, string)
-        try:
-            key = (id(self), str(self.parent_header.get("msg_id")))
-        except Exception:
-            key = (id(self), "")
-        if key not in used and len(used) > 64:
-            used.clear()
-        room = limit - used.get(key, 0)
-        if room > 0:
-            used[key] = used.get(key, 0) + len(string)
-            original(self, string[:room])
-        return len(string)
-    cls.write = write
-    cls._sheet11_capped = True
-    # Displays (rich outputs, images, metadata and all) get a budget per execution too: the
-    # grader's cap for a cell's pictures plus ten times the text's, enough for every display the
-    # grader could keep, so that 600 displays of 2 MB metadata each are not serialised, sent and
-    # dropped one by one.
-    try:
-        import json as _json
-        import ipykernel.zmqshell as _zs
-        pub = _zs.ZMQDisplayPublisher
-        shown = pub.publish
-        spent = {}
-        def publish(self, data, metadata=None, *args, **kwargs):
-            try:
-                key = str(self.parent_header.get("msg_id"))
-            except Exception:
-                key = ""
-            try:
-                size = len(_json.dumps(data, default=str)) + len(_json.dumps(metadata, default=str))
-            except Exception:
-                size = shown_limit + 1
-            if key not in spent and len(spent) > 64:
-                spent.clear()
-            if spent.get(key, 0) + size > shown_limit:
-                spent[key] = shown_limit + 1
-                return None
-            spent[key] = spent.get(key, 0) + size
-            return shown(self, data, metadata, *args, **kwargs)
-        pub.publish = publish
-    except Exception:
-        pass
-    # IPython 9 also keeps everything a cell prints in its history, in memory and uncapped (its
-    # `_tee` wraps the stream per cell): a print flood grows the kernel to its memory limit,
-    # which can leave the kernel's output channel dead. The grader never reads that history.
-    try:
-        import contextlib
-        get_ipython()._tee = lambda channel: contextlib.nullcontext()
-    except Exception:
-        pass
-__sheet11_cap_output(%d, %d)
-del __sheet11_cap_output
-"""
-# Run as a request of its own after _CAP_OUTPUT: IPython's `_tee`, while it ran that request,
-# stored the stream's *uncapped* bound `write` on the stream object itself, which would shadow
-# the capped class method for good. From this request on no `_tee` runs, so removing it sticks.
-_CAP_SETTLE = r"""
-import sys as __sheet11_sys
-for __sheet11_stream in (__sheet11_sys.stdout, __sheet11_sys.stderr):
-    vars(__sheet11_stream).pop("write", None)
-del __sheet11_sys, __sheet11_stream
-"""
+# Runs in the kernel after it starts, in two requests of its own: what one execution prints is
+# cut in the kernel already (grader/kernel/output_cap_kernel.py, sent as source).
+OUTPUT_CAP_MODULE = ("grader.kernel", "output_cap_kernel.py")
 
 
 # What a kernel of the batch's pool (grader/kernel/kernelpool.py) runs while it boots, before any cell:
@@ -180,190 +77,6 @@ del __sheet11_sys, __sheet11_stream
 # the grader was busy with the submission before. The sheet's notebooks import both in their
 # first cells anyway. Kernels started on demand (`grade check`, tests) do not preload.
 PREIMPORT = "import numpy as _sheet11_np, torch as _sheet11_torch; del _sheet11_np, _sheet11_torch"
-
-
-class KernelStartError(Exception):
-    """The kernel did not start or did not answer."""
-
-
-def _message_size(content: dict) -> int:
-    """How many characters an output message would store: its text, data, metadata and all.
-
-    Measured on the whole content, so a display with 2 MB of metadata counts 2 MB. A content
-    that cannot be serialised (absurd nesting) counts as infinitely large: it is dropped.
-    """
-    try:
-        return len(json.dumps(content, default=str, ensure_ascii=False))
-    except (RecursionError, ValueError, TypeError, OverflowError):
-        return 1 << 62
-
-
-class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most ``max_chars`` of output per cell, ``max_picture_chars``
-    of pictures per cell besides, and ``max_total`` for the whole notebook (the grader's runs
-    included), as it arrives.
-
-    Pictures have a budget of their own: a plot's base64 PNG (typically 40-100 KB) is far larger
-    than any text a cell is expected to print, and counted as text it would be cut from every
-    report; counted apart, a print flood cannot crowd a plot out, nor a picture flood the text.
-    """
-
-    max_chars: int = 20000
-    max_picture_chars: int = 512 * 1024
-    max_total: int = 8_000_000
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._kept: dict[tuple[int, bool], int] = {}
-        self._total = 0
-        self._noted_total: set[int] = set()
-
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-        content = msg.get("content", {})
-        size = _message_size(content)
-        picture = _is_picture(content)
-        budget = self.max_picture_chars if picture else self.max_chars
-        kept = self._kept.get((cell_index, picture), 0)
-        if self._total + size > self.max_total:
-            # Notebook-wide: 3,000 cells of 20 KB each must not add up in the grader's memory.
-            if cell_index not in self._noted_total:
-                self._noted_total.add(cell_index)
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr",
-                    text=f"\n[output dropped: the notebook's stored outputs passed "
-                         f"{self.max_total / 1e6:g} MB]\n"))
-            return None
-        if kept + size > budget:
-            if kept <= budget:
-                self._kept[cell_index, picture] = budget + 1
-                what = (f"this cell's pictures passed {budget // 1024} KB together" if picture
-                        else f"this cell printed more than {budget} characters")
-                outs.append(nbformat.v4.new_output("stream", name="stderr", text=f"\n[output cut: {what}]\n"))
-            return None
-        self._kept[cell_index, picture] = kept + size
-        self._total += size
-        return super().output(outs, msg, display_id, cell_index)
-
-
-def _is_picture(content: Any) -> bool:
-    """A display whose data holds a raster image: what a report can show as a picture."""
-    data = content.get("data") if isinstance(content, dict) else None
-    return isinstance(data, dict) and any(m in data for m in PICTURE_TYPES)
-
-
-def _next_message(get_msg: Any, timeout: float) -> dict[str, Any]:
-    """The next message of a channel within ``timeout`` seconds, else :class:`queue.Empty`.
-
-    jupyter_client's ``get_msg(timeout)`` bounds only its wait for the socket to be readable; the
-    read after that has no bound, and a message over MAX_MESSAGE_BYTES (which ZeroMQ drops, with
-    the connection) leaves it waiting for ever. The whole read is bounded here.
-    """
-    async def within() -> dict[str, Any]:
-        try:
-            return await asyncio.wait_for(get_msg(timeout=timeout), timeout + 1.0)
-        except TimeoutError:
-            raise Empty from None
-    return run_sync(within)()
-
-
-# What reading a kernel's message can raise when the kernel sent something malformed.
-_UNREADABLE = (RecursionError, MemoryError, ValueError, TypeError, KeyError, UnicodeError)
-
-
-def _describe_error(cell: Any) -> str:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"[:500]
-    return ""
-
-
-class _PinnedSockets:
-    """The kernel's IPC sockets, each held by an O_PATH descriptor the grader opened itself.
-
-    ipykernel binds its sockets in a folder it can write. Connecting by path would let a
-    kernel that replaced a socket with a link (or with a host socket hard-linked in) make the
-    grader, as root, connect wherever it pointed, and ZeroMQ reconnects by path again after
-    every drop. Instead each socket is opened once with O_PATH | O_NOFOLLOW through the
-    folder's descriptor, checked (a socket, owned by the kernel), and the grader connects to
-    ``/proc/self/fd/N``: always that same socket, whatever the folder holds later.
-    """
-
-    def __init__(self, folder: Path, ip: str, ports: dict[str, int], owner: int) -> None:
-        self.folder, self.ip, self.ports, self.owner = folder, ip, ports, owner
-        self.fds: dict[str, int] = {}
-
-    def names(self) -> dict[str, str]:
-        prefix = os.path.basename(self.ip)
-        return {ch: f"{prefix}-{port}" for ch, port in self.ports.items()}
-
-    async def pin(self, alive: Any, timeout: float) -> None:
-        """Wait for the kernel to bind every socket, seal the folder, check and pin each one."""
-        folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            names = self.names()
-            deadline = time.monotonic() + timeout
-            while True:
-                missing = []
-                for name in names.values():
-                    try:
-                        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        missing.append(name)
-                if not missing:
-                    break
-                if not await alive():
-                    raise KernelStartError("the kernel ended before it opened its sockets")
-                if time.monotonic() > deadline:
-                    raise KernelStartError(f"the kernel did not open its sockets within {timeout:g} s")
-                await asyncio.sleep(0.05)
-            if os.geteuid() == 0 and self.owner != 0:
-                # Sealed: the kernel's uid may no longer add, remove or rename anything here.
-                os.fchown(folder_fd, 0, 0)
-                os.fchmod(folder_fd, 0o755)
-            for channel, name in names.items():
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
-                self.fds[channel] = fd
-                info = os.fstat(fd)
-                if not stat.S_ISSOCK(info.st_mode) or info.st_uid != self.owner:
-                    what = "a link" if stat.S_ISLNK(info.st_mode) else (
-                        "not a socket" if not stat.S_ISSOCK(info.st_mode) else f"owned by uid {info.st_uid}")
-                    self.close()
-                    raise KernelStartError(f"the kernel's {channel} socket is {what}; nothing was "
-                                           "connected to it")
-        finally:
-            os.close(folder_fd)
-
-    def url(self, channel: str) -> str:
-        if channel not in self.fds:
-            # Never a fallback to the path: no connection before the sockets are pinned.
-            raise KernelStartError(f"the kernel's {channel} socket was not checked yet")
-        return f"ipc:///proc/self/fd/{self.fds[channel]}"
-
-    def close(self) -> None:
-        """Release the descriptors; only after the ZeroMQ context is gone (no reconnects)."""
-        for fd in self.fds.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.fds.clear()
-
-
-class _PinningKernelManager(AsyncKernelManager):
-    """A kernel manager whose connections go only to sockets pinned by :class:`_PinnedSockets`."""
-
-    pinned: _PinnedSockets | None = None
-    pin_timeout: float = 60.0
-
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-        await super()._async_launch_kernel(kernel_cmd, **kw)
-        # Before anything connects (the control socket connects right after this returns).
-        assert self.pinned is not None
-        await self.pinned.pin(self.is_alive, self.pin_timeout)
-
-    def _make_url(self, channel: str) -> str:
-        assert self.pinned is not None
-        return self.pinned.url(channel)
 
 
 class KernelSession:
@@ -381,9 +94,7 @@ class KernelSession:
         self.uid = kernel_uid(slot)
         self._launched = False  # True: started ahead by launch(), not yet connected
         self.preimport = preimport  # every start of this session (restarts too) preloads PREIMPORT
-        root = _run_root()
-        _sweep_stale_runs(root)
-        self.base = Path(tempfile.mkdtemp(prefix=f"sheet11-run-{os.getpid()}-", dir=root))
+        self.base = new_run_folder()
         # One cgroup per session caps the kernel and all it starts, across restarts.
         self.cgroup = KernelCgroup.create(self.base.name, limits) if sandbox.confined else None
         self.scratch = self.base / "kernel"
@@ -403,13 +114,13 @@ class KernelSession:
         self._stderr: Any = None
         self._context: zmq.asyncio.Context | None = None
         self._specs = self.base / "kernels"
-        self.client: _CappedClient | None = None
+        self.client: CappedClient | None = None
         self.nb: Any = None
         self.good_cells: list[int] = []  # cells to run again after a restart
         self.skip: set[int] = set()
         self.restarts = 0
         self._starts = 0
-        self._pinned: _PinnedSockets | None = None
+        self._pinned: PinnedSockets | None = None
         # One time budget for everything this submission's kernels do: the notebook, re-runs
         # after restarts and the grader's calls. A kernel that dies on every call cannot turn
         # restarts into hours.
@@ -490,17 +201,6 @@ class KernelSession:
     def _socket_owner(self) -> int:
         return self.uid if self.sandbox.confined and runs_as_kernel_uid() else os.geteuid()
 
-    def _write_spec(self, sockets: Path) -> None:
-        spec_dir = self._specs / KERNEL_NAME
-        spec_dir.mkdir(parents=True, exist_ok=True)
-        spec = {"argv": self.sandbox.kernel_argv(self.scratch, self.limits, (self.calls, sockets),
-                                                 self.cgroup, readonly=(self.conn,), uid=self.uid),
-                "display_name": "Sheet 11 (sandboxed)", "language": "python",
-                # bwrap starts the kernel in a new session, out of reach of a signal to the
-                # launcher's group; an interrupt message reaches it.
-                "interrupt_mode": "message"}
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-
     def launch(self) -> None:
         """Start the kernel process now, without waiting for it to be ready: it boots and imports
         numpy and torch while the grader works on something else; :meth:`start` then only
@@ -535,38 +235,12 @@ class KernelSession:
         self._stop()
         self.nb = nb
         sockets = self._socket_folder()
-        self._write_spec(sockets)
-        # One context for the manager and its client, with the size limits on every socket.
-        context = self._context = zmq.asyncio.Context()
-        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
-        connection_file = self.conn / "connection.json"
-        connection_file.unlink(missing_ok=True)  # a new one per start (new socket folder)
-        km = _PinningKernelManager(context=context, kernel_name=KERNEL_NAME,
-                                   kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._specs)]),
-                                   transport="ipc", ip=str(sockets / "k"),
-                                   connection_file=str(connection_file))
-        km.write_connection_file()
-        pinned = self._pinned = _PinnedSockets(
-            sockets, km.ip, {ch: getattr(km, f"{ch}_port") for ch in SOCKET_CHANNELS}, self._socket_owner())
-        km.pinned, km.pin_timeout = pinned, self.limits.kernel_start_timeout
-
-        def make_client(**kw: Any) -> Any:
-            kc = AsyncKernelManager.client(km, context=context, **kw)
-            kc._make_url = pinned.url  # only the pinned sockets
-            return kc
-        km.client = make_client
-        # Readable by the kernel's uid; base/ itself is the grader's alone (0700).
-        os.chmod(km.connection_file, 0o644)
-        client = _CappedClient(nb, km=km, timeout=int(self.limits.cell_timeout),
-                               startup_timeout=int(self.limits.kernel_start_timeout),
-                               allow_errors=True, interrupt_on_timeout=False,
-                               iopub_timeout=IOPUB_TIMEOUT, raise_on_iopub_timeout=True,
-                               kernel_name=KERNEL_NAME, record_timing=False,
-                               extra_arguments=[f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else [])
-        client.max_chars = self.limits.max_output_chars
-        client.max_picture_chars = self.limits.max_picture_chars
-        client.max_total = int(self.limits.max_outputs_mb * 1_000_000)
+        write_kernel_spec(self._specs, KERNEL_NAME, self.sandbox.kernel_argv(
+            self.scratch, self.limits, (self.calls, sockets), self.cgroup, readonly=(self.conn,), uid=self.uid))
+        extra = [f"--IPKernelApp.exec_lines={PREIMPORT}"] if self.preimport else []
+        client, self._context, self._pinned = pinned_client(
+            nb, KERNEL_NAME, self._specs, sockets, self.conn / "connection.json", self._socket_owner(), self.limits,
+            extra)
         client._total = self._stored_total  # the notebook-wide cap holds across restarts
         self.client = client
         try:
@@ -582,10 +256,10 @@ class KernelSession:
         assert self.client is not None
         try:
             self.client.start_new_kernel_client()
-            cap = _CAP_OUTPUT % (self.limits.max_output_chars + 200,
-                                 10 * self.limits.max_output_chars + self.limits.max_picture_chars)
+            cap = fresh_call(*OUTPUT_CAP_MODULE, "cap_output", self.limits.max_output_chars + 200,
+                             10 * self.limits.max_output_chars + self.limits.max_picture_chars)
             if not (self._call(cap, 20)[0] == "ok"
-                    and self._call(_CAP_SETTLE, 20)[0] == "ok"):
+                    and self._call(fresh_call(*OUTPUT_CAP_MODULE, "settle"), 20)[0] == "ok"):
                 raise RuntimeError("the kernel did not answer its first request")
         except Exception as exc:  # noqa: BLE001 - any start failure is the same outcome
             self._start_failed(exc)
@@ -607,7 +281,7 @@ class KernelSession:
             self.client.execute_cell(cell, index, store_history=True)
         except DeadKernelError:
             return "died", time.monotonic() - t0
-        except _UNREADABLE:
+        except UNREADABLE:
             # A message the grader cannot read (a kernel can write raw ZeroMQ messages, e.g.
             # JSON nested 100,000 deep): that kernel is done with; it is stopped like a dead one.
             self._stop()
@@ -626,10 +300,10 @@ class KernelSession:
             if not output_works:
                 return ("mute" if seconds < timeout else "timeout-mute"), seconds
             if seconds < timeout:  # only the output was late, and the channel works: the cell ran
-                return ("error" if _describe_error(cell) else "ok"), seconds
+                return ("error" if describe_error(cell) else "ok"), seconds
             return "timeout", seconds
         seconds = time.monotonic() - t0
-        return ("error" if _describe_error(cell) else "ok"), seconds
+        return ("error" if describe_error(cell) else "ok"), seconds
 
     def _call(self, source: str, timeout: float) -> tuple[str, float, str]:
         """Run grader code and wait for its reply on the shell channel only.
@@ -646,7 +320,7 @@ class KernelSession:
             msg_id = kc.execute(source, store_history=False, silent=True, stop_on_error=False)
             while (left := deadline - time.monotonic()) > 0:
                 try:
-                    msg = _next_message(kc.get_shell_msg, min(1.0, left))
+                    msg = next_message(kc.get_shell_msg, min(1.0, left))
                 except Empty:
                     if not self._alive():
                         return "died", time.monotonic() - t0, ""
@@ -658,7 +332,7 @@ class KernelSession:
                     return "ok", time.monotonic() - t0, ""
                 error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"[:500]
                 return "error", time.monotonic() - t0, error
-        except _UNREADABLE:
+        except UNREADABLE:
             self._stop()  # as in _execute: a kernel that sends what cannot be read is done with
             return "died", time.monotonic() - t0, ""
         seconds = time.monotonic() - t0
@@ -690,7 +364,7 @@ class KernelSession:
             deadline = time.monotonic() + 10
             answered = False
             while not answered and time.monotonic() < deadline:
-                msg = _next_message(kc.get_shell_msg, max(0.1, deadline - time.monotonic()))
+                msg = next_message(kc.get_shell_msg, max(0.1, deadline - time.monotonic()))
                 answered = msg["parent_header"].get("msg_id") == msg_id
             if not answered:
                 return False, False
@@ -699,7 +373,7 @@ class KernelSession:
         deadline = time.monotonic() + OUTPUT_CHECK_SECONDS
         try:
             while time.monotonic() < deadline:
-                msg = _next_message(kc.get_iopub_msg, max(0.1, deadline - time.monotonic()))
+                msg = next_message(kc.get_iopub_msg, max(0.1, deadline - time.monotonic()))
                 if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
                         and msg["content"].get("execution_state") == "idle"):
                     return True, True
@@ -735,7 +409,7 @@ class KernelSession:
                                        "run again")
             cell = nbformat.from_dict(self.nb.cells[index])
             status, _ = self._execute(cell, index, min(self.limits.cell_timeout, left))
-            if status in ("died", "timeout-dead", "mute", "timeout-mute"):
+            if status in FATAL:
                 self._stop()
                 raise KernelStartError(f"the kernel died again while cell {index + 1} was run again "
                                        "after a restart")
@@ -756,46 +430,20 @@ class KernelSession:
         for pos, index in enumerate(code_cells):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                left = code_cells[pos:]
-                result.flags.append(RunFlag(
-                    "notebook.timeout",
-                    f"the notebook ran longer than {self.limits.notebook_timeout:g} s; "
-                    f"{len(left)} cell(s) were not run", left[0]))
-                result.cells += [CellOutcome(i, "not_run") for i in left]
+                cells, flag = not_run(code_cells[pos:], self.limits.notebook_timeout)
+                result.cells += cells
+                result.flags.append(flag)
                 break
             cell = nb.cells[index]
             status, seconds = self._execute(cell, index, min(self.limits.cell_timeout, remaining))
-            if status == "ok" or status == "error":
+            outcome, found = cell_outcome(status, index, seconds, self.limits.cell_timeout, describe_error(cell))
+            result.cells.append(outcome)
+            result.flags += [found] if found is not None else []
+            if status not in FATAL:
+                # ok, error or timeout: interrupted, but what it defined before stays
                 self.good_cells.append(index)
-                result.cells.append(CellOutcome(index, status, seconds, _describe_error(cell)))
-                continue
-            if status == "timeout":
-                self.good_cells.append(index)  # interrupted, but what it defined before stays
-                result.cells.append(CellOutcome(index, "timeout", seconds))
-                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds), index))
                 continue
             # died, a timeout the kernel did not come back from, or an output channel gone dead
-            if status == "mute":
-                result.flags.append(RunFlag("kernel.died", "after this cell the kernel no longer sent "
-                                            "its output (a flood of output can do that); it was "
-                                            "restarted and this cell skipped", index))
-                result.cells.append(CellOutcome(index, "died", seconds))
-            elif status == "timeout-mute":
-                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)
-                                            + "; after that the kernel no longer sent its output (a "
-                                            "flood of output can do that), so it was restarted and "
-                                            "this cell skipped", index))
-                result.cells.append(CellOutcome(index, "timeout", seconds))
-            elif status == "died":
-                result.flags.append(RunFlag("kernel.died", "the kernel died while running this cell "
-                                            "(a crash, os._exit, the memory limit, or a message "
-                                            "the grader could not read); it was restarted and "
-                                            "this cell skipped", index))
-                result.cells.append(CellOutcome(index, "died", seconds))
-            else:
-                result.flags.append(RunFlag("cell.timeout", _timeout_message(self.limits, seconds)
-                                            + "; the kernel did not respond and was restarted", index))
-                result.cells.append(CellOutcome(index, "timeout", seconds))
             self.skip.add(index)
             try:
                 self._restart()
@@ -803,12 +451,12 @@ class KernelSession:
                 left = code_cells[pos + 1:]
                 if left and self.remaining() <= 0:
                     # The restart found the notebook's time used up: that is why the rest is not run.
-                    result.flags.append(RunFlag(
-                        "notebook.timeout", f"the notebook ran longer than {self.limits.notebook_timeout:g} s; "
-                        f"{len(left)} cell(s) were not run", left[0]))
+                    cells, flag = not_run(left, self.limits.notebook_timeout)
                 else:
-                    result.flags.append(RunFlag("kernel.died", f"the kernel could not be restarted: {exc}"))
-                result.cells += [CellOutcome(i, "not_run") for i in left]
+                    cells, flag = [CellOutcome(i, "not_run") for i in left], RunFlag(
+                        "kernel.died", f"the kernel could not be restarted: {exc}")
+                result.cells += cells
+                result.flags.append(flag)
                 break
         result.seconds = time.monotonic() - t_start
         # The grader's calls get what is left of the submission's budget (not the notebook's).
@@ -848,32 +496,3 @@ class KernelSession:
     def _note_call_flag(self, code: str, message: str) -> None:
         if not any(f.code == code for f in self.call_flags):
             self.call_flags.append(RunFlag(code, message))
-
-
-def _run_root() -> str:
-    """Where sessions keep their folders: the temp dir, unless its path is so long that the
-    kernel's IPC socket paths (``<root>/sheet11-run-<pid>-<x>/kernel/ipc-<n>``) would pass the
-    107-byte limit of a Unix socket's name; then ``/tmp``."""
-    root = tempfile.gettempdir()
-    if len(os.fsencode(root)) > 60 and os.path.isdir("/tmp"):
-        return "/tmp"
-    return root
-
-
-def _sweep_stale_runs(root: str) -> None:
-    """Remove the scratch folders of grading processes that were killed (SIGKILL, power loss)
-    before they could clean up: their names carry the pid, which no longer runs."""
-    for stale in Path(root).glob("sheet11-run-*-*"):
-        pid = stale.name.split("-")[2]
-        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
-            continue
-        try:
-            if stale.stat().st_uid == os.geteuid():
-                shutil.rmtree(stale, ignore_errors=True)
-        except OSError:
-            pass
-    sweep_stale_cgroups()
-
-
-def _timeout_message(limits: Limits, seconds: float) -> str:
-    return f"this cell ran longer than {limits.cell_timeout:g} s and was stopped"
