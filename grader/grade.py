@@ -7,9 +7,11 @@ question with 0 points, a student-safe message, and the technical detail for the
 """
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,15 @@ from grader.checks.compare import compare_case, missing_case, redacted_hidden, t
 from grader.checks.contract import recheck_violations, redact_hidden
 from grader.checks.contract import violations as contract_violations
 from grader.checks.identity import find_origins
-from grader.checks.recall import permutation_key, run_recall
+from grader.checks.recall import permutation_key, run_recall, second_kernel
+from grader.checks.recall_side import SecondKernel
 from grader.checks.secret import load_secret, secret_id
 from grader.checks.similarity import capped_code_cells
 from grader.errors import SecretError
 from grader.kernel.execute import KernelSession
 from grader.kernel.kernelpool import KernelPool
 from grader.kernel.sandbox import Sandbox
+from grader.kernel.spare import SpareSlots
 from grader.outputs import notebook_outputs
 from grader.result import CaseResult, Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
 from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
@@ -70,6 +74,10 @@ class Context:
     name_after_group: bool = False
     # Kernels started ahead (grader/kernel/kernelpool.py) in a batch's grading process; else one on demand.
     kernels: KernelPool | None = None
+    #: Where a CPU is spare for a second kernel of the submission (grader/kernel/spare.py): the
+    #: vanilla-RNN comparison then runs there beside the LSTM's tries (grader/checks/recall_side.py).
+    #: None: never (``-j 1``, the cluster, a one-CPU machine).
+    spare: SpareSlots | None = None
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
@@ -177,6 +185,7 @@ class KernelWork:
     #: function -> case key -> output fingerprint of each failing function (grader/checks/learned.py)
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     code_origins: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # see SubmissionResult
+    notes: tuple[str, ...] = ()  # for the tutor's technical detail (e.g. the second kernel's fallback)
 
 
 def _grade(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
@@ -251,7 +260,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
     rubric = ctx.rubric
     flags: list[Flag] = []
     with (ctx.kernels.session() if ctx.kernels else KernelSession(ctx.sandbox, rubric.limits, ctx.threads)) \
-            as session:
+            as session, _second_kernel(opened, ctx, session) as side:
         run = session.run_notebook(opened.nb)
         flags += [Flag(f.code, None, _cell_message(f.message, f.cell)) for f in run.flags]
         if not run.started:
@@ -296,7 +305,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
         # `grade check` (no secret) of the same notebook gives the same verdict (grader/checks/recall.py).
         key = permutation_key(ctx.secret, opened.sha256)
         recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
-                                         full=ctx.full_recall, key=key)
+                                         full=ctx.full_recall, key=key, side=side)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
@@ -308,7 +317,25 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                        else False} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags),
-                      fingerprints=fingerprints, code_origins=code_origins)
+                      fingerprints=fingerprints, code_origins=code_origins,
+                      notes=tuple(side.notes) if side is not None else ())
+
+
+def _second_kernel(opened: Opened, ctx: Context, session: KernelSession) -> AbstractContextManager[SecondKernel | None]:
+    """The vanilla-RNN comparison's second kernel, waiting for a spare slot from now on, where the
+    context has spare slots and the full experiment compares the RNN; else nothing."""
+    rubric = ctx.rubric
+    if ctx.spare is None or not ctx.full_recall or not rubric.recall.compare_rnn:
+        return nullcontext()
+    pool = ctx.kernels
+
+    def open_session() -> KernelSession:  # as the first kernel was opened, on a uid slot of its own
+        return pool.side_session() if pool is not None else KernelSession(ctx.sandbox, rubric.limits, ctx.threads,
+                                                                          slot=1)
+    # A copy made before the first kernel runs it: both kernels run the notebook as it was handed in.
+    side = second_kernel(rubric, permutation_key(ctx.secret, opened.sha256), ctx.public, ctx.spare, open_session,
+                         copy.deepcopy(opened.nb), session.budget_end)
+    return side.start()
 
 
 def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[QuestionResult, list[Flag]]],
@@ -332,7 +359,8 @@ def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[
                               questions=questions, flags=tuple(flags), max_points=rubric.max_points,
                               sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
                               rubric_sha256=rubric.sha256, contact=rubric.contact,
-                              fingerprints=work.fingerprints, code_origins=work.code_origins, **opened.extra)
+                              fingerprints=work.fingerprints, code_origins=work.code_origins,
+                              tutor_detail="\n".join(work.notes), **opened.extra)
     # The mistakes tutors named in earlier batches, where this output matches (grader/checks/learned.py).
     return learned.apply_catalogue(result, rubric.learned.mistakes)
 

@@ -11,6 +11,11 @@ as over the grader's budget and a new worker takes the next submission. Whatever
 one submission (an exception in a post-step, a worker that dies, a reply that cannot be read)
 becomes an ``error`` result for it, never a stopped batch.
 
+With more than one worker, a worker left without work frees its CPU: the batch hands out a token
+of a spare slot (grader/kernel/spare.py), and a worker still grading a submission whose vanilla-RNN
+comparison has not begun runs it in a second kernel of that submission, beside the LSTM's tries
+(grader/checks/recall_side.py), so a small batch does not end on one CPU. ``-j 1`` never has a token.
+
 Each result, graded now or kept, gets the tutors' scores and the outcomes of its group's regrade
 requests (grader/tutors/scores.py) before it is written, so a re-grade keeps what the report shows.
 
@@ -49,6 +54,7 @@ from grader.folder.outdir import ROSTER, OutDir, assign_folders, safe_pages, wri
 from grader.grade import Context, grade_submission
 from grader.kernel.kernelpool import KernelPool
 from grader.kernel.sandbox import Sandbox, choose_sandbox
+from grader.kernel.spare import TokenPipe
 from grader.result import Flag, QuestionResult, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.submission.intake import file_sha256
@@ -143,8 +149,10 @@ def grade_job(job: Job, ctx: Context) -> tuple[SubmissionResult, dict[str, str]]
 
 
 def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox_mode: str,
-                 memory_mb: int) -> None:
-    """The body of a forked worker: read a job (one JSON line), write a reply (one JSON line)."""
+                 memory_mb: int, spare: TokenPipe | None = None) -> None:
+    """The body of a forked worker: read a job (one JSON line), write a reply (one JSON line).
+
+    ``spare``: the batch's spare slots (grader/kernel/spare.py), inherited; None with ``-j 1``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the batch's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Only the soft limit: a kernel started from here sets its own (prlimit), above this one.
@@ -156,7 +164,7 @@ def _worker_loop(jobs_fd: int, replies_fd: int, rubric_path: str | None, sandbox
     ctx = Context.create(load_rubric(rubric_path), choose_sandbox(sandbox_mode), 1)
     # The next submission's kernel starts while this one is graded (grader/kernel/kernelpool.py).
     pool = KernelPool(ctx.sandbox, ctx.rubric.limits, 1)
-    ctx = replace(ctx, kernels=pool)
+    ctx = replace(ctx, kernels=pool, spare=spare)
     pool.prime()
     with pool:
         _serve(jobs_fd, replies_fd, ctx, pool, memory_mb)
@@ -198,7 +206,8 @@ def _die_with_parent() -> None:
 class Worker:
     """A forked grading process with a job pipe and a reply pipe."""
 
-    def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int]) -> None:
+    def __init__(self, rubric_path: str | None, sandbox_mode: str, memory_mb: int, close: list[int],
+                 spare: TokenPipe | None = None) -> None:
         job_r, job_w = os.pipe()
         rep_r, rep_w = os.pipe()
         parent = os.getpid()
@@ -220,7 +229,7 @@ class Worker:
                         os.close(fd)
                     except OSError:
                         pass
-                _worker_loop(job_r, rep_w, rubric_path, sandbox_mode, memory_mb)
+                _worker_loop(job_r, rep_w, rubric_path, sandbox_mode, memory_mb, spare)
             except BaseException:  # noqa: BLE001 - report to the batch by exiting, never raise
                 traceback.print_exc()
                 code = 1
@@ -641,11 +650,14 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
     workers: list[Worker] = []
     idle: list[Worker] = []  # told that no job follows; they end on their own
     budget = rubric.budget
+    # A worker left without work frees its CPU for another's second kernel (grader/kernel/spare.py);
+    # with one worker there is never a spare slot.
+    spare = TokenPipe.create() if jobs > 1 else None
 
     def spawn() -> None:
         with interrupt.shielded():  # a worker forked is a worker listed, so it is always stopped
             workers.append(Worker(rubric_path, sandbox_mode, budget.memory_mb,
-                                  [fd for w in workers for fd in w.fds()]))
+                                  [fd for w in workers for fd in w.fds()], spare))
 
     def fail(worker: Worker, message: str, detail: str) -> None:
         workers.remove(worker)
@@ -675,6 +687,8 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
                         workers.remove(w)
                         w.close_jobs()
                         idle.append(w)
+                        if spare is not None and any(other.job is not None for other in workers):
+                            spare.hand_out()  # its CPU is free for a submission still being graded
             if not workers:
                 break
             now = time.monotonic()
@@ -703,6 +717,8 @@ def _grade_all(todo: list[Job], rubric: Rubric, rubric_path: str | None, sandbox
                 time.sleep(0.05)
             for w in idle:
                 w.kill()
+            if spare is not None:
+                spare.close()
 
 
 def read_reply(w: Worker, fail: Callable[[Worker, str, str], None]) -> tuple[bool, dict[str, Any] | None]:

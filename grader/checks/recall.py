@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -68,11 +69,14 @@ from grader.checks.recall_rule import (
     tries_within,
     wall_budget_spent,
 )
+from grader.checks.recall_side import SecondKernel
 from grader.checks.secret import derive
 from grader.kernel.cputime import kernel_cpu_seconds, process_tree_cpu_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - imports for the type checker only
     from grader.checks.bridge import Bridge
+    from grader.kernel.execute import KernelSession
+    from grader.kernel.spare import SpareSlots
     from grader.result import CaseResult, Recall
     from grader.rubric import Rubric
 
@@ -92,6 +96,7 @@ __all__ = [
     "probe_accuracy",
     "process_tree_cpu_seconds",
     "run_recall",
+    "second_kernel",
     "should_retry",
     "train_seeds",
     "tries_needed",
@@ -324,14 +329,57 @@ def _interface_run(bridge: Bridge, rubric: Rubric, perm: list[int]) -> tuple[Rec
                   cpu_measured=a.cpu_seconds is not None), case
 
 
+def _heldout_full(rubric: Rubric, public: bool, perm: list[int]) -> tuple[torch.Tensor, np.ndarray]:
+    """The held-out data of the full experiment: the public seed for `grade check --full`, else the hidden one."""
+    spec = rubric.recall
+    return heldout(spec.heldout_n, spec.seq_len, spec.n_classes,
+                   spec.public_heldout_seed if public else spec.heldout_seed, perm)
+
+
+def second_kernel(rubric: Rubric, key: bytes, public: bool, slots: SpareSlots,
+                  open_session: Callable[[], KernelSession], nb: Any, budget_end: float) -> SecondKernel:
+    """The RNN comparison of one submission, ready to run in a second kernel when a spare slot
+    comes (grader/checks/recall_side.py); :func:`run_recall` takes it as ``side``.
+
+    ``key`` is the submission's relabelling key (the same as :func:`run_recall`'s, so both kernels
+    train and are scored on the same labels); ``open_session`` opens a kernel as the first one
+    was opened; ``nb`` is a copy of the notebook, run there the same way; ``budget_end`` is the
+    first kernel's, so the submission's time budget covers both."""
+    spec = rubric.recall
+
+    def run() -> Attempt | str:
+        from grader.checks.bridge import Bridge
+        perm = draw_permutation(spec.n_classes, key)
+        x, y = _heldout_full(rubric, public, perm)
+        with open_session() as session:
+            session.budget_end = budget_end
+            ran = session.run_notebook(nb)
+            if not ran.started:
+                return "; ".join(f.message for f in ran.flags) or "it did not start"
+            bridge = Bridge(session)
+            got = bridge.call("float(callable(globals().get(__args['name'])))", {"name": spec.function},
+                              rubric.limits.call_timeout)
+            if got.status != "ok" or got.value != 1.0:
+                return f"`{spec.function}` was not defined there after the notebook ran ({got.status})"
+            pid = session.kernel_pid()
+            attempt = _attempt(bridge, rubric, "rnn", spec.train_seed, perm, x, y)
+            if attempt.status == "died":
+                return "it died during the RNN's training"
+            return replace(attempt, kernel_pid=pid)
+
+    return SecondKernel(slots, run)
+
+
 def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = False,
-               why: str = "", full: bool = True, key: bytes | None = None) -> tuple[Recall, CaseResult]:
+               why: str = "", full: bool = True, key: bytes | None = None,
+               side: SecondKernel | None = None) -> tuple[Recall, CaseResult]:
     """The recall experiment for one submission: the ``Recall`` summary and the graded case.
 
     ``public`` uses the public held-out seed (``grade check --full``); grading uses the hidden one.
     ``full=False`` (`grade check` without ``--full``) trains once at ``check_seq_len`` and checks
     the interface only. ``key``: the relabelling's key (:func:`permutation_key`); None draws it
-    at random.
+    at random. ``side`` (:func:`second_kernel`, made with the same ``key``): the RNN comparison
+    in a second kernel where a spare slot came first; the caller closes it.
     """
     from grader.checks.compare import missing_case
     from grader.result import CaseResult, Recall
@@ -344,8 +392,7 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
     perm = draw_permutation(spec.n_classes, key)
     if not full:
         return _interface_run(bridge, rubric, perm)
-    x, y = heldout(spec.heldout_n, spec.seq_len, spec.n_classes,
-                   spec.public_heldout_seed if public else spec.heldout_seed, perm)
+    x, y = _heldout_full(rubric, public, perm)
     attempts: list[Attempt] = []
     for seed in train_seeds(spec.train_seed, spec.tries):
         if wall_budget_spent(attempts, spec.wall_time_limit) or cpu_budget_spent(attempts, spec.cpu_budget):
@@ -357,7 +404,11 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
             break
     passed, deciding = decide(attempts, spec.threshold, spec.cpu_time_limit)
     assert deciding is not None  # tries >= 1 (rubric)
-    rnn = _attempt(bridge, rubric, "rnn", spec.train_seed, perm, x, y) if spec.compare_rnn else None
+    rnn = None
+    if spec.compare_rnn:  # in a second kernel where a spare slot came first (grader/checks/recall_side.py)
+        def here() -> Attempt:
+            return _attempt(bridge, rubric, "rnn", spec.train_seed, perm, x, y)
+        rnn = side.result(here) if side is not None else here()
 
     if (not passed and len(attempts) < spec.tries and should_retry(deciding, spec.threshold, spec.cpu_time_limit)):
         if cpu_budget_spent(attempts, spec.cpu_budget):

@@ -53,6 +53,9 @@ class Attempt:
     #: (grader/checks/recall_diagnosis.py): the kind and the student's message ("" where none fits).
     diagnosis_kind: str = ""
     diagnosis: str = ""
+    #: The pid of the kernel the attempt ran in, where recorded (the vanilla RNN's in a second
+    #: kernel: grader/checks/recall_side.py); ``None`` otherwise.
+    kernel_pid: int | None = None
 
     @property
     def seconds(self) -> float:
