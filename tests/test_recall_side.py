@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 
 import grader.batch.run as batch_run
+import grader.batch.workers as workers
 from grader.checks.recall_rule import Attempt
 from grader.checks.recall_side import Claim, SecondKernel
+from grader.grade import Context
+from grader.kernel.sandbox import Sandbox
 from grader.kernel.spare import AlwaysSpare, TokenPipe
 from grader.result import SubmissionResult
 from grader.rubric import load_rubric
@@ -203,7 +206,7 @@ class FakeWorker:
     made: list[FakeWorker] = []
 
     def __init__(self, rubric_path: Any, sandbox_mode: str, memory_mb: int, close: list[int],
-                 spare: TokenPipe | None = None) -> None:
+                 spare: TokenPipe | None = None, *, ctx: Any = None) -> None:
         self.spare = spare
         self.replies, self._w = os.pipe()
         self.pid, self.ready, self.job, self.reaped = 0, True, None, True
@@ -248,14 +251,13 @@ class FakeWorker:
 def test_the_batch_hands_out_a_spare_slot_only_with_more_than_one_worker(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     FakeWorker.made = []
-    monkeypatch.setattr(batch_run, "Worker", FakeWorker)
+    monkeypatch.setattr(workers, "Worker", FakeWorker)
     made: list[TokenPipe] = []
     create = TokenPipe.create
-    monkeypatch.setattr(batch_run.TokenPipe, "create", classmethod(lambda cls: made.append(create()) or made[-1]))
-    rubric = load_rubric()
+    monkeypatch.setattr(workers.TokenPipe, "create", classmethod(lambda cls: made.append(create()) or made[-1]))
     todo = [batch_run.Job(tmp_path / f"s{i}.ipynb", f"s{i}", "") for i in range(2)]
     done: list[SubmissionResult] = []
-    batch_run._grade_all(todo, rubric, None, "none", jobs, lambda r, p: done.append(r))
+    workers.grade_locally(todo, Context(load_rubric(), Sandbox("none")), jobs, lambda r, p: done.append(r))
     assert sorted(r.folder for r in done) == ["s0", "s1"]
     if jobs == 1:
         assert made == [] and all(w.spare is None for w in FakeWorker.made)
