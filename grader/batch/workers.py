@@ -186,7 +186,10 @@ class Worker:
         if b"\n" not in self.buffer:
             return None
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise ValueError("a worker's reply is not a JSON object")
+        return reply
 
     def close_jobs(self) -> None:
         """No job will follow: the worker's job loop ends, and it closes what it started ahead

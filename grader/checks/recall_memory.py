@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,14 +42,14 @@ _KIND_NAMES = {0.0: "LSTM", 1.0: "LSTMCell", 2.0: "RNN", 3.0: "RNNCell"}
 _WANTED = {"lstm": "torch.nn.LSTM or torch.nn.LSTMCell", "rnn": "torch.nn.RNN or torch.nn.RNNCell"}
 
 
-def _number(entry: dict, key: str) -> float:
+def _number(entry: dict[str, Any], key: str) -> float:
     value = entry.get(key)
     if not isinstance(value, float) or not math.isfinite(value):
         raise ValueError(f"{key} missing")
     return value
 
 
-def _rebuild(entry: dict) -> tuple[torch.nn.Module, str]:
+def _rebuild(entry: dict[str, Any]) -> tuple[torch.nn.Module, str]:
     """The module the kernel described, built by the grader's torch from the plain weights."""
     from grader.checks.bridge import ArrayInfo
     kind = _KIND_NAMES.get(_number(entry, "kind"), "")

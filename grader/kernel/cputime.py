@@ -79,6 +79,6 @@ def kernel_cpu_seconds(session: KernelSession) -> float | None:
     if cgroup is not None:
         used = cgroup.cpu_seconds()
         if used is not None:
-            return used
+            return float(used)
     pid = session.kernel_pid()
     return process_tree_cpu_seconds(pid) if pid is not None else None
