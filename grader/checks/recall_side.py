@@ -136,10 +136,13 @@ class SecondKernel:
         return here()
 
     def close(self) -> None:
-        """No attempt starts after this; a second kernel at work is waited for (it closes itself)."""
+        """No attempt starts after this; a second kernel at work is waited for (it closes itself).
+        A thread that only waits for a token is not: it ends by itself within a poll and touches
+        nothing once the claim is made."""
         self.claim.take("nobody")
         self._stop.set()
-        self._join()
+        if self.claim.owner == "second":
+            self._join()
 
     def _join(self) -> None:
         if self._thread is not None and self._thread is not threading.current_thread():
