@@ -45,7 +45,7 @@ from builders import set_function, set_group, solution, write_notebook  # noqa: 
 from nbclient import NotebookClient  # noqa: E402
 
 from grader.batch.cluster import executor  # noqa: E402
-from grader.batch.run import run_batch  # noqa: E402
+from grader.batch.run import BatchSettings, run_batch  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 
 WRONG = ("def rnn_forward(x, h0, W, U, b, activation='tanh'):\n"
@@ -161,7 +161,7 @@ def grader_run(paths: list[Path], out: Path, jobs: int, cluster: str | None = No
         shutil.copytree(history_from, out)
     kwargs = {"grade_all": executor(cluster)} if cluster else {}
     t0 = time.perf_counter()
-    outcome = run_batch([str(p) for p in paths], out, jobs=jobs, regrade=history_from is not None, **kwargs)
+    outcome = run_batch([str(p) for p in paths], BatchSettings.make(out, jobs=jobs, regrade=history_from is not None, **kwargs))
     seconds = time.perf_counter() - t0
     bad = [r["submission"] for r in outcome.results if r["status"] != "graded"]
     if bad:

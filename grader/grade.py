@@ -4,37 +4,42 @@ intake -> notebook -> group and naming -> written answers -> run -> function che
 -> one :class:`~grader.result.SubmissionResult`. Any step may end the pipeline early with status
 ``rejected`` (a rule said so) or ``error`` (it could not be graded); the result still lists every
 question with 0 points, a student-safe message, and the technical detail for the tutor.
+
+The function checks' own steps (a check's cases called and scored, the inputs looked at again)
+live in grader/checks/functions.py; their names stay importable from here. Where the context has
+spare CPU slots (``Context.spare``), the recall experiment's vanilla-RNN comparison may run in a
+second kernel of the submission (grader/checks/recall_side.py); a note on it goes to the tutor's
+technical detail.
 """
 from __future__ import annotations
 
+import copy
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-import reference
 from grader import resources
-from grader.checks import cases as case_inputs
 from grader.checks import learned, probes
-from grader.checks.bridge import Bridge, Returned
-from grader.checks.compare import compare_case, missing_case, redacted_hidden, to_numpy
-from grader.checks.contract import recheck_violations, redact_hidden
-from grader.checks.contract import violations as contract_violations
+from grader.checks.bridge import Bridge
+from grader.checks.functions import FUNCTIONS, REFERENCE, Verified, _recheck_inputs, _run_check, _with_contract_rules
 from grader.checks.identity import find_origins
-from grader.checks.recall import permutation_key, run_recall
-from grader.checks.secret import load_secret, secret_id
+from grader.checks.recall import permutation_key, run_recall, second_kernel
+from grader.checks.recall_side import SecondKernel
+from grader.checks.secret import load_secret
 from grader.checks.similarity import capped_code_cells
-from grader.errors import SecretError
 from grader.kernel.execute import KernelSession
 from grader.kernel.kernelpool import KernelPool
 from grader.kernel.sandbox import Sandbox
+from grader.kernel.spare import SpareSlots
 from grader.outputs import notebook_outputs
 from grader.result import CaseResult, Flag, QuestionResult, Recall, SubmissionResult, SubmissionStatus, WrittenAnswer
-from grader.rubric import AUTO_IDS, WRITTEN_IDS, Check, Rubric
+from grader.rubric import AUTO_IDS, WRITTEN_IDS, Rubric
 from grader.submission.intake import read_submission
 from grader.submission.naming import GroupCellError, Member, check_naming, parse_filename, read_group, suggest_filename
 from grader.submission.notebook import (
@@ -48,10 +53,10 @@ from grader.submission.notebook import (
 from grader.written.concepts import match_concepts
 from grader.written.rules import check_answer
 
-TEMPLATE = resources.template_notebook()
-FUNCTIONS = ("rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
-             "lstm_cell", "tree_encode", "tbptt_grads", "train_recall")
+__all__ = ["FUNCTIONS", "REFERENCE", "TEMPLATE", "Context", "KernelWork", "Verified", "_recheck_inputs", "_run_check",
+           "_with_contract_rules", "grade_submission", "is_self_check", "nearby_code"]
 
+TEMPLATE = resources.template_notebook()
 
 @dataclass
 class Context:
@@ -70,6 +75,10 @@ class Context:
     name_after_group: bool = False
     # Kernels started ahead (grader/kernel/kernelpool.py) in a batch's grading process; else one on demand.
     kernels: KernelPool | None = None
+    #: Where a CPU is spare for a second kernel of the submission (grader/kernel/spare.py): the
+    #: vanilla-RNN comparison then runs there beside the LSTM's tries (grader/checks/recall_side.py).
+    #: None: never (``-j 1``, the cluster, a one-CPU machine).
+    spare: SpareSlots | None = None
 
     @classmethod
     def create(cls, rubric: Rubric, sandbox: Sandbox, threads: int = 1, public: bool = False,
@@ -92,7 +101,7 @@ def _empty_questions(rubric: Rubric) -> dict[str, QuestionResult]:
 
 
 def _stopped(ctx: Context, submission: str, sha: str, status: SubmissionStatus, message: str, flags: list[Flag],
-             group: tuple = (), detail: str = "", **kw: Any) -> SubmissionResult:
+             group: tuple[dict[str, str], ...] = (), detail: str = "", **kw: Any) -> SubmissionResult:
     return SubmissionResult(submission=submission, sha256=sha, status=status, group=group,
                             questions=_empty_questions(ctx.rubric), flags=tuple(flags),
                             max_points=ctx.rubric.max_points, message=message, tutor_detail=detail,
@@ -177,6 +186,7 @@ class KernelWork:
     #: function -> case key -> output fingerprint of each failing function (grader/checks/learned.py)
     fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     code_origins: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # see SubmissionResult
+    notes: tuple[str, ...] = ()  # for the tutor's technical detail (e.g. the second kernel's fallback)
 
 
 def _grade(path: Path, ctx: Context, name: str | None = None) -> SubmissionResult:
@@ -251,7 +261,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
     rubric = ctx.rubric
     flags: list[Flag] = []
     with (ctx.kernels.session() if ctx.kernels else KernelSession(ctx.sandbox, rubric.limits, ctx.threads)) \
-            as session:
+            as session, _second_kernel(opened, ctx, session) as side:
         run = session.run_notebook(opened.nb)
         flags += [Flag(f.code, None, _cell_message(f.message, f.cell)) for f in run.flags]
         if not run.started:
@@ -296,7 +306,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
         # `grade check` (no secret) of the same notebook gives the same verdict (grader/checks/recall.py).
         key = permutation_key(ctx.secret, opened.sha256)
         recall, recall_case = run_recall(bridge, rubric, bool(defined.get(rubric.recall.function)), ctx.public, why,
-                                         full=ctx.full_recall, key=key)
+                                         full=ctx.full_recall, key=key, side=side)
         if not defined.get(rubric.recall.function) and not why:
             flags.append(Flag("function.missing", rubric.recall.question,
                               f"`{rubric.recall.function}` is not defined after the notebook ran"))
@@ -308,7 +318,25 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                        else False} for c in run.cells)
         flags += [Flag(f.code, None, f.message) for f in session.call_flags]  # budget, restarts
     return KernelWork({qid: tuple(got) for qid, got in by_question.items()}, recall, cells, tuple(flags),
-                      fingerprints=fingerprints, code_origins=code_origins)
+                      fingerprints=fingerprints, code_origins=code_origins,
+                      notes=tuple(side.notes) if side is not None else ())
+
+
+def _second_kernel(opened: Opened, ctx: Context, session: KernelSession) -> AbstractContextManager[SecondKernel | None]:
+    """The vanilla-RNN comparison's second kernel, waiting for a spare slot from now on, where the
+    context has spare slots and the full experiment compares the RNN; else nothing."""
+    rubric = ctx.rubric
+    if ctx.spare is None or not ctx.full_recall or not rubric.recall.compare_rnn:
+        return nullcontext()
+    pool = ctx.kernels
+
+    def open_session() -> KernelSession:  # as the first kernel was opened, on a uid slot of its own
+        return pool.side_session() if pool is not None else KernelSession(ctx.sandbox, rubric.limits, ctx.threads,
+                                                                          slot=1)
+    # A copy made before the first kernel runs it: both kernels run the notebook as it was handed in.
+    side = second_kernel(rubric, permutation_key(ctx.secret, opened.sha256), ctx.public, ctx.spare, open_session,
+                         copy.deepcopy(opened.nb), session.budget_end)
+    return side.start()
 
 
 def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[QuestionResult, list[Flag]]],
@@ -332,7 +360,8 @@ def _assemble(opened: Opened, group: GroupFindings, written: Mapping[str, tuple[
                               questions=questions, flags=tuple(flags), max_points=rubric.max_points,
                               sandbox_note=ctx.sandbox.note, recall=work.recall, cells=work.cells,
                               rubric_sha256=rubric.sha256, contact=rubric.contact,
-                              fingerprints=work.fingerprints, code_origins=work.code_origins, **opened.extra)
+                              fingerprints=work.fingerprints, code_origins=work.code_origins,
+                              tutor_detail="\n".join(work.notes), **opened.extra)
     # The mistakes tutors named in earlier batches, where this output matches (grader/checks/learned.py).
     return learned.apply_catalogue(result, rubric.learned.mistakes)
 
@@ -405,118 +434,3 @@ def _defined(bridge: Bridge, rubric: Rubric) -> dict[str, bool] | None:
     if got.status != "ok" or not isinstance(got.value, dict):
         return dict.fromkeys(FUNCTIONS, True)
     return {k: v == 1.0 for k, v in got.value.items() if isinstance(v, float)}
-
-
-REFERENCE: dict[str, Callable[..., Any]] = {name: getattr(reference, name) for name in FUNCTIONS}
-
-
-@dataclass(frozen=True)
-class Verified:
-    """A verified call whose inputs are looked at again after the last call (contract §3)."""
-
-    check: Check
-    index: int
-    inputs: Mapping[str, Any]
-    call_id: str
-    restarts: int  # the kernel's restarts when it was made: a later restart lost its evidence
-    hidden: bool = False  # a hidden case's call: its messages say only what a hidden case may
-
-
-def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
-                    by_question: dict[str, list[CaseResult]]) -> None:
-    """Every verified call's inputs, looked at again after the functions' last calls and a
-    settle (rubric ``[contract_rules] settle_seconds``); a changed input costs its case as at the
-    first look (grader/checks/contract.py, :func:`~grader.checks.contract.recheck_violations`).
-
-    Calls made before a kernel restart are not looked at again: their kernel is gone, and the
-    crash is flagged (``kernel.died``) and costs the crashing call already.
-    """
-    restarts = getattr(bridge.session, "restarts", 0)
-    live = [v for v in verified if v.call_id and v.restarts == restarts]
-    if not live:
-        return
-    time.sleep(rubric.contract_settle)
-    states = bridge.recheck([v.call_id for v in live], rubric.limits.call_timeout)
-    if states is None and getattr(bridge.session, "restarts", 0) != restarts:
-        return  # the re-check itself found the kernel dead (restarted): nothing left to look at
-    when = f"after its last call and {rubric.contract_settle:g} s"
-    for v in live:
-        broken = recheck_violations(v.inputs, None if states is None else states.get(v.call_id),
-                                    v.check.function, when)
-        if v.hidden:
-            broken = [redact_hidden(b) for b in broken]
-        if not broken:
-            continue
-        cases = by_question[rubric.question_of(v.check.function)]
-        for n, case in enumerate(cases):
-            if case.function == v.check.function and case.index == v.index:
-                points = round(min(case.points, case.max_points * (1.0 - v.check.contract_penalty)), 6)
-                cases[n] = replace(case, passed=False, points=points,
-                                   message="; ".join(p for p in (case.message, *broken) if p))
-                break
-
-
-def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
-               public: bool = False, why: str = "", secret: bytes | None = None,
-               verified: list[Verified] | None = None,
-               fingerprints: dict[str, str] | None = None) -> list[CaseResult]:
-    """The cases of ``check``, scored; ``fingerprints`` (when given) gets each case's output
-    fingerprint under its case key (grader/checks/learned.py)."""
-    out = []
-    sid = None if public or secret is None else secret_id(secret)
-    cases = check.public_cases() if public else check.cases
-    if not public and secret is None:
-        # Hidden inputs drawn from the rubric's seeds alone could be searched by the kernel.
-        raise SecretError("hidden cases need the course secret; build the context with "
-                          "Context.create (it loads grader/checks/secret.py's secret file)")
-    share = check.points / len(cases)
-    stuck: Returned | None = None  # a call that crashed or hung: the later cases are not tried
-    for i, case in enumerate(cases, start=1):
-        inputs = case_inputs.make_inputs(check.function, case.seed, case.params,
-                                         None if public else secret)
-        shapes = case_inputs.shapes_of(inputs)
-        params = case.describe()
-        if not defined:
-            out.append(missing_case(check.function, i, params, shapes, share, why))
-            if fingerprints is not None:
-                fingerprints[learned.case_key("public" if public else "hidden", case.seed, case.params, sid)] = \
-                    f"status:{out[-1].call_status}"
-            continue
-        expected = to_numpy(REFERENCE[check.function](**inputs))
-        if stuck is not None:
-            returned = stuck
-        else:
-            # verify: called twice on fresh copies, the inputs' state reported (contract §3).
-            returned = bridge.call(f"{check.function}(**__args)", inputs, rubric.limits.call_timeout,
-                                   verify=True)
-            if returned.status in ("died", "timeout"):
-                # Every further call would restart the kernel and run the notebook again.
-                stuck = returned
-            elif verified is not None and returned.status == "ok" and returned.call_id:
-                verified.append(Verified(check, i, inputs, returned.call_id,
-                                         getattr(bridge.session, "restarts", 0), not public))
-        result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
-                              check.rtol, check.atol, share)
-        if fingerprints is not None:
-            fingerprints[learned.case_key("public" if public else "hidden", case.seed, case.params, sid)] = \
-                learned.case_fingerprint(result, returned, expected, rubric.learned.quantum)
-        if not public:  # a student's report never shows what their code made of a hidden input
-            result = redacted_hidden(result)
-        out.append(_with_contract_rules(result, inputs, returned, check, hidden=not public))
-    return out
-
-
-def _with_contract_rules(result: CaseResult, inputs: dict[str, Any], returned: Returned,
-                         check: Check, hidden: bool = False) -> CaseResult:
-    """The case after the rules of contract §3: a broken rule costs ``contract_penalty`` of the
-    case's points and is named in its message (grader/checks/contract.py explains why a kernel that
-    forges the evidence gains nothing)."""
-    # hidden: keys other than the contract's and a second call's message can quote the hidden
-    # inputs, so the rule and the input are named without them (contract.redact_hidden)
-    broken = contract_violations(inputs, returned, check.rtol, check.atol, check.function, hidden=hidden)
-    if not broken:
-        return result
-    points = round(min(result.points, result.max_points * (1.0 - check.contract_penalty)), 6)
-    message = "; ".join(part for part in (result.message, *broken) if part)
-    return replace(result, passed=False, points=points, message=message)
-

@@ -55,11 +55,11 @@ def batch_of_three(tmp_path_factory: pytest.TempPathFactory):
     them in the same process. A test may resume the runs but must leave their results as they are."""
     from builders import BatchOfThree, batch_inputs
 
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     folder = tmp_path_factory.mktemp("batch_of_three")
     inputs = batch_inputs(folder)
-    one = run_batch(inputs, folder / "one", jobs=1)
-    two = run_batch(inputs, folder / "two", jobs=2)
+    one = run_batch(inputs, BatchSettings.make(folder / "one", jobs=1))
+    two = run_batch(inputs, BatchSettings.make(folder / "two", jobs=2))
     return BatchOfThree(inputs, one, folder / "one", two, folder / "two")
 
 

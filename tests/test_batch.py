@@ -10,8 +10,9 @@ import psutil
 import pytest
 from builders import FILES, GOOD_NAME, BatchOfThree, slowness
 
+import grader.batch.job
 import grader.batch.run
-from grader.batch.run import assign_folders, run_batch
+from grader.batch.run import BatchSettings, assign_folders, run_batch
 from grader.errors import UsageError
 from grader.folder.gradebook import Gradebook
 from grader.folder.grades import grades_csv
@@ -90,12 +91,12 @@ def test_batch_writes_everything_and_resumes(batch_of_three: BatchOfThree) -> No
     csv_before = (out / "grades.csv").read_text()
     mtime = (out / GOOD_NAME / "result.json").stat().st_mtime_ns
 
-    again = run_batch(inputs, out)
+    again = run_batch(inputs, BatchSettings.make(out))
     assert again.graded_now == 0 and again.skipped == 3
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
     assert (out / "grades.csv").read_text() == csv_before
     (out / GOOD_NAME / "tutor.html").unlink()  # a folder from before tutor.html existed
-    run_batch(inputs, out)
+    run_batch(inputs, BatchSettings.make(out))
     assert (out / GOOD_NAME / "tutor.html").exists()
     assert (out / GOOD_NAME / "result.json").stat().st_mtime_ns == mtime
 
@@ -145,7 +146,7 @@ def test_a_dot_dot_stem_is_graded_inside_the_output_folder(tmp_path: Path) -> No
     src = _fixture_inputs(tmp_path, "...ipynb")
     parent = tmp_path / "parent"
     out = parent / "graded"
-    outcome = run_batch([str(src / "...ipynb")], out)
+    outcome = run_batch([str(src / "...ipynb")], BatchSettings.make(out))
     (data,) = outcome.results
     assert data["submission"] == "...ipynb" and data["status"] == "error"
     assert sorted(p.name for p in parent.iterdir()) == ["graded"]  # nothing next to -o
@@ -161,7 +162,7 @@ def test_a_symlink_planted_in_the_output_folder_is_refused(tmp_path: Path) -> No
     out = tmp_path / "out"
     out.mkdir()
     (out / "Lovelace_2571234_Turing_2579876").symlink_to(elsewhere, target_is_directory=True)
-    outcome = run_batch([str(src)], out)
+    outcome = run_batch([str(src)], BatchSettings.make(out))
     assert list(elsewhere.iterdir()) == []  # nothing written through the link
     by_name = {r["submission"]: r for r in outcome.results}
     planted = by_name["Lovelace_2571234_Turing_2579876.ipynb"]
@@ -184,14 +185,14 @@ def _budget_rubric(tmp_path: Path, seconds: float, memory_mb: int) -> str:
 def _misbehave(monkeypatch: pytest.MonkeyPatch, victim: str, action) -> None:
     """Make the late step (a post-step of grading, run in the worker) misbehave for one submission;
     the workers are forked, so they see the patch."""
-    real = grader.batch.run.apply_late
+    real = grader.batch.job.apply_late
 
     def step(result, *args, **kwargs):
         if result.submission == victim:
             action()
         return real(result, *args, **kwargs)
 
-    monkeypatch.setattr(grader.batch.run, "apply_late", step)
+    monkeypatch.setattr(grader.batch.job, "apply_late", step)
 
 
 def _no_children_left() -> None:
@@ -235,7 +236,7 @@ def test_an_exception_in_a_post_step_is_an_error_for_that_submission_only(tmp_pa
         raise RecursionError("maximum recursion depth exceeded")
     _misbehave(monkeypatch, victim, boom)
     out = tmp_path / "out"
-    outcome = run_batch([str(_two_broken(tmp_path))], out, jobs=jobs)
+    outcome = run_batch([str(_two_broken(tmp_path))], BatchSettings.make(out, jobs=jobs))
     _check_batch_went_on(out, outcome, victim, "could not finish")
     assert "RecursionError" in outcome.typed[[r.submission for r in outcome.typed].index(victim)].tutor_detail
 
@@ -247,7 +248,7 @@ def test_a_submission_over_the_time_budget_is_stopped_and_the_batch_goes_on(tmp_
     _misbehave(monkeypatch, victim, lambda: time.sleep(600))
     out = tmp_path / "out"
     t0 = time.monotonic()
-    outcome = run_batch([str(_two_broken(tmp_path))], out, rubric_path=_budget_rubric(tmp_path, 3, 4096), jobs=jobs)
+    outcome = run_batch([str(_two_broken(tmp_path))], BatchSettings.make(out, rubric_path=_budget_rubric(tmp_path, 3, 4096), jobs=jobs))
     assert time.monotonic() - t0 < 120 * slowness()  # 3 s of budget, not 600 s of sleep (generous: a loaded machine)
     _check_batch_went_on(out, outcome, victim, "over the grader's budget")
 
@@ -257,7 +258,7 @@ def test_a_submission_over_the_memory_budget_is_stopped_and_the_batch_goes_on(tm
     hoard: list[bytearray] = []
     _misbehave(monkeypatch, victim, lambda: hoard.append(bytearray(2 * 1024**3)))
     out = tmp_path / "out"
-    outcome = run_batch([str(_two_broken(tmp_path))], out, rubric_path=_budget_rubric(tmp_path, 600, 300))
+    outcome = run_batch([str(_two_broken(tmp_path))], BatchSettings.make(out, rubric_path=_budget_rubric(tmp_path, 600, 300)))
     _check_batch_went_on(out, outcome, victim, "over the grader's budget")
     assert hoard == []  # the allocation happened in the worker, never here
 
@@ -291,7 +292,7 @@ def test_a_kernel_over_the_time_budget_is_killed_with_its_worker(tmp_path: Path)
     watcher.start()
     t0 = time.monotonic()
     try:
-        outcome = run_batch([str(src)], tmp_path / "out", rubric_path=_budget_rubric(tmp_path, 40, 4096))
+        outcome = run_batch([str(src)], BatchSettings.make(tmp_path / "out", rubric_path=_budget_rubric(tmp_path, 40, 4096)))
     finally:
         stop.set()
         watcher.join()

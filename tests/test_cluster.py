@@ -35,7 +35,7 @@ from grader.batch.cluster import (
 )
 from grader.batch.cluster_tls import course_security, credentials_dir, make_credentials
 from grader.batch.daskproc import DASK_SETTINGS, dask_env, local_env, parse_address
-from grader.batch.run import run_batch
+from grader.batch.run import BatchSettings, run_batch
 from grader.errors import ClusterError, UsageError
 from grader.rubric import load_rubric
 
@@ -201,7 +201,7 @@ def test_a_local_cluster_runs_with_the_grading_settings_in_scheduler_and_workers
 def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path, batch_of_three: BatchOfThree) -> None:
     # -j 2 is the shared run (conftest.py), which test_batch.py compares with -j 1.
     inputs, local, j2 = batch_of_three.inputs, batch_of_three.two, batch_of_three.two_dir
-    remote = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
+    remote = run_batch(inputs, BatchSettings.make(tmp_path / "cluster", grade_all=executor("local:2")))
     assert remote.graded_now == 3
     assert [strip(r) for r in remote.results] == [strip(r) for r in local.results]
     for r in remote.results:  # the files on the coordinator say the same
@@ -210,7 +210,7 @@ def test_a_local_cluster_grades_exactly_as_two_local_jobs(tmp_path: Path, batch_
         assert (tmp_path / "cluster" / r["folder"] / "report.html").stat().st_size > 0
     assert (j2 / "grades.csv").read_text() == (tmp_path / "cluster" / "grades.csv").read_text()
     # resumed like -j N: nothing is graded again, so no cluster is even needed
-    again = run_batch(inputs, tmp_path / "cluster", grade_all=executor("local:2"))
+    again = run_batch(inputs, BatchSettings.make(tmp_path / "cluster", grade_all=executor("local:2")))
     assert again.graded_now == 0 and again.skipped == 3
 
 
@@ -248,7 +248,7 @@ def test_a_worker_killed_mid_task_costs_nothing_and_each_submission_is_graded_on
     killer.start()
     out = tmp_path / "out"
     try:
-        outcome = run_batch([str(p) for p in paths], out, grade_all=executor(address, credentials=credentials))
+        outcome = run_batch([str(p) for p in paths], BatchSettings.make(out, grade_all=executor(address, credentials=credentials)))
     finally:
         killer.join()
     assert killed, "no worker was busy to be killed"
@@ -274,7 +274,7 @@ def test_a_worker_with_another_rubric_is_refused_with_its_name_and_what_differs(
     with local_cluster(1, str(other), "auto") as (address, credentials):
         paths = _slow_submissions(tmp_path, 1, sleep=0)
         with pytest.raises(ClusterError) as refused:
-            run_batch([str(p) for p in paths], tmp_path / "out", grade_all=executor(address, credentials=credentials))
+            run_batch([str(p) for p in paths], BatchSettings.make(tmp_path / "out", grade_all=executor(address, credentials=credentials)))
         message = str(refused.value)
         assert "rubric sha256" in message and ": rubric sha256" in message
         worker = message.split("\n")[1].strip().split(": rubric")[0]

@@ -270,7 +270,7 @@ def tree_snapshot(root: Path, skip: Path) -> dict[str, tuple[int, str]]:
 
 
 def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tmp, monkeypatch):
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     rubric = short_rubric(tmp_path / "rubric.toml")
     subs = tmp_path / "subs"
     good = good_submissions(subs)
@@ -282,10 +282,10 @@ def test_hostile_submissions_lose_nothing_for_the_good_ones(tmp_path, private_tm
     cwd.mkdir()
     monkeypatch.chdir(cwd)
 
-    alone = run_batch([str(p) for p in good], tmp_path / "alone", str(rubric))
+    alone = run_batch([str(p) for p in good], BatchSettings.make(tmp_path / "alone", str(rubric)))
     before = tree_snapshot(tmp_path, tmp_path / "mixed")
     t0 = time.monotonic()
-    mixed = run_batch([str(subs)], tmp_path / "mixed", str(rubric))
+    mixed = run_batch([str(subs)], BatchSettings.make(tmp_path / "mixed", str(rubric)))
     seconds = time.monotonic() - t0
     assert seconds < 180 * slowness()
     # The submissions, and everything outside the output folder, are unchanged.
@@ -370,14 +370,14 @@ def _killed_batch(tmp_path: Path, subs: Path, rubric: Path, hashes: dict, tmp: P
 def test_parallel_batch_with_a_fork_bomb(tmp_path):
     """os.fork() in a loop, graded beside a good submission (two kernels at once): the
     process limit stops it, the kernel is restarted, and the other kernel is not starved."""
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     rubric = short_rubric(tmp_path / "rubric.toml")
     subs = tmp_path / "subs"
     good = good_submissions(subs)[:1]
     bomb = subs / FIXTURES["fork_bomb"].filename
     bomb.write_bytes(fixture("fork_bomb").read_bytes())
     t0 = time.monotonic()
-    outcome = run_batch([str(bomb)] + [str(p) for p in good], tmp_path / "out", str(rubric), jobs=2)
+    outcome = run_batch([str(bomb)] + [str(p) for p in good], BatchSettings.make(tmp_path / "out", str(rubric), jobs=2))
     assert time.monotonic() - t0 < 120 * slowness()
     by_name = {r["submission"]: r for r in outcome.results}
     assert by_name[good[0].name]["points"] == FULL and by_name[good[0].name]["flags"] == []

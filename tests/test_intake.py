@@ -278,10 +278,10 @@ def test_active_markup_detector_works():
 
 @pytest.mark.slow
 def test_script_in_answers_is_inert_in_the_report(tmp_path):
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     out = tmp_path / "out"
     t0 = time.monotonic()
-    outcome = run_batch([str(fixture("xss"))], out)
+    outcome = run_batch([str(fixture("xss"))], BatchSettings.make(out))
     assert time.monotonic() - t0 < 60 * slowness()
     (data,) = outcome.results
     assert data["status"] == "graded"

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 from test_scores import MEMBERS, fake_output, fake_result
 
+import grader.checks.functions
 import grader.grade as grade_module
 from grader.checks import learned
 from grader.checks.bridge import ArrayInfo, Returned
@@ -73,7 +74,7 @@ def _graded_checks(impl: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
     rubric = rubric or load_rubric()
     check = next(c for c in rubric.checks() if c.function == "rnn_forward")
     # the contract's second call and input report come from a kernel; this fake has neither
-    monkeypatch.setattr(grade_module, "contract_violations", lambda *a, **k: [])
+    monkeypatch.setattr(grader.checks.functions, "contract_violations", lambda *a, **k: [])
     bridge = FakeBridge(impl)
     seen: dict[str, str] = {}
     checked = grade_module._run_check(bridge, check, True, rubric, False, "", load_secret(), None, seen)
@@ -292,7 +293,7 @@ def test_grade_check_public_examples_match_a_learned_entry(tmp_path: Path, three
     export_learned(OutDir(out), exported)
     rubric = load_rubric(_next_rubric(tmp_path, exported))
     check = next(c for c in rubric.checks() if c.function == "rnn_forward")
-    monkeypatch.setattr(grade_module, "contract_violations", lambda *a, **k: [])
+    monkeypatch.setattr(grader.checks.functions, "contract_violations", lambda *a, **k: [])
     seen: dict[str, str] = {}
     checked = grade_module._run_check(FakeBridge(_no_bias_float64), check, True, rubric, True, "", None, None, seen)
     assert set(seen) == {learned.case_key("public", c.seed, c.params, None) for c in check.public}

@@ -28,7 +28,7 @@ import pytest
 from builders import notebook_bytes, set_group, template
 from click.testing import CliRunner
 
-from grader.batch.run import run_batch, stopped_result
+from grader.batch.run import BatchSettings, run_batch, stopped_result
 from grader.cli.main import main
 from grader.errors import UsageError
 from grader.folder.grades import members
@@ -232,7 +232,7 @@ def test_moodle_day_download_grade_export_feedback(tmp_path: Path) -> None:
     sheet = tmp_path / "worksheet.csv"
     sheet.write_bytes(WORKSHEET.encode("utf-8"))
     out = tmp_path / "graded"
-    outcome = run_batch([str(dl)], out, grade_all=_fake_grading({"11.4.a": 0.5, "11.4.b": 1.0}), roster=sheet)
+    outcome = run_batch([str(dl)], BatchSettings.make(out, grade_all=_fake_grading({"11.4.a": 0.5, "11.4.b": 1.0}), roster=sheet))
     by_sub = {r["submission"]: r for r in outcome.results}
     assert by_sub["Noether_2570003_Goedel_2570004.ipynb"]["status"] == "error"
     grades = (out / "grades.csv").read_text(encoding="utf-8")
@@ -269,7 +269,7 @@ def test_a_tutor_match_by_hand_is_kept_for_later_exports(tmp_path: Path) -> None
     sheet = tmp_path / "worksheet.csv"
     sheet.write_bytes(WORKSHEET.replace("grace@uni.example", "g.hopper@navy.example").encode("utf-8"))
     out = tmp_path / "graded"
-    run_batch([str(dl)], out, grade_all=_fake_grading({}))
+    run_batch([str(dl)], BatchSettings.make(out, grade_all=_fake_grading({})))
     runner = CliRunner()
     res = runner.invoke(main, ["export", "-o", str(out), "--format", "moodle", "--into", str(sheet),
                                "--allow-partial"])
@@ -297,7 +297,7 @@ def test_canvas_day_download_grade_export_and_reupload_zip(tmp_path: Path) -> No
     book = tmp_path / "gradebook.csv"
     book.write_text(CANVAS_EXPORT, encoding="utf-8")
     out = tmp_path / "graded"
-    outcome = run_batch([str(dl)], out, grade_all=_fake_grading({"11.4.a": 1.0}), roster=book)
+    outcome = run_batch([str(dl)], BatchSettings.make(out, grade_all=_fake_grading({"11.4.a": 1.0}), roster=book))
     ada = next(r for r in outcome.results if r["submission"].startswith("Lovelace"))
     assert any(f["code"] == "late" for f in ada["flags"])
     grace = next(r for r in outcome.results if r["submission"].startswith("Hopper"))

@@ -309,12 +309,12 @@ def test_a_graded_submission_replays_same_from_the_queue_and_a_regrade_keeps_the
 
     from builders import FILES
 
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     submissions = tmp_path / "submissions"
     submissions.mkdir()
     sub = submissions / "missing_function.ipynb"
     shutil.copy(FILES / "flags" / "missing_function.ipynb", sub)
-    run_batch([str(sub)], tmp_path / "out", sandbox_mode="auto")
+    run_batch([str(sub)], BatchSettings.make(tmp_path / "out", sandbox_mode="auto"))
     out = OutDir(tmp_path / "out")
     stored = out.results()[0]
     member = str(stored.group[0]["student_id"])
@@ -323,7 +323,7 @@ def test_a_graded_submission_replays_same_from_the_queue_and_a_regrade_keeps_the
     run = CliRunner().invoke(main, ["requests", "replay", "1", "-o", str(out), "--submissions", str(submissions)])
     assert run.exit_code == 0 and ": same" in run.output, run.output
     resolve(out, load_secret(), 1, "declined", "The replay gives the same points.", "carol")
-    run_batch([str(sub)], tmp_path / "out", sandbox_mode="auto", regrade=True)
+    run_batch([str(sub)], BatchSettings.make(tmp_path / "out", sandbox_mode="auto", regrade=True))
     report = (tmp_path / "out" / stored.folder / "report.html").read_text()
     assert "Your regrade requests" in report and "The replay gives the same points." in report
     assert verify(out, load_secret()).ok

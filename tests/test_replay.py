@@ -84,10 +84,10 @@ def test_unmet_reads_only_the_required_keys() -> None:
 
 @pytest.mark.slow
 def test_a_graded_submission_replays_the_same_and_an_edit_is_a_difference(tmp_path: Path) -> None:
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     sub = tmp_path / "missing_function.ipynb"
     shutil.copy(FIXTURE, sub)
-    run_batch([str(sub)], tmp_path / "out", sandbox_mode="auto")
+    run_batch([str(sub)], BatchSettings.make(tmp_path / "out", sandbox_mode="auto"))
     out = OutDir(tmp_path / "out")
     stored = out.results()[0]
     assert stored.manifest and stored.manifest["submission_sha256"] == file_sha256(sub)

@@ -256,7 +256,7 @@ def test_kernel_argv_confines_and_masks_the_project(tmp_path):
 # -- a kernel that never starts -----------------------------------------------------------------
 @pytest.mark.slow
 def test_kernel_that_never_starts_is_an_error_and_the_batch_goes_on(monkeypatch, tmp_path):
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
     real_argv = Sandbox.kernel_argv
     broken: list = []
 
@@ -272,7 +272,7 @@ def test_kernel_that_never_starts_is_an_error_and_the_batch_goes_on(monkeypatch,
     write_notebook(solution(), subs / "Lovelace_2571234_Turing_2579876.ipynb")
     write_notebook(solution(), subs / "Lovelace_2571234_Turing_2579876_Hopper_2571111.ipynb")
     t0 = time.monotonic()
-    outcome = run_batch([str(subs)], tmp_path / "out")
+    outcome = run_batch([str(subs)], BatchSettings.make(tmp_path / "out"))
     assert time.monotonic() - t0 < 90
     first, second = outcome.results
     assert first["status"] == "error"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from grader.batch import run as batch
+from grader.batch import bounded as batch
 from grader.batch.run import Job, SimilarityPrep, bounded_similarity, stopped_result
 from grader.rubric import load_rubric
 

@@ -11,7 +11,7 @@ import pytest
 from builders import FILES, GOOD_NAME
 
 import grader.batch.run
-from grader.batch.run import run_batch
+from grader.batch.run import BatchSettings, run_batch
 from grader.batch.schedule import SIZE_FACTOR_MAX, History, longest_first, read_history
 from grader.folder.gradebook import Gradebook
 
@@ -108,5 +108,5 @@ def test_run_batch_hands_the_jobs_to_the_workers_longest_first(tmp_path: Path, m
 
     monkeypatch.setattr(grader.batch.run, "_grade_all", record)
     with pytest.raises(KeyboardInterrupt):
-        run_batch([str(p) for p in inputs], out, sandbox_mode="none")
+        run_batch([str(p) for p in inputs], BatchSettings.make(out, sandbox_mode="none"))
     assert seen == ["Cc_3_Dd_4", "Ee_5_Ff_6", "Aa_1_Bb_2"]

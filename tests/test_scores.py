@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grader.folder.outdir
-from grader.batch.run import run_batch
+from grader.batch.run import BatchSettings, run_batch
 from grader.errors import OutputFolderError, ResultFormatError
 from grader.folder.gradebook import Gradebook
 from grader.folder.grades import restore
@@ -192,7 +192,7 @@ def _submissions(tmp_path: Path) -> list[str]:
 @pytest.mark.slow
 def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_batch(_submissions(tmp_path), out)
+    run_batch(_submissions(tmp_path), BatchSettings.make(out))
     review = write_review(out)
     assert sorted(p.name for p in review.pages) == sorted(f"{q}.html" for q in WRITTEN_IDS)
     rows = list(csv.DictReader(io.StringIO(review.sheet.read_text())))
@@ -233,7 +233,7 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
     fixed.write_text(rubric.replace('function = "rnn_forward"\npoints = 1.0\nrtol = 1e-4\natol = 1e-5',
                                     'function = "rnn_forward"\npoints = 1.0\nrtol = 1e-30\natol = 1e-30'))
     assert fixed.read_text() != rubric
-    again = run_batch([str(tmp_path / "in" / "*")], out, rubric_path=str(fixed), regrade=True)
+    again = run_batch([str(tmp_path / "in" / "*")], BatchSettings.make(out, rubric_path=str(fixed), regrade=True))
     data = json.loads((out / "Hopper_2570001_Dijkstra_2570002" / "result.json").read_text())
     assert all(data["questions"][q]["status"] == "manual" for q in WRITTEN_IDS)
     assert data["questions"]["11.1.1"]["comment"].startswith("Right <b>idea</b>")

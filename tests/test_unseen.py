@@ -111,7 +111,7 @@ def test_a_huge_integer_in_the_group_cell_gets_advice_a_student_can_use() -> Non
 
 def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
     """Every scenario graded once, in one batch with two workers: key -> (result, report text)."""
-    from grader.batch.run import run_batch
+    from grader.batch.run import BatchSettings, run_batch
 
     subs = root / "subs"
     subs.mkdir()
@@ -122,7 +122,7 @@ def grade_corpus(root: Path) -> dict[str, tuple[Any, str]]:
     old = tempfile.tempdir
     tempfile.tempdir = str(scratch)
     try:
-        outcome = run_batch([str(subs)], root / "out", str(short_rubric(root / "rubric.toml")), jobs=2)
+        outcome = run_batch([str(subs)], BatchSettings.make(root / "out", str(short_rubric(root / "rubric.toml")), jobs=2))
     finally:
         tempfile.tempdir = old
         # Every kernel's run folder is removed as the batch closes: wait for it (generously);

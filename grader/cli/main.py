@@ -117,11 +117,12 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
          sandbox_mode: str, regrade: bool, deadline: Any = None, manifest: Path | None = None,
          cluster: str | None = None, connect_timeout: float = 10.0, roster: Path | None = None) -> Any:
     from grader.batch.cluster import executor
-    from grader.batch.run import run_batch
-    from grader.kernel.sandbox import choose_sandbox
-    sandbox = choose_sandbox(sandbox_mode)
-    if sandbox.note:
-        console.print(f"[bold yellow]warning:[/] {shown(sandbox.note)}", highlight=False)
+    from grader.batch.run import BatchSettings, run_batch
+    # Decided once (the rubric read, the sandbox chosen) and handed down to every worker.
+    settings = BatchSettings.make(out_dir, rubric_path, jobs, sandbox_mode, regrade, deadline, manifest, roster,
+                                  grade_all=executor(cluster, connect_timeout) if cluster else None)
+    if settings.sandbox.note:
+        console.print(f"[bold yellow]warning:[/] {shown(settings.sandbox.note)}", highlight=False)
     progress = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     task = progress.add_task("grading", total=None)
@@ -142,9 +143,7 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
                       highlight=False)
 
     with progress:
-        outcome = run_batch(paths, out_dir, rubric_path, jobs, sandbox_mode, regrade,
-                            on_start=started, on_result=finished, deadline=deadline, manifest=manifest,
-                            grade_all=executor(cluster, connect_timeout) if cluster else None, roster=roster)
+        outcome = run_batch(paths, settings, on_start=started, on_result=finished)
     for note in outcome.notes:
         console.print(f"[bold yellow]not graded:[/] {shown(note)}", highlight=False)
     table = Table(title=f"{len(outcome.results)} submissions")

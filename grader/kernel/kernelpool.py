@@ -17,9 +17,16 @@ Isolation is the same as without the pool:
 - a kernel started ahead has run nothing but its own start-up and the import of numpy and
   torch (grader/kernel/execute.py ``PREIMPORT``; every kernel of the pool does it, restarts included,
   so all submissions of a batch meet the same kernel).
+
+A submission's second kernel (grader/checks/recall_side.py: the vanilla-RNN comparison beside the
+LSTM's tries, where a CPU is spare) comes from :meth:`KernelPool.side_session`: a fresh session of
+the same kind, on a slot no open session holds, never started ahead and never handed out to another
+submission. Slots are taken and given back under a lock, since that kernel is opened and closed in a
+thread of its own.
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any
 
@@ -63,6 +70,7 @@ class KernelPool:
         self.more = True  # set by the caller: will another submission follow the next one?
         self._ready: deque[PooledSession] = deque()  # launched, never handed out
         self._slots_in_use: set[int] = set()
+        self._lock = threading.Lock()  # slots: a second kernel is opened and closed in a thread of its own
         self.handed_out = 0  # sessions given to submissions (for tests and the benchmark)
         self.launched = 0    # sessions started ahead
 
@@ -79,6 +87,11 @@ class KernelPool:
             self._fill()
         return session
 
+    def side_session(self) -> PooledSession:
+        """A second kernel for the submission being graded (not started ahead; not counted as
+        handed out): the same sandbox, limits, threads and pre-import, on a slot of its own."""
+        return self._new()
+
     def close(self) -> None:
         """Stop the kernels started ahead that no submission took."""
         while self._ready:
@@ -92,12 +105,14 @@ class KernelPool:
 
     # -- inside ---------------------------------------------------------------------------
     def _new(self) -> PooledSession:
-        slot = next(s for s in range(self.ahead + 1 + len(self._slots_in_use)) if s not in self._slots_in_use)
-        self._slots_in_use.add(slot)
+        with self._lock:
+            slot = next(s for s in range(self.ahead + 1 + len(self._slots_in_use)) if s not in self._slots_in_use)
+            self._slots_in_use.add(slot)
         try:
             return PooledSession(self, slot)
         except BaseException:
-            self._slots_in_use.discard(slot)
+            with self._lock:
+                self._slots_in_use.discard(slot)
             raise
 
     def _fill(self) -> None:
@@ -114,6 +129,7 @@ class KernelPool:
             self._ready.append(session)
 
     def _release(self, session: PooledSession) -> None:
-        self._slots_in_use.discard(session.slot)
+        with self._lock:
+            self._slots_in_use.discard(session.slot)
         if session in self._ready:
             self._ready.remove(session)

@@ -86,7 +86,8 @@ def die_with_launcher_argv(parent: int | None = None) -> list[str]:
     check that ``parent`` is still the parent, so no moment is left in which the grading
     process's death goes unnoticed. Linux ties the signal to the *thread* that forked: kernels
     are launched from the grading process's main thread (nbclient's ``run_sync`` runs in the
-    calling thread), which lives as long as the process.
+    calling thread), which lives as long as the process, or, a submission's second kernel, from
+    the thread that also closes it (grader/checks/recall_side.py).
     """
     if not sys.platform.startswith("linux"):
         return []  # no PR_SET_PDEATHSIG; there is no bubblewrap there either

@@ -4,7 +4,7 @@ case is ever drawn), turned into rows a student can act on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +161,13 @@ def check_notebook(path: str | Path, rubric_path: str | Path | None = None,
 
     ``full`` runs the recall experiment as grading does (``grade check --full``: the rubric's
     seq_len, tries and limits, on the public held-out data); without it ``train_recall`` is
-    trained once at the rubric's short ``check_seq_len`` and only its interface is checked.
+    trained once at the rubric's short ``check_seq_len`` and only its interface is checked. With
+    ``full`` on a machine where this process may use two or more CPUs, the vanilla-RNN comparison
+    runs in a second kernel from the start, beside the LSTM's tries (grader/checks/recall_side.py).
     """
     from grader.grade import Context, grade_submission
     from grader.kernel.sandbox import choose_sandbox
+    from grader.kernel.spare import AlwaysSpare, usable_cpus
 
     p = Path(path)
     if not p.is_file():
@@ -175,6 +178,8 @@ def check_notebook(path: str | Path, rubric_path: str | Path | None = None,
     sandbox = choose_sandbox(sandbox_mode)
     # The same pipeline as grading, on the public examples, under the name the group cell gives.
     ctx = Context.create(rubric, sandbox, public=True, full_recall=full, name_after_group=True)
+    if full and usable_cpus() >= 2:  # the RNN comparison in a second kernel, beside the LSTM's tries
+        ctx = replace(ctx, spare=AlwaysSpare())
     result = grade_submission(p, ctx)
     members = tuple(Member(m["name"], m["student_id"], m["email"]) for m in result.group)
     graded_as = result.submission
