@@ -21,6 +21,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import v4
@@ -68,7 +69,7 @@ def _cell_id(name: str) -> str:
 
 
 def md(source: str, cid: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
-    cell = v4.new_markdown_cell(source.strip("\n"))
+    cell: nbformat.NotebookNode = v4.new_markdown_cell(source.strip("\n"))
     cell.id = _cell_id(cid)
     if tags:
         cell.metadata["tags"] = list(tags)
@@ -76,19 +77,19 @@ def md(source: str, cid: str, tags: list[str] | None = None) -> nbformat.Noteboo
 
 
 def code(source: str, cid: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
-    cell = v4.new_code_cell(source.strip("\n"))
+    cell: nbformat.NotebookNode = v4.new_code_cell(source.strip("\n"))
     cell.id = _cell_id(cid)
     if tags:
         cell.metadata["tags"] = list(tags)
     return cell
 
 
-def load_rubric(path: Path = RUBRIC_PATH) -> dict:
+def load_rubric(path: Path = RUBRIC_PATH) -> dict[str, Any]:
     with open(path, "rb") as fh:
         return tomllib.load(fh)
 
 
-def public_seeds(rubric: dict) -> dict[str, list[int]]:
+def public_seeds(rubric: dict[str, Any]) -> dict[str, list[int]]:
     """Map each automatically checked function to its public seeds."""
     seeds: dict[str, list[int]] = {}
     for question in rubric.get("questions", {}).values():
@@ -97,7 +98,7 @@ def public_seeds(rubric: dict) -> dict[str, list[int]]:
     return seeds
 
 
-def points(rubric: dict, qid: str) -> str:
+def points(rubric: dict[str, Any], qid: str) -> str:
     return _with_unit(float(rubric["questions"][qid]["points"]))
 
 
@@ -115,7 +116,7 @@ def _sigmoid_power(bias: float, steps: int) -> float:
     return (1.0 / (1.0 + math.exp(-bias))) ** steps
 
 
-def _facts(rubric: dict) -> dict[str, Callable[..., str]]:
+def _facts(rubric: dict[str, Any]) -> dict[str, Callable[..., str]]:
     """The placeholders of the prose files: name -> function of the placeholder's arguments."""
     questions, recall = rubric["questions"], rubric["recall"]
     return {
@@ -136,7 +137,7 @@ def _facts(rubric: dict) -> dict[str, Callable[..., str]]:
 _PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
 
 
-def prose(name: str, rubric: dict) -> str:
+def prose(name: str, rubric: dict[str, Any]) -> str:
     """The file ``prose/<name>`` with its placeholders filled in from ``rubric``.
 
     Raises ValueError naming the file and the placeholder where one is unknown, has the wrong
@@ -165,7 +166,7 @@ def prose(name: str, rubric: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # written part
 
-def title_cells(rubric: dict) -> list[nbformat.NotebookNode]:
+def title_cells(rubric: dict[str, Any]) -> list[nbformat.NotebookNode]:
     return [
         md(prose("title.md", rubric), "title"),
         md(prose("instructions.md", rubric), "instructions"),
@@ -181,7 +182,7 @@ GROUP = [{"name": "", "student_id": "", "email": ""}, {"name": "", "student_id":
     ]
 
 
-def question_cells(rubric: dict) -> list[nbformat.NotebookNode]:
+def question_cells(rubric: dict[str, Any]) -> list[nbformat.NotebookNode]:
     cells: list[nbformat.NotebookNode] = []
 
     def exercise(n: str) -> None:
@@ -263,7 +264,7 @@ def check_source(name: str) -> str:
             f'{qid}, check() all of 11.4{note}')
 
 
-def try_sources(seeds: dict[str, list[int]], recall: dict) -> dict[str, str]:
+def try_sources(seeds: dict[str, list[int]], recall: dict[str, Any]) -> dict[str, str]:
     """The try-it cells, one per function, each built from the rubric's public seed."""
     short, sl, nc = recall["check_seq_len"], recall["seq_len"], recall["n_classes"]
     return {
@@ -426,7 +427,7 @@ for cell in ["lstm", "rnn"]:
     }
 
 
-def practical_cells(rubric: dict) -> list[nbformat.NotebookNode]:
+def practical_cells(rubric: dict[str, Any]) -> list[nbformat.NotebookNode]:
     seeds = public_seeds(rubric)
     recall = rubric["recall"]
     tries = try_sources(seeds, recall)
@@ -456,7 +457,7 @@ torch.set_num_threads(1)
 def build_notebook(rubric_path: Path = RUBRIC_PATH) -> nbformat.NotebookNode:
     """Build the student notebook in memory."""
     rubric = load_rubric(rubric_path)
-    nb = v4.new_notebook()
+    nb: nbformat.NotebookNode = v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},

@@ -10,7 +10,9 @@ In the notebook::
 It looks up your functions by name in the notebook (the live kernel), calls them on the public
 examples stored in ``sheet11_public.json`` and ``sheet11_public.npz`` (kept next to the notebook,
 or next to this file) and says what passes and what to fix: the shape or dtype that came back and
-the one expected, the first element that differs, and the known mistake your output matches.
+the one expected, the first element that differs, and the known mistake your output matches,
+including the mistakes your tutors named in earlier terms (with their note) where your outputs on
+the public examples are the ones those students' code returned.
 Like the grader, it also checks the rules of the contract that every function keeps: the call
 leaves its arguments as it found them (values, dtype, shape, ``requires_grad``, ``.grad``), and a
 second call with fresh copies of the same arguments returns the same result.
@@ -21,11 +23,14 @@ and contains no solution.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import sys
 import time
 import traceback
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,15 +41,18 @@ import torch
 __all__ = ["check", "run_checks", "Result"]
 
 DATA_STEM = "sheet11_public"
-_LOADED: dict[str, Any] = {}
+_LOADED: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
 
 
 class Result:
     """The outcome of one public example: ``status`` is pass, fail, todo (not implemented) or
     missing (not defined)."""
 
-    def __init__(self, function: str, example: str, status: str, message: str = "") -> None:
+    def __init__(self, function: str, example: str, status: str, message: str = "",
+                 fingerprint: str = "") -> None:
         self.function, self.example, self.status, self.message = function, example, status, message
+        #: the output's fingerprint as the grader computes it (see "Mistakes your tutors named")
+        self.fingerprint = fingerprint
 
     @property
     def passed(self) -> bool:
@@ -70,7 +78,7 @@ def _load() -> tuple[dict[str, Any], Any] | None:
         return None
     key = str(stem)
     if key not in _LOADED:
-        spec = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
+        spec: dict[str, Any] = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
         with np.load(f"{stem}.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         _LOADED[key] = (spec, arrays)
@@ -112,7 +120,8 @@ def _namespace() -> dict[str, Any]:
         from IPython import get_ipython  # present in every Jupyter kernel
         shell = get_ipython()
         if shell is not None:
-            return shell.user_ns
+            user_ns: dict[str, Any] = shell.user_ns
+            return user_ns
     except ImportError:
         pass
     return sys.modules["__main__"].__dict__
@@ -146,8 +155,8 @@ def _as_array(value: Any, expected: np.ndarray, where: str) -> tuple[np.ndarray 
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             return None, f"{where}returned dtype {value.dtype}; expected {want} (a floating-point dtype)"
-        arr = value.detach().cpu()
-        arr = (arr.float() if arr.dtype == torch.bfloat16 else arr).numpy().astype(np.float64)
+        cpu = value.detach().cpu()
+        arr: np.ndarray = (cpu.float() if cpu.dtype == torch.bfloat16 else cpu).numpy().astype(np.float64)
         dtype = str(value.dtype)
     elif isinstance(value, np.ndarray):
         if value.dtype.kind != "f":
@@ -241,6 +250,123 @@ def _raised(name: str, exc: BaseException) -> str:
     return f"`{name}` raised {text[:300]}{where}"
 
 
+# ------------------------------------------------------------------------------ mistakes your tutors named
+# A mistake tutors named in an earlier term is recognised as the grader recognises it
+# (grader/checks/learned.py): by the fingerprint of the output on each public example. The value is
+# first put in the form in which the grader's kernel sends a result back (grader/checks/bridge.py:
+# arrays and tensors of a real or integer dtype as float64, other dtypes by name only, lists and
+# tuples by their first 16 items, dicts by their first 16 keys as text, numbers as floats, anything
+# else by its type's name, five levels deep at most, 64 MB at most); every number is then rounded
+# to a grid of ``quantum`` times the largest |value| of the expected result, and the structure is
+# hashed. An exception counts by its class name.
+
+#: The most a result sends back, as float64 bytes (the grader's MAX_RESULT_BYTES).
+_MAX_RESULT_BYTES = 64_000_000
+_PASS = "pass"
+
+
+def _scale(expected: Any) -> float:
+    if isinstance(expected, np.ndarray):
+        finite = np.abs(expected[np.isfinite(expected)]) if expected.size else np.zeros(0)
+        return float(finite.max()) if finite.size else 0.0
+    if isinstance(expected, tuple):
+        return max((_scale(e) for e in expected), default=0.0)
+    if isinstance(expected, dict):
+        return max((_scale(e) for e in expected.values()), default=0.0)
+    return 0.0
+
+
+def _plain(text: str) -> str:
+    return "".join(ch for ch in text[:400] if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf"))[:100]
+
+
+def _array_form(value: Any, q: float, written: list[int]) -> list[Any]:
+    kind = "tensor" if isinstance(value, torch.Tensor) else "ndarray"
+    try:
+        if kind == "tensor":
+            arr = value.detach().cpu()
+            arr = (arr.float() if arr.dtype == torch.bfloat16 else arr).numpy()
+        else:
+            arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            return ["t", _plain(f"{kind} of {value.dtype}")]
+        if written[0] + arr.size * 8 > _MAX_RESULT_BYTES:
+            written[0] = _MAX_RESULT_BYTES + 1
+            return ["t", "result too large to send back (%d MB as float64)" % (arr.size * 8 // 1000000)]
+        arr = arr.astype(np.float64)
+    except Exception as exc:  # noqa: BLE001 - as the kernel reports it
+        return ["t", _plain(f"{kind} ({type(exc).__name__})")]
+    written[0] += arr.nbytes
+    grid = np.rint(arr / q)
+    return ["a", list(grid.shape), grid.ravel().tolist()]
+
+
+def _form(value: Any, q: float, written: list[int], depth: int = 0) -> list[Any]:
+    """``value`` as the grader's fingerprint sees it (see above)."""
+    if depth > 4:
+        return ["t", "nested too deep"]
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return _array_form(value, q, written)
+    if isinstance(value, (bool, int, float)):
+        number = float(value)
+        return ["n", float(np.rint(number / q)) if math.isfinite(number) else repr(number)]
+    if isinstance(value, (tuple, list)):
+        return ["l", [_form(v, q, written, depth + 1) for v in value[:16]]]
+    if isinstance(value, dict):
+        items = {str(k): _form(v, q, written, depth + 1) for k, v in list(value.items())[:16]}
+        return ["d", [[k, items[k]] for k in sorted(items)]]
+    return ["t", _plain(type(value).__name__)]
+
+
+def _error_type(exc: BaseException) -> str:
+    name = type(exc).__name__[:100]
+    return name if name.isidentifier() else "an exception"
+
+
+def _fingerprint(value: Any, raised: BaseException | None, expected: Any, quantum: float | None,
+                 passed: bool = False) -> str:
+    """The grader's fingerprint of one call on one public example ("" without a quantum)."""
+    if quantum is None:
+        return ""
+    if passed:
+        return _PASS
+    canon: list[Any]
+    if raised is not None:
+        canon = ["raised", _error_type(raised)]
+    else:
+        scale = _scale(expected)
+        try:
+            canon = _form(value, quantum * (scale if scale > 0 else 1.0), [0])
+        except Exception as exc:  # noqa: BLE001 - the kernel's report of such a value raises too
+            canon = ["raised", _error_type(exc)]
+    text = json.dumps(canon, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_output(fp: str) -> bool:
+    return fp != _PASS and not fp.startswith("status:")
+
+
+def _learned_match(cases: dict[str, str], fingerprints: dict[str, str]) -> bool:
+    """The grader's rule: equal on every example both have a fingerprint of, and a failing output
+    among them."""
+    common = [k for k in cases if k in fingerprints
+              and not cases[k].startswith("status:") and not fingerprints[k].startswith("status:")]
+    return any(_is_output(cases[k]) for k in common) and all(cases[k] == fingerprints[k] for k in common)
+
+
+def _with_learned(name: str, results: list[Result], entries: list[dict[str, Any]]) -> list[Result]:
+    """``results`` (one function's public examples, in order) with the note of every mistake
+    tutors named that the outputs match, beside each example that does not pass."""
+    fingerprints = {str(i): r.fingerprint for i, r in enumerate(results, start=1) if r.fingerprint}
+    notes = [f"A note from your tutors on `{name}`: {e['title']}\n{e['explanation']}"
+             for e in entries if _learned_match(e["cases"], fingerprints)]
+    for r in results:
+        if notes and not r.passed:
+            r.message = "\n".join([r.message, *notes] if r.message else notes)
+    return results
+
+
 # ------------------------------------------------------------------------------ running
 
 # The rules of contract section 3 that every function keeps, checked as the grader checks them.
@@ -268,38 +394,50 @@ def _snapshot(value: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
         out.append((path, value, items))
 
 
+def _tensor_changes(path: str, obj: torch.Tensor, before: Any) -> list[str]:
+    dtype, shape, values, requires_grad, grad = before
+    out = []
+    if obj.dtype != dtype:
+        out.append(f"`{path}` was changed in place (dtype {dtype} -> {obj.dtype})")
+    elif tuple(obj.shape) != shape:
+        out.append(f"`{path}` was changed in place (shape {shape} -> {tuple(obj.shape)})")
+    elif not torch.equal(obj.detach(), values):
+        out.append(f"`{path}` was changed in place (values)")
+    if obj.requires_grad and not requires_grad:
+        out.append(f"`requires_grad` of `{path}` was switched on")
+    if obj.grad is not None and (grad is None or not torch.equal(obj.grad, grad)):
+        out.append(f"`.grad` of `{path}` was set")
+    return out
+
+
+def _dict_changes(path: str, obj: dict[Any, Any], before: Any) -> list[str]:
+    out = []
+    now = list(obj.items())
+    keys, old_keys = [k for k, _ in now], [k for k, _ in before]
+    if keys != old_keys:
+        added = [k for k in keys if k not in old_keys]
+        lost = [k for k in old_keys if k not in keys]
+        what = "; ".join(x for x in (f"keys {', '.join(map(repr, added))} added" if added else "",
+                                     f"keys {', '.join(map(repr, lost))} removed" if lost else "") if x)
+        out.append(f"`{path}` was changed ({what or 'its keys were reordered'})")
+    for k, v in before:
+        if k in obj and obj[k] is not v:
+            out.append(f"`{path}[{k!r}]` was replaced by another object")
+    return out
+
+
 def _changes(snapshot: list[tuple[str, Any, Any]]) -> list[str]:
     """What a call changed in its inputs, in the grader's words (empty: nothing)."""
     out: list[str] = []
     for path, obj, before in snapshot:
         if isinstance(obj, torch.Tensor):
-            dtype, shape, values, requires_grad, grad = before
-            if obj.dtype != dtype:
-                out.append(f"`{path}` was changed in place (dtype {dtype} -> {obj.dtype})")
-            elif tuple(obj.shape) != shape:
-                out.append(f"`{path}` was changed in place (shape {shape} -> {tuple(obj.shape)})")
-            elif not torch.equal(obj.detach(), values):
-                out.append(f"`{path}` was changed in place (values)")
-            if obj.requires_grad and not requires_grad:
-                out.append(f"`requires_grad` of `{path}` was switched on")
-            if obj.grad is not None and (grad is None or not torch.equal(obj.grad, grad)):
-                out.append(f"`.grad` of `{path}` was set")
+            out += _tensor_changes(path, obj, before)
         elif isinstance(obj, np.ndarray):
             dtype, shape, values = before
             if obj.dtype != dtype or obj.shape != shape or not np.array_equal(obj, values):
                 out.append(f"`{path}` was changed in place")
         elif isinstance(obj, dict):
-            now = list(obj.items())
-            keys, old_keys = [k for k, _ in now], [k for k, _ in before]
-            if keys != old_keys:
-                added = [k for k in keys if k not in old_keys]
-                lost = [k for k in old_keys if k not in keys]
-                what = "; ".join(x for x in (f"keys {', '.join(map(repr, added))} added" if added else "",
-                                             f"keys {', '.join(map(repr, lost))} removed" if lost else "") if x)
-                out.append(f"`{path}` was changed ({what or 'its keys were reordered'})")
-            for k, v in before:
-                if k in obj and obj[k] is not v:
-                    out.append(f"`{path}[{k!r}]` was replaced by another object")
+            out += _dict_changes(path, obj, before)
         elif isinstance(obj, list):
             if len(obj) != len(before) or any(a is not b for a, b in zip(obj, before)):
                 out.append(f"`{path}` was changed")
@@ -317,49 +455,66 @@ def _rules(name: str, changes: list[str], differs: str) -> str:
     return "; ".join(parts)
 
 
-def _run_case(name: str, fn: Callable[..., Any], case: dict[str, Any], spec: dict[str, Any],
-              arrays: dict[str, np.ndarray], index: int) -> Result:
-    label = f"example {index} ({case['params']})"
-    args = {k: _build(d, arrays) for k, d in case["args"].items()}
-    snapshot: list[tuple[str, Any, Any]] = []
-    for k, v in args.items():
-        _snapshot(v, k, snapshot)
-    try:
-        value = fn(**args)
-    except NotImplementedError:
-        return Result(name, label, "todo", f"`{name}` is not implemented yet")
-    except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is the message
-        return Result(name, label, "fail", _raised(name, exc))
-    changes = _changes(snapshot)
-    expected = _expected(case["expected"], arrays)
-    rtol, atol = spec["rtol"], spec["atol"]
-    pairs, problem = _pairs(expected, value)
-    if problem:
-        return Result(name, label, "fail", "; ".join(x for x in (problem, _rules(name, changes, "")) if x))
-    # The grader calls every function a second time on fresh copies of the same inputs; the
-    # first result is already copied out (pairs), so a function returning a buffer it reuses
-    # is caught too.
-    differs = ""
+def _second_call(name: str, fn: Callable[..., Any], case: dict[str, Any], arrays: dict[str, np.ndarray],
+                 expected: Any, pairs: list[tuple[str, np.ndarray, np.ndarray]], rtol: float, atol: float) -> str:
+    """Why a second call on fresh copies of the same inputs breaks the rule (empty: it does not)."""
     try:
         again = fn(**{k: _build(d, arrays) for k, d in case["args"].items()})
         pairs2, problem2 = _pairs(expected, again)
         if problem2 or not all(np.allclose(g1, g2, rtol=rtol, atol=atol, equal_nan=True)
                                for (_, _, g1), (_, _, g2) in zip(pairs, pairs2)):
-            differs = "a second call with fresh copies of the same inputs returned different values"
+            return "a second call with fresh copies of the same inputs returned different values"
     except Exception as exc:  # noqa: BLE001
-        differs = "a second call with fresh copies of the same inputs failed: " + _raised(name, exc)
-    broken = _rules(name, changes, differs)
-    bad = [(lab, e, g) for lab, e, g in pairs if not _close(e, g, rtol, atol)]
-    if not bad:
-        return Result(name, label, "fail", broken) if broken else Result(name, label, "pass")
-    note = f"; {broken}" if broken else ""
+        return "a second call with fresh copies of the same inputs failed: " + _raised(name, exc)
+    return ""
+
+
+def _wrong_values(name: str, case: dict[str, Any], arrays: dict[str, np.ndarray], value: Any,
+                  pairs: list[tuple[str, np.ndarray, np.ndarray]], rtol: float, atol: float) -> str:
+    """What is wrong with values of the right structure: a known mistake, else the first difference."""
     named = [m["description"] for m in case.get("mistakes", [])
              if _matches(_expected(m["output"], arrays), value, rtol, atol)]
     if named and all(np.all(np.isfinite(g)) for _, _, g in pairs):
-        return Result(name, label, "fail",
-                      f"your output matches `{name}` " + "; or ".join(named) + note)
-    lab, e, g = bad[0]
-    return Result(name, label, "fail", _difference(lab, e, g, rtol, atol) + note)
+        return f"your output matches `{name}` " + "; or ".join(named)
+    lab, e, g = next((lab, e, g) for lab, e, g in pairs if not _close(e, g, rtol, atol))
+    return _difference(lab, e, g, rtol, atol)
+
+
+def _run_case(name: str, fn: Callable[..., Any], case: dict[str, Any], spec: dict[str, Any],
+              arrays: dict[str, np.ndarray], index: int, quantum: float | None = None) -> Result:
+    """One public example; with ``quantum`` (the bundle's) the result carries the output's
+    fingerprint, which names the mistakes tutors named (:func:`_with_learned`)."""
+    label = f"example {index} ({case['params']})"
+    args = {k: _build(d, arrays) for k, d in case["args"].items()}
+    snapshot: list[tuple[str, Any, Any]] = []
+    for k, v in args.items():
+        _snapshot(v, k, snapshot)
+    expected = _expected(case["expected"], arrays)
+    rtol, atol = spec["rtol"], spec["atol"]
+    try:
+        value = fn(**args)
+    except NotImplementedError as exc:
+        return Result(name, label, "todo", f"`{name}` is not implemented yet",
+                      _fingerprint(None, exc, expected, quantum))
+    except Exception as exc:  # noqa: BLE001 - whatever the student's code raises is the message
+        return Result(name, label, "fail", _raised(name, exc), _fingerprint(None, exc, expected, quantum))
+    changes = _changes(snapshot)
+    pairs, problem = _pairs(expected, value)
+    right = not problem and all(_close(e, g, rtol, atol) for _, e, g in pairs)
+    # Of the first call's value, before a second call could change a buffer it returned.
+    fingerprint = _fingerprint(value, None, expected, quantum, right)
+    if problem:
+        return Result(name, label, "fail", "; ".join(x for x in (problem, _rules(name, changes, "")) if x),
+                      fingerprint)
+    # The grader calls every function a second time on fresh copies of the same inputs; the
+    # first result is already copied out (pairs), so a function returning a buffer it reuses
+    # is caught too.
+    broken = _rules(name, changes, _second_call(name, fn, case, arrays, expected, pairs, rtol, atol))
+    if right:
+        return Result(name, label, "fail" if broken else "pass", broken, fingerprint)
+    note = f"; {broken}" if broken else ""
+    return Result(name, label, "fail", _wrong_values(name, case, arrays, value, pairs, rtol, atol) + note,
+                  fingerprint)
 
 
 def _run_recall(fn: Callable[..., Any], recall: dict[str, Any], arrays: dict[str, np.ndarray]) -> Result:
@@ -442,8 +597,10 @@ def run_checks(*what: str, namespace: dict[str, Any] | None = None) -> list[Resu
             results.append(_run_recall(fn, spec["recall"], arrays))
             continue
         fspec = spec["functions"][name]
-        for i, case in enumerate(fspec["cases"], start=1):
-            results.append(_run_case(name, fn, case, fspec, arrays, i))
+        quantum = spec.get("learned_quantum")
+        results += _with_learned(name, [_run_case(name, fn, case, fspec, arrays, i, quantum)
+                                        for i, case in enumerate(fspec["cases"], start=1)],
+                                 fspec.get("learned", []))
     return results
 
 
@@ -460,7 +617,8 @@ def check(*what: str) -> None:
         return
     for r in results:
         head = f"{_MARK[r.status]:<7} {r.function}" + (f", {r.example}" if r.example else "")
-        print(head + (f"\n        {r.message}" if r.message else ""))
+        message = r.message.replace("\n", "\n        ")
+        print(head + (f"\n        {message}" if message else ""))
     passed = sum(r.passed for r in results)
     todo = sum(r.status in ("todo", "missing") for r in results)
     if passed == len(results):

@@ -46,6 +46,17 @@ and at least one of them is a failing output's. Hidden cases drawn under another
 never common, so in a new term the public examples decide; an entry whose public examples the
 new rubric no longer has matches nothing. A matched entry's explanation stands beside the failing
 checks (source ``catalogue``), in grading and in ``grade check``.
+
+**The students' self-check.** The release bundle (grader/students/release.py) carries, for each
+entry, only what is public (:func:`public_part`): the title, the explanation and the fingerprints
+on the rubric's public examples (by example number), and the rubric's ``quantum``; never a hidden
+case, its secret id, the entry's key (a hash over hidden outputs too) or the member count. An entry
+with no failing output on a public example could never match there and is left out.
+``sheet11_check.py`` computes the same fingerprint of the student's output on each public example
+(the kernel's conversion of the returned value, then this grid and hash) and applies
+:func:`matches` to those cases. In a new term (another secret) grading decides on the same public
+examples, so the two agree; in the term whose secret drew the entry's hidden cases, grading compares
+those too and can differ from the self-check.
 """
 from __future__ import annotations
 
@@ -236,6 +247,18 @@ def matches(entry: LearnedMistake, fingerprints: Mapping[str, str]) -> bool:
               and not entry.cases[k].startswith("status:") and not fingerprints[k].startswith("status:")]
     return (any(is_output(entry.cases[k]) for k in common)
             and all(entry.cases[k] == fingerprints[k] for k in common))
+
+
+def public_part(entry: LearnedMistake, public_keys: Sequence[str]) -> dict[str, Any] | None:
+    """What the students' self-check may carry of ``entry`` (see the module docstring):
+    ``{"title", "explanation", "cases": {example number: fingerprint}}`` over ``public_keys``
+    (the case keys of the check's public examples, in their order, numbered from 1); ``None``
+    where no public example holds a failing output of the entry's, so it could never match there."""
+    cases = {str(i): entry.cases[key] for i, key in enumerate(public_keys, start=1)
+             if key.startswith("public/") and key in entry.cases and not entry.cases[key].startswith("status:")}
+    if not any(is_output(fp) for fp in cases.values()):
+        return None
+    return {"title": entry.title, "explanation": entry.explanation, "cases": cases}
 
 
 def apply_catalogue(result: SubmissionResult, entries: Sequence[LearnedMistake]) -> SubmissionResult:

@@ -2,6 +2,12 @@
 in-notebook check module and the public examples with their expected values (plain arrays, no
 pickles), and a README. No reference code, model answer, hidden seed or hidden expected value
 goes in; ``tests/test_student.py`` searches the bundle for each.
+
+The mistakes tutors named in earlier terms that the rubric loads (``[[learned_mistakes]]``) go in
+as their public part only (grader/checks/learned.py's :func:`~grader.checks.learned.public_part`:
+title, explanation, fingerprints on the public examples, and the rubric's quantum), beside the
+function's public examples, so ``sheet11_check`` names them as grading does;
+``tests/test_learned_release.py`` searches the bundle for everything else an entry holds.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import torch
 
 from grader import resources
 from grader.errors import GraderError, UsageError
-from grader.rubric import AUTO_IDS, Rubric, load_rubric
+from grader.rubric import AUTO_IDS, Rubric, case_key, load_rubric
 
 TEMPLATE = resources.template_notebook()
 CHECK_MODULE = resources.check_module()
@@ -73,6 +79,7 @@ def public_data(rubric: Rubric) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     import reference
     from grader.checks import cases as case_inputs
     from grader.checks.compare import to_numpy
+    from grader.checks.learned import public_part
     from grader.checks.mistakes import mistakes_for
 
     arrays: dict[str, np.ndarray] = {}
@@ -101,7 +108,10 @@ def public_data(rubric: Rubric) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                           "args": {k: _encode_input(v, f"{prefix}.in.{k}", arrays) for k, v in inputs.items()},
                           "expected": _encode_output(expected, f"{prefix}.expected", arrays),
                           "mistakes": mistakes})
-        functions[check.function] = {"rtol": check.rtol, "atol": check.atol, "cases": cases}
+        keys = [case_key("public", case.seed, case.params, None) for case in check.public_cases()]
+        named = [public_part(entry, keys) for entry in rubric.learned.mistakes if entry.function == check.function]
+        functions[check.function] = {"rtol": check.rtol, "atol": check.atol, "cases": cases,
+                                     "learned": [entry for entry in named if entry is not None]}
     spec = rubric.recall
     questions[spec.question].append(spec.function)
     x, y = reference.make_recall_data(CHECK_RECALL_N, spec.check_seq_len, spec.n_classes,
@@ -116,7 +126,8 @@ def public_data(rubric: Rubric) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     description = {"format": 1, "sheet": "11", "title": rubric.title,
                    "note": "Public examples of Exercise 11.4 for sheet11_check.py; arrays are in "
                            "sheet11_public.npz under the keys named here.",
-                   "questions": questions, "functions": functions, "recall": recall}
+                   "questions": questions, "functions": functions, "recall": recall,
+                   "learned_quantum": rubric.learned.quantum}
     return description, arrays
 
 
@@ -139,7 +150,8 @@ Keep all four files in one folder and open the notebook from there.
   function of 11.4 there is a cell such as `check("11.4.a")`; `check()` runs everything,
   `check("lstm_cell")` one function. It calls your functions on the public examples and tells you
   what passes and what to fix: the shape or dtype that came back and the one expected, the first
-  element that differs, and the known mistake your output matches (for example "`W` transposed").
+  element that differs, and the known mistake your output matches (for example "`W` transposed"),
+  including the mistakes your tutors explained to earlier years' students, with their note.
   It takes a second or two. For `train_recall` it only checks the interface (an `nn.Module` that
   maps `x` of shape `(seq_len, B, {n_classes})` to logits of shape `(B, {n_classes})`) on a short
   run (seq_len {check_seq_len}).
@@ -224,7 +236,7 @@ def _template_text(rubric_path: str | Path | None) -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     nb = module.build_notebook(Path(rubric_path)) if rubric_path is not None else module.build_notebook()
-    text = nbformat.writes(nb)
+    text = str(nbformat.writes(nb))
     return text if text.endswith("\n") else text + "\n"  # as nbformat.write stores it
 
 
