@@ -299,7 +299,13 @@ def test_grade_check_public_examples_match_a_learned_entry(tmp_path: Path, three
     assert set(seen) == {learned.case_key("public", c.seed, c.params, None) for c in check.public}
     result = SubmissionResult.from_json(_result(ADA, MEMBERS[0], [__import__("grader.result").result._case_json(c)
                                                                   for c in checked], seen))
-    assert learned.apply_catalogue(result, rubric.learned.mistakes).questions["11.4.a"].cases[0].learned
+    noted = learned.apply_catalogue(result, rubric.learned.mistakes)
+    assert noted.questions["11.4.a"].cases[0].learned
+    # ... and `grade check` prints the tutors' note on the failing example's row, on one line.
+    from grader.students.selfcheck import _auto_rows
+    rows = [r for r in _auto_rows(noted, rubric) if r.status == "fail" and "rnn_forward" in r.item]
+    assert rows and all("a note from your tutors: Bias left out: Add `b` inside the activation." in r.message
+                        and "\n" not in r.message for r in rows)
 
 
 def test_export_refuses_a_folder_without_named_groups(tmp_path: Path, three_kinds: dict[str, Any]) -> None:

@@ -109,6 +109,11 @@ def _auto_rows(result: Any, rubric: Rubric) -> list[Row]:
             message = detail
             if case.expected and case.got and not case.mistakes and not recall:
                 message += f"; expected {case.expected}, got {case.got}"
+            # A mistake the tutors named in an earlier term (grader/checks/learned.py), as the
+            # report and sheet11_check say it; one line, since a row is printed on one line.
+            for note in case.learned:
+                title, explanation = note.get("title", ""), " ".join(note.get("explanation", "").split())
+                message += f"; a note from your tutors: {title}" + (f": {explanation}" if explanation else "")
             rows.append(Row(qid, item, "fail", message))
     return rows
 
