@@ -218,7 +218,7 @@ def test_serve_names_a_group_blind_and_the_members_reports_carry_it(tmp_path: Pa
             {k: v for k, v in c.items() if k != "learned"} for c in kept.to_json()["questions"]["11.4.a"]["checks"]]}}})
     OutDir(out).write_submission(bare)  # as a re-grade writes a fresh result
     assert "Bias left out" in (out / ADA / "report.html").read_text(encoding="utf-8")
-    sync_outputs(out)
+    sync_outputs(OutDir(out))
     assert "Bias left out" in (out / "summary.html").read_text(encoding="utf-8")
     # taken back: an empty title; the reports lose the note
     client.post(f"/mistakes/{key}", data={"csrf": csrf, "title": "", "explanation": ""})
@@ -345,7 +345,7 @@ def test_a_hostile_title_stays_text(tmp_path: Path, three_kinds: dict[str, Any])
     title, text = learned.clean_name(title.replace("\x7f", ""), text)
     with OutDir(out).gradebook() as book:
         book.name_group(key, "rnn_forward", title, text, "ada", 0.0)
-    sync_outputs(out)
+    sync_outputs(OutDir(out))
     for page in (out / ADA / "report.html", out / "summary.html"):
         html = page.read_text(encoding="utf-8")
         assert "<script>alert(1)" not in html and "<img src=x" not in html

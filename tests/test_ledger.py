@@ -18,8 +18,8 @@ from grader.tutors.verify import verify
 def scored_course(tmp_path: Path) -> Path:
     out = graded_course(tmp_path / "out")
     for points in ("0.25", "0.5"):
-        save_score(out, FOLDERS[0], "11.2.1", points, "ok", "ada", None)
-    save_score(out, FOLDERS[1], "11.2.2", "0.75", "good", "bob", None)
+        save_score(OutDir(out), FOLDERS[0], "11.2.1", points, "ok", "ada", None)
+    save_score(OutDir(out), FOLDERS[1], "11.2.2", "0.75", "good", "bob", None)
     return out
 
 
@@ -105,5 +105,5 @@ def test_a_gradebook_from_before_the_ledger_is_sealed_as_it_is(tmp_path: Path) -
     out = scored_course(tmp_path)
     _sql(out, "DELETE FROM ledger")
     (out / "gradebook.sqlite.ledger-head").unlink()
-    save_score(out, FOLDERS[1], "11.2.1", "0.5", "", "bob", None)  # the first write seals what is there
+    save_score(OutDir(out), FOLDERS[1], "11.2.1", "0.5", "", "bob", None)  # the first write seals what is there
     assert verify(OutDir(out), load_secret()).ok

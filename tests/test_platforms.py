@@ -67,7 +67,7 @@ def _rows(data: bytes) -> list[dict[str, str]]:
 def test_moodle_worksheet_gets_grade_and_feedback_and_keeps_every_other_byte(tmp_path: Path) -> None:
     out = _out(tmp_path)
     import_sheet(_write_sheet(tmp_path / "s.csv", [{"folder": ADA, "question": "11.2.1", "points": "0.5",
-                                                     "comment": 'Cite "Elman, 1990" <properly>'}]), out, tutor="ada")
+                                                     "comment": 'Cite "Elman, 1990" <properly>'}]), OutDir(out), tutor="ada")
     sheet = _copy(tmp_path, "moodle_worksheet.csv")
     before = sheet.read_bytes()
     outcome = fill_moodle(sheet, OutDir(out).results(), tmp_path / "filled.csv", allow_partial=True)
@@ -255,7 +255,7 @@ def test_export_require_complete_passes_when_everything_is_scored(tmp_path: Path
     out = fake_output(tmp_path / "out", [fake_result(ADA, MEMBERS[0]), fake_result(GRACE, MEMBERS[1])])
     from grader.rubric import WRITTEN_IDS
     rows = [{"folder": f, "question": q, "points": "0.25"} for f in (ADA, GRACE) for q in WRITTEN_IDS]
-    import_sheet(_write_sheet(tmp_path / "all.csv", rows), out, tutor="ada")
+    import_sheet(_write_sheet(tmp_path / "all.csv", rows), OutDir(out), tutor="ada")
     result = CliRunner().invoke(main, ["export", "-o", str(out), "--format", "canvas", "--column", "Sheet 11",
                                        "--require-complete", "--into", str(_copy(tmp_path, "canvas_gradebook.csv")),
                                        "--to", str(tmp_path / "up.csv")])

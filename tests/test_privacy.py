@@ -81,7 +81,7 @@ def test_blind_pages_and_sheet_hold_no_name_id_or_email(tmp_path: Path) -> None:
     assert {r["folder"] for r in rows} == {pseudonym(secret, FOLDERS[0]), pseudonym(secret, FOLDERS[1])}
     # the blind sheet imports: the pseudonyms are mapped back to the folders
     row = next(r for r in rows if r["question"] == "11.2.1" and r["folder"] == pseudonym(secret, FOLDERS[1]))
-    done = import_sheet(_write_sheet(tmp_path / "s.csv", [dict(row, points="0.5")]), out, tutor="ada")
+    done = import_sheet(_write_sheet(tmp_path / "s.csv", [dict(row, points="0.5")]), OutDir(out), tutor="ada")
     assert [(s.folder, s.points) for s in done.changed] == [(FOLDERS[1], 0.5)]
     assert _found(out / "review", everyone + FOLDERS) == []  # the refreshed index too
 

@@ -215,7 +215,7 @@ def test_the_report_shows_the_outcome_and_nothing_of_the_tutors(course: Path, tm
     assert "Your regrade requests" not in (course / FOLDERS[2] / "report.html").read_text()
     # a re-render of the whole folder (grade scores, grade serve's publish) keeps it
     from grader.tutors.scores import sync_outputs
-    sync_outputs(course)
+    sync_outputs(OutDir(course))
     assert "Your regrade requests" in (course / ADA / "report.html").read_text()
 
 

@@ -12,6 +12,7 @@ from test_scores import MEMBERS, fake_output, fake_result
 
 from grader.checks.secret import load_secret
 from grader.errors import UsageError
+from grader.folder.outdir import OutDir
 from grader.rubric import WRITTEN_IDS
 from grader.tutors.privacy import pseudonym
 from grader.tutors.review import suggested_score, write_review
@@ -115,7 +116,7 @@ def test_an_import_refreshes_the_review_index(tmp_path: Path) -> None:
     row = next(r for r in rows if r["question"] == "11.3.3" and r["folder"] == _label(HOPPER))
     sheet = _write_sheet(tmp_path / "filled.csv", [dict(row, points="0.5")])
     before = (out / "review" / "index.html").read_text()
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     after = (out / "review" / "index.html").read_text()
     assert before != after and re.search(r'11\.3\.3</a></td>\s*<td>[^<]*</td><td class="num">[\d.]+</td>\s*'
                                          r'<td class="num">1</td>', after)

@@ -115,7 +115,7 @@ def test_a_bad_row_is_named_and_nothing_is_imported(tmp_path: Path, bad: dict, r
     rows = [dict(GOOD), dict(GOOD, folder="Hopper_2570001_Dijkstra_2570002"),
             {**GOOD, "question": "11.1.1", **bad}]
     with pytest.raises(SheetError) as info:
-        import_sheet(_write_sheet(tmp_path / "sheet.csv", rows), out, tutor="ada")
+        import_sheet(_write_sheet(tmp_path / "sheet.csv", rows), OutDir(out), tutor="ada")
     line = [p for p in info.value.problems if p.startswith("row 4:")]
     assert line and row_says in line[0], info.value.problems
     assert "nothing was imported" in str(info.value)
@@ -128,7 +128,7 @@ def test_every_problem_of_a_sheet_is_listed_with_its_row(tmp_path: Path) -> None
     rows = [dict(GOOD, points="x"), dict(GOOD, question="11.1.1"), dict(GOOD, question="11.1.1", points="0.25"),
             dict(GOOD, folder="Zed")]
     with pytest.raises(SheetError) as info:
-        import_sheet(_write_sheet(tmp_path / "s.csv", rows), out)
+        import_sheet(_write_sheet(tmp_path / "s.csv", rows), OutDir(out))
     text = str(info.value)
     assert "row 2: points 'x' is not a number" in text
     assert "row 4: 11.1.1 of 'Lovelace_2571234_Turing_2579876.ipynb' is scored again (first in row 3)" in text
@@ -138,19 +138,19 @@ def test_every_problem_of_a_sheet_is_listed_with_its_row(tmp_path: Path) -> None
 def test_import_is_idempotent_and_a_later_sheet_wins_with_history(tmp_path: Path) -> None:
     out = _standard(tmp_path)
     sheet = _write_sheet(tmp_path / "s.csv", [GOOD, dict(GOOD, question="11.1.1", points="0,25", comment="")])
-    first = import_sheet(sheet, out, tutor="ada")
+    first = import_sheet(sheet, OutDir(out), tutor="ada")
     assert len(first.changed) == 2 and first.rewritten == ["Lovelace_2571234_Turing_2579876"]
     data = json.loads((out / GOOD["folder"] / "result.json").read_text())
     assert data["questions"]["11.2.1"]["status"] == "manual" and data["questions"]["11.2.1"]["points"] == 0.5
     assert data["questions"]["11.2.1"]["comment"] == "fine" and data["questions"]["11.2.1"]["scored_by"] == "ada"
     assert data["points"] == 4.75
     snap = _snapshot(out)
-    again = import_sheet(sheet, out, tutor="bob")
+    again = import_sheet(sheet, OutDir(out), tutor="bob")
     assert again.changed == [] and again.rewritten == []
     assert _snapshot(out) == snap
 
     later = _write_sheet(tmp_path / "later.csv", [dict(GOOD, points="0.75", comment="on reflection: full marks")])
-    import_sheet(later, out, tutor="bob")
+    import_sheet(later, OutDir(out), tutor="bob")
     data = json.loads((out / GOOD["folder"] / "result.json").read_text())
     assert data["questions"]["11.2.1"]["points"] == 0.75 and data["points"] == 5.0
     assert data["questions"]["11.1.1"]["points"] == 0.25  # not in the later sheet: kept
@@ -169,7 +169,7 @@ def test_a_sheet_needs_its_columns(tmp_path: Path) -> None:
     sheet = tmp_path / "s.csv"
     sheet.write_text("who,what\nx,y\n")
     with pytest.raises(SheetError, match="row 1 .*question, points"):
-        import_sheet(sheet, out)
+        import_sheet(sheet, OutDir(out))
 
 
 # -- the whole loop on a graded batch ---------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
         if r["question"] == "11.1.1":
             r["comment"] = f"Right <b>idea</b> for {r['folder']}"
     sheet = _write_sheet(tmp_path / "filled.csv", rows)
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
 
     from grader.checks.secret import load_secret
     from grader.tutors.privacy import pseudonyms
@@ -224,7 +224,7 @@ def test_the_tutor_loop_grade_review_score_import(tmp_path: Path) -> None:
         assert f"Right &lt;b&gt;idea&lt;/b&gt; for {labels[folder]}" in html
     assert "Lovelace_2571234_Turing_2579876.zip" in [g["submission"] for g in grades]
     snap = _snapshot(out)
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     assert _snapshot(out) == snap
 
     # a rubric fix: re-grading keeps the tutors' scores and says what changed
@@ -286,7 +286,7 @@ def test_a_comment_round_trips_exactly(tmp_path_factory, comment: str, writer: s
             [GOOD["folder"], "", "11.1.1", "0.5", "", "0.25", "plain"]]
     sheet = out.parent / "scores.csv"
     sheet.write_bytes(_sheet_bytes(rows, writer))
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     with Gradebook(out / "gradebook.sqlite") as book:
         stored = book.manual_scores()[GOOD["folder"]]
     assert stored["11.2.1"]["comment"] == comment and stored["11.2.1"]["points"] == 0.5
@@ -303,7 +303,7 @@ def test_an_apostrophe_before_a_formula_character_is_the_sheets_escape(tmp_path:
     sheet.write_bytes(_sheet_bytes([list(SHEET),
                                     [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", "'=1+2"],
                                     [GOOD["folder"], "", "11.1.1", "0.5", "", "0.5", "'plain"]], "python"))
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     with Gradebook(out / "gradebook.sqlite") as book:
         stored = book.manual_scores()[GOOD["folder"]]
     assert stored["11.2.1"]["comment"] == "=1+2" and stored["11.1.1"]["comment"] == "'plain"
@@ -317,12 +317,12 @@ def test_the_sheet_of_grade_review_round_trips_a_comment(tmp_path: Path, comment
     sheet = tmp_path / "s.csv"
     sheet.write_bytes(_sheet_bytes([list(SHEET),
                                     [GOOD["folder"], "", "11.2.1", "0.5", "", "0.5", comment]], "python"))
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     again = write_review(out).sheet
     text = again.read_text(encoding="utf-8")
     for row in csv.reader(io.StringIO(text, newline="")):
         assert all(not c or c[0] not in "=+-@\t\r" or re.fullmatch(r"[+-]?[\d.]+", c) for c in row), row
-    assert import_sheet(again, out, tutor="bob").changed == []
+    assert import_sheet(again, OutDir(out), tutor="bob").changed == []
     with Gradebook(out / "gradebook.sqlite") as book:
         assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["comment"] == comment
 
@@ -332,7 +332,7 @@ def test_an_excel_sheet_with_a_quoted_multiline_comment(tmp_path: Path) -> None:
     sheet = tmp_path / "excel.csv"
     sheet.write_bytes(b"\xef\xbb\xbffolder;submission;question;max_points;suggested;points;comment\r\n"
                       + f"{GOOD['folder']};;11.2.1;0,5;;0,5;\"Say \"\"why\"\", please.\nAnd; more, =1+2\"\r\n".encode())
-    import_sheet(sheet, out, tutor="ada")
+    import_sheet(sheet, OutDir(out), tutor="ada")
     data = json.loads((out / GOOD["folder"] / "result.json").read_text())
     assert data["questions"]["11.2.1"]["comment"] == 'Say "why", please.\nAnd; more, =1+2'
     assert data["questions"]["11.2.1"]["points"] == 0.5
@@ -344,7 +344,7 @@ def test_a_report_that_cannot_be_drawn_does_not_stop_the_import(tmp_path: Path, 
     def broken(data):
         raise ValueError("math domain error")
     monkeypatch.setattr(grader.folder.outdir, "render_pages", broken)
-    outcome = import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), out, tutor="ada")
+    outcome = import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), OutDir(out), tutor="ada")
     assert GOOD["folder"] in outcome.rewritten
     assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "manual"
     assert "could not be drawn" in (out / GOOD["folder"] / "report.html").read_text()
@@ -361,12 +361,12 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_run(tmp_path: Path, mo
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(OutDir, "write_submission", crash)
     with pytest.raises(OSError):
-        import_sheet(sheet, out, tutor="ada")
+        import_sheet(sheet, OutDir(out), tutor="ada")
     with Gradebook(out / "gradebook.sqlite") as book:  # committed ...
         assert book.manual_scores()[GOOD["folder"]]["11.2.1"]["points"] == 0.5
     assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "pending"
     monkeypatch.setattr(OutDir, "write_submission", real)
-    again = import_sheet(sheet, out, tutor="ada")  # ... and the next import writes what is missing
+    again = import_sheet(sheet, OutDir(out), tutor="ada")  # ... and the next import writes what is missing
     assert again.changed == [] and again.rewritten == [GOOD["folder"]]
     assert json.loads((out / GOOD["folder"] / "result.json").read_text())["questions"]["11.2.1"]["status"] == "manual"
     ada = [g for g in csv.DictReader(io.StringIO((out / "grades.csv").read_text())) if g["student_id"] == "2571234"]
@@ -377,7 +377,7 @@ def test_an_unreadable_result_is_named_not_dropped(tmp_path: Path) -> None:
     out = _standard(tmp_path)
     (out / "Hopper_2570001_Dijkstra_2570002" / "result.json").write_text("{ not json")
     with pytest.raises(OutputFolderError, match="Hopper_2570001_Dijkstra_2570002/result.json"):
-        import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), out)
+        import_sheet(_write_sheet(tmp_path / "s.csv", [GOOD]), OutDir(out))
     with pytest.raises(OutputFolderError, match="Hopper_2570001_Dijkstra_2570002/result.json"):
         write_review(out)
 

@@ -24,6 +24,7 @@ from test_scores import MEMBERS, _write_sheet, fake_output, fake_result
 from grader.cli.main import main
 from grader.errors import UsageError
 from grader.folder.gradebook import Gradebook
+from grader.folder.outdir import OutDir
 from grader.rubric import WRITTEN_IDS
 from grader.tutors.scores import import_sheet
 from grader.tutors.serve import create_app, free_port
@@ -312,7 +313,7 @@ def test_the_csv_round_trip_writes_the_same_tables_and_conflicts_with_an_open_fo
     open_form = _form(client.get(f"/q/11.2.1/{n}").text)
     sheet = _write_sheet(tmp_path / "s.csv", [{"folder": ADA, "question": "11.2.1", "points": "0.5",
                                                "comment": "from the sheet"}])
-    import_sheet(sheet, out, tutor="carol")
+    import_sheet(sheet, OutDir(out), tutor="carol")
     refused = client.post(f"/q/11.2.1/{n}", data={**open_form, "points": "0.25", "comment": ""})
     assert refused.status_code == 409 and "changed by carol" in refused.text
     page = client.get(f"/q/11.2.1/{n}").text

@@ -16,6 +16,7 @@ from test_serve import ADA, GRACE, TOKEN, _client, _form, _key, _position, _reve
 
 from grader.cli.main import main
 from grader.folder.gradebook import Gradebook
+from grader.folder.outdir import OutDir
 from grader.result import SubmissionResult
 from grader.tutors.scores import apply_manual, sync_outputs, tutor_scores
 
@@ -113,7 +114,7 @@ def test_automatic_points_are_overridden_only_with_a_reason_and_kept(app: Any, o
     with Gradebook(out / "gradebook.sqlite") as book:
         again = apply_manual(fresh, tutor_scores(book).get(ADA, {}))
     assert again.questions["11.4.a"].points == 0.5 and again.questions["11.4.a"].auto_points == 1.0
-    sync_outputs(out)  # idempotent: the checks' points stay what the checks gave
+    sync_outputs(OutDir(out))  # idempotent: the checks' points stay what the checks gave
     assert json.loads((out / ADA / "result.json").read_text())["questions"]["11.4.a"]["auto_points"] == 1.0
     # grade export lists it
     result = CliRunner().invoke(main, ["export", "-o", str(out), "--to", "-"])

@@ -59,7 +59,7 @@ def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str
     """Import a filled scoring sheet: all rows or none; then render everything again."""
     from grader.tutors.scores import import_sheet
     with boundary():
-        outcome = import_sheet(Path(sheet), Path(out_dir), tutor, rubric_path)
+        outcome = import_sheet(Path(sheet), OutDir(Path(out_dir)), tutor, rubric_path)
     click.echo(f"{outcome.scores} score(s) in the sheet; {len(outcome.changed)} new or changed; "
                f"{len(outcome.rewritten)} submission(s) rendered again.")
     for s in outcome.changed:
@@ -223,7 +223,7 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
     FOLDER is the submission's folder in OUTPUT; STUDENT_IDS are ids from its group cell."""
     from grader.tutors.scores import confirm_members
     with boundary():
-        done = confirm_members(Path(out_dir), folder, student_ids, tutor, rubric_path, time.time())
+        done = confirm_members(OutDir(Path(out_dir)), folder, student_ids, tutor, rubric_path, time.time())
     for sid in student_ids:
         click.echo(f"{'confirmed' if sid in done else 'already confirmed'}: {plain(sid)} in {plain(folder)}")
 

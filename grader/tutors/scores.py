@@ -107,10 +107,9 @@ def apply_manual(result: SubmissionResult, manual: Mapping[str, Mapping[str, Any
     return out
 
 
-def sync_outputs(out_dir: Path | OutDir, rubric_path: str | None = None) -> list[str]:
-    """Apply the gradebook's manual scores to every result of ``out_dir`` and write again what
+def sync_outputs(out: OutDir, rubric_path: str | None = None) -> list[str]:
+    """Apply the gradebook's manual scores to every result of ``out`` and write again what
     changed, then ``grades.csv`` and ``summary.html``. Returns the folders rewritten."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     rubric = load_rubric(rubric_path)
     with render_lock(out):  # the scores read below are the ones written, not a stale copy (grade serve)
         results = out.results()
@@ -138,11 +137,10 @@ class ImportOutcome:
     rewritten: list[str] = field(default_factory=list)
 
 
-def import_sheet(sheet: Path, out_dir: Path | OutDir, tutor: str | None = None,
+def import_sheet(sheet: Path, out: OutDir, tutor: str | None = None,
                  rubric_path: str | None = None) -> ImportOutcome:
     """Check ``sheet``, compute every new result and report, store the scores (all or nothing),
     then write what changed; see the module docstring for why in this order."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     rubric = load_rubric(rubric_path)
     results = out.results()
     from grader.checks.secret import load_secret
@@ -184,13 +182,12 @@ def default_tutor() -> str:
         return "unknown"
 
 
-def confirm_members(out_dir: Path | OutDir, folder: str, student_ids: tuple[str, ...] | list[str],
+def confirm_members(out: OutDir, folder: str, student_ids: tuple[str, ...] | list[str],
                     tutor: str | None = None, rubric_path: str | None = None,
                     now: float | None = None) -> list[str]:
     """Confirm members of ``folder``'s group whom its file name does not name (so ``grades.csv``
     gives them the group's points); stored in the gradebook, so it survives re-runs. Returns the
     ids confirmed now (not before). Every id must be one of the group cell's."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     results = {r.folder: r for r in out.results()}
     result = results.get(folder)
     if result is None:
@@ -240,7 +237,7 @@ def score_version(book: Gradebook, folder: str, question: str) -> int:
     return int(last["id"]) if last else 0
 
 
-def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: str, comment: str,
+def save_score(out: OutDir, folder: str, question: str, raw_points: str, comment: str,
                tutor: str, based_on: int | None, source: str = "grade serve") -> SavedScore:
     """Check one score as a sheet row is checked, store it with its history in one short
     transaction, and write the submission's result.json and pages again.
@@ -248,7 +245,6 @@ def save_score(out_dir: Path | OutDir, folder: str, question: str, raw_points: s
     ``based_on`` is the version the tutor's form showed; if the answer was scored since (by
     another tutor, a sheet, another tab), :class:`ScoreConflict` says by whom and when, unless
     the stored score already equals this one."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     result = out.read_result(folder)
     points, problem = check_score(result, question, raw_points, comment)
     if problem is None and points is None:
@@ -282,12 +278,11 @@ def _changed_by_others(book: Gradebook, folder: str, question: str, since: int, 
 MAX_REASON = 2000
 
 
-def save_override(out_dir: Path | OutDir, folder: str, question: str, raw_points: str, reason: str,
+def save_override(out: OutDir, folder: str, question: str, raw_points: str, reason: str,
                   tutor: str) -> SavedScore:
     """Set the points of an automatic question by hand: 0 to its maximum, with a reason (required;
     the students read it in their report). Stored with the tutor and the time in
     ``point_overrides`` and ``score_history``; every later render and re-grade applies it again."""
-    out = out_dir if isinstance(out_dir, OutDir) else OutDir(out_dir)
     result = out.read_result(folder)
     points, reason = check_override(result, question, raw_points, reason)
     with out.gradebook() as book:
