@@ -188,7 +188,7 @@ def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
     c_new = _sig(f) * c + _sig(i) * torch.tanh(g)
     return _sig(o) * torch.tanh(c_new), c_new
 ''', "a hand-written sigmoid with a sign error, used for i, f and o",
-        mistakes=("sigmoid_negated",), terms=()),
+        mistakes=("sigmoid_negated",), terms=("i", "f", "o")),  # the three gates it squashes
     "lstm_returns_c_then_h": Unseen3("lstm_cell", "11.4.c", '''\
 def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
     i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).split(h.shape[1], dim=1)

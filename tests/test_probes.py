@@ -6,6 +6,7 @@ arrays. The slow tests grade the fixture notebooks end to end, in the sandboxed 
 """
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -211,8 +212,8 @@ def test_correct_function_is_never_probed() -> None:
     ("W_transposed", "recur", "`W = 0`", "`U = 0, b = 0`"),
     ("U_transposed", "input", "`U = 0, b = 0`", "`W = 0`"),
     ("bias_missing", "bias", "`U = 0, b = 0`", "`W = 0, U = 0`"),
-    ("h0_ignored", "h0", "`h0 = 0`", "`U = 0, b = 0` and T = 1"),
-    ("state_not_updated", "update", "`U = 0, b = 0` and T = 1", "`h0 = 0`"),
+    ("h0_ignored", "h0", "`h0 = 0, b = 0`", "`U = 0, b = 0` and T = 1"),
+    ("state_not_updated", "update", "`U = 0, b = 0` and T = 1", "`h0 = 0, b = 0`"),
 ])
 def test_rnn_probe_verdicts(key: str, term: str, matched: str, differed: str) -> None:
     results, _ = _grade("rnn_forward", _mistake("rnn_forward", key))
@@ -255,8 +256,10 @@ def test_probe_verdicts_name_the_term(function: str, key: str, term: str) -> Non
     expected = _terms(function, activation)[term]
     # A term no probe tells apart from another (the Jacobians of the bound's product and how the
     # product accumulates into r) is stated as "one of these", with the other beside it.
-    alone, hedged = f": {expected} is wrong.", f"one of these is wrong: {expected};"
-    assert alone in failed[0].diagnosis or hedged in failed[0].diagnosis, failed[0].diagnosis
+    alone = f": {expected} is wrong."
+    hedge = re.search(r"one of these is wrong: (.*?)\.(?: |$)", failed[0].diagnosis)
+    assert alone in failed[0].diagnosis or (hedge and expected in hedge.group(1)), \
+        failed[0].diagnosis
 
 
 @pytest.mark.parametrize("key,terms", [("tanh_on_output_gate", ("o", "out")),
@@ -297,15 +300,18 @@ def test_verdict_set_algebra() -> None:
     text, keys = P.verdict("rnn_forward", [_run("input_path", "matches"), _run("recurrence", "differs"),
                                            _run("first_step", "matches")])
     assert keys == ("update",) and text.endswith(f": {t['update']} is wrong.")
-    # one differing probe, nothing cleared: every term it exercises may be the one
+    # one differing probe, nothing cleared: every term its output depends on may be the one,
+    # the zeroed input term and recurrence too (a broken one can still change the output)
     text, keys = P.verdict("rnn_forward", [_run("bias_only", "differs")])
-    assert keys == ("act", "bias", "out") and "one of these is wrong" in text
+    assert keys == ("act", "input", "bias", "recur", "out") and "one of these is wrong" in text
     assert text.startswith("With every probe (`W = 0, U = 0`) your output differs")
     # a differing probe whose every term was cleared elsewhere: the terms combine wrongly
-    text, keys = P.verdict("rnn_forward", [_run("zero_start", "matches"), _run("input_path", "differs")])
+    text, keys = P.verdict("rnn_forward", [_run("zero_start", "matches"), _run("bias_only", "matches"),
+                                           _run("input_path", "differs")])
     assert keys == () and "how the terms combine" in text
-    # a raise counts as a difference
-    assert P.verdict("rnn_forward", [_run("bias_only", "raised"), _run("input_path", "matches")])[1] == ()
+    # a raise counts as a difference (the zeroed recurrence is covered by `W = 0, U = 0`, and not
+    # cleared by `W = 0`)
+    assert P.verdict("rnn_forward", [_run("bias_only", "raised"), _run("input_path", "matches")])[1] == ("recur",)
 
 
 def test_probes_give_no_points_and_leave_passing_cases_alone() -> None:

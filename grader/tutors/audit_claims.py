@@ -54,9 +54,12 @@ _FWD = ("_states", "x[t] @ U.T"), ("_states", "+ b")
 TERM_CODE: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     "rnn_forward": {
         "act": _A + (("rnn_forward", "act = _lookup(activation)"), ("rnn_forward", "act")),
-        "input": (("rnn_forward", "x @ U.T"), ("rnn_forward", "xu[t]"), ("rnn_forward", "as_tensor(U, dtype)")),
-        "bias": (("rnn_forward", "+ b"), ("rnn_forward", "xu[t]"), ("rnn_forward", "as_tensor(b, dtype)")),
-        "recur": (("rnn_forward", "h @ W.T"), ("rnn_forward", "as_tensor(W, dtype)")),
+        # "W, U, b": which argument is taken as which (a swap of two changes the terms of both)
+        "input": (("rnn_forward", "W, U, b"), ("rnn_forward", "x @ U.T"), ("rnn_forward", "xu[t]"),
+                  ("rnn_forward", "as_tensor(U, dtype)")),
+        "bias": (("rnn_forward", "W, U, b"), ("rnn_forward", "+ b"), ("rnn_forward", "xu[t]"),
+                 ("rnn_forward", "as_tensor(b, dtype)")),
+        "recur": (("rnn_forward", "W, U, b"), ("rnn_forward", "h @ W.T"), ("rnn_forward", "as_tensor(W, dtype)")),
         "h0": (("rnn_forward", "as_tensor(h0, dtype)"),),
         "out": (("rnn_forward", "hs.append(h)"), ("rnn_forward", "torch.stack(hs)"),
                 ("rnn_forward", "range(x.shape[0])")),
@@ -72,9 +75,17 @@ TERM_CODE: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "act": _ST_ACT,
         "chain": (("_states", "h @ W.T"),),
         "forward": _FWD,
+        "only_last": (("_grad_wrt", "hs[-1]"),),
+        "states": (("_prepare", "(x, h0, W, U, b)"), ("hidden_grad_norms", "_prepare(x, h0, W, U, b)"),
+                   ("_states", "(zs, hs)"), ("_states", "h0.clone().requires_grad_(track)"),
+                   ("_states", "zs.append(z)"), ("_states", "hs.append(h)"),
+                   ("hidden_grad_norms", "_, hs = _states(x, h0, W, U, b, activation, track=True)")),
+        "out": (("_grad_wrt", "torch.zeros_like(h) if g is None else g for h, g in zip(hs, grads)"),
+                ("hidden_grad_norms", "torch.linalg.vector_norm(g)")),
     },
     "gradient_bound": {
-        "gT": (("_grad_wrt", "loss_fn(hs[-1])"), ("gradient_bound", "torch.linalg.vector_norm(dL_dhT)"),
+        "gT": (("_grad_wrt", "loss_fn(hs[-1])"), ("gradient_bound", "hs[-1]"),
+               ("gradient_bound", "torch.linalg.vector_norm(dL_dhT)"),
                ("gradient_bound", "_grad_wrt(loss_fn, [h_T])")),
         "act": _ST_ACT + (("gradient_bound", "activation_jacobian(z.reshape(-1), activation)"),),
         "wnorm": (("gradient_bound", "torch.linalg.matrix_norm(W, ord=2)"), ("gradient_bound", "w_norm")),
@@ -105,7 +116,8 @@ TERM_CODE: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "combine": (("tree_encode", "torch.tanh(W @ torch.cat([left, right]) + b)"),),
         "bias": (("tree_encode", "+ b"), ("tree_encode", "as_tensor(b, dtype)")),
         "order": (("tree_encode", "[left, right]"), ("tree_encode", "right = values.pop()"),
-                  ("tree_encode", "left = values.pop()"), ("tree_encode", "_children(node)")),
+                  ("tree_encode", "left = values.pop()"), ("tree_encode", "_children(node)"),
+                  ("tree_encode", "left_node, right_node")),
         "nesting": (("tree_encode", "stack.append((right_node, False))"),
                     ("tree_encode", "stack.append((left_node, False))"), ("tree_encode", "stack.append((node, True))")),
     },
@@ -114,7 +126,8 @@ TERM_CODE: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "forward": (("tbptt_grads", "rnn_forward(x[split:], h, p['W'], p['U'], p['b'])"),),
         "backprop": (("tbptt_grads", "torch.autograd.grad(loss, [p[name] for name in PARAM_NAMES], "
                                      "allow_unused=True)"),),
-        "trunc": (("tbptt_grads", "max(T - k, 0)"), ("tbptt_grads", "x[:split]"), ("tbptt_grads", "x[split:]"),
+        "trunc": (("tbptt_grads", "x.shape[0]"), ("tbptt_grads", "torch.no_grad()"),
+                  ("tbptt_grads", "max(T - k, 0)"), ("tbptt_grads", "x[:split]"), ("tbptt_grads", "x[split:]"),
                   ("tbptt_grads", "split < T")),
     },
 }
@@ -152,11 +165,14 @@ def touched_terms(mutant: Mutant) -> set[str]:
     lines = _lines_of(_original(mutant.function), mutant.unit)
     here = lines.get(mutant.line, "")
     out = set()
+    # a tuple is shown in parentheses where the code may write it without ("for h, g in ...")
+    regions = {mutant.region, mutant.region.removeprefix("(").removesuffix(")")}
     for term, places in TERM_CODE.get(mutant.function, {}).items():
         for unit, code in places:
-            if unit != mutant.unit or not _contains(here, code.lstrip("+ ")):
+            code = code.lstrip("+ ")
+            if unit != mutant.unit or not _contains(here, code):
                 continue
-            if _contains(code.lstrip("+ "), mutant.region) or _contains(mutant.region, code.lstrip("+ ")):
+            if any(_contains(code, region) or _contains(region, code) for region in regions):
                 out.add(term)
     return out
 
@@ -204,23 +220,36 @@ def _mistake_right(mutant_fn: Callable[..., Any], function: str, description: st
     return agreed > 0
 
 
+def _terms_claim(failed: Sequence[CaseResult], mutant: Mutant) -> tuple[str, bool | None]:
+    """The probes' located or hedged terms in the report, checked; None when it locates none."""
+    text = next((r.diagnosis for r in failed if r.diagnosis), "")
+    terms = claimed_terms(mutant.function, text)
+    if not terms:
+        return "", None
+    touched = touched_terms(mutant)
+    hedged = "one of these is wrong" in text
+    return "terms: " + ", ".join(terms), bool(set(terms) & touched) if hedged else set(terms) <= touched
+
+
 def check_claim(kind: str, results: Sequence[CaseResult], mutant: Mutant, mutant_fn: Callable[..., Any],
                 check: Check) -> tuple[str, bool | None]:
-    """(the claim in short, whether it is right) for a mutant's finding of ``kind``; None: no claim."""
+    """(the claim in short, whether it is right) for a mutant's finding of ``kind``; None: no claim.
+
+    A report that names a mistake (or a layout, or a broken rule) and also locates a term makes
+    both claims: it is right only when both are."""
     failed = [r for r in results if not r.passed]
+    terms, terms_right = _terms_claim(failed, mutant)
     if kind in ("named", "setting"):
         named = next((r.mistakes or r.consistent_with for r in failed if r.mistakes or r.consistent_with), ())
         right = any(_mistake_right(mutant_fn, mutant.function, d, check, kind == "setting") for d in named)
+        if terms_right is False:
+            return f"mistake: {' | '.join(named)}; {terms}", False
         return "mistake: " + " | ".join(named), right
     if kind in ("located", "hedged"):
-        text = next((r.diagnosis for r in failed if r.diagnosis), "")
-        terms = claimed_terms(mutant.function, text)
-        touched = touched_terms(mutant)
-        right = bool(terms) and (bool(set(terms) & touched) if kind == "hedged" else set(terms) <= touched)
-        return "terms: " + ", ".join(terms), right
+        return terms, bool(terms_right)
     if kind == "raised_line":
         place = at_line(failed[0].message) if failed else None
         return f"raised at line {place.line if place else '?'}", bool(place and place.line == mutant.line)
     if kind in ("layout", "contract"):
-        return kind, True
+        return (f"{kind}; {terms}", False) if terms_right is False else (kind, True)
     return "", None

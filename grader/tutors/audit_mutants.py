@@ -349,7 +349,8 @@ class Mutant:
 
     def compile(self) -> Callable[..., Any]:
         """The mutant as a real function, from its program run in a fresh namespace."""
-        return run_program(self.program, self.ident)[self.function]
+        fn: Callable[..., Any] = run_program(self.program, self.ident)[self.function]
+        return fn
 
 
 def program_file(name: str) -> str:
