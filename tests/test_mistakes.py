@@ -1,5 +1,6 @@
-"""Tests of grader/checks/mistakes.py: the correct configurations against independent oracles, and every
-mistake distinguishable from the correct output on inputs of the rubric's shapes."""
+"""Tests of grader/checks/mistakes.py and grader/checks/variants.py: the correct configurations
+against independent oracles, and every mistake distinguishable from the correct output on inputs
+of the rubric's shapes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from grader.checks import mistakes as M
+from grader.checks import variants as V
 
 RUBRIC = Path(__file__).resolve().parents[1] / "rubrics" / "sheet11.toml"
 FUNCTIONS = ["rnn_forward", "activation_jacobian", "hidden_grad_norms", "gradient_bound",
@@ -121,7 +123,7 @@ def test_rnn_tanh_matches_torch_rnn(case):
         rnn.weight_hh_l0.copy_(inp["W"]), rnn.weight_ih_l0.copy_(inp["U"])
         rnn.bias_ih_l0.copy_(inp["b"]), rnn.bias_hh_l0.zero_()
         expected, _ = rnn(inp["x"], inp["h0"].unsqueeze(0))
-    torch.testing.assert_close(M._rnn(**inp), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(V.rnn(**inp), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_rnn_sigmoid_matches_hand_loop():
@@ -131,7 +133,7 @@ def test_rnn_sigmoid_matches_hand_loop():
     for t in range(x.shape[0]):
         h = np.stack([1 / (1 + np.exp(-(W @ h[n] + U @ x[t, n] + b))) for n in range(h.shape[0])])
         hs.append(h)
-    np.testing.assert_allclose(M._rnn(**inp).numpy(), np.stack(hs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(V.rnn(**inp).numpy(), np.stack(hs), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
@@ -139,7 +141,7 @@ def test_jacobian_matches_autograd(activation):
     z = _randn(_gen(3), 6, scale=2.0)
     f = {"tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation]
     expected = torch.autograd.functional.jacobian(f, z)
-    torch.testing.assert_close(M._jacobian(z, activation), expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(V.jacobian(z, activation), expected, rtol=1e-5, atol=1e-7)
 
 
 def _manual_backprop_norms(inp):
@@ -167,7 +169,7 @@ def _manual_backprop_norms(inp):
 def test_grad_norms_match_manual_backprop(function, case, seed):
     inp = make_inputs(function, case, seed)
     expected, _ = _manual_backprop_norms(inp)
-    np.testing.assert_allclose(M._grad_norms(**inp).numpy(), expected, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(V.grad_norms(**inp).numpy(), expected, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize("function,case,seed", [c for c in CASES if c[0] == "gradient_bound"])
@@ -178,7 +180,7 @@ def test_bound_matches_formula_and_bounds_norms(function, case, seed):
     # r[t-1] = ||dL/dh_T|| ||W||^(T-t) prod_{k=t}^{T-1} ||J_{k+1}||, J_j at maxd[j-1]
     expected = [g[-1] * w ** (T - t) * math.prod(maxd[k] for k in range(t, T))
                 for t in range(1, T + 1)]
-    r = M._bound(**inp).numpy()
+    r = V.bound(**inp).numpy()
     np.testing.assert_allclose(r, expected, rtol=1e-4)
     assert np.all(g <= r * (1 + 1e-4))
     assert r[-1] == pytest.approx(g[-1], rel=1e-5)
@@ -192,7 +194,7 @@ def test_lstm_matches_torch_lstmcell(seed):
         for name in ("W_ih", "W_hh", "b_ih", "b_hh"):
             getattr(cell, name.replace("W", "weight").replace("b_", "bias_")).copy_(inp[name])
         h, c = cell(inp["x"], (inp["h"], inp["c"]))
-    h_new, c_new = M._lstm(**inp)
+    h_new, c_new = V.lstm(**inp)
     torch.testing.assert_close(h_new, h, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(c_new, c, rtol=1e-5, atol=1e-6)
 
@@ -204,9 +206,9 @@ def test_tree_matches_hand_computation():
     b = torch.tensor([0.1, -0.2])
     p1 = [math.tanh(0.5 + 1.0 + 0.1), math.tanh(-0.2)]  # (a, b)
     root = [math.tanh(0.5 * p1[0] + 1.0 + 0.1), math.tanh(-p1[1] + 0.5 - 0.2)]  # ((a, b), c)
-    out = M._tree((("a", "b"), "c"), embed, W, b)
+    out = V.encode_tree((("a", "b"), "c"), embed, W, b)
     np.testing.assert_allclose(out.numpy(), root, rtol=1e-6)
-    assert torch.equal(M._tree("a", embed, W, b), embed["a"])
+    assert torch.equal(V.encode_tree("a", embed, W, b), embed["a"])
 
 
 def _tbptt_oracle(x, y, params, k):
@@ -235,7 +237,7 @@ def _tbptt_oracle(x, y, params, k):
 def test_tbptt_matches_detach_oracle(k):
     inp = make_inputs("tbptt_grads", dict(T=7, B=4, D=3, H=5, C=3, k=k), 5)
     before = _clone(inp)
-    got = M._tbptt(**inp)
+    got = V.tbptt(**inp)
     expected = _tbptt_oracle(**inp)
     assert set(got) == set(expected)
     for name in expected:
@@ -248,7 +250,7 @@ def test_tbptt_window_zero_means_h_T_held_constant():
     (m,) = [m for m in M.mistakes_for("tbptt_grads") if m.key == "window_one_shorter"]
     out = m.compute(**inp)
     assert all(torch.count_nonzero(out[n]) == 0 for n in "WUb")
-    torch.testing.assert_close(out["V"], M._tbptt(**inp)["V"])
+    torch.testing.assert_close(out["V"], V.tbptt(**inp)["V"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ EXTRA = [("tree_encode", dict(d=3, leaves=6, shape="balanced"), 77),
 @pytest.mark.parametrize("function,case,seed", CASES + EXTRA)
 def test_mistakes_differ_from_correct_and_are_deterministic(function, case, seed):
     inp = make_inputs(function, case, seed)
-    correct = _flat(M._CORRECT[function](**inp))
+    correct = _flat(V.CORRECT[function](**inp))
     scale = float(correct.abs().max())
     for m in M.mistakes_for(function):
         if not m.applies(inp):
@@ -337,10 +339,10 @@ def test_mistakes_run_under_no_grad_and_with_default_activation():
     case = dict(T=4, D=3, H=5, activation="tanh", spectral_norm=2.0, loss="squared")
     for function in ("hidden_grad_norms", "gradient_bound"):
         inp = make_inputs(function, case, 9)
-        expected = M._CORRECT[function](**inp)
+        expected = V.CORRECT[function](**inp)
         del inp["activation"]
         with torch.no_grad():
-            torch.testing.assert_close(M._CORRECT[function](**inp), expected)
+            torch.testing.assert_close(V.CORRECT[function](**inp), expected)
             for m in M.mistakes_for(function):
                 assert m.compute(**inp).shape == (4,)
     inp = make_inputs("tbptt_grads", dict(T=5, B=2, D=3, H=4, C=3, k=2), 9)

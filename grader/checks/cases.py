@@ -43,7 +43,8 @@ def _randn(g: Rng, *shape: int, scale: float = 1.0) -> torch.Tensor:
 
 
 def _with_spectral_norm(w: torch.Tensor, target: float) -> torch.Tensor:
-    return (w * (target / torch.linalg.matrix_norm(w.double(), ord=2))).float()
+    factor: torch.Tensor = target / torch.linalg.matrix_norm(w.double(), ord=2)
+    return (w * factor).float()
 
 
 def linear_loss(a: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -1,12 +1,14 @@
 """The mistakes students really make in Exercise 11.4, each a variant of the correct computation.
 
-Every function of 11.4 (CONTRACT.md section 3) has a small private implementation here whose
-keyword switches default to the correct computation; each mistake is that implementation with one
-switch flipped. The grader calls ``m.compute(**inputs)`` for every ``m`` in
-``mistakes_for(function)`` with ``m.applies(inputs)`` and, when a student's output matches, says
-"your output matches `rnn_forward` with tanh in place of sigmoid: ...".
+Every function of 11.4 (CONTRACT.md section 3) has a small implementation in
+grader/checks/variants.py whose keyword switches default to the correct computation; each mistake
+here is a row of a table: that implementation with one switch flipped, a description and the
+inputs on which it can be told apart from the correct output. The grader calls
+``m.compute(**inputs)`` for every ``m`` in ``mistakes_for(function)`` with ``m.applies(inputs)``
+and, when a student's output matches, says "your output matches `rnn_forward` with tanh in place
+of sigmoid: ...".
 
-These implementations deliberately do not import the ``reference`` package: a mistake library
+Neither this table nor the implementations import the ``reference`` package: a mistake library
 that shared the reference's code would share its bugs. Several mistakes can coincide on one input
 (in `tbptt_grads` with T = 7, k = 3, "chunked windows" and "detach every step" both keep one step),
 so a report should name every match, not only the first. Some entries are generated from a
@@ -19,12 +21,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import permutations
-from typing import Any, cast
+from typing import Any, TypeAlias
 
 import torch
-import torch.nn.functional as F
+
+from grader.checks.variants import CORRECT, Tree, lstm
 
 __all__ = ["Mistake", "MISTAKES", "mistakes_for"]
+
+
+#: Whether a mistake can be told apart from the correct output on a case's inputs.
+Applies: TypeAlias = Callable[[Mapping[str, Any]], bool]
+
+#: The switches of a grader/checks/variants.py implementation that make it a mistake.
+Switches: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -33,237 +43,8 @@ class Mistake:
     key: str  # short id, unique per function
     description: str  # completes "your output matches `function` ..."; no trailing period
     compute: Callable[..., Any]  # same keyword arguments as the contract function
-    applies: Callable[[Mapping[str, Any]], bool]  # can this mistake be told apart on these inputs?
+    applies: Applies  # can this mistake be told apart on these inputs?
 
-
-_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda z: z}
-
-
-def _dact(z: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "tanh":
-        return 1 - torch.tanh(z) ** 2
-    if name == "sigmoid":
-        s = torch.sigmoid(z)
-        return s * (1 - s)
-    raise ValueError(f"unknown activation {name!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# Parameterised correct implementations (all switches at their defaults = the contract).
-
-
-def _rnn(x, h0, W, U, b, activation="tanh", *, act=None, transpose_W=False, transpose_U=False,
-         swap_WU=False, use_bias=True, use_h0=True, update_state=True, shifted=False,
-         recurrence=True, bias_times=1, swap_time_batch=False):
-    f = _ACT[act or activation]
-    if swap_WU:
-        W, U = U, W
-    if swap_time_batch:  # x read as (B, T, D): the batch is walked as time, the steps as a batch
-        x = x.transpose(0, 1)
-        if h0.shape[0] == 1:  # only then does h0 broadcast over the T "batch" rows
-            h0 = h0.expand(x.shape[1], -1)
-    Wm = W if transpose_W else W.T  # batch rows: h @ W.T is W h for each row
-    Um = U if transpose_U else U.T
-    h = start = h0 if use_h0 else torch.zeros_like(h0)
-    hs = []
-    for t in range(x.shape[0]):
-        z = x[t] @ Um
-        if recurrence:
-            z = z + (h if update_state else start) @ Wm
-        h = f(z + bias_times * b if use_bias else z)
-        hs.append(h)
-    if shifted:
-        hs = [h0] + hs[:-1]
-    out = torch.stack(hs)
-    return out.transpose(0, 1) if swap_time_batch else out
-
-
-def _jacobian(z, activation="tanh", *, act=None, form="derivative"):
-    a = act or activation
-    d = {
-        "derivative": lambda: _dact(z, a),
-        "value": lambda: _ACT[a](z),
-        "tanh_no_square": lambda: 1 - torch.tanh(z),
-        "output_formula_on_z": lambda: 1 - z**2 if a == "tanh" else z * (1 - z),
-        "sigmoid_times_1_minus_z": lambda: torch.sigmoid(z) * (1 - z),
-    }[form]()
-    return torch.diag(d)
-
-
-def _unroll(x, h0, W, U, b, activation):
-    """z_1..z_T and h_0..h_T as lists, inside the autograd graph."""
-    f = _ACT[activation]
-    zs, hs = [], [h0]
-    for t in range(x.shape[0]):
-        zs.append(hs[-1] @ W.T + x[t] @ U.T + b)
-        hs.append(f(zs[-1]))
-    return zs, hs
-
-
-def _grad_norms(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, wrt="h",
-                reverse=False, squared=False, loss_on_all=False, local=False, loss_at=-1,
-                no_derivative=False):
-    a = act or activation
-    if no_derivative:  # back through W only: dL/dh_t = W^T dL/dh_{t+1}, act'(z) forgotten
-        with torch.no_grad():
-            _, hs = _unroll(x, h0, W, U, b, a)
-        with torch.enable_grad():
-            hT = hs[-1].detach().clone().requires_grad_(True)
-            (d,) = torch.autograd.grad(loss_fn(hT).sum(), hT)
-        ds = [d]
-        for _ in range(x.shape[0] - 1):
-            ds.append(ds[-1] @ W.to(d.dtype))
-        return torch.stack([torch.linalg.vector_norm(v) for v in ds[::-1]]).float()
-    with torch.enable_grad():
-        h0 = h0.detach().clone().requires_grad_(True)
-        zs, hs = _unroll(x.detach(), h0, W.detach(), U.detach(), b.detach(), a)
-        targets = {"h": hs[1:], "z": zs, "h_prev": hs[:-1]}[wrt]
-        if local:  # d loss_fn(h_t) / d h_t at each t, h_t taken as a leaf
-            grads = tuple(_local_grad(loss_fn, h) for h in hs[1:])
-        else:
-            # loss_on_all: L = sum_t loss_fn(h_t), as if every state had a target
-            loss = (sum(loss_fn(h).sum() for h in hs[1:]) if loss_on_all
-                    else loss_fn(hs[1:][loss_at]).sum())
-            grads = torch.autograd.grad(loss, targets, allow_unused=True)
-    n = torch.stack([torch.zeros(()) if g is None else torch.linalg.vector_norm(g) for g in grads])
-    n = n**2 if squared else n
-    return (n.flip(0) if reverse else n).float()
-
-
-def _local_grad(loss_fn, h):
-    leaf = h.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(loss_fn(leaf).sum(), leaf)
-    return g
-
-
-def _bound(x, h0, W, U, b, loss_fn, activation="tanh", *, act=None, exp_shift=0, w_ord=2,
-           j_ord="spectral", j_of="derivative", j_first=1, j_last=0, combine="prod",
-           full_step=False, j_from_h=False):
-    """r[i] = ||dL/dh_T|| ||W||^(T-t) combine(||J_j|| for j in the window), t = i + 1.
-
-    The norms ||J_j||, J_j = diag(act'(z_j)), j = 1..T, sit at nJ[j-1]; the correct window
-    J_{t+1}..J_T is nJ[i + j_first : T + j_last] with j_first = 1, j_last = 0.
-    """
-    a = act or activation
-    with torch.no_grad():
-        zs, hs = _unroll(x, h0, W, U, b, a)
-    with torch.enable_grad():
-        hT = hs[-1].detach().clone().requires_grad_(True)
-        (gT,) = torch.autograd.grad(loss_fn(hT).sum(), hT)
-    gT = torch.linalg.vector_norm(gT.float())
-    T = len(zs)
-    pre = [h[0] for h in hs[1:]] if j_from_h else [z[0] for z in zs]  # j_from_h: act'(h), not act'(z)
-    ds = [_dact(z, a) if j_of == "derivative" else _ACT[a](z) for z in pre]
-    if full_step:  # the norm of the whole step Jacobian diag(d) W, and no separate ||W|| power
-        nJ = torch.stack([torch.linalg.matrix_norm(torch.diag(d) @ W, ord=2) for d in ds])
-    elif j_ord == "fro":
-        nJ = torch.stack([torch.linalg.vector_norm(d) for d in ds])
-    else:  # spectral norm of a diagonal matrix: its largest |entry|
-        nJ = torch.stack([d.abs().max() for d in ds])
-    wn = (torch.linalg.eigvals(W).abs().max() if w_ord == "radius"
-          else torch.linalg.matrix_norm(W, ord=w_ord))
-    r = []
-    for i in range(T):
-        seg = nJ[max(i + j_first, 0): T + j_last]
-        fac = {"prod": seg.prod(), "sum": seg.sum(), "none": torch.tensor(1.0)}[combine]
-        power = 1.0 if full_step else wn ** (T - (i + 1) + exp_shift)
-        r.append(gT * power * fac)
-    return torch.stack(r).float()
-
-
-def _lstm(x, h, c, W_ih, W_hh, b_ih, b_hh, *, order="ifgo", forget=True, tanh_c=True,
-          old_c=False, g_act=torch.tanh, o_act=torch.sigmoid, use_b_ih=True, use_b_hh=True,
-          sig=torch.sigmoid):
-    z = x @ W_ih.T + h @ W_hh.T
-    if use_b_ih:
-        z = z + b_ih
-    if use_b_hh:
-        z = z + b_hh
-    gate = dict(zip(order, z.chunk(4, dim=-1)))  # `order` names the four stacked blocks
-    i, f = (sig(gate[k]) for k in "if")
-    o = (sig if o_act is torch.sigmoid else o_act)(gate["o"])
-    g = g_act(gate["g"])
-    c_new = i * g + (f * c if forget else 0)
-    cc = c if old_c else c_new
-    return o * (torch.tanh(cc) if tanh_c else cc), c_new
-
-
-def _sig_neg(z: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(-z)
-
-
-def _leaves(tree) -> list[str]:
-    return [tree] if isinstance(tree, str) else [w for t in tree for w in _leaves(t)]
-
-
-def _tree(tree, embed, W, b, *, swap=False, squash=True, squash_leaves=False, use_bias=True,
-          bias_outside=False, as_sequence=False):
-    def leaf(word):
-        v = embed[word]
-        return torch.tanh(v) if squash_leaves else v
-
-    def node(left, right):
-        if swap:
-            left, right = right, left
-        z = W @ torch.cat([left, right])
-        if use_bias and not bias_outside:
-            z = z + b
-        p = torch.tanh(z) if squash else z
-        return p + b if use_bias and bias_outside else p
-
-    def enc(t):
-        if isinstance(t, str):
-            return leaf(t)
-        left, right = t
-        return node(enc(left), enc(right))
-
-    if as_sequence:  # ((w1, w2), w3), ...: the tree read as a left-to-right sequence
-        words = _leaves(tree)
-        p = leaf(words[0])
-        for w in words[1:]:
-            p = node(p, leaf(w))
-        return p
-    return enc(tree)
-
-
-def _tbptt(x, y, params, k, *, window=lambda k: k, chunked=False, restart=False,
-           reduction="mean", softmax_first=False, transpose_W=False, transpose_V=False,
-           loss_every_step=False):
-    with torch.enable_grad():
-        p = {n: v.detach().clone().requires_grad_(True) for n, v in params.items()}
-        T, B = x.shape[0], x.shape[1]
-        w = window(k)
-        h = torch.zeros(B, p["W"].shape[0], dtype=x.dtype)
-        Wm = p["W"] if transpose_W else p["W"].T
-        Vm = p["V"] if transpose_V else p["V"].T
-        states = []
-        for t in range(max(T - w, 0) if restart else 0, T):  # step t + 1 computes h_{t+1}
-            if chunked:
-                if t > 0 and t % k == 0:
-                    h = h.detach()
-            elif t == T - w:  # h_{T-w} held constant
-                h = h.detach()
-            h = torch.tanh(h @ Wm + x[t] @ p["U"].T + p["b"])
-            states.append(h)
-        if not chunked and w <= 0:
-            h = h.detach()
-        # loss_every_step: the label y used as the target of every step (many-to-many), summed
-        seen = states if loss_every_step else [h]
-        loss = torch.zeros(())
-        for s in seen:
-            logits = s @ Vm + p["c"]
-            if softmax_first:
-                logits = logits.softmax(dim=-1)
-            loss = loss + F.cross_entropy(logits, y, reduction=reduction)
-        grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
-    return {n: torch.zeros_like(v) if g is None else g for (n, v), g in zip(p.items(), grads)}
-
-
-# The correct computations, for tests and for a grader that wants to check a match is not trivial.
-_CORRECT: dict[str, Callable[..., Any]] = {
-    "rnn_forward": _rnn, "activation_jacobian": _jacobian, "hidden_grad_norms": _grad_norms,
-    "gradient_bound": _bound, "lstm_cell": _lstm, "tree_encode": _tree, "tbptt_grads": _tbptt,
-}
 
 # --------------------------------------------------------------------------------------------
 # When a mistake can be told apart from the correct output on given inputs.
@@ -273,265 +54,272 @@ def _always(i: Mapping[str, Any]) -> bool:
     return True
 
 
-def _act_is(name):
+def _act_is(name: str) -> Applies:
     return lambda i: i.get("activation", "tanh") == name
 
 
-def _nonzero(name):
+def _nonzero(name: str) -> Applies:
     return lambda i: bool(torch.as_tensor(i[name]).abs().max() > 0)
 
 
-def _asym(t) -> bool:
-    t = torch.as_tensor(t)
-    return t.shape[0] == t.shape[-1] and not torch.allclose(t, t.T)
+def _asym(t: Any) -> bool:
+    m = torch.as_tensor(t)
+    return m.shape[0] == m.shape[-1] and not torch.allclose(m, m.T)
 
 
-def _steps(i, n=2) -> bool:
-    return i["x"].shape[0] >= n
+def _steps(i: Mapping[str, Any], n: int = 2) -> bool:
+    return bool(i["x"].shape[0] >= n)
 
 
-def _W_norm_not_1(i) -> bool:
+def _W_norm_not_1(i: Mapping[str, Any]) -> bool:
     return abs(float(torch.linalg.matrix_norm(torch.as_tensor(i["W"]), ord=2)) - 1) > 1e-3
 
 
-def _mirror(t):
+def _mirror(t: Tree) -> Tree:
     return t if isinstance(t, str) else (_mirror(t[1]), _mirror(t[0]))
 
 
-def _is_left_chain(t) -> bool:
+def _is_left_chain(t: Tree) -> bool:
     return isinstance(t, str) or (isinstance(t[1], str) and _is_left_chain(t[0]))
 
 
-def _is_pair(i) -> bool:
+def _is_pair(i: Mapping[str, Any]) -> bool:
     return not isinstance(i["tree"], str)
 
 
-def _k_lt_T(i) -> bool:
-    return i["k"] < i["x"].shape[0]
+def _k_lt_T(i: Mapping[str, Any]) -> bool:
+    return bool(i["k"] < i["x"].shape[0])
 
+
+def _sig_neg(z: torch.Tensor) -> torch.Tensor:
+    """A hand-written sigmoid that lost its minus sign: 1 / (1 + exp(z))."""
+    return torch.sigmoid(-z)
+
+
+#: One row of the table: function, key, description, when it applies, the switches it flips.
+_Row: TypeAlias = tuple[str, str, str, Applies, Switches]
+
+_ROWS: list[_Row] = [
+    # ---- rnn_forward ---------------------------------------------------------------
+    ("rnn_forward", "activation_ignored",  # the argument is there but `torch.tanh` hard-coded
+     "with tanh in place of sigmoid: the `activation` argument is ignored",
+     _act_is("sigmoid"), dict(act="tanh")),
+    ("rnn_forward", "sigmoid_for_tanh",  # "sigma" in the sheet's formula read as the sigmoid
+     "with sigmoid in place of tanh: the activation is always the sigmoid",
+     _act_is("tanh"), dict(act="sigmoid")),
+    ("rnn_forward", "W_transposed",  # W h_{t-1} written as h @ W for a batch of rows
+     "with `W` transposed: `h @ W` where a batch of row vectors needs `h @ W.T`",
+     lambda i: _asym(i["W"]), dict(transpose_W=True)),
+    ("rnn_forward", "U_transposed",  # only visible (and only runs) when D == Hd
+     "with `U` transposed: `x_t @ U` where a batch of row vectors needs `x_t @ U.T`",
+     lambda i: _asym(i["U"]), dict(transpose_U=True)),
+    ("rnn_forward", "W_U_swapped",
+     "with `W` and `U` swapped: `W` applied to the input x_t and `U` to the state h_{t-1}",
+     lambda i: i["U"].shape == i["W"].shape and not torch.equal(i["U"], i["W"]),
+     dict(swap_WU=True)),
+    ("rnn_forward", "bias_missing", "without the bias `b`", _nonzero("b"),
+     dict(use_bias=False)),
+    ("rnn_forward", "h0_ignored",  # h = torch.zeros(...) copied from a tutorial
+     "with h_0 = 0: the given `h0` is ignored", _nonzero("h0"), dict(use_h0=False)),
+    ("rnn_forward", "state_not_updated",  # `h_new = ...` but the loop keeps using `h0`
+     "with every step computed from `h0`: the state h_{t-1} is never updated in the loop",
+     _steps, dict(update_state=False)),
+    ("rnn_forward", "shifted_output",  # states collected before the update, starting at h0
+     "shifted by one step: it returns h_0, ..., h_{T-1} instead of h_1, ..., h_T",
+     _always, dict(shifted=True)),
+    ("rnn_forward", "no_recurrence",  # h = act(x_t @ U.T + b): an MLP applied per step
+     "without the recurrence term `W h_{t-1}`: each h_t = act(U x_t + b) ignores the state",
+     lambda i: _nonzero("W")(i) and (_steps(i) or _nonzero("h0")(i)), dict(recurrence=False)),
+    ("rnn_forward", "time_batch_swapped",  # `B, T, D = x.shape`; with B = 1 it runs at all
+     "with the time and batch axes of `x` swapped: the batch is walked as if it were time",
+     lambda i: i["x"].shape[0] > 1 and i["x"].shape[1] in (1, i["x"].shape[0]),
+     dict(swap_time_batch=True)),
+    ("rnn_forward", "no_activation",  # h_t = z_t: the activation is never applied
+     "without the activation: h_t = z_t = W h_{t-1} + U x_t + b, never squashed", _always,
+     dict(act="identity")),
+    ("rnn_forward", "bias_twice",  # b_ih and b_hh of torch.nn.RNN both set to b
+     "with the bias `b` added twice: z_t = W h_{t-1} + b + U x_t + b", _nonzero("b"),
+     dict(bias_times=2)),
+    # ---- activation_jacobian --------------------------------------------------------
+    ("activation_jacobian", "activation_ignored",
+     "with the tanh derivative in place of the sigmoid's: the `activation` argument is ignored",
+     _act_is("sigmoid"), dict(act="tanh")),
+    ("activation_jacobian", "sigmoid_for_tanh",
+     "with the sigmoid derivative in place of the tanh's", _act_is("tanh"),
+     dict(act="sigmoid")),
+    ("activation_jacobian", "value_not_derivative",
+     "with the activation's value act(z) on the diagonal instead of its derivative act'(z)",
+     _always, dict(form="value")),
+    ("activation_jacobian", "tanh_square_missing",
+     "with 1 - tanh(z) on the diagonal: the square of 1 - tanh(z)^2 is missing",
+     _act_is("tanh"), dict(form="tanh_no_square")),
+    ("activation_jacobian", "output_formula_on_z",  # 1 - h^2 is right, but with h := z
+     "with the derivative's formula in terms of the output applied to z itself: "
+     "1 - z^2 for tanh, z (1 - z) for sigmoid",
+     _always, dict(form="output_formula_on_z")),
+    ("activation_jacobian", "sigmoid_times_1_minus_z",
+     "with sigmoid(z) (1 - z) on the diagonal: the second factor must be 1 - sigmoid(z)",
+     _act_is("sigmoid"), dict(form="sigmoid_times_1_minus_z")),
+    # ---- hidden_grad_norms ----------------------------------------------------------
+    ("hidden_grad_norms", "activation_ignored",  # `activation` not passed on to rnn_forward
+     "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
+     _act_is("sigmoid"), dict(act="tanh")),
+    ("hidden_grad_norms", "order_reversed",  # norms collected while walking back in time
+     "in reverse order: g[0] holds ||dL/dh_T|| instead of ||dL/dh_1||", _steps,
+     dict(reverse=True)),
+    ("hidden_grad_norms", "preactivation_grads",
+     "with gradients with respect to the pre-activations z_t instead of the states h_t",
+     _always, dict(wrt="z")),
+    ("hidden_grad_norms", "squared_norms",
+     "with squared norms ||dL/dh_t||^2 instead of the norms", _always, dict(squared=True)),
+    ("hidden_grad_norms", "loss_on_every_state",  # loss_fn summed over all h_t
+     "with the loss applied to every state: L = sum_t loss_fn(h_t) instead of loss_fn(h_T)",
+     _steps, dict(loss_on_all=True)),
+    ("hidden_grad_norms", "shifted_includes_h0",  # hs = [h0, ...] indexed with hs[t-1]
+     "shifted by one step: g[t-1] = ||dL/dh_{t-1}||, starting at h_0 and leaving out h_T",
+     _always, dict(wrt="h_prev")),
+    ("hidden_grad_norms", "local_loss",  # loss_fn(h_t) differentiated at each t, locally
+     "with the loss differentiated locally at each step: g[t-1] = ||d loss_fn(h_t) / dh_t|| "
+     "instead of the gradient of L = loss_fn(h_T) carried back through time", _steps,
+     dict(local=True)),
+    ("hidden_grad_norms", "no_activation_derivative",  # dL/dh_t = W^T dL/dh_{t+1}
+     "with the gradient carried back through `W` alone: the activation's derivative "
+     "act'(z_{t+1}) is missing from each step back", _steps, dict(no_derivative=True)),
+    ("hidden_grad_norms", "loss_at_first_state",  # the wrong end of the sequence
+     "with the loss taken at the wrong end of the sequence: L = loss_fn(h_1) instead of "
+     "loss_fn(h_T)", _steps, dict(loss_at=0)),
+    # ---- gradient_bound --------------------------------------------------------------
+    ("gradient_bound", "activation_ignored",
+     "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
+     _act_is("sigmoid"), dict(act="tanh")),
+    ("gradient_bound", "exponent_plus_one",  # T - t with a 0-based t
+     "with ||W||^(T-t+1) instead of ||W||^(T-t): the exponent is one too large",
+     _W_norm_not_1, dict(exp_shift=1)),
+    ("gradient_bound", "exponent_minus_one",
+     "with ||W||^(T-t-1) instead of ||W||^(T-t): the exponent is one too small",
+     _W_norm_not_1, dict(exp_shift=-1)),
+    ("gradient_bound", "W_frobenius",  # torch.norm(W) is the Frobenius norm
+     "with the Frobenius norm of `W` instead of its spectral norm", _always,
+     dict(w_ord="fro")),
+    ("gradient_bound", "all_frobenius",  # torch.norm on both matrices
+     "with Frobenius norms of both `W` and J_{k+1} instead of their spectral norms",
+     lambda i: _steps(i) and i["W"].shape[0] > 1, dict(w_ord="fro", j_ord="fro")),
+    ("gradient_bound", "J_frobenius",
+     "with the Frobenius norm of J_{k+1} instead of its spectral norm (the largest |act'|)",
+     lambda i: _steps(i) and i["W"].shape[0] > 1, dict(j_ord="fro")),
+    ("gradient_bound", "J_index_shifted",
+     "with J_k in place of J_{k+1}: the product runs over J_t, ..., J_{T-1}", _steps,
+     dict(j_first=0, j_last=-1)),
+    ("gradient_bound", "J_extra_factor",
+     "with one Jacobian too many: the product runs over J_t, ..., J_T", _always,
+     dict(j_first=0)),
+    ("gradient_bound", "no_jacobian",
+     "without the Jacobian product: only ||dL/dh_T|| ||W||^(T-t)", _steps,
+     dict(combine="none")),
+    ("gradient_bound", "J_summed",
+     "with the sum of the Jacobian norms where their product is needed", _always,
+     dict(combine="sum")),
+    ("gradient_bound", "J_of_value",
+     "with act(z_{k+1}) in place of act'(z_{k+1}) in J_{k+1}: the activation, "
+     "not its derivative", _steps, dict(j_of="value")),
+    ("gradient_bound", "J_of_h",  # act'(h_{k+1}) where act'(z_{k+1}) belongs
+     "with J_{k+1} built from the state h_{k+1} instead of the pre-activation z_{k+1}: "
+     "act'(h_{k+1}) on its diagonal", _steps, dict(j_from_h=True)),
+    ("gradient_bound", "W_spectral_radius",  # max |eigenvalue| is not the spectral norm
+     "with the spectral radius of `W` (its largest |eigenvalue|) instead of its spectral "
+     "norm (its largest singular value)", _always, dict(w_ord="radius")),
+    ("gradient_bound", "full_step_jacobian",  # a tighter quantity, not the bound of (1)
+     "with ||J_{k+1} W|| (the norm of the whole step Jacobian) in place of "
+     "||W|| ||J_{k+1}|| for each step", _steps, dict(full_step=True)),
+    # ---- lstm_cell -------------------------------------------------------------------
+    ("lstm_cell", "gates_ifog",  # d2l and many from-scratch tutorials
+     "with the gates read in the order i, f, o, g instead of torch's i, f, g, o", _always,
+     dict(order="ifog")),
+    ("lstm_cell", "gates_igfo",  # TensorFlow 1's LSTMCell: i, j, f, o
+     "with the gates read in TensorFlow's order i, g, f, o instead of torch's i, f, g, o",
+     _always, dict(order="igfo")),
+    ("lstm_cell", "gates_iofg",  # ONNX
+     "with the gates read in ONNX's order i, o, f, g instead of torch's i, f, g, o",
+     _always, dict(order="iofg")),
+    ("lstm_cell", "no_forget_gate", "without the forget gate: c_new = i * g drops f * c",
+     _nonzero("c"), dict(forget=False)),
+    ("lstm_cell", "h_without_tanh",
+     "with h_new = o * c_new: the tanh on the cell state is missing", _always,
+     dict(tanh_c=False)),
+    ("lstm_cell", "h_from_old_c",
+     "with h_new = o * tanh(c) from the old cell state instead of c_new", _always,
+     dict(old_c=True)),
+    ("lstm_cell", "sigmoid_on_g",  # all four gates squashed the same way
+     "with the sigmoid in place of tanh on the candidate g", _always,
+     dict(g_act=torch.sigmoid)),
+    ("lstm_cell", "tanh_on_output_gate",  # o squashed like the candidate g
+     "with tanh in place of the sigmoid on the output gate o", _always,
+     dict(o_act=torch.tanh)),
+    ("lstm_cell", "b_hh_dropped", "with `b_ih` as the only bias: `b_hh` is left out",
+     _nonzero("b_hh"), dict(use_b_hh=False)),
+    ("lstm_cell", "b_ih_dropped", "with `b_hh` as the only bias: `b_ih` is left out",
+     _nonzero("b_ih"), dict(use_b_ih=False)),
+    ("lstm_cell", "sigmoid_negated",  # a hand-written 1 / (1 + exp(z))
+     "with sigmoid(-z) in place of sigmoid(z) for the gates i, f and o: a hand-written "
+     "sigmoid 1 / (1 + exp(z)) has lost the minus sign", _always, dict(sig=_sig_neg)),
+    # ---- tree_encode -----------------------------------------------------------------
+    ("tree_encode", "children_swapped",
+     "with the children concatenated the wrong way round: [v_right ; v_left]",
+     lambda i: _mirror(i["tree"]) != i["tree"],
+     dict(swap=True)),
+    ("tree_encode", "no_tanh", "without the tanh: each parent is W [v_left ; v_right] + b",
+     _is_pair, dict(squash=False)),
+    ("tree_encode", "tanh_on_leaves",
+     "with tanh applied to the leaves too: a leaf's vector is embed[word] itself", _always,
+     dict(squash_leaves=True)),
+    ("tree_encode", "bias_missing", "without the bias `b`",
+     lambda i: _is_pair(i) and _nonzero("b")(i), dict(use_bias=False)),
+    ("tree_encode", "bias_outside_tanh",
+     "with the bias added after the tanh: tanh(W [v_left ; v_right]) + b",
+     lambda i: _is_pair(i) and _nonzero("b")(i), dict(bias_outside=True)),
+    ("tree_encode", "read_as_sequence",  # an RNN over the words, not a recursive net
+     "with the words combined left to right as a sequence: the tree's shape is ignored",
+     lambda i: not _is_left_chain(i["tree"]), dict(as_sequence=True)),
+    # ---- tbptt_grads -----------------------------------------------------------------
+    ("tbptt_grads", "window_one_longer",
+     "with a window of k + 1 steps: h_{T-k-1} is held constant instead of h_{T-k}", _k_lt_T,
+     dict(window=lambda k: k + 1)),
+    ("tbptt_grads", "window_one_shorter",  # for k = 1 that is h_T detached: zero W, U, b grads
+     "with a window of k - 1 steps: h_{T-k+1} is held constant instead of h_{T-k}",
+     lambda i: i["k"] <= i["x"].shape[0], dict(window=lambda k: k - 1)),
+    ("tbptt_grads", "no_truncation",
+     "without truncation: the gradients flow back through all T steps", _k_lt_T,
+     dict(window=lambda k: 10**9)),
+    ("tbptt_grads", "detach_every_step",
+     "with the state detached at every step: only the last step counts, as if k = 1",
+     lambda i: i["k"] > 1 and _steps(i), dict(window=lambda k: 1)),
+    ("tbptt_grads", "chunked_windows",  # the word-language-model recipe, cut from the start
+     "with the sequence cut into chunks of k steps from the start: the last chunk, which "
+     "the loss sees, is shorter than k",
+     lambda i: _k_lt_T(i) and i["x"].shape[0] % i["k"] != 0, dict(chunked=True)),
+    ("tbptt_grads", "restart_from_zero",
+     "with only the last k inputs run, from h = 0: the state built by the earlier steps "
+     "is dropped", _k_lt_T, dict(restart=True)),
+    ("tbptt_grads", "loss_summed",
+     "with the loss summed over the batch instead of averaged",
+     lambda i: i["x"].shape[1] > 1, dict(reduction="sum")),
+    ("tbptt_grads", "softmax_twice",
+     "with a softmax before `cross_entropy`, which applies log-softmax itself", _always,
+     dict(softmax_first=True)),
+    ("tbptt_grads", "loss_every_step",  # many-to-many training on a many-to-one task
+     "with the label `y` used as the target of every step: the loss is summed over "
+     "h_1, ..., h_T instead of taken on h_T alone", _steps, dict(loss_every_step=True)),
+    ("tbptt_grads", "W_transposed",
+     "with `W` transposed in the recurrence: `h @ W` instead of `h @ W.T`",
+     lambda i: _steps(i) and _asym(i["params"]["W"]), dict(transpose_W=True)),
+    ("tbptt_grads", "V_transposed",  # only runs when C == Hd
+     "with `V` transposed in the output layer: `h_T @ V` instead of `h_T @ V.T`",
+     lambda i: _asym(i["params"]["V"]), dict(transpose_V=True)),
+]
 
 MISTAKES: tuple[Mistake, ...] = tuple(
-    # The rows mix types, so mypy sees `object`; each row's shape is checked by the tests.
-    Mistake(fn, key, desc, partial(_CORRECT[fn], **cast(dict[str, Any], switches)),
-            cast(Callable[[Mapping[str, Any]], bool], applies))
-    for fn, key, desc, applies, switches in [
-        # ---- rnn_forward ---------------------------------------------------------------
-        ("rnn_forward", "activation_ignored",  # the argument is there but `torch.tanh` hard-coded
-         "with tanh in place of sigmoid: the `activation` argument is ignored",
-         _act_is("sigmoid"), dict(act="tanh")),
-        ("rnn_forward", "sigmoid_for_tanh",  # "sigma" in the sheet's formula read as the sigmoid
-         "with sigmoid in place of tanh: the activation is always the sigmoid",
-         _act_is("tanh"), dict(act="sigmoid")),
-        ("rnn_forward", "W_transposed",  # W h_{t-1} written as h @ W for a batch of rows
-         "with `W` transposed: `h @ W` where a batch of row vectors needs `h @ W.T`",
-         lambda i: _asym(i["W"]), dict(transpose_W=True)),
-        ("rnn_forward", "U_transposed",  # only visible (and only runs) when D == Hd
-         "with `U` transposed: `x_t @ U` where a batch of row vectors needs `x_t @ U.T`",
-         lambda i: _asym(i["U"]), dict(transpose_U=True)),
-        ("rnn_forward", "W_U_swapped",
-         "with `W` and `U` swapped: `W` applied to the input x_t and `U` to the state h_{t-1}",
-         lambda i: i["U"].shape == i["W"].shape and not torch.equal(i["U"], i["W"]),
-         dict(swap_WU=True)),
-        ("rnn_forward", "bias_missing", "without the bias `b`", _nonzero("b"),
-         dict(use_bias=False)),
-        ("rnn_forward", "h0_ignored",  # h = torch.zeros(...) copied from a tutorial
-         "with h_0 = 0: the given `h0` is ignored", _nonzero("h0"), dict(use_h0=False)),
-        ("rnn_forward", "state_not_updated",  # `h_new = ...` but the loop keeps using `h0`
-         "with every step computed from `h0`: the state h_{t-1} is never updated in the loop",
-         _steps, dict(update_state=False)),
-        ("rnn_forward", "shifted_output",  # states collected before the update, starting at h0
-         "shifted by one step: it returns h_0, ..., h_{T-1} instead of h_1, ..., h_T",
-         _always, dict(shifted=True)),
-        ("rnn_forward", "no_recurrence",  # h = act(x_t @ U.T + b): an MLP applied per step
-         "without the recurrence term `W h_{t-1}`: each h_t = act(U x_t + b) ignores the state",
-         lambda i: _nonzero("W")(i) and (_steps(i) or _nonzero("h0")(i)), dict(recurrence=False)),
-        ("rnn_forward", "time_batch_swapped",  # `B, T, D = x.shape`; with B = 1 it runs at all
-         "with the time and batch axes of `x` swapped: the batch is walked as if it were time",
-         lambda i: i["x"].shape[0] > 1 and i["x"].shape[1] in (1, i["x"].shape[0]),
-         dict(swap_time_batch=True)),
-        ("rnn_forward", "no_activation",  # h_t = z_t: the activation is never applied
-         "without the activation: h_t = z_t = W h_{t-1} + U x_t + b, never squashed", _always,
-         dict(act="identity")),
-        ("rnn_forward", "bias_twice",  # b_ih and b_hh of torch.nn.RNN both set to b
-         "with the bias `b` added twice: z_t = W h_{t-1} + b + U x_t + b", _nonzero("b"),
-         dict(bias_times=2)),
-        # ---- activation_jacobian --------------------------------------------------------
-        ("activation_jacobian", "activation_ignored",
-         "with the tanh derivative in place of the sigmoid's: the `activation` argument is ignored",
-         _act_is("sigmoid"), dict(act="tanh")),
-        ("activation_jacobian", "sigmoid_for_tanh",
-         "with the sigmoid derivative in place of the tanh's", _act_is("tanh"),
-         dict(act="sigmoid")),
-        ("activation_jacobian", "value_not_derivative",
-         "with the activation's value act(z) on the diagonal instead of its derivative act'(z)",
-         _always, dict(form="value")),
-        ("activation_jacobian", "tanh_square_missing",
-         "with 1 - tanh(z) on the diagonal: the square of 1 - tanh(z)^2 is missing",
-         _act_is("tanh"), dict(form="tanh_no_square")),
-        ("activation_jacobian", "output_formula_on_z",  # 1 - h^2 is right, but with h := z
-         "with the derivative's formula in terms of the output applied to z itself: "
-         "1 - z^2 for tanh, z (1 - z) for sigmoid",
-         _always, dict(form="output_formula_on_z")),
-        ("activation_jacobian", "sigmoid_times_1_minus_z",
-         "with sigmoid(z) (1 - z) on the diagonal: the second factor must be 1 - sigmoid(z)",
-         _act_is("sigmoid"), dict(form="sigmoid_times_1_minus_z")),
-        # ---- hidden_grad_norms ----------------------------------------------------------
-        ("hidden_grad_norms", "activation_ignored",  # `activation` not passed on to rnn_forward
-         "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
-         _act_is("sigmoid"), dict(act="tanh")),
-        ("hidden_grad_norms", "order_reversed",  # norms collected while walking back in time
-         "in reverse order: g[0] holds ||dL/dh_T|| instead of ||dL/dh_1||", _steps,
-         dict(reverse=True)),
-        ("hidden_grad_norms", "preactivation_grads",
-         "with gradients with respect to the pre-activations z_t instead of the states h_t",
-         _always, dict(wrt="z")),
-        ("hidden_grad_norms", "squared_norms",
-         "with squared norms ||dL/dh_t||^2 instead of the norms", _always, dict(squared=True)),
-        ("hidden_grad_norms", "loss_on_every_state",  # loss_fn summed over all h_t
-         "with the loss applied to every state: L = sum_t loss_fn(h_t) instead of loss_fn(h_T)",
-         _steps, dict(loss_on_all=True)),
-        ("hidden_grad_norms", "shifted_includes_h0",  # hs = [h0, ...] indexed with hs[t-1]
-         "shifted by one step: g[t-1] = ||dL/dh_{t-1}||, starting at h_0 and leaving out h_T",
-         _always, dict(wrt="h_prev")),
-        ("hidden_grad_norms", "local_loss",  # loss_fn(h_t) differentiated at each t, locally
-         "with the loss differentiated locally at each step: g[t-1] = ||d loss_fn(h_t) / dh_t|| "
-         "instead of the gradient of L = loss_fn(h_T) carried back through time", _steps,
-         dict(local=True)),
-        ("hidden_grad_norms", "no_activation_derivative",  # dL/dh_t = W^T dL/dh_{t+1}
-         "with the gradient carried back through `W` alone: the activation's derivative "
-         "act'(z_{t+1}) is missing from each step back", _steps, dict(no_derivative=True)),
-        ("hidden_grad_norms", "loss_at_first_state",  # the wrong end of the sequence
-         "with the loss taken at the wrong end of the sequence: L = loss_fn(h_1) instead of "
-         "loss_fn(h_T)", _steps, dict(loss_at=0)),
-        # ---- gradient_bound --------------------------------------------------------------
-        ("gradient_bound", "activation_ignored",
-         "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
-         _act_is("sigmoid"), dict(act="tanh")),
-        ("gradient_bound", "exponent_plus_one",  # T - t with a 0-based t
-         "with ||W||^(T-t+1) instead of ||W||^(T-t): the exponent is one too large",
-         _W_norm_not_1, dict(exp_shift=1)),
-        ("gradient_bound", "exponent_minus_one",
-         "with ||W||^(T-t-1) instead of ||W||^(T-t): the exponent is one too small",
-         _W_norm_not_1, dict(exp_shift=-1)),
-        ("gradient_bound", "W_frobenius",  # torch.norm(W) is the Frobenius norm
-         "with the Frobenius norm of `W` instead of its spectral norm", _always,
-         dict(w_ord="fro")),
-        ("gradient_bound", "all_frobenius",  # torch.norm on both matrices
-         "with Frobenius norms of both `W` and J_{k+1} instead of their spectral norms",
-         lambda i: _steps(i) and i["W"].shape[0] > 1, dict(w_ord="fro", j_ord="fro")),
-        ("gradient_bound", "J_frobenius",
-         "with the Frobenius norm of J_{k+1} instead of its spectral norm (the largest |act'|)",
-         lambda i: _steps(i) and i["W"].shape[0] > 1, dict(j_ord="fro")),
-        ("gradient_bound", "J_index_shifted",
-         "with J_k in place of J_{k+1}: the product runs over J_t, ..., J_{T-1}", _steps,
-         dict(j_first=0, j_last=-1)),
-        ("gradient_bound", "J_extra_factor",
-         "with one Jacobian too many: the product runs over J_t, ..., J_T", _always,
-         dict(j_first=0)),
-        ("gradient_bound", "no_jacobian",
-         "without the Jacobian product: only ||dL/dh_T|| ||W||^(T-t)", _steps,
-         dict(combine="none")),
-        ("gradient_bound", "J_summed",
-         "with the sum of the Jacobian norms where their product is needed", _always,
-         dict(combine="sum")),
-        ("gradient_bound", "J_of_value",
-         "with act(z_{k+1}) in place of act'(z_{k+1}) in J_{k+1}: the activation, "
-         "not its derivative", _steps, dict(j_of="value")),
-        ("gradient_bound", "J_of_h",  # act'(h_{k+1}) where act'(z_{k+1}) belongs
-         "with J_{k+1} built from the state h_{k+1} instead of the pre-activation z_{k+1}: "
-         "act'(h_{k+1}) on its diagonal", _steps, dict(j_from_h=True)),
-        ("gradient_bound", "W_spectral_radius",  # max |eigenvalue| is not the spectral norm
-         "with the spectral radius of `W` (its largest |eigenvalue|) instead of its spectral "
-         "norm (its largest singular value)", _always, dict(w_ord="radius")),
-        ("gradient_bound", "full_step_jacobian",  # a tighter quantity, not the bound of (1)
-         "with ||J_{k+1} W|| (the norm of the whole step Jacobian) in place of "
-         "||W|| ||J_{k+1}|| for each step", _steps, dict(full_step=True)),
-        # ---- lstm_cell -------------------------------------------------------------------
-        ("lstm_cell", "gates_ifog",  # d2l and many from-scratch tutorials
-         "with the gates read in the order i, f, o, g instead of torch's i, f, g, o", _always,
-         dict(order="ifog")),
-        ("lstm_cell", "gates_igfo",  # TensorFlow 1's LSTMCell: i, j, f, o
-         "with the gates read in TensorFlow's order i, g, f, o instead of torch's i, f, g, o",
-         _always, dict(order="igfo")),
-        ("lstm_cell", "gates_iofg",  # ONNX
-         "with the gates read in ONNX's order i, o, f, g instead of torch's i, f, g, o",
-         _always, dict(order="iofg")),
-        ("lstm_cell", "no_forget_gate", "without the forget gate: c_new = i * g drops f * c",
-         _nonzero("c"), dict(forget=False)),
-        ("lstm_cell", "h_without_tanh",
-         "with h_new = o * c_new: the tanh on the cell state is missing", _always,
-         dict(tanh_c=False)),
-        ("lstm_cell", "h_from_old_c",
-         "with h_new = o * tanh(c) from the old cell state instead of c_new", _always,
-         dict(old_c=True)),
-        ("lstm_cell", "sigmoid_on_g",  # all four gates squashed the same way
-         "with the sigmoid in place of tanh on the candidate g", _always,
-         dict(g_act=torch.sigmoid)),
-        ("lstm_cell", "tanh_on_output_gate",  # o squashed like the candidate g
-         "with tanh in place of the sigmoid on the output gate o", _always,
-         dict(o_act=torch.tanh)),
-        ("lstm_cell", "b_hh_dropped", "with `b_ih` as the only bias: `b_hh` is left out",
-         _nonzero("b_hh"), dict(use_b_hh=False)),
-        ("lstm_cell", "b_ih_dropped", "with `b_hh` as the only bias: `b_ih` is left out",
-         _nonzero("b_ih"), dict(use_b_ih=False)),
-        ("lstm_cell", "sigmoid_negated",  # a hand-written 1 / (1 + exp(z))
-         "with sigmoid(-z) in place of sigmoid(z) for the gates i, f and o: a hand-written "
-         "sigmoid 1 / (1 + exp(z)) has lost the minus sign", _always, dict(sig=_sig_neg)),
-        # ---- tree_encode -----------------------------------------------------------------
-        ("tree_encode", "children_swapped",
-         "with the children concatenated the wrong way round: [v_right ; v_left]",
-         lambda i: _mirror(i["tree"]) != i["tree"],
-         dict(swap=True)),
-        ("tree_encode", "no_tanh", "without the tanh: each parent is W [v_left ; v_right] + b",
-         _is_pair, dict(squash=False)),
-        ("tree_encode", "tanh_on_leaves",
-         "with tanh applied to the leaves too: a leaf's vector is embed[word] itself", _always,
-         dict(squash_leaves=True)),
-        ("tree_encode", "bias_missing", "without the bias `b`",
-         lambda i: _is_pair(i) and _nonzero("b")(i), dict(use_bias=False)),
-        ("tree_encode", "bias_outside_tanh",
-         "with the bias added after the tanh: tanh(W [v_left ; v_right]) + b",
-         lambda i: _is_pair(i) and _nonzero("b")(i), dict(bias_outside=True)),
-        ("tree_encode", "read_as_sequence",  # an RNN over the words, not a recursive net
-         "with the words combined left to right as a sequence: the tree's shape is ignored",
-         lambda i: not _is_left_chain(i["tree"]), dict(as_sequence=True)),
-        # ---- tbptt_grads -----------------------------------------------------------------
-        ("tbptt_grads", "window_one_longer",
-         "with a window of k + 1 steps: h_{T-k-1} is held constant instead of h_{T-k}", _k_lt_T,
-         dict(window=lambda k: k + 1)),
-        ("tbptt_grads", "window_one_shorter",  # for k = 1 that is h_T detached: zero W, U, b grads
-         "with a window of k - 1 steps: h_{T-k+1} is held constant instead of h_{T-k}",
-         lambda i: i["k"] <= i["x"].shape[0], dict(window=lambda k: k - 1)),
-        ("tbptt_grads", "no_truncation",
-         "without truncation: the gradients flow back through all T steps", _k_lt_T,
-         dict(window=lambda k: 10**9)),
-        ("tbptt_grads", "detach_every_step",
-         "with the state detached at every step: only the last step counts, as if k = 1",
-         lambda i: i["k"] > 1 and _steps(i), dict(window=lambda k: 1)),
-        ("tbptt_grads", "chunked_windows",  # the word-language-model recipe, cut from the start
-         "with the sequence cut into chunks of k steps from the start: the last chunk, which "
-         "the loss sees, is shorter than k",
-         lambda i: _k_lt_T(i) and i["x"].shape[0] % i["k"] != 0, dict(chunked=True)),
-        ("tbptt_grads", "restart_from_zero",
-         "with only the last k inputs run, from h = 0: the state built by the earlier steps "
-         "is dropped", _k_lt_T, dict(restart=True)),
-        ("tbptt_grads", "loss_summed",
-         "with the loss summed over the batch instead of averaged",
-         lambda i: i["x"].shape[1] > 1, dict(reduction="sum")),
-        ("tbptt_grads", "softmax_twice",
-         "with a softmax before `cross_entropy`, which applies log-softmax itself", _always,
-         dict(softmax_first=True)),
-        ("tbptt_grads", "loss_every_step",  # many-to-many training on a many-to-one task
-         "with the label `y` used as the target of every step: the loss is summed over "
-         "h_1, ..., h_T instead of taken on h_T alone", _steps, dict(loss_every_step=True)),
-        ("tbptt_grads", "W_transposed",
-         "with `W` transposed in the recurrence: `h @ W` instead of `h @ W.T`",
-         lambda i: _steps(i) and _asym(i["params"]["W"]), dict(transpose_W=True)),
-        ("tbptt_grads", "V_transposed",  # only runs when C == Hd
-         "with `V` transposed in the output layer: `h_T @ V` instead of `h_T @ V.T`",
-         lambda i: _asym(i["params"]["V"]), dict(transpose_V=True)),
-    ]
-)
+    Mistake(fn, key, desc, partial(CORRECT[fn], **switches), applies)
+    for fn, key, desc, applies, switches in _ROWS)
 
 
 #: Every other order of the four stacked gate blocks, generated (a swap of two gates, or any
@@ -540,7 +328,7 @@ MISTAKES: tuple[Mistake, ...] = tuple(
 MISTAKES += tuple(
     Mistake("lstm_cell", f"gates_{order}",
             f"with the gates read in the order {', '.join(order)} instead of torch's i, f, g, o",
-            partial(_lstm, order=order), _always)
+            partial(lstm, order=order), _always)
     for order in ("".join(p) for p in permutations("ifgo"))
     if order != "ifgo" and f"gates_{order}" not in {m.key for m in MISTAKES})
 

@@ -156,7 +156,10 @@ def _winnowed(doc: str, k: int, window: int) -> tuple[np.ndarray, np.ndarray]:
         return hashes, np.array([], dtype=np.int64)
     if len(hashes) < window:  # copydetect's winnowing needs a full window
         return hashes, np.arange(len(hashes))
-    return winnow(hashes, window, remove_duplicates=False)
+    selected: np.ndarray
+    positions: np.ndarray
+    selected, positions = winnow(hashes, window, remove_duplicates=False)  # copydetect is untyped
+    return selected, positions
 
 
 def _normalise(text: str) -> tuple[str, np.ndarray]:
