@@ -38,12 +38,12 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import calibrate  # noqa: E402 - the implementations and the relabelling live beside this script
+import calibrate  # beside this script: the implementations and the relabelling
 
-from grader.checks.recall import draw_permutation, heldout, permutation_key, train_seeds  # noqa: E402
+from grader.checks.recall import draw_permutation, heldout, permutation_key, train_seeds
 from grader.rubric import Recall as RecallSpec
-from grader.rubric import load_rubric  # noqa: E402
-from reference.recall import accuracy  # noqa: E402
+from grader.rubric import load_rubric
+from reference.recall import accuracy
 
 
 def verdict(impl: str, spec: RecallSpec, key: bytes, heldout_seed: int) -> dict[str, Any]:

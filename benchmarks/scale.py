@@ -149,6 +149,103 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _start_scheduler(work: Path, credentials: Any, cluster_log: Any, procs: list[subprocess.Popen[bytes]]) -> str:
+    """The real Dask scheduler on loopback with the run's credentials; its address once it is up."""
+    from grader.batch.daskproc import scheduler_argv, scheduler_env
+    address_file = work / "scheduler.json"
+    procs.append(subprocess.Popen(scheduler_argv(0, "127.0.0.1", credentials)
+                                  + ["--scheduler-file", str(address_file)], env=scheduler_env(),
+                                  stdin=subprocess.DEVNULL, stdout=cluster_log, stderr=subprocess.STDOUT,
+                                  start_new_session=True))
+    t0 = time.monotonic()
+    address = ""
+    while not address:
+        if time.monotonic() - t0 > 120 or procs[0].poll() is not None:
+            sys.exit("the scheduler did not start: " + (work / "cluster.log").read_text()[-2000:])
+        try:
+            address = str(json.loads(address_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)
+    return address
+
+
+def _start_workers(args: argparse.Namespace, address: str, credentials: Any, cluster_log: Any,
+                   procs: list[subprocess.Popen[bytes]], log_dir: Path, work: Path, t0: float) -> None:
+    """The workers, K per `dask worker` command (a machine of K cores), the commands started one
+    after the other once the previous one's processes are up (80 imports of Dask and torch at
+    once on two cores take longer than one after the other)."""
+    from grader.batch.daskproc import worker_argv, worker_env
+    left = args.workers
+    started = 0
+    while left:
+        k = min(args.per_command, left)
+        argv = worker_argv(address, k, None, "auto", host="127.0.0.1", credentials=credentials)
+        procs.append(subprocess.Popen(argv + ["--preload", str(STANDIN)], env=worker_env(None, "auto"),
+                                      stdin=subprocess.DEVNULL, stdout=cluster_log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        started += k
+        left -= k
+        while len(worker_pids(log_dir)) < started:
+            if time.monotonic() - t0 > 900 or any(p.poll() is not None for p in procs):
+                sys.exit("the workers did not start: " + (work / "cluster.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+def _watch(coordinator: subprocess.Popen[bytes], args: argparse.Namespace,
+           log_dir: Path) -> tuple[int, Any, int, list[int]]:
+    """Wait for the coordinator, sampling its memory; SIGKILL ``--kill-fraction`` of the worker
+    processes (busy ones first) once half the submissions are done. Returns the wait status, the
+    coordinator's resource usage, its peak sampled RSS and the killed pids."""
+    import psutil
+    watched = psutil.Process(coordinator.pid)
+    peak_sampled = 0
+    killed: list[int] = []
+    kill_n = round(args.kill_fraction * args.workers)
+    while True:
+        pid, status, usage = os.wait4(coordinator.pid, os.WNOHANG)
+        if pid:
+            return status, usage, peak_sampled, killed
+        try:
+            peak_sampled = max(peak_sampled, watched.memory_info().rss)
+        except psutil.Error:
+            pass
+        if kill_n and not killed:
+            _, dones, busy, _ = read_logs(log_dir)
+            if len(dones) >= args.submissions // 2:
+                pids = [p for p in worker_pids(log_dir) if alive(p)]
+                chosen = [p for p in pids if p in busy][:kill_n]
+                chosen += [p for p in pids if p not in chosen][:kill_n - len(chosen)]
+                for p in chosen:
+                    os.kill(p, signal.SIGKILL)
+                killed = chosen
+                print(f"scale: SIGKILLed {len(chosen)} worker processes "
+                      f"({sum(p in busy for p in chosen)} busy) at {len(dones)} done", file=sys.stderr)
+        time.sleep(0.2)
+
+
+def _outcome(text: str, subs: list[Path], out: Path, dones: dict[str, int], work: Path) -> tuple[int, int, set[str]]:
+    """From the coordinator's log, the results and the stand-in's logs: submissions lost (no
+    graded result), error results, and the sha256s graded more than once."""
+    recorded: dict[str, int] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] in ("graded", "error", "rejected") and words[2].endswith(".ipynb"):
+            recorded[words[2]] = recorded.get(words[2], 0) + 1
+    lost, errors = 0, 0
+    for path in subs:
+        try:
+            data = json.loads((out / path.stem / "result.json").read_text())
+        except (OSError, ValueError):
+            lost += 1
+            continue
+        if data.get("status") != "graded":
+            lost += 1
+            errors += 1
+    twice = {s for s, n in dones.items() if n > 1} | {_sha256(work / "submissions" / n)
+                                                       for n, c in recorded.items() if c > 1}
+    return lost, errors, twice
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--submissions", type=int, default=200)
@@ -169,7 +266,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from grader.batch.cluster_tls import make_credentials
-    from grader.batch.daskproc import scheduler_argv, scheduler_env, worker_argv, worker_env
 
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="sheet11-scale-"))  # 0700
@@ -198,76 +294,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"scale: {args.submissions} submissions, {args.workers} workers, durations from {source}, "
               f"compressed {args.time_compression:g}x; load {load_before:.2f}", file=sys.stderr)
 
-        cluster_log = open(work / "cluster.log", "wb")  # noqa: SIM115 - closed at the end
-        address_file = work / "scheduler.json"
-        procs.append(subprocess.Popen(scheduler_argv(0, "127.0.0.1", credentials)
-                                      + ["--scheduler-file", str(address_file)], env=scheduler_env(),
-                                      stdin=subprocess.DEVNULL, stdout=cluster_log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        cluster_log = open(work / "cluster.log", "wb")
         t0 = time.monotonic()
-        address = ""
-        while not address:
-            if time.monotonic() - t0 > 120 or procs[0].poll() is not None:
-                sys.exit("the scheduler did not start: " + (work / "cluster.log").read_text()[-2000:])
-            try:
-                address = str(json.loads(address_file.read_text())["address"])
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.2)
-        # The workers, K per `dask worker` command (a machine of K cores), the commands started one
-        # after the other once the previous one's processes are up (80 imports of Dask and torch at
-        # once on two cores take longer than one after the other).
-        left = args.workers
-        started = 0
-        while left:
-            k = min(args.per_command, left)
-            argv = worker_argv(address, k, None, "auto", host="127.0.0.1", credentials=credentials)
-            procs.append(subprocess.Popen(argv + ["--preload", str(STANDIN)], env=worker_env(None, "auto"),
-                                          stdin=subprocess.DEVNULL, stdout=cluster_log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-            started += k
-            left -= k
-            while len(worker_pids(log_dir)) < started:
-                if time.monotonic() - t0 > 900 or any(p.poll() is not None for p in procs):
-                    sys.exit("the workers did not start: " + (work / "cluster.log").read_text()[-3000:])
-                time.sleep(0.5)
+        address = _start_scheduler(work, credentials, cluster_log, procs)
+        _start_workers(args, address, credentials, cluster_log, procs, log_dir, work, t0)
         startup_workers = time.monotonic() - t0
         print(f"scale: {args.workers} workers up in {startup_workers:.0f} s", file=sys.stderr)
 
         # The coordinator: the grade command, in a process of its own.
         out = work / "out"
         env = {**os.environ, "COLUMNS": "240"}
-        coordinator_out = open(work / "coordinator.log", "wb")  # noqa: SIM115
-        import psutil
+        coordinator_out = open(work / "coordinator.log", "wb")
         c_start = time.time()
         profile = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
         coordinator = subprocess.Popen([sys.executable, *profile, "-m", "grader.cli", "run", str(work / "submissions"),
                                         "-o", str(out), "--cluster", address, "--connect-timeout", "120"],
                                        env=env, stdin=subprocess.DEVNULL, stdout=coordinator_out,
                                        stderr=subprocess.STDOUT)
-        watched = psutil.Process(coordinator.pid)
-        peak_sampled = 0
-        killed: list[int] = []
-        kill_n = round(args.kill_fraction * args.workers)
-        while True:
-            pid, status, usage = os.wait4(coordinator.pid, os.WNOHANG)
-            if pid:
-                break
-            try:
-                peak_sampled = max(peak_sampled, watched.memory_info().rss)
-            except psutil.Error:
-                pass
-            if kill_n and not killed:
-                _, dones, busy, _ = read_logs(log_dir)
-                if len(dones) >= args.submissions // 2:
-                    pids = [p for p in worker_pids(log_dir) if alive(p)]
-                    chosen = [p for p in pids if p in busy][:kill_n]
-                    chosen += [p for p in pids if p not in chosen][:kill_n - len(chosen)]
-                    for p in chosen:
-                        os.kill(p, signal.SIGKILL)
-                    killed = chosen
-                    print(f"scale: SIGKILLed {len(chosen)} worker processes "
-                          f"({sum(p in busy for p in chosen)} busy) at {len(dones)} done", file=sys.stderr)
-            time.sleep(0.2)
+        status, usage, peak_sampled, killed = _watch(coordinator, args, log_dir)
         c_end = time.time()
         coordinator.returncode = os.waitstatus_to_exitcode(status)
         coordinator_out.close()
@@ -275,23 +319,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         starts, dones, _, first = read_logs(log_dir)
         text = (work / "coordinator.log").read_text(errors="replace")
-        recorded: dict[str, int] = {}
-        for line in text.splitlines():
-            words = line.split()
-            if len(words) >= 3 and words[0] in ("graded", "error", "rejected") and words[2].endswith(".ipynb"):
-                recorded[words[2]] = recorded.get(words[2], 0) + 1
-        lost, errors = 0, 0
-        for path in subs:
-            try:
-                data = json.loads((out / path.stem / "result.json").read_text())
-            except (OSError, ValueError):
-                lost += 1
-                continue
-            if data.get("status") != "graded":
-                lost += 1
-                errors += 1
-        twice = {s for s, n in dones.items() if n > 1} | {_sha256(work / "submissions" / n)
-                                                           for n, c in recorded.items() if c > 1}
+        lost, errors, twice = _outcome(text, subs, out, dones, work)
         work_s = sum(s for s, _ in plan.values())
         ideal = max(work_s / args.workers, max(s for s, _ in plan.values()))
         makespan = c_end - (first if first is not None else c_start)

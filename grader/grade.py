@@ -142,7 +142,7 @@ def _file_sha256(path: Path) -> str:
 # Each step reads what the earlier ones found and returns its own immutable findings; a step that
 # ends the pipeline (a rule says reject, nothing can be graded) raises _Stop with the result.
 
-class _Stop(Exception):  # noqa: N818 - control flow, not an error
+class _Stop(Exception):
     """A step ended the pipeline early; ``result`` says why (status rejected or error)."""
 
     def __init__(self, result: SubmissionResult) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nbformat  # noqa: E402
-from builders import (  # noqa: E402
+import nbformat
+from builders import (
     FILES,
     cell_with_tag,
     set_answer,

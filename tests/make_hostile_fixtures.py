@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nbformat  # noqa: E402
-from builders import FILES, add_code, cell_with_tag, notebook_bytes, set_answer, set_group, solution  # noqa: E402
+import nbformat
+from builders import FILES, add_code, cell_with_tag, notebook_bytes, set_answer, set_group, solution
 
 HOSTILE = FILES / "hostile"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from builders import FILES, notebook_bytes, set_group, solution  # noqa: E402
+from builders import FILES, notebook_bytes, set_group, solution
 
 CHEAT = '''
 import torch

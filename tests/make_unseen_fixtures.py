@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nbformat  # noqa: E402
-from builders import FILES, cell_with_tag, notebook_bytes, set_answer, set_group, solution  # noqa: E402
+import nbformat
+from builders import FILES, cell_with_tag, notebook_bytes, set_answer, set_group, solution
 
 UNSEEN = FILES / "unseen"
 AUTO = ("11.4.a", "11.4.b", "11.4.c", "11.4.d")

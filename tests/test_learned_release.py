@@ -55,7 +55,7 @@ def _graders_fingerprint(make: Callable[[], Any], expected: Any, folder: Path, l
     """The grader's fingerprint of what ``make()`` returns, sent back by the Bridge's kernel code
     (run here, in-process) and read back as the Bridge reads it."""
     namespace: dict[str, Any] = {"__name__": "kernel", "make": make}
-    exec(bridge_module._KERNEL_CODE, namespace)  # noqa: S102 - the grader's own kernel code
+    exec(bridge_module._KERNEL_CODE, namespace)
     folder.mkdir()
     (folder / "call.json").write_text(json.dumps({"args": {}}), encoding="utf-8")
     namespace["__sheet11_call"](str(folder), "make()", False, limit)

@@ -16,7 +16,7 @@ def _trace_of(source: str, filename: str = CELL) -> str:
     import linecache
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace: dict[str, object] = {}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the test's own code
+    exec(compile(source, filename, "exec"), namespace)
     try:
         namespace["rnn_forward"]()  # type: ignore[operator]
     except Exception as exc:  # noqa: BLE001 - the test wants the traceback

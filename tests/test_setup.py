@@ -28,7 +28,7 @@ def _load() -> ModuleType:
 
 
 class _Index(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the handler's name is http.server's)
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/whl/cpu/torch/" else 404)
         self.end_headers()
         self.wfile.write(b"<html></html>")

@@ -45,12 +45,12 @@ def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
     try:
         credentials = make_credentials(folder / "tls", days=1, name=f"sheet11 run {os.getpid()}")
         address_file = folder / "scheduler.json"
-        log_file = open(folder / "cluster.log", "wb")  # noqa: SIM115 - closed below
+        log_file = open(folder / "cluster.log", "wb")
         try:
             def start(argv: list[str], env: dict[str, str]) -> None:
                 procs.append(subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
                                               stderr=subprocess.STDOUT, start_new_session=True,
-                                              preexec_fn=_die_with_parent))  # noqa: PLW1509
+                                              preexec_fn=_die_with_parent))
             start(scheduler_argv(0, "127.0.0.1", credentials) + ["--scheduler-file", str(address_file)],
                   scheduler_env())
             deadline = time.monotonic() + startup_timeout

@@ -17,15 +17,15 @@ from grader.batch import interrupt
 if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "grade":  # a program, not an import
     interrupt.install()
 
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from pathlib import Path
+from typing import Any
 
-import click  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from grader.cli.common import (  # noqa: E402,F401
+from grader.cli.common import (  # noqa: F401
     EXIT_INTERRUPTED,
     EXIT_NOT_ALL_GRADED,
     EXIT_OK,
@@ -37,7 +37,7 @@ from grader.cli.common import (  # noqa: E402,F401
     sandbox_option,
     shown,
 )
-from grader.errors import UsageError  # noqa: E402
+from grader.errors import UsageError
 
 
 class _DefaultGroup(click.Group):

@@ -75,7 +75,7 @@ class Gradebook(Store):
         counts: dict[str, int] = {}
         for folder in folders:
             for table in FOLDER_TABLES:
-                cur = self.db.execute(f"DELETE FROM {table} WHERE folder=?", (folder,))  # noqa: S608
+                cur = self.db.execute(f"DELETE FROM {table} WHERE folder=?", (folder,))
                 counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
         return counts
 

@@ -244,7 +244,7 @@ class KernelSession:
         client._total = self._stored_total  # the notebook-wide cap holds across restarts
         self.client = client
         try:
-            self._stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - closed in _stop
+            self._stderr = open(self._stderr_path, "ab")
             client.start_new_kernel(env=self.sandbox.kernel_env(self.scratch, self.threads),
                                     cwd=str(self.scratch), stdout=subprocess.DEVNULL,
                                     stderr=self._stderr)

@@ -178,7 +178,7 @@ class _Stop(BaseException):
     pass
 
 
-class _time_limit:  # noqa: N801 - used as a context manager
+class _time_limit:
     """SIGALRM after ``seconds`` (main thread only; elsewhere no limit)."""
 
     def __init__(self, seconds: float) -> None:
@@ -221,7 +221,7 @@ class InProcessSession:
         try:
             with limit, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a mutant's deprecation warnings are not the audit's
-                exec(compile(code, "<sheet11-call>", "exec"), self.namespace)  # noqa: S102 - see class doc
+                exec(compile(code, "<sheet11-call>", "exec"), self.namespace)
         except _Stop:
             pass
         seconds = time.perf_counter() - start

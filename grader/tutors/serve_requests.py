@@ -134,7 +134,7 @@ class RequestRoutes(GroupRoutes):
         """Run the replay's process to its end or for ``seconds``; why it kept nothing, or ''."""
         why = ""
         try:
-            self.replay_process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+            self.replay_process = subprocess.Popen(
                 replay_command(self, request_id), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "OMP_NUM_THREADS": "1"})
             try:
