@@ -91,7 +91,7 @@ class BatchOutcome:
 
 def run_batch(paths: Iterable[str], settings: BatchSettings,
               on_start: Callable[[int, int], None] | None = None,
-              on_result: Callable[[dict[str, Any], bool], None] | None = None) -> BatchOutcome:
+              on_result: Callable[[SubmissionResult, bool], None] | None = None) -> BatchOutcome:
     """Grade every submission in ``paths`` into ``settings.out_dir``; see the module docstring.
 
     ``settings.grade_all`` replaces the ``jobs`` local grading processes with another way to grade
@@ -107,7 +107,7 @@ def run_batch(paths: Iterable[str], settings: BatchSettings,
     this process. ``settings.roster`` (a participant list) is kept in ``out_dir/roster.json`` for
     later runs and exports: its students in no submission get a ``no submission`` row in grades.csv.
 
-    ``on_start(total, kept)`` is called once the submissions are known, ``on_result(json, kept)``
+    ``on_start(total, kept)`` is called once the submissions are known, ``on_result(result, kept)``
     for each result (kept ones first)."""
     from grader.checks.secret import load_secret
     load_secret()  # made or refused here, with its message, before any worker starts
@@ -120,7 +120,7 @@ class _Batch:
     book: Gradebook  # open while the batch runs (run)
 
     def __init__(self, paths: Iterable[str], settings: BatchSettings,
-                 on_result: Callable[[dict[str, Any], bool], None] | None) -> None:
+                 on_result: Callable[[SubmissionResult, bool], None] | None) -> None:
         self.settings, self.rubric, self.on_result = settings, settings.rubric, on_result
         people = read_roster(settings.roster) if settings.roster else None
         self.out = OutDir(settings.out_dir, create=True)
@@ -159,7 +159,7 @@ class _Batch:
                     on_start(len(self.all_jobs), len(self.all_jobs) - len(self.todo))
                 for r in self.results.values():
                     if self.on_result:
-                        self.on_result(r.to_json(), True)
+                        self.on_result(r, True)
                 self.todo = longest_first(self.todo, read_history(book))
                 if self.todo:
                     self.grade(self.todo)
@@ -242,7 +242,7 @@ class _Batch:
         self.results[result.folder] = result
         self.book.record(self.run_id, result)
         if self.on_result:
-            self.on_result(result.to_json(), False)
+            self.on_result(result, False)
 
     def write_incomplete(self) -> None:
         done = [self.results[j.folder] for j in self.all_jobs if j.folder in self.results]

@@ -38,6 +38,7 @@ from grader.cli.common import (  # noqa: F401
     shown,
 )
 from grader.errors import UsageError
+from grader.result import SubmissionResult
 
 
 class _DefaultGroup(click.Group):
@@ -106,7 +107,7 @@ def run_command(paths: tuple[str, ...], out_dir: str, jobs: int, rubric_path: st
         late_signal = interrupt.pending()
     if late_signal:
         interrupted_exit(late_signal, console, "The batch had finished; its outputs are complete.")
-    not_graded = [r for r in outcome.results if r["status"] != "graded"]
+    not_graded = [r for r in outcome.typed if r.status != "graded"]
     sys.exit(EXIT_NOT_ALL_GRADED if not_graded else EXIT_OK)
 
 
@@ -132,26 +133,26 @@ def _run(console: Console, paths: tuple[str, ...], out_dir: Path, jobs: int, rub
         if skipped:
             console.print(f"{skipped} submission(s) already graded and unchanged: kept.")
 
-    def finished(data: dict[str, Any], kept: bool) -> None:
+    def finished(result: SubmissionResult, kept: bool) -> None:
         progress.advance(task)
         if kept:
             return
-        colour = _COLOURS.get(data["status"], "white")
-        codes = ", ".join(dict.fromkeys(f["code"] for f in data["flags"]))
-        console.print(f"[{colour}]{data['status']:>8}[/] {data['points']:5.2f}/{data['max_points']:g}  "
-                      f"{shown(data['submission'])}" + (f"  [dim]{shown(codes)}[/]" if codes else ""),
+        colour = _COLOURS.get(result.status, "white")
+        codes = ", ".join(dict.fromkeys(f.code for f in result.flags))
+        console.print(f"[{colour}]{result.status:>8}[/] {result.points:5.2f}/{result.max_points:g}  "
+                      f"{shown(result.submission)}" + (f"  [dim]{shown(codes)}[/]" if codes else ""),
                       highlight=False)
 
     with progress:
         outcome = run_batch(paths, settings, on_start=started, on_result=finished)
     for note in outcome.notes:
         console.print(f"[bold yellow]not graded:[/] {shown(note)}", highlight=False)
-    table = Table(title=f"{len(outcome.results)} submissions")
+    table = Table(title=f"{len(outcome.typed)} submissions")
     for col in ("submission", "status", "auto points", "flags"):
         table.add_column(col)
-    for r in outcome.results:
-        table.add_row(shown(r["submission"]), f"[{_COLOURS.get(r['status'], 'white')}]{shown(r['status'])}[/]",
-                      f"{r['points']:.2f}", shown(", ".join(dict.fromkeys(f["code"] for f in r["flags"]))))
+    for r in outcome.typed:
+        table.add_row(shown(r.submission), f"[{_COLOURS.get(r.status, 'white')}]{shown(r.status)}[/]",
+                      f"{r.points:.2f}", shown(", ".join(dict.fromkeys(f.code for f in r.flags))))
     Console().print(table)
     for change in outcome.changes:  # what a re-grade changed; tutors' scores are kept
         moved = ", ".join(f"{q} {old:g} -> {new:g}" for q, (old, new) in change["questions"].items())
