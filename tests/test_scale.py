@@ -54,7 +54,7 @@ def test_the_comparison_made_as_results_arrive_is_reused_at_the_end_not_made_aga
     real = batch.run_bounded
 
     def counting(fn: Any, arg: Any, seconds: float, memory_mb: int) -> Any:
-        forks.append(arg["folder"])
+        forks.append(arg.folder)
         return real(fn, arg, seconds, memory_mb)
 
     monkeypatch.setattr(batch, "run_bounded", counting)

@@ -96,16 +96,17 @@ def test_shared_passages_are_escaped_and_marked_in_the_summary() -> None:
                for f, g in (("A_1_B_2", [{"name": "Ada", "student_id": "1"}]),
                             ("C_3_D_4", [{"name": "Ada L", "student_id": "1"}, {"name": "Cy", "student_id": "3"}]))]
     typed = [SubmissionResult.from_json(r) for r in results]
-    html = render_summary(typed, "Sheet 11", 10.0, "", similarity={**result, "duplicates": duplicate_ids(results)})
+    html = render_summary(typed, "Sheet 11", 10.0, "", similarity={**result, "duplicates": duplicate_ids(typed)})
     assert "<mark>" in html and "<script>alert" not in html and "&lt;script&gt;" in html
     assert "Students in more than one group" in html and "A_1_B_2.ipynb" in html
 
 
 def test_a_student_id_in_two_groups_is_found() -> None:
-    results = [{"folder": "a", "submission": "a.zip", "group": [{"name": "X", "student_id": "7"}]},
-               {"folder": "b", "submission": "b.zip", "group": [{"name": "X", "student_id": "7"},
-                                                                {"name": "Y", "student_id": "8"}]},
-               {"folder": "c", "submission": "c.zip", "group": [{"name": "Z", "student_id": "9"}]}]
+    base = {"status": "graded", "points": 1.0, "max_points": 10.0, "questions": {}, "flags": []}
+    results = [SubmissionResult.from_json({**base, **r}) for r in (
+        {"folder": "a", "submission": "a.zip", "group": [{"name": "X", "student_id": "7"}]},
+        {"folder": "b", "submission": "b.zip", "group": [{"name": "X", "student_id": "7"}, {"name": "Y", "student_id": "8"}]},
+        {"folder": "c", "submission": "c.zip", "group": [{"name": "Z", "student_id": "9"}]})]
     assert duplicate_ids(results) == [{"student_id": "7", "names": ["X"],
                                        "submissions": [{"folder": "a", "submission": "a.zip"},
                                                        {"folder": "b", "submission": "b.zip"}]}]

@@ -107,17 +107,16 @@ class SimilarityPrep:
 
     def add(self, result: SubmissionResult) -> dict[str, Any] | str:
         """``result``'s prepared work (a string: why it is left out), made once per result."""
-        from grader.checks.similarity import prepared, result_document
+        from grader.checks.similarity import Document, answers_text, prepared, result_document
         kept = self.made.get(result.folder)
         if kept is not None and kept[0] is result:
             return kept[1]
         if not self.warm:
-            prepared(result_document({"folder": "", "submission": "", "code_cells": ["x = 1\n"],
-                                      "questions": {"warm": {"answer": {"markdown": "an answer"}}}}))
+            prepared(Document("", "", "x = 1\n", answers_text({"warm": "an answer"})))
             self.warm = True
         made: dict[str, Any] | str
         try:
-            made = run_bounded(lambda d: prepared(result_document(d)), result.to_json(), self.budget.seconds,
+            made = run_bounded(lambda r: prepared(result_document(r)), result, self.budget.seconds,
                                self.budget.memory_mb)
         except OverBudget as exc:
             made = f"{result.submission}: {exc}"
@@ -132,7 +131,7 @@ def bounded_similarity(results: list[SubmissionResult], budget: Any,
     a group over it is left out and named."""
     prep = prep or SimilarityPrep(budget)
     ready: dict[str, Any] = {}
-    kept: list[dict[str, Any]] = []
+    kept: list[SubmissionResult] = []
     left_out: list[str] = []
     for r in results:
         made = prep.add(r)
@@ -140,7 +139,7 @@ def bounded_similarity(results: list[SubmissionResult], budget: Any,
             left_out.append(made)
         else:
             ready[r.folder] = made
-            kept.append(r.to_json())
+            kept.append(r)
     out = batch_similarity(kept, ready)
     if left_out:
         out["left_out"] = left_out

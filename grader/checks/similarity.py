@@ -39,6 +39,7 @@ import numpy as np
 
 from grader import resources
 from grader.cleantext import fold_char, skeleton
+from grader.result import SubmissionResult
 
 THRESHOLD = 0.5
 CODE_K, CODE_WINDOW = 25, 6      # copydetect's defaults: noise threshold 25, guarantee threshold 30
@@ -96,13 +97,14 @@ class Document:
     text: str
 
 
-def result_document(data: Mapping[str, Any]) -> Document:
-    code = "\n\n".join(data.get("code_cells") or [])
-    answers = {qid: (q.get("answer") or {}).get("markdown", "") for qid, q in data["questions"].items()}
-    return Document(data["folder"], data["submission"], code, _answers_text(answers))
+def result_document(result: SubmissionResult) -> Document:
+    """The group's code cells and written answers, as grading kept them in its result."""
+    code = "\n\n".join(result.code_cells)
+    answers = {qid: q.answer.markdown if q.answer is not None else "" for qid, q in result.questions.items()}
+    return Document(result.folder, result.submission, code, answers_text(answers))
 
 
-def _answers_text(answers: Mapping[str, str]) -> str:
+def answers_text(answers: Mapping[str, str]) -> str:
     """The written answers one after another, leaving out those the template already holds."""
     blank = _template_answers()
     parts = [a.strip() for qid, a in answers.items()
@@ -123,7 +125,7 @@ def notebook_document(key: str, nb: Any) -> Document:
     from grader.rubric import WRITTEN_IDS
     from grader.submission.notebook import find_answer
     answers = {qid: find_answer(nb, qid).source for qid in WRITTEN_IDS}
-    return Document(key, key, "\n\n".join(notebook_code_cells(nb)), _answers_text(answers))
+    return Document(key, key, "\n\n".join(notebook_code_cells(nb)), answers_text(answers))
 
 
 # -- fingerprints (copydetect) ------------------------------------------------------------------
@@ -401,24 +403,24 @@ def analyse(documents: Iterable[Document], threshold: float = THRESHOLD,
             "pairs": kept}
 
 
-def duplicate_ids(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def duplicate_ids(results: Iterable[SubmissionResult]) -> list[dict[str, Any]]:
     """Student ids that appear in more than one group, compared by their skeletons (a look-alike
     of another group's id is that id: grader/cleantext.py's :func:`~grader.cleantext.skeleton`)."""
-    where: dict[str, list[Mapping[str, Any]]] = {}
+    where: dict[str, list[SubmissionResult]] = {}
     for r in results:
-        for m in r.get("group") or []:
+        for m in r.group:
             sid = skeleton(str(m.get("student_id", "")))
-            if sid and r not in where.setdefault(sid, []):
+            if sid and all(r is not seen for seen in where.setdefault(sid, [])):
                 where[sid].append(r)
-    return [{"student_id": sid, "names": sorted({str(m.get("name", "")) for r in rs for m in r.get("group") or []
+    return [{"student_id": sid, "names": sorted({str(m.get("name", "")) for r in rs for m in r.group
                                                 if skeleton(str(m.get("student_id", ""))) == sid}),
-             "submissions": [{"folder": r["folder"], "submission": r["submission"]} for r in rs]}
+             "submissions": [{"folder": r.folder, "submission": r.submission} for r in rs]}
             for sid, rs in sorted(where.items()) if len(rs) > 1]
 
 
 # -- in the batch ------------------------------------------------------------------------------
-def batch_similarity(results: Iterable[Mapping[str, Any]],
+def batch_similarity(results: Iterable[SubmissionResult],
                      ready: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Every pair of the results' JSON compared, in memory (grader/folder/outdir.py stores it); ``ready``
+    """Every pair of the results compared, in memory (grader/folder/outdir.py stores it); ``ready``
     as for :func:`analyse`."""
     return analyse((result_document(r) for r in results), ready=ready)

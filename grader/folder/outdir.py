@@ -324,7 +324,7 @@ class OutDir:
         folders = {r.folder for r in results}
         sim = dict(similarity if similarity is not None else self.read_similarity())
         sim["pairs"] = [p for p in sim.get("pairs", []) if p.get("a") in folders and p.get("b") in folders]
-        sim["duplicates"] = duplicate_ids([r.to_json() for r in results])  # checks/similarity reads JSON
+        sim["duplicates"] = duplicate_ids(results)
         notices = []
         if waiting:
             notices.append(f"Incomplete: grading was stopped; {len(waiting)} submission(s) were not graded yet "
