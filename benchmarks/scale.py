@@ -134,19 +134,8 @@ def alive(pid: int) -> bool:
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait()
+    from grader.batch.cluster_local import stop_process_group
+    stop_process_group(proc, timeout=30)
 
 
 def _start_scheduler(work: Path, credentials: Any, cluster_log: Any, procs: list[subprocess.Popen[bytes]]) -> str:

@@ -71,7 +71,7 @@ def local_cluster(n: int, rubric_path: str | None, sandbox_mode: str,
             log_file.close()
     finally:
         for proc in reversed(procs):  # the workers (and their nannies) first, then the scheduler
-            _stop(proc)
+            stop_process_group(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -89,7 +89,8 @@ def _wait_for_workers(address: str, credentials: Path, n: int, deadline: float, 
             client.close()
 
 
-def _stop(proc: Any) -> None:
+def stop_process_group(proc: Any, timeout: float = 15) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``timeout`` s, and reap ``proc``."""
     import signal
     import subprocess
     if proc.poll() is None:
@@ -98,7 +99,7 @@ def _stop(proc: Any) -> None:
         except OSError:
             pass
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
