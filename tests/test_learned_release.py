@@ -54,11 +54,11 @@ def _check_module(path: Path, name: str) -> ModuleType:
 def _graders_fingerprint(make: Callable[[], Any], expected: Any, folder: Path, limit: int) -> str:
     """The grader's fingerprint of what ``make()`` returns, sent back by the Bridge's kernel code
     (run here, in-process) and read back as the Bridge reads it."""
+    from grader.checks import bridge_kernel  # the kernel side, run here as the kernel runs it
     namespace: dict[str, Any] = {"__name__": "kernel", "make": make}
-    exec(bridge_module._KERNEL_CODE, namespace)
     folder.mkdir()
     (folder / "call.json").write_text(json.dumps({"args": {}}), encoding="utf-8")
-    namespace["__sheet11_call"](str(folder), "make()", False, limit)
+    bridge_kernel.call(namespace, str(folder), "make()", False, limit)
     result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     if result["ok"]:
         returned = Returned("ok", bridge_module._decode(result["value"], folder))

@@ -57,6 +57,7 @@ def review_command(out_dir: str, questions: tuple[str, ...], groups: tuple[str, 
 @rubric_option()
 def scores_command(sheet: str, out_dir: str, tutor: str | None, rubric_path: str | None) -> None:
     """Import a filled scoring sheet: all rows or none; then render everything again."""
+    from grader.folder.outdir import OutDir
     from grader.tutors.scores import import_sheet
     with boundary():
         outcome = import_sheet(Path(sheet), OutDir(Path(out_dir)), tutor, rubric_path)
@@ -221,6 +222,7 @@ def confirm_command(folder: str, student_ids: tuple[str, ...], out_dir: str, tut
     """Confirm group members the file name does not name, so grades.csv gives them points.
 
     FOLDER is the submission's folder in OUTPUT; STUDENT_IDS are ids from its group cell."""
+    from grader.folder.outdir import OutDir
     from grader.tutors.scores import confirm_members
     with boundary():
         done = confirm_members(OutDir(Path(out_dir)), folder, student_ids, tutor, rubric_path, time.time())
