@@ -28,10 +28,12 @@ It ends with one line ``scale: {json}``: ``submissions``, ``workers``, ``makespa
 first submission's start on a worker to the coordinator's exit, its final writes included),
 ``ideal_s`` (the simulated work over the workers, or the longest submission, whichever is
 larger), ``ratio``, ``lost`` (submissions without a graded result.json), ``graded_twice``
-(submissions whose grading finished more than once on the workers, or that the coordinator
-recorded more than once), ``coordinator_peak_mb`` (peak RSS of the coordinator process),
+(submissions the coordinator recorded more than once: in its log, hence in the gradebook and
+``grades.csv``), ``coordinator_peak_mb`` (peak RSS of the coordinator process),
 ``time_compression``; and more: ``startup_s`` (coordinator start to first submission),
 ``coordinator_cpu_s``, ``coordinator_cpu_ms_per_result``, ``killed``, ``restarted``,
+``started_twice`` and ``finished_twice`` (stand-ins run again because their worker was killed,
+before or after it finished but before its answer arrived: work redone, recorded once),
 ``error_results``, ``load_before``/``load_after`` (the machine's 1-minute load average).
 """
 from __future__ import annotations
@@ -230,8 +232,11 @@ def _outcome(text: str, subs: list[Path], out: Path, dones: dict[str, int], work
         if data.get("status") != "graded":
             lost += 1
             errors += 1
-    twice = {s for s, n in dones.items() if n > 1} | {_sha256(work / "submissions" / n)
-                                                       for n, c in recorded.items() if c > 1}
+    # Graded twice: the coordinator recorded a submission more than once (its log, hence the
+    # gradebook and grades.csv). A stand-in that finished twice because its worker was killed
+    # after finishing but before its answer reached the coordinator is work redone, not a
+    # second grade: Dask runs a lost worker's task again, and only one answer is recorded.
+    twice = {_sha256(work / "submissions" / n) for n, c in recorded.items() if c > 1}
     return lost, errors, twice
 
 
@@ -327,7 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "coordinator_exit": coordinator.returncode, "coordinator_cpu_s": round(cpu, 1),
             "coordinator_cpu_ms_per_result": round(1000 * cpu / max(1, args.submissions), 1),
             "killed": len(killed), "restarted": len(worker_pids(log_dir)) - args.workers,
-            "started_twice": sum(1 for n in starts.values() if n > 1), "error_results": errors,
+            "started_twice": sum(1 for n in starts.values() if n > 1),
+            "finished_twice": sum(1 for n in dones.values() if n > 1), "error_results": errors,
             "simulated_work_s": round(work_s, 1), "real_work_s": round(work_s * args.time_compression, 1),
             "load_before": round(load_before, 2), "load_after": round(load_after, 2),
             "durations": source[:120],

@@ -145,6 +145,7 @@ def test_closed_before_the_comparison_nothing_runs_after_and_a_kernel_at_work_is
     threading.Timer(0.2, gate.set).start()
     side.close()  # e.g. train_recall was not defined: run_recall returned early
     assert gate.is_set() and there.calls == 1
+    assert tokens_left(pipe) == 1  # the slot the second kernel gave back when it was done
     quiet = SecondKernel(pipe, Counted(RNN_THERE), poll=0.01).start()
     quiet.close()
     pipe.hand_out()

@@ -35,7 +35,7 @@ def test_a_tiny_course_on_three_workers_with_one_killed_loses_nothing_and_grades
     report = json.loads(last[len("scale: "):])
     assert all(name in report for name in FIELDS), report
     assert (report["submissions"], report["workers"], report["killed"]) == (20, 3, 1)
-    assert report["lost"] == 0 and report["graded_twice"] == 0, report
+    assert report["lost"] == 0 and report["graded_twice"] == 0, json.dumps(report)
     assert report["coordinator_exit"] == 0
     assert report["ideal_s"] > 0 and report["ratio"] == pytest.approx(report["makespan_s"] / report["ideal_s"], abs=0.01)
     assert 0 < report["coordinator_peak_mb"] < 1024
