@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import io
 import os
 import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import nbformat
@@ -162,3 +164,13 @@ def batch_inputs(folder: Path) -> list[str]:
     shutil.copyfile(FILES / "flags" / "over_word_limit.ipynb", src / "Hopper_2571234_Turing_2579876.ipynb")
     (src / "Broken_1111111_Zip_2222222.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
     return [str(src / "*")]
+
+
+def load_script(name: str, path: Path) -> ModuleType:
+    """Import a script (benchmarks/, examples/, a shipped self-check) from its file under a private
+    name, leaving sys.modules as it was: scripts are not packages."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

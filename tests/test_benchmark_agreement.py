@@ -1,26 +1,18 @@
 """benchmarks/agreement.py: the verdict both ways follows the grader's try rule, and the summary counts pairs."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
 import torch
-from builders import ROOT
+from builders import ROOT, load_script
 from torch import nn
 
 from grader.rubric import load_rubric
 
 
 def script() -> Any:
-    path = ROOT / "benchmarks" / "agreement.py"
-    spec = importlib.util.spec_from_file_location("sheet11_agreement", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sheet11_agreement", ROOT / "benchmarks" / "agreement.py")
 
 
 class Lookup(nn.Module):

@@ -3,19 +3,16 @@ reference solution and student template: a stale example (made from an older tem
 demo's summary mark the template's own code as copied."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from builders import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "submissions"
 
 
 def _generate(into: Path) -> None:
-    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "examples" / "make_examples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(into)
+    load_script("make_examples", ROOT / "examples" / "make_examples.py").main(into)
 
 
 def test_the_examples_are_made_from_todays_template_and_solution(tmp_path: Path) -> None:

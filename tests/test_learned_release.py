@@ -4,7 +4,6 @@ part only, and `sheet11_check`, run on a notebook function, names it where the f
 on the public examples are the ones the entry recorded, by the grader's own fingerprint."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from builders import load_script
 from test_learned_mistakes import (  # noqa: F401 - three_kinds is a fixture used here
     ADA,
     EMMY,
@@ -43,11 +43,7 @@ TUTOR = "Wilhelmina Tutorsdottir"
 
 
 def _check_module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, path)
 
 
 # -- the same fingerprint as the grader's, through the kernel's own conversion --------------------------------

@@ -7,7 +7,6 @@ Fast tests run no kernel and train nothing; the ``slow`` ones grade fixture note
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from builders import ROOT
+from builders import ROOT, load_script
 
 import reference
 import reference.recall
@@ -33,13 +32,7 @@ RUBRIC_TEXT = DEFAULT_RUBRIC.read_text(encoding="utf-8")
 
 def calibrate_script() -> Any:
     """benchmarks/calibrate.py, loaded from its file (benchmarks/ is scripts, not a package)."""
-    path = ROOT / "benchmarks" / "calibrate.py"
-    spec = importlib.util.spec_from_file_location("sheet11_calibrate", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sheet11_calibrate", ROOT / "benchmarks" / "calibrate.py")
 
 
 def test_calibration_relabels_training_and_held_out_labels_alike() -> None:
@@ -376,13 +369,7 @@ def test_rubric_refuses_bad_recall_settings(tmp_path: Path, change: dict, key: s
 
 # ============================================================ numbers students see follow the rubric
 
-def load_private(name: str, path: Path):  # type: ignore[no-untyped-def]
-    """Import a script under a private name, leaving sys.modules and sys.path as they were."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load_private = load_script
 
 
 OTHER = {"seq_len": 45, "threshold": 0.85, "cpu_time_limit": 77, "wall_time_limit": 400,
