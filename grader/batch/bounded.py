@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from grader.batch import interrupt
 from grader.batch.workers import _die_with_parent
 from grader.checks.similarity import batch_similarity
 from grader.folder.outdir import safe_pages
@@ -45,7 +46,7 @@ def run_bounded(fn: Callable[[Any], Any], arg: Any, seconds: float, memory_mb: i
     For the steps of a submission that the batch's own process would otherwise run unbounded: a
     kept result's pages drawn again, its part of the copied-work comparison."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    pid = interrupt.fork()
     if pid == 0:  # the child: compute, answer, exit without running the parent's cleanup
         code = 0
         try:

@@ -9,6 +9,7 @@ cannot leave worker processes or half-written files behind; cleaning up takes se
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -88,3 +89,18 @@ def hold() -> None:
 def pending() -> int:
     """The signal that came while signals were held (0: none)."""
     return int(_state["pending"])
+
+
+def fork() -> int:
+    """:func:`os.fork` with SIGINT and SIGTERM held while it runs, in the parent and the child.
+
+    A signal that arrives during a fork is otherwise handled inside an at-fork hook (logging's
+    lock release), where Python prints the :class:`Interrupted` as ignored and the signal is lost;
+    held, it is delivered right after, in the parent's own code, and raises as anywhere else."""
+    if threading.current_thread() is not threading.main_thread():
+        return os.fork()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        return os.fork()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

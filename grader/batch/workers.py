@@ -128,7 +128,7 @@ class Worker:
         job_r, job_w = os.pipe()
         rep_r, rep_w = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        pid = interrupt.fork()
         if pid == 0:  # the worker; it never returns into the caller's code
             code = 0
             try:
