@@ -292,7 +292,7 @@ def _kernel_work(opened: Opened, ctx: Context) -> KernelWork:
                 flags.append(Flag("function.missing", qid, f"`{check.function}` is not defined after the notebook ran"))
             seen: dict[str, str] = {}
             checked = _run_check(bridge, check, bool(defined.get(check.function)), rubric,
-                                 ctx.public, why, ctx.secret, verified, seen)
+                                 ctx.public, why, ctx.secret, verified, seen, code_cells)
             if not all(c.passed for c in checked):  # grouped with the batch's alike (grader/checks/learned.py)
                 if not ctx.public:
                     seen.update(learned.observe_public(check, checked, bridge, rubric.limits.call_timeout,

@@ -66,6 +66,10 @@ class CaseResult:
     #: Notes on a mistake learned from a batch (grader/checks/learned.py): {"title", "explanation",
     #: "source": "tutor" (named in this batch's gradebook) | "catalogue" (the rubric's entry)}.
     learned: tuple[Mapping[str, str], ...] = ()
+    #: With a raise: where it came from in the student's own code (grader/checks/causes.py), in
+    #: words (also part of ``message``) and as the lines of their cell it names.
+    cause: str = ""
+    cause_lines: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -85,6 +89,8 @@ class CaseResult:
             out["diagnosis"] = self.diagnosis
         if self.probes:
             out["probes"] = [dict(p) for p in self.probes]
+        if self.cause:
+            out["cause"] = {"words": self.cause, "lines": list(self.cause_lines)}
         return out
 
 
@@ -232,8 +238,17 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                       consistent_with=tuple(data.get("consistent_with") or ()),
                       diagnosis=str(data.get("diagnosis", "")),
                       probes=tuple(dict(p) for p in data.get("probes") or ()),
+                      **_cause_from_json(data.get("cause")),
                       learned=tuple({str(k): str(v) for k, v in n.items()} for n in data.get("learned") or ()
                                     if isinstance(n, Mapping)))
+
+
+def _cause_from_json(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        return {}
+    lines = value.get("lines") or ()
+    return {"cause": str(value.get("words", "")),
+            "cause_lines": tuple(int(n) for n in lines if isinstance(n, int) and not isinstance(n, bool))}
 
 
 @dataclass(frozen=True)

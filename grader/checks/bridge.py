@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from grader.checks.cases import LossSpec
+from grader.checks.raised import Frame, frames_from
 from grader.cleantext import strip_controls
 from grader.kernel.execute import CodeResult, KernelSession
 from grader.kernel.kernelcode import fresh_call
@@ -54,6 +55,8 @@ class Returned:
     error_type: str = ""
     seconds: float = 0.0
     trace: str = ""  # with "raised": the traceback's frames as text (grader/checks/raised.py reads it)
+    #: With "raised": the frames, with their array locals' shapes (grader/checks/causes.py reads them).
+    frames: tuple[Frame, ...] = ()
     #: With ``verify``: the second call on fresh copies of the inputs (``None`` when it was not
     #: reported), and the first call's inputs as the kernel saw them after the call.
     second: Returned | None = None
@@ -146,7 +149,8 @@ class Bridge:
             if not result.get("ok"):
                 return Returned("raised", error=plain_text(result.get("error", "")), seconds=ran.seconds,
                                 error_type=_identifier(result.get("type")),
-                                trace=plain_text(result.get("trace", ""), 3000))
+                                trace=plain_text(result.get("trace", ""), 3000),
+                                frames=frames_from(result.get("frames")))
             budget = [MAX_RESULT_BYTES]
             value = _decode(result["value"], folder, budget=budget)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -173,10 +173,46 @@ def _logits(model: Any, x: Any) -> Any:
         return model(x)
 
 
+#: Frames (deepest last) and names per frame whose shapes a failure reports.
+MAX_FRAMES = 12
+MAX_SHAPED = 40
+
+
+def _shape_of(v: Any) -> list[int] | None:
+    """The shape of a torch tensor or numpy array (exact types: a student's class is not asked)."""
+    if isinstance(v, (_torch.Tensor, _np.ndarray)):
+        return [int(n) for n in tuple(v.shape)[:8]]
+    return None
+
+
+def _frames(tb: Any) -> list[dict[str, Any]]:
+    """Each frame of the traceback: its file, line, function and the shapes of its array locals.
+
+    The grader keeps the frames of the notebook's cells and traces a raise back to the line that
+    made a wrong value (grader/checks/causes.py); shapes only, never values.
+    """
+    out: list[dict[str, Any]] = []
+    while tb is not None:
+        frame = tb.tb_frame
+        shapes: dict[str, list[int]] = {}
+        for name, value in list(frame.f_locals.items())[:200]:
+            shape = _shape_of(value)
+            if shape is not None and len(shapes) < MAX_SHAPED:
+                shapes[str(name)[:60]] = shape
+        out.append({"file": str(frame.f_code.co_filename)[-200:], "line": int(tb.tb_lineno),
+                    "fn": str(frame.f_code.co_name)[:60], "shapes": shapes})
+        tb = tb.tb_next
+    return out[-MAX_FRAMES:]
+
+
 def _failed(e: BaseException) -> dict[str, Any]:
     lines = _tb.format_exception_only(type(e), e)
+    try:
+        frames = _frames(e.__traceback__)
+    except Exception:  # a frame's locals are the student's: the raise is reported without them
+        frames = []
     return {"ok": False, "error": "".join(lines).strip()[-800:], "type": type(e).__name__[:100],
-            "trace": "".join(_tb.format_tb(e.__traceback__))[-3000:]}
+            "trace": "".join(_tb.format_tb(e.__traceback__))[-3000:], "frames": frames}
 
 
 def call(namespace: dict[str, Any], folder: str, expr: str, verify: bool = False, limit: int = 0,

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from grader.checks.bridge import Returned
+from grader.checks.causes import cause_sentence, raise_cause
 from grader.checks.hidden import CHECK_PUBLIC, HIDDEN_GOT, redacted_hidden
 from grader.checks.hidden import hidden_structure as _hidden_structure
 from grader.checks.mistakes import mistakes_for
@@ -241,8 +242,9 @@ def with_attribution(case: CaseResult, keys: Sequence[str], diagnosis: str = "",
 
 def compare_case(function: str, index: int, params: str, shapes: str, inputs: Mapping[str, Any],
                  expected: Any, returned: Returned, rtol: float, atol: float,
-                 points: float) -> CaseResult:
-    """Score one case; ``expected`` is the reference's output as numpy (see :func:`to_numpy`)."""
+                 points: float, cells: Sequence[str] = ()) -> CaseResult:
+    """Score one case; ``expected`` is the reference's output as numpy (see :func:`to_numpy`);
+    ``cells``: the notebook's code cells, where a raise is traced back (grader/checks/causes.py)."""
     base: dict[str, Any] = dict(function=function, index=index, params=params, shapes=shapes,
                                 max_points=points, call_status=returned.status)
     if returned.status == "timeout":
@@ -254,9 +256,12 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
     if returned.status == "raised":
         place = raising_line(returned.trace)  # the student's own line that raised, if in a cell
         at = f", at {place.words(with_code=True)}" if place else ""
+        # where the raise came from, traced back in the notebook's own source (feedback only)
+        cause = raise_cause(function, returned.frames, cells, inputs, returned.error_type, returned.error)
         return CaseResult(**base, passed=False, points=0.0, error_type=returned.error_type,
                           message=f"`{function}` raised {neutralised(returned.error)}{at}; "
-                                  f"expected {_expected_text(expected)}")
+                                  f"expected {_expected_text(expected)}" + cause_sentence(cause),
+                          cause=cause.words if cause else "", cause_lines=cause.lines if cause else ())
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)
     base["settings"] = settings_of(function, inputs)

@@ -16,7 +16,7 @@ here is importable from there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,9 +89,10 @@ def _recheck_inputs(bridge: Bridge, rubric: Rubric, verified: list[Verified],
 def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                public: bool = False, why: str = "", secret: bytes | None = None,
                verified: list[Verified] | None = None,
-               fingerprints: dict[str, str] | None = None) -> list[CaseResult]:
+               fingerprints: dict[str, str] | None = None, cells: Sequence[str] = ()) -> list[CaseResult]:
     """The cases of ``check``, scored; ``fingerprints`` (when given) gets each case's output
-    fingerprint under its case key (grader/checks/learned.py)."""
+    fingerprint under its case key (grader/checks/learned.py); ``cells``: the notebook's code cells
+    as the grader read them, where a raise is traced back (grader/checks/causes.py)."""
     out = []
     sid = None if public or secret is None else secret_id(secret)
     cases = check.public_cases() if public else check.cases
@@ -126,7 +127,7 @@ def _run_check(bridge: Bridge, check: Check, defined: bool, rubric: Rubric,
                 verified.append(Verified(check, i, inputs, returned.call_id,
                                          getattr(bridge.session, "restarts", 0), not public))
         result = compare_case(check.function, i, params, shapes, inputs, expected, returned,
-                              check.rtol, check.atol, share)
+                              check.rtol, check.atol, share, cells)
         if fingerprints is not None:
             fingerprints[case_key("public" if public else "hidden", case.seed, case.params, sid)] = \
                 learned.case_fingerprint(result, returned, expected, rubric.learned.quantum)

@@ -16,9 +16,12 @@ quoted source comes from the kernel and could carry what the function saw).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CELL_FILE", "RaisingLine", "at_line", "neutralised", "raising_line"]
+__all__ = ["CELL_FILE", "Frame", "RaisingLine", "at_line", "cell_frames", "frames_from", "neutralised",
+           "raising_line"]
 
 #: The file name IPython gives a cell (and the audit's in-process session copies).
 CELL_FILE = re.compile(r"(?:[/\\]ipykernel_\d+[/\\]\d+\.py|<ipython-input-\d+-[0-9a-f]+>)")
@@ -75,3 +78,59 @@ def at_line(message: str) -> RaisingLine | None:
         return None
     m = matches[-1]
     return RaisingLine(int(m.group(1)), m.group(2) if _NAME.fullmatch(m.group(2)) else "a function", "")
+
+
+#: Frames read from a failure, and names with a shape per frame (the kernel sends as many).
+MAX_FRAMES = 12
+MAX_SHAPED = 40
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a raise as the kernel reported it (grader/checks/bridge_kernel.py): the file, the
+    line, the function and the shapes of its tensor and array locals. Parsed, never trusted: it
+    steers feedback only (grader/checks/causes.py), never a score."""
+
+    file: str
+    line: int
+    function: str
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def in_cell(self) -> bool:
+        return bool(CELL_FILE.search(self.file))
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if not isinstance(value, list) or len(value) > 8:
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2 ** 40 for n in value):
+        return None
+    return tuple(value)
+
+
+def frames_from(value: Any) -> tuple[Frame, ...]:
+    """The kernel's ``frames`` list as :class:`Frame` s (deepest last); what does not parse is left out."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for item in value[-MAX_FRAMES:]:
+        if not isinstance(item, dict):
+            continue
+        file, line, fn, shapes = item.get("file"), item.get("line"), item.get("fn"), item.get("shapes")
+        if not (isinstance(file, str) and isinstance(line, int) and not isinstance(line, bool)
+                and 0 < line < 10 ** 7 and isinstance(fn, str) and _NAME.fullmatch(fn)):
+            continue
+        parsed: dict[str, tuple[int, ...]] = {}
+        for name, shape in (shapes.items() if isinstance(shapes, dict) else ()):
+            s = _shape(shape)
+            if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and s is not None \
+                    and len(parsed) < MAX_SHAPED:
+                parsed[name] = s
+        out.append(Frame(file[-400:], line, fn, parsed))
+    return tuple(out)
+
+
+def cell_frames(frames: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The frames that lie in the notebook's cells (the student's own code), deepest last."""
+    return tuple(f for f in frames if f.in_cell)

@@ -79,13 +79,15 @@ __all__ = ["EQUIVALENCE_DRAWS", "FUNCTIONS", "NAMED_KINDS", "OPERATORS", "UNITS"
 
 
 def grade_in_process(fn_namespace: dict[str, Any], check: Check, rubric: Rubric, secret: bytes | None,
-                     public: bool) -> list[CaseResult]:
+                     public: bool, cells: Sequence[str] = ()) -> list[CaseResult]:
     """One check of the rubric on a function defined in ``fn_namespace``, graded as
-    grader/grade.py grades it (cases, contract rules, probes) over an in-process Bridge."""
+    grader/grade.py grades it (cases, contract rules, probes) over an in-process Bridge;
+    ``cells``: the source it was compiled from, as a notebook's code cells."""
     from grader.grade import _run_check  # the grader's own step, not a copy of it
     with tempfile.TemporaryDirectory(prefix="sheet11-audit-") as folder:
         bridge = Bridge(InProcessSession(fn_namespace, Path(folder)))  # type: ignore[arg-type]
-        checked = _run_check(bridge, check, True, rubric, public, "", None if public else secret)
+        checked = _run_check(bridge, check, True, rubric, public, "", None if public else secret,
+                             cells=cells)
         return probes.review(check, checked, bridge, rubric.limits.call_timeout, public,
                              None if public else secret)
 
@@ -97,10 +99,13 @@ def grade_mutant(mutant: Mutant, rubric: Rubric, secret: bytes, reached: set[int
     check = _check(rubric, mutant.function)
     namespace = run_program(mutant.program, mutant.ident)
     difference, worst = find_difference(mutant.function, namespace[mutant.function], check, draws)
-    hidden = grade_in_process(namespace, check, rubric, secret, public=False)
-    public = grade_in_process(namespace, check, rubric, secret, public=True)
+    hidden = grade_in_process(namespace, check, rubric, secret, public=False, cells=(mutant.program,))
+    public = grade_in_process(namespace, check, rubric, secret, public=True, cells=(mutant.program,))
     kind, text = finding_kind(hidden)
     claim, right = check_claim(kind, hidden, mutant, namespace[mutant.function], check)
+    if kind == "raised_cause":  # the line(s) the report traces the raise back to: right when changed there
+        lines = next(r.cause_lines for r in hidden if not r.passed)
+        claim, right = f"raise traced to line {', '.join(map(str, lines))}", mutant.line in lines
     if kind == "raised_line" and not right:  # a true place, but not the change: not located
         kind, claim, right = "error", "", None
     reason = ""

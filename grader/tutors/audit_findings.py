@@ -55,7 +55,7 @@ class Verdict:
 
 
 #: The kinds of finding that name or locate a wrong function (see finding_kind).
-NAMED_KINDS = ("named", "setting", "layout", "located", "hedged", "contract", "raised_line")
+NAMED_KINDS = ("named", "setting", "layout", "located", "hedged", "contract", "raised_line", "raised_cause")
 
 _LOCATED = re.compile(r"(?:it does not|differs from the reference): (.*?)(?:\.(?: |$))")
 
@@ -66,7 +66,9 @@ def finding_kind(results: Sequence[CaseResult]) -> tuple[str, str]:
     named: a catalogued mistake for the whole function ("your output matches ...", or "consistent
     with A or B"); setting: one named for one setting; layout: a slice, transposition, reordering
     or multiple of the expected result; located: a term the probes pinned ("... is wrong");
-    contract: a broken rule of contract §3 (an input changed, a second call differs); error: the
+    contract: a broken rule of contract §3 (an input changed, a second call differs); raised_cause:
+    the function raised and the report traces it back to a line (grader/checks/causes.py);
+    raised_line: it raised and the report shows the student's line that raised; error: the
     function raised (the report shows the exception); shape: a wrong structure, shape or dtype
     without a finding; nan: NaN or infinite values; hedged: "one of these is wrong"; unlocated:
     the values differ and the report says the wrong part could not be located; none: no case failed.
@@ -92,6 +94,8 @@ def finding_kind(results: Sequence[CaseResult]) -> tuple[str, str]:
         return "located", text
     if any("breaks the rule" in r.message for r in failed):
         return "contract", text
+    if first.call_status == "raised" and first.cause_lines:
+        return "raised_cause", text
     if first.call_status == "raised":
         return ("raised_line" if at_line(first.message) else "error"), text
     if first.call_status in ("timeout", "died"):

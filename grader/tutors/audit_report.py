@@ -73,8 +73,8 @@ def pipeline_sample(mutants: Sequence[Mutant], verdicts: Mapping[str, Verdict], 
 def summary_lines(report: AuditReport) -> list[str]:
     """The per-function table and the figures, as plain text lines."""
     counts = report.counts()
-    kinds = ("named", "setting", "layout", "located", "contract", "hedged", "raised_line", "error", "shape",
-             "nan", "unlocated", "wrong")
+    kinds = ("named", "setting", "layout", "located", "contract", "hedged", "raised_line", "raised_cause",
+             "error", "shape", "nan", "unlocated", "wrong")
     head = f"{'function':20} {'mutants':>7} {'equiv':>5} {'killed':>6} {'surv':>4} {'named/loc':>9}  " + \
         " ".join(f"{k[:8]:>8}" for k in kinds)
     lines = [head]
@@ -90,7 +90,7 @@ def summary_lines(report: AuditReport) -> list[str]:
     relevant = len(report.relevant)
     killed = sum(v.killed for v in report.relevant)
     named = sum(v.killed and v.named_or_located for v in report.relevant)
-    valued = [v for v in report.relevant if v.killed and v.kind not in ("error", "raised_line")]
+    valued = [v for v in report.relevant if v.killed and v.kind not in ("error", "raised_line", "raised_cause")]
     lines += ["",
               f"{len(report.verdicts)} mutants, {len(report.equivalent)} equivalent, {relevant} to be killed: "
               f"killed {killed} ({100 * report.killed_rate:.1f} %), survived {len(report.survivors)}",

@@ -1,0 +1,505 @@
+"""Why a function raised: the line of the student's own code that made the failing value.
+
+When a call raises, the case shows the exception and the student's line that raised
+(grader/checks/raised.py). Often that line is only where a wrong value met its use: parameters
+unpacked in the wrong order raise at a matrix product three lines later, a loop that runs one
+step too far raises where it indexes, a ``torch.no_grad()`` block raises where the gradient is
+asked for. This module traces such a raise back to the line to look at, in the grader's process,
+over two things only:
+
+- the notebook's own source (the code that ran, as the grader read it from the file), parsed
+  with :mod:`ast` (IPython's transformation first where a cell has magics, which keeps lines);
+- the frames the kernel reported with the failure (grader/checks/bridge_kernel.py): file, line,
+  function, and the shapes of the frame's tensors and arrays, never their values. They are the
+  student's kernel's word: parsed, bounded, and used for feedback only, never for a score.
+
+The rules (:data:`RULES`), tried in order; the first that applies speaks:
+
+``own_raise``
+    The raising line is the student's own ``raise`` (not ``NotImplementedError``), and every case
+    is a valid input of the sheet: the test that sent the input there is the place to look (the
+    ``if`` around the raise, or the one or two early-exit tests before it that let it through).
+``no_grad``
+    Autograd says a tensor "does not require grad", and a raising frame's line lies in a
+    ``with torch.no_grad()`` (or ``inference_mode``, ``set_grad_enabled(False)``) block or a
+    function so decorated: that line.
+``unpack``
+    "too many / not enough values to unpack" on a line that unpacks what one of the notebook's own
+    functions returns: that function's ``return``.
+``wrong_value``
+    A name on the raising line that is also an argument of the call holds a value shaped like
+    *another* argument (and unlike its own): where that name was last set (followed up through a
+    helper's parameters to the caller's variable), and the ``return`` of the notebook's own
+    function it was set from, if any.
+``loop_index``
+    An index out of range on a line that indexes, with a loop variable of ``for ... in
+    range(...)``, an argument or a tensor as long as one along its first axis: the loop's line,
+    since the indexed value's length is right.
+``own_result``
+    A library call on the raising line whose only argument is the result of one of the notebook's
+    own functions (``torch.diag(_derivative(z))``) refused it: that function's ``return``.
+
+A cause names at most two lines (:data:`MAX_LINES`); where a rule finds more candidates, or none
+applies, nothing is said beyond the raise itself: a cause is a claim, and `grade audit` checks it
+against each mutant's change (grader/tutors/audit.py).
+
+Bounded: at most :data:`MAX_CELL_CHARS` of a cell are parsed, each distinct cell once per process
+(an LRU cache), and the walks are linear in the cell's syntax tree.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from grader.checks.raised import Frame, cell_frames
+
+__all__ = ["MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
+
+MAX_LINES = 2
+MAX_CELL_CHARS = 200_000
+_FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)  # a new scope: not walked into
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Where a raise came from: the rule that found it, the lines of the student's cell to look at
+    (1-based, as the frames count them) and the words for the report."""
+
+    rule: str
+    lines: tuple[int, ...]
+    words: str
+
+
+@lru_cache(maxsize=64)
+def _parse(source: str) -> ast.Module | None:
+    text = source[:MAX_CELL_CHARS]
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        pass
+    try:  # magics and shell escapes: IPython's own transformation keeps the cell's lines
+        from IPython.core.inputtransformer2 import TransformerManager
+        return ast.parse(TransformerManager().transform_cell(text))  # type: ignore[no-untyped-call]
+    except Exception:  # noqa: BLE001 - a cell that does not parse has no cause to give
+        return None
+
+
+def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
+    out: dict[ast.AST, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            out[child] = node
+    return out
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A frame located in the source: its function's definition and the statement at its line."""
+
+    frame: Frame
+    tree: ast.Module
+    func: _FuncDef
+    stmt: ast.stmt
+    parents: dict[ast.AST, ast.AST]
+
+    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
+        while node in self.parents and node is not self.func:
+            node = self.parents[node]
+            yield node
+
+    def on_line(self) -> list[ast.AST]:
+        """The expression nodes of the statement that lie on the frame's line."""
+        line = self.frame.line
+        return [n for n in ast.walk(self.stmt) if isinstance(n, ast.expr)
+                and n.lineno <= line <= (n.end_lineno or n.lineno)]
+
+
+#: The frames Python makes for a comprehension or a lambda: located in the function around them.
+_INNER = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
+
+
+def _locate(frame: Frame, cells: Sequence[str]) -> _Place | None:
+    """The frame's function in the last cell that defines it around the frame's line."""
+    for source in reversed(cells):
+        tree = _parse(source)
+        if tree is None:
+            continue
+        defs = [n for n in ast.walk(tree) if isinstance(n, _FuncDef)
+                and (n.name == frame.function or frame.function in _INNER)
+                and n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
+        if not defs:
+            continue
+        func = max(defs, key=lambda n: n.lineno)  # the innermost definition around the line
+        stmts = [n for n in ast.walk(func) if isinstance(n, ast.stmt) and n is not func
+                 and n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
+        if not stmts:
+            return None
+        stmt = max(stmts, key=lambda n: (n.lineno, -(n.end_lineno or n.lineno)))
+        return _Place(frame, tree, func, stmt, _parents(func))
+    return None
+
+
+def _names(nodes: Sequence[ast.AST]) -> list[str]:
+    seen: dict[str, None] = {}
+    for node in nodes:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            seen.setdefault(node.id)
+    return list(seen)
+
+
+def _call_name(node: ast.AST) -> str:
+    func = node.func if isinstance(node, ast.Call) else node
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _defs(tree: ast.Module) -> dict[str, _FuncDef]:
+    return {n.name: n for n in tree.body if isinstance(n, _FuncDef)}
+
+
+def _own_function(name: str, cells: Sequence[str]) -> _FuncDef | None:
+    """The notebook's last top-level definition of ``name``."""
+    for source in reversed(cells):
+        tree = _parse(source)
+        if tree is not None and name in _defs(tree):
+            return _defs(tree)[name]
+    return None
+
+
+def _returns(func: _FuncDef) -> list[int]:
+    """The lines of ``func``'s own ``return`` statements (not those of functions inside it)."""
+    out: list[int] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _SCOPES):
+                continue
+            if isinstance(child, ast.Return):
+                out.append(child.lineno)
+            visit(child)
+    visit(func)
+    return out
+
+
+def _lines(*lines: int) -> tuple[int, ...] | None:
+    unique = tuple(dict.fromkeys(lines))
+    return unique if 0 < len(unique) <= MAX_LINES else None
+
+
+def _join(lines: Sequence[int]) -> str:
+    return " and ".join(str(n) for n in lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# The rules. Each takes what one raise offers and returns a cause or None.
+
+
+@dataclass(frozen=True)
+class _Raise:
+    function: str                     # the graded function that was called
+    places: tuple[_Place, ...]        # the located cell frames, outermost first
+    cells: Sequence[str]
+    inputs: Mapping[str, Any]
+    error_type: str
+    error: str
+
+    @property
+    def deepest(self) -> _Place:
+        return self.places[-1]
+
+
+def _own_raise(r: _Raise) -> Cause | None:
+    place = r.deepest
+    stmt = place.stmt
+    if not isinstance(stmt, ast.Raise) or stmt.exc is None or r.error_type == "NotImplementedError" \
+            or "NotImplementedError" in ast.unparse(stmt.exc):
+        return None
+    parent = place.parents.get(stmt)
+    lines: tuple[int, ...]
+    if isinstance(parent, ast.If):
+        if stmt in parent.body:
+            lines, how = (parent.test.lineno,), "the test on line {lines} sent it there"
+        else:  # an else branch: the failed tests of the chain (an elif is an If in an orelse)
+            chain = [parent.test.lineno]
+            up = place.parents.get(parent)
+            while isinstance(up, ast.If) and up.orelse == [parent]:
+                chain.append(up.test.lineno)
+                parent, up = up, place.parents.get(up)
+            found = _lines(*sorted(chain))
+            if found is None:
+                return None
+            lines, how = found, "none of the tests on line {lines} accepted it"
+    else:
+        body = getattr(parent, "body", None)
+        if not isinstance(body, list) or stmt not in body:
+            return None
+        before = []
+        for prior in reversed(body[:body.index(stmt)]):
+            if not (isinstance(prior, ast.If) and prior.body and isinstance(prior.body[-1], (ast.Return, ast.Raise))):
+                break
+            before.append(prior.test.lineno)
+        found = _lines(*sorted(before))
+        if found is None:
+            return None
+        lines, how = found, "none of the tests on line {lines} let it through"
+    return Cause("own_raise", lines,
+                 f"this is your own `raise` on line {stmt.lineno}, but every case here is a valid input of the "
+                 f"sheet: {how.format(lines=_join(lines))}; look at that test")
+
+
+_NO_GRAD = ("no_grad", "inference_mode")
+
+
+def _no_grad_line(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    name = _call_name(node)
+    if name in _NO_GRAD:
+        return True
+    return name == "set_grad_enabled" and bool(node.args) and isinstance(node.args[0], ast.Constant) \
+        and node.args[0].value is False
+
+
+def _no_grad(r: _Raise) -> Cause | None:
+    if "does not require grad" not in r.error and "does not have a grad_fn" not in r.error:
+        return None
+    for place in reversed(r.places):
+        for node in place.ancestors(place.stmt):
+            if isinstance(node, (ast.With, ast.AsyncWith)) and any(_no_grad_line(i.context_expr) for i in node.items):
+                return Cause("no_grad", (node.lineno,),
+                             f"line {node.lineno} computes under `torch.no_grad()` (or alike), so autograd "
+                             "records nothing there and the gradient asked for cannot be taken; compute the "
+                             "path from the inputs to the loss outside that block")
+        for deco in place.func.decorator_list:
+            if _no_grad_line(deco) or _call_name(deco) in _NO_GRAD:
+                return Cause("no_grad", (deco.lineno,),
+                             f"`{place.func.name}` is decorated with `{ast.unparse(deco)}` on line {deco.lineno}, "
+                             "so autograd records nothing in it and the gradient asked for cannot be taken")
+    return None
+
+
+def _unpack(r: _Raise) -> Cause | None:
+    if "values to unpack" not in r.error:
+        return None
+    stmt = r.deepest.stmt
+    if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.Call) \
+            or not any(isinstance(t, (ast.Tuple, ast.List)) for t in stmt.targets):
+        return None
+    name = _call_name(stmt.value) if isinstance(stmt.value.func, ast.Name) else ""
+    func = _own_function(name, r.cells) if name else None
+    found = _lines(*_returns(func)) if func is not None else None
+    if func is None or found is None:
+        return None
+    return Cause("unpack", found,
+                 f"line {stmt.lineno} unpacks what your `{name}` returns, and it returned another number of "
+                 f"values than there are names: look at its `return` on line {_join(found)}")
+
+
+def _own_result(r: _Raise) -> Cause | None:
+    place = r.deepest
+    for call in place.on_line():
+        if not isinstance(call, ast.Call) or len(call.args) != 1 or call.keywords \
+                or _own_function(_call_name(call), r.cells) is not None:
+            continue
+        inner = call.args[0]
+        if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)):
+            continue
+        own = _own_function(inner.func.id, r.cells)
+        found = _lines(*_returns(own)) if own is not None else None
+        if own is None or found is None:
+            continue
+        return Cause("own_result", found,
+                     f"`{ast.unparse(call.func)}` on line {place.frame.line} refused what your `{own.name}` returned, "
+                     f"its only argument: look at the `return` of `{own.name}` on line {_join(found)}")
+    return None
+
+
+def _shape_words(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _assignments(func: _FuncDef, name: str, before: int) -> list[ast.stmt]:
+    """The statements of ``func`` (not of functions inside it) that bind ``name``, before line ``before``."""
+    out: list[ast.stmt] = []
+
+    def binds(target: ast.AST) -> bool:
+        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(target))
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _SCOPES):
+                continue
+            if isinstance(child, ast.stmt) and child.lineno < before:
+                targets: list[ast.AST] = []
+                if isinstance(child, ast.Assign):
+                    targets = list(child.targets)
+                elif isinstance(child, (ast.AugAssign, ast.AnnAssign)):
+                    targets = [child.target]
+                elif isinstance(child, (ast.For, ast.AsyncFor)):
+                    targets = [child.target]
+                elif isinstance(child, (ast.With, ast.AsyncWith)):
+                    targets = [i.optional_vars for i in child.items if i.optional_vars is not None]
+                if any(binds(t) for t in targets):
+                    out.append(child)
+            visit(child)
+    visit(func)
+    return out
+
+
+def _parameters(func: _FuncDef) -> list[str]:
+    a = func.args
+    return [p.arg for p in (*a.posonlyargs, *a.args)]
+
+
+def _origin(r: _Raise, depth: int, name: str) -> tuple[int, ...] | None:
+    """The lines where ``name`` of the ``depth``-th located frame got its value."""
+    place = r.places[depth]
+    binding = _assignments(place.func, name, place.frame.line)
+    if binding:
+        stmt = max(binding, key=lambda s: s.lineno)
+        value = getattr(stmt, "value", None)
+        own = _own_function(_call_name(value), r.cells) if isinstance(value, ast.Call) \
+            and isinstance(value.func, ast.Name) else None
+        rets = _returns(own) if own is not None else []
+        return _lines(stmt.lineno, *rets) if len(rets) == 1 else _lines(stmt.lineno)
+    params = _parameters(place.func)
+    if name not in params or depth == 0:
+        return None  # the graded function's own argument: the grader passed it as the sheet says
+    caller = r.places[depth - 1]
+    calls = [n for n in caller.on_line() if isinstance(n, ast.Call) and _call_name(n) == place.func.name]
+    if len(calls) != 1:
+        return None
+    call, index = calls[0], params.index(name)
+    arg = next((k.value for k in call.keywords if k.arg == name), None)
+    if arg is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
+        arg = call.args[index]
+    if isinstance(arg, ast.Name):
+        # an argument of the graded function passed on as it came: the call chose it (a swap there)
+        return _origin(r, depth - 1, arg.id) or _lines(caller.frame.line)
+    return _lines(caller.frame.line) if arg is not None else None
+
+
+def _argument_shapes(inputs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for key, value in inputs.items():
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple):  # torch.Size is one
+            out[key] = tuple(int(n) for n in shape)
+    return out
+
+
+def _wrong_value(r: _Raise) -> Cause | None:
+    place = r.deepest
+    args = _argument_shapes(r.inputs)
+    lines: list[int] = []
+    said: list[str] = []
+    for name in _names(place.on_line()):
+        got = place.frame.shapes.get(name)
+        if got is None or name not in args or got == args[name]:
+            continue
+        like = [other for other, shape in args.items() if other != name and shape == got]
+        if len(like) != 1:
+            continue
+        origin = _origin(r, len(r.places) - 1, name)
+        if origin is None:
+            return None
+        lines += origin
+        set_where = f"line {origin[0]}" + (f", from what your own function returns on line {origin[1]}"
+                                           if len(origin) > 1 else "")
+        said.append(f"`{name}` here holds a value shaped like the argument `{like[0]}` {_shape_words(got)}, "
+                    f"not like `{name}` {_shape_words(args[name])}; it got that value on {set_where}")
+    found = _lines(*lines)
+    if not said or found is None:
+        return None
+    return Cause("wrong_value", found, "; ".join(said[:2]))
+
+
+def _loop_index(r: _Raise) -> Cause | None:
+    if r.error_type != "IndexError" and "out of bounds" not in r.error and "out of range" not in r.error:
+        return None
+    place = r.deepest
+    args = _argument_shapes(r.inputs)
+    loops: dict[str, ast.For] = {}
+    for node in place.ancestors(place.stmt):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
+                and _call_name(node.iter) == "range":
+            loops.setdefault(node.target.id, node)
+    found: list[ast.For] = []
+    for sub in place.on_line():
+        if not isinstance(sub, ast.Subscript) or not isinstance(sub.value, ast.Name):
+            continue
+        base = sub.value.id
+        shape = place.frame.shapes.get(base)
+        # the indexed value has the sheet's length: an argument as passed, or a tensor as long as
+        # an argument along its first axis (e.g. x @ U.T, as many steps as x)
+        if base in args:
+            right_length = shape == args[base] or not _assignments(place.func, base, place.frame.line)
+        else:
+            right_length = bool(shape) and any(a and shape and a[0] == shape[0] and len(a) == len(shape)
+                                               for a in args.values())
+        if not right_length:
+            continue
+        found += [loops[n] for n in _names(list(ast.walk(sub.slice))) if n in loops]
+    lines = _lines(*(loop.lineno for loop in found))
+    if not found or lines is None:
+        return None
+    var = found[0].target.id if isinstance(found[0].target, ast.Name) else "the loop variable"
+    return Cause("loop_index", lines,
+                 f"`{var}` runs past the end of what line {place.frame.line} indexes (that argument has the "
+                 f"sheet's length): look at the range of the loop on line {_join(lines)}")
+
+
+#: The rules, in the order they are tried (see the module docstring).
+RULES: tuple[tuple[str, Callable[[_Raise], Cause | None]], ...] = (
+    ("own_raise", _own_raise),
+    ("no_grad", _no_grad),
+    ("unpack", _unpack),
+    ("wrong_value", _wrong_value),
+    ("loop_index", _loop_index),
+    ("own_result", _own_result),
+)
+
+
+def raise_cause(function: str, frames: Sequence[Frame], cells: Sequence[str], inputs: Mapping[str, Any],
+                error_type: str, error: str) -> Cause | None:
+    """The cause of a raise of ``function`` (called with ``inputs``), or None where no rule applies.
+
+    ``frames`` as the kernel reported them (grader/checks/raised.py), ``cells`` the notebook's code
+    cells as the grader read them. Never raises: a cause is feedback, and where the grader's own
+    analysis fails, the raise is shown without one.
+    """
+    try:
+        located: list[_Place] = []
+        for frame in cell_frames(tuple(frames)):
+            place = _locate(frame, cells)
+            if place is None:
+                return None
+            if located and frame.function in _INNER and place.func is located[-1].func:
+                # a comprehension's frame: one place with the function around it, its names' shapes merged
+                outer = located.pop()
+                place = replace(place, frame=replace(frame, shapes={**outer.frame.shapes, **frame.shapes}))
+            located.append(place)
+        places = tuple(located)
+        if not places:
+            return None
+        r = _Raise(function, places, tuple(cells), inputs, error_type, re.sub(r"\s+", " ", error)[:800])
+        for _, rule in RULES:
+            cause = rule(r)
+            if cause is not None:
+                return cause
+    except (RecursionError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return None
+    return None
+
+
+def cause_sentence(cause: Cause | None) -> str:
+    """The cause as the report's message ends with it ("" without one)."""
+    return f". Where it comes from: {cause.words}" if cause else ""
