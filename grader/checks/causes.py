@@ -33,8 +33,10 @@ The rules (:data:`RULES`), tried in order; the first that applies speaks:
     function it was set from, if any.
 ``loop_index``
     An index out of range on a line that indexes, with a loop variable of ``for ... in
-    range(...)``, an argument or a tensor as long as one along its first axis: the loop's line,
-    since the indexed value's length is right.
+    range(...)``, an argument as passed or a tensor with one entry per step of the sequence
+    ``x`` (as long as ``x`` along its first axis): the loop's line and the indexing line, since
+    the indexed value's length is right (the range or the index computed from it is wrong). A list may be the short one (with or without ``h0`` first is the student's
+    convention): nothing is said.
 ``own_result``
     A library call on the raising line whose only argument is the result of one of the notebook's
     own functions (``torch.diag(_derivative(z))``) refused it: that function's ``return``.
@@ -60,6 +62,8 @@ from grader.checks.raised import Frame, cell_frames
 __all__ = ["MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
 
 MAX_LINES = 2
+#: The contract's sequence argument, time first (docs/contract.md: x is (T, B, D)).
+TIME = "x"
 MAX_CELL_CHARS = 200_000
 _FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)  # a new scope: not walked into
@@ -434,27 +438,34 @@ def _loop_index(r: _Raise) -> Cause | None:
             loops.setdefault(node.target.id, node)
     found: list[ast.For] = []
     for sub in place.on_line():
-        if not isinstance(sub, ast.Subscript) or not isinstance(sub.value, ast.Name):
+        if not isinstance(sub, ast.Subscript):
             continue
+        by_loop = [loops[n] for n in _names(list(ast.walk(sub.slice))) if n in loops]
+        if not by_loop:
+            continue
+        if not isinstance(sub.value, ast.Name):
+            return None  # a loop variable also indexes something else here: which one raised is unknown
         base = sub.value.id
         shape = place.frame.shapes.get(base)
-        # the indexed value has the sheet's length: an argument as passed, or a tensor as long as
-        # an argument along its first axis (e.g. x @ U.T, as many steps as x)
+        # the indexed value has the sheet's length: an argument as passed, or a tensor with one
+        # entry per step of the sequence (e.g. x @ U.T)
         if base in args:
             right_length = shape == args[base] or not _assignments(place.func, base, place.frame.line)
-        else:
-            right_length = bool(shape) and any(a and shape and a[0] == shape[0] and len(a) == len(shape)
-                                               for a in args.values())
+        else:  # a tensor the function built, with one entry per step (a list's right length is unknown:
+            # with or without h0 first, the student's convention, so a list is never vouched for)
+            right_length = bool(shape) and TIME in args and bool(args[TIME]) and shape[0] == args[TIME][0]
         if not right_length:
-            continue
-        found += [loops[n] for n in _names(list(ast.walk(sub.slice))) if n in loops]
-    lines = _lines(*(loop.lineno for loop in found))
+            return None  # this one may be the short one: which index raised is unknown
+        found += by_loop
+    loop_lines = tuple(dict.fromkeys(loop.lineno for loop in found))
+    lines = _lines(*loop_lines, place.frame.line)  # the range, or the index computed from it
     if not found or lines is None:
         return None
     var = found[0].target.id if isinstance(found[0].target, ast.Name) else "the loop variable"
     return Cause("loop_index", lines,
-                 f"`{var}` runs past the end of what line {place.frame.line} indexes (that argument has the "
-                 f"sheet's length): look at the range of the loop on line {_join(lines)}")
+                 f"`{var}` runs past the end of what line {place.frame.line} indexes (one entry per step of "
+                 f"the sequence, as it should be): look at the range of the loop on line {_join(loop_lines)} "
+                 f"and the index computed from `{var}` on line {place.frame.line}")
 
 
 #: The rules, in the order they are tried (see the module docstring).
