@@ -35,8 +35,9 @@ The rules (:data:`RULES`), tried in order; the first that applies speaks:
     An index out of range on a line that indexes, with a loop variable of ``for ... in
     range(...)``, an argument as passed or a tensor with one entry per step of the sequence
     ``x`` (as long as ``x`` along its first axis): the loop's line and the indexing line, since
-    the indexed value's length is right (the range or the index computed from it is wrong). A list may be the short one (with or without ``h0`` first is the student's
-    convention): nothing is said.
+    the indexed value's length is right (the range or the index computed from it is wrong). A
+    list may be the short one (with or without ``h0`` first is the student's convention):
+    nothing is said.
 ``own_result``
     A library call on the raising line whose only argument is the result of one of the notebook's
     own functions (``torch.diag(_derivative(z))``) refused it: that function's ``return``.
@@ -45,8 +46,9 @@ A cause names at most two lines (:data:`MAX_LINES`); where a rule finds more can
 applies, nothing is said beyond the raise itself: a cause is a claim, and `grade audit` checks it
 against each mutant's change (grader/tutors/audit.py).
 
-Bounded: at most :data:`MAX_CELL_CHARS` of a cell are parsed, each distinct cell once per process
-(an LRU cache), and the walks are linear in the cell's syntax tree.
+Bounded: at most :data:`MAX_CELL_CHARS` of a cell are parsed and indexed by function name, each
+distinct cell once per process (an LRU cache); a frame is then found by name, and a rule walks
+the one function it is in, linearly.
 """
 from __future__ import annotations
 
@@ -127,15 +129,29 @@ class _Place:
 _INNER = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
 
 
+@lru_cache(maxsize=64)
+def _definitions(source: str) -> tuple[ast.Module, dict[str, list[_FuncDef]]] | None:
+    """A cell's tree and its function definitions by name (nested ones too), made once per cell."""
+    tree = _parse(source)
+    if tree is None:
+        return None
+    by_name: dict[str, list[_FuncDef]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, _FuncDef):
+            by_name.setdefault(node.name, []).append(node)
+    return tree, by_name
+
+
 def _locate(frame: Frame, cells: Sequence[str]) -> _Place | None:
     """The frame's function in the last cell that defines it around the frame's line."""
     for source in reversed(cells):
-        tree = _parse(source)
-        if tree is None:
+        found = _definitions(source)
+        if found is None:
             continue
-        defs = [n for n in ast.walk(tree) if isinstance(n, _FuncDef)
-                and (n.name == frame.function or frame.function in _INNER)
-                and n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
+        tree, by_name = found
+        candidates = [d for ds in by_name.values() for d in ds] if frame.function in _INNER \
+            else by_name.get(frame.function, [])
+        defs = [n for n in candidates if n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
         if not defs:
             continue
         func = max(defs, key=lambda n: n.lineno)  # the innermost definition around the line
@@ -453,7 +469,9 @@ def _loop_index(r: _Raise) -> Cause | None:
             right_length = shape == args[base] or not _assignments(place.func, base, place.frame.line)
         else:  # a tensor the function built, with one entry per step (a list's right length is unknown:
             # with or without h0 first, the student's convention, so a list is never vouched for)
-            right_length = bool(shape) and TIME in args and bool(args[TIME]) and shape[0] == args[TIME][0]
+            steps = args.get(TIME)
+            right_length = bool(shape) and bool(steps) and shape is not None and steps is not None \
+                and shape[0] == steps[0]
         if not right_length:
             return None  # this one may be the short one: which index raised is unknown
         found += by_loop
