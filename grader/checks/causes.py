@@ -40,7 +40,8 @@ The rules (:data:`RULES`), tried in order; the first that applies speaks:
     nothing is said.
 ``own_result``
     A library call on the raising line whose only argument is the result of one of the notebook's
-    own functions (``torch.diag(_derivative(z))``) refused it: that function's ``return``.
+    own functions (``torch.diag(_derivative(z))``) refused it (a type, value or shape error about
+    a value): that function's ``return``.
 
 A cause names at most two lines (:data:`MAX_LINES`); where a rule finds more candidates, or none
 applies, nothing is said beyond the raise itself: a cause is a claim, and `grade audit` checks it
@@ -323,7 +324,15 @@ def _unpack(r: _Raise) -> Cause | None:
                  f"values than there are names: look at its `return` on line {_join(found)}")
 
 
+#: Words of an error about a value's type or shape (what a library call says of an argument it refuses).
+_VALUE_WORDS = re.compile(r"tensor|dimension|shape|size|dtype|must be|expected|not subscriptable|NoneType|float|int",
+                          re.IGNORECASE)
+
+
 def _own_result(r: _Raise) -> Cause | None:
+    if r.error_type not in ("TypeError", "RuntimeError", "ValueError", "IndexError") \
+            or not _VALUE_WORDS.search(r.error):
+        return None
     place = r.deepest
     for call in place.on_line():
         if not isinstance(call, ast.Call) or len(call.args) != 1 or call.keywords \
