@@ -333,6 +333,41 @@ MISTAKES += tuple(
     if order != "ifgo" and f"gates_{order}" not in {m.key for m in MISTAKES})
 
 
+_Pair: TypeAlias = tuple[torch.Tensor, torch.Tensor]
+
+
+def _lstm_state_swapped(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor,
+                        W_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> _Pair:
+    """The state pair unpacked the wrong way round (``c, h = state`` for torch's ``(h, c)``)."""
+    return lstm(x, c, h, W_ih, W_hh, b_ih, b_hh)
+
+
+def _lstm_without_old_c(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor,
+                        W_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> _Pair:
+    """c_new = f + i * g: the correct cell with c = 1 is exactly that (c enters nowhere else)."""
+    return lstm(x, h, torch.ones_like(c), W_ih, W_hh, b_ih, b_hh)
+
+
+def _differ(a: str, b: str) -> Applies:
+    return lambda i: not torch.equal(torch.as_tensor(i[a]), torch.as_tensor(i[b]))
+
+
+#: The cell update and the state pair, each with one part left out or read as the other: a factor
+#: of f * c or i * g missing, and h and c taken for each other.
+MISTAKES += (
+    Mistake("lstm_cell", "state_swapped",
+            "with `h` and `c` taken for each other: the old cell state c enters the gates' "
+            "pre-activations and the old hidden state h is multiplied by f", _lstm_state_swapped,
+            _differ("h", "c")),
+    Mistake("lstm_cell", "old_c_missing",
+            "with c_new = f + i * g: the old cell state c is missing from f * c", _lstm_without_old_c,
+            lambda i: bool((torch.as_tensor(i["c"]) != 1).any())),
+    Mistake("lstm_cell", "candidate_missing",
+            "with c_new = f * c + i: the candidate g is missing from i * g",
+            partial(lstm, g_act=torch.ones_like), _always),
+)
+
+
 def mistakes_for(function: str) -> tuple[Mistake, ...]:
     """The mistakes of one contract function, in a fixed order (empty for an unknown name)."""
     return tuple(m for m in MISTAKES if m.function == function)

@@ -133,6 +133,15 @@ def _lstm_zero_inputs(base: Inputs, draw: Draw) -> Inputs:
     return _zero(base, "x", "h")
 
 
+def _lstm_recurrent_part(base: Inputs, draw: Draw) -> Inputs:
+    """x = 0 and b_ih = 0: the input part x W_ih^T + b_ih of every gate is zero."""
+    return _zero(base, "x", "b_ih")
+
+
+def _lstm_b_hh_alone(base: Inputs, draw: Draw) -> Inputs:
+    return _zero(base, "x", "h", "b_ih")
+
+
 def _tree(shape: Callable[[str, str], Any], zero_b: bool = False) -> Callable[[Inputs, Draw], Inputs]:
     """A tree over the base's first two vocabulary words, e.g. ``lambda a, b: (a, b)``."""
     def build(base: Inputs, draw: Draw) -> Inputs:
@@ -309,6 +318,12 @@ PROBES: tuple[Probe, ...] = (
     # x = 0 and h = 0: every gate is its bias sum alone (small, so nothing saturates)
     _p(_L, "zero_inputs", "`x = 0, h = 0` (each gate's pre-activation is its bias sum alone)",
        _lstm_zero_inputs, "i f g o cell out bias", also="weights"),
+    # the input part x W_ih^T + b_ih zeroed: a wrong input part alone reads right here
+    _p(_L, "recurrent_part", "`x = 0, b_ih = 0` (the gates read only the recurrent part h W_hh^T + b_hh)",
+       _lstm_recurrent_part, "i f g o cell out", also="bias weights"),
+    # every part but b_hh zeroed: a pre-activation whose other parts are all wrong reads right here
+    _p(_L, "b_hh_alone", "`x = 0, h = 0, b_ih = 0` (each gate's pre-activation is `b_hh` alone)",
+       _lstm_b_hh_alone, "i f g o cell out", also="bias weights"),
     # ---- tree_encode ----------------------------------------------------------------------------
     _p(_T, "leaf", "a single leaf", _tree(lambda a, b: a), "leaf"),
     _p(_T, "same_pair", "a pair of the same word `(a, a)`", _tree(lambda a, b: (a, a)),
