@@ -355,7 +355,8 @@ def _state_norms(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Te
                  loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
     """||h_t|| for t = 1..T: the states' norms where their gradients' norms belong."""
     states: torch.Tensor = rnn(x, h0, W, U, b, activation)
-    return torch.linalg.vector_norm(states.reshape(x.shape[0], -1), dim=1)
+    norms: torch.Tensor = torch.linalg.vector_norm(states.reshape(x.shape[0], -1), dim=1)
+    return norms
 
 
 def _preactivation_states(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
