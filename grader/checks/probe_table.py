@@ -340,7 +340,9 @@ PROBES: tuple[Probe, ...] = (
     _p(_D, "output_layer", "k = T (only dL/dV and dL/dc compared)", _tbptt(), "loss forward",
        ("V", "c"), also="trunc"),
     _p(_D, "full", "k = T (full back-propagation)", _tbptt(), "loss forward backprop", also="trunc"),
-    _p(_D, "k1", "k = 1", _tbptt(k=1), "loss forward trunc"),
+    # k = 1: the window's first state is h_T, so which state of the window the loss sees is
+    # covered, not cleared
+    _p(_D, "k1", "k = 1", _tbptt(k=1), "loss trunc", also="forward"),
     _p(_D, "k2", "k = 2", _tbptt(k=2), "loss forward trunc backprop"),
 )
 
