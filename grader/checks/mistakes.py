@@ -188,9 +188,6 @@ _ROWS: list[_Row] = [
     ("hidden_grad_norms", "loss_at_first_state",  # the wrong end of the sequence
      "with the loss taken at the wrong end of the sequence: L = loss_fn(h_1) instead of "
      "loss_fn(h_T)", _steps, dict(loss_at=0)),
-    ("hidden_grad_norms", "loss_one_step_early",  # hs[T - 1] where hs also holds h_0
-     "with the loss taken one step early: L = loss_fn(h_{T-1}) instead of loss_fn(h_T)",
-     _steps, dict(loss_at=-2)),
     # ---- gradient_bound --------------------------------------------------------------
     ("gradient_bound", "activation_ignored",
      "with tanh in place of sigmoid: `activation` is not passed on to the forward pass",
@@ -394,11 +391,24 @@ def _bound_z_h_swapped(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: to
     return torch.stack(factors)
 
 
+def _loss_one_step_early(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
+                         b: torch.Tensor, loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
+    """L = loss_fn(h_{T-1}) (``hs[T - 1]`` where ``hs`` also holds h_0): at T = 1 that is h_0,
+    which no state h_t depends on, so g = [0]."""
+    if x.shape[0] < 2:
+        return torch.zeros(x.shape[0])
+    norms: torch.Tensor = CORRECT["hidden_grad_norms"](x, h0, W, U, b, loss_fn, activation, loss_at=-2)
+    return norms
+
+
 def _differ(a: str, b: str) -> Applies:
     return lambda i: not torch.equal(torch.as_tensor(i[a]), torch.as_tensor(i[b]))
 
 
 MISTAKES += (
+    Mistake("hidden_grad_norms", "loss_one_step_early",
+            "with the loss taken one step early: L = loss_fn(h_{T-1}) instead of loss_fn(h_T)",
+            _loss_one_step_early, _always),
     Mistake("hidden_grad_norms", "state_norms",
             "with the norms of the states ||h_t|| instead of the norms of their gradients ||dL/dh_t||",
             _state_norms, _always),
