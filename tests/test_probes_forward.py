@@ -212,3 +212,20 @@ def test_a_loss_on_the_windows_first_state_is_located_in_the_forward_pass() -> N
 
     diagnosis, _ = _diagnosis("tbptt_grads", student)
     assert _located("tbptt_grads", "forward", diagnosis), diagnosis
+
+
+def test_the_bounds_input_free_probe_keeps_its_states_alive_and_unsaturated() -> None:
+    """U = 0, b = 0 with a contracting W would let tanh states die out, where act'(z) = act'(h)
+    and J built from h reads right (issue 22): ||W|| = 2 keeps them alive, without saturating."""
+    (probe,) = [p for p in P.probes_for("gradient_bound") if p.name == "no_input"]
+    check = CHECKS["gradient_bound"]
+    for case in check.cases + check.public_cases():
+        draw = partial(_draw_bound, check.public_seeds[0], case.params)
+        i = probe.build(draw(), draw)
+        act = torch.tanh if i["activation"] == "tanh" else torch.sigmoid
+        h = i["h0"]
+        for _ in i["x"]:
+            z = h @ i["W"].T
+            assert float(z.abs().max()) < 8.0
+            h = act(z)
+        assert float(h.abs().max()) > 0.1, case.params

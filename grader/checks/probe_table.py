@@ -84,9 +84,13 @@ def _rank_one_W(inputs: Inputs) -> Inputs:
     return {**inputs, "W": (s * torch.outer(u, u)).float()}
 
 
-def _unit_spectral_W(inputs: Inputs) -> Inputs:
+def _spectral_W(inputs: Inputs, norm: float) -> Inputs:
     W = inputs["W"].double()
-    return {**inputs, "W": (W / torch.linalg.matrix_norm(W, ord=2)).float()}
+    return {**inputs, "W": (norm * W / torch.linalg.matrix_norm(W, ord=2)).float()}
+
+
+def _unit_spectral_W(inputs: Inputs) -> Inputs:
+    return _spectral_W(inputs, 1.0)
 
 
 def _states_miss_W(inputs: Inputs) -> Inputs:
@@ -285,9 +289,12 @@ PROBES: tuple[Probe, ...] = (
     # not cleared), and cannot tell h_T from h_1 (which state dL/dh_T is taken at); a 1x1 or
     # symmetric W hides a transposition of W in the forward pass
     # without the input term: a wrong U x_t + b alone reads right here, so every other probe that
-    # differs points at it
-    _p(_B, "no_input", "`U = 0, b = 0`", lambda i, d: _zero(_squared(d), "U", "b"),
-       "gT act wnorm exponent jprod jnorm recur accumulate", also="forward"),
+    # differs points at it. ||W|| = 2 keeps the states from dying out (with a contracting W and
+    # tanh they decay towards 0, where act'(z) and act'(h) agree); the Jacobians are covered, not
+    # cleared all the same (a unit whose z_t stays near 0 dominates their norms)
+    _p(_B, "no_input", "`U = 0, b = 0`, and `W` rescaled to ||W||_2 = 2 (the states do not die out)",
+       lambda i, d: _spectral_W(_zero(_squared(d), "U", "b"), 2.0),
+       "gT act wnorm exponent recur accumulate", also="forward jprod jnorm"),
     _p(_B, "one_step", "T = 1 (then r = [||dL/dh_T||])", lambda i, d: _squared(d, T=1),
        "act forward recur", also="exponent gT accumulate"),
     _p(_B, "one_unit", "H = 1 (every norm of a 1x1 matrix agrees)", lambda i, d: _squared(d, H=1),
