@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 
 import torch
 
-from grader.checks.variants import CORRECT, Tree, lstm
+from grader.checks.variants import CORRECT, Tree, dact, lstm, rnn
 
 __all__ = ["Mistake", "MISTAKES", "mistakes_for"]
 
@@ -331,6 +331,110 @@ MISTAKES += tuple(
             partial(lstm, order=order), _always)
     for order in ("".join(p) for p in permutations("ifgo"))
     if order != "ifgo" and f"gates_{order}" not in {m.key for m in MISTAKES})
+
+
+_Pair: TypeAlias = tuple[torch.Tensor, torch.Tensor]
+
+
+def _lstm_state_swapped(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor,
+                        W_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> _Pair:
+    """The state pair unpacked the wrong way round (``c, h = state`` for torch's ``(h, c)``)."""
+    return lstm(x, c, h, W_ih, W_hh, b_ih, b_hh)
+
+
+def _lstm_without_old_c(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, W_ih: torch.Tensor,
+                        W_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor) -> _Pair:
+    """c_new = f + i * g: the correct cell with c = 1 is exactly that (c enters nowhere else)."""
+    return lstm(x, h, torch.ones_like(c), W_ih, W_hh, b_ih, b_hh)
+
+
+def _state_norms(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor, b: torch.Tensor,
+                 loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
+    """||h_t|| for t = 1..T: the states' norms where their gradients' norms belong."""
+    states: torch.Tensor = rnn(x, h0, W, U, b, activation)
+    norms: torch.Tensor = torch.linalg.vector_norm(states.reshape(x.shape[0], -1), dim=1)
+    return norms
+
+
+def _preactivation_states(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
+                          b: torch.Tensor, loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
+    """||dL/dz_t|| with L = loss_fn(z_T): the pre-activations kept where the states belong (the
+    recurrence itself right, h_t = act(z_t))."""
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    with torch.enable_grad():
+        h, zs = h0.detach().clone().requires_grad_(True), []
+        for t in range(x.shape[0]):
+            zs.append(h @ W.T + x[t] @ U.T + b)
+            h = act(zs[-1])
+        grads = torch.autograd.grad(loss_fn(zs[-1]).sum(), zs, allow_unused=True)
+    return torch.stack([torch.zeros(()) if g is None else torch.linalg.vector_norm(g) for g in grads])
+
+
+def _bound_z_h_swapped(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor, b: torch.Tensor,
+                       loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
+    """The bound with the lists of pre-activations and states taken for each other: dL/dh_T taken
+    at z_T, and J_{k+1} = diag(act'(h_{k+1})) (the recurrence itself right, h_t = act(z_t))."""
+    act = torch.tanh if activation == "tanh" else torch.sigmoid
+    h, hs, zs = h0, [], []
+    for t in range(x.shape[0]):
+        zs.append(h @ W.T + x[t] @ U.T + b)
+        h = act(zs[-1])
+        hs.append(h)
+    with torch.enable_grad():
+        zT = zs[-1].detach().clone().requires_grad_(True)
+        (gT,) = torch.autograd.grad(loss_fn(zT).sum(), zT)
+    nJ = [dact(v.reshape(-1), activation).abs().max() for v in hs]
+    wn = torch.linalg.matrix_norm(W, ord=2)
+    T = len(zs)
+    factors = [torch.linalg.vector_norm(gT) * wn ** (T - 1 - i) * torch.stack(nJ[i + 1:] + [wn.new_ones(())]).prod()
+               for i in range(T)]
+    return torch.stack(factors)
+
+
+def _loss_one_step_early(x: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
+                         b: torch.Tensor, loss_fn: Any, activation: str = "tanh") -> torch.Tensor:
+    """L = loss_fn(h_{T-1}) (``hs[T - 1]`` where ``hs`` also holds h_0): at T = 1 that is h_0,
+    which no state h_t depends on, so g = [0]."""
+    if x.shape[0] < 2:
+        return torch.zeros(x.shape[0])
+    norms: torch.Tensor = CORRECT["hidden_grad_norms"](x, h0, W, U, b, loss_fn, activation, loss_at=-2)
+    return norms
+
+
+def _differ(a: str, b: str) -> Applies:
+    return lambda i: not torch.equal(torch.as_tensor(i[a]), torch.as_tensor(i[b]))
+
+
+MISTAKES += (
+    Mistake("hidden_grad_norms", "loss_one_step_early",
+            "with the loss taken one step early: L = loss_fn(h_{T-1}) instead of loss_fn(h_T)",
+            _loss_one_step_early, _always),
+    Mistake("hidden_grad_norms", "state_norms",
+            "with the norms of the states ||h_t|| instead of the norms of their gradients ||dL/dh_t||",
+            _state_norms, _always),
+    Mistake("gradient_bound", "z_and_h_swapped",
+            "with the pre-activations and the states taken for each other: dL/dh_T taken at z_T, "
+            "and J_{k+1} = diag(act'(h_{k+1})) built from the state instead of z_{k+1}",
+            _bound_z_h_swapped, _always),
+    Mistake("hidden_grad_norms", "preactivations_as_states",
+            "with the pre-activations z_t taken for the states: L = loss_fn(z_T), and the gradients "
+            "taken with respect to z_1, ..., z_T instead of h_1, ..., h_T", _preactivation_states, _always),
+)
+
+#: The cell update and the state pair, each with one part left out or read as the other: a factor
+#: of f * c or i * g missing, and h and c taken for each other.
+MISTAKES += (
+    Mistake("lstm_cell", "state_swapped",
+            "with `h` and `c` taken for each other: the old cell state c enters the gates' "
+            "pre-activations and the old hidden state h is multiplied by f", _lstm_state_swapped,
+            _differ("h", "c")),
+    Mistake("lstm_cell", "old_c_missing",
+            "with c_new = f + i * g: the old cell state c is missing from f * c", _lstm_without_old_c,
+            lambda i: bool((torch.as_tensor(i["c"]) != 1).any())),
+    Mistake("lstm_cell", "candidate_missing",
+            "with c_new = f * c + i: the candidate g is missing from i * g",
+            partial(lstm, g_act=torch.ones_like), _always),
+)
 
 
 def mistakes_for(function: str) -> tuple[Mistake, ...]:

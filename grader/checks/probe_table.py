@@ -34,7 +34,7 @@ import torch
 __all__ = ["MAX_PROBES", "PROBES", "TERMS", "Draw", "Inputs", "Probe", "probes_for"]
 
 #: Calls per failing function, at most. Each table below stays within it (a test checks).
-MAX_PROBES = 6
+MAX_PROBES = 8
 
 Inputs = dict[str, Any]
 Draw = Callable[..., Inputs]  # draw(**overrides): fresh inputs on the base shape, params overridden
@@ -84,9 +84,29 @@ def _rank_one_W(inputs: Inputs) -> Inputs:
     return {**inputs, "W": (s * torch.outer(u, u)).float()}
 
 
-def _unit_spectral_W(inputs: Inputs) -> Inputs:
+def _spectral_W(inputs: Inputs, norm: float) -> Inputs:
     W = inputs["W"].double()
-    return {**inputs, "W": (W / torch.linalg.matrix_norm(W, ord=2)).float()}
+    return {**inputs, "W": (norm * W / torch.linalg.matrix_norm(W, ord=2)).float()}
+
+
+def _unit_spectral_W(inputs: Inputs) -> Inputs:
+    return _spectral_W(inputs, 1.0)
+
+
+def _states_miss_W(inputs: Inputs) -> Inputs:
+    """W = s v v^T with v = (e_1 - e_2)/sqrt(2) (s: the spectral norm of the drawn W), and the
+    first two entries of `h0`, `b` and every column of `U` equal: then the first two entries of
+    every state are equal (an elementwise activation keeps them so), and W h_{t-1} = 0 at every
+    step. The recurrence term is computed but adds nothing; the rest of the bound (||W||, its
+    powers, the Jacobians along a varying z_t) is exercised as usual. Needs H >= 2."""
+    W = inputs["W"].double()
+    v = torch.zeros(W.shape[0], dtype=torch.float64)
+    v[0], v[1] = 1.0, -1.0
+    s = torch.linalg.matrix_norm(W, ord=2)
+    out = {**inputs, "W": (s * torch.outer(v, v) / 2).to(inputs["W"].dtype)}
+    h0, b, U = inputs["h0"].clone(), inputs["b"].clone(), inputs["U"].clone()
+    h0[:, 1], b[1], U[1] = h0[:, 0], b[0], U[0]  # h0 is (1, H), b (H,), U (H, D): unit 2 copies unit 1
+    return {**out, "h0": h0, "b": b, "U": U}
 
 
 def _lstm_held(live: str, c_zero: bool = False, zero_bias: bool = False) -> Callable[[Inputs, Draw], Inputs]:
@@ -115,6 +135,15 @@ def _lstm_held(live: str, c_zero: bool = False, zero_bias: bool = False) -> Call
 
 def _lstm_zero_inputs(base: Inputs, draw: Draw) -> Inputs:
     return _zero(base, "x", "h")
+
+
+def _lstm_recurrent_part(base: Inputs, draw: Draw) -> Inputs:
+    """x = 0 and b_ih = 0: the input part x W_ih^T + b_ih of every gate is zero."""
+    return _zero(base, "x", "b_ih")
+
+
+def _lstm_b_hh_alone(base: Inputs, draw: Draw) -> Inputs:
+    return _zero(base, "x", "h", "b_ih")
 
 
 def _tree(shape: Callable[[str, str], Any], zero_b: bool = False) -> Callable[[Inputs, Draw], Inputs]:
@@ -255,14 +284,19 @@ PROBES: tuple[Probe, ...] = (
     _p(_G, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "loss act_other chain only_last order forward states out"),
     # ---- gradient_bound -----------------------------------------------------------------------
-    # T = 1 reaches no running product (where r[T-1] is stored still counts) and cannot tell h_T
-    # from h_1 (which state dL/dh_T is taken at); a 1x1 or symmetric
-    # W hides a transposition of W in the forward pass
-    _p(_B, "linear_one_step", "T = 1 and a linear loss (then r = [||dL/dh_T||], whatever the forward "
-       "pass computed)", lambda i, d: d(T=1, loss="linear"), "exponent",
-       also="gT accumulate act forward recur"),
+    # T = 1 reaches no running product (where r[T-1] is stored still counts), only the power
+    # ||W||^0 (a product that never multiplies by ||W|| reads the same: the exponent is covered,
+    # not cleared), and cannot tell h_T from h_1 (which state dL/dh_T is taken at); a 1x1 or
+    # symmetric W hides a transposition of W in the forward pass
+    # without the input term: a wrong U x_t + b alone reads right here, so every other probe that
+    # differs points at it. ||W|| = 2 keeps the states from dying out (with a contracting W and
+    # tanh they decay towards 0, where act'(z) and act'(h) agree); the Jacobians are covered, not
+    # cleared all the same (a unit whose z_t stays near 0 dominates their norms)
+    _p(_B, "no_input", "`U = 0, b = 0`, and `W` rescaled to ||W||_2 = 2 (the states do not die out)",
+       lambda i, d: _spectral_W(_zero(_squared(d), "U", "b"), 2.0),
+       "gT act wnorm exponent recur accumulate", also="forward jprod jnorm"),
     _p(_B, "one_step", "T = 1 (then r = [||dL/dh_T||])", lambda i, d: _squared(d, T=1),
-       "act exponent forward recur", also="gT accumulate"),
+       "act forward recur", also="exponent gT accumulate"),
     _p(_B, "one_unit", "H = 1 (every norm of a 1x1 matrix agrees)", lambda i, d: _squared(d, H=1),
        "gT act exponent jprod forward accumulate", also="recur"),
     _p(_B, "unit_norm_W", "`W` rescaled to ||W||_2 = 1 (every power of it is 1)",
@@ -273,6 +307,12 @@ PROBES: tuple[Probe, ...] = (
        also="recur"),
     _p(_B, "other_activation", "`activation='{other}'`", lambda i, d: _other_activation(_squared(d)),
        "gT act_other wnorm exponent jprod jnorm forward recur accumulate"),
+    # the recurrence computed but adding nothing: a wrong W h_{t-1} alone reads right here (W is
+    # symmetric and its norms agree, so neither its transposition nor its norm is cleared)
+    _p(_B, "recurrence_adds_nothing", "`W h_{{t-1}}` = 0 at every step (`W` = s v v^T with "
+       "v = (e_1 - e_2)/sqrt(2); units 1 and 2 share `h0`, `b` and their row of `U`)",
+       lambda i, d: _states_miss_W(_squared(d, H=max(2, i["W"].shape[0]))),
+       "gT act exponent jprod jnorm forward accumulate", also="wnorm recur"),
     # ---- lstm_cell: some gates live, the others held at pre-activation 0 (no saturation) -----
     _p(_L, "i_and_g", "only i and g live, the other gates held at pre-activation 0, and `c = 0`",
        _lstm_held("ig", c_zero=True), "i g cell bias weights", ("c_new",)),
@@ -285,6 +325,12 @@ PROBES: tuple[Probe, ...] = (
     # x = 0 and h = 0: every gate is its bias sum alone (small, so nothing saturates)
     _p(_L, "zero_inputs", "`x = 0, h = 0` (each gate's pre-activation is its bias sum alone)",
        _lstm_zero_inputs, "i f g o cell out bias", also="weights"),
+    # the input part x W_ih^T + b_ih zeroed: a wrong input part alone reads right here
+    _p(_L, "recurrent_part", "`x = 0, b_ih = 0` (the gates read only the recurrent part h W_hh^T + b_hh)",
+       _lstm_recurrent_part, "i f g o cell out", also="bias weights"),
+    # every part but b_hh zeroed: a pre-activation whose other parts are all wrong reads right here
+    _p(_L, "b_hh_alone", "`x = 0, h = 0, b_ih = 0` (each gate's pre-activation is `b_hh` alone)",
+       _lstm_b_hh_alone, "i f g o cell out", also="bias weights"),
     # ---- tree_encode ----------------------------------------------------------------------------
     _p(_T, "leaf", "a single leaf", _tree(lambda a, b: a), "leaf"),
     _p(_T, "same_pair", "a pair of the same word `(a, a)`", _tree(lambda a, b: (a, a)),
@@ -301,7 +347,9 @@ PROBES: tuple[Probe, ...] = (
     _p(_D, "output_layer", "k = T (only dL/dV and dL/dc compared)", _tbptt(), "loss forward",
        ("V", "c"), also="trunc"),
     _p(_D, "full", "k = T (full back-propagation)", _tbptt(), "loss forward backprop", also="trunc"),
-    _p(_D, "k1", "k = 1", _tbptt(k=1), "loss forward trunc"),
+    # k = 1: the window's first state is h_T, so which state of the window the loss sees is
+    # covered, not cleared
+    _p(_D, "k1", "k = 1", _tbptt(k=1), "loss trunc", also="forward"),
     _p(_D, "k2", "k = 2", _tbptt(k=2), "loss forward trunc backprop"),
 )
 
