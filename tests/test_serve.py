@@ -145,6 +145,22 @@ def test_a_post_without_the_csrf_field_stores_nothing(app: Any, out: Path) -> No
     assert _table(out, "manual_scores") == [] and _table(out, "score_history") == []
 
 
+def test_every_post_route_reads_its_form_through_the_one_door(app: Any) -> None:
+    """A route that accepts POST is wrapped by serve_guard.posted (the CSRF check), so a new one
+    cannot forget it; and a wrong CSRF field reaches none of their handlers."""
+    from starlette.routing import Route
+    posts = [r for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
+    assert len(posts) >= 10
+    unguarded = [r.path for r in posts if getattr(r.endpoint, "__wrapped__", None) is None]
+    assert unguarded == []
+    client = _client(app)
+    for route in posts:
+        path = route.path.replace("{qid}", "11.2.1").replace("{n:int}", "1").replace("{cid:int}", "1") \
+            .replace("{rid:int}", "1").replace("{key}", _key(ADA))
+        response = client.post(path, data={"csrf": "wrong"}, follow_redirects=False)
+        assert response.status_code == 403 and "nothing was saved" in response.text, path
+
+
 def test_security_headers_and_sanitised_student_html(app: Any) -> None:
     client = _client(app)
     n = _position(client, "11.2.1", ADA)

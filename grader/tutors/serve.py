@@ -71,7 +71,7 @@ from grader.errors import GraderError, UsageError
 from grader.resources import static_file
 from grader.tutors.scores import sync_outputs
 from grader.tutors.serve_answers import AnswerRoutes, point_choices
-from grader.tutors.serve_guard import Guard, read_form
+from grader.tutors.serve_guard import Guard, posted
 from grader.tutors.serve_requests import RequestRoutes, replay_command
 from grader.tutors.serve_state import ServeState
 
@@ -96,10 +96,8 @@ class TutorApp(AnswerRoutes, RequestRoutes):
     """One server's app: its state (:class:`~grader.tutors.serve_state.ServeState`, made once)
     and its routes, each a method; :meth:`starlette` is the ASGI app uvicorn runs."""
 
-    async def publish(self, request: Request) -> Response:
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
+    @posted
+    async def publish(self, request: Request, form: dict[str, str]) -> Response:
         rewritten = await run_in_threadpool(sync_outputs, self.out, self.rubric_path)
         self.published = len(rewritten)
         return RedirectResponse("/?notice=published", 303)

@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 from grader.errors import ScoreConflict, ScoreRefused
 from grader.result import QuestionResult
 from grader.tutors.scores import save_score, score_version
-from grader.tutors.serve_guard import NOTICES, number_in, page, read_form
+from grader.tutors.serve_guard import NOTICES, number_in, page, posted
 from grader.tutors.serve_state import MAX_COMMENT, ServeState
 
 POINT_STEP = 0.25   # the points the number keys offer; the same step as grade review's suggestion
@@ -137,14 +137,12 @@ class AnswerRoutes(ServeState):
         qid, n = request.path_params["qid"], request.path_params["n"]
         return self.question_or_404(qid) or self.answer_page(request, qid, n)
 
-    async def save(self, request: Request) -> Response:
+    @posted
+    async def save(self, request: Request, form: dict[str, str]) -> Response:
         qid, n = request.path_params["qid"], request.path_params["n"]
         missing = self.question_or_404(qid)
         if missing:
             return missing
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         typed = {k: form.get(k, "") for k in ("key", "version", "points", "comment")}
         graded = self.graded()
         if not 1 <= n <= len(graded) or self.report_key(graded[n - 1].folder) != typed["key"]:
@@ -174,15 +172,13 @@ class AnswerRoutes(ServeState):
             return RedirectResponse(f"/q/{following}?after={qid}", 303)
         return RedirectResponse("/?notice=done", 303)
 
-    async def keep_comment(self, request: Request) -> Response:
+    @posted
+    async def keep_comment(self, request: Request, form: dict[str, str]) -> Response:
         """Keep the comment typed in the scoring form for reuse on this question."""
         qid = request.path_params["qid"]
         missing = self.question_or_404(qid)
         if missing:
             return missing
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         n = number_in(form.get("back", ""), 1, len(self.graded())) or 1
         typed = {k: form.get(k, "") for k in ("points", "comment")}
         text = typed["comment"].replace("\r\n", "\n").strip()
@@ -193,15 +189,13 @@ class AnswerRoutes(ServeState):
             book.keep_comment(qid, text, self.tutor, time.time())
         return self.answer_page(request, qid, n, 200, "", typed)
 
-    async def edit_comment(self, request: Request) -> Response:
+    @posted
+    async def edit_comment(self, request: Request, form: dict[str, str]) -> Response:
         """Change a kept comment's text; an empty text drops it."""
         qid, cid = request.path_params["qid"], request.path_params["cid"]
         missing = self.question_or_404(qid)
         if missing:
             return missing
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         n = number_in(form.get("back", ""), 1, len(self.graded())) or 1
         text = form.get("text", "").replace("\r\n", "\n").strip()
         if len(text) > MAX_COMMENT:

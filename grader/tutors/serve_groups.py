@@ -27,7 +27,7 @@ from grader.checks.learned import Group
 from grader.errors import OutputFolderError, ScoreRefused
 from grader.pages.report import PAGES
 from grader.tutors.scores import save_override
-from grader.tutors.serve_guard import REPORT_CSP, page, read_form
+from grader.tutors.serve_guard import REPORT_CSP, page, posted
 from grader.tutors.serve_state import MAX_COMMENT, ServeState
 
 
@@ -51,15 +51,13 @@ class GroupRoutes(ServeState):
         response.headers["Content-Security-Policy"] = REPORT_CSP
         return response
 
-    async def reveal_group(self, request: Request) -> Response:
+    @posted
+    async def reveal_group(self, request: Request, form: dict[str, str]) -> Response:
         """Show who a group is, after recording who asked, when and why (grader/tutors/privacy.py)."""
         from grader.tutors.privacy import reveal
         folder = self.folder_of(request.path_params["key"])
         if folder is None:
             return self.missing("No such submission", "There is no such submission.")
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         reason = form.get("reason", "").strip()
         if not reason or len(reason) > MAX_COMMENT:
             return page("reveal.html.j2", 400, title="Blind scoring", label=self.labels.get(folder, ""),
@@ -96,13 +94,11 @@ class GroupRoutes(ServeState):
             return self.missing("No such submission", "There is no such graded submission.")
         return self.auto_page(folder)
 
-    async def set_auto(self, request: Request) -> Response:
+    @posted
+    async def set_auto(self, request: Request, form: dict[str, str]) -> Response:
         folder = self.graded_of(request.path_params["key"])
         if folder is None:
             return self.missing("No such submission", "There is no such graded submission.")
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         typed = {k: form.get(k, "") for k in ("question", "points", "reason")}
         if typed["question"] not in self.results[folder].questions:
             return self.auto_page(folder, 400, "Choose one of the automatic questions listed; nothing was saved.")
@@ -138,11 +134,9 @@ class GroupRoutes(ServeState):
         self.reload()
         return self.mistakes_page()
 
-    async def name_mistake(self, request: Request) -> Response:
+    @posted
+    async def name_mistake(self, request: Request, form: dict[str, str]) -> Response:
         from grader.checks.learned import clean_name
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         key = request.path_params["key"]
         group = next((g for g in self.groups() if g.key == key), None)
         typed = {"key": key, "title": form.get("title", ""), "explanation": form.get("explanation", "")}

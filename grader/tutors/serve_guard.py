@@ -16,11 +16,12 @@ sentences (:data:`NOTICES`), and numbers are read as numbers (:func:`number_in`)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -125,6 +126,26 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 def denied(message: str, status: int) -> HTMLResponse:
     return page("message.html.j2", status, title="Not allowed", message=message, csrf="")
+
+
+class _HasKeys(Protocol):
+    keys: Keys
+
+
+_App = TypeVar("_App", bound=_HasKeys)
+
+
+def posted(handler: Callable[[_App, Request, dict[str, str]], Awaitable[Response]]
+           ) -> Callable[[_App, Request], Awaitable[Response]]:
+    """A POST route's one door: its form is read (:func:`read_form`) before the handler runs, which
+    gets the fields; a form whose CSRF field is not this server's is refused without calling it."""
+    @functools.wraps(handler)
+    async def route(app: _App, request: Request) -> Response:
+        form = await read_form(request, app.keys)
+        if isinstance(form, Response):
+            return form
+        return await handler(app, request, form)
+    return route
 
 
 async def read_form(request: Request, keys: Keys) -> dict[str, str] | Response:

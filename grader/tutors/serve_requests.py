@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 
 from grader.errors import ScoreRefused, UsageError
 from grader.tutors.serve_groups import GroupRoutes
-from grader.tutors.serve_guard import NOTICES, page, read_form
+from grader.tutors.serve_guard import NOTICES, page, posted
 from grader.tutors.serve_state import ServeState
 
 
@@ -57,13 +57,11 @@ class RequestRoutes(GroupRoutes):
         code = request.query_params.get("notice", "")  # a code only: the sentence is the server's
         return await run_in_threadpool(self.requests_page, 200, "", None, None, NOTICES.get(code, ""))
 
-    async def add_request(self, request: Request) -> Response:
+    @posted
+    async def add_request(self, request: Request, form: dict[str, str]) -> Response:
         """Record a request: the student's id or e-mail, matched to a group here; from a group's
         page (its key: the student must be of that group) or from the queue."""
         from grader.tutors.regrades import record_request
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         asked = {k: form.get(k, "") for k in ("student", "question", "date", "text")}
         key = form.get("key", "")
         folder = self.folder_of(key) if key else None
@@ -79,11 +77,9 @@ class RequestRoutes(GroupRoutes):
             return await run_in_threadpool(self.requests_page, 400, f"Not recorded: {exc}", asked)
         return RedirectResponse(f"/requests?notice={'recorded' if new else 'known'}", 303)
 
-    async def replay_request(self, request: Request) -> Response:
+    @posted
+    async def replay_request(self, request: Request, form: dict[str, str]) -> Response:
         rid = request.path_params["rid"]
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         if self.submissions is None:
             return await run_in_threadpool(
                 self.requests_page, 400, "A replay needs the submitted files: start grade serve with --submissions "
@@ -98,12 +94,10 @@ class RequestRoutes(GroupRoutes):
                              name=f"replay-{rid}").start()
         return RedirectResponse("/requests?notice=replaying", 303)
 
-    async def resolve_request(self, request: Request) -> Response:
+    @posted
+    async def resolve_request(self, request: Request, form: dict[str, str]) -> Response:
         from grader.tutors.regrades import resolve
         rid = request.path_params["rid"]
-        form = await read_form(request, self.keys)
-        if isinstance(form, Response):
-            return form
         typed = {k: form.get(k, "") for k in ("outcome", "points", "reason")}
         try:
             await run_in_threadpool(resolve, self.out, self.secret, rid, typed["outcome"], typed["reason"],
