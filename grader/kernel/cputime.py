@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader.kernel.tree import process_tree
+
 if TYPE_CHECKING:  # pragma: no cover - imports for the type checker only
     from grader.kernel.execute import KernelSession
 
@@ -21,50 +23,22 @@ __all__ = ["kernel_cpu_seconds", "process_tree_cpu_seconds"]
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat_fields(pid: int, proc: Path) -> list[str] | None:
-    try:
-        raw = (proc / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    close = raw.rfind(")")
-    return raw[close + 2:].split() if close >= 0 else None
-
-
 def process_tree_cpu_seconds(root_pid: int, proc: Path = Path("/proc")) -> float | None:
-    """User + system CPU seconds of ``root_pid`` and all its descendants, from ``/proc``.
+    """User + system CPU seconds of ``root_pid`` and all its descendants, from ``/proc``
+    (grader/kernel/tree.py's one pass).
 
     Each process counts its own time and its waited-for children's (``cutime``, ``cstime``), so
     a child that has ended and been reaped is still counted. ``None`` when ``root_pid`` is gone.
-    One pass over ``/proc``: linear in the number of processes.
     """
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    try:
-        entries = [e for e in os.listdir(proc) if e.isdigit()]
-    except OSError:
+    tree = process_tree(root_pid, proc)
+    if tree is None:
         return None
-    for name in entries:
-        fields = _stat_fields(int(name), proc)
-        if fields is None or len(fields) < 15:
-            continue
+    total = 0.0
+    for fields in tree.values():
         try:
-            ppid = int(fields[1])
-            ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
-        except ValueError:
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / _CLK_TCK  # utime stime cutime cstime
+        except (IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(name))
-        times[int(name)] = ticks / _CLK_TCK
-    if root_pid not in times:
-        return None
-    total, stack, seen = 0.0, [root_pid], set()
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        total += times.get(pid, 0.0)
-        stack.extend(children.get(pid, ()))
     return total
 
 

@@ -14,52 +14,65 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["kernel_tasks", "process_tree_tasks"]
+__all__ = ["kernel_tasks", "process_tree", "process_tree_tasks"]
 
 
-def _parent(pid: int, proc: Path) -> int | None:
+def _stat_fields(pid: int, proc: Path) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, or None where it cannot be read."""
     try:
         raw = (proc / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    close = raw.rfind(")")  # the command name may hold spaces and parentheses
-    fields = raw[close + 2:].split() if close >= 0 else []
-    try:
-        return int(fields[1])
-    except (IndexError, ValueError):
-        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    close = raw.rfind(")")
+    return raw[close + 2:].split() if close >= 0 else None
 
 
-def process_tree_tasks(root_pid: int, proc: Path = Path("/proc")) -> int | None:
-    """Threads (each process's main thread included) of ``root_pid`` and all its descendants.
+def process_tree(root_pid: int, proc: Path = Path("/proc")) -> dict[int, list[str]] | None:
+    """``root_pid`` and all its descendants, each with its ``stat`` fields after the command name
+    (index 1 is the parent, 11-14 utime, stime, cutime, cstime); ``None`` when ``root_pid`` is gone.
 
-    One pass over ``/proc``; ``None`` when ``root_pid`` is gone.
+    One pass over ``/proc`` (linear in the number of processes), then a walk down from the root;
+    the one reader of the process tree (:func:`process_tree_tasks` here and
+    grader/kernel/cputime.py's CPU time).
     """
     try:
         entries = [int(e) for e in os.listdir(proc) if e.isdigit()]
     except OSError:
         return None
     children: dict[int, list[int]] = {}
-    alive = set()
+    stats: dict[int, list[str]] = {}
     for pid in entries:
-        parent = _parent(pid, proc)
-        if parent is None:
+        fields = _stat_fields(pid, proc)
+        if fields is None or len(fields) < 2 or not fields[1].lstrip("-").isdigit():
             continue
-        alive.add(pid)
-        children.setdefault(parent, []).append(pid)
-    if root_pid not in alive:
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    if root_pid not in stats:
         return None
-    total, stack, seen = 0, [root_pid], set()
+    tree: dict[int, list[str]] = {}
+    stack = [root_pid]
     while stack:
         pid = stack.pop()
-        if pid in seen:
+        if pid in tree:
             continue
-        seen.add(pid)
+        tree[pid] = stats[pid]
+        stack.extend(children.get(pid, ()))
+    return tree
+
+
+def process_tree_tasks(root_pid: int, proc: Path = Path("/proc")) -> int | None:
+    """Threads (each process's main thread included) of ``root_pid`` and all its descendants;
+    ``None`` when ``root_pid`` is gone."""
+    tree = process_tree(root_pid, proc)
+    if tree is None:
+        return None
+    total = 0
+    for pid in tree:
         try:
             total += sum(1 for e in os.listdir(proc / str(pid) / "task") if e.isdigit())
         except OSError:
             continue  # ended while counted: it runs no longer
-        stack.extend(children.get(pid, ()))
     return total
 
 
