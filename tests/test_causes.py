@@ -109,6 +109,25 @@ def gradient_bound(x, h0, W, U, b, loss_fn=None, activation="tanh"):
     assert cause is not None and cause.rule == "wrong_value" and 8 in cause.lines
 
 
+def test_sizes_read_off_the_wrong_axes_are_traced_to_where_they_were_read() -> None:
+    source = '''import torch
+
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    B, T, D = x.shape
+    Hd = W.shape[0]
+    out = torch.zeros(T, B, Hd)
+    h = h0
+    for t in range(T):
+        h = torch.tanh(h @ W.T + x[t] @ U.T + b)
+        out[t] = h
+    return out
+'''
+    cause = _cause(source, "rnn_forward", _inputs(T=5, B=3))
+    assert cause is not None and cause.rule == "wrong_size" and cause.lines == (4,)
+    assert "holds 3, the batch size B on this case, not the number of steps T (5)" in cause.words \
+        or "holds 5, the number of steps T on this case, not the batch size B (3)" in cause.words
+
+
 def test_a_loop_one_step_too_far_is_traced_to_its_range() -> None:
     source = '''import torch
 

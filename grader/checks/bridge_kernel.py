@@ -186,7 +186,8 @@ def _shape_of(v: Any) -> list[int] | None:
 
 
 def _frames(tb: Any) -> list[dict[str, Any]]:
-    """Each frame of the traceback: its file, line, function and the shapes of its array locals.
+    """Each frame of the traceback: its file, line, function, the shapes of its array locals and
+    its whole-number locals (sizes and counts such as ``T, B = x.shape[:2]``).
 
     The grader keeps the frames of the notebook's cells and traces a raise back to the line that
     made a wrong value (grader/checks/causes.py); shapes only, never values.
@@ -195,12 +196,15 @@ def _frames(tb: Any) -> list[dict[str, Any]]:
     while tb is not None:
         frame = tb.tb_frame
         shapes: dict[str, list[int]] = {}
+        ints: dict[str, int] = {}
         for name, value in list(frame.f_locals.items())[:200]:
             shape = _shape_of(value)
             if shape is not None and len(shapes) < MAX_SHAPED:
                 shapes[str(name)[:60]] = shape
+            elif type(value) is int and len(ints) < MAX_SHAPED and abs(value) < 2 ** 31:  # a size, a count
+                ints[str(name)[:60]] = value
         out.append({"file": str(frame.f_code.co_filename)[-200:], "line": int(tb.tb_lineno),
-                    "fn": str(frame.f_code.co_name)[:60], "shapes": shapes})
+                    "fn": str(frame.f_code.co_name)[:60], "shapes": shapes, "ints": ints})
         tb = tb.tb_next
     return out[-MAX_FRAMES:]
 

@@ -31,6 +31,10 @@ The rules (:data:`RULES`), tried in order; the first that applies speaks:
     *another* argument (and unlike its own): where that name was last set (followed up through a
     helper's parameters to the caller's variable), and the ``return`` of the notebook's own
     function it was set from, if any.
+``wrong_size``
+    A whole-number local named with one of the contract's size letters (``T, B, D, H``, ``Hd``,
+    ``d``; :data:`DIMENSIONS`) holds another of the case's sizes (``B, T = x.shape[:2]``): where
+    it got that value.
 ``loop_index``
     An index out of range on a line that indexes, with a loop variable of ``for ... in
     range(...)``, an argument as passed or a tensor with one entry per step of the sequence
@@ -62,7 +66,7 @@ from typing import Any
 
 from grader.checks.raised import Frame, cell_frames
 
-__all__ = ["MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
+__all__ = ["DIMENSIONS", "MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
 
 MAX_LINES = 2
 #: The contract's sequence argument, time first (docs/contract.md: x is (T, B, D)).
@@ -451,6 +455,58 @@ def _wrong_value(r: _Raise) -> Cause | None:
     return Cause("wrong_value", found, "; ".join(said[:2]))
 
 
+#: The contract's sizes by the letters docs/contract.md names them with: per function, each
+#: argument's axes (``H``: the hidden size, written ``Hd`` there; ``d``: tree_encode's vector size).
+DIMENSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    **{f: {"x": ("T", "B", "D"), "h0": ("B", "H"), "W": ("H", "H"), "U": ("H", "D"), "b": ("H",)}
+       for f in ("rnn_forward", "hidden_grad_norms", "gradient_bound")},
+    "activation_jacobian": {"z": ("H",)},
+    "lstm_cell": {"x": ("B", "D"), "h": ("B", "H"), "c": ("B", "H")},
+    "tree_encode": {"W": ("d", "2d"), "b": ("d",)},
+    "tbptt_grads": {"x": ("T", "B", "D"), "y": ("B",)},
+}
+#: A local's name, as students write the contract's letters, and the size it stands for.
+_SIZE_NAMES = {"T": "T", "B": "B", "D": "D", "H": "H", "Hd": "H", "d": "d"}
+_SIZE_WORDS = {"T": "the number of steps T", "B": "the batch size B", "D": "the input size D",
+               "H": "the hidden size Hd", "d": "the vector size d"}
+
+
+def _sizes(function: str, inputs: Mapping[str, Any]) -> dict[str, int] | None:
+    """The contract's sizes on this case, read off the arguments' shapes (None where they disagree)."""
+    sizes: dict[str, int] = {}
+    for arg, axes in DIMENSIONS.get(function, {}).items():
+        shape = _argument_shapes(inputs).get(arg)
+        if shape is None or len(shape) != len(axes):
+            continue
+        for letter, n in zip(axes, shape):
+            if letter.isalpha() and sizes.setdefault(letter, n) != n:
+                return None
+    return sizes
+
+
+def _wrong_size(r: _Raise) -> Cause | None:
+    sizes = _sizes(r.function, r.inputs)
+    if not sizes:
+        return None
+    for depth in range(len(r.places) - 1, -1, -1):
+        frame = r.places[depth].frame
+        for name, letter in _SIZE_NAMES.items():
+            got, want = frame.ints.get(name), sizes.get(letter)
+            if got is None or want is None or got == want:
+                continue
+            like = sorted({other for other, n in sizes.items() if n == got and other != letter})
+            if len(like) != 1:
+                continue
+            origin = _origin(r, depth, name)
+            if origin is None:
+                continue
+            return Cause("wrong_size", origin,
+                         f"`{name}` holds {got}, {_SIZE_WORDS[like[0]]} on this case, not {_SIZE_WORDS[letter]} "
+                         f"({want}); it got that value on line {origin[0]}" + (f", from what your own function returns on line {origin[1]}"
+                                                         if len(origin) > 1 else ""))
+    return None
+
+
 def _loop_index(r: _Raise) -> Cause | None:
     if r.error_type != "IndexError" and "out of bounds" not in r.error and "out of range" not in r.error:
         return None
@@ -501,6 +557,7 @@ RULES: tuple[tuple[str, Callable[[_Raise], Cause | None]], ...] = (
     ("no_grad", _no_grad),
     ("unpack", _unpack),
     ("wrong_value", _wrong_value),
+    ("wrong_size", _wrong_size),
     ("loop_index", _loop_index),
     ("own_result", _own_result),
 )

@@ -15,6 +15,7 @@ quoted source comes from the kernel and could carry what the function saw).
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,13 +89,14 @@ MAX_SHAPED = 40
 @dataclass(frozen=True)
 class Frame:
     """One frame of a raise as the kernel reported it (grader/checks/bridge_kernel.py): the file, the
-    line, the function and the shapes of its tensor and array locals. Parsed, never trusted: it
-    steers feedback only (grader/checks/causes.py), never a score."""
+    line, the function, the shapes of its tensor and array locals and its whole-number locals.
+    Parsed, never trusted: it steers feedback only (grader/checks/causes.py), never a score."""
 
     file: str
     line: int
     function: str
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    ints: Mapping[str, int] = field(default_factory=dict)  # whole-number locals (sizes, counts)
 
     @property
     def in_cell(self) -> bool:
@@ -122,12 +124,18 @@ def frames_from(value: Any) -> tuple[Frame, ...]:
                 and 0 < line < 10 ** 7 and isinstance(fn, str) and _NAME.fullmatch(fn)):
             continue
         parsed: dict[str, tuple[int, ...]] = {}
-        for name, shape in (shapes.items() if isinstance(shapes, dict) else ()):
+        for name, shape in itertools.islice(shapes.items() if isinstance(shapes, dict) else (), 4 * MAX_SHAPED):
             s = _shape(shape)
             if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and s is not None \
                     and len(parsed) < MAX_SHAPED:
                 parsed[name] = s
-        out.append(Frame(file[-400:], line, fn, parsed))
+        ints: dict[str, int] = {}
+        numbers = item.get("ints")
+        for name, number in itertools.islice(numbers.items() if isinstance(numbers, dict) else (), 4 * MAX_SHAPED):
+            if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and isinstance(number, int) \
+                    and not isinstance(number, bool) and abs(number) < 2 ** 31 and len(ints) < MAX_SHAPED:
+                ints[name] = number
+        out.append(Frame(file[-400:], line, fn, parsed, ints))
     return tuple(out)
 
 
