@@ -355,6 +355,12 @@ def _own_result(r: _Raise) -> Cause | None:
     return None
 
 
+def _got_it(origin: tuple[int, ...]) -> str:
+    """Where a value came from (see :func:`_origin`), in words."""
+    tail = f", from what your own function returns on line {origin[1]}" if len(origin) > 1 else ""
+    return f"it got that value on line {origin[0]}{tail}"
+
+
 def _shape_words(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
@@ -445,10 +451,8 @@ def _wrong_value(r: _Raise) -> Cause | None:
         if origin is None:
             return None
         lines += origin
-        set_where = f"line {origin[0]}" + (f", from what your own function returns on line {origin[1]}"
-                                           if len(origin) > 1 else "")
         said.append(f"`{name}` here holds a value shaped like the argument `{like[0]}` {_shape_words(got)}, "
-                    f"not like `{name}` {_shape_words(args[name])}; it got that value on {set_where}")
+                    f"not like `{name}` {_shape_words(args[name])}; {_got_it(origin)}")
     found = _lines(*lines)
     if not said or found is None:
         return None
@@ -502,8 +506,7 @@ def _wrong_size(r: _Raise) -> Cause | None:
                 continue
             return Cause("wrong_size", origin,
                          f"`{name}` holds {got}, {_SIZE_WORDS[like[0]]} on this case, not {_SIZE_WORDS[letter]} "
-                         f"({want}); it got that value on line {origin[0]}" + (f", from what your own function returns on line {origin[1]}"
-                                                         if len(origin) > 1 else ""))
+                         f"({want}); {_got_it(origin)}")
     return None
 
 
