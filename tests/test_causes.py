@@ -281,6 +281,10 @@ def rnn_forward(x, h0, W, U, b, activation="tanh"):
     hidden = redacted_hidden(case)
     assert said in hidden.message and hidden.cause_lines == (4,)
     assert len(case.cause_lines) <= MAX_LINES
+    # result.json keeps it (a regrade or a replay reads the same case back)
+    from grader.result import _case_from_json, _case_json
+    back = _case_from_json(json.loads(json.dumps(_case_json(hidden))))
+    assert back.cause == hidden.cause and back.cause_lines == (4,)
 
 
 @pytest.mark.slow
