@@ -113,7 +113,6 @@ class _Place:
     """A frame located in the source: its function's definition and the statement at its line."""
 
     frame: Frame
-    tree: ast.Module
     func: _FuncDef
     stmt: ast.stmt
     parents: dict[ast.AST, ast.AST]
@@ -135,8 +134,8 @@ _INNER = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
 
 
 @lru_cache(maxsize=64)
-def _definitions(source: str) -> tuple[ast.Module, dict[str, list[_FuncDef]]] | None:
-    """A cell's tree and its function definitions by name (nested ones too), made once per cell."""
+def _definitions(source: str) -> dict[str, list[_FuncDef]] | None:
+    """A cell's function definitions by name (nested ones too), made once per cell."""
     tree = _parse(source)
     if tree is None:
         return None
@@ -144,16 +143,15 @@ def _definitions(source: str) -> tuple[ast.Module, dict[str, list[_FuncDef]]] | 
     for node in ast.walk(tree):
         if isinstance(node, _FuncDef):
             by_name.setdefault(node.name, []).append(node)
-    return tree, by_name
+    return by_name
 
 
 def _locate(frame: Frame, cells: Sequence[str]) -> _Place | None:
     """The frame's function in the last cell that defines it around the frame's line."""
     for source in reversed(cells):
-        found = _definitions(source)
-        if found is None:
+        by_name = _definitions(source)
+        if by_name is None:
             continue
-        tree, by_name = found
         candidates = [d for ds in by_name.values() for d in ds] if frame.function in _INNER \
             else by_name.get(frame.function, [])
         defs = [n for n in candidates if n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
@@ -165,7 +163,7 @@ def _locate(frame: Frame, cells: Sequence[str]) -> _Place | None:
         if not stmts:
             return None
         stmt = max(stmts, key=lambda n: (n.lineno, -(n.end_lineno or n.lineno)))
-        return _Place(frame, tree, func, stmt, _parents(func))
+        return _Place(frame, func, stmt, _parents(func))
     return None
 
 
