@@ -145,6 +145,10 @@ class Recall:
     #: CPU s of the kernel for the LSTM's tries together: a new try starts while the tries so far
     #: used less (and fewer than ``tries`` ran), so a fast but fragile trainer gets more tries.
     cpu_budget: float = 0.0
+    #: The largest probability, at the 95 % upper bound of its per-try failure rate, that a
+    #: calibrated correct implementation fails all its tries (docs/recall.md): stated to students,
+    #: recomputed from the calibration logs by tests/test_recall.py. 0: not stated.
+    false_fail_bound: float = 0.0
 
 
 @dataclass(frozen=True)

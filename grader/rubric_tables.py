@@ -266,7 +266,11 @@ def read_recall(top: TableReader) -> tuple[Recall, TableReader]:
         evidence_n=rr.get("evidence_n", int, default=600, positive=True),
         memory_min_accuracy=rr.get("memory_min_accuracy", float, default=0.6, positive=True),
         cpu_budget=rr.get("cpu_budget", float, positive=True),
+        false_fail_bound=rr.get("false_fail_bound", float, default=0.0),
     )
+    if not 0.0 <= recall.false_fail_bound < 1.0:
+        raise rr.fail("false_fail_bound", f"is {recall.false_fail_bound!r}; expected a probability from 0 "
+                      "(not stated) up to, not including, 1")
     rr.no_unknown()
     _check_recall(rr, recall)
     return recall, rr

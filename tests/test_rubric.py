@@ -59,6 +59,7 @@ def test_hash_changes_with_the_file(tmp_path: Path) -> None:
     (("public = [\n  { seed = 11431", "public_seeds = [11431]\npublic = [\n  { seed = 11431"),
      "questions.11.4.d.checks[0].public_seeds", "replaced by `public`"),
     (("penalty = 1.0", "penalty = 1.5"), "contract_rules.penalty", "from 0.0"),
+    (("false_fail_bound = ", "false_fail_bound = 1.5 # "), "recall.false_fail_bound", "a probability"),
     (("rtol = 1e-4\natol = 1e-5", "rtol = 1e-4\natol = 1e-5\ncontract_penalty = -0.5"),
      "questions.11.4.a.checks[0].contract_penalty", "to 1.0"),
 ])

@@ -50,7 +50,7 @@ time in grader/kernel/cputime.py, and every public name of theirs is importable 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for the type checker only
     from grader.kernel.execute import KernelSession
     from grader.kernel.spare import SpareSlots
     from grader.result import CaseResult, Recall
+    from grader.rubric import Recall as RecallSpec
     from grader.rubric import Rubric
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "PUBLIC_KEY",
     "cpu_budget_spent",
     "decide",
+    "how_sure",
     "draw_permutation",
     "failure_upper_bound",
     "heldout",
@@ -208,6 +210,20 @@ def _memory(bridge: Bridge, rubric: Rubric, cell: str, x: torch.Tensor) -> Memor
         return Memory(f"the grader could not look into the model ({got.error or got.status})")
     tokens = part.argmax(dim=2).numpy()
     return judge_memory(got.value, tokens, cell, spec.n_classes, spec.memory_min_accuracy)
+
+
+def how_sure(spec: RecallSpec, attempts: Sequence[Attempt]) -> str:
+    """Why missing the threshold in these tries is not bad luck, in numbers from the rubric and
+    this submission's tries: a correct trainer that succeeds on half of its seeds fails as many
+    tries with probability 0.5^n, and the calibrated ones at most ``false_fail_bound``."""
+    n = len(attempts)
+    per_try = sum(a.seconds for a in attempts) / n if n else 0.0
+    calibrated = (f"; each correct implementation this rule was calibrated on fails it with probability at most "
+                  f"{spec.false_fail_bound:.1e}") if spec.false_fail_bound else ""
+    return (f"How sure this is: tries go on while together they used less than {spec.cpu_budget:g} CPU s, so "
+            f"a trainer as fast as yours (about {per_try:.0f} CPU s per try) gets {n}; a correct one that "
+            f"reaches {spec.threshold:.0%} on half of its seeds fails {n} tries with probability "
+            f"{0.5 ** n:.1e}{calibrated}")
 
 
 def _attempt(bridge: Bridge, rubric: Rubric, cell: str, seed: int, perm: list[int],
@@ -405,7 +421,7 @@ def run_recall(bridge: Bridge, rubric: Rubric, defined: bool, public: bool = Fal
         why = deciding.diagnosis or "its predictions fit no simple pattern (it learned part of the task)"
         message = (f"the LSTM model reached at most {max(a.accuracy or 0.0 for a in attempts):.1%} "
                    f"held-out accuracy in {len(attempts)} tr{'y' if len(attempts) == 1 else 'ies'}; "
-                   f"at least {spec.threshold:.0%} is needed. In the last try {why}")
+                   f"at least {spec.threshold:.0%} is needed. In the last try {why}. {how_sure(spec, attempts)}")
     if rnn is None:
         rnn_text = "vanilla RNN: comparison not run (rubric: compare_rnn = false)"
     elif rnn.accuracy is not None:

@@ -159,7 +159,7 @@ Keep all four files in one folder and open the notebook from there.
   itself in your notebook's kernel, on one CPU thread, and needs at least {threshold:.0%} held-out
   accuracy within {cpu_time_limit:g} CPU seconds of training (CPU time, so a busy grading machine does
   not count against you). Seed after seed is tried until one succeeds, while the tries together
-  stay under {cpu_budget:g} CPU seconds (at most {tries} tries): a fast trainer gets more tries. While
+  stay under {cpu_budget:g} CPU seconds (at most {tries} tries): a fast trainer gets more tries.{sure} While
   grading, the global `make_recall_data` relabels the classes with a secret permutation and the
   held-out data uses the same one: train on `make_recall_data`, so the model learns the labels from
   the data. {rnn_note}
@@ -257,6 +257,9 @@ def release(out_dir: str | Path, rubric_path: str | Path | None = None) -> list[
         n_classes=spec.n_classes, seq_len=spec.seq_len, threshold=spec.threshold,
         cpu_time_limit=spec.cpu_time_limit, tries=spec.tries, check_seq_len=spec.check_seq_len,
         cpu_budget=spec.cpu_budget,
+        sure=(" A correct implementation that reaches the threshold on half of its seeds and gets n tries fails "
+              "them all with probability 0.5^n; each correct implementation the rule was calibrated on fails it "
+              f"with probability at most {spec.false_fail_bound:.1e}.") if spec.false_fail_bound else "",
         rnn_note="A vanilla RNN is trained once beside it for comparison, without points."
         if spec.compare_rnn else "")
     texts = {
