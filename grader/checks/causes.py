@@ -51,19 +51,28 @@ A cause names at most two lines (:data:`MAX_LINES`); where a rule finds more can
 applies, nothing is said beyond the raise itself: a cause is a claim, and `grade audit` checks it
 against each mutant's change (grader/tutors/audit.py).
 
-Bounded: at most :data:`MAX_CELL_CHARS` of a cell are parsed and indexed by function name, each
-distinct cell once per process (an LRU cache); a frame is then found by name, and a rule walks
-the one function it is in, linearly.
+Bounded: the source is read as grader/checks/cell_source.py says (a capped, cached parse per
+cell, a frame found by name); a rule walks the one function it is in, linearly.
 """
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
+from grader.checks.cell_source import (
+    INNER,
+    Place,
+    assignments,
+    call_name,
+    loaded_names,
+    locate,
+    own_function,
+    parameters,
+    returns,
+)
 from grader.checks.raised import Frame, cell_frames
 
 __all__ = ["DIMENSIONS", "MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
@@ -71,11 +80,6 @@ __all__ = ["DIMENSIONS", "MAX_LINES", "RULES", "Cause", "cause_sentence", "raise
 MAX_LINES = 2
 #: The contract's sequence argument, time first (docs/contract.md: x is (T, B, D)).
 TIME = "x"
-MAX_CELL_CHARS = 200_000
-_FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)  # a new scope: not walked into
-
-
 @dataclass(frozen=True)
 class Cause:
     """Where a raise came from: the rule that found it, the lines of the student's cell to look at
@@ -84,132 +88,6 @@ class Cause:
     rule: str
     lines: tuple[int, ...]
     words: str
-
-
-@lru_cache(maxsize=64)
-def _parse(source: str) -> ast.Module | None:
-    text = source[:MAX_CELL_CHARS]
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError):
-        pass
-    try:  # magics and shell escapes: IPython's own transformation keeps the cell's lines
-        from IPython.core.inputtransformer2 import TransformerManager
-        return ast.parse(TransformerManager().transform_cell(text))  # type: ignore[no-untyped-call]
-    except Exception:  # noqa: BLE001 - a cell that does not parse has no cause to give
-        return None
-
-
-def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
-    out: dict[ast.AST, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            out[child] = node
-    return out
-
-
-@dataclass(frozen=True)
-class _Place:
-    """A frame located in the source: its function's definition and the statement at its line."""
-
-    frame: Frame
-    func: _FuncDef
-    stmt: ast.stmt
-    parents: dict[ast.AST, ast.AST]
-
-    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
-        while node in self.parents and node is not self.func:
-            node = self.parents[node]
-            yield node
-
-    def on_line(self) -> list[ast.AST]:
-        """The expression nodes of the statement that lie on the frame's line."""
-        line = self.frame.line
-        return [n for n in ast.walk(self.stmt) if isinstance(n, ast.expr)
-                and n.lineno <= line <= (n.end_lineno or n.lineno)]
-
-
-#: The frames Python makes for a comprehension or a lambda: located in the function around them.
-_INNER = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
-
-
-@lru_cache(maxsize=64)
-def _definitions(source: str) -> dict[str, list[_FuncDef]] | None:
-    """A cell's function definitions by name (nested ones too), made once per cell."""
-    tree = _parse(source)
-    if tree is None:
-        return None
-    by_name: dict[str, list[_FuncDef]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, _FuncDef):
-            by_name.setdefault(node.name, []).append(node)
-    return by_name
-
-
-def _locate(frame: Frame, cells: Sequence[str]) -> _Place | None:
-    """The frame's function in the last cell that defines it around the frame's line."""
-    for source in reversed(cells):
-        by_name = _definitions(source)
-        if by_name is None:
-            continue
-        candidates = [d for ds in by_name.values() for d in ds] if frame.function in _INNER \
-            else by_name.get(frame.function, [])
-        defs = [n for n in candidates if n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
-        if not defs:
-            continue
-        func = max(defs, key=lambda n: n.lineno)  # the innermost definition around the line
-        stmts = [n for n in ast.walk(func) if isinstance(n, ast.stmt) and n is not func
-                 and n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
-        if not stmts:
-            return None
-        stmt = max(stmts, key=lambda n: (n.lineno, -(n.end_lineno or n.lineno)))
-        return _Place(frame, func, stmt, _parents(func))
-    return None
-
-
-def _names(nodes: Sequence[ast.AST]) -> list[str]:
-    seen: dict[str, None] = {}
-    for node in nodes:
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            seen.setdefault(node.id)
-    return list(seen)
-
-
-def _call_name(node: ast.AST) -> str:
-    func = node.func if isinstance(node, ast.Call) else node
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def _defs(tree: ast.Module) -> dict[str, _FuncDef]:
-    return {n.name: n for n in tree.body if isinstance(n, _FuncDef)}
-
-
-def _own_function(name: str, cells: Sequence[str]) -> _FuncDef | None:
-    """The notebook's last top-level definition of ``name``."""
-    for source in reversed(cells):
-        tree = _parse(source)
-        if tree is not None and name in _defs(tree):
-            return _defs(tree)[name]
-    return None
-
-
-def _returns(func: _FuncDef) -> list[int]:
-    """The lines of ``func``'s own ``return`` statements (not those of functions inside it)."""
-    out: list[int] = []
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, _SCOPES):
-                continue
-            if isinstance(child, ast.Return):
-                out.append(child.lineno)
-            visit(child)
-    visit(func)
-    return out
 
 
 def _lines(*lines: int) -> tuple[int, ...] | None:
@@ -228,14 +106,14 @@ def _join(lines: Sequence[int]) -> str:
 @dataclass(frozen=True)
 class _Raise:
     function: str                     # the graded function that was called
-    places: tuple[_Place, ...]        # the located cell frames, outermost first
+    places: tuple[Place, ...]        # the located cell frames, outermost first
     cells: Sequence[str]
     inputs: Mapping[str, Any]
     error_type: str
     error: str
 
     @property
-    def deepest(self) -> _Place:
+    def deepest(self) -> Place:
         return self.places[-1]
 
 
@@ -284,7 +162,7 @@ _NO_GRAD = ("no_grad", "inference_mode")
 def _no_grad_line(node: ast.AST) -> bool:
     if not isinstance(node, ast.Call):
         return False
-    name = _call_name(node)
+    name = call_name(node)
     if name in _NO_GRAD:
         return True
     return name == "set_grad_enabled" and bool(node.args) and isinstance(node.args[0], ast.Constant) \
@@ -302,7 +180,7 @@ def _no_grad(r: _Raise) -> Cause | None:
                              "records nothing there and the gradient asked for cannot be taken; compute the "
                              "path from the inputs to the loss outside that block")
         for deco in place.func.decorator_list:
-            if _no_grad_line(deco) or _call_name(deco) in _NO_GRAD:
+            if _no_grad_line(deco) or call_name(deco) in _NO_GRAD:
                 return Cause("no_grad", (deco.lineno,),
                              f"`{place.func.name}` is decorated with `{ast.unparse(deco)}` on line {deco.lineno}, "
                              "so autograd records nothing in it and the gradient asked for cannot be taken")
@@ -316,9 +194,9 @@ def _unpack(r: _Raise) -> Cause | None:
     if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.Call) \
             or not any(isinstance(t, (ast.Tuple, ast.List)) for t in stmt.targets):
         return None
-    name = _call_name(stmt.value) if isinstance(stmt.value.func, ast.Name) else ""
-    func = _own_function(name, r.cells) if name else None
-    found = _lines(*_returns(func)) if func is not None else None
+    name = call_name(stmt.value) if isinstance(stmt.value.func, ast.Name) else ""
+    func = own_function(name, r.cells) if name else None
+    found = _lines(*returns(func)) if func is not None else None
     if func is None or found is None:
         return None
     return Cause("unpack", found,
@@ -338,13 +216,13 @@ def _own_result(r: _Raise) -> Cause | None:
     place = r.deepest
     for call in place.on_line():
         if not isinstance(call, ast.Call) or len(call.args) != 1 or call.keywords \
-                or _own_function(_call_name(call), r.cells) is not None:
+                or own_function(call_name(call), r.cells) is not None:
             continue
         inner = call.args[0]
         if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)):
             continue
-        own = _own_function(inner.func.id, r.cells)
-        found = _lines(*_returns(own)) if own is not None else None
+        own = own_function(inner.func.id, r.cells)
+        found = _lines(*returns(own)) if own is not None else None
         if own is None or found is None:
             continue
         return Cause("own_result", found,
@@ -363,55 +241,22 @@ def _shape_words(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _assignments(func: _FuncDef, name: str, before: int) -> list[ast.stmt]:
-    """The statements of ``func`` (not of functions inside it) that bind ``name``, before line ``before``."""
-    out: list[ast.stmt] = []
-
-    def binds(target: ast.AST) -> bool:
-        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(target))
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, _SCOPES):
-                continue
-            if isinstance(child, ast.stmt) and child.lineno < before:
-                targets: list[ast.AST] = []
-                if isinstance(child, ast.Assign):
-                    targets = list(child.targets)
-                elif isinstance(child, (ast.AugAssign, ast.AnnAssign)):
-                    targets = [child.target]
-                elif isinstance(child, (ast.For, ast.AsyncFor)):
-                    targets = [child.target]
-                elif isinstance(child, (ast.With, ast.AsyncWith)):
-                    targets = [i.optional_vars for i in child.items if i.optional_vars is not None]
-                if any(binds(t) for t in targets):
-                    out.append(child)
-            visit(child)
-    visit(func)
-    return out
-
-
-def _parameters(func: _FuncDef) -> list[str]:
-    a = func.args
-    return [p.arg for p in (*a.posonlyargs, *a.args)]
-
-
 def _origin(r: _Raise, depth: int, name: str) -> tuple[int, ...] | None:
     """The lines where ``name`` of the ``depth``-th located frame got its value."""
     place = r.places[depth]
-    binding = _assignments(place.func, name, place.frame.line)
+    binding = assignments(place.func, name, place.frame.line)
     if binding:
         stmt = max(binding, key=lambda s: s.lineno)
         value = getattr(stmt, "value", None)
-        own = _own_function(_call_name(value), r.cells) if isinstance(value, ast.Call) \
+        own = own_function(call_name(value), r.cells) if isinstance(value, ast.Call) \
             and isinstance(value.func, ast.Name) else None
-        rets = _returns(own) if own is not None else []
+        rets = returns(own) if own is not None else []
         return _lines(stmt.lineno, *rets) if len(rets) == 1 else _lines(stmt.lineno)
-    params = _parameters(place.func)
+    params = parameters(place.func)
     if name not in params or depth == 0:
         return None  # the graded function's own argument: the grader passed it as the sheet says
     caller = r.places[depth - 1]
-    calls = [n for n in caller.on_line() if isinstance(n, ast.Call) and _call_name(n) == place.func.name]
+    calls = [n for n in caller.on_line() if isinstance(n, ast.Call) and call_name(n) == place.func.name]
     if len(calls) != 1:
         return None
     call, index = calls[0], params.index(name)
@@ -438,7 +283,7 @@ def _wrong_value(r: _Raise) -> Cause | None:
     args = _argument_shapes(r.inputs)
     lines: list[int] = []
     said: list[str] = []
-    for name in _names(place.on_line()):
+    for name in loaded_names(place.on_line()):
         got = place.frame.shapes.get(name)
         if got is None or name not in args or got == args[name]:
             continue
@@ -516,13 +361,13 @@ def _loop_index(r: _Raise) -> Cause | None:
     loops: dict[str, ast.For] = {}
     for node in place.ancestors(place.stmt):
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
-                and _call_name(node.iter) == "range":
+                and call_name(node.iter) == "range":
             loops.setdefault(node.target.id, node)
     found: list[ast.For] = []
     for sub in place.on_line():
         if not isinstance(sub, ast.Subscript):
             continue
-        by_loop = [loops[n] for n in _names(list(ast.walk(sub.slice))) if n in loops]
+        by_loop = [loops[n] for n in loaded_names(list(ast.walk(sub.slice))) if n in loops]
         if not by_loop:
             continue
         if not isinstance(sub.value, ast.Name):
@@ -532,7 +377,7 @@ def _loop_index(r: _Raise) -> Cause | None:
         # the indexed value has the sheet's length: an argument as passed, or a tensor with one
         # entry per step of the sequence (e.g. x @ U.T)
         if base in args:
-            right_length = shape == args[base] or not _assignments(place.func, base, place.frame.line)
+            right_length = shape == args[base] or not assignments(place.func, base, place.frame.line)
         else:  # a tensor the function built, with one entry per step (a list's right length is unknown:
             # with or without h0 first, the student's convention, so a list is never vouched for)
             steps = args.get(TIME)
@@ -573,12 +418,12 @@ def raise_cause(function: str, frames: Sequence[Frame], cells: Sequence[str], in
     analysis fails, the raise is shown without one.
     """
     try:
-        located: list[_Place] = []
+        located: list[Place] = []
         for frame in cell_frames(tuple(frames)):
-            place = _locate(frame, cells)
+            place = locate(frame, cells)
             if place is None:
                 return None
-            if located and frame.function in _INNER and place.func is located[-1].func:
+            if located and frame.function in INNER and place.func is located[-1].func:
                 # a comprehension's frame: one place with the function around it, its names' shapes merged
                 outer = located.pop()
                 place = replace(place, frame=replace(frame, shapes={**outer.frame.shapes, **frame.shapes}))
