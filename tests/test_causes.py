@@ -71,6 +71,17 @@ def rnn_forward(x, h0, W, U, b, activation="tanh"):
     assert "`W` here holds a value shaped like the argument `U` (4, 2)" in cause.words
 
 
+def test_a_value_reshaped_from_its_own_argument_is_not_blamed_on_another() -> None:
+    # h0 squeezed to (H,) looks like b, but it came from h0 itself: nothing tells where the bug is
+    source = '''import torch
+
+def rnn_forward(x, h0, W, U, b, activation="tanh"):
+    h0 = h0.squeeze(0)
+    return torch.cat([h0, x[0]], dim=1)
+'''
+    assert _cause(source, "rnn_forward", _inputs(B=1)) is None
+
+
 def test_arguments_swapped_at_a_helpers_call_are_traced_to_the_call() -> None:
     source = '''import torch
 

@@ -241,13 +241,22 @@ def _shape_words(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _origin(r: _Raise, depth: int, name: str) -> tuple[int, ...] | None:
-    """The lines where ``name`` of the ``depth``-th located frame got its value."""
+def _mentions(node: ast.AST | None, name: str | None) -> bool:
+    """Whether ``node`` reads ``name`` (always true without a name to look for)."""
+    return name is None or (node is not None and name in loaded_names(list(ast.walk(node))))
+
+
+def _origin(r: _Raise, depth: int, name: str, mentions: str | None = None) -> tuple[int, ...] | None:
+    """The lines where ``name`` of the ``depth``-th located frame got its value; with ``mentions``,
+    only where the statement that gave it reads that name (the value came from there: ``W, U, b
+    = b, U, W`` or ``step(h, U, W)`` for ``W`` holding ``U``, not ``h0 = h0.squeeze(0)``)."""
     place = r.places[depth]
     binding = assignments(place.func, name, place.frame.line)
     if binding:
         stmt = max(binding, key=lambda s: s.lineno)
-        value = getattr(stmt, "value", None)
+        value = getattr(stmt, "value", getattr(stmt, "iter", None))
+        if not _mentions(value, mentions):
+            return None
         own = own_function(call_name(value), r.cells) if isinstance(value, ast.Call) \
             and isinstance(value.func, ast.Name) else None
         rets = returns(own) if own is not None else []
@@ -264,9 +273,11 @@ def _origin(r: _Raise, depth: int, name: str) -> tuple[int, ...] | None:
     if arg is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
         arg = call.args[index]
     if isinstance(arg, ast.Name):
-        # an argument of the graded function passed on as it came: the call chose it (a swap there)
-        return _origin(r, depth - 1, arg.id) or _lines(caller.frame.line)
-    return _lines(caller.frame.line) if arg is not None else None
+        deeper = _origin(r, depth - 1, arg.id, mentions)
+        if deeper is not None:
+            return deeper
+    # the call chose the value (a swap there): where it passes what it names
+    return _lines(caller.frame.line) if arg is not None and _mentions(arg, mentions) else None
 
 
 def _argument_shapes(inputs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -290,7 +301,7 @@ def _wrong_value(r: _Raise) -> Cause | None:
         like = [other for other, shape in args.items() if other != name and shape == got]
         if len(like) != 1:
             continue
-        origin = _origin(r, len(r.places) - 1, name)
+        origin = _origin(r, len(r.places) - 1, name, mentions=like[0])
         if origin is None:
             return None
         lines += origin
