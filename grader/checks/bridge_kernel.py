@@ -192,8 +192,12 @@ def _frames(tb: Any) -> list[dict[str, Any]]:
     The grader keeps the frames of the notebook's cells and traces a raise back to the line that
     made a wrong value (grader/checks/causes.py); shapes only, never values.
     """
+    entries: list[Any] = []
+    while tb is not None:  # the deepest MAX_FRAMES only: a deep recursion's locals are not read
+        entries = [*entries[1 - MAX_FRAMES:], tb]
+        tb = tb.tb_next
     out: list[dict[str, Any]] = []
-    while tb is not None:
+    for tb in entries:
         frame = tb.tb_frame
         shapes: dict[str, list[int]] = {}
         ints: dict[str, int] = {}
@@ -205,8 +209,7 @@ def _frames(tb: Any) -> list[dict[str, Any]]:
                 ints[str(name)[:60]] = value
         out.append({"file": str(frame.f_code.co_filename)[-200:], "line": int(tb.tb_lineno),
                     "fn": str(frame.f_code.co_name)[:60], "shapes": shapes, "ints": ints})
-        tb = tb.tb_next
-    return out[-MAX_FRAMES:]
+    return out
 
 
 def _failed(e: BaseException) -> dict[str, Any]:

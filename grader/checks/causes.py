@@ -60,6 +60,7 @@ import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from grader.checks.cell_source import (
@@ -78,8 +79,6 @@ from grader.checks.raised import Frame, cell_frames
 __all__ = ["DIMENSIONS", "MAX_LINES", "RULES", "Cause", "cause_sentence", "raise_cause"]
 
 MAX_LINES = 2
-#: The contract's sequence argument, time first (docs/contract.md: x is (T, B, D)).
-TIME = "x"
 @dataclass(frozen=True)
 class Cause:
     """Where a raise came from: the rule that found it, the lines of the student's cell to look at
@@ -116,8 +115,36 @@ class _Raise:
     def deepest(self) -> Place:
         return self.places[-1]
 
+    @cached_property
+    def args(self) -> dict[str, tuple[int, ...]]:
+        """The shapes of the arguments that have one (tensors, arrays)."""
+        out = {}
+        for key, value in self.inputs.items():
+            shape = getattr(value, "shape", None)
+            if isinstance(shape, tuple):  # torch.Size is one
+                out[key] = tuple(int(n) for n in shape)
+        return out
 
-def _own_raise(r: _Raise) -> Cause | None:
+    @cached_property
+    def sizes(self) -> dict[str, int] | None:
+        """The contract's sizes on this case (:data:`DIMENSIONS`), read off the arguments' shapes;
+        None where they disagree."""
+        sizes: dict[str, int] = {}
+        for arg, axes in DIMENSIONS.get(self.function, {}).items():
+            shape = self.args.get(arg)
+            if shape is None or len(shape) != len(axes):
+                continue
+            for letter, n in zip(axes, shape):
+                if letter.isalpha() and sizes.setdefault(letter, n) != n:
+                    return None
+        return sizes
+
+
+#: What a rule finds: the lines of the student's cell to look at, and the words for the report.
+_Found = tuple[tuple[int, ...], str]
+
+
+def _own_raise(r: _Raise) -> _Found | None:
     place = r.deepest
     stmt = place.stmt
     if not isinstance(stmt, ast.Raise) or stmt.exc is None or r.error_type == "NotImplementedError" \
@@ -151,7 +178,7 @@ def _own_raise(r: _Raise) -> Cause | None:
         if found is None:
             return None
         lines, how = found, "none of the tests on line {lines} let it through"
-    return Cause("own_raise", lines,
+    return (lines,
                  f"this is your own `raise` on line {stmt.lineno}, but every case here is a valid input of the "
                  f"sheet: {how.format(lines=_join(lines))}; look at that test")
 
@@ -160,34 +187,33 @@ _NO_GRAD = ("no_grad", "inference_mode")
 
 
 def _no_grad_line(node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
+    """``torch.no_grad()``, ``inference_mode`` (called or, as a decorator, not) or ``set_grad_enabled(False)``."""
     name = call_name(node)
     if name in _NO_GRAD:
         return True
-    return name == "set_grad_enabled" and bool(node.args) and isinstance(node.args[0], ast.Constant) \
-        and node.args[0].value is False
+    return name == "set_grad_enabled" and isinstance(node, ast.Call) and bool(node.args) \
+        and isinstance(node.args[0], ast.Constant) and node.args[0].value is False
 
 
-def _no_grad(r: _Raise) -> Cause | None:
+def _no_grad(r: _Raise) -> _Found | None:
     if "does not require grad" not in r.error and "does not have a grad_fn" not in r.error:
         return None
     for place in reversed(r.places):
         for node in place.ancestors(place.stmt):
             if isinstance(node, (ast.With, ast.AsyncWith)) and any(_no_grad_line(i.context_expr) for i in node.items):
-                return Cause("no_grad", (node.lineno,),
+                return ((node.lineno,),
                              f"line {node.lineno} computes under `torch.no_grad()` (or alike), so autograd "
                              "records nothing there and the gradient asked for cannot be taken; compute the "
                              "path from the inputs to the loss outside that block")
         for deco in place.func.decorator_list:
-            if _no_grad_line(deco) or call_name(deco) in _NO_GRAD:
-                return Cause("no_grad", (deco.lineno,),
+            if _no_grad_line(deco):
+                return ((deco.lineno,),
                              f"`{place.func.name}` is decorated with `{ast.unparse(deco)}` on line {deco.lineno}, "
                              "so autograd records nothing in it and the gradient asked for cannot be taken")
     return None
 
 
-def _unpack(r: _Raise) -> Cause | None:
+def _unpack(r: _Raise) -> _Found | None:
     if "values to unpack" not in r.error:
         return None
     stmt = r.deepest.stmt
@@ -199,7 +225,7 @@ def _unpack(r: _Raise) -> Cause | None:
     found = _lines(*returns(func)) if func is not None else None
     if func is None or found is None:
         return None
-    return Cause("unpack", found,
+    return (found,
                  f"line {stmt.lineno} unpacks what your `{name}` returns, and it returned another number of "
                  f"values than there are names: look at its `return` on line {_join(found)}")
 
@@ -209,7 +235,7 @@ _VALUE_WORDS = re.compile(r"tensor|dimension|shape|size|dtype|must be|expected|n
                           re.IGNORECASE)
 
 
-def _own_result(r: _Raise) -> Cause | None:
+def _own_result(r: _Raise) -> _Found | None:
     if r.error_type not in ("TypeError", "RuntimeError", "ValueError", "IndexError") \
             or not _VALUE_WORDS.search(r.error):
         return None
@@ -225,7 +251,7 @@ def _own_result(r: _Raise) -> Cause | None:
         found = _lines(*returns(own)) if own is not None else None
         if own is None or found is None:
             continue
-        return Cause("own_result", found,
+        return (found,
                      f"`{ast.unparse(call.func)}` on line {place.frame.line} refused what your `{own.name}` returned, "
                      f"its only argument: look at the `return` of `{own.name}` on line {_join(found)}")
     return None
@@ -280,18 +306,9 @@ def _origin(r: _Raise, depth: int, name: str, mentions: str | None = None) -> tu
     return _lines(caller.frame.line) if arg is not None and _mentions(arg, mentions) else None
 
 
-def _argument_shapes(inputs: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    out = {}
-    for key, value in inputs.items():
-        shape = getattr(value, "shape", None)
-        if isinstance(shape, tuple):  # torch.Size is one
-            out[key] = tuple(int(n) for n in shape)
-    return out
-
-
-def _wrong_value(r: _Raise) -> Cause | None:
+def _wrong_value(r: _Raise) -> _Found | None:
     place = r.deepest
-    args = _argument_shapes(r.inputs)
+    args = r.args
     lines: list[int] = []
     said: list[str] = []
     for name in loaded_names(place.on_line()):
@@ -310,7 +327,7 @@ def _wrong_value(r: _Raise) -> Cause | None:
     found = _lines(*lines)
     if not said or found is None:
         return None
-    return Cause("wrong_value", found, "; ".join(said[:2]))
+    return (found, "; ".join(said[:2]))
 
 
 #: The contract's sizes by the letters docs/contract.md names them with: per function, each
@@ -329,21 +346,8 @@ _SIZE_WORDS = {"T": "the number of steps T", "B": "the batch size B", "D": "the 
                "H": "the hidden size Hd", "d": "the vector size d"}
 
 
-def _sizes(function: str, inputs: Mapping[str, Any]) -> dict[str, int] | None:
-    """The contract's sizes on this case, read off the arguments' shapes (None where they disagree)."""
-    sizes: dict[str, int] = {}
-    for arg, axes in DIMENSIONS.get(function, {}).items():
-        shape = _argument_shapes(inputs).get(arg)
-        if shape is None or len(shape) != len(axes):
-            continue
-        for letter, n in zip(axes, shape):
-            if letter.isalpha() and sizes.setdefault(letter, n) != n:
-                return None
-    return sizes
-
-
-def _wrong_size(r: _Raise) -> Cause | None:
-    sizes = _sizes(r.function, r.inputs)
+def _wrong_size(r: _Raise) -> _Found | None:
+    sizes = r.sizes
     if not sizes:
         return None
     for depth in range(len(r.places) - 1, -1, -1):
@@ -358,17 +362,17 @@ def _wrong_size(r: _Raise) -> Cause | None:
             origin = _origin(r, depth, name)
             if origin is None:
                 continue
-            return Cause("wrong_size", origin,
+            return (origin,
                          f"`{name}` holds {got}, {_SIZE_WORDS[like[0]]} on this case, not {_SIZE_WORDS[letter]} "
                          f"({want}); {_got_it(origin)}")
     return None
 
 
-def _loop_index(r: _Raise) -> Cause | None:
+def _loop_index(r: _Raise) -> _Found | None:
     if r.error_type != "IndexError" and "out of bounds" not in r.error and "out of range" not in r.error:
         return None
     place = r.deepest
-    args = _argument_shapes(r.inputs)
+    args = r.args
     loops: dict[str, ast.For] = {}
     for node in place.ancestors(place.stmt):
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Call) \
@@ -391,9 +395,8 @@ def _loop_index(r: _Raise) -> Cause | None:
             right_length = shape == args[base] or not assignments(place.func, base, place.frame.line)
         else:  # a tensor the function built, with one entry per step (a list's right length is unknown:
             # with or without h0 first, the student's convention, so a list is never vouched for)
-            steps = args.get(TIME)
-            right_length = bool(shape) and bool(steps) and shape is not None and steps is not None \
-                and shape[0] == steps[0]
+            steps = (r.sizes or {}).get("T")
+            right_length = shape is not None and steps is not None and shape[:1] == (steps,)
         if not right_length:
             return None  # this one may be the short one: which index raised is unknown
         found += by_loop
@@ -402,14 +405,14 @@ def _loop_index(r: _Raise) -> Cause | None:
     if not found or lines is None:
         return None
     var = found[0].target.id if isinstance(found[0].target, ast.Name) else "the loop variable"
-    return Cause("loop_index", lines,
+    return (lines,
                  f"`{var}` runs past the end of what line {place.frame.line} indexes (one entry per step of "
                  f"the sequence, as it should be): look at the range of the loop on line {_join(loop_lines)} "
                  f"and the index computed from `{var}` on line {place.frame.line}")
 
 
 #: The rules, in the order they are tried (see the module docstring).
-RULES: tuple[tuple[str, Callable[[_Raise], Cause | None]], ...] = (
+RULES: tuple[tuple[str, Callable[[_Raise], _Found | None]], ...] = (
     ("own_raise", _own_raise),
     ("no_grad", _no_grad),
     ("unpack", _unpack),
@@ -435,23 +438,24 @@ def raise_cause(function: str, frames: Sequence[Frame], cells: Sequence[str], in
             if place is None:
                 return None
             if located and frame.function in INNER and place.func is located[-1].func:
-                # a comprehension's frame: one place with the function around it, its names' shapes merged
+                # a comprehension's frame: one place with the function around it, its names' values merged
                 outer = located.pop()
-                place = replace(place, frame=replace(frame, shapes={**outer.frame.shapes, **frame.shapes}))
+                place = replace(place, frame=replace(frame, shapes={**outer.frame.shapes, **frame.shapes},
+                                                     ints={**outer.frame.ints, **frame.ints}))
             located.append(place)
         places = tuple(located)
         if not places:
             return None
         r = _Raise(function, places, tuple(cells), inputs, error_type, re.sub(r"\s+", " ", error)[:800])
-        for _, rule in RULES:
-            cause = rule(r)
-            if cause is not None:
-                return cause
+        for name, rule in RULES:
+            found = rule(r)
+            if found is not None:
+                return Cause(name, *found)
     except (RecursionError, ValueError, TypeError, AttributeError, IndexError, KeyError):
         return None
     return None
 
 
-def cause_sentence(cause: Cause | None) -> str:
-    """The cause as the report's message ends with it ("" without one)."""
-    return f". Where it comes from: {cause.words}" if cause else ""
+def cause_sentence(words: str) -> str:
+    """A cause's words as a case's message ends with them ("" without any), public or hidden."""
+    return f". Where it comes from: {words}" if words else ""

@@ -24,7 +24,6 @@ FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)  # a new scope: not walked into
 
 
-@lru_cache(maxsize=64)
 def _parse(source: str) -> ast.Module | None:
     text = source[:MAX_CELL_CHARS]
     try:
@@ -71,27 +70,35 @@ class Place:
 INNER = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
 
 
+@dataclass(frozen=True)
+class _Index:
+    """A cell's function definitions by name: all of them (nested ones too), and the top-level ones."""
+
+    every: dict[str, list[FuncDef]]
+    top: dict[str, FuncDef]
+
+
 @lru_cache(maxsize=64)
-def _definitions(source: str) -> dict[str, list[FuncDef]] | None:
-    """A cell's function definitions by name (nested ones too), made once per cell."""
+def _index(source: str) -> _Index | None:
+    """The cell's :class:`_Index`, made once per cell."""
     tree = _parse(source)
     if tree is None:
         return None
-    by_name: dict[str, list[FuncDef]] = {}
+    every: dict[str, list[FuncDef]] = {}
     for node in ast.walk(tree):
         if isinstance(node, FuncDef):
-            by_name.setdefault(node.name, []).append(node)
-    return by_name
+            every.setdefault(node.name, []).append(node)
+    return _Index(every, {n.name: n for n in tree.body if isinstance(n, FuncDef)})
 
 
 def locate(frame: Frame, cells: Sequence[str]) -> Place | None:
     """The frame's function in the last cell that defines it around the frame's line."""
     for source in reversed(cells):
-        by_name = _definitions(source)
-        if by_name is None:
+        index = _index(source)
+        if index is None:
             continue
-        candidates = [d for ds in by_name.values() for d in ds] if frame.function in INNER \
-            else by_name.get(frame.function, [])
+        candidates = [d for ds in index.every.values() for d in ds] if frame.function in INNER \
+            else index.every.get(frame.function, [])
         defs = [n for n in candidates if n.lineno <= frame.line <= (n.end_lineno or n.lineno)]
         if not defs:
             continue
@@ -122,60 +129,46 @@ def call_name(node: ast.AST) -> str:
     return ""
 
 
-def _defs(tree: ast.Module) -> dict[str, FuncDef]:
-    return {n.name: n for n in tree.body if isinstance(n, FuncDef)}
-
-
 def own_function(name: str, cells: Sequence[str]) -> FuncDef | None:
     """The notebook's last top-level definition of ``name``."""
     for source in reversed(cells):
-        tree = _parse(source)
-        if tree is not None and name in _defs(tree):
-            return _defs(tree)[name]
+        index = _index(source)
+        if index is not None and name in index.top:
+            return index.top[name]
     return None
+
+
+def _own_statements(func: FuncDef) -> Iterator[ast.AST]:
+    """The nodes of ``func``'s body, not those of functions, lambdas or classes inside it."""
+    stack: list[ast.AST] = [func]
+    while stack:
+        for child in ast.iter_child_nodes(stack.pop()):
+            if not isinstance(child, SCOPES):
+                yield child
+                stack.append(child)
 
 
 def returns(func: FuncDef) -> list[int]:
     """The lines of ``func``'s own ``return`` statements (not those of functions inside it)."""
-    out: list[int] = []
+    return sorted(n.lineno for n in _own_statements(func) if isinstance(n, ast.Return))
 
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, SCOPES):
-                continue
-            if isinstance(child, ast.Return):
-                out.append(child.lineno)
-            visit(child)
-    visit(func)
-    return out
+
+def _targets(stmt: ast.AST) -> list[ast.AST]:
+    """What a statement binds names in."""
+    if isinstance(stmt, ast.Assign):
+        return list(stmt.targets)
+    if isinstance(stmt, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+        return [stmt.target]
+    if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        return [i.optional_vars for i in stmt.items if i.optional_vars is not None]
+    return []
 
 
 def assignments(func: FuncDef, name: str, before: int) -> list[ast.stmt]:
     """The statements of ``func`` (not of functions inside it) that bind ``name``, before line ``before``."""
-    out: list[ast.stmt] = []
-
-    def binds(target: ast.AST) -> bool:
-        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(target))
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, SCOPES):
-                continue
-            if isinstance(child, ast.stmt) and child.lineno < before:
-                targets: list[ast.AST] = []
-                if isinstance(child, ast.Assign):
-                    targets = list(child.targets)
-                elif isinstance(child, (ast.AugAssign, ast.AnnAssign)):
-                    targets = [child.target]
-                elif isinstance(child, (ast.For, ast.AsyncFor)):
-                    targets = [child.target]
-                elif isinstance(child, (ast.With, ast.AsyncWith)):
-                    targets = [i.optional_vars for i in child.items if i.optional_vars is not None]
-                if any(binds(t) for t in targets):
-                    out.append(child)
-            visit(child)
-    visit(func)
-    return out
+    return [n for n in _own_statements(func) if isinstance(n, ast.stmt) and n.lineno < before
+            and any(isinstance(t, ast.Name) and t.id == name and isinstance(t.ctx, ast.Store)
+                    for target in _targets(n) for t in ast.walk(target))]
 
 
 def parameters(func: FuncDef) -> list[str]:

@@ -260,7 +260,7 @@ def compare_case(function: str, index: int, params: str, shapes: str, inputs: Ma
         cause = raise_cause(function, returned.frames, cells, inputs, returned.error_type, returned.error)
         return CaseResult(**base, passed=False, points=0.0, error_type=returned.error_type,
                           message=f"`{function}` raised {neutralised(returned.error)}{at}; "
-                                  f"expected {_expected_text(expected)}" + cause_sentence(cause),
+                                  f"expected {_expected_text(expected)}" + cause_sentence(cause.words if cause else ""),
                           cause=cause.words if cause else "", cause_lines=cause.lines if cause else ())
     if returned.status != "ok":
         return CaseResult(**base, passed=False, points=0.0, message=returned.error)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from grader.checks.causes import cause_sentence
 from grader.checks.outputs import GRAD_KEYS
 from grader.checks.raised import at_line
 from grader.result import CaseResult
@@ -85,8 +86,8 @@ def redacted_hidden(case: CaseResult) -> CaseResult:
         at = f", at {place.words(with_code=False)}" if place else ""
         message = (f"`{case.function}` raised {case.error_type or 'an exception'} on this hidden case{at} "
                    f"(its message is not shown, as it may quote the hidden inputs; {CHECK_PUBLIC})")
-        if case.cause:  # the grader's words from the student's source and the inputs' shapes (shown anyway)
-            message += f". Where it comes from: {case.cause}"
+        # the grader's words from the student's source and the inputs' shapes (shown anyway)
+        message += cause_sentence(case.cause)
     elif case.call_status == "ok" and not case.wrong_values and "NaN or infinite" not in case.message:
         message = f"{hidden_structure(case.message)} on this hidden case ({CHECK_PUBLIC})"
     elif case.call_status not in ("ok", "timeout", "died", "missing", "not_called"):

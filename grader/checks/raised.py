@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,22 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return tuple(value)
 
 
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 31 else None
+
+
+def _named(table: Any, parse: Callable[[Any], Any]) -> dict[str, Any]:
+    """At most :data:`MAX_SHAPED` entries of a frame's ``{name: value}`` table whose name is an
+    identifier and whose value ``parse`` accepts (not None), as parsed."""
+    out: dict[str, Any] = {}
+    for name, value in itertools.islice(table.items() if isinstance(table, dict) else (), 4 * MAX_SHAPED):
+        parsed = parse(value)
+        if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and parsed is not None \
+                and len(out) < MAX_SHAPED:
+            out[name] = parsed
+    return out
+
+
 def frames_from(value: Any) -> tuple[Frame, ...]:
     """The kernel's ``frames`` list as :class:`Frame` s (deepest last); what does not parse is left out."""
     if not isinstance(value, list):
@@ -119,23 +135,11 @@ def frames_from(value: Any) -> tuple[Frame, ...]:
     for item in value[-MAX_FRAMES:]:
         if not isinstance(item, dict):
             continue
-        file, line, fn, shapes = item.get("file"), item.get("line"), item.get("fn"), item.get("shapes")
+        file, line, fn = item.get("file"), item.get("line"), item.get("fn")
         if not (isinstance(file, str) and isinstance(line, int) and not isinstance(line, bool)
                 and 0 < line < 10 ** 7 and isinstance(fn, str) and _NAME.fullmatch(fn)):
             continue
-        parsed: dict[str, tuple[int, ...]] = {}
-        for name, shape in itertools.islice(shapes.items() if isinstance(shapes, dict) else (), 4 * MAX_SHAPED):
-            s = _shape(shape)
-            if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and s is not None \
-                    and len(parsed) < MAX_SHAPED:
-                parsed[name] = s
-        ints: dict[str, int] = {}
-        numbers = item.get("ints")
-        for name, number in itertools.islice(numbers.items() if isinstance(numbers, dict) else (), 4 * MAX_SHAPED):
-            if isinstance(name, str) and name.isidentifier() and len(name) <= 60 and isinstance(number, int) \
-                    and not isinstance(number, bool) and abs(number) < 2 ** 31 and len(ints) < MAX_SHAPED:
-                ints[name] = number
-        out.append(Frame(file[-400:], line, fn, parsed, ints))
+        out.append(Frame(file[-400:], line, fn, _named(item.get("shapes"), _shape), _named(item.get("ints"), _whole)))
     return tuple(out)
 
 

@@ -103,9 +103,6 @@ def grade_mutant(mutant: Mutant, rubric: Rubric, secret: bytes, reached: set[int
     public = grade_in_process(namespace, check, rubric, secret, public=True, cells=(mutant.program,))
     kind, text = finding_kind(hidden)
     claim, right = check_claim(kind, hidden, mutant, namespace[mutant.function], check)
-    if kind == "raised_cause":  # the line(s) the report traces the raise back to: right when changed there
-        lines = next(r.cause_lines for r in hidden if not r.passed)
-        claim, right = f"raise traced to line {', '.join(map(str, lines))}", mutant.line in lines
     if kind == "raised_line" and not right:  # a true place, but not the change: not located
         kind, claim, right = "error", "", None
     reason = ""

@@ -13,7 +13,9 @@ knows the answer (the mutant knows what it changed) and checks each claim:
   catalogued mistake's computation agrees with the mutant on fresh random inputs (those the
   mistake applies to; for one setting: on every input either the mistake agrees or the mutant is
   right), within the check's tolerance;
-- a **raise located** ("at line N of your cell") is right when N is the changed line;
+- a **raise located** ("at line N of your cell") is right when N is the changed line, and a
+  **raise traced back** ("Where it comes from: ... line N", grader/checks/causes.py) when one of
+  the lines it names is;
 - a **layout finding** or a broken **contract rule** is a statement about the output that the
   grader verified on the case itself; it is counted as right.
 
@@ -250,6 +252,9 @@ def check_claim(kind: str, results: Sequence[CaseResult], mutant: Mutant, mutant
     if kind == "raised_line":
         place = at_line(failed[0].message) if failed else None
         return f"raised at line {place.line if place else '?'}", bool(place and place.line == mutant.line)
+    if kind == "raised_cause":  # the lines the report traces the raise back to: right when changed there
+        lines = failed[0].cause_lines if failed else ()
+        return f"raise traced to line {', '.join(map(str, lines))}", mutant.line in lines
     if kind in ("layout", "contract"):
         return (f"{kind}; {terms}", False) if terms_right is False else (kind, True)
     return "", None
